@@ -1,0 +1,58 @@
+# seis_hpc: the two commands of the README are `make demo` and `make test`.
+# Everything they need is installed here into .venv, so a fresh clone (and CI) behaves like
+# a developer's machine.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.seis_hpc-installed
+MPIEXEC ?= $(BIN)/mpiexec
+DEMO   ?= demo_out
+PYTEST := $(BIN)/python -m pytest
+# One thread per MPI rank in tests, so `-n 2` on 2 cores does not oversubscribe.
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: all install build demo test test-serial test-mpi bench lint clean
+
+all: install
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Build dependencies first, then the package without build isolation: rebuilding after a
+# kernel edit then takes seconds, not a fresh download of the build environment.
+$(STAMP): $(BIN)/python pyproject.toml setup.py $(wildcard kernels/*.pyx kernels/*.pxd)
+	$(BIN)/python -m pip install -q "setuptools>=64" wheel "Cython>=3.0" "numpy>=1.24"
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[dev,mpich]"
+	touch $@
+
+install: $(STAMP)
+
+# In-place rebuild of the kernels only (after editing kernels/*.pyx).
+build: $(STAMP)
+	$(BIN)/python setup.py -q build_ext --inplace
+
+demo: install
+	OMP_NUM_THREADS=1 $(BIN)/python -m seis_hpc.demo --out "$(DEMO)" --mpiexec "$(MPIEXEC)"
+
+test: install test-serial test-mpi
+
+test-serial: install
+	$(PYTEST) -q -m "not mpi" tests
+
+# pytest-mpi runs the tests marked `mpi` only with --with-mpi; a failure on one rank aborts
+# all of them (tests/conftest.py), so a broken collective cannot hang CI.
+test-mpi: install
+	$(MPIEXEC) -n 2 $(PYTEST) -q --with-mpi -m mpi -p no:cacheprovider tests
+	$(MPIEXEC) -n 3 $(PYTEST) -q --with-mpi -m mpi -p no:cacheprovider tests
+
+bench: install
+	$(BIN)/python benchmarks/bench_kernels.py
+	$(BIN)/python benchmarks/bench_ingest.py
+
+lint: install
+	$(BIN)/ruff check seis_hpc tests benchmarks setup.py
+
+clean:
+	rm -rf build *.egg-info seis_hpc/kernels/*.so kernels/*.c $(DEMO)

@@ -1,0 +1,80 @@
+"""The ``seis-hpc`` command: one subcommand per processing step, each self-documenting.
+
+Subcommands live in ``seis_hpc/commands/<name>.py``; each module defines ``HELP`` (one line),
+``DESCRIPTION`` (the self-doc shown by ``--help`` or by running the subcommand bare),
+``add_arguments(parser)`` and ``run(args) -> int``. Modules import heavy dependencies inside
+``run`` so that ``seis-hpc --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from seis_hpc import __version__
+from seis_hpc.errors import EXIT_USAGE, SeisError, describe_oserror
+
+from seis_hpc.commands import COMMANDS
+
+
+def _load(name: str):
+    return importlib.import_module(f"seis_hpc.commands.{name.replace('-', '_')}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, one subparser per entry of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(
+        prog="seis-hpc",
+        description="MPI-parallel seismic processing: SEG-Y ingest, conditioning, velocity "
+        "analysis, Kirchhoff PSTM. Run a subcommand bare or with --help for its parameters.",
+    )
+    parser.add_argument("--version", action="version", version=f"seis-hpc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        mod = _load(name)
+        p = sub.add_parser(
+            name,
+            help=mod.HELP,
+            description=getattr(mod, "DESCRIPTION", mod.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        mod.add_arguments(p)
+        p.set_defaults(_module=mod, _parser=p)
+    return parser
+
+
+def report_failure(message: str) -> int:
+    """Print ``message`` as the one-line error; under MPI with several ranks, abort them all."""
+    print(f"seis-hpc: error: {message}", file=sys.stderr, flush=True)
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+        comm = mpi.COMM_WORLD
+        if comm.Get_size() > 1:
+            comm.Abort(EXIT_USAGE)
+    return EXIT_USAGE
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``seis-hpc`` and ``python -m seis_hpc``; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if not argv:
+        parser.print_help()
+        return EXIT_USAGE
+    # SU style: a subcommand run bare prints its self-documentation.
+    if len(argv) == 1 and argv[0] in COMMANDS and getattr(_load(argv[0]), "NEEDS_ARGS", True):
+        parser.parse_args([argv[0], "--help"])
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args._module.run(args) or 0)
+    except SeisError as exc:
+        return report_failure(str(exc))
+    except OSError as exc:
+        return report_failure(describe_oserror(exc))
+    except KeyboardInterrupt:
+        print("seis-hpc: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,6 @@
+"""One module per ``seis-hpc`` subcommand (see :mod:`seis_hpc.cli` for the contract)."""
+
+# In the order of a processing sequence; a new subcommand adds its module name here.
+COMMANDS: list[str] = [
+    "version",
+]

@@ -1,0 +1,47 @@
+"""Shared fixtures, and the hook that keeps MPI test runs from hanging.
+
+Under ``mpiexec -n N`` a test that fails on one rank can leave the other ranks blocked in a
+collective forever. When a test fails on any rank of a multi-rank run, that rank prints the
+failure and calls ``MPI.COMM_WORLD.Abort(1)``: the whole job ends within a second, non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+EXTERNAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "external"
+
+
+def _world():
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is None or not mpi.Is_initialized() or mpi.Is_finalized():
+        return None
+    return mpi.COMM_WORLD
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and report.when in ("setup", "call"):
+        comm = _world()
+        if comm is not None and comm.Get_size() > 1:
+            sys.stderr.write(
+                f"\n[rank {comm.Get_rank()}] FAILED {item.nodeid}\n{report.longreprtext}\n"
+                f"[rank {comm.Get_rank()}] aborting all ranks\n"
+            )
+            sys.stderr.flush()
+            comm.Abort(1)
+
+
+@pytest.fixture(scope="session")
+def external_data() -> Path:
+    """``../shared/data/external`` beside the checkout; skips the test when it is absent."""
+    root = Path(os.environ.get("SEIS_HPC_EXTERNAL_DATA", EXTERNAL))
+    if not root.is_dir():
+        pytest.skip(f"external test data not found at {root}")
+    return root
