@@ -3,4 +3,5 @@
 # In the order of a processing sequence; a new subcommand adds its module name here.
 COMMANDS: list[str] = [
     "version",
+    "synth",
 ]

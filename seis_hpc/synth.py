@@ -1,0 +1,523 @@
+"""Built-in synthetic marine surveys with known truth, for the demo, the tests and benchmarks.
+
+A survey is made from acquisition parameters like the target survey's (dual flip-flop sources,
+N streamers x length x group interval, shot interval, sail lines, 2 ms sampling) and a v(z)
+medium with about 100 m of water. Events:
+
+* **diffractors** at known (x, y, t0), modelled by :func:`seis_hpc.migration.kirchhoff_model`
+  (the adjoint of the PSTM operator), so a correct migration collapses them to their position;
+* **flat and dipping reflectors**, modelled analytically: a flat reflector at two-way time t0
+  arrives at ``t = sqrt(t0^2 + h^2 / vrms(t0)^2)`` (h = source-receiver offset, m); a dipping
+  plane by the image-source construction in a constant velocity ``vrms(t0)``;
+* optionally the **water-bottom reflection, its free-surface multiples and peg-legs**, and
+  **noise** (random, swell bursts below 15 Hz, spikes, dead traces) on recorded traces.
+
+All times are two-way (s), distances m, velocities m/s. :func:`make_survey` returns the traces,
+headers and a ``truth`` dictionary; :func:`write_survey` writes ``shots.sgy``, ``truth.json``
+and ``velocity.csv`` (``time_s,vrms_mps``) into a folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from seis_hpc.errors import SeisError
+from seis_hpc.geometry import BinGrid
+
+# --------------------------------------------------------------------------------------------
+# Parameters
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """Towed-streamer acquisition (m, s).
+
+    ``n_sources`` sources fire in turn (flip-flop for 2), ``source_separation`` apart across
+    the sail line; each shot records ``n_streamers`` streamers ``streamer_separation`` apart,
+    each with ``n_channels`` groups every ``group_interval`` starting ``near_offset`` behind
+    the source. ``shot_interval`` is the distance the vessel sails between consecutive shots
+    (any source). Sail lines are ``sail_line_spacing`` apart.
+    """
+
+    n_sail_lines: int = 1
+    shots_per_line: int = 40
+    shot_interval: float = 25.0
+    n_sources: int = 1
+    source_separation: float = 0.0
+    n_streamers: int = 1
+    streamer_separation: float = 100.0
+    n_channels: int = 96
+    group_interval: float = 12.5
+    near_offset: float = 50.0
+    sail_line_spacing: float = 400.0
+    source_depth: float = 6.0
+    streamer_depth: float = 8.0
+    dt: float = 0.002
+    record_length: float = 3.0
+    azimuth: float = 30.0
+    x0: float = 500_000.0
+    y0: float = 3_650_000.0
+
+
+@dataclass(frozen=True)
+class Medium:
+    """A layered v(z) medium: water over sediments with velocity increasing with depth.
+
+    ``layers`` lists (top depth m, interval velocity m/s), the first being the water.
+    """
+
+    water_depth: float = 100.0
+    layers: tuple[tuple[float, float], ...] = (
+        (0.0, 1500.0), (100.0, 1700.0), (400.0, 1900.0), (900.0, 2200.0), (1600.0, 2600.0),
+    )
+    water_bottom_reflectivity: float = 0.3
+
+
+@dataclass(frozen=True)
+class Events:
+    """Subsurface events. Diffractors: (x_along m, y_across m, depth m, amplitude) relative to
+    the survey origin in sail coordinates; reflectors: (depth at origin m, dip along the sail
+    line in degrees, reflection coefficient)."""
+
+    diffractors: tuple[tuple[float, float, float, float], ...] = ()
+    reflectors: tuple[tuple[float, float, float], ...] = ()
+    multiples: bool = False
+    multiple_orders: int = 3
+    wavelet_peak_hz: float = 30.0
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Noise planted on the recorded traces; the truth lists every damaged trace."""
+
+    random_snr: float | None = None
+    swell_bursts: int = 0
+    spikes: int = 0
+    dead: int = 0
+    seed: int = 12345
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named survey: acquisition, medium, events and noise."""
+
+    name: str
+    description: str
+    acquisition: Acquisition
+    medium: Medium = field(default_factory=Medium)
+    events: Events = field(default_factory=Events)
+    noise: Noise = field(default_factory=Noise)
+    is_2d: bool = False
+
+
+PRESETS: dict[str, Preset] = {
+    "marine2d": Preset(
+        "marine2d",
+        "2D line like the target survey's: 96 x 12.5 m channels (1.2 km streamer), shots every "
+        "25 m (fold 24), CMP interval 6.25 m, 2 ms, 3.0 s; water 100 m, diffractors and flat "
+        "and dipping reflectors 500-1000 m below the seafloor, water-bottom multiples.",
+        Acquisition(shots_per_line=120, n_channels=96, record_length=3.0),
+        events=Events(
+            diffractors=((1000.0, 0.0, 500.0, 1.0), (1500.0, 0.0, 800.0, 1.0),
+                         (2000.0, 0.0, 1100.0, 1.0)),
+            reflectors=((300.0, 0.0, 0.15), (650.0, 3.0, 0.12), (1000.0, 0.0, 0.15)),
+            multiples=True,
+        ),
+        is_2d=True,
+    ),
+    "marine3d-small": Preset(
+        "marine3d-small",
+        "Small 3D patch: dual flip-flop sources 50 m apart, 4 streamers x 48 x 12.5 m (600 m), "
+        "streamers 100 m apart, shots every 25 m, 3 sail lines 200 m apart, bins 6.25 x 25 m, "
+        "2 ms, 1.2 s; three diffractors and a flat reflector.",
+        Acquisition(n_sail_lines=3, shots_per_line=48, n_sources=2, source_separation=50.0,
+                    n_streamers=4, n_channels=48, sail_line_spacing=200.0, record_length=1.2,
+                    near_offset=50.0),
+        events=Events(
+            diffractors=((500.0, 0.0, 350.0, 1.0), (700.0, 100.0, 500.0, 1.0),
+                         (850.0, -75.0, 600.0, 1.0)),
+            reflectors=((750.0, 0.0, 0.15),),
+        ),
+    ),
+    "tiny3d": Preset(
+        "tiny3d",
+        "Tiny 3D survey for tests: 2 sources, 2 streamers x 24 x 12.5 m, 2 sail lines, 1.0 s "
+        "at 4 ms; one diffractor.",
+        Acquisition(n_sail_lines=2, shots_per_line=16, shot_interval=25.0, n_sources=2,
+                    source_separation=50.0, n_streamers=2, streamer_separation=100.0,
+                    n_channels=24, sail_line_spacing=150.0, record_length=1.0, dt=0.004,
+                    near_offset=25.0),
+        events=Events(diffractors=((250.0, 0.0, 400.0, 1.0),), wavelet_peak_hz=20.0),
+    ),
+}
+
+
+def preset(name: str, **overrides) -> Preset:
+    """Look up a preset by name, optionally replacing top-level fields (``noise=...``)."""
+    if name not in PRESETS:
+        raise SeisError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **overrides)
+
+
+# --------------------------------------------------------------------------------------------
+# Medium
+
+
+def vertical_time(medium: Medium, depth) -> np.ndarray:
+    """Two-way vertical time (s) to ``depth`` (m) in the layered medium."""
+    depth = np.asarray(depth, dtype=np.float64)
+    tops = np.array([t for t, _ in medium.layers])
+    vint = np.array([v for _, v in medium.layers])
+    bottoms = np.append(tops[1:], np.inf)
+    thick = np.clip(depth[..., None] - tops, 0.0, bottoms - tops)
+    return 2.0 * np.sum(thick / vint, axis=-1)
+
+
+def vrms_function(medium: Medium, tmax: float, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Vrms(t0) of the layered medium on the time axis ``0, dt, ..., tmax`` (s, m/s)."""
+    t = np.arange(0.0, tmax + 0.5 * dt, dt)
+    tops = np.array([tp for tp, _ in medium.layers])
+    vint = np.array([v for _, v in medium.layers])
+    t_tops = vertical_time(medium, tops)
+    layer = np.clip(np.searchsorted(t_tops, t, side="right") - 1, 0, len(vint) - 1)
+    v_t = vint[layer]  # interval velocity at each time
+    # Vrms^2(t) = (1/t) * integral_0^t v^2 dtau, integrated exactly per sample.
+    cum = np.concatenate([[0.0], np.cumsum(v_t[:-1] ** 2 * dt)])
+    vrms = np.empty_like(t)
+    vrms[0] = v_t[0]
+    vrms[1:] = np.sqrt(cum[1:] / t[1:])
+    return t, vrms
+
+
+def ricker(peak_hz: float, dt: float) -> np.ndarray:
+    """Zero-phase Ricker wavelet sampled at ``dt`` (s), odd length, centred, peak 1."""
+    half = int(math.ceil(1.5 / peak_hz / dt))
+    t = np.arange(-half, half + 1) * dt
+    a = (math.pi * peak_hz * t) ** 2
+    return ((1.0 - 2.0 * a) * np.exp(-a)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry
+
+
+def _layout(acq: Acquisition, is_2d: bool) -> dict[str, np.ndarray]:
+    """Source/receiver coordinates of every trace, in sail coordinates (along, across) m."""
+    rows = {k: [] for k in ("ffid", "source", "line", "channel", "streamer", "sa", "sc", "ra",
+                            "rc")}
+    ffid = 0
+    n_str = 1 if is_2d else acq.n_streamers
+    for line in range(1 if is_2d else acq.n_sail_lines):
+        line_c = line * acq.sail_line_spacing
+        for shot in range(acq.shots_per_line):
+            ffid += 1
+            src = shot % max(acq.n_sources, 1)
+            sc = line_c + (src - (acq.n_sources - 1) / 2.0) * acq.source_separation
+            sa = shot * acq.shot_interval
+            for s in range(n_str):
+                rc = line_c + (s - (n_str - 1) / 2.0) * acq.streamer_separation
+                for ch in range(acq.n_channels):
+                    rows["ffid"].append(ffid)
+                    rows["source"].append(src + 1)
+                    rows["line"].append(line + 1)
+                    rows["channel"].append(s * acq.n_channels + ch + 1)
+                    rows["streamer"].append(s + 1)
+                    rows["sa"].append(sa)
+                    rows["sc"].append(0.0 if is_2d else sc)
+                    # Streamer towed behind the vessel: receivers trail the source.
+                    rows["ra"].append(sa - acq.near_offset - ch * acq.group_interval)
+                    rows["rc"].append(0.0 if is_2d else rc)
+    return {k: np.asarray(v) for k, v in rows.items()}
+
+
+def survey_grid(acq: Acquisition, is_2d: bool, lay: dict[str, np.ndarray]) -> BinGrid:
+    """The bin grid the survey was designed for: CMP interval half the group interval;
+    crossline bins a quarter of the streamer separation for dual sources (else a half)."""
+    bin_in = acq.group_interval / 2.0
+    ma = 0.5 * (lay["sa"] + lay["ra"])
+    mc = 0.5 * (lay["sc"] + lay["rc"])
+    a0 = math.floor(ma.min() / bin_in) * bin_in
+    n_in = int(round((ma.max() - a0) / bin_in)) + 1
+    ux, uy = math.sin(math.radians(acq.azimuth)), math.cos(math.radians(acq.azimuth))
+    x0, y0 = acq.x0 + a0 * ux, acq.y0 + a0 * uy
+    if is_2d:
+        return BinGrid.line(x0, y0, acq.azimuth, bin_in, 1, n_in)
+    bin_cr = acq.streamer_separation / (2.0 * max(acq.n_sources, 1))
+    c0 = math.floor(mc.min() / bin_cr + 0.5) * bin_cr
+    n_cr = int(round((mc.max() - c0) / bin_cr)) + 1
+    # Inline numbers increase across the sail lines (azimuth + 90 deg, handedness +1).
+    cx, cy = math.cos(math.radians(acq.azimuth)), -math.sin(math.radians(acq.azimuth))
+    return BinGrid(x0 + c0 * cx, y0 + c0 * cy, acq.azimuth, bin_in, bin_cr, 1, 1, n_cr, n_in)
+
+
+def _to_world(acq: Acquisition, along, across) -> tuple[np.ndarray, np.ndarray]:
+    a = math.radians(acq.azimuth)
+    ux, uy = math.sin(a), math.cos(a)
+    vx, vy = math.cos(a), -math.sin(a)
+    along = np.asarray(along, dtype=np.float64)
+    across = np.asarray(across, dtype=np.float64)
+    return acq.x0 + along * ux + across * vx, acq.y0 + along * uy + across * vy
+
+
+# --------------------------------------------------------------------------------------------
+# Modelling
+
+
+def _add_events(data: np.ndarray, times: np.ndarray, amps: np.ndarray, dt: float) -> None:
+    """Add one spike per trace at ``times`` (s) with linear interpolation (exact sub-sample)."""
+    ns = data.shape[1]
+    pos = times / dt
+    i0 = np.floor(pos).astype(np.int64)
+    w = (pos - i0).astype(np.float32)
+    rows = np.arange(data.shape[0])
+    ok = (i0 >= 0) & (i0 + 1 < ns) & np.isfinite(times)
+    np.add.at(data, (rows[ok], i0[ok]), (amps[ok] * (1.0 - w[ok])).astype(np.float32))
+    np.add.at(data, (rows[ok], i0[ok] + 1), (amps[ok] * w[ok]).astype(np.float32))
+
+
+def _interp_vrms(t_axis, vrms, t0):
+    return np.interp(t0, t_axis, vrms)
+
+
+def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, dict]:
+    """Model a survey.
+
+    Parameters
+    ----------
+    p : Preset
+        Acquisition, medium, events and noise.
+    backend : str
+        Backend of :func:`seis_hpc.migration.kirchhoff_model` for the diffractors.
+
+    Returns
+    -------
+    data : numpy.ndarray
+        float32 (n_traces, ns) recorded traces.
+    headers : dict of numpy.ndarray
+        Trace headers keyed by segyio ``TraceField`` names; coordinates in m.
+    truth : dict
+        Everything the survey was made from: acquisition, grid, Vrms(t0), diffractors with
+        their world position, bin and t0, reflectors, and the planted noise by trace index.
+    """
+    from seis_hpc.migration import kirchhoff_model
+
+    acq, med, ev = p.acquisition, p.medium, p.events
+    lay = _layout(acq, p.is_2d)
+    ntr = len(lay["ffid"])
+    ns = int(round(acq.record_length / acq.dt)) + 1
+    if ntr == 0 or ns < 2:
+        raise SeisError(f"preset {p.name}: empty survey ({ntr} traces, {ns} samples)")
+    dt = acq.dt
+    sx, sy = _to_world(acq, lay["sa"], lay["sc"])
+    rx, ry = _to_world(acq, lay["ra"], lay["rc"])
+    h = np.hypot(rx - sx, ry - sy)
+    t_axis, vrms_t = vrms_function(med, acq.record_length, dt)
+    grid = survey_grid(acq, p.is_2d, lay)
+    spikes = np.zeros((ntr, ns), np.float32)
+
+    # Reflectors, analytic. Flat: hyperbola in Vrms; dipping: image source in v = Vrms(t0).
+    reflectors = []
+    for depth0, dip, refl in ev.reflectors:
+        t00 = float(vertical_time(med, depth0))
+        v = float(_interp_vrms(t_axis, vrms_t, t00))
+        if dip == 0.0:
+            t = np.sqrt(t00**2 + (h / v) ** 2)
+        else:
+            # Plane z = z0 + tan(dip) * along, in a medium of constant v (vertical time scaled).
+            z0 = 0.5 * v * t00
+            n = np.array([-math.sin(math.radians(dip)), math.cos(math.radians(dip))])
+            s = np.stack([lay["sa"], np.zeros(ntr)], axis=1)
+            r = np.stack([lay["ra"], np.zeros(ntr)], axis=1)
+            dist = s @ n - z0 * n[1]
+            mirror = s - 2.0 * dist[:, None] * n
+            d = mirror - r
+            t = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2 + (lay["sc"] - lay["rc"]) ** 2) / v
+        amp = refl * (t00 / np.maximum(t, 1e-6))  # spherical spreading relative to t0
+        _add_events(spikes, t, amp.astype(np.float32), dt)
+        reflectors.append({"depth_m": depth0, "dip_deg": dip, "reflectivity": refl,
+                           "t0_s": t00, "vrms_mps": v})
+
+    # Water bottom, free-surface multiples and peg-legs of the reflectors.
+    t_wb = float(vertical_time(med, med.water_depth))
+    multiples = []
+    if ev.multiples:
+        vw = med.layers[0][1]
+        r_wb = med.water_bottom_reflectivity
+        _add_events(spikes, np.sqrt(t_wb**2 + (h / vw) ** 2), np.full(ntr, r_wb, np.float32), dt)
+        for order in range(1, ev.multiple_orders + 1):
+            t0m = (order + 1) * t_wb
+            amp = (-1) ** order * r_wb ** (order + 1)
+            _add_events(spikes, np.sqrt(t0m**2 + (h / vw) ** 2), np.full(ntr, amp, np.float32), dt)
+            multiples.append({"kind": "water-bottom", "order": order, "t0_s": t0m,
+                              "amplitude": amp})
+        for ref in reflectors:
+            if ref["dip_deg"] != 0.0:
+                continue
+            t0p = ref["t0_s"] + t_wb
+            v = float(_interp_vrms(t_axis, vrms_t, t0p))
+            amp = -2.0 * ref["reflectivity"] * r_wb
+            _add_events(spikes, np.sqrt(t0p**2 + (h / v) ** 2), np.full(ntr, amp, np.float32),
+                        dt)
+            multiples.append({"kind": "peg-leg", "order": 1, "t0_s": t0p, "amplitude": amp})
+
+    # Diffractors through the Kirchhoff modelling operator (adjoint of PSTM).
+    diffractors = []
+    if ev.diffractors:
+        d_along = np.array([d[0] for d in ev.diffractors])
+        d_across = np.array([0.0 if p.is_2d else d[1] for d in ev.diffractors])
+        dx, dy = _to_world(acq, d_along, d_across)
+        t0 = vertical_time(med, np.array([d[2] for d in ev.diffractors]))
+        it0 = np.rint(t0 / dt).astype(np.int64)  # on a sample, so "images at that sample" is exact
+        image = np.zeros((len(dx), ns), np.float32)
+        image[np.arange(len(dx)), it0] = [d[3] for d in ev.diffractors]
+        vr = np.broadcast_to(vrms_t.astype(np.float32), (len(dx), ns)).copy()
+        pts = np.column_stack([dx, dy])
+        model = kirchhoff_model(image, pts, t_axis, vr, sx, sy, rx, ry, ns, dt,
+                                weights="spreading", backend=backend)
+        # Scale so a diffractor's apex is as strong as a reflection of coefficient `amplitude`.
+        apex = np.abs(model).max(axis=1, keepdims=True)
+        model *= 0.3 / max(float(np.percentile(apex, 99)), 1e-30)
+        spikes += model
+        il, xl = grid.world_to_grid(dx, dy)
+        for k, d in enumerate(ev.diffractors):
+            diffractors.append({
+                "along_m": d[0], "across_m": float(d_across[k]), "depth_m": d[2],
+                "amplitude": d[3], "x": float(dx[k]), "y": float(dy[k]),
+                "t0_s": float(it0[k] * dt), "inline": float(il[k]), "crossline": float(xl[k]),
+            })
+
+    # Band-limit with a zero-phase wavelet (keeps every event's time).
+    from scipy.signal import fftconvolve
+
+    w = ricker(ev.wavelet_peak_hz, dt)
+    data = fftconvolve(spikes, w[None, :], mode="same", axes=1).astype(np.float32)
+
+    noise_truth = _plant_noise(data, lay, p.noise, dt)
+
+    il_tr, xl_tr = grid.bin_of(0.5 * (sx + rx), 0.5 * (sy + ry))
+    headers = {
+        "TRACE_SEQUENCE_LINE": np.arange(1, ntr + 1),
+        "TRACE_SEQUENCE_FILE": np.arange(1, ntr + 1),
+        "FieldRecord": lay["ffid"],
+        "TraceNumber": lay["channel"],
+        "EnergySourcePoint": lay["source"],
+        "CDP": xl_tr if p.is_2d else (il_tr - grid.inline0) * grid.n_crossline + xl_tr,
+        "CDP_TRACE": lay["channel"],
+        "offset": np.rint(h).astype(np.int64),
+        "SourceX": sx, "SourceY": sy, "GroupX": rx, "GroupY": ry,
+        "CDP_X": 0.5 * (sx + rx), "CDP_Y": 0.5 * (sy + ry),
+        "SourceDepth": np.full(ntr, acq.source_depth),
+        "ReceiverGroupElevation": np.full(ntr, -acq.streamer_depth),
+        "SourceWaterDepth": np.full(ntr, med.water_depth),
+        "GroupWaterDepth": np.full(ntr, med.water_depth),
+    }
+    if not p.is_2d:
+        headers["INLINE_3D"] = il_tr
+        headers["CROSSLINE_3D"] = xl_tr
+
+    truth = {
+        "preset": p.name,
+        "description": p.description,
+        "is_2d": p.is_2d,
+        "n_traces": ntr,
+        "ns": ns,
+        "dt_s": dt,
+        "acquisition": asdict(acq),
+        "grid": {k.removeprefix("grid_"): v for k, v in grid.to_attrs().items()},
+        "vrms": {"time_s": t_axis[:: max(1, int(0.02 / dt))].tolist(),
+                 "vrms_mps": vrms_t[:: max(1, int(0.02 / dt))].tolist()},
+        "medium": asdict(med),
+        "water_bottom_t0_s": t_wb,
+        "diffractors": diffractors,
+        "reflectors": reflectors,
+        "multiples": multiples,
+        "noise": noise_truth,
+        "wavelet_peak_hz": ev.wavelet_peak_hz,
+    }
+    return data, headers, truth
+
+
+def _plant_noise(data: np.ndarray, lay: dict, noise: Noise, dt: float) -> dict:
+    """Add the requested noise in place; return the damaged trace indices by kind."""
+    rng = np.random.default_rng(noise.seed)
+    ntr, ns = data.shape
+    out: dict = {"dead": [], "spikes": [], "swell": [], "random_snr": noise.random_snr}
+    rms = float(np.sqrt(np.mean(data.astype(np.float64) ** 2))) or 1.0
+    if noise.random_snr:
+        data += rng.normal(0.0, rms / noise.random_snr, data.shape).astype(np.float32)
+    if noise.swell_bursts:
+        from scipy.signal import butter, sosfiltfilt
+
+        sos = butter(4, 12.0, btype="low", fs=1.0 / dt, output="sos")
+        shots = np.unique(lay["ffid"])
+        for _ in range(noise.swell_bursts):
+            shot = rng.choice(shots)
+            idx = np.flatnonzero(lay["ffid"] == shot)
+            start = rng.integers(0, max(1, len(idx) - 8))
+            width = int(rng.integers(4, 9))
+            sel = idx[start:start + width]
+            burst = sosfiltfilt(sos, rng.normal(0.0, 1.0, (len(sel), ns)), axis=1)
+            burst *= 20.0 * rms / (np.std(burst) or 1.0)
+            data[sel] += burst.astype(np.float32)
+            out["swell"].extend(int(i) for i in sel)
+    candidates = rng.permutation(ntr)
+    pos = 0
+    for kind, count in (("dead", noise.dead), ("spikes", noise.spikes)):
+        chosen = candidates[pos:pos + count]
+        pos += count
+        for i in chosen:
+            if kind == "dead":
+                data[i] = 0.0
+            else:
+                k = rng.integers(ns // 10, ns, size=3)
+                data[i, k] += (200.0 * rms * rng.choice([-1.0, 1.0], size=3)).astype(np.float32)
+            out[kind].append(int(i))
+    for k in ("dead", "spikes", "swell"):
+        out[k] = sorted(set(out[k]))
+    return out
+
+
+def write_survey(p: Preset, out_dir: str | os.PathLike, backend: str = "cython",
+                 fmt: int = 5) -> dict:
+    """Model preset ``p`` and write ``shots.sgy``, ``truth.json`` and ``velocity.csv``.
+
+    Parameters
+    ----------
+    p : Preset
+        The survey to make.
+    out_dir : path-like
+        Output folder (created).
+    backend : str
+        Modelling backend (``"cython"`` or ``"numpy"``).
+    fmt : int
+        SEG-Y sample format code (5 IEEE, 1 IBM).
+
+    Returns
+    -------
+    dict
+        The truth, with the paths written under ``"files"``.
+    """
+    from seis_hpc.io.atomic import atomic_output
+    from seis_hpc.io.segy import write_segy
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data, headers, truth = make_survey(p, backend=backend)
+    text = (f"seis_hpc synthetic survey, preset {p.name}. {p.description} "
+            "Coordinates in m (scalar -100). Truth in truth.json beside this file.")
+    segy = out / "shots.sgy"
+    write_segy(segy, data, headers, p.acquisition.dt, fmt=fmt, text=text)
+    vel = out / "velocity.csv"
+    with atomic_output(vel) as tmp:
+        rows = zip(truth["vrms"]["time_s"], truth["vrms"]["vrms_mps"], strict=True)
+        tmp.write_text("time_s,vrms_mps\n" + "".join(f"{t:.4f},{v:.2f}\n" for t, v in rows))
+    truth["files"] = {"segy": segy.name, "velocity": vel.name}
+    with atomic_output(out / "truth.json") as tmp:
+        tmp.write_text(json.dumps(truth, indent=1))
+    return truth
