@@ -1,0 +1,336 @@
+"""Kirchhoff prestack time migration (PSTM) and its exact adjoint, Kirchhoff modelling.
+
+The image at output point x and two-way time t0 is the weighted sum over traces of the data
+read at the DSR traveltime (see :mod:`seis_hpc.traveltime`):
+
+    I(x, t0) = sum_traces  A(m) W(x, t0) F_L[d](t_dsr(x, t0))
+
+* **Aperture** ``A``: horizontal distance (m) from the output point to the trace *midpoint*
+  (s + r)/2, cosine-tapered over the outer ``taper`` fraction of ``aperture``.
+* **Angle**: the emergence angle of a leg is ``theta`` with ``cos(theta) = (t0/2) / t_leg``
+  (straight ray to depth v t0/2); the larger of the two legs is limited to ``max_angle``
+  (degrees from vertical) and cosine-tapered over the outer ``taper`` fraction of it.
+* **Weights** ``W``: ``"obliquity"`` factor ``c = (cos theta_s + cos theta_r) / 2`` (which is
+  also dt/dt0) and ``"spreading"`` factor ``(t0 / (2 sqrt(t_s t_r)))^p`` with p = 1 in 3D and
+  p = 1/2 in 2D. At the stationary point of a flat reflector (t_s = t_r = t/2) they give
+  W = (t0/t)^(1+p), which cancels the offset dependence of the stationary-phase amplitude of
+  the summation (t^(1+p)/t0 up to factors of t0 and v): with ``"spreading+obliquity"`` a flat
+  reflector of constant data amplitude (data after divergence correction) images with the
+  same amplitude in every offset class. Both factors are 1 for a vertical zero-offset ray.
+* **Stretch mute**: the operator stretches the wavelet by 1/c; a sample is muted when
+  ``1/c - 1 > stretch_mute``.
+* **Anti-aliasing** ``F_L`` (Lumley, Claerbout & Bevc, 1994): a triangle filter of half-length
+  ``L = |grad_x t_dsr| dx_aa / dt`` samples (the operator's local time dip times the output
+  bin spacing), applied as a combination of three samples of the trace integrated causally
+  and then anticausally, normalised by L^2. For L <= 1 the data are read directly (the two
+  coincide at L = 1). L is capped at ``aa_max`` samples.
+* **Timing**: data sample k is at ``t_start + k dt``; the data are read at exactly the DSR
+  time (linear or 4-point Lagrange interpolation), so a diffractor at (x, t0) images at t0.
+  The t0 = 0 sample (and any t0 <= 0) is not imaged.
+
+The image is the plain sum over traces, not normalised by fold. 2D is the same call with all
+y = 0 (more generally, collinear points, sources and receivers: detected automatically).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from seis_hpc.errors import SeisError
+from seis_hpc.traveltime import (
+    as_coordinates,
+    check_points,
+    check_time_axis,
+    inverse_slowness2,
+    sparse_knots,
+)
+
+WEIGHTS = ("none", "spreading", "obliquity", "spreading+obliquity")
+INTERP = {"linear": 1, "cubic": 3}
+BACKENDS = ("cython", "numpy")
+# Trace blocks of the Cython migration kernel: a block of float32 traces (256 x ns x 4 bytes,
+# about 1 MiB for 1000 samples) stays in L2/L3 while all threads sweep their output points.
+TRACE_BLOCK = 256
+
+
+def offset_classes(offset, edges) -> np.ndarray:
+    """Offset class of each trace for common-image gathers.
+
+    Parameters
+    ----------
+    offset : array_like, shape (ntr,)
+        Source-receiver offsets (m).
+    edges : array_like, shape (n_class + 1,)
+        Strictly increasing class edges (m); class c holds ``edges[c] <= offset < edges[c+1]``.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (ntr,)
+        Class index per trace, -1 outside ``[edges[0], edges[-1])``.
+    """
+    off = as_coordinates("offset", offset)
+    e = as_coordinates("offset_edges", edges)
+    if e.size < 2 or not np.all(np.diff(e) > 0):
+        raise SeisError("offset_edges: need at least two strictly increasing edges (m)")
+    cls = np.searchsorted(e, off, side="right") - 1
+    cls[(off < e[0]) | (off >= e[-1])] = -1
+    return cls.astype(np.int64)
+
+
+def default_dx_aa(points: np.ndarray) -> float:
+    """Output bin spacing (m) for anti-aliasing: median distance between consecutive points."""
+    if points.shape[0] < 2:
+        raise SeisError("dx_aa: give the output bin spacing (m) for anti-aliasing a single point")
+    d = np.hypot(*np.diff(points, axis=0).T)
+    d = d[d > 0]
+    if d.size == 0:
+        raise SeisError("dx_aa: all output points coincide; give the bin spacing (m)")
+    return float(np.median(d))
+
+
+def is_2d(points, sx, sy, rx, ry) -> bool:
+    """True when all output points, sources and receivers lie on one straight line."""
+    xy = np.concatenate([points, np.column_stack([sx, sy]), np.column_stack([rx, ry])])
+    xy = xy - xy.mean(axis=0)
+    sv = np.linalg.svd(xy, compute_uv=False)
+    return bool(sv.size < 2 or sv[1] <= 1e-9 * max(sv[0], 1e-300))
+
+
+def _setup(points, time, vrms, sx, sy, rx, ry, dt, t_start, aperture, max_angle, taper,
+           weights, interp, backend, dims, threads):
+    """Check the shared inputs; return arrays and the parameter dict of the kernels."""
+    pts = check_points(points)
+    t = check_time_axis(time)
+    sx = as_coordinates("sx", sx)
+    ntr = sx.size
+    sy, rx, ry = (as_coordinates(n, v, ntr) for n, v in (("sy", sy), ("rx", rx), ("ry", ry)))
+    iv2 = inverse_slowness2(vrms, pts.shape[0], t.size)
+    if not (np.isfinite(dt) and dt > 0):
+        raise SeisError(f"dt: sample interval must be > 0 s (got {dt})")
+    if not np.isfinite(t_start):
+        raise SeisError(f"t_start: must be finite (got {t_start})")
+    if not aperture > 0:
+        raise SeisError(f"aperture: must be > 0 m (got {aperture})")
+    if not 0 < max_angle <= 90:
+        raise SeisError(f"max_angle: must be in (0, 90] degrees (got {max_angle})")
+    if not 0 <= taper < 1:
+        raise SeisError(f"taper: fraction must be in [0, 1) (got {taper})")
+    if weights not in WEIGHTS:
+        raise SeisError(f"weights: expected one of {', '.join(WEIGHTS)}, got {weights!r}")
+    if interp not in INTERP:
+        raise SeisError(f"interp: expected one of {', '.join(INTERP)}, got {interp!r}")
+    if backend not in BACKENDS:
+        raise SeisError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    if dims is None:
+        dims = 2 if is_2d(pts, sx, sy, rx, ry) else 3
+    if dims not in (2, 3):
+        raise SeisError(f"dims: expected 2 or 3, got {dims!r}")
+    if threads is None:
+        from seis_hpc.kernels import openmp
+
+        threads = openmp.max_threads()
+    if int(threads) < 1:
+        raise SeisError(f"threads: must be >= 1 (got {threads})")
+    p = {
+        "dt": float(dt), "t_start": float(t_start), "aperture": float(aperture),
+        "taper": float(taper), "max_angle_rad": math.radians(max_angle),
+        "obliquity": int("obliquity" in weights), "spreading": int("spreading" in weights),
+        "spread_pow": 1.0 if dims == 3 else 0.5, "interp": INTERP[interp],
+        "c_mute": 0.0, "antialias": 0, "dx_aa": 0.0, "aa_max": 0.0, "pad": 0,
+        "threads": int(threads),
+    }
+    a = 0.5 * t
+    return pts, t, a, a * a, iv2, sx, sy, rx, ry, p
+
+
+def _float_array(name, arr, shape, dtype=None) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.shape != shape:
+        raise SeisError(f"{name}: expected shape {shape}, got {arr.shape}")
+    if dtype is None:
+        dtype = np.float64 if arr.dtype == np.float64 else np.float32
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise SeisError(f"{name}: trace/point {bad[0]}, sample {bad[1]}: value is not finite")
+    return arr
+
+
+def pstm(data, dt, sx, sy, rx, ry, points, time, vrms, *, t_start=0.0, aperture=np.inf,
+         max_angle=90.0, taper=0.1, antialias=True, weights="spreading+obliquity",
+         interp="linear", stretch_mute=None, out=None, backend="cython", threads=None,
+         dx_aa=None, aa_max=32.0, sparse_t0=None, dims=None) -> np.ndarray:
+    """Kirchhoff prestack time migration of traces into output points (see module doc).
+
+    Parameters
+    ----------
+    data : array_like, shape (ntr, ns)
+        Input traces, float32 (float64 keeps float64 throughout, for adjoint tests).
+    dt : float
+        Sample interval (s).
+    sx, sy, rx, ry : array_like, shape (ntr,)
+        Source and receiver coordinates (m).
+    points : array_like, shape (npts, 2)
+        Output positions x, y (m), e.g. ``BinGrid.points()`` or a tile of it.
+    time : array_like, shape (nt,)
+        Output two-way vertical times t0 (s), increasing (regular in practice).
+    vrms : array_like, shape (npts, nt)
+        RMS velocity (m/s) at each output sample.
+    t_start : float
+        Time of the first data sample (s).
+    aperture : float
+        Maximum distance (m) from output point to trace midpoint.
+    max_angle : float
+        Maximum emergence angle (degrees from vertical) of either leg.
+    taper : float
+        Fraction of the aperture and of the angle range tapered by a half cosine.
+    antialias : bool
+        Apply the triangle anti-aliasing filter.
+    weights : {"none", "spreading", "obliquity", "spreading+obliquity"}
+        Amplitude weights.
+    interp : {"linear", "cubic"}
+        Interpolation of the data at the traveltime (cubic: 4-point Lagrange).
+    stretch_mute : float, optional
+        Maximum wavelet stretch fraction ``1/c - 1``; None for no mute.
+    out : numpy.ndarray, shape (npts, nt), optional
+        Image (dtype of the computation) to accumulate into; returned.
+    backend : {"cython", "numpy"}
+        Kernel or NumPy reference.
+    threads : int, optional
+        OpenMP threads (None: the OpenMP default, i.e. ``OMP_NUM_THREADS``).
+    dx_aa : float, optional
+        Output bin spacing (m) for anti-aliasing; default: median spacing of ``points``.
+    aa_max : float
+        Maximum triangle half-length (samples).
+    sparse_t0 : int or "auto", optional
+        Evaluate traveltimes, weights and AA lengths exactly on the knots of
+        :func:`seis_hpc.traveltime.sparse_knots` and linearly in between.
+    dims : {2, 3}, optional
+        Spreading law; default: 2 when points and traces are collinear, else 3.
+
+    Returns
+    -------
+    numpy.ndarray, shape (npts, nt)
+        The image summed over traces (float32 for float32 data).
+    """
+    pts, t, a, a2, iv2, sx, sy, rx, ry, p = _setup(
+        points, time, vrms, sx, sy, rx, ry, dt, t_start, aperture, max_angle, taper, weights,
+        interp, backend, dims, threads)
+    d = np.asarray(data)
+    if d.ndim != 2 or d.shape[0] != sx.size:
+        raise SeisError(f"data: expected shape (ntr={sx.size}, ns), got {d.shape}")
+    d = _float_array("data", d, d.shape)
+    if stretch_mute is not None:
+        if not stretch_mute > 0:
+            raise SeisError(f"stretch_mute: must be > 0 (got {stretch_mute})")
+        p["c_mute"] = 1.0 / (1.0 + float(stretch_mute))
+    if antialias:
+        p["antialias"] = 1
+        p["dx_aa"] = float(dx_aa) if dx_aa is not None else default_dx_aa(pts)
+        if not p["dx_aa"] >= 0:
+            raise SeisError(f"dx_aa: must be >= 0 m (got {dx_aa})")
+        if not 1 <= aa_max <= 4096:
+            raise SeisError(f"aa_max: must be in [1, 4096] samples (got {aa_max})")
+        p["aa_max"] = float(aa_max)
+        p["pad"] = int(math.ceil(aa_max)) + 2
+    knots = (np.zeros(0, np.int32) if sparse_t0 is None
+             else sparse_knots(t, p["dt"], sparse_t0))
+    shape = (pts.shape[0], t.size)
+    if out is None:
+        out = np.zeros(shape, dtype=d.dtype)
+    elif (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != d.dtype
+          or not out.flags.c_contiguous):
+        raise SeisError(f"out: expected a C-contiguous {d.dtype} array of shape {shape}")
+    if backend == "numpy":
+        from seis_hpc import _reference
+
+        out += _reference.pstm_numpy(p, d, sx, sy, rx, ry, pts, a, a2, iv2,
+                                     knots if knots.size else None).astype(out.dtype)
+        return out
+    from seis_hpc import _reference
+    from seis_hpc.kernels import pstm as kern
+
+    s2 = (_reference.double_integral(d, p["pad"]) if p["antialias"]
+          else np.zeros((1, 1)))
+    kern.pstm_3d(d, s2, p["pad"], p["dt"], p["t_start"], sx, sy, rx, ry, pts, a, a2, iv2, out,
+                 p["aperture"], p["taper"], p["max_angle_rad"], p["obliquity"],
+                 p["spreading"], p["spread_pow"], p["c_mute"], p["interp"], p["antialias"],
+                 p["dx_aa"], p["aa_max"], knots, p["threads"], TRACE_BLOCK)
+    return out
+
+
+def pstm_gathers(data, dt, sx, sy, rx, ry, points, time, vrms, offset_edges,
+                 **kwargs) -> np.ndarray:
+    """Offset-class common-image gathers: :func:`pstm` of each offset class separately.
+
+    Parameters
+    ----------
+    data, dt, sx, sy, rx, ry, points, time, vrms
+        As for :func:`pstm`.
+    offset_edges : array_like, shape (n_class + 1,)
+        Class edges (m) of the source-receiver offset, see :func:`offset_classes`.
+    **kwargs
+        Any keyword of :func:`pstm` except ``out``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_class, npts, nt)
+        One image per offset class; traces outside the edges are not migrated.
+    """
+    if "out" in kwargs:
+        raise SeisError("pstm_gathers: 'out' is not accepted (one image per class)")
+    sx, sy, rx, ry = (np.asarray(v, dtype=np.float64) for v in (sx, sy, rx, ry))
+    cls = offset_classes(np.hypot(rx - sx, ry - sy), offset_edges)
+    d = np.asarray(data)
+    n_class = len(offset_edges) - 1
+    images = []
+    for c in range(n_class):
+        sel = np.flatnonzero(cls == c)
+        images.append(pstm(d[sel], dt, sx[sel], sy[sel], rx[sel], ry[sel], points, time, vrms,
+                           **kwargs))
+    return np.stack(images)
+
+
+def kirchhoff_model(image, points, time, vrms, sx, sy, rx, ry, ns, dt, *, t_start=0.0,
+                    aperture=np.inf, max_angle=90.0, taper=0.1, weights="spreading+obliquity",
+                    interp="linear", backend="cython", threads=None, dims=None) -> np.ndarray:
+    """Kirchhoff modelling: the exact adjoint of :func:`pstm` with ``antialias=False``.
+
+    Parameters
+    ----------
+    image : array_like, shape (npts, nt)
+        Reflectivity image (float32; float64 keeps float64).
+    points, time, vrms, sx, sy, rx, ry
+        As for :func:`pstm`.
+    ns : int
+        Samples per output trace.
+    dt : float
+        Output sample interval (s).
+    t_start, aperture, max_angle, taper, weights, interp, backend, threads, dims
+        As for :func:`pstm` (same values give the adjoint pair).
+
+    Returns
+    -------
+    numpy.ndarray, shape (ntr, ns)
+        Modelled traces (float32 for a float32 image).
+    """
+    pts, t, a, a2, iv2, sx, sy, rx, ry, p = _setup(
+        points, time, vrms, sx, sy, rx, ry, dt, t_start, aperture, max_angle, taper, weights,
+        interp, backend, dims, threads)
+    m = _float_array("image", image, (pts.shape[0], t.size))
+    if int(ns) != ns or ns < 1:
+        raise SeisError(f"ns: number of samples must be >= 1 (got {ns})")
+    ns = int(ns)
+    if backend == "numpy":
+        from seis_hpc import _reference
+
+        return _reference.model_numpy(p, m, pts, a, a2, iv2, sx, sy, rx, ry, ns).astype(m.dtype)
+    from seis_hpc.kernels import pstm as kern
+
+    data = np.zeros((sx.size, ns), dtype=m.dtype)
+    kern.model_3d(m, pts, a, a2, iv2, sx, sy, rx, ry, data, p["dt"], p["t_start"],
+                  p["aperture"], p["taper"], p["max_angle_rad"], p["obliquity"],
+                  p["spreading"], p["spread_pow"], p["interp"], p["threads"])
+    return data
