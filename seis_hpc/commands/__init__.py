@@ -4,4 +4,6 @@
 COMMANDS: list[str] = [
     "version",
     "synth",
+    "info",
+    "index",
 ]

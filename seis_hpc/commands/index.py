@@ -1,0 +1,59 @@
+"""``seis-hpc index``: build the trace index of a SEG-Y/SU file and report its geometry."""
+
+HELP = "index a SEG-Y/SU file's trace headers (HDF5) and report the survey geometry"
+DESCRIPTION = """Read every trace header of FILE once, bin the traces (2D CMP line or 3D grid)
+and write the trace index (HDF5, one row per trace: FFID, channel, source/receiver/midpoint
+coordinates [m], offset [m], azimuth [deg], CMP/inline/crossline, byte position).
+
+Default output: FILE.index.h5 beside FILE, or under $SEIS_HPC_CACHE (~/.cache/seis_hpc)
+when that folder is not writable. The index is written atomically: on any error nothing is
+left behind.
+
+Parameters:
+  --index OUT            index file to write
+  --header-map MAP.toml  trace-header byte map for non-standard SEG-Y, e.g.
+                           [fields]
+                           inline = { byte = 9, type = "int32" }
+  --cmp-interval M       CMP interval [m] of a 2D line (default: half the receiver interval)
+  --check-samples        decode every sample once and refuse NaN/Inf (otherwise they are
+                         caught when the traces are read)
+
+Examples:
+  seis-hpc index line12.sgy
+  seis-hpc index shots.sgy --index /scratch/shots.index.h5 --cmp-interval 6.25
+"""
+
+
+def add_arguments(parser) -> None:
+    """FILE and the options above."""
+    parser.add_argument("file", metavar="FILE", help="SEG-Y or SU file")
+    parser.add_argument("--index", metavar="OUT", help="index file to write")
+    parser.add_argument("--header-map", metavar="MAP.toml", help="trace-header byte map")
+    parser.add_argument("--cmp-interval", metavar="M", type=float,
+                        help="CMP interval of a 2D line (m)")
+    parser.add_argument("--check-samples", action="store_true",
+                        help="scan every sample for NaN/Inf")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run(args) -> int:
+    import json
+    import os
+
+    from seis_hpc.commands.info import format_text
+    from seis_hpc.errors import SeisError
+    from seis_hpc.survey import Survey
+
+    if os.path.isdir(args.file):
+        raise SeisError("is a directory, not a SEG-Y or SU file", args.file)
+    with open(args.file, "rb"):
+        pass  # the OS error (missing, unreadable) is the message
+    survey = Survey.open(args.file, index_path=args.index, headermap=args.header_map,
+                         cmp_interval=args.cmp_interval, save=False)
+    if args.check_samples:
+        survey.index.check_samples()
+    out = survey.index.save(args.index)
+    report = {"file": args.file, "index": str(out), "traces": survey.index.n_traces,
+              **survey.report()}
+    print(json.dumps(report, indent=1) if args.json else format_text(report))
+    return 0

@@ -1,0 +1,155 @@
+"""``seis-hpc info``: what is in a SEG-Y, SU or seis_hpc HDF5 file."""
+
+HELP = "summarise a SEG-Y, SU, trace index or seis_hpc volume file"
+DESCRIPTION = """Print a summary of FILE:
+
+  SEG-Y / SU   traces, samples, interval (ms), record length, sample format, byte order,
+               revision, geometry (2D/3D, grid, fold min/mean/max) and ranges of the key
+               headers (FFID, channel, CDP, offset, SX/SY, GX/GY, inline, crossline).
+               Uses an up-to-date trace index when there is one; writes nothing.
+  HDF5         a seis_hpc volume (image, vrms, gathers): grid, axes, history;
+               a trace index: the file it indexes, its layout and geometry.
+
+Examples:
+  seis-hpc info line12.sgy
+  seis-hpc info shots.su --json
+  seis-hpc info image.h5
+"""
+
+
+def add_arguments(parser) -> None:
+    """FILE, --json, --header-map."""
+    parser.add_argument("file", metavar="FILE", help="SEG-Y, SU or HDF5 file")
+    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.add_argument("--header-map", metavar="MAP.toml",
+                        help="trace-header byte map (TOML) for non-standard SEG-Y")
+
+
+def _ranges(idx) -> dict:
+    keys = ("ffid", "channel", "header_cdp", "header_offset", "sx", "sy", "rx", "ry",
+            "header_inline", "header_crossline", "offset")
+    out = {}
+    for k in keys:
+        v = idx[k]
+        lo, hi = (v.min(), v.max()) if len(v) else (0, 0)
+        out[k] = [lo.item(), hi.item()]
+    return out
+
+
+def _geometry(idx) -> dict:
+    from seis_hpc.errors import SeisError
+    from seis_hpc.survey import Survey
+
+    try:
+        return Survey.from_index(idx).report()
+    except SeisError as exc:
+        return {"geometry": "unavailable", "reason": exc.detail}
+
+
+def describe_segy(path, headermap=None) -> dict:
+    """Summary of a SEG-Y or SU file as a dict (see module help)."""
+    from seis_hpc.io.index import TraceIndex
+    from seis_hpc.io.segy import FORMAT_NAMES
+
+    idx = TraceIndex.for_file(path, headermap=headermap, save=False)
+    a = idx.attrs
+    info = {
+        "file": str(path),
+        "kind": a["kind"],
+        "traces": idx.n_traces,
+        "samples": idx.ns,
+        "interval_ms": idx.dt * 1e3,
+        "start_time_ms": idx.t_start * 1e3,
+        "record_length_ms": (idx.ns - 1) * idx.dt * 1e3,
+        "format": f"{a['format']} ({FORMAT_NAMES[int(a['format'])]})",
+        "byte_order": a["endian"],
+        "revision": a["revision"] or "-",
+        "header_ranges": _ranges(idx),
+    }
+    if a["declared_format"] != a["format"]:
+        info["format"] += f", header says {a['declared_format']}"
+    info.update(_geometry(idx))
+    return info
+
+
+def describe_hdf5(path) -> dict:
+    """Summary of a seis_hpc HDF5 volume or trace index."""
+    import json
+
+    import h5py
+
+    from seis_hpc.errors import SeisError
+    from seis_hpc.geometry import BinGrid
+    from seis_hpc.io.index import TraceIndex
+
+    with h5py.File(path, "r") as f:
+        if "byte_offset" in f and "segy_path" in f.attrs:
+            kind = "index"
+        elif f.attrs.get("kind") in f:
+            kind = str(f.attrs["kind"])
+        else:
+            raise SeisError("HDF5 file is neither a seis_hpc volume nor a trace index", path)
+        if kind != "index":
+            grid = BinGrid.from_attrs(f.attrs)
+            t = f["time"][...]
+            info = {"file": str(path), "kind": f"volume ({kind})",
+                    "shape": list(f[kind].shape),
+                    "dims": [d.label or "" for d in f[kind].dims],
+                    "grid": grid.describe(),
+                    "samples": int(len(t)),
+                    "interval_ms": float(t[1] - t[0]) * 1e3 if len(t) > 1 else 0.0,
+                    "start_time_ms": float(t[0]) * 1e3 if len(t) else 0.0,
+                    "units": str(f[kind].attrs.get("units", "")),
+                    "history": json.loads(f.attrs.get("history", "[]"))}
+            if "offset" in f:
+                off = f["offset"][...]
+                info["offset_classes_m"] = [float(off.min()), float(off.max()), len(off)]
+            return info
+    idx = TraceIndex.open(path)
+    a = idx.attrs
+    info = {"file": str(path), "kind": "trace index", "indexes": a["segy_path"],
+            "stale": idx.is_stale(), "traces": idx.n_traces, "samples": idx.ns,
+            "interval_ms": idx.dt * 1e3, "format": a["format"], "byte_order": a["endian"],
+            "header_ranges": _ranges(idx)}
+    if "grid_x0" in a:
+        from seis_hpc.survey import Geometry, Survey
+
+        geo = Geometry(BinGrid.from_attrs(a), idx["cmp"], idx["inline"], idx["crossline"],
+                       str(a.get("geometry", "")))
+        info.update(Survey(idx, geo).report())
+    else:
+        info.update(_geometry(idx))
+    return info
+
+
+def format_text(info: dict) -> str:
+    """Human-readable lines of an info dict."""
+    lines = []
+    for k, v in info.items():
+        if k == "header_ranges":
+            lines.append("header ranges:")
+            for name, (lo, hi) in v.items():
+                lines.append(f"  {name:<18} {lo:g} .. {hi:g}")
+        elif isinstance(v, float):
+            lines.append(f"{k.replace('_', ' ')}: {v:g}")
+        else:
+            lines.append(f"{k.replace('_', ' ')}: {v}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    import json
+    import os
+
+    import h5py
+
+    from seis_hpc.errors import SeisError
+
+    path = args.file
+    if os.path.isdir(path):
+        raise SeisError("is a directory, not a SEG-Y, SU or HDF5 file", path)
+    with open(path, "rb"):
+        pass  # the OS error (missing, unreadable) is the message
+    info = describe_hdf5(path) if h5py.is_hdf5(path) else describe_segy(path, args.header_map)
+    print(json.dumps(info, indent=1, default=str) if args.json else format_text(info))
+    return 0

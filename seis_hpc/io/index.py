@@ -1,0 +1,465 @@
+"""The trace index: one pass over a SEG-Y or SU file's headers into an HDF5 table.
+
+Layout of an index file (one row per trace, in file order; coordinates in m, angles in degrees)::
+
+    ffid, channel, source_id, energy_source_point   int64
+    sx, sy, rx, ry, mx, my                          float64, scalars applied (m)
+    offset, azimuth                                 float64: source-receiver distance (m),
+                                                    direction source -> receiver (deg from north)
+    header_offset                                   int64, the signed offset header (bytes 37-40)
+    cmp, inline, crossline                          int64: from the headers (CDP, INLINE_3D,
+                                                    CROSSLINE_3D) until a Survey bins the
+                                                    traces, then the survey's bin numbers
+    header_cdp, header_inline, header_crossline     int64, the header values as read
+    cdp_x, cdp_y                                    float64 (m)
+    receiver_elevation, source_elevation, source_depth, source_water_depth,
+    receiver_water_depth                            float64 (m), elevation scalar applied
+    byte_offset                                     int64, position of the trace's 240-byte header
+    attributes    segy_path, ns, dt (s), t_start (s), format, declared_format, endian, kind,
+                  n_traces, trace_bytes, data_offset, revision, file_size, file_mtime_ns,
+                  headermap; after Survey: grid_* (BinGrid), geometry, cmp_interval
+
+``source_id`` numbers the distinct (FFID, SX, SY) in order of first appearance, from 0.
+
+Headers are read with NumPy structured views over memory-mapped header bytes (no loop over
+traces); samples are read only for the traces asked for, by byte position.
+
+NaN/Inf samples: :meth:`TraceIndex.read_traces` always checks the traces it returns and raises a
+:class:`~seis_hpc.errors.SeisError` naming the first bad trace; ``check_samples=True`` at build
+time scans every sample once (``seis-hpc index --check-samples``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from seis_hpc import __version__
+from seis_hpc.errors import SeisError
+from seis_hpc.io.atomic import atomic_output
+from seis_hpc.io.headermap import ELEVATION_KEYS, HeaderMap, load_headermap
+from seis_hpc.io.segy import TRACE_HEADER_BYTES, Layout, decode_samples, probe
+
+INDEX_SUFFIX = ".index.h5"
+_CHUNK = 200_000  # traces per header-reading block (48 MB of headers)
+UNITS = {"sx": "m", "sy": "m", "rx": "m", "ry": "m", "mx": "m", "my": "m", "offset": "m",
+         "azimuth": "deg", "cdp_x": "m", "cdp_y": "m", "byte_offset": "byte",
+         **{k: "m" for k in ELEVATION_KEYS}}
+_LAYOUT_ATTRS = ("kind", "endian", "format", "declared_format", "ns", "dt", "t_start",
+                 "data_offset", "trace_bytes", "n_traces", "revision", "file_size")
+
+
+def cache_dir() -> Path:
+    """Folder for indexes of files in read-only folders: ``$SEIS_HPC_CACHE`` or
+    ``~/.cache/seis_hpc``."""
+    return Path(os.environ.get("SEIS_HPC_CACHE") or Path.home() / ".cache" / "seis_hpc")
+
+
+def _dir_writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def default_index_path(segy_path: str | os.PathLike) -> Path:
+    """Where the index of ``segy_path`` goes: ``<file name>.index.h5`` beside it, or, when that
+    folder is not writable, in :func:`cache_dir` under a name keyed by the file's absolute
+    path, size and modification time."""
+    p = Path(segy_path).absolute()
+    if _dir_writable(p.parent):
+        return p.with_name(p.name + INDEX_SUFFIX)
+    return cached_index_path(p)
+
+
+def cached_index_path(segy_path: str | os.PathLike) -> Path:
+    """The cache location of the index of ``segy_path`` (see :func:`default_index_path`)."""
+    p = Path(segy_path).absolute()
+    st = p.stat()
+    key = hashlib.sha256(f"{p}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    return cache_dir() / f"{p.name}-{key}{INDEX_SUFFIX}"
+
+
+def _scale(values: np.ndarray, scalar: np.ndarray) -> np.ndarray:
+    """Apply SEG-Y scalars: positive multiplies, negative divides, 0 means 1."""
+    s = scalar.astype(np.float64)
+    factor = np.where(s > 0, s, np.where(s < 0, -1.0 / np.where(s < 0, s, -1.0), 1.0))
+    return values.astype(np.float64) * factor
+
+
+def read_headers(layout: Layout, headermap: HeaderMap) -> dict[str, np.ndarray]:
+    """Every header-map field of every trace, as raw (unscaled) arrays keyed by map name."""
+    dtype = headermap.dtype(layout.endian, TRACE_HEADER_BYTES)
+    mm = np.memmap(layout.path, dtype=np.uint8, mode="r", offset=layout.data_offset,
+                   shape=(layout.n_traces, layout.trace_bytes))
+    out = {name: np.empty(layout.n_traces, dtype=np.float64 if dtype[name].kind == "f"
+                          else np.int64) for name in dtype.names}
+    for a in range(0, layout.n_traces, _CHUNK):
+        b = min(layout.n_traces, a + _CHUNK)
+        block = np.ascontiguousarray(mm[a:b, :TRACE_HEADER_BYTES]).view(dtype).ravel()
+        for name in dtype.names:
+            out[name][a:b] = block[name]
+    del mm
+    return out
+
+
+def derive_columns(raw: dict[str, np.ndarray], layout: Layout) -> dict[str, np.ndarray]:
+    """Index columns from raw header values: scaled coordinates, midpoints, offsets, azimuths,
+    source numbers and byte positions."""
+    n = layout.n_traces
+    cs, es = raw["coordinate_scalar"], raw["elevation_scalar"]
+    col: dict[str, np.ndarray] = {
+        "ffid": raw["ffid"], "channel": raw["channel"],
+        "energy_source_point": raw["energy_source_point"],
+    }
+    col["sx"], col["sy"] = _scale(raw["sx"], cs), _scale(raw["sy"], cs)
+    col["rx"], col["ry"] = _scale(raw["gx"], cs), _scale(raw["gy"], cs)
+    col["cdp_x"], col["cdp_y"] = _scale(raw["cdp_x"], cs), _scale(raw["cdp_y"], cs)
+    col["mx"] = 0.5 * (col["sx"] + col["rx"])
+    col["my"] = 0.5 * (col["sy"] + col["ry"])
+    dx, dy = col["rx"] - col["sx"], col["ry"] - col["sy"]
+    col["offset"] = np.hypot(dx, dy)
+    col["azimuth"] = np.degrees(np.arctan2(dx, dy)) % 360.0
+    col["header_offset"] = raw["offset"]
+    for k in ("receiver_elevation", "source_elevation", "source_depth", "source_water_depth",
+              "receiver_water_depth"):
+        col[k] = _scale(raw[k], es)
+    col["header_cdp"] = raw["cdp"]
+    col["header_inline"] = raw["inline"]
+    col["header_crossline"] = raw["crossline"]
+    col["cmp"] = raw["cdp"].copy()
+    col["inline"] = raw["inline"].copy()
+    col["crossline"] = raw["crossline"].copy()
+    col["source_id"] = source_numbers(col["ffid"], col["sx"], col["sy"])
+    col["byte_offset"] = layout.data_offset + np.arange(n, dtype=np.int64) * layout.trace_bytes
+    return col
+
+
+def source_numbers(ffid: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
+    """Number the distinct (ffid, sx, sy) from 0 in order of first appearance."""
+    if len(ffid) == 0:
+        return np.zeros(0, dtype=np.int64)
+    keys = np.column_stack([ffid.astype(np.float64), sx, sy])
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse.ravel()]
+
+
+class TraceIndex:
+    """One row per trace of a SEG-Y or SU file: header values, geometry and byte position.
+
+    Build with :meth:`build` (scan and write), :meth:`scan` (in memory only), :meth:`for_file`
+    (reuse an up-to-date index, else build) or :meth:`open` (an existing index file).
+    ``idx["sx"]`` returns a column as a NumPy array.
+
+    Attributes
+    ----------
+    path : pathlib.Path or None
+        The index file (None for an index held only in memory).
+    attrs : dict
+        File attributes (see the module documentation).
+    """
+
+    def __init__(self, columns: dict[str, np.ndarray], attrs: dict, path: Path | None = None):
+        self._columns = dict(columns)
+        self.attrs = dict(attrs)
+        self.path = path
+        self._mm = None
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def scan(cls, segy_path: str | os.PathLike, headermap=None, check_samples: bool = False
+             ) -> TraceIndex:
+        """Read every trace header of ``segy_path`` into an in-memory index (nothing written).
+
+        Parameters
+        ----------
+        segy_path : path-like
+            SEG-Y or SU file.
+        headermap : path-like or HeaderMap, optional
+            Header byte map (TOML file); default the standard rev 1 map.
+        check_samples : bool
+            Also decode every sample once and refuse NaN/Inf (costs a full read).
+        """
+        hmap = load_headermap(headermap)
+        layout = probe(segy_path)
+        raw = read_headers(layout, hmap)
+        cols = derive_columns(raw, layout)
+        st = os.stat(layout.path)
+        attrs = {k: getattr(layout, k) for k in _LAYOUT_ATTRS}
+        attrs.update(segy_path=str(Path(layout.path).absolute()), file_mtime_ns=st.st_mtime_ns,
+                     headermap=hmap.describe(), headermap_source=hmap.source)
+        idx = cls(cols, attrs)
+        if check_samples:
+            idx.check_samples()
+        return idx
+
+    @classmethod
+    def build(cls, segy_path: str | os.PathLike, index_path: str | os.PathLike | None = None,
+              headermap=None, check_samples: bool = False) -> TraceIndex:
+        """Scan ``segy_path`` and write its index (atomically).
+
+        Parameters
+        ----------
+        segy_path : path-like
+            SEG-Y or SU file.
+        index_path : path-like, optional
+            Output; default :func:`default_index_path`.
+        headermap : path-like or HeaderMap, optional
+            Header byte map TOML file.
+        check_samples : bool
+            Refuse files with NaN/Inf samples (scans every sample).
+
+        Returns
+        -------
+        TraceIndex
+        """
+        idx = cls.scan(segy_path, headermap, check_samples)
+        idx.save(index_path)
+        return idx
+
+    @classmethod
+    def open(cls, index_path: str | os.PathLike) -> TraceIndex:
+        """Open an index file; columns are read when first asked for."""
+        index_path = Path(index_path)
+        try:
+            f = h5py.File(index_path, "r")
+        except OSError as exc:
+            if not index_path.exists() or index_path.is_dir():
+                raise
+            raise SeisError(f"not an HDF5 file ({exc.__class__.__name__})", index_path) from None
+        with f:
+            if "byte_offset" not in f or "segy_path" not in f.attrs:
+                raise SeisError("not a seis_hpc trace index (no byte_offset data set)",
+                                index_path)
+            attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        idx = cls({}, attrs, index_path)
+        return idx
+
+    @classmethod
+    def for_file(cls, segy_path: str | os.PathLike, index_path: str | os.PathLike | None = None,
+                 headermap=None, save: bool = True) -> TraceIndex:
+        """The index of ``segy_path``: an existing up-to-date one, else a fresh scan.
+
+        An index is up to date when it was made from the same file (absolute path, size,
+        modification time) with the same header map. A stale one is rebuilt. With
+        ``save=False`` a fresh scan stays in memory (its :attr:`path` is None).
+        """
+        hmap = load_headermap(headermap)
+        segy_path = Path(segy_path)
+        if not segy_path.exists():
+            raise FileNotFoundError(2, "No such file or directory", str(segy_path))
+        candidates = [Path(index_path)] if index_path else _candidates(segy_path)
+        for cand in candidates:
+            if cand.is_file():
+                try:
+                    idx = cls.open(cand)
+                except (SeisError, OSError):
+                    continue
+                if idx.matches(segy_path, hmap):
+                    return idx
+        idx = cls.scan(segy_path, hmap)
+        if save:
+            idx.save(index_path)
+        return idx
+
+    def matches(self, segy_path: str | os.PathLike, headermap=None) -> bool:
+        """True if this index describes ``segy_path`` as it is now, read with ``headermap``."""
+        p = Path(segy_path).absolute()
+        try:
+            st = p.stat()
+        except OSError:
+            return False
+        return (str(p) == self.attrs.get("segy_path")
+                and st.st_size == self.attrs.get("file_size")
+                and st.st_mtime_ns == self.attrs.get("file_mtime_ns")
+                and load_headermap(headermap).describe() == self.attrs.get("headermap"))
+
+    def is_stale(self) -> bool:
+        """True when the SEG-Y file changed (size or modification time) since indexing."""
+        try:
+            st = os.stat(self.segy_path)
+        except OSError:
+            return True
+        return (st.st_size != self.attrs["file_size"]
+                or st.st_mtime_ns != self.attrs["file_mtime_ns"])
+
+    def save(self, index_path: str | os.PathLike | None = None) -> Path:
+        """Write the index (atomically) to ``index_path``, default :func:`default_index_path`.
+
+        Falls back to the cache folder when the folder beside the file refuses the write.
+        """
+        cols = self.columns()
+        target = Path(index_path) if index_path else default_index_path(self.segy_path)
+        try:
+            self._write(target, cols)
+        except PermissionError:
+            if index_path:
+                raise
+            target = cached_index_path(self.segy_path)
+            self._write(target, cols)
+        self.path = target
+        return target
+
+    def _write(self, target: Path, cols: dict[str, np.ndarray]) -> None:
+        with atomic_output(target) as tmp, h5py.File(tmp, "w") as f:
+            for name, values in cols.items():
+                ds = f.create_dataset(name, data=values)
+                if name in UNITS:
+                    ds.attrs["units"] = UNITS[name]
+            attrs = dict(self.attrs)
+            attrs.update(software=f"seis_hpc {__version__}",
+                         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+            for k, v in attrs.items():
+                f.attrs[k] = v
+
+    # -- access ---------------------------------------------------------------------------
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every column, loaded into memory."""
+        if self.path is not None:
+            with h5py.File(self.path, "r") as f:
+                for name in f:
+                    if name not in self._columns:
+                        self._columns[name] = f[name][...]
+        return dict(self._columns)
+
+    def keys(self) -> list[str]:
+        """Column names."""
+        if self.path is not None:
+            with h5py.File(self.path, "r") as f:
+                return sorted(set(f) | set(self._columns))
+        return sorted(self._columns)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.keys()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._columns:
+            if self.path is None:
+                raise KeyError(name)
+            with h5py.File(self.path, "r") as f:
+                if name not in f:
+                    raise KeyError(name)
+                self._columns[name] = f[name][...]
+        return self._columns[name]
+
+    def __setitem__(self, name: str, values: np.ndarray) -> None:
+        values = np.asarray(values)
+        if values.shape != (self.n_traces,):
+            raise ValueError(f"column {name!r} needs shape ({self.n_traces},), got {values.shape}")
+        self.columns()
+        self._columns[name] = values
+
+    def __len__(self) -> int:
+        return self.n_traces
+
+    @property
+    def segy_path(self) -> str:
+        """Absolute path of the indexed SEG-Y/SU file."""
+        return str(self.attrs["segy_path"])
+
+    @property
+    def n_traces(self) -> int:
+        """Number of traces."""
+        return int(self.attrs["n_traces"])
+
+    @property
+    def ns(self) -> int:
+        """Samples per trace."""
+        return int(self.attrs["ns"])
+
+    @property
+    def dt(self) -> float:
+        """Sample interval (s)."""
+        return float(self.attrs["dt"])
+
+    @property
+    def t_start(self) -> float:
+        """Time of the first sample (s)."""
+        return float(self.attrs["t_start"])
+
+    def times(self) -> np.ndarray:
+        """Time of every sample (s)."""
+        return self.t_start + self.dt * np.arange(self.ns)
+
+    # -- samples --------------------------------------------------------------------------
+    def _memmap(self) -> np.memmap:
+        if self._mm is None:
+            if self.is_stale():
+                raise SeisError("file changed since it was indexed (size or modification "
+                                "time); rebuild the index", self.segy_path)
+            self._mm = np.memmap(self.segy_path, dtype=np.uint8, mode="r",
+                                 offset=int(self.attrs["data_offset"]),
+                                 shape=(self.n_traces, int(self.attrs["trace_bytes"])))
+        return self._mm
+
+    def read_traces(self, ids) -> np.ndarray:
+        """Read the samples of the traces ``ids`` (file order numbers, from 0).
+
+        Only those traces are read, by byte position.
+
+        Parameters
+        ----------
+        ids : array-like of int
+            Trace numbers.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32, shape ``(len(ids), ns)``.
+
+        Raises
+        ------
+        SeisError
+            A trace number out of range, or a NaN/Inf sample (names the trace).
+        """
+        ids = np.atleast_1d(np.asarray(ids, dtype=np.int64))
+        if ids.size and (ids.min() < 0 or ids.max() >= self.n_traces):
+            bad = ids[(ids < 0) | (ids >= self.n_traces)][0]
+            raise SeisError(f"trace {bad} out of range (file has {self.n_traces} traces)",
+                            self.segy_path)
+        raw = self._memmap()[ids, TRACE_HEADER_BYTES:]
+        data = decode_samples(raw, int(self.attrs["format"]), str(self.attrs["endian"]),
+                              self.ns)
+        finite = np.isfinite(data).all(axis=1)
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            self._raise_bad_sample(int(ids[row]), data[row])
+        return data
+
+    def _raise_bad_sample(self, trace: int, samples: np.ndarray) -> None:
+        k = int(np.flatnonzero(~np.isfinite(samples))[0])
+        raise SeisError(f"trace {trace} (FFID {int(self['ffid'][trace])}, channel "
+                        f"{int(self['channel'][trace])}): sample {k} is {samples[k]} "
+                        "(NaN/Inf)", self.segy_path)
+
+    def check_samples(self, chunk: int = 4096) -> None:
+        """Decode every sample once and raise :class:`SeisError` at the first NaN/Inf."""
+        for a in range(0, self.n_traces, chunk):
+            self.read_traces(np.arange(a, min(self.n_traces, a + chunk)))
+
+    def close(self) -> None:
+        """Release the memory map of the data file."""
+        self._mm = None
+
+
+def _candidates(segy_path: Path) -> list[Path]:
+    p = segy_path.absolute()
+    out = [p.with_name(p.name + INDEX_SUFFIX)]
+    try:
+        out.append(cached_index_path(p))
+    except OSError:
+        pass
+    return out
+
+
+def _plain(v):
+    """HDF5 attribute -> plain Python value."""
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v

@@ -1,0 +1,412 @@
+"""A prestack survey: the trace index of a SEG-Y/SU file plus its bin grid.
+
+How the grid is found (distances in m, angles in degrees clockwise from north):
+
+* **Given**: ``Survey.open(..., grid=BinGrid(...))`` bins the traces into that grid.
+* **3D from headers**: when INLINE_3D/CROSSLINE_3D vary, the affine map (inline, crossline) ->
+  (x, y) is solved by least squares over the traces, using CDP_X/CDP_Y where present, else the
+  source-receiver midpoints. Its two columns must be perpendicular (a rotation and a scale),
+  else the headers are refused. Bin numbers are the header numbers.
+* **2D line** (midpoints spread across the line by less than ``max(4 x CMP interval, 10 % of
+  the line length)``): a straight line is fitted to the midpoints (principal axis); CMP number
+  = rounded projected position / CMP interval, numbered from 1, bin centres placed on the
+  midpoints' own lattice. The CMP interval defaults to half the median receiver-group interval
+  (6.25 m for 12.5 m groups). CMP numbers increase with the header CDP numbers when those vary,
+  else toward azimuth 0..180.
+* **3D from midpoints** (no inline/crossline headers): the inline direction is the mean
+  source -> receiver axis (the sail line for towed streamers), or the midpoints' principal axis
+  for zero-offset data. Bin sizes: along the inline the CMP interval (default half the receiver
+  interval, else 12.5 m); across it 25 m. Give ``grid=`` for anything else.
+
+The index's ``cmp``, ``inline`` and ``crossline`` columns receive each trace's bin: 2D ``cmp`` =
+``crossline`` = CMP number and ``inline`` = 0; 3D ``cmp`` = bin serial number from 1, inline-major.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from seis_hpc.errors import SeisError
+from seis_hpc.geometry import BinGrid
+from seis_hpc.io.headermap import load_headermap
+from seis_hpc.io.index import TraceIndex
+
+DEFAULT_BIN_INLINE = 12.5  # m, when the receiver interval cannot be measured
+DEFAULT_BIN_CROSSLINE = 25.0  # m, 3D bins fitted to midpoints
+
+
+@dataclass
+class Geometry:
+    """The outcome of binning: the grid and each trace's bin numbers."""
+
+    grid: BinGrid
+    cmp: np.ndarray
+    inline: np.ndarray
+    crossline: np.ndarray
+    method: str
+
+
+class Survey:
+    """A SEG-Y/SU survey with its trace index and bin grid.
+
+    Attributes
+    ----------
+    index : TraceIndex
+        One row per trace; ``cmp``/``inline``/``crossline`` hold the bins of :attr:`grid`.
+    grid : BinGrid
+        The bin grid (2D line or rotated 3D grid).
+    method : str
+        How the grid was found: ``"given"``, ``"headers"``, ``"line-fit"`` or ``"midpoints"``.
+    """
+
+    def __init__(self, index: TraceIndex, geometry: Geometry):
+        self.index = index
+        self.grid = geometry.grid
+        self.method = geometry.method
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, index_path: str | os.PathLike | None = None,
+             headermap=None, cmp_interval: float | None = None, grid: BinGrid | None = None,
+             *, is_2d: bool | None = None, save: bool = True) -> Survey:
+        """Index ``path`` (or reuse its up-to-date index), bin its traces and save the bins.
+
+        Parameters
+        ----------
+        path : path-like
+            SEG-Y or SU file, or a trace index file (``*.index.h5``).
+        index_path : path-like, optional
+            Where the index is (or goes); default beside the file or in the cache.
+        headermap : path-like, optional
+            Header byte map TOML file.
+        cmp_interval : float, optional
+            CMP interval (m) of a 2D line, or the inline bin size of a midpoint-fitted 3D grid.
+        grid : BinGrid, optional
+            Use this grid instead of finding one.
+        is_2d : bool, optional
+            Force 2D or 3D instead of deciding from the midpoints' crossline spread.
+        save : bool
+            Write the index (atomically) when it is new or its bins changed; False keeps
+            everything in memory.
+
+        Raises
+        ------
+        SeisError
+            No usable coordinates, inconsistent inline/crossline headers, bad file.
+        """
+        hmap = load_headermap(headermap)
+        if os.path.isfile(path) and h5py.is_hdf5(path):
+            idx = TraceIndex.open(path)
+        else:
+            idx = TraceIndex.for_file(path, index_path, hmap, save=False)
+        survey, changed = cls._from_index(idx, cmp_interval, grid, is_2d)
+        if save and changed:
+            idx.save(index_path or idx.path)
+        return survey
+
+    @classmethod
+    def from_index(cls, idx: TraceIndex, cmp_interval: float | None = None,
+                   grid: BinGrid | None = None, is_2d: bool | None = None) -> Survey:
+        """Bin the traces of an index (in memory; the index file is not rewritten).
+
+        Parameters are those of :meth:`open`.
+        """
+        return cls._from_index(idx, cmp_interval, grid, is_2d)[0]
+
+    @classmethod
+    def _from_index(cls, idx, cmp_interval, grid, is_2d) -> tuple[Survey, bool]:
+        geo = fit_geometry(idx, cmp_interval=cmp_interval, grid=grid, is_2d=is_2d)
+        changed = idx.path is None or any(
+            idx.attrs.get(k) != v for k, v in geo.grid.to_attrs().items()) or not (
+            np.array_equal(idx["cmp"], geo.cmp) and np.array_equal(idx["inline"], geo.inline)
+            and np.array_equal(idx["crossline"], geo.crossline))
+        idx["cmp"], idx["inline"], idx["crossline"] = geo.cmp, geo.inline, geo.crossline
+        idx.attrs.update(geo.grid.to_attrs())
+        idx.attrs["geometry"] = geo.method
+        return cls(idx, geo), changed
+
+    # -- properties -----------------------------------------------------------------------
+    @property
+    def is_2d(self) -> bool:
+        """True for a 2D line."""
+        return self.grid.is_2d
+
+    def bin_serial(self) -> np.ndarray:
+        """Each trace's bin as a flat index into ``grid.shape`` (C order); -1 outside."""
+        g = self.grid
+        il = np.asarray(self.index["inline"]) - g.inline0
+        xl = np.asarray(self.index["crossline"]) - g.crossline0
+        inside = (il >= 0) & (il < g.n_inline) & (xl >= 0) & (xl < g.n_crossline)
+        return np.where(inside, il * g.n_crossline + xl, -1)
+
+    def fold(self) -> np.ndarray:
+        """Number of traces in each bin, shaped ``grid.shape``."""
+        b = self.bin_serial()
+        return np.bincount(b[b >= 0], minlength=self.grid.n_bins).reshape(self.grid.shape)
+
+    def offset_stats(self) -> dict[str, np.ndarray]:
+        """Minimum, maximum and mean source-receiver offset (m) per bin (NaN where empty).
+
+        Returns
+        -------
+        dict
+            ``"min"``, ``"max"``, ``"mean"``, each shaped ``grid.shape``.
+        """
+        b = self.bin_serial()
+        ok = b >= 0
+        b, off = b[ok], np.asarray(self.index["offset"])[ok]
+        n = self.grid.n_bins
+        count = np.bincount(b, minlength=n)
+        lo = np.full(n, np.inf)
+        hi = np.full(n, -np.inf)
+        np.minimum.at(lo, b, off)
+        np.maximum.at(hi, b, off)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.bincount(b, weights=off, minlength=n) / count
+        empty = count == 0
+        lo[empty] = hi[empty] = np.nan
+        return {k: v.reshape(self.grid.shape) for k, v in
+                (("min", lo), ("max", hi), ("mean", mean))}
+
+    def azimuth_histogram(self, n_sectors: int = 12) -> tuple[np.ndarray, np.ndarray]:
+        """Traces per source -> receiver azimuth sector in each bin.
+
+        Parameters
+        ----------
+        n_sectors : int
+            Number of equal sectors over 0..360 degrees.
+
+        Returns
+        -------
+        counts : numpy.ndarray
+            int64, shaped ``grid.shape + (n_sectors,)``.
+        edges : numpy.ndarray
+            Sector edges (degrees), length ``n_sectors + 1``.
+        """
+        edges = np.linspace(0.0, 360.0, n_sectors + 1)
+        b = self.bin_serial()
+        ok = b >= 0
+        sector = np.minimum((np.asarray(self.index["azimuth"])[ok] / 360.0 * n_sectors)
+                            .astype(np.int64), n_sectors - 1)
+        flat = np.bincount(b[ok] * n_sectors + sector, minlength=self.grid.n_bins * n_sectors)
+        return flat.reshape(self.grid.shape + (n_sectors,)), edges
+
+    def report(self) -> dict:
+        """Geometry summary for ``seis-hpc info``/``index``: grid, fold and offset ranges."""
+        fold = self.fold()
+        live = fold[fold > 0]
+        off = self.index["offset"]
+        return {
+            "geometry": "2D" if self.is_2d else "3D",
+            "method": self.method,
+            "grid": self.grid.describe(),
+            "bins": int(self.grid.n_bins),
+            "live_bins": int(live.size),
+            "fold_min": int(live.min()) if live.size else 0,
+            "fold_mean": float(live.mean()) if live.size else 0.0,
+            "fold_max": int(live.max()) if live.size else 0,
+            "offset_min_m": float(off.min()),
+            "offset_max_m": float(off.max()),
+            "shots": int(self.index["source_id"].max() + 1),
+        }
+
+
+# -- fitting -----------------------------------------------------------------------------------
+def _points(idx: TraceIndex) -> tuple[np.ndarray, np.ndarray]:
+    """The points to bin: midpoints, or CDP_X/CDP_Y when there are no source/receiver
+    coordinates (stacked data)."""
+    s = [idx[k] for k in ("sx", "sy", "rx", "ry")]
+    if any(np.any(a != 0) for a in s):
+        return idx["mx"], idx["my"]
+    if np.any(idx["cdp_x"] != 0) or np.any(idx["cdp_y"] != 0):
+        return idx["cdp_x"], idx["cdp_y"]
+    keys = ("ffid", "channel", "header_cdp", "header_offset", "header_inline",
+            "header_crossline")
+    if all(not np.any(idx[k]) for k in keys):
+        raise SeisError("all trace headers are zero (no coordinates, FFID, channel, CDP or "
+                        "offset): cannot build geometry", idx.segy_path)
+    raise SeisError("missing coordinates: SX/SY/GX/GY (bytes 73-88) and CDP_X/CDP_Y (181-188) "
+                    "are all zero: cannot build geometry (give a header map if they are "
+                    "elsewhere)", idx.segy_path)
+
+
+def receiver_interval(idx: TraceIndex) -> float | None:
+    """Median distance (m) between consecutive channels of the same shot; None if unknown."""
+    sid, ch = idx["source_id"], idx["channel"]
+    order = np.lexsort((ch, sid))
+    rx, ry, sid = idx["rx"][order], idx["ry"][order], sid[order]
+    same = sid[1:] == sid[:-1]
+    d = np.hypot(np.diff(rx), np.diff(ry))[same]
+    d = d[d > 1e-6]
+    return float(np.median(d)) if d.size else None
+
+
+def _lattice(s: np.ndarray, step: float) -> tuple[float, np.ndarray]:
+    """Origin (m) of a lattice of spacing ``step`` that puts the points ``s`` nearest to bin
+    centres (circular mean of their phase), and each point's rounded lattice number."""
+    ang = 2 * np.pi * s / step
+    phase = math.atan2(float(np.sin(ang).sum()), float(np.cos(ang).sum())) / (2 * np.pi)
+    s0 = phase * step
+    k = np.rint((s - s0) / step).astype(np.int64)
+    return s0, k
+
+
+def _pca(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centroid, major and minor unit vectors of the points."""
+    c = np.array([x.mean(), y.mean()])
+    cov = np.cov(np.vstack([x - c[0], y - c[1]])) if len(x) > 1 else np.eye(2)
+    w, v = np.linalg.eigh(np.atleast_2d(cov))
+    major = v[:, np.argmax(w)]
+    return c, major, np.array([major[1], -major[0]])
+
+
+def _azimuth(u: np.ndarray) -> float:
+    return math.degrees(math.atan2(u[0], u[1])) % 360.0
+
+
+def fit_geometry(idx: TraceIndex, cmp_interval: float | None = None, grid: BinGrid | None = None,
+                 is_2d: bool | None = None) -> Geometry:
+    """Find the bin grid of an indexed survey and each trace's bin (see the module text).
+
+    Parameters
+    ----------
+    idx : TraceIndex
+        The survey's index.
+    cmp_interval : float, optional
+        CMP interval (m); default half the median receiver interval.
+    grid : BinGrid, optional
+        Use this grid.
+    is_2d : bool, optional
+        Force 2D or 3D.
+
+    Returns
+    -------
+    Geometry
+    """
+    if cmp_interval is not None and not cmp_interval > 0:
+        raise SeisError(f"CMP interval must be > 0 m (got {cmp_interval})")
+    x, y = _points(idx)
+    if grid is not None:
+        return _bin_into(grid, x, y, "given")
+    il_h, xl_h = idx["header_inline"], idx["header_crossline"]
+    has_ilxl = (np.any(il_h != 0) or np.any(xl_h != 0)) and \
+        (np.unique(il_h).size > 1 or np.unique(xl_h).size > 1)
+    if has_ilxl and is_2d is not True:
+        return _fit_headers(idx, x, y)
+    rec = receiver_interval(idx)
+    c, major, minor = _pca(x, y)
+    s = (x - c[0]) * major[0] + (y - c[1]) * major[1]
+    t = (x - c[0]) * minor[0] + (y - c[1]) * minor[1]
+    interval = cmp_interval or (rec / 2 if rec else None)
+    if interval is None:
+        gaps = np.diff(np.unique(np.round(s, 3)))
+        gaps = gaps[gaps > 1e-3]
+        interval = float(np.median(gaps)) if gaps.size else DEFAULT_BIN_INLINE
+    if is_2d is None:
+        spread_s = np.ptp(s) if s.size else 0.0
+        spread_t = (np.percentile(t, 99) - np.percentile(t, 1)) if t.size else 0.0
+        is_2d = spread_t <= max(4 * interval, 0.1 * spread_s)
+    if is_2d:
+        return _fit_line(idx, c, major, s, interval)
+    return _fit_midpoints(idx, x, y, interval)
+
+
+def _fit_line(idx: TraceIndex, c: np.ndarray, u: np.ndarray, s: np.ndarray, interval: float
+              ) -> Geometry:
+    cdp = idx["header_cdp"]
+    flip = False
+    if np.unique(cdp).size > 1:
+        flip = np.corrcoef(s, cdp.astype(np.float64))[0, 1] < 0
+    elif _azimuth(u) >= 180.0:
+        flip = True
+    if flip:
+        u, s = -u, -s
+    s0, k = _lattice(s, interval)
+    kmin, kmax = int(k.min()), int(k.max())
+    origin = c + (s0 + kmin * interval) * u
+    grid = BinGrid.line(float(origin[0]), float(origin[1]), _azimuth(u), float(interval), 1,
+                        kmax - kmin + 1)
+    number = k - kmin + 1
+    return Geometry(grid, number, np.zeros_like(number), number, "line-fit")
+
+
+def _fit_midpoints(idx: TraceIndex, x: np.ndarray, y: np.ndarray, bin_inline: float
+                   ) -> Geometry:
+    off = idx["offset"]
+    moving = off > 1e-6
+    if moving.any():
+        # Doubled-angle mean: the streamer axis, whichever way each trace points along it.
+        a = np.radians(idx["azimuth"][moving]) * 2
+        axis = math.atan2(float(np.sin(a).mean()), float(np.cos(a).mean())) / 2
+        along = np.array([math.sin(axis), math.cos(axis)])
+    else:
+        _, along, _ = _pca(x, y)
+    if _azimuth(along) >= 180.0:
+        along = -along
+    az = _azimuth(along)
+    across = np.array([math.cos(math.radians(az)), -math.sin(math.radians(az))])
+    s = x * along[0] + y * along[1]
+    t = x * across[0] + y * across[1]
+    s0, k = _lattice(s, bin_inline)
+    t0, j = _lattice(t, DEFAULT_BIN_CROSSLINE)
+    kmin, jmin = int(k.min()), int(j.min())
+    origin = (s0 + kmin * bin_inline) * along + (t0 + jmin * DEFAULT_BIN_CROSSLINE) * across
+    grid = BinGrid(float(origin[0]), float(origin[1]), az, float(bin_inline),
+                   DEFAULT_BIN_CROSSLINE, 1, 1, int(j.max()) - jmin + 1, int(k.max()) - kmin + 1)
+    return _bin_into(grid, x, y, "midpoints")
+
+
+def _fit_headers(idx: TraceIndex, x: np.ndarray, y: np.ndarray) -> Geometry:
+    il, xl = idx["header_inline"].astype(np.int64), idx["header_crossline"].astype(np.int64)
+    exact = np.any(idx["cdp_x"] != 0) or np.any(idx["cdp_y"] != 0)
+    if exact:
+        x, y = idx["cdp_x"], idx["cdp_y"]
+    il0, xl0 = int(il.min()), int(xl.min())
+    n_il, n_xl = int(il.max()) - il0 + 1, int(xl.max()) - xl0 + 1
+    a = np.column_stack([il - il0, xl - xl0, np.ones(len(il))]).astype(np.float64)
+    rank = np.linalg.matrix_rank(a)
+    coef, *_ = np.linalg.lstsq(a, np.column_stack([x, y]), rcond=None)
+    d_il, d_xl, origin = coef[0], coef[1], coef[2]
+    if rank < 3:  # one inline (or one crossline): the other direction is the perpendicular
+        if n_xl > 1:
+            d_il = np.array([d_xl[1], -d_xl[0]])
+        else:
+            d_xl = np.array([-d_il[1], d_il[0]])
+    b_inline, b_cross = float(np.hypot(*d_xl)), float(np.hypot(*d_il))
+    if b_inline < 1e-6 or b_cross < 1e-6:
+        raise SeisError("INLINE_3D/CROSSLINE_3D do not move the coordinates: cannot build a "
+                        "grid from them", idx.segy_path)
+    along, u_il = d_xl / b_inline, d_il / b_cross
+    cosang = float(abs(along @ u_il))
+    if cosang > 0.02:
+        raise SeisError(f"INLINE_3D/CROSSLINE_3D axes are not perpendicular (angle "
+                        f"{math.degrees(math.acos(min(cosang, 1.0))):.1f} deg): the map from "
+                        "inline/crossline to coordinates is not a rotation and scale",
+                        idx.segy_path)
+    resid = np.hypot(*(a @ np.vstack([d_il, d_xl, origin]) - np.column_stack([x, y])).T)
+    tol = (0.05 if exact else 0.75) * min(b_inline, b_cross) + 0.02
+    if resid.size and float(np.sqrt(np.mean(resid ** 2))) > tol:
+        raise SeisError(f"coordinates do not follow INLINE_3D/CROSSLINE_3D (rms misfit "
+                        f"{float(np.sqrt(np.mean(resid ** 2))):.2f} m over bins of "
+                        f"{b_inline:.2f} x {b_cross:.2f} m)", idx.segy_path)
+    az = _azimuth(along)
+    ref = np.array([math.cos(math.radians(az)), -math.sin(math.radians(az))])
+    hand = 1 if float(u_il @ ref) >= 0 else -1
+    grid = BinGrid(float(origin[0]), float(origin[1]), az, b_inline, b_cross, il0, xl0, n_il,
+                   n_xl, hand, False)
+    cmp = (il - il0) * n_xl + (xl - xl0) + 1
+    return Geometry(grid, cmp, il, xl, "headers")
+
+
+def _bin_into(grid: BinGrid, x: np.ndarray, y: np.ndarray, method: str) -> Geometry:
+    il, xl = grid.bin_of(x, y)
+    if grid.is_2d:
+        return Geometry(grid, xl, np.full_like(xl, grid.inline0), xl, method)
+    cmp = (il - grid.inline0) * grid.n_crossline + (xl - grid.crossline0) + 1
+    inside = (il >= grid.inline0) & (il < grid.inline0 + grid.n_inline) & \
+        (xl >= grid.crossline0) & (xl < grid.crossline0 + grid.n_crossline)
+    return Geometry(grid, np.where(inside, cmp, 0), il, xl, method)
