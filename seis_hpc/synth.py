@@ -449,6 +449,7 @@ def _plant_noise(data: np.ndarray, lay: dict, noise: Noise, dt: float) -> dict:
     ntr, ns = data.shape
     out: dict = {"dead": [], "spikes": [], "swell": [], "random_snr": noise.random_snr}
     rms = float(np.sqrt(np.mean(data.astype(np.float64) ** 2))) or 1.0
+    peak = float(np.abs(data).max()) or 1.0
     if noise.random_snr:
         data += rng.normal(0.0, rms / noise.random_snr, data.shape).astype(np.float32)
     if noise.swell_bursts:
@@ -476,7 +477,7 @@ def _plant_noise(data: np.ndarray, lay: dict, noise: Noise, dt: float) -> dict:
                 data[i] = 0.0
             else:
                 k = rng.integers(ns // 10, ns, size=3)
-                data[i, k] += (200.0 * rms * rng.choice([-1.0, 1.0], size=3)).astype(np.float32)
+                data[i, k] += (10.0 * peak * rng.choice([-1.0, 1.0], size=3)).astype(np.float32)
             out[kind].append(int(i))
     for k in ("dead", "spikes", "swell"):
         out[k] = sorted(set(out[k]))

@@ -1,0 +1,121 @@
+"""The built-in synthetic surveys: events where the truth says, headers that describe them."""
+
+import json
+
+import numpy as np
+import pytest
+
+from seis_hpc.synth import make_survey, preset, ricker, vertical_time, vrms_function
+
+
+def test_vrms_of_layered_medium_matches_dix_forward():
+    p = preset("marine2d")
+    t, v = vrms_function(p.medium, 2.0, 0.002)
+    # In the water layer Vrms is the water velocity; below, the time-weighted RMS of layers.
+    t_wb = float(vertical_time(p.medium, 100.0))
+    assert t_wb == pytest.approx(2 * 100 / 1500)
+    assert v[t < t_wb - 1e-9] == pytest.approx(1500.0)
+    t400 = float(vertical_time(p.medium, 400.0))
+    expect = np.sqrt((1500**2 * t_wb + 1700**2 * (t400 - t_wb)) / t400)
+    assert np.interp(t400, t, v) == pytest.approx(expect, rel=2e-3)
+
+
+def test_ricker_is_zero_phase_and_centred():
+    w = ricker(30.0, 0.002)
+    assert len(w) % 2 == 1 and np.argmax(w) == len(w) // 2 and w.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(w, w[::-1])
+
+
+def _pick(trace, t_expect, dt, half=0.012):
+    i0, i1 = int((t_expect - half) / dt), int((t_expect + half) / dt) + 1
+    return (i0 + np.argmax(np.abs(trace[i0:i1]))) * dt
+
+
+def test_marine2d_reflections_and_multiples_at_truth_times():
+    from dataclasses import replace
+
+    p = preset("marine2d")
+    # Diffractions cross the reflections on far traces; time the reflections without them.
+    data, hdr, truth = make_survey(replace(p, events=replace(p.events, diffractors=())))
+    acq = truth["acquisition"]
+    n_ch = acq["n_channels"]
+    assert data.shape == (acq["shots_per_line"] * n_ch, truth["ns"])
+    assert truth["ns"] == 1501 and truth["dt_s"] == 0.002  # 3.0 s at 2 ms
+    h = np.hypot(hdr["GroupX"] - hdr["SourceX"], hdr["GroupY"] - hdr["SourceY"])
+    dt = truth["dt_s"]
+    # Deep flat reflector on the near and far trace of a mid-line shot: hyperbolic time.
+    ref = truth["reflectors"][2]
+    shot = 60 * n_ch
+    for tr in (shot, shot + n_ch - 1):
+        t_exp = np.sqrt(ref["t0_s"] ** 2 + (h[tr] / ref["vrms_mps"]) ** 2)
+        assert abs(_pick(data[tr], t_exp, dt) - t_exp) <= dt
+    # First water-bottom multiple at twice the water-bottom time, opposite polarity.
+    t_wb = truth["water_bottom_t0_s"]
+    near = shot
+    t1 = np.sqrt(t_wb**2 + (h[near] / 1500) ** 2)
+    t2 = np.sqrt((2 * t_wb) ** 2 + (h[near] / 1500) ** 2)
+    a1 = data[near, int(round(t1 / dt))]
+    a2 = data[near, int(round(t2 / dt))]
+    assert np.sign(a1) == -np.sign(a2)
+    # Headers: CMP interval is half the group interval; offsets agree with coordinates.
+    assert np.all(np.abs(hdr["offset"] - h) <= 0.5)
+    assert truth["grid"]["bin_inline"] == pytest.approx(6.25)
+
+
+def test_tiny3d_diffractor_apex_at_truth():
+    data, hdr, truth = make_survey(preset("tiny3d"))
+    d = truth["diffractors"][0]
+    mx = 0.5 * (hdr["SourceX"] + hdr["GroupX"])
+    my = 0.5 * (hdr["SourceY"] + hdr["GroupY"])
+    h = np.hypot(hdr["GroupX"] - hdr["SourceX"], hdr["GroupY"] - hdr["SourceY"])
+    # the trace whose source and receiver are closest to the diffractor: DSR time check
+    k = int(np.argmin(np.hypot(mx - d["x"], my - d["y"]) + 0.01 * h))
+    t_axis, vr = vrms_function(preset("tiny3d").medium, 1.0, truth["dt_s"])
+    v = np.interp(d["t0_s"], t_axis, vr)
+    ds = np.hypot(hdr["SourceX"][k] - d["x"], hdr["SourceY"][k] - d["y"])
+    dr = np.hypot(hdr["GroupX"][k] - d["x"], hdr["GroupY"][k] - d["y"])
+    t_exp = np.sqrt(d["t0_s"] ** 2 / 4 + (ds / v) ** 2) + np.sqrt(d["t0_s"] ** 2 / 4 + (dr / v) ** 2)
+    assert abs(_pick(data[k], t_exp, truth["dt_s"]) - t_exp) <= truth["dt_s"]
+    assert len(set(hdr["EnergySourcePoint"])) == 2  # flip-flop
+    assert set(hdr["INLINE_3D"]) and set(hdr["CROSSLINE_3D"])
+
+
+def test_noise_is_planted_where_truth_says():
+    from dataclasses import replace
+
+    from seis_hpc.synth import Noise
+
+    p = replace(preset("tiny3d"), noise=Noise(dead=5, spikes=4, swell_bursts=2, seed=3))
+    data, _, truth = make_survey(p)
+    clean, _, _ = make_survey(preset("tiny3d"))
+    n = truth["noise"]
+    assert len(n["dead"]) == 5 and len(n["spikes"]) == 4 and len(n["swell"]) >= 8
+    assert np.all(data[n["dead"]] == 0)
+    spiky = np.abs(data[n["spikes"]]).max(axis=1)
+    assert np.all(spiky > 5 * np.abs(clean).max())
+    untouched = np.setdiff1d(np.arange(len(data)), n["dead"] + n["spikes"] + n["swell"])
+    np.testing.assert_array_equal(data[untouched], clean[untouched])
+
+
+def test_synth_command_writes_segy_truth_and_velocity(tmp_path):
+    from seis_hpc.cli import main
+
+    assert main(["synth", "--preset", "tiny3d", "--out", str(tmp_path / "s")]) == 0
+    truth = json.loads((tmp_path / "s" / "truth.json").read_text())
+    lines = (tmp_path / "s" / "velocity.csv").read_text().splitlines()
+    assert lines[0] == "time_s,vrms_mps" and len(lines) > 10
+    import segyio
+
+    with segyio.open(tmp_path / "s" / "shots.sgy", ignore_geometry=True) as f:
+        assert f.tracecount == truth["n_traces"]
+        assert len(f.samples) == truth["ns"]
+        assert f.header[0][segyio.TraceField.SourceGroupScalar] == -100
+        sx = f.header[0][segyio.TraceField.SourceX] / 100.0
+        assert sx == pytest.approx(truth["acquisition"]["x0"], abs=30)  # flip-flop: +-25 m
+
+
+def test_unknown_preset_is_a_clear_error(capsys):
+    from seis_hpc.cli import main
+
+    assert main(["synth", "--preset", "nope", "--out", "x"]) == 2
+    assert "unknown preset 'nope'" in capsys.readouterr().err
