@@ -242,7 +242,12 @@ def receiver_interval(idx: TraceIndex) -> float | None:
     same = sid[1:] == sid[:-1]
     d = np.hypot(np.diff(rx), np.diff(ry))[same]
     d = d[d > 1e-6]
-    return float(np.median(d)) if d.size else None
+    if not d.size:
+        return None
+    # Mean of the spacings near the median: averages away the rounding of coordinates to
+    # whole cm (a 12.5 m spacing at an angle reads 12.49..12.51 m trace by trace).
+    med = float(np.median(d))
+    return round(float(d[np.abs(d - med) <= 0.02 * med].mean()), 3)
 
 
 def _lattice(s: np.ndarray, step: float) -> tuple[float, np.ndarray]:
