@@ -242,14 +242,15 @@ def survey_grid(acq: Acquisition, is_2d: bool, lay: dict[str, np.ndarray]) -> Bi
     bin_in = acq.group_interval / 2.0
     ma = 0.5 * (lay["sa"] + lay["ra"])
     mc = 0.5 * (lay["sc"] + lay["rc"])
-    a0 = math.floor(ma.min() / bin_in) * bin_in
+    # Midpoints of this layout lie on the bin lattice: the extreme midpoints are bin centres.
+    a0 = float(ma.min())
     n_in = int(round((ma.max() - a0) / bin_in)) + 1
     ux, uy = math.sin(math.radians(acq.azimuth)), math.cos(math.radians(acq.azimuth))
     x0, y0 = acq.x0 + a0 * ux, acq.y0 + a0 * uy
     if is_2d:
         return BinGrid.line(x0, y0, acq.azimuth, bin_in, 1, n_in)
     bin_cr = acq.streamer_separation / (2.0 * max(acq.n_sources, 1))
-    c0 = math.floor(mc.min() / bin_cr + 0.5) * bin_cr
+    c0 = float(mc.min())
     n_cr = int(round((mc.max() - c0) / bin_cr)) + 1
     # Inline numbers increase across the sail lines (azimuth + 90 deg, handedness +1).
     cx, cy = math.cos(math.radians(acq.azimuth)), -math.sin(math.radians(acq.azimuth))
@@ -401,6 +402,8 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
     noise_truth = _plant_noise(data, lay, p.noise, dt)
 
     il_tr, xl_tr = grid.bin_of(0.5 * (sx + rx), 0.5 * (sy + ry))
+    # CDP_X/CDP_Y carry the bin centre (SEG-Y rev 1), not the trace's own midpoint.
+    cdp_x, cdp_y = grid.grid_to_world(il_tr, xl_tr)
     headers = {
         "TRACE_SEQUENCE_LINE": np.arange(1, ntr + 1),
         "TRACE_SEQUENCE_FILE": np.arange(1, ntr + 1),
@@ -411,7 +414,7 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
         "CDP_TRACE": lay["channel"],
         "offset": np.rint(h).astype(np.int64),
         "SourceX": sx, "SourceY": sy, "GroupX": rx, "GroupY": ry,
-        "CDP_X": 0.5 * (sx + rx), "CDP_Y": 0.5 * (sy + ry),
+        "CDP_X": cdp_x, "CDP_Y": cdp_y,
         "SourceDepth": np.full(ntr, acq.source_depth),
         "ReceiverGroupElevation": np.full(ntr, -acq.streamer_depth),
         "SourceWaterDepth": np.full(ntr, med.water_depth),

@@ -119,3 +119,20 @@ def test_unknown_preset_is_a_clear_error(capsys):
 
     assert main(["synth", "--preset", "nope", "--out", "x"]) == 2
     assert "unknown preset 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["tiny3d", "marine3d-small"])
+def test_survey_geometry_recovers_the_designed_grid(tmp_path, name):
+    """Ingest of the synthetic SEG-Y finds the bin grid the survey was designed on."""
+    from seis_hpc.survey import Survey
+    from seis_hpc.synth import write_survey
+
+    truth = write_survey(preset(name), tmp_path)
+    g = Survey.open(tmp_path / "shots.sgy").grid
+    t = truth["grid"]
+    assert (g.n_inline, g.n_crossline) == (t["n_inline"], t["n_crossline"])
+    assert g.azimuth == pytest.approx(t["azimuth"], abs=0.01)
+    assert g.bin_inline == pytest.approx(t["bin_inline"], abs=1e-3)
+    assert g.bin_crossline == pytest.approx(t["bin_crossline"], abs=1e-3)
+    x, y = g.grid_to_world(g.inline0, g.crossline0)
+    assert (x, y) == pytest.approx((t["x0"], t["y0"]), abs=0.05)
