@@ -1,0 +1,212 @@
+"""Checkpoint and restart: what is done, and the partial results that hold it.
+
+Layout of a checkpoint directory (default ``<out>.ckpt/``)::
+
+    job.json            parameter hash, the job's parameters, strategy, number of units
+    rank-00003.h5       shard mode: rank 3's partial image (+ gathers) and, as data set
+                        ``units``, the journal of the units whose traces it holds
+    tile-00042.h5       tile mode: the finished tile 42 (image + gathers of its window)
+
+Every file is written to a temporary name and renamed, so a file that exists is complete and
+its journal matches its data: a job killed at any moment loses at most the units done since
+the last flush. A restart may use another number of ranks: rank ``r`` absorbs the partial
+files ``i`` with ``i % size == r``; a file whose journal is contained in another file's
+journal has been absorbed already and is ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from seis_hpc.errors import SeisError
+from seis_hpc.io.atomic import atomic_output
+
+_RANK_FILE = re.compile(r"rank-(\d+)\.h5$")
+_TILE_FILE = re.compile(r"tile-(\d+)\.h5$")
+
+
+def parameter_hash(params: dict) -> str:
+    """SHA-256 (hex, 16 digits) of the parameters as canonical JSON."""
+    text = json.dumps(params, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Checkpoint:
+    """One job's checkpoint directory.
+
+    Parameters
+    ----------
+    path : path-like
+        The directory.
+    phash : str
+        Hash of the job's parameters (:func:`parameter_hash`).
+    """
+
+    def __init__(self, path: str | os.PathLike, phash: str):
+        self.path = Path(path)
+        self.phash = phash
+
+    # -- set-up, rank 0 only ---------------------------------------------------------------
+    def prepare(self, params: dict, restart: str = "auto") -> bool:
+        """Check or create the directory; return True when there is earlier work to resume.
+
+        Raises :class:`SeisError` when the directory holds a checkpoint of a job with other
+        parameters and ``restart`` is not ``"fresh"``.
+        """
+        meta = self.path / "job.json"
+        if restart not in ("auto", "fresh"):
+            raise SeisError(f"--restart must be auto or fresh (got {restart!r})")
+        if self.path.exists() and not self.path.is_dir():
+            raise SeisError("checkpoint path exists and is not a directory", self.path)
+        resume = False
+        if meta.exists():
+            try:
+                old = json.loads(meta.read_text())
+            except (OSError, ValueError):
+                old = {}
+            if restart == "fresh":
+                self.clear()
+            elif old.get("hash") != self.phash:
+                changed = sorted(k for k in set(params) | set(old.get("params", {}))
+                                 if params.get(k) != old.get("params", {}).get(k))
+                raise SeisError(
+                    "holds a checkpoint of a job with different parameters "
+                    f"({', '.join(changed) or 'unknown'} differ); rerun with --restart fresh "
+                    "to discard it", self.path)
+            else:
+                resume = True
+        self.path.mkdir(parents=True, exist_ok=True)
+        probe = self.path / f".write-test-{os.getpid()}"
+        try:
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise SeisError(f"cannot write checkpoints here ({exc.strerror})", self.path) from None
+        if not meta.exists():
+            with atomic_output(meta) as tmp:
+                tmp.write_text(json.dumps({"hash": self.phash, "params": params}, indent=1,
+                                          default=str))
+        return resume
+
+    def clear(self) -> None:
+        """Remove this job's files (journal, partials, tiles) from the directory."""
+        for p in self.path.glob("*"):
+            if p.name == "job.json" or _RANK_FILE.search(p.name) or _TILE_FILE.search(p.name):
+                p.unlink()
+
+    def remove(self) -> None:
+        """Delete the directory after a successful job (only our files; the directory if empty)."""
+        if not self.path.is_dir():
+            return
+        self.clear()
+        for p in self.path.glob(".*.tmp-*"):
+            p.unlink()
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass
+
+    # -- shard mode --------------------------------------------------------------------------
+    def rank_file(self, index: int) -> Path:
+        """Path of partial file ``index``."""
+        return self.path / f"rank-{index:05d}.h5"
+
+    def _read_units(self, p: Path) -> np.ndarray:
+        with h5py.File(p, "r") as f:
+            if f.attrs.get("hash") != self.phash:
+                raise SeisError("partial result of another job in the checkpoint; rerun with "
+                                "--restart fresh", p)
+            return f["units"][...].astype(np.int64)
+
+    def partials(self) -> tuple[dict[int, Path], set[int]]:
+        """Partial files to load (by index) and the set of units they hold (rank 0).
+
+        Files absorbed into another file (journal contained in it) are left out. Raises
+        :class:`SeisError` when two remaining files claim the same unit.
+        """
+        files = {}
+        for p in self.path.glob("rank-*.h5"):
+            m = _RANK_FILE.search(p.name)
+            if m:
+                files[int(m.group(1))] = p
+        units = {i: set(self._read_units(p).tolist()) for i, p in files.items()}
+        keep = {}
+        for i, s in units.items():
+            if not s:
+                continue
+            absorbed = any(j != i and s <= t and (len(t) > len(s) or j < i)
+                           for j, t in units.items())
+            if not absorbed:
+                keep[i] = files[i]
+        done: set[int] = set()
+        for i in keep:
+            if done & units[i]:
+                raise SeisError("checkpoint partials overlap (a unit is in two files); rerun "
+                                "with --restart fresh", self.path)
+            done |= units[i]
+        return keep, done
+
+    def load_partial(self, p: Path, image: np.ndarray, gathers: np.ndarray | None) -> list[int]:
+        """Add partial file ``p`` into ``image`` (and ``gathers``); return its units."""
+        with h5py.File(p, "r") as f:
+            if f.attrs.get("hash") != self.phash:
+                raise SeisError("partial result of another job in the checkpoint", p)
+            image += f["image"][...]
+            if gathers is not None:
+                gathers += f["gathers"][...]
+            return f["units"][...].tolist()
+
+    def save_partial(self, index: int, image: np.ndarray, gathers: np.ndarray | None,
+                     units: list[int]) -> None:
+        """Write partial file ``index`` (image, gathers, journal of units) atomically."""
+        with atomic_output(self.rank_file(index)) as tmp, h5py.File(tmp, "w") as f:
+            f.create_dataset("image", data=image)
+            if gathers is not None:
+                f.create_dataset("gathers", data=gathers)
+            f.create_dataset("units", data=np.asarray(sorted(units), dtype=np.int64))
+            f.attrs["hash"] = self.phash
+
+    def drop(self, paths) -> None:
+        """Remove partial files that have been absorbed into a newer one."""
+        for p in paths:
+            try:
+                Path(p).unlink()
+            except FileNotFoundError:
+                pass
+
+    # -- tile mode ---------------------------------------------------------------------------
+    def tile_file(self, uid: int) -> Path:
+        """Path of finished tile ``uid``."""
+        return self.path / f"tile-{uid:05d}.h5"
+
+    def tiles_done(self) -> set[int]:
+        """Units whose tile file exists (rank 0)."""
+        out = set()
+        for p in self.path.glob("tile-*.h5"):
+            m = _TILE_FILE.search(p.name)
+            if m:
+                out.add(int(m.group(1)))
+        return out
+
+    def save_tile(self, uid: int, image: np.ndarray, gathers: np.ndarray | None) -> None:
+        """Write finished tile ``uid`` atomically."""
+        with atomic_output(self.tile_file(uid)) as tmp, h5py.File(tmp, "w") as f:
+            f.create_dataset("image", data=image)
+            if gathers is not None:
+                f.create_dataset("gathers", data=gathers)
+            f.attrs["hash"] = self.phash
+
+    def load_tile(self, uid: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Image and gathers (or None) of finished tile ``uid``."""
+        with h5py.File(self.tile_file(uid), "r") as f:
+            if f.attrs.get("hash") != self.phash:
+                raise SeisError("tile of another job in the checkpoint", self.tile_file(uid))
+            return f["image"][...], (f["gathers"][...] if "gathers" in f else None)
+

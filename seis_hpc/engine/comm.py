@@ -1,0 +1,121 @@
+"""The MPI side of the engine: the world, fail-fast error handling, checked broadcasts and the
+slab-wise reduction of partial images. Everything here works without MPI (``comm`` None).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from seis_hpc.engine.decomposition import REDUCE_SLAB_BYTES
+from seis_hpc.errors import EXIT_USAGE, SeisError, describe_oserror
+
+# Exit status of a job that stopped on SIGTERM/SIGUSR1 after a clean checkpoint (BSD
+# EX_TEMPFAIL: "try again later"); run the same command again to resume.
+EXIT_CHECKPOINTED = 75
+# Exit status of a job that failed inside the computation on some rank.
+EXIT_FAILED = 1
+
+
+def world():
+    """``MPI.COMM_WORLD``, or None when mpi4py is not installed."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return None
+    return MPI.COMM_WORLD
+
+
+def rank_size(comm) -> tuple[int, int]:
+    """(rank, size); (0, 1) without MPI."""
+    return (0, 1) if comm is None else (comm.Get_rank(), comm.Get_size())
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as the one line the user sees."""
+    if isinstance(exc, SeisError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename:
+        return describe_oserror(exc)
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def fail(comm, message: str, status: int = EXIT_FAILED) -> int:
+    """Print ``message`` as this rank's one-line error; with several ranks abort them all.
+
+    Returns ``status`` on a single rank (the caller returns it as the exit status).
+    """
+    rank, size = rank_size(comm)
+    prefix = f"rank {rank}: " if size > 1 else ""
+    print(f"seis-hpc: error: {prefix}{message}", file=sys.stderr, flush=True)
+    if size > 1:
+        comm.Abort(status)
+    return status
+
+
+@contextlib.contextmanager
+def abort_on_error(comm) -> Iterator[None]:
+    """Turn any exception on this rank into a one-line message and an abort of every rank.
+
+    A :class:`SeisError` aborts with status 2, anything else with :data:`EXIT_FAILED`. On a
+    single rank the exception is re-raised as :class:`SystemExit` with that status, so the
+    process ends the same way without MPI.
+    """
+    try:
+        yield
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - every error must stop all ranks
+        status = EXIT_USAGE if isinstance(exc, SeisError) else EXIT_FAILED
+        if isinstance(exc, KeyboardInterrupt):
+            status = 130
+        raise SystemExit(fail(comm, one_line(exc), status)) from None
+
+
+def checked_on_root(comm, fn: Callable[[], object]) -> tuple[object, str | None]:
+    """Run ``fn`` on rank 0 only; broadcast ``(result, None)`` or ``(None, error line)``.
+
+    Input errors (:class:`SeisError`, missing files) are found once, on rank 0, before any
+    work; every rank learns the outcome and can exit 2 without an abort.
+    """
+    rank, size = rank_size(comm)
+    result, err = None, None
+    if rank == 0:
+        try:
+            result = fn()
+        except SeisError as exc:
+            err = str(exc)
+        except OSError as exc:
+            err = describe_oserror(exc)
+    if size > 1:
+        result, err = comm.bcast((result, err), root=0)
+    return result, err
+
+
+def reduce_slabs(comm, acc: np.ndarray, sink: Callable[[slice, np.ndarray], None] | None,
+                 slab_bytes: int = REDUCE_SLAB_BYTES) -> None:
+    """Sum ``acc`` over all ranks slab by slab along axis 0 and hand each sum to ``sink``.
+
+    ``sink(rows, summed)`` is called on rank 0 only, in row order, so rank 0 can stream the
+    image to the file without a second full-size buffer. ``acc`` is overwritten on rank 0.
+    """
+    rank, size = rank_size(comm)
+    n = acc.shape[0]
+    row = max(1, acc[0:1].nbytes)
+    step = max(1, slab_bytes // row)
+    for a in range(0, n, step):
+        rows = slice(a, min(n, a + step))
+        slab = acc[rows]
+        if size > 1:
+            from mpi4py import MPI
+
+            if rank == 0:
+                comm.Reduce(MPI.IN_PLACE, slab, op=MPI.SUM, root=0)
+            else:
+                comm.Reduce(slab, None, op=MPI.SUM, root=0)
+        if rank == 0 and sink is not None:
+            sink(rows, slab)

@@ -1,0 +1,208 @@
+"""RMS velocity for the image grid, from a seis_hpc ``vrms`` volume or a CSV function.
+
+Two sources are understood:
+
+* an HDF5 volume in the seis_hpc format with a ``vrms`` data set (m/s), on any bin grid: it is
+  interpolated bilinearly to the image bins (clamped at its edges) and linearly in time;
+* a CSV file with the columns ``time_s`` and ``vrms_mps`` (header line, any column order,
+  ``#`` comments): one function of two-way time for the whole survey.
+
+Outside the given times the first or last value holds. :func:`open_vrms` gives a lazy model
+that returns the velocity of a block of bins, so a rank working on a tile reads only that
+tile's velocities.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from seis_hpc.errors import SeisError
+from seis_hpc.geometry import BinGrid
+
+
+def _time_weights(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Left index and weight of linear interpolation from times ``src`` to ``dst`` (clamped)."""
+    if len(src) == 1:
+        return np.zeros(len(dst), np.int64), np.zeros(len(dst))
+    k = np.clip(np.searchsorted(src, dst, side="right") - 1, 0, len(src) - 2)
+    w = np.clip((dst - src[k]) / (src[k + 1] - src[k]), 0.0, 1.0)
+    return k, w
+
+
+def read_vrms_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read a ``time_s,vrms_mps`` CSV file.
+
+    Returns
+    -------
+    time : numpy.ndarray
+        Two-way times (s), strictly increasing.
+    vrms : numpy.ndarray
+        RMS velocities (m/s), all > 0.
+
+    Raises
+    ------
+    SeisError
+        Missing columns, a value that is not a number, NaN, v <= 0 or times not increasing,
+        naming the file and the line.
+    """
+    path = Path(path)
+    with open(path, newline="") as fh:
+        rows = [(n, r) for n, r in enumerate(csv.reader(fh), start=1)
+                if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    if not rows:
+        raise SeisError("empty velocity file (expected columns time_s,vrms_mps)", path)
+    line0, head = rows[0]
+    names = [c.strip().lower() for c in head]
+    missing = [c for c in ("time_s", "vrms_mps") if c not in names]
+    if missing:
+        raise SeisError(f"line {line0}: missing column(s) {', '.join(missing)} (header has "
+                        f"{', '.join(names)}; expected time_s,vrms_mps)", path)
+    it, iv = names.index("time_s"), names.index("vrms_mps")
+    t, v = [], []
+    for n, r in rows[1:]:
+        try:
+            tt, vv = float(r[it]), float(r[iv])
+        except (ValueError, IndexError):
+            raise SeisError(f"line {n}: time_s and vrms_mps must be numbers (got "
+                            f"{','.join(r)!r})", path) from None
+        if math.isnan(tt) or math.isnan(vv) or math.isinf(tt) or math.isinf(vv):
+            raise SeisError(f"line {n}: time_s/vrms_mps is NaN or infinite", path)
+        if vv <= 0:
+            raise SeisError(f"line {n}: vrms_mps must be > 0 m/s (got {vv:g})", path)
+        if t and tt <= t[-1]:
+            raise SeisError(f"line {n}: time_s must increase (got {tt:g} s after "
+                            f"{t[-1]:g} s)", path)
+        t.append(tt)
+        v.append(vv)
+    if not t:
+        raise SeisError(f"no velocity rows after the header on line {line0}", path)
+    return np.asarray(t), np.asarray(v)
+
+
+class VrmsFunction:
+    """One v_rms(t) function for every bin (from a CSV file)."""
+
+    def __init__(self, path, time: np.ndarray):
+        self.path = os.fspath(path)
+        t, v = read_vrms_csv(path)
+        k, w = _time_weights(t, np.asarray(time, dtype=np.float64))
+        vv = v[k] * (1 - w) + v[np.minimum(k + 1, len(v) - 1)] * w
+        self.trace = vv.astype(np.float32)
+
+    def window(self, i0: int, i1: int, j0: int, j1: int) -> np.ndarray:
+        """Velocities (m/s) of the bins ``[i0:i1, j0:j1]``, float32 ``(n_bins, nt)``."""
+        n = (i1 - i0) * (j1 - j0)
+        return np.broadcast_to(self.trace, (n, len(self.trace))).copy()
+
+
+class VrmsVolume:
+    """A ``vrms`` HDF5 volume interpolated to an image grid, read block by block."""
+
+    def __init__(self, path, grid: BinGrid, time: np.ndarray, validate: bool = True):
+        import h5py
+
+        self.path = os.fspath(path)
+        self.grid = grid
+        self.time = np.asarray(time, dtype=np.float64)
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as exc:
+            if not os.path.exists(self.path):
+                raise FileNotFoundError(2, "No such file or directory", self.path) from None
+            raise SeisError(f"not an HDF5 file or CSV velocity ({exc.__class__.__name__})",
+                            self.path) from None
+        with f:
+            if "vrms" not in f:
+                raise SeisError("no 'vrms' data set (is this a seis_hpc velocity volume?)",
+                                self.path)
+            self.vgrid = BinGrid.from_attrs(f.attrs)
+            self.vtime = f["time"][...].astype(np.float64)
+            shape = f["vrms"].shape
+            if shape != self.vgrid.shape + (len(self.vtime),):
+                raise SeisError(f"vrms shape {shape} does not match its grid and time axes",
+                                self.path)
+            if len(self.vtime) > 1 and np.any(np.diff(self.vtime) <= 0):
+                raise SeisError("time axis of the velocity must increase", self.path)
+            if validate:
+                self._validate(f["vrms"])
+        self._k, self._w = _time_weights(self.vtime, self.time)
+
+    def _validate(self, ds) -> None:
+        step = max(1, (64 << 20) // max(1, ds[0:1].nbytes))
+        for a in range(0, ds.shape[0], step):
+            block = ds[a:a + step]
+            bad = ~np.isfinite(block)
+            if bad.any():
+                pos = np.argwhere(bad)[0]
+                raise SeisError(f"vrms is NaN or infinite at index {tuple(int(p) for p in pos)}"
+                                f" (first axis offset {a})", self.path)
+            if (block <= 0).any():
+                raise SeisError(f"vrms must be > 0 m/s (min {float(block.min()):g})", self.path)
+
+    def window(self, i0: int, i1: int, j0: int, j1: int) -> np.ndarray:
+        """Velocities (m/s) of the image bins ``[i0:i1, j0:j1]``, float32 ``(n_bins, nt)``."""
+        import h5py
+
+        g = self.grid
+        il, xl = np.meshgrid(g.inline0 + np.arange(i0, i1), g.crossline0 + np.arange(j0, j1),
+                             indexing="ij")
+        x, y = g.grid_to_world(il.ravel(), xl.ravel())
+        vg = self.vgrid
+        fi, fj = vg.world_to_grid(x, y)
+        fi = np.clip(fi - vg.inline0, 0, vg.n_inline - 1)
+        fj = np.clip(fj - vg.crossline0, 0, vg.n_crossline - 1)
+        a0 = np.minimum(np.floor(fi).astype(np.int64), max(vg.n_inline - 2, 0))
+        b0 = np.minimum(np.floor(fj).astype(np.int64), max(vg.n_crossline - 2, 0))
+        wa = np.clip(fi - a0, 0, 1) if vg.n_inline > 1 else np.zeros_like(fi)
+        wb = np.clip(fj - b0, 0, 1) if vg.n_crossline > 1 else np.zeros_like(fj)
+        a1 = np.minimum(a0 + 1, vg.n_inline - 1)
+        b1 = np.minimum(b0 + 1, vg.n_crossline - 1)
+        ra, rb = (int(a0.min()), int(a1.max()) + 1), (int(b0.min()), int(b1.max()) + 1)
+        with h5py.File(self.path, "r") as f:
+            ds = f["vrms"]
+            if vg.is_2d:
+                block = ds[rb[0]:rb[1]][None].astype(np.float64)
+            else:
+                block = ds[ra[0]:ra[1], rb[0]:rb[1]].astype(np.float64)
+        a0, a1, b0, b1 = a0 - ra[0], a1 - ra[0], b0 - rb[0], b1 - rb[0]
+        wa, wb = wa[:, None], wb[:, None]
+        lat = ((1 - wa) * (1 - wb) * block[a0, b0] + (1 - wa) * wb * block[a0, b1]
+               + wa * (1 - wb) * block[a1, b0] + wa * wb * block[a1, b1])
+        k, w = self._k, self._w
+        k1 = np.minimum(k + 1, len(self.vtime) - 1)
+        return (lat[:, k] * (1 - w) + lat[:, k1] * w).astype(np.float32)
+
+
+def open_vrms(path: str | os.PathLike, grid: BinGrid, time, validate: bool = True
+              ) -> VrmsFunction | VrmsVolume:
+    """A lazy velocity model for ``grid`` and the output ``time`` axis (s).
+
+    ``.csv`` files (or any file whose first bytes are text) are read as a ``time_s,vrms_mps``
+    function; anything else as a seis_hpc ``vrms`` HDF5 volume. All values are checked here
+    (``validate=False`` skips the scan of a volume for NaN and v <= 0, for ranks other than
+    the one that already checked it).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(2, "No such file or directory", str(p))
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    if p.suffix.lower() in (".csv", ".txt") or (head and not head.startswith(b"\x89HDF")):
+        return VrmsFunction(p, np.asarray(time, dtype=np.float64))
+    return VrmsVolume(p, grid, time, validate=validate)
+
+
+def load_vrms(path: str | os.PathLike, grid: BinGrid, time) -> np.ndarray:
+    """RMS velocity (m/s) of every bin of ``grid`` at every ``time`` (s).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(grid.n_bins, len(time))``, bins in inline-major order (as ``grid.points()``).
+    """
+    return open_vrms(path, grid, time).window(0, grid.n_inline, 0, grid.n_crossline)
