@@ -6,4 +6,5 @@ COMMANDS: list[str] = [
     "synth",
     "info",
     "index",
+    "pstm",
 ]
