@@ -338,9 +338,13 @@ def _probe_segy(path: str, head: bytes, size: int) -> Layout:
     if ns == 0:
         raise SeisError("sample count is 0 in the binary header (bytes 3221-3222) and in the "
                         "first trace header (bytes 115-116)", path)
-    dt_us = _u16(head, 3217, bo, signed=True)
+    dt_us = bin_dt = _u16(head, 3217, bo, signed=True)
     if dt_us <= 0 and len(th0) == TRACE_HEADER_BYTES:
         dt_us = _u16(th0, 117, bo, signed=True)
+        if dt_us <= 0:
+            raise SeisError(f"sample interval is {bin_dt} us in the binary header (bytes "
+                            f"3217-3218) and {dt_us} us in the first trace header (bytes "
+                            "117-118)", path)
     dt = _check_dt(path, dt_us)
     nb = FORMATS[fmt][0]
     trace_bytes = TRACE_HEADER_BYTES + ns * nb
@@ -382,8 +386,7 @@ def _probe_su(path: str, head: bytes, size: int) -> Layout:
 
 def _check_dt(path: str, dt_us: int) -> float:
     if dt_us <= 0:
-        raise SeisError(f"sample interval is {dt_us} us in the binary header (bytes 3217-3218) "
-                        "and the first trace header (bytes 117-118)", path)
+        raise SeisError(f"sample interval is {dt_us} us (trace header bytes 117-118)", path)
     dt = dt_us * 1e-6
     if not DT_MIN <= dt <= DT_MAX:
         raise SeisError(f"absurd sample interval {dt_us} us (expected "
