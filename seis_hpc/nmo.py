@@ -68,7 +68,7 @@ def _check_scalar(value, name: str, where: str, *, unit: str, positive: bool = T
 
 
 def _check_field(values, ntr: int, ns: int, name: str, where: str) -> np.ndarray:
-    """Scalar, (ns,) or (ntr, ns) -> read-only (ntr, ns) float64 view (broadcast, no copy)."""
+    """Scalar, (ns,) or (ntr, ns) -> (1, ns) or (ntr, ns) float64 (broadcast later, no copy)."""
     a = np.asarray(values, dtype=np.float64)
     if a.ndim == 0:
         a = np.full(ns, float(a))
@@ -77,18 +77,21 @@ def _check_field(values, ntr: int, ns: int, name: str, where: str) -> np.ndarray
             f"{where}: {name} must have shape ({ns},) or ({ntr}, {ns}) to match the gather, "
             f"got {a.shape}"
         )
-    return np.broadcast_to(a, (ntr, ns))
+    return a.reshape(-1, ns)
+
+
+def _where_bad(a: np.ndarray, bad: np.ndarray, ntr: int) -> str:
+    """``"<value> at trace T, sample J"`` for the first bad entry (no trace for a shared row)."""
+    tr, it = np.argwhere(bad)[0]
+    at = f"trace {tr}, sample {it}" if a.shape[0] == ntr and ntr > 1 else f"sample {it}"
+    return f"{a[tr, it]:g} at {at}"
 
 
 def _check_velocity(vnmo, ntr: int, ns: int, where: str) -> np.ndarray:
     v = _check_field(vnmo, ntr, ns, "vnmo", where)
     bad = ~(np.isfinite(v) & (v > 0.0))
     if bad.any():
-        tr, it = np.argwhere(bad)[0]
-        raise SeisError(
-            f"{where}: vnmo must be finite and > 0 m/s, got {v[tr, it]:g} at trace {tr}, "
-            f"sample {it}"
-        )
+        raise SeisError(f"{where}: vnmo must be finite and > 0 m/s, got {_where_bad(v, bad, ntr)}")
     return v
 
 
@@ -98,11 +101,7 @@ def _check_eta(eta, ntr: int, ns: int, where: str) -> np.ndarray | None:
     e = _check_field(eta, ntr, ns, "eta", where)
     bad = ~(np.isfinite(e) & (e > -0.5))
     if bad.any():
-        tr, it = np.argwhere(bad)[0]
-        raise SeisError(
-            f"{where}: eta must be finite and > -0.5, got {e[tr, it]:g} at trace {tr}, "
-            f"sample {it}"
-        )
+        raise SeisError(f"{where}: eta must be finite and > -0.5, got {_where_bad(e, bad, ntr)}")
     return e
 
 
@@ -219,6 +218,9 @@ def _prepare(where, gather, offset, dt, vnmo, t_start, eta, interp, backend):
     e = _check_eta(eta, ntr, ns, where)
     _check_choice(interp, tuple(INTERP), "interp", where)
     _check_choice(backend, BACKENDS, "backend", where)
+    # Read-only (ntr, ns) views: a shared velocity function costs no copy (stride 0).
+    v = np.broadcast_to(v, (ntr, ns))
+    e = None if e is None else np.broadcast_to(e, (ntr, ns))
     return g, x, dt, v, e, t_start
 
 
@@ -232,7 +234,7 @@ def _nmo(where, gather, offset, dt, vnmo, t_start, stretch_mute, eta, interp, ba
     live = np.empty_like(g)
     _kernels().nmo_correct(g, x, v, v if e is None else e, int(e is not None), dt, t_start,
                            smax, INTERP[interp], out, live)
-    return out, live.astype(bool)
+    return out, live
 
 
 def nmo_correct(
@@ -375,7 +377,6 @@ def nmo_stack(
     """
     out, live = _nmo("nmo_stack", gather, offset, dt, vnmo, t_start, stretch_mute, eta, interp,
                      backend)
-    live &= out != 0.0
-    fold = live.sum(axis=0)
+    fold = ((live != 0) & (out != 0.0)).sum(axis=0)
     total = out.sum(axis=0, dtype=np.float64)
     return np.where(fold > 0, total / np.maximum(fold, 1), 0.0).astype(np.float32)
