@@ -44,6 +44,7 @@ from seis_hpc.traveltime import (
     check_points,
     check_time_axis,
     inverse_slowness2,
+    max_distance,
     sparse_knots,
 )
 
@@ -77,6 +78,46 @@ def offset_classes(offset, edges) -> np.ndarray:
     cls = np.searchsorted(e, off, side="right") - 1
     cls[(off < e[0]) | (off >= e[-1])] = -1
     return cls.astype(np.int64)
+
+
+def rho_filter(data, dt, dims=3) -> np.ndarray:
+    """Kirchhoff pre-filter for reflectors: ``(-i omega)^((dims-1)/2)`` applied to each trace.
+
+    Around the stationary point of a reflection the summation of :func:`pstm` over one (2D)
+    or two (3D) midpoint directions is an anticausal (half-)integration of the wavelet, i.e.
+    a spectral factor ``(-i omega)^-((dims-1)/2)`` (with ``d/dt <-> +i omega``); filtering the
+    data first makes a zero-phase reflection wavelet image zero-phase at the right time. In
+    3D the filter is ``-d/dt``. (A point diffractor focuses without it: at its apex all traces
+    add in phase.)
+
+    Parameters
+    ----------
+    data : array_like, shape (ntr, ns)
+        Traces.
+    dt : float
+        Sample interval (s).
+    dims : {2, 3}
+        Dimensionality of the migration.
+
+    Returns
+    -------
+    numpy.ndarray, shape (ntr, ns)
+        Filtered traces, same dtype as float ``data`` (float32 otherwise); units of data per
+        s^((dims-1)/2).
+    """
+    d = np.asarray(data)
+    if d.ndim != 2:
+        raise SeisError(f"data: expected shape (ntr, ns), got {d.shape}")
+    if dims not in (2, 3):
+        raise SeisError(f"dims: expected 2 or 3, got {dims!r}")
+    if not (np.isfinite(dt) and dt > 0):
+        raise SeisError(f"dt: sample interval must be > 0 s (got {dt})")
+    dtype = d.dtype if d.dtype in (np.float32, np.float64) else np.float32
+    ns = d.shape[1]
+    nfft = 2 * ns  # zero padding keeps the wrap-around of the filter off the trace
+    omega = 2 * np.pi * np.fft.rfftfreq(nfft, dt)
+    spec = np.fft.rfft(d, nfft, axis=1) * (-1j * omega) ** ((dims - 1) / 2)
+    return np.fft.irfft(spec, nfft, axis=1)[:, :ns].astype(dtype)
 
 
 def default_dx_aa(points: np.ndarray) -> float:
@@ -235,8 +276,11 @@ def pstm(data, dt, sx, sy, rx, ry, points, time, vrms, *, t_start=0.0, aperture=
             raise SeisError(f"aa_max: must be in [1, 4096] samples (got {aa_max})")
         p["aa_max"] = float(aa_max)
         p["pad"] = int(math.ceil(aa_max)) + 2
+    max_offset = float(np.hypot(rx - sx, ry - sy).max()) if sx.size else 0.0
     knots = (np.zeros(0, np.int32) if sparse_t0 is None
-             else sparse_knots(t, p["dt"], sparse_t0))
+             else sparse_knots(t, p["dt"], sparse_t0, iv2=iv2,
+                               d_max=min(max_distance(pts, sx, sy, rx, ry),
+                                         p["aperture"] + 0.5 * max_offset)))
     shape = (pts.shape[0], t.size)
     if out is None:
         out = np.zeros(shape, dtype=d.dtype)

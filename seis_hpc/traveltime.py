@@ -27,11 +27,12 @@ import numpy as np
 from seis_hpc.errors import SeisError
 
 # Linear interpolation between knots h apart errs by at most h^2/8 * max|d2t/dt0^2|. For one
-# DSR leg in constant velocity d2t/dt0^2 = (d^2/v^2) / (4 t_leg^3), whose maximum over all
-# distances d is 1 / (6 sqrt(3) a) with a = t0/2, so for the two legs
-# |d2t/dt0^2| <= 2 / (3 sqrt(3) t0). Velocity varying with t0 adds curvature; the safety
-# factor covers RMS velocities with realistic gradients (measured in tests/test_traveltime.py).
-CURVATURE_SAFETY = 4.0
+# leg t = sqrt(u), u = a^2 + d^2 S (a = t0/2, S = 1/v^2, d the horizontal distance):
+#     d2t/dt0^2 = [(1/2 + d^2 S'') u - (a + d^2 S')^2 / 2] / (2 u^(3/2))
+# which in constant velocity peaks over d at 1 / (6 sqrt(3) a). The knots bound it over a grid
+# of distances and every output point's velocity function (S', S'' by finite differences).
+N_DISTANCES = 48
+
 
 
 def as_coordinates(name: str, values, n: int | None = None) -> np.ndarray:
@@ -78,8 +79,45 @@ def inverse_slowness2(vrms, npts: int, nt: int) -> np.ndarray:
     return np.ascontiguousarray(1.0 / (v * v))
 
 
-def sparse_knots(time, dt: float, sparse_t0: int | str = "auto", tol: float = 0.1,
-                 safety: float = CURVATURE_SAFETY) -> np.ndarray:
+def leg_curvature(time, iv2=None, d_max: float = 0.0) -> np.ndarray:
+    """Upper estimate of |d2t/dt0^2| (1/s) of the DSR (both legs) at each output sample.
+
+    Parameters
+    ----------
+    time : numpy.ndarray, shape (nt,)
+        Output times t0 (s).
+    iv2 : numpy.ndarray, shape (npts, nt), optional
+        ``1/vrms^2`` (s^2/m^2); without it the constant-velocity bound is returned.
+    d_max : float
+        Largest horizontal source or receiver distance (m) to an output point.
+
+    Returns
+    -------
+    numpy.ndarray, shape (nt,)
+        The maximum over points and over distances 0..d_max of the curvature of the sum of the
+        two legs (inf where t0 <= 0).
+    """
+    a = 0.5 * time
+    with np.errstate(divide="ignore"):
+        bound = np.where(a > 0, 2.0 / (6.0 * math.sqrt(3.0) * np.where(a > 0, a, 1.0)), np.inf)
+    if iv2 is None or time.size < 3 or not d_max > 0:
+        return bound
+    s1 = np.gradient(iv2, time, axis=1)
+    s2 = np.gradient(s1, time, axis=1)
+    dist = np.concatenate([[0.0], np.geomspace(1.0, d_max, N_DISTANCES)])
+    kappa = np.zeros(time.size)
+    for d in dist:
+        d2 = d * d
+        u = a[None] ** 2 + d2 * iv2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = ((0.5 + d2 * s2) * u - 0.5 * (a[None] + d2 * s1) ** 2) / (2.0 * u**1.5)
+        kappa = np.maximum(kappa, np.nan_to_num(np.abs(c), nan=np.inf).max(axis=0))
+    # the distance grid is finite: take the constant-velocity bound as a floor
+    return np.where(a > 0, 2.0 * np.maximum(kappa, 0.5 * bound), np.inf)
+
+
+def sparse_knots(time, dt: float, sparse_t0: int | str = "auto", tol: float = 0.1, *,
+                 iv2=None, d_max: float = 0.0) -> np.ndarray:
     """Indices of the output samples where traveltimes are evaluated exactly.
 
     Parameters
@@ -89,20 +127,22 @@ def sparse_knots(time, dt: float, sparse_t0: int | str = "auto", tol: float = 0.
     dt : float
         Data sample interval (s): the error bound is ``tol * dt``.
     sparse_t0 : int or "auto"
-        ``K``: every K-th output sample (K >= 1). ``"auto"``: knots spaced by
-        ``h(t0) = sqrt(8 tol dt / kappa(t0))`` with the curvature bound
-        ``kappa = safety * 2 / (3 sqrt(3) t0)``, so knots are dense at early times and sparse
-        later (t0 <= 0 samples are all knots).
+        ``K``: every K-th output sample (K >= 1). ``"auto"``: knots placed greedily so that
+        ``h^2 / 8 * max curvature`` over each knot interval (h its length, the curvature from
+        :func:`leg_curvature`) stays under ``tol * dt``: dense at early times, sparse later;
+        every t0 <= 0 sample is a knot. Note that "auto" bounds the error of the traveltime
+        of every point-trace pair, while a fixed ``K`` guarantees nothing.
     tol : float
         Maximum interpolation error (data samples) of the automatic choice.
-    safety : float
-        Factor on the constant-velocity curvature bound (covers velocity gradients).
+    iv2 : numpy.ndarray, shape (npts, nt), optional
+        ``1/vrms^2`` (s^2/m^2), so that velocity variations enter the curvature.
+    d_max : float
+        Largest horizontal distance (m) from an output point to a source or receiver.
 
     Returns
     -------
     numpy.ndarray of int32
-        Increasing sample indices, always including the first sample with t0 > 0 and the last
-        sample; an empty array would mean exact evaluation and is never returned.
+        Increasing sample indices including 0 and the last sample.
     """
     t = check_time_axis(time)
     nt = t.size
@@ -111,26 +151,40 @@ def sparse_knots(time, dt: float, sparse_t0: int | str = "auto", tol: float = 0.
             raise SeisError(f"sparse_t0: expected an integer >= 1 or 'auto', got {sparse_t0!r}")
         if not dt > 0:
             raise SeisError(f"dt: sample interval must be > 0 s (got {dt})")
-        knots = []
+        kappa = leg_curvature(t, iv2, d_max)
+        knots = [0]
         j = 0
         while j < nt - 1:
-            knots.append(j)
-            if t[j] <= 0:
-                j += 1
-                continue
-            h = math.sqrt(8.0 * tol * dt * 3.0 * math.sqrt(3.0) * t[j] / (2.0 * safety))
-            nxt = int(np.searchsorted(t, t[j] + h, side="right")) - 1
-            j = max(j + 1, nxt)
-        knots.append(nt - 1)
+            nxt = j + 1
+            worst = max(kappa[j], kappa[nxt])
+            while nxt + 1 < nt:
+                worst_next = max(worst, kappa[nxt + 1])
+                if (t[nxt + 1] - t[j]) ** 2 / 8.0 * worst_next > tol * dt:
+                    break
+                nxt += 1
+                worst = worst_next
+            knots.append(nxt)
+            j = nxt
         return np.asarray(knots, dtype=np.int32)
     k = int(sparse_t0)
     if k != sparse_t0 or k < 1:
         raise SeisError(f"sparse_t0: expected an integer >= 1 or 'auto', got {sparse_t0!r}")
-    first = int(np.searchsorted(t, 0.0, side="right"))
-    knots = list(range(first)) + list(range(first, nt, k))
-    if not knots or knots[-1] != nt - 1:
+    knots = list(range(0, nt, k))
+    if knots[-1] != nt - 1:
         knots.append(nt - 1)
     return np.asarray(knots, dtype=np.int32)
+
+
+def max_distance(points, sx, sy, rx, ry) -> float:
+    """Largest horizontal distance (m) between an output point and a source or receiver,
+    bounded from the bounding boxes (cheap, never an underestimate)."""
+    if points.shape[0] == 0 or sx.size == 0:
+        return 0.0
+    xs = np.concatenate([sx, rx])
+    ys = np.concatenate([sy, ry])
+    dx = max(abs(points[:, 0].max() - xs.min()), abs(xs.max() - points[:, 0].min()))
+    dy = max(abs(points[:, 1].max() - ys.min()), abs(ys.max() - points[:, 1].min()))
+    return float(math.hypot(dx, dy))
 
 
 def interpolate_on_knots(values: np.ndarray, knots: np.ndarray) -> np.ndarray:
@@ -204,6 +258,7 @@ def dsr_traveltime(points, time, vrms, sx, sy, rx, ry, eta=None, backend="numpy"
     if sparse_t0 is not None:
         if sparse_t0 == "auto" and dt is None:
             raise SeisError("dt: the data sample interval is needed with sparse_t0='auto'")
-        knots = sparse_knots(t, dt if dt is not None else 1.0, sparse_t0)
+        knots = sparse_knots(t, dt if dt is not None else 1.0, sparse_t0, iv2=iv2,
+                             d_max=max_distance(pts, sx, sy, rx, ry))
         tt = interpolate_on_knots(tt, knots)
     return tt
