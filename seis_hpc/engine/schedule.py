@@ -100,7 +100,8 @@ class RmaQueue:
         MPI = self._MPI
         self._one[0] = value
         self.win.Lock(0, MPI.LOCK_SHARED)
-        self.win.Fetch_and_op(self._one, self._res, 0, disp, MPI.SUM)
+        self.win.Fetch_and_op([self._one, MPI.INT64_T], [self._res, MPI.INT64_T], 0, disp,
+                             MPI.SUM)
         self.win.Unlock(0)
         return int(self._res[0])
 
@@ -117,7 +118,7 @@ class RmaQueue:
         MPI = self._MPI
         buf = np.array([1, n_traces], np.int64)
         self.win.Lock(0, MPI.LOCK_SHARED)
-        self.win.Accumulate(buf, 0, target=(1, 2, MPI.INT64_T), op=MPI.SUM)
+        self.win.Accumulate([buf, MPI.INT64_T], 0, target=(1, 2, MPI.INT64_T), op=MPI.SUM)
         self.win.Unlock(0)
 
     def request_stop(self) -> None:
