@@ -67,6 +67,8 @@ def zero_ns(d):
 def absurd_ns(d):
     p = _good(d / "ns60000.sgy")
     _patch(p, 3221, 60000)
+    for k in range(NTR):  # and in every trace header, so no count fits the file
+        _patch(p, 3600 + k * (240 + 4 * NS) + 115, 60000)
     return p
 
 

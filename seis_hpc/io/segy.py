@@ -323,10 +323,11 @@ def _probe_segy(path: str, head: bytes, size: int) -> Layout:
     if rev_raw in (1, 2):  # some writers store the major number alone
         major, minor = rev_raw, 0
     revision = "0" if major == 0 else (f"{major}" if major == 1 else f"{major}.{minor}")
-    n_ext = _u16(head, 3505, bo, signed=True) if major >= 1 else 0
+    n_ext = _u16(head, 3505, bo, signed=True)
     if n_ext < 0:
-        raise SeisError("variable number of extended textual headers (-1) is not supported",
-                        path)
+        n_ext = _count_stanzas(path, size)
+    if n_ext < 0 or FILE_HEADER_BYTES + TEXT_BYTES * n_ext > size:
+        n_ext = 0  # an impossible count (rev 0 files leave garbage here): ignore it
     data_offset = FILE_HEADER_BYTES + TEXT_BYTES * n_ext
     th0 = head[FILE_HEADER_BYTES:] if n_ext == 0 else _read_at(path, data_offset,
                                                                TRACE_HEADER_BYTES)
@@ -338,6 +339,14 @@ def _probe_segy(path: str, head: bytes, size: int) -> Layout:
     if ns == 0:
         raise SeisError("sample count is 0 in the binary header (bytes 3221-3222) and in the "
                         "first trace header (bytes 115-116)", path)
+    if len(th0) == TRACE_HEADER_BYTES:
+        # a binary-header count the file size cannot hold, but the trace header's can
+        body = size - data_offset
+        tr_ns = _u16(th0, 115, bo)
+        fits = [n for n in (ns, tr_ns) if n and body >= TRACE_HEADER_BYTES + n * FORMATS[fmt][0]
+                and body % (TRACE_HEADER_BYTES + n * FORMATS[fmt][0]) == 0]
+        if fits and ns not in fits:
+            ns = fits[0]
     dt_us = bin_dt = _u16(head, 3217, bo, signed=True)
     if dt_us <= 0 and len(th0) == TRACE_HEADER_BYTES:
         dt_us = _u16(th0, 117, bo, signed=True)
@@ -406,6 +415,19 @@ def _count_traces(path: str, size: int, data_offset: int, trace_bytes: int, ns: 
     return body // trace_bytes
 
 
+def _count_stanzas(path: str, size: int) -> int:
+    """Extended textual headers of a rev 2 file that says -1: count 3200-byte blocks up to and
+    including the ``((SEG: EndText))`` stanza (any case and spacing); -1 when there is none."""
+    with open(path, "rb") as f:
+        f.seek(FILE_HEADER_BYTES)
+        for k in range(1, min(100, (size - FILE_HEADER_BYTES) // TEXT_BYTES) + 1):
+            block = f.read(TEXT_BYTES)
+            for text in (block.decode("ascii", "replace"), block.decode("cp037")):
+                if "seg:endtext" in text.lower().replace(" ", ""):
+                    return k
+    return -1
+
+
 def _read_at(path: str, offset: int, n: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(offset)
@@ -416,10 +438,11 @@ def _ieee_in_ibm_file(path: str, data_offset: int, trace_bytes: int, n_traces: i
                       bo: str) -> bool:
     """True when the samples of a file declared IBM are really IEEE floats.
 
-    A normalised IBM float has a non-zero leading hex digit (bits 8-11). IEEE words read as IBM
-    have that digit zero whenever the exponent is even and the top three fraction bits are 0,
-    about 1 sample in 12 for seismic amplitudes; genuine IBM data has none. The IEEE reading
-    must also be finite.
+    The IEEE reading of IBM words is a monotone (square-root-like) function of their IBM value,
+    so ordering samples by their IBM value also orders their IEEE value. IEEE words read as IBM
+    drop to near zero at every power of 4, so that ordering scrambles the IEEE values: about 7 %
+    of neighbours come out of order, against none for genuine IBM (normalised or not). The IEEE
+    reading must also be finite.
     """
     picks = np.unique(np.linspace(0, n_traces - 1, min(n_traces, 32)).astype(np.int64))
     mm = np.memmap(path, dtype=np.uint8, mode="r", offset=data_offset,
@@ -427,14 +450,15 @@ def _ieee_in_ibm_file(path: str, data_offset: int, trace_bytes: int, n_traces: i
     words = np.ascontiguousarray(mm[picks, TRACE_HEADER_BYTES:]).view(f"{bo}u4").ravel()
     del mm
     words = words.astype(np.uint32)
-    nonzero = words[(words & 0x7FFFFFFF) != 0]
-    if nonzero.size < 64:
+    words = words[(words & 0x7FFFFFFF) != 0]
+    if words.size < 64:
         return False
-    unnormalised = np.count_nonzero(((nonzero >> 20) & 0xF) == 0) / nonzero.size
-    if unnormalised < 0.02:
+    as_ieee = words.view(np.float32)
+    if not np.all(np.isfinite(as_ieee)):
         return False
-    as_ieee = nonzero.view(np.float32)
-    return bool(np.all(np.isfinite(as_ieee)))
+    order = np.argsort(np.abs(ibm_to_float32(words)), kind="stable")
+    out_of_order = np.count_nonzero(np.diff(np.abs(as_ieee[order])) < 0) / (words.size - 1)
+    return out_of_order > 0.02
 
 
 # -- writing -------------------------------------------------------------------------------------
