@@ -38,6 +38,17 @@ def parameter_hash(params: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    """Nested parameters as one level: ``{"kernel.max_angle": 60, ...}``."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 class Checkpoint:
     """One job's checkpoint directory.
 
@@ -74,8 +85,9 @@ class Checkpoint:
             if restart == "fresh":
                 self.clear()
             elif old.get("hash") != self.phash:
-                changed = sorted(k for k in set(params) | set(old.get("params", {}))
-                                 if params.get(k) != old.get("params", {}).get(k))
+                new_f, old_f = _flat(params), _flat(old.get("params", {}))
+                changed = sorted(k for k in set(new_f) | set(old_f)
+                                 if new_f.get(k) != old_f.get(k))
                 raise SeisError(
                     "holds a checkpoint of a job with different parameters "
                     f"({', '.join(changed) or 'unknown'} differ); rerun with --restart fresh "
