@@ -239,3 +239,39 @@ def test_nan_sample_named(tmp_path):
         idx.read_traces([0, 30])
     with pytest.raises(SeisError, match="trace 30"):
         TraceIndex.scan(p, check_samples=True)
+
+
+def test_info_and_index_commands(tmp_path, capsys):
+    import json
+
+    from seis_hpc.cli import main
+    from seis_hpc.io.volume import Volume, write_volume
+
+    h, u, origin, s_pos, r_pos = line_2d()
+    p = tmp_path / "line.sgy"
+    _write(p, h, fmt=1)
+    out = tmp_path / "line.idx.h5"
+    assert main(["index", str(p), "--index", str(out), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    fold = np.bincount(Survey.open(p, index_path=out, save=False).index["cmp"])[1:]
+    assert rep["traces"] == 240 and rep["geometry"] == "2D" and rep["index"] == str(out)
+    assert rep["fold_max"] == fold.max() and rep["fold_min"] == fold.min()
+    assert rep["shots"] == 10 and out.is_file()
+    assert main(["info", str(p), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["traces"], info["samples"], info["interval_ms"]) == (240, NS, 4.0)
+    assert info["format"].startswith("1 (IBM") and info["byte_order"] == "big"
+    assert info["record_length_ms"] == pytest.approx((NS - 1) * 4.0)
+    assert info["header_ranges"]["ffid"] == [1000, 1009]
+    assert info["fold_max"] == fold.max()
+    assert not list(tmp_path.glob("line.sgy.index.h5"))  # info writes nothing
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "kind: trace index" in text and "2D line" in text
+    vol = Volume(np.zeros((5, 8), np.float32), BinGrid.line(0, 0, 90, 6.25, 1, 5),
+                 np.arange(8) * 0.004)
+    write_volume(tmp_path / "img.h5", vol)
+    assert main(["info", str(tmp_path / "img.h5"), "--json"]) == 0
+    v = json.loads(capsys.readouterr().out)
+    assert v["shape"] == [5, 8] and v["interval_ms"] == pytest.approx(4.0)
+    assert v["grid"].startswith("2D line: CMP 1..5")
