@@ -50,6 +50,7 @@ test-mpi: install
 bench: install
 	$(BIN)/python benchmarks/bench_kernels.py
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_nmo.py
 
 lint: install
 	$(BIN)/ruff check seis_hpc tests benchmarks setup.py
