@@ -49,6 +49,7 @@ cdef struct Params:
     double aa_max          # max half-length (samples)
     int pad                # padding of the double-integrated traces (samples)
     int ltrace             # ns + 2 pad
+    int need_inv           # anything beyond the traveltime (angles, weights, mute, AA)
 
 
 cdef inline int _sample(const Params* P, double a, double a2, double iv2, double ds2,
@@ -64,6 +65,10 @@ cdef inline int _sample(const Params* P, double a, double a2, double iv2, double
     ts = sqrt(a2 + ds2 * iv2)
     tr = sqrt(a2 + dr2 * iv2)
     kpos[0] = (ts + tr - P.t_start) * P.idt
+    if not P.need_inv:
+        w[0] = 1.0
+        L[0] = 0.0
+        return 1
     # one division gives both reciprocals
     q = 1.0 / (ts * tr)
     its = tr * q
@@ -261,6 +266,8 @@ cdef Params _params(double dt, double t_start, int ns, int nt, int j0, double ap
     P.aa_max = aa_max
     P.pad = pad
     P.ltrace = ns + 2 * pad
+    P.need_inv = (obliquity or spreading or antialias or c_mute > 0.0
+                  or P.cos_max > 1e-12 or P.cos_taper0 > -1.0)
     return P
 
 

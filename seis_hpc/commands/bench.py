@@ -1,0 +1,40 @@
+"""``seis-hpc bench``: throughput of the PSTM kernels (runs ``benchmarks/bench_kernels.py``)."""
+
+HELP = "measure PSTM kernel throughput against the NumPy reference and a plain C loop"
+DESCRIPTION = """Measure the Kirchhoff PSTM kernels on a fixed 3D problem (printed) and report
+evaluations per second per core (one evaluation = one (trace, output sample) pair inside the
+aperture) for: the NumPy reference, the Cython kernel without and with anti-aliasing, weights
+and tapers, with sparse-t0 traveltimes, and with 1 and 2 OpenMP threads, plus a plain C loop of
+the same DSR + linear interpolation compiled now with gcc (the ceiling), and the ratios.
+
+Parameters:
+  --repeat N   runs per variant, the best is kept (default 3)
+  --json       print the figures as JSON
+
+Needs the source checkout (benchmarks/ beside seis_hpc/) and gcc for the C ceiling.
+Takes about a minute on one core."""
+NEEDS_ARGS = False
+
+
+def add_arguments(parser) -> None:
+    """``--repeat``, ``--json``."""
+    parser.add_argument("--repeat", type=int, default=3, help="runs per variant (default 3)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+def run(args) -> int:
+    import importlib.util
+    from pathlib import Path
+
+    from seis_hpc.errors import SeisError
+
+    if args.repeat < 1:
+        raise SeisError(f"--repeat: must be >= 1 (got {args.repeat})")
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_kernels.py"
+    if not script.is_file():
+        raise SeisError("benchmark script not found (needs the source checkout)", script)
+    spec = importlib.util.spec_from_file_location("bench_kernels", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    argv = ["--repeat", str(args.repeat)] + (["--json"] if args.json else [])
+    return mod.main(argv)
