@@ -7,4 +7,5 @@ COMMANDS: list[str] = [
     "info",
     "index",
     "pstm",
+    "bench",
 ]
