@@ -204,3 +204,33 @@ def test_real_process_no_traceback(tmp_path):
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "trace count not whole" in proc.stderr and str(path) in proc.stderr
     assert not list(tmp_path.glob("*.h5")) and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_unreadable_file_as_unprivileged_user(tmp_path_factory):
+    """Root reads any file, so under root the permission row runs as user nobody (setpriv)."""
+    import shutil
+
+    if os.geteuid() != 0:
+        pytest.skip("covered by the 'no read permission' row when not root")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv not available to drop root")
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="seis_hpc_perm_"))
+    try:
+        folder.chmod(0o755)
+        path = unreadable(folder)
+        proc = subprocess.run(
+            [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+             "-m", "seis_hpc", "index", str(path), "--index", str(folder / "out.h5")],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "SEIS_HPC_CACHE": str(folder / "cache")})
+        if "seis-hpc: error" not in proc.stderr:
+            pytest.skip(f"cannot run Python as nobody here: {proc.stderr.strip()[-200:]}")
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(path) in lines[0] and "permission denied" in lines[0]
+        assert not (folder / "out.h5").exists()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
