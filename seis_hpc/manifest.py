@@ -1,0 +1,208 @@
+"""``MANIFEST.sha256``: size and SHA-256 of every deliverable, and the check against it.
+
+Format (UTF-8 text, one file a line, paths relative to the manifest's folder, ``/``-separated)::
+
+    # seis_hpc manifest v1: sha256  size_bytes  path
+    # created 2024-05-01T10:00:00+00:00 by seis_hpc 0.1.0
+    9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  1914384  survey/shots.sgy
+
+Lines starting with ``#`` are comments. The path is everything after the second field, so it
+may contain spaces; a path holding a newline is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from seis_hpc import __version__
+from seis_hpc.errors import SeisError
+from seis_hpc.io.atomic import atomic_output
+
+MANIFEST_NAME = "MANIFEST.sha256"
+HEADER = "# seis_hpc manifest v1: sha256  size_bytes  path"
+_LINE = re.compile(r"^([0-9a-f]{64})  (\d+)  (.+)$")
+_BLOCK = 8 << 20  # bytes read at a time while hashing
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One deliverable: its path relative to the manifest, size (bytes) and SHA-256 (hex)."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A deliverable that does not match its entry: ``kind`` is ``"missing"`` or ``"changed"``."""
+
+    entry: Entry
+    kind: str
+    detail: str
+
+
+def sha256_file(path: str | os.PathLike, progress=None) -> tuple[int, str]:
+    """Size (bytes) and SHA-256 hex digest of a file, read in 8 MiB blocks.
+
+    Parameters
+    ----------
+    path : path-like
+        File to hash.
+    progress : seis_hpc.progress.Progress, optional
+        Counts the bytes read.
+    """
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while block := f.read(_BLOCK):
+            h.update(block)
+            size += len(block)
+            if progress is not None:
+                progress.update(len(block))
+    return size, h.hexdigest()
+
+
+def _relative(path: Path, base: Path) -> str:
+    rel = os.path.relpath(path.resolve(), base.resolve())
+    if "\n" in rel or "\r" in rel:
+        raise SeisError("a deliverable's name holds a line break; rename it", path)
+    return Path(rel).as_posix()
+
+
+def hash_files(files: Iterable[str | os.PathLike], base: str | os.PathLike,
+               show_progress: bool = True, skip: Iterable[str | os.PathLike] = ()
+               ) -> list[Entry]:
+    """Size and SHA-256 of each file, with paths relative to ``base``.
+
+    Parameters
+    ----------
+    files : iterable of path-like
+        The deliverables; duplicates are listed once, in the order given.
+    base : path-like
+        Folder the entry paths are relative to (the manifest's folder).
+    show_progress : bool
+        Report bytes hashed (a bar in a terminal, plain lines in batch jobs).
+    skip : iterable of path-like
+        Files to leave out (the manifest itself).
+
+    Raises
+    ------
+    SeisError
+        A deliverable is missing or is not a regular file.
+    """
+    from seis_hpc.progress import Progress
+
+    base = Path(base)
+    paths: list[Path] = []
+    seen = {Path(p).resolve() for p in skip}
+    for f in files:
+        p = Path(f)
+        key = p.resolve()
+        if key in seen:
+            continue
+        seen.add(key)
+        if not p.is_file():
+            raise SeisError("deliverable missing or not a regular file", p)
+        paths.append(p)
+    total = sum(p.stat().st_size for p in paths)
+    entries = []
+    with Progress(total, "manifest", "byte", mode="auto" if show_progress else "off") as prog:
+        for p in paths:
+            size, digest = sha256_file(p, prog)
+            entries.append(Entry(_relative(p, base), size, digest))
+    return entries
+
+
+def write_manifest(entries: Iterable[Entry], manifest: str | os.PathLike) -> Path:
+    """Write ``entries`` to ``manifest`` atomically; returns its path."""
+    manifest = Path(manifest)
+    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    lines = [HEADER, f"# created {stamp} by seis_hpc {__version__}"]
+    lines += [f"{e.sha256}  {e.size}  {e.path}" for e in entries]
+    with atomic_output(manifest) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return manifest
+
+
+def build_manifest(files: Iterable[str | os.PathLike], manifest: str | os.PathLike,
+                   show_progress: bool = True) -> list[Entry]:
+    """Hash ``files`` (see :func:`hash_files`) and write ``manifest``; return its entries."""
+    manifest = Path(manifest)
+    entries = hash_files(files, manifest.parent, show_progress, skip=[manifest])
+    write_manifest(entries, manifest)
+    return entries
+
+
+def read_manifest(manifest: str | os.PathLike) -> list[Entry]:
+    """The entries of a manifest.
+
+    Raises
+    ------
+    SeisError
+        A line that is not ``sha256  size  path``, or no entry at all.
+    """
+    manifest = Path(manifest)
+    if manifest.is_dir():
+        raise SeisError("is a folder; give the MANIFEST.sha256 file", manifest)
+    entries = []
+    with open(manifest, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip() or line.startswith("#"):
+                continue
+            m = _LINE.match(line)
+            if not m:
+                raise SeisError(f"line {n}: not 'sha256  size  path'", manifest)
+            entries.append(Entry(m.group(3), int(m.group(2)), m.group(1)))
+    if not entries:
+        raise SeisError("no entries (is this a seis_hpc manifest?)", manifest)
+    return entries
+
+
+def verify_manifest(manifest: str | os.PathLike, show_progress: bool = True) -> tuple[
+        list[Entry], list[Problem]]:
+    """Check every deliverable of ``manifest`` against its size and SHA-256.
+
+    Returns
+    -------
+    entries : list of Entry
+        Everything the manifest lists.
+    problems : list of Problem
+        One per file that is missing, unreadable or changed (size or content), in manifest
+        order; empty when all match.
+    """
+    from seis_hpc.progress import Progress
+
+    manifest = Path(manifest)
+    entries = read_manifest(manifest)
+    base = manifest.parent
+    problems = []
+    present = [e for e in entries if (base / e.path).is_file()]
+    total = sum(e.size for e in present)
+    with Progress(total, "verify", "byte", mode="auto" if show_progress else "off") as prog:
+        for e in entries:
+            p = base / e.path
+            if not p.exists():
+                problems.append(Problem(e, "missing", "no such file"))
+                continue
+            if not p.is_file():
+                problems.append(Problem(e, "changed", "not a regular file"))
+                continue
+            try:
+                size, digest = sha256_file(p, prog)
+            except OSError as exc:
+                problems.append(Problem(e, "missing", (exc.strerror or str(exc)).lower()))
+                continue
+            if size != e.size:
+                problems.append(Problem(e, "changed", f"size {size} bytes, expected {e.size}"))
+            elif digest != e.sha256:
+                problems.append(Problem(e, "changed",
+                                        f"SHA-256 {digest[:16]}..., expected {e.sha256[:16]}..."))
+    return entries, problems
