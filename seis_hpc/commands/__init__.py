@@ -8,4 +8,7 @@ COMMANDS: list[str] = [
     "index",
     "pstm",
     "bench",
+    "qc",
+    "report",
+    "verify",
 ]

@@ -1,0 +1,43 @@
+"""``seis-hpc report``: the processing report (HTML) and the manifest of a run folder."""
+
+HELP = "write the processing report (one HTML file) and MANIFEST.sha256 of a run folder"
+DESCRIPTION = """Build the processing report of RUNDIR from its run record (RUNDIR/steps.jsonl,
+one line per step, written by every seis-hpc step run with --rundir or $SEIS_HPC_RUNDIR).
+
+Writes:
+  RUNDIR/report.html       every step with its command line, parameters, inputs and outputs,
+                           start/end/duration, trace counts, edits, metrics and QC pictures.
+                           Self-contained: pictures embedded, no external file, script or link;
+                           opens offline.
+  RUNDIR/MANIFEST.sha256   size and SHA-256 of every deliverable (outputs and QC pictures of
+                           the steps that succeeded, steps.jsonl, report.html); check it later
+                           with  seis-hpc verify RUNDIR/MANIFEST.sha256
+
+Parameters:
+  --out FILE.html          report file (default RUNDIR/report.html)
+  --manifest FILE          manifest file (default RUNDIR/MANIFEST.sha256)
+  --title TEXT             report title
+
+Example:
+  seis-hpc report run42/
+"""
+
+
+def add_arguments(parser) -> None:
+    """RUNDIR, --out, --manifest, --title."""
+    parser.add_argument("rundir", metavar="RUNDIR", help="run folder holding steps.jsonl")
+    parser.add_argument("--out", metavar="FILE.html", help="report file")
+    parser.add_argument("--manifest", metavar="FILE", help="manifest file")
+    parser.add_argument("--title", help="report title")
+
+
+def run(args) -> int:
+    from seis_hpc.report import build_report
+
+    rep = build_report(args.rundir, out=args.out, manifest=args.manifest, title=args.title)
+    print(f"{rep.html}: report of {rep.steps} steps")
+    print(f"{rep.manifest}: {len(rep.entries)} deliverables, "
+          f"{sum(e.size for e in rep.entries)} bytes")
+    for m in rep.missing:
+        print(f"warning: recorded output no longer exists: {m}")
+    return 0
