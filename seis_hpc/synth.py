@@ -77,6 +77,11 @@ class Medium:
         (0.0, 1500.0), (100.0, 1700.0), (400.0, 1900.0), (900.0, 2200.0), (1600.0, 2600.0),
     )
     water_bottom_reflectivity: float = 0.3
+    # Lateral variation (the v(x, z) case): reflection times and diffractors use
+    # Vrms(t0) * (1 + vrms_gradient * (a - vrms_gradient_origin)), a = along-line position (m)
+    # of the trace's midpoint (of the diffractor). Water multiples keep the water velocity.
+    vrms_gradient: float = 0.0
+    vrms_gradient_origin: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,21 @@ PRESETS: dict[str, Preset] = {
         "25 m (fold 24), CMP interval 6.25 m, 2 ms, 3.0 s; water 100 m, diffractors and flat "
         "and dipping reflectors 500-1000 m below the seafloor, water-bottom multiples.",
         Acquisition(shots_per_line=120, n_channels=96, record_length=3.0),
+        events=Events(
+            diffractors=((1000.0, 0.0, 500.0, 1.0), (1500.0, 0.0, 800.0, 1.0),
+                         (2000.0, 0.0, 1100.0, 1.0)),
+            reflectors=((300.0, 0.0, 0.15), (650.0, 3.0, 0.12), (1000.0, 0.0, 0.15)),
+            multiples=True,
+        ),
+        is_2d=True,
+    ),
+    "marine2d-vxz": Preset(
+        "marine2d-vxz",
+        "marine2d with a laterally varying velocity: Vrms(x, t0) = Vrms(t0) * (1 + 5e-5/m * "
+        "(x - 1000 m)) along the line (5 % per km), applied to reflection times and "
+        "diffractors; water-bottom multiples at the water velocity.",
+        Acquisition(shots_per_line=120, n_channels=96, record_length=3.0),
+        medium=Medium(vrms_gradient=5e-5, vrms_gradient_origin=1000.0),
         events=Events(
             diffractors=((1000.0, 0.0, 500.0, 1.0), (1500.0, 0.0, 800.0, 1.0),
                          (2000.0, 0.0, 1100.0, 1.0)),
@@ -286,6 +306,29 @@ def _interp_vrms(t_axis, vrms, t0):
     return np.interp(t0, t_axis, vrms)
 
 
+def _lateral(med: Medium, along) -> np.ndarray | float:
+    """Vrms scale factor at along-line positions (m); exactly 1.0 without a gradient."""
+    if med.vrms_gradient == 0.0:
+        return 1.0
+    return 1.0 + med.vrms_gradient * (np.asarray(along, dtype=np.float64)
+                                      - med.vrms_gradient_origin)
+
+
+def lateral_factor(truth: dict, cmp) -> np.ndarray:
+    """Vrms scale factor of a survey's truth at 2D CMP numbers (1 without lateral variation).
+
+    The true Vrms at CMP ``c`` and time ``t0`` is ``truth["vrms"](t0) * lateral_factor``.
+    """
+    med = truth["medium"]
+    grad = float(med.get("vrms_gradient", 0.0))
+    c = np.asarray(cmp, dtype=np.float64)
+    if grad == 0.0:
+        return np.ones_like(c)
+    g = truth["grid"]
+    along = truth["along_of_first_cmp_m"] + (c - g["crossline0"]) * g["bin_inline"]
+    return 1.0 + grad * (along - float(med.get("vrms_gradient_origin", 0.0)))
+
+
 def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, dict]:
     """Model a survey.
 
@@ -321,6 +364,7 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
     t_axis, vrms_t = vrms_function(med, acq.record_length, dt)
     grid = survey_grid(acq, p.is_2d, lay)
     spikes = np.zeros((ntr, ns), np.float32)
+    lat = _lateral(med, 0.5 * (lay["sa"] + lay["ra"]))  # per-trace Vrms factor (v(x, z) case)
 
     # Reflectors, analytic. Flat: hyperbola in Vrms; dipping: image source in v = Vrms(t0).
     reflectors = []
@@ -328,8 +372,9 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
         t00 = float(vertical_time(med, depth0))
         v = float(_interp_vrms(t_axis, vrms_t, t00))
         if dip == 0.0:
-            t = np.sqrt(t00**2 + (h / v) ** 2)
+            t = np.sqrt(t00**2 + (h / (v * lat)) ** 2)
         else:
+            v = v * lat
             # Plane z = z0 + tan(dip) * along, in a medium of constant v (vertical time scaled).
             z0 = 0.5 * v * t00
             n = np.array([-math.sin(math.radians(dip)), math.cos(math.radians(dip))])
@@ -342,7 +387,7 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
         amp = refl * (t00 / np.maximum(t, 1e-6))  # spherical spreading relative to t0
         _add_events(spikes, t, amp.astype(np.float32), dt)
         reflectors.append({"depth_m": depth0, "dip_deg": dip, "reflectivity": refl,
-                           "t0_s": t00, "vrms_mps": v})
+                           "t0_s": t00, "vrms_mps": float(_interp_vrms(t_axis, vrms_t, t00))})
 
     # Water bottom, free-surface multiples and peg-legs of the reflectors.
     t_wb = float(vertical_time(med, med.water_depth))
@@ -363,8 +408,8 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
             t0p = ref["t0_s"] + t_wb
             v = float(_interp_vrms(t_axis, vrms_t, t0p))
             amp = -2.0 * ref["reflectivity"] * r_wb
-            _add_events(spikes, np.sqrt(t0p**2 + (h / v) ** 2), np.full(ntr, amp, np.float32),
-                        dt)
+            _add_events(spikes, np.sqrt(t0p**2 + (h / (v * lat)) ** 2),
+                        np.full(ntr, amp, np.float32), dt)
             multiples.append({"kind": "peg-leg", "order": 1, "t0_s": t0p, "amplitude": amp})
 
     # Diffractors through the Kirchhoff modelling operator (adjoint of PSTM).
@@ -377,7 +422,8 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
         it0 = np.rint(t0 / dt).astype(np.int64)  # on a sample, so "images at that sample" is exact
         image = np.zeros((len(dx), ns), np.float32)
         image[np.arange(len(dx)), it0] = [d[3] for d in ev.diffractors]
-        vr = np.broadcast_to(vrms_t.astype(np.float32), (len(dx), ns)).copy()
+        vr = (vrms_t[None, :] * np.reshape(_lateral(med, d_along), (-1, 1))
+              * np.ones((len(dx), 1))).astype(np.float32)
         pts = np.column_stack([dx, dy])
         model = kirchhoff_model(image, pts, t_axis, vr, sx, sy, rx, ry, ns, dt,
                                 weights="spreading", backend=backend)
@@ -437,6 +483,7 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
                  "vrms_mps": vrms_t[:: max(1, int(0.02 / dt))].tolist()},
         "medium": asdict(med),
         "water_bottom_t0_s": t_wb,
+        "along_of_first_cmp_m": float((0.5 * (lay["sa"] + lay["ra"])).min()),
         "diffractors": diffractors,
         "reflectors": reflectors,
         "multiples": multiples,

@@ -1,0 +1,137 @@
+"""``seis-hpc velan``: semblance velocity analysis with automatic picking -> Vrms volume."""
+
+HELP = "velocity analysis: semblance, automatic picks, smooth Vrms field (HDF5)"
+DESCRIPTION = """Velocity analysis of CMP gathers into a smooth RMS-velocity field.
+
+  seis-hpc velan GATHERS.sgy --out velocity.h5 [--picks picks.toml] [--every N]
+
+At analysis locations every N CMPs (--every, or every M metres with --every-m; 3D: every N
+inlines and crosslines) the traces of --supergather neighbouring CMPs are scanned for
+semblance over trial velocities vmin..vmax step dv (m/s). The automatic picker takes the
+highest-coherence path with Vrms never decreasing in time and every Dix interval velocity in
+--vint-min..--vint-max (m/s; a number, or time:velocity pairs such as 0:1450,0.2:1550 to let
+the water layer be slower), optionally within --corridor of a --reference function
+(time_s,vrms_mps CSV). Picks at neighbouring locations that disagree by more than --outlier
+are dropped. The picks are interpolated (linear in V^2 t in time, linear between locations)
+and smoothed over --smooth-m metres and --smooth-s seconds.
+
+Outputs: velocity.h5 (seis_hpc 'vrms' volume on the survey grid; seis-hpc pstm/stack
+--velocity read it); --picks PICKS.toml (editable table); --su-table FILE (SU par file
+cdp=.. tnmo=.. vnmo=.., sampled every --su-every CMPs). To use edited picks instead of
+picking, give --use-picks PICKS.toml (or an SU par file).
+
+Exit status: 0 written; 2 bad input (one line, nothing written).
+"""
+
+import argparse  # noqa: E402 - after DESCRIPTION, which --help shows first
+
+
+def _bound(text: str):
+    try:
+        if ":" not in text:
+            return float(text)
+        return [tuple(float(x) for x in pair.split(":")) for pair in text.split(",") if pair]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a velocity or time:velocity pairs, got {text!r}"
+                                         ) from None
+
+
+def add_arguments(parser) -> None:
+    """Parameters of ``seis-hpc velan`` (field names, SI units)."""
+    parser.add_argument("input", metavar="GATHERS", help="SEG-Y/SU prestack file (or index)")
+    parser.add_argument("--out", "-o", required=True, metavar="VELOCITY.h5",
+                        help="output vrms volume")
+    parser.add_argument("--picks", metavar="PICKS.toml", help="write the picks table here")
+    parser.add_argument("--use-picks", metavar="TABLE", help="use this picks table (TOML or "
+                        "SU par file) instead of picking")
+    parser.add_argument("--su-table", metavar="FILE", help="also export the field as an SU "
+                        "par file")
+    parser.add_argument("--su-every", type=int, default=20, metavar="N",
+                        help="CMP spacing of the SU table (default 20)")
+    parser.add_argument("--index", metavar="PATH", help="trace index file")
+    g = parser.add_argument_group("analysis")
+    g.add_argument("--every", type=int, metavar="N", help="analysis every N CMPs (default 20)")
+    g.add_argument("--every-m", type=float, metavar="M", help="analysis every M metres")
+    g.add_argument("--supergather", type=int, default=3, metavar="N",
+                   help="CMPs pooled per location (default 3)")
+    g.add_argument("--min-fold", type=int, default=6, help="skip bins with fewer traces")
+    g.add_argument("--vmin", type=float, default=1400.0, help="first trial velocity (m/s)")
+    g.add_argument("--vmax", type=float, default=4000.0, help="last trial velocity (m/s)")
+    g.add_argument("--dv", type=float, default=10.0, help="velocity step (m/s)")
+    g.add_argument("--window", type=float, default=0.024, help="semblance window (s)")
+    g.add_argument("--stretch-mute", type=float, default=0.5, help="scan stretch mute")
+    g.add_argument("--method", default="conventional", choices=("conventional", "ab"))
+    p = parser.add_argument_group("picking")
+    p.add_argument("--vint-min", type=_bound, default=1400.0, metavar="V|T:V,..",
+                   help="lowest interval velocity (m/s; default 1400)")
+    p.add_argument("--vint-max", type=_bound, default=6000.0, metavar="V|T:V,..",
+                   help="highest interval velocity (m/s; default 6000)")
+    p.add_argument("--reference", metavar="CSV", help="reference time_s,vrms_mps function")
+    p.add_argument("--corridor", type=float, default=0.1,
+                   help="allowed relative departure from the reference (default 0.1)")
+    p.add_argument("--min-semblance", type=float, default=0.2)
+    p.add_argument("--outlier", type=float, default=0.04,
+                   help="drop picks this far (relative) from their neighbours (0: keep all)")
+    p.add_argument("--tmin", type=float, help="first pick time (s)")
+    p.add_argument("--tmax", type=float, help="last pick time (s)")
+    f = parser.add_argument_group("field")
+    f.add_argument("--smooth-m", type=float, default=250.0, help="lateral smoothing (m)")
+    f.add_argument("--smooth-s", type=float, default=0.05, help="smoothing in time (s)")
+
+
+def run(args) -> int:
+    import datetime as dt
+    import json
+    import os
+    import sys
+
+    from seis_hpc.errors import SeisError
+    from seis_hpc.survey import Survey
+    from seis_hpc.velan import (
+        ScanParams,
+        analysis_locations,
+        read_picks,
+        velocity_analysis,
+        write_picks,
+        write_su_picks,
+    )
+    from seis_hpc.velocity import read_vrms_csv
+    from seis_hpc.velocity_field import field_from_picks, table_from_field, write_vrms
+
+    if not os.path.exists(args.input):
+        raise FileNotFoundError(2, "No such file or directory", args.input)
+    if args.every is not None and args.every_m is not None:
+        raise SeisError("give --every or --every-m, not both")
+    survey = Survey.open(args.input, args.index)
+    idx, grid = survey.index, survey.grid
+    time = idx.times()
+    if args.use_picks:
+        picks = read_picks(args.use_picks, grid)
+    else:
+        params = ScanParams(vmin=args.vmin, vmax=args.vmax, dv=args.dv, window=args.window,
+                            stretch_mute=args.stretch_mute, supergather=args.supergather,
+                            method=args.method, vint_min=args.vint_min, vint_max=args.vint_max,
+                            corridor=args.corridor, min_semblance=args.min_semblance,
+                            outlier=args.outlier or None, tmin=args.tmin, tmax=args.tmax)
+        params.velocities()
+        reference = read_vrms_csv(args.reference) if args.reference else None
+        every = args.every if args.every is not None or args.every_m is not None else 20
+        locs = analysis_locations(grid, survey.fold(), every=every, every_m=args.every_m,
+                                  min_fold=args.min_fold)
+        picks = velocity_analysis(idx, idx["inline"], idx["crossline"], grid, locs, params,
+                                  reference=reference)
+    field = field_from_picks(picks, grid, time, smooth_m=args.smooth_m, smooth_s=args.smooth_s)
+    config = json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")},
+                        default=str, indent=1)
+    history = [f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} seis-hpc "
+               f"velan {' '.join(sys.argv[2:])}"]
+    if args.picks:
+        write_picks(args.picks, picks)
+    write_vrms(args.out, field, grid, time, config=config, history=history,
+               attrs={"n_locations": len(picks.locations)})
+    if args.su_table:
+        write_su_picks(args.su_table, table_from_field(field, grid, time, every=args.su_every))
+    n = sum(len(p.time) for p in picks.locations)
+    print(f"velan: {len(picks.locations)} locations, {n} picks; wrote {args.out}",
+          file=sys.stderr)
+    return 0

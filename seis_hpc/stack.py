@@ -1,0 +1,108 @@
+"""The stack before migration: NMO correction with a stretch mute and a CMP stack normalised by
+the live fold, over a whole survey, written as an HDF5 ``image`` volume and optionally SEG-Y.
+
+Each bin's traces are NMO-corrected with the bin's Vrms(t0) (the ``vrms`` volume or CSV
+function read by :func:`seis_hpc.velocity.open_vrms`, as ``seis-hpc pstm`` reads it) by
+:func:`seis_hpc.nmo.nmo_correct`, and each sample's sum is divided by the number of traces
+live there (not stretch-muted, not zero), as :func:`seis_hpc.nmo.nmo_stack` does for one
+gather, so mute zones and dead traces do not dim the stack.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seis_hpc.errors import SeisError
+
+TRACE_BLOCK = 4096  # traces per NMO call (4096 x 1000 samples x 8 bytes of velocity: 33 MB)
+
+
+def nmo_stack_survey(source, bins: np.ndarray, grid, velocity, *, stretch_mute: float | None = 0.3,
+                     interp: str = "linear", progress=None) -> np.ndarray:
+    """NMO stack of every bin of a survey.
+
+    Parameters
+    ----------
+    source : object
+        Trace source: ``read_traces(ids)``, ``dt`` (s), ``t_start`` (s), ``ns`` and
+        ``["offset"]`` (m) -- a :class:`~seis_hpc.io.index.TraceIndex` or an in-memory source.
+    bins : numpy.ndarray of int
+        Each trace's bin as a flat index into ``grid.shape`` (``Survey.bin_serial()``); -1
+        for traces outside the grid (ignored).
+    grid : BinGrid
+        Output grid.
+    velocity : object
+        Velocity model with ``window(i0, i1, j0, j1) -> (n_bins, ns)`` Vrms (m/s) on the
+        input time axis (:func:`seis_hpc.velocity.open_vrms`).
+    stretch_mute : float or None
+        NMO stretch limit (fraction; None for none).
+    interp : {"linear", "cubic"}
+        Interpolation of the NMO correction.
+    progress : callable, optional
+        Called with (done, total) inlines.
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape ``grid.shape + (ns,)``
+        The stack; 0 in empty bins and where no trace is live.
+    """
+    from seis_hpc.nmo import nmo_correct
+
+    b = np.asarray(bins, dtype=np.int64)
+    offset = np.asarray(source["offset"], dtype=np.float64)
+    if b.shape != offset.shape:
+        raise SeisError(f"bins: need one bin per trace ({offset.size}), got {b.shape}")
+    ns, dt, t0 = int(source.ns), float(source.dt), float(source.t_start)
+    ni, nj = grid.n_inline, grid.n_crossline
+    total = np.zeros((ni * nj, ns))
+    fold = np.zeros((ni * nj, ns), dtype=np.int64)
+    for i in range(ni):
+        ids = np.flatnonzero((b >= i * nj) & (b < (i + 1) * nj))
+        if ids.size:
+            v_row = np.asarray(velocity.window(i, i + 1, 0, nj), dtype=np.float64)
+            if v_row.shape != (nj, ns):
+                raise SeisError(f"velocity model gives shape {v_row.shape} for inline "
+                                f"{grid.inline0 + i}, expected ({nj}, {ns})")
+            # Many gathers per kernel call (one velocity row per trace): the kernel's threads
+            # pay off on thousands of traces, not on the 24 of one CMP.
+            for a in range(0, ids.size, TRACE_BLOCK):
+                blk = ids[a:a + TRACE_BLOCK]
+                col = b[blk] - i * nj
+                out = nmo_correct(source.read_traces(blk), offset[blk], dt, v_row[col],
+                                  t_start=t0, stretch_mute=stretch_mute, interp=interp)
+                np.add.at(total, b[blk], out.astype(np.float64))
+                np.add.at(fold, b[blk], (out != 0.0).astype(np.int64))
+        if progress is not None:
+            progress(i + 1, ni)
+    # Normalised by the live fold of each sample (as nmo_stack and SU sustack count it).
+    stack = np.where(fold > 0, total / np.maximum(fold, 1), 0.0).astype(np.float32)
+    return stack.reshape(grid.shape + (ns,))
+
+
+def write_stack(path, stack: np.ndarray, grid, time, *, segy=None, config: str = "",
+                history=(), attrs: dict | None = None) -> None:
+    """Write a stack as an HDF5 ``image`` volume and, optionally, SEG-Y.
+
+    Parameters
+    ----------
+    path : path-like
+        HDF5 output (seis_hpc volume format).
+    stack : numpy.ndarray, shape ``grid.shape + (nt,)``
+        The section or cube.
+    grid : BinGrid
+        Its grid.
+    time : array_like
+        Two-way times (s).
+    segy : path-like, optional
+        Also write SEG-Y (:func:`seis_hpc.io.export.write_volume_segy`).
+    config, history, attrs
+        Provenance.
+    """
+    from seis_hpc.io.export import write_volume_segy
+    from seis_hpc.io.volume import Volume, write_volume
+
+    vol = Volume(np.asarray(stack, dtype=np.float32), grid, np.asarray(time, dtype=np.float64),
+                 "image", config=config, history=list(history), attrs=dict(attrs or {}))
+    write_volume(path, vol)
+    if segy is not None:
+        write_volume_segy(segy, vol)
