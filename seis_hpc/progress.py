@@ -125,6 +125,7 @@ class Progress:
         self._last = self.t0
         self._closed = False
         self._lines = 0
+        self._shown: int | None = None
         rank = _mpi_rank() if rank is None else rank
         self.mode = "off" if rank != 0 else choose_mode(self.stream, mode)
         self.bar = None
@@ -173,6 +174,7 @@ class Progress:
     def _emit(self) -> None:
         self._last = self.clock()
         self._lines += 1
+        self._shown = self.done
         print(self.line(), file=self.stream, flush=True)
 
     def update(self, n: int = 1) -> None:
@@ -197,7 +199,8 @@ class Progress:
         if self.mode == "bar":
             self.bar.n = self.done
             self.bar.close()
-        elif self.mode == "log" and (self._lines or self.elapsed >= self.quiet):
+        elif self.mode == "log" and self._shown != self.done and (
+                self._lines or self.elapsed >= self.quiet):
             self._emit()
 
     def __enter__(self) -> Progress:

@@ -94,10 +94,18 @@ def _wiggle(ax, data, time, x, c):
         x = np.arange(len(x), dtype=np.float64)
     dx = float(np.median(np.abs(np.diff(x)))) if len(x) > 1 else 1.0
     dx = dx or 1.0
-    for xi, tr in zip(x, np.asarray(data, dtype=np.float64), strict=True):
-        w = np.clip(tr, -c, c) / c * dx
-        ax.plot(xi + w, time, "k-", lw=0.5)
-        ax.fill_betweenx(time, xi, xi + w, where=w > 0, color="k", lw=0, interpolate=True)
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    w = np.clip(np.asarray(data, dtype=np.float64), -c, c) / c * dx
+    tt = np.broadcast_to(time, w.shape)
+    # one polygon per trace: the positive lobes, closed along the trace's zero line
+    lobes = np.maximum(w, 0.0) + x[:, None]
+    polys = [np.column_stack([np.concatenate([[xi], lo, [xi]]),
+                              np.concatenate([[time[0]], time, [time[-1]]])])
+             for xi, lo in zip(x, lobes, strict=True)]
+    ax.add_collection(PolyCollection(polys, facecolors="k", edgecolors="none"))
+    ax.add_collection(LineCollection(np.stack([w + x[:, None], tt], axis=-1), colors="k",
+                                     linewidths=0.5))
     ax.set_xlim(x.min() - dx, x.max() + dx)
     ax.set_ylim(time[-1], time[0])
 
@@ -718,6 +726,15 @@ def volume_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
     stack = data.mean(axis=0) if kind == "gathers" else data  # sections of gathers: stacked
     if kind == "gathers":
         label += " (stacked over offset)"
+    it = 0
+    if time is not None:  # checked before anything is drawn
+        it = int(round((time - t[0]) / vol.dt)) if vol.dt else 0
+        if not 0 <= it < len(t):
+            raise SeisError(f"time {time} s outside the volume ({t[0]:g}..{t[-1]:g} s)", path)
+    elif kind == "vrms":
+        it = len(t) // 2
+    elif "slice" in what:
+        it = int(np.argmax(np.sqrt((stack.astype(np.float64) ** 2).mean(axis=(0, 1)))))
     sz = _scaled((10, 6), size)
     made: list[Path] = []
 
@@ -742,15 +759,6 @@ def volume_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
                                 f"{label}, crossline {xlines[xl]}",
                                 f"{prefix}_crossline_{xlines[xl]}.png"))
         if "slice" in what:
-            if time is not None:
-                it = int(round((time - t[0]) / vol.dt)) if vol.dt else 0
-                if not 0 <= it < len(t):
-                    raise SeisError(f"time {time} s outside the volume ({t[0]:g}..{t[-1]:g} s)",
-                                    path)
-            elif kind == "vrms":
-                it = len(t) // 2
-            else:
-                it = int(np.argmax(np.sqrt((stack.astype(np.float64) ** 2).mean(axis=(0, 1)))))
             made.append(plot_map(stack[:, :, it], out_dir / f"{prefix}_slice_{t[it]:.3f}s.png",
                                  title=f"{label}, time slice {t[it]:.3f} s",
                                  x=xlines, y=ilines, size=_scaled((8, 6), size),
