@@ -652,16 +652,18 @@ def geometry_pictures(s, out_dir: str | os.PathLike, prefix: str, *, size=None,
     return made
 
 
+_MAKERS = {"pstm": "PSTM", "migstack": "PSTM stack", "stack": "NMO stack"}
+
+
 def volume_label(vol) -> str:
-    """What an image volume is, from its history: ``"PSTM"``, ``"NMO stack"`` or ``"image"``."""
-    text = " ".join(vol.history).lower()
-    last = vol.history[-1].lower() if vol.history else ""
-    for key, name in (("pstm", "PSTM"), ("stack", "NMO stack"), ("nmo", "NMO stack")):
-        if key in last:
-            return name
-    for key, name in (("pstm", "PSTM"), ("stack", "NMO stack")):
-        if key in text:
-            return name
+    """What an image volume is, from the last ``seis-hpc <command>`` in its history:
+    ``"PSTM"``, ``"PSTM stack"``, ``"NMO stack"``, or ``"image"``."""
+    import re
+
+    for line in reversed(vol.history):
+        for cmd in re.findall(r"seis-hpc (\w+)", str(line)):
+            if cmd in _MAKERS:
+                return _MAKERS[cmd]
     return "image"
 
 

@@ -303,3 +303,14 @@ def test_qc_records_its_step(tmp_path, capsys, monkeypatch):
     assert len(rec) == 1 and rec[0]["step"] == "qc" and rec[0]["status"] == "ok"
     assert rec[0]["qc"] == ["qc/" + Path(made[0]).name]
     assert rec[0]["params"]["what"] == "inline"
+
+
+def test_volume_label_from_history():
+    t = np.arange(3) * 0.004
+    vol = Volume(np.zeros(_grid3d().shape + (3,), np.float32), _grid3d(), t)
+    for history, label in (([], "image"), (["2024 seis-hpc pstm a.sgy -v v.csv"], "PSTM"),
+                           (["2024 seis-hpc stack a.sgy"], "NMO stack"),
+                           (["seis-hpc migstack pass 1 with v.h5"], "PSTM stack"),
+                           (["2024 seis-hpc stack a.sgy", "note: rescaled"], "NMO stack")):
+        vol.history = history
+        assert qc.volume_label(vol) == label
