@@ -84,6 +84,8 @@ def _files_of(rundir: Path, p: str) -> list[Path]:
 
 
 def _value(v) -> str:
+    if v is None:
+        return "-"
     if isinstance(v, (dict, list)):
         return f"<code>{_esc(json.dumps(v, default=str))}</code>"
     if isinstance(v, float):
