@@ -1,0 +1,369 @@
+# shellcheck shell=bash
+# Shared functions of the seis_hpc job scripts (jobs/*.sh); sourced, never run.
+#
+# One place for: finding the installation (venv or seis-hpc on PATH), choosing the launcher
+# (srun inside a SLURM allocation, else mpiexec -n <cores>, else one process), parsing the
+# scripts' options (--name VALUE, each also an environment variable), running a parallel step
+# that checkpoints on SIGUSR1/SIGTERM and requeues itself under SLURM, and QC pictures.
+#
+# Quoting rule: every path and value stays in one shell word from the command line or the
+# environment to the program's argv: arrays and "$@" only, no eval, no unquoted expansion,
+# no value ever pasted into a command string. A path with spaces, quotes, ';' or '$(...)'
+# is just a path.
+#
+# Environment (all optional):
+#   SEIS_HPC_ROOT       the seis_hpc checkout (default: the folder above jobs/)
+#   SEIS_HPC_VENV       its virtual environment (default $SEIS_HPC_ROOT/.venv); if it has no
+#                       bin/python, `seis-hpc` on PATH is used
+#   SEIS_HPC_LAUNCHER   auto (default) | srun | mpiexec | none
+#   SEIS_HPC_MPIEXEC    mpiexec to use (default: the venv's, else the one on PATH)
+#   SEIS_HPC_SRUN_MPI   srun --mpi= plugin (default pmi2, right for the MPICH wheel; empty:
+#                       the cluster's MpiDefault)
+#   SEIS_HPC_RANKS      MPI ranks without SLURM (default: the number of cores)
+#   SEIS_HPC_REQUEUE    1 (default): requeue the job after a checkpoint on SIGUSR1
+#   SEIS_HPC_DRY_RUN    1: print each command (shell-quoted) instead of running it
+#   OMP_NUM_THREADS     threads per rank (default: SLURM_CPUS_PER_TASK, else 1)
+
+# Exit status of a step stopped by a signal after a clean checkpoint (seis_hpc.engine.comm).
+SEIS_EXIT_CHECKPOINTED=75
+
+seis_log() {
+    printf '%s %s: %s\n' "$(date +%H:%M:%S)" "${SEIS_JOB:-job}" "$*" >&2
+}
+
+seis_die() {
+    printf '%s: error: %s\n' "${SEIS_JOB:-job}" "$*" >&2
+    exit 2
+}
+
+# seis_usage: the script's header comment (lines starting with '# '), without #SBATCH lines.
+seis_usage() {
+    sed -n '2,/^[^#]/{/^#SBATCH/d;/^# \{0,1\}/{s/^# \{0,1\}//;p}}' "$0"
+}
+
+# --- options ----------------------------------------------------------------------------------
+# seis_options NAME=VAR ...   declares --NAME VALUE options, each stored in the variable VAR
+# (whose value from the environment is the default). seis_parse "$@" then sets them; what
+# follows "--" is kept in the array SEIS_EXTRA (passed to the main command unchanged).
+SEIS_OPTS=()
+SEIS_EXTRA=()
+
+seis_options() {
+    SEIS_OPTS+=("$@")
+}
+
+seis_parse() {
+    local arg spec name var found
+    while [ "$#" -gt 0 ]; do
+        arg=$1
+        shift
+        case $arg in
+            -h|--help) seis_usage; exit 0 ;;
+            --) SEIS_EXTRA=("$@"); return 0 ;;
+        esac
+        found=
+        for spec in "${SEIS_OPTS[@]}"; do
+            name=${spec%%=*}
+            var=${spec#*=}
+            case $arg in
+                "--$name")
+                    [ "$#" -gt 0 ] || seis_die "option --$name needs a value"
+                    printf -v "$var" '%s' "$1"
+                    shift
+                    found=1
+                    break ;;
+                "--$name="*)
+                    printf -v "$var" '%s' "${arg#*=}"
+                    found=1
+                    break ;;
+            esac
+        done
+        [ -n "$found" ] || seis_die "unknown argument: $arg (try --help)"
+    done
+}
+
+# --- installation -------------------------------------------------------------------------------
+# seis_init JOBNAME: sets SEIS_ROOT, SEIS (the seis-hpc command as an array), SEIS_PY (python).
+seis_init() {
+    SEIS_JOB=$1
+    local here
+    here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+    SEIS_ROOT=${SEIS_HPC_ROOT:-$(dirname -- "$here")}
+    local venv=${SEIS_HPC_VENV:-$SEIS_ROOT/.venv}
+    if [ -x "$venv/bin/python" ]; then
+        SEIS_PY=("$venv/bin/python")
+        SEIS=("$venv/bin/python" -m seis_hpc)
+        SEIS_VENV=$venv
+    elif command -v seis-hpc >/dev/null 2>&1; then
+        local exe first
+        exe=$(command -v seis-hpc)
+        # The interpreter seis-hpc was installed with (its #! line) runs the QC snippets.
+        IFS= read -r first < "$exe" || true
+        first=${first#\#!}
+        if [ -x "$first" ]; then SEIS_PY=("$first"); else SEIS_PY=(python3); fi
+        SEIS=("$exe")
+        SEIS_VENV=
+    else
+        seis_die "no seis_hpc installation: neither $venv/bin/python nor seis-hpc on PATH (set SEIS_HPC_VENV)"
+    fi
+    # Outside a parallel step SIGUSR1 (the warning before the time limit) must not kill the
+    # job script: say so and go on; only the parallel steps can checkpoint.
+    trap '_seis_late USR1' USR1
+    # One OpenMP thread per rank unless SLURM gave each task several CPUs.
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}
+}
+
+# seis_has_command NAME: true if this installation's seis-hpc has the subcommand NAME.
+seis_has_command() {
+    "${SEIS_PY[@]}" -c 'import sys; from seis_hpc.commands import COMMANDS; sys.exit(sys.argv[1] not in COMMANDS)' "$1"
+}
+
+# --- launcher -----------------------------------------------------------------------------------
+# seis_launcher: sets the array SEIS_LAUNCH (prefix for a parallel command) and SEIS_RANKS.
+seis_cores() {
+    # nproc counts the cores this process may use, but honours OMP_NUM_THREADS: unset it.
+    env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null \
+        || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1
+}
+
+seis_find_mpiexec() {
+    if [ -n "${SEIS_HPC_MPIEXEC:-}" ]; then
+        printf '%s\n' "$SEIS_HPC_MPIEXEC"
+    elif [ -n "${SEIS_VENV:-}" ] && [ -x "$SEIS_VENV/bin/mpiexec" ]; then
+        printf '%s\n' "$SEIS_VENV/bin/mpiexec"
+    else
+        command -v mpiexec 2>/dev/null || command -v mpirun 2>/dev/null || return 1
+    fi
+}
+
+seis_launcher() {
+    local kind=${SEIS_HPC_LAUNCHER:-auto} mpiexec
+    if [ "$kind" = auto ]; then
+        if [ -n "${SLURM_JOB_ID:-}" ] && command -v srun >/dev/null 2>&1; then
+            kind=srun
+        elif seis_find_mpiexec >/dev/null; then
+            kind=mpiexec
+        else
+            kind=none
+        fi
+    fi
+    case $kind in
+        srun)
+            SEIS_RANKS=${SLURM_NTASKS:-1}
+            SEIS_LAUNCH=(srun)
+            # MPICH (the mpich wheel) talks PMI-2; srun's pmix plugin does not start it and
+            # --mpi=none would start N separate one-rank jobs.
+            if [ -n "${SEIS_HPC_SRUN_MPI-pmi2}" ]; then
+                SEIS_LAUNCH+=("--mpi=${SEIS_HPC_SRUN_MPI-pmi2}")
+            fi ;;
+        mpiexec)
+            mpiexec=$(seis_find_mpiexec) || seis_die "SEIS_HPC_LAUNCHER=mpiexec but no mpiexec found"
+            SEIS_RANKS=${SEIS_HPC_RANKS:-${SLURM_NTASKS:-$(seis_cores)}}
+            SEIS_LAUNCH=("$mpiexec" -n "$SEIS_RANKS") ;;
+        none)
+            SEIS_RANKS=1
+            SEIS_LAUNCH=() ;;
+        *)
+            seis_die "SEIS_HPC_LAUNCHER must be auto, srun, mpiexec or none (got $kind)" ;;
+    esac
+    case $SEIS_RANKS in
+        ''|*[!0-9]*|0) seis_die "number of ranks must be a positive integer (got $SEIS_RANKS)" ;;
+    esac
+}
+
+# --- running steps ------------------------------------------------------------------------------
+# seis_show CMD...: the command, shell-quoted (what SEIS_HPC_DRY_RUN prints).
+seis_show() {
+    local out
+    printf -v out '%q ' "$@"
+    printf '%s\n' "${out% }"
+}
+
+# seis_step CMD...: run a serial step (or print it in a dry run); stop the job if it fails.
+seis_step() {
+    if [ "${SEIS_HPC_DRY_RUN:-0}" = 1 ]; then
+        seis_show "$@"
+        return 0
+    fi
+    seis_log "+ $(seis_show "$@")"
+    local rc=0
+    "$@" || rc=$?
+    [ "$rc" -eq 0 ] || { seis_log "step failed (exit $rc)"; exit "$rc"; }
+}
+
+# seis_tee FILE CMD...: like seis_step, with CMD's standard output also written to FILE.
+seis_tee() {
+    local file=$1
+    shift
+    if [ "${SEIS_HPC_DRY_RUN:-0}" = 1 ]; then
+        seis_show "$@"
+        return 0
+    fi
+    seis_log "+ $(seis_show "$@") > $file"
+    local rc=0
+    "$@" | tee -- "$file" || rc=$?
+    [ "$rc" -eq 0 ] || { seis_log "step failed (exit $rc)"; exit "$rc"; }
+}
+
+_seis_forward() {
+    # Bash runs a trap only between commands: the step runs in the background and the
+    # batch shell waits for it, so the signal is handled at once and passed on. srun and
+    # mpiexec forward SIGUSR1 to every rank; each rank checkpoints and exits with 75.
+    SEIS_SIGNAL=$1
+    seis_log "got SIG$1: asking the ranks to checkpoint"
+    if [ -n "${_SEIS_PID:-}" ]; then kill -USR1 "$_SEIS_PID" 2>/dev/null || true; fi
+}
+
+_seis_late() {
+    seis_log "got SIG$1 during a serial step: no checkpoint possible, going on"
+}
+
+# seis_parallel CMD...: run CMD under the launcher; on SIGUSR1 (SLURM's warning before the
+# time limit, #SBATCH --signal=B:USR1@120) or SIGTERM the ranks checkpoint and stop with 75.
+# After SIGUSR1 inside SLURM the job is requeued (it resumes from the checkpoint); otherwise
+# the script exits with 75 and running it again resumes.
+seis_parallel() {
+    local cmd=("${SEIS_LAUNCH[@]}" "$@")
+    if [ "${SEIS_HPC_DRY_RUN:-0}" = 1 ]; then
+        seis_show "${cmd[@]}"
+        return 0
+    fi
+    seis_log "+ $(seis_show "${cmd[@]}")"
+    SEIS_SIGNAL=
+    trap '_seis_forward USR1' USR1
+    trap '_seis_forward TERM' TERM
+    "${cmd[@]}" &
+    _SEIS_PID=$!
+    local rc=0
+    while :; do
+        rc=0
+        wait "$_SEIS_PID" || rc=$?
+        # A status above 128 while the step still runs means a trap interrupted wait.
+        if [ "$rc" -gt 128 ] && kill -0 "$_SEIS_PID" 2>/dev/null; then continue; fi
+        break
+    done
+    trap '_seis_late USR1' USR1
+    trap - TERM
+    _SEIS_PID=
+    if [ "$rc" -eq "$SEIS_EXIT_CHECKPOINTED" ]; then
+        if [ "$SEIS_SIGNAL" = USR1 ] && [ -n "${SLURM_JOB_ID:-}" ] \
+                && [ "${SEIS_HPC_REQUEUE:-1}" = 1 ]; then
+            seis_log "checkpointed; requeueing job $SLURM_JOB_ID to resume"
+            if scontrol requeue "$SLURM_JOB_ID"; then
+                # SLURM now ends this run of the script; the next one resumes.
+                sleep 600 &
+                wait $! || true
+            fi
+            seis_log "requeue failed: resubmit the same job to resume"
+        else
+            seis_log "checkpointed; run the same job again to resume"
+        fi
+        exit "$SEIS_EXIT_CHECKPOINTED"
+    fi
+    [ "$rc" -eq 0 ] || { seis_log "step failed (exit $rc)"; exit "$rc"; }
+}
+
+# seis_banner: where the job runs, for the log.
+seis_banner() {
+    seis_log "seis_hpc $SEIS_ROOT; $(seis_show "${SEIS[@]}")"
+    if [ -n "${SLURM_JOB_ID:-}" ]; then
+        seis_log "SLURM job $SLURM_JOB_ID (${SLURM_JOB_NAME:-}) on ${SLURM_JOB_NODELIST:-?}: ${SLURM_NTASKS:-?} tasks, restart ${SLURM_RESTART_COUNT:-0}"
+    fi
+    seis_log "launcher: ${SEIS_LAUNCH[*]:-(one process)}; OMP_NUM_THREADS=$OMP_NUM_THREADS"
+}
+
+# --- the built-in synthetic survey ----------------------------------------------------------------
+# seis_synth PRESET DIR: write the synthetic survey into DIR unless it is there already (a
+# requeued job must not rewrite the input its checkpoint belongs to).
+seis_synth() {
+    if [ -f "$2/shots.sgy" ] && [ -f "$2/velocity.csv" ] && [ -f "$2/truth.json" ]; then
+        seis_log "synthetic survey already in $2"
+        return 0
+    fi
+    seis_step "${SEIS[@]}" synth --preset "$1" --out "$2"
+}
+
+# --- PSTM (jobs/pstm_3d.sh and jobs/pstm_2d.sh) ---------------------------------------------------
+# seis_pstm_main "$@": the whole PSTM job; the caller sets the defaults of the variables
+# named in its header (SEIS_HPC_PRESET, SEIS_HPC_OUT, ...).
+seis_pstm_main() {
+    seis_options input=SEIS_HPC_INPUT velocity=SEIS_HPC_VELOCITY out=SEIS_HPC_OUT \
+        preset=SEIS_HPC_PRESET aperture=SEIS_HPC_APERTURE max-angle=SEIS_HPC_MAX_ANGLE \
+        tmax=SEIS_HPC_TMAX ranks=SEIS_HPC_RANKS
+    seis_parse "$@"
+    seis_launcher
+    seis_banner
+    local out=$SEIS_HPC_OUT input=${SEIS_HPC_INPUT:-} velocity=${SEIS_HPC_VELOCITY:-} truth=
+    [ -n "$out" ] || seis_die "no output folder (--out or SEIS_HPC_OUT)"
+    mkdir -p -- "$out"
+    if [ -z "$input" ]; then
+        seis_synth "$SEIS_HPC_PRESET" "$out/survey"
+        input=$out/survey/shots.sgy
+        velocity=${velocity:-$out/survey/velocity.csv}
+        truth=$out/survey/truth.json
+    fi
+    [ -n "$velocity" ] || seis_die "no velocity for $input (--velocity or SEIS_HPC_VELOCITY)"
+    local image=$out/image.h5
+    local args=("$input" --velocity "$velocity" --out "$image"
+                --checkpoint-dir "$out/image.h5.ckpt" --max-angle "$SEIS_HPC_MAX_ANGLE")
+    [ -z "${SEIS_HPC_APERTURE:-}" ] || args+=(--aperture "$SEIS_HPC_APERTURE")
+    [ -z "${SEIS_HPC_TMAX:-}" ] || args+=(--tmax "$SEIS_HPC_TMAX")
+    # Index once, serially, so that the ranks do not each scan the headers.
+    seis_step "${SEIS[@]}" index "$input"
+    seis_parallel "${SEIS[@]}" pstm "${args[@]}" "${SEIS_EXTRA[@]}"
+    seis_qc "$image" "$out/qc" "$input" "$truth"
+    seis_log "done: $image, pictures in $out/qc"
+}
+
+# seis_qc IMAGE DIR INPUT [TRUTH]: QC pictures of a PSTM image (sections through the middle,
+# or through the first diffractor and with the truth marked when TRUTH is given); with the
+# truth also one line per diffractor: where the image peaks against where it should.
+seis_qc() {
+    if [ "${SEIS_HPC_DRY_RUN:-0}" = 1 ]; then
+        seis_show qc "$@"
+        return 0
+    fi
+    mkdir -p -- "$2"
+    "${SEIS_PY[@]}" - "$@" <<'PY' >&2 || seis_die "QC pictures failed"
+import json
+import sys
+from pathlib import Path
+
+from seis_hpc.io.volume import read_volume
+from seis_hpc.qc import plot_map, plot_section
+
+image, out, survey = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+truth = json.loads(Path(sys.argv[4]).read_text()) if len(sys.argv) > 4 and sys.argv[4] else None
+vol = read_volume(image)
+made = []
+if vol.grid.is_2d:
+    import numpy as np
+
+    diffs = truth["diffractors"] if truth else []
+    made.append(plot_section(vol.data, vol.time, vol.grid.crosslines(), out / "image_section.png",
+                             xlabel="CMP", title="PSTM section",
+                             marks=[(d["crossline"], d["t0_s"]) for d in diffs] or None))
+    for d in diffs:  # the 2D line's crossline numbers are its CMP numbers
+        c = int(round(d["crossline"])) - vol.grid.crossline0
+        k = int(round((d["t0_s"] - vol.time[0]) / vol.dt))
+        c0, k0 = max(c - 6, 0), max(k - 10, 0)
+        win = np.abs(vol.data[c0:c + 7, k0:k + 11])
+        pc, pk = np.unravel_index(np.argmax(win), win.shape)
+        print(f"qc: diffractor at CMP {d['crossline']:.1f}, t0 {d['t0_s']:.3f} s -> image peak "
+              f"at CMP {c0 + pc + vol.grid.crossline0}, {vol.time[k0 + pk]:.3f} s")
+elif truth and truth["diffractors"]:
+    from seis_hpc.demo import check_focus, pictures
+
+    made += pictures(out, survey.parent, image, truth)
+    for line in check_focus(image, truth):
+        print("qc: " + line)
+else:
+    il, it = vol.data.shape[0] // 2, vol.data.shape[2] // 2
+    made.append(plot_section(vol.data[il], vol.time, vol.grid.crosslines(), out / "image_inline.png",
+                             xlabel="crossline", title=f"PSTM inline {vol.grid.inline0 + il}"))
+    made.append(plot_map(vol.data[:, :, it], out / "image_timeslice.png", cmap="gray_r",
+                         title=f"PSTM time slice {vol.time[it]:.3f} s",
+                         x=vol.grid.crosslines(), y=vol.grid.inlines()))
+print("qc: pictures " + ", ".join(str(p) for p in made))
+PY
+}

@@ -1,0 +1,282 @@
+"""The job scripts on a real SLURM: a single-node slurmctld + slurmd started here.
+
+The packages (Debian's slurm-wlm 22.05: slurmctld, slurmd, slurm-client, with munge) come from
+``.ci/slurm-setup.sh`` (``make test`` runs it when it can). This module starts munged,
+slurmctld and slurmd in the foreground from a slurm.conf generated in a temporary folder
+(own ports, own munge key and socket, no system files touched), submits ``jobs/pstm_3d.sh``
+with sbatch and stops exactly the daemons it started, by PID. It skips where that cannot run:
+not root, the programs missing, or the daemons not up within a timeout.
+
+The jobs are submitted from the temporary folder, so the script (which SLURM runs as a copy)
+has to find the checkout through ``scontrol show job``'s Command line, not the submit folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.slurm]
+
+ROOT = Path(__file__).resolve().parents[1]
+JOB = ROOT / "jobs" / "pstm_3d.sh"
+PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "scontrol", "sinfo", "scancel", "srun")
+START_TIMEOUT = 30.0
+NODE = "seisnode"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _slurm_conf(d: Path, host: str, cpus: int, mem_mb: int) -> str:
+    """A one-node cluster: no accounting, no cgroups, PMI-2 for the MPICH wheel."""
+    return f"""\
+ClusterName=seistest{os.getpid()}
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={_free_port()}
+SlurmdPort={_free_port()}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+# cred_expire also delays a requeued job's restart (default 120 s).
+AuthInfo=socket={d}/munge/munge.sock,cred_expire=5
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool
+SlurmctldPidFile={d}/slurmctld.pid
+SlurmdPidFile={d}/slurmd.pid
+SlurmctldLogFile={d}/log/slurmctld.log
+SlurmdLogFile={d}/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+# MPICH starts under srun with PMI-2; pmix cannot start it and none starts N 1-rank jobs.
+MpiDefault=pmi2
+SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=1,sched_interval=2
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+JobCompType=jobcomp/none
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+SlurmctldTimeout=30
+SlurmdTimeout=30
+InactiveLimit=0
+KillWait=10
+MinJobAge=600
+NodeName={NODE} NodeHostname={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
+PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+class Cluster:
+    """The daemons of one test cluster (started here, stopped here by PID)."""
+
+    def __init__(self, d: Path):
+        self.dir = d
+        self.procs: list[subprocess.Popen] = []
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+        self.env["SLURM_CONF"] = str(d / "slurm.conf")
+
+    def _start(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.dir / "log" / f"{name}.out", "w")
+        p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                             stdin=subprocess.DEVNULL)
+        log.close()
+        self.procs.append(p)
+        return p
+
+    def start(self) -> str | None:
+        """Start munged, slurmctld, slurmd; return why not when they did not come up."""
+        d = self.dir
+        for sub in ("state", "spool", "log"):
+            (d / sub).mkdir()
+        # munged wants its socket folder world-readable (755) and a private key.
+        (d / "munge").mkdir(mode=0o755)
+        os.chmod(d / "munge", 0o755)
+        key = d / "munge" / "munge.key"
+        key.write_bytes(os.urandom(1024))
+        key.chmod(0o600)
+        cpus = max(2, min(os.cpu_count() or 2, 4))
+        (d / "slurm.conf").write_text(_slurm_conf(d, socket.gethostname().split(".")[0], cpus,
+                                                  4000))
+        self._start("munged", ["munged", "-F", "--force", f"--socket={d}/munge/munge.sock",
+                               f"--key-file={key}", f"--pid-file={d}/munge/munged.pid",
+                               f"--seed-file={d}/munge/munged.seed",
+                               f"--log-file={d}/log/munged.log"])
+        if not self._until(lambda: (d / "munge" / "munge.sock").exists()):
+            return "munged did not start: " + self.log_tail("munged.out")
+        conf = str(d / "slurm.conf")
+        self._start("slurmctld", ["slurmctld", "-D", "-f", conf])
+        self._start("slurmd", ["slurmd", "-D", "-N", NODE, "-f", conf])
+
+        def idle() -> bool:
+            r = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], env=self.env,
+                               capture_output=True, text=True)
+            return r.returncode == 0 and r.stdout.strip() == "idle"
+
+        if not self._until(idle):
+            return ("slurmctld/slurmd not up in time: " + self.log_tail("slurmctld.out")
+                    + self.log_tail("slurmd.out"))
+        return None
+
+    def _until(self, ok, timeout: float = START_TIMEOUT) -> bool:
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if ok():
+                return True
+            if any(p.poll() is not None for p in self.procs):
+                return False
+            time.sleep(0.2)
+        return False
+
+    def log_tail(self, name: str) -> str:
+        p = self.dir / "log" / name
+        return p.read_text()[-1500:] if p.exists() else f"(no {name})"
+
+    def stop(self) -> None:
+        """SIGTERM each daemon started here (newest first), SIGKILL any that lingers."""
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in reversed(self.procs):
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+
+    def run(self, *args: str, cwd: Path, env: dict | None = None, timeout: float = 150):
+        return subprocess.run(list(args), cwd=cwd, env={**self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=timeout)
+
+    def job(self, job_id: str) -> dict[str, str]:
+        r = self.run("scontrol", "show", "job", "-o", job_id, cwd=self.dir)
+        fields = {}
+        for word in r.stdout.split():
+            k, _, v = word.partition("=")
+            fields.setdefault(k, v)
+        return fields
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("a test SLURM needs Linux and root (slurmd runs jobs as their user)")
+    missing = [p for p in PROGRAMS if shutil.which(p) is None]
+    if missing:
+        pytest.skip(f"SLURM not installed ({', '.join(missing)} missing): run "
+                    ".ci/slurm-setup.sh as root")
+    c = Cluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        why = c.start()
+        if why:
+            pytest.skip(f"test SLURM did not start: {why}")
+        yield c
+    finally:
+        c.stop()
+        leftover = [p.pid for p in c.procs if p.poll() is None]
+        assert not leftover, f"daemons still running: {leftover}"
+
+
+def _peak_near(image: Path, d: dict):
+    """Where |image| peaks within +-3 inlines, +-6 crosslines, +-40 ms of diffractor ``d``."""
+    from seis_hpc.io.volume import read_volume
+
+    vol = read_volume(image)
+    g = vol.grid
+    il = int(round(d["inline"])) - g.inline0
+    xl = int(round(d["crossline"])) - g.crossline0
+    it = int(round((d["t0_s"] - vol.time[0]) / vol.dt))
+    sl = (slice(max(il - 3, 0), il + 4), slice(max(xl - 6, 0), xl + 7),
+          slice(max(it - 10, 0), it + 11))
+    win = np.abs(vol.data[sl])
+    k = np.unravel_index(np.argmax(win), win.shape)
+    return (sl[0].start + k[0] + g.inline0, sl[1].start + k[1] + g.crossline0,
+            float(vol.time[sl[2].start + k[2]]), vol)
+
+
+@pytest.fixture(scope="module")
+def first_job(cluster, tmp_path_factory):
+    """``sbatch --wait jobs/pstm_3d.sh`` on the tiny synthetic survey, from a temp folder."""
+    work = tmp_path_factory.mktemp("submit dir")
+    out = work / "result 1"
+    r = cluster.run("sbatch", "--wait", "--output=job1.log", "--ntasks=2", str(JOB),
+                    "--preset", "tiny3d", "--out", str(out), cwd=work, timeout=240)
+    log = (work / "job1.log").read_text() if (work / "job1.log").exists() else ""
+    return r, log, out
+
+
+def test_sbatch_wait_migrates_the_survey(first_job):
+    r, log, out = first_job
+    assert r.returncode == 0, f"{r.stdout}{r.stderr}\n{log}"
+    # srun started both ranks of one MPI job (MpiDefault=pmi2), not two one-rank jobs.
+    assert "launcher: srun" in log and "on 2 ranks" in log, log
+    assert log.count("pstm: wrote") == 1, log
+    truth = json.loads((out / "survey" / "truth.json").read_text())
+    for d in truth["diffractors"]:
+        pil, pxl, pt, vol = _peak_near(out / "image.h5", d)
+        assert abs(pil - d["inline"]) <= 1.0, (pil, d)
+        assert abs(pxl - d["crossline"]) <= 1.0, (pxl, d)
+        assert abs(pt - d["t0_s"]) <= 2 * vol.dt + 1e-9, (pt, d)
+    for png in ("image_inline.png", "image_timeslice.png", "fold_map.png"):
+        assert (out / "qc" / png).stat().st_size > 10_000, png
+    assert not (out / "image.h5.ckpt").exists()  # removed after success
+
+
+def test_checkpoint_signal_requeues_and_resumes_to_same_image(cluster, first_job,
+                                                             tmp_path_factory):
+    """SIGUSR1 to the batch shell (what --signal=B:USR1@120 delivers before the time limit):
+    the ranks checkpoint, the script requeues the job, the second run resumes and writes the
+    same image as the uninterrupted job."""
+    r1, _, out1 = first_job
+    assert r1.returncode == 0
+    work = tmp_path_factory.mktemp("submit requeue")
+    out = work / "result 2"
+    # The same synthetic input as the first job (its index is rebuilt for the copy).
+    shutil.copytree(out1 / "survey", out / "survey")
+    for p in (out / "survey").glob("*.index.h5"):
+        p.unlink()
+    r = cluster.run("sbatch", "--parsable", "--output=job2.log", "--ntasks=2", str(JOB),
+                    "--preset", "tiny3d", "--out", str(out), cwd=work,
+                    env={"SEIS_HPC_UNIT_DELAY": "0.2"})
+    assert r.returncode == 0, r.stderr
+    job_id = r.stdout.strip().split(";")[0]
+    ckpt = out / "image.h5.ckpt"
+    t0 = time.time()
+    while not (ckpt / "job.json").exists():
+        assert time.time() - t0 < 90, (work / "job2.log").read_text()
+        time.sleep(0.2)
+    time.sleep(2.0)  # a few units done
+    s = cluster.run("scancel", "--batch", "--signal=USR1", job_id, cwd=work)
+    assert s.returncode == 0, s.stderr
+    t0 = time.time()
+    while True:
+        info = cluster.job(job_id)
+        if info.get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"):
+            break
+        assert time.time() - t0 < 150, info
+        time.sleep(1.0)
+    log = (work / "job2.log").read_text()
+    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", (info, log)
+    assert info.get("Restarts") == "1", info
+    assert "got SIGUSR1" in log and "stopped by signal" in log, log
+    assert "requeueing job" in log and "resuming from" in log, log
+    from seis_hpc.io.volume import read_volume
+
+    a = read_volume(out / "image.h5").data
+    ref = read_volume(out1 / "image.h5").data
+    assert np.abs(a - ref).max() <= 1e-6 * np.abs(ref).max()
