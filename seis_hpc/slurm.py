@@ -1,0 +1,539 @@
+"""SLURM job scripts for a user's cluster, rendered from a TOML job description.
+
+A job description (``job.toml``) names the cluster's resources and the step to run::
+
+    [cluster]
+    partition = "compute"          # optional: account, qos, constraint, exclusive
+    nodes = 4
+    tasks_per_node = 32
+    cpus_per_task = 1              # OpenMP threads per rank
+    memory = "180G"                # per node (sbatch --mem)
+    time = "12:00:00"
+    modules = ["gcc/12", "openmpi/4.1"]
+    launcher = "srun"              # or "mpiexec"
+    mpi = "pmix"                   # srun --mpi= plugin: "pmi2" (MPICH wheel) or "pmix"
+    root = "/project/seis_hpc"     # the checkout with jobs/lib.sh (default: this one)
+    venv = "/project/seis_hpc/.venv"
+    env = { HDF5_USE_FILE_LOCKING = "FALSE" }
+    log_dir = "logs"
+
+    [job]
+    name = "survey1_pstm"
+    command = "pstm"
+    input = "/data/survey1/shots.sgy"
+    velocity = "/data/survey1/vrms.h5"
+    out = "/scratch/survey1/image.h5"
+    args = ["--aperture", "3000", "--tmax", "5.0"]
+
+    [array]                        # optional: split the image into parts
+    parts = 8                      # inline ranges (2D: CMP ranges), one array task each
+    max_running = 4                # optional %N throttle
+    merge_time = "01:00:00"        # the dependent merge job's limit
+
+Without ``[array]`` :func:`render` returns one sbatch script. With it, it returns a bash
+script that submits the array (each task migrates its part, ``seis-hpc slurm part`` finds the
+part's range) and then a merge job with ``--dependency=afterok:<array job>`` that assembles
+the parts into ``out`` (``seis-hpc slurm merge``).
+
+Every value reaches the job as one shell word: values are single-quoted (:func:`shlex.quote`)
+in shell lines, and ``#SBATCH`` values are restricted to characters sbatch reads literally.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from seis_hpc.errors import SeisError
+
+LAUNCHERS = ("srun", "mpiexec")
+MPI_PLUGINS = ("pmi2", "pmix")
+# Job names, partitions, accounts, modules: what sbatch and `module` read as one token.
+_NAME = re.compile(r"^[A-Za-z0-9_.+\-/:@=,]+$")
+_TIME = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")
+_MEMORY = re.compile(r"^\d+[KMGT]?$")
+_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEREDOC = "SEIS_HPC_JOB_SCRIPT"
+CHECKPOINT_WARNING_S = 120
+
+
+@dataclass
+class Cluster:
+    """Resources and environment of the user's cluster (the ``[cluster]`` table)."""
+
+    nodes: int = 1
+    tasks_per_node: int = 1
+    cpus_per_task: int = 1
+    time: str = "01:00:00"
+    memory: str | None = None
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    exclusive: bool = False
+    modules: list[str] = field(default_factory=list)
+    launcher: str = "srun"
+    mpi: str | None = "pmi2"
+    root: str | None = None
+    venv: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    log_dir: str | None = None
+
+
+@dataclass
+class Job:
+    """The step to run (the ``[job]`` table): a ``seis-hpc`` command on its input."""
+
+    name: str
+    input: str
+    out: str
+    command: str = "pstm"
+    velocity: str | None = None
+    args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Array:
+    """Split of the image into parts, one array task each (the ``[array]`` table)."""
+
+    parts: int
+    max_running: int | None = None
+    merge_time: str = "01:00:00"
+
+
+@dataclass
+class JobConfig:
+    """A whole job description (see the module text)."""
+
+    cluster: Cluster
+    job: Job
+    array: Array | None = None
+    source: str = "job.toml"
+
+
+# -- loading ------------------------------------------------------------------------------------
+def _table(cls, data: dict, where: str, path: str, required=()):
+    fields = cls.__dataclass_fields__
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise SeisError(f"[{where}] unknown key {unknown[0]!r}; known: {', '.join(fields)}",
+                        path)
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise SeisError(f"[{where}] needs {missing[0]!r}", path)
+    return cls(**data)
+
+
+def _check_word(value, key: str, path: str, pattern=_NAME, what="letters, digits and . _ + - "
+                "/ : @ = ,") -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise SeisError(f"{key} = {value!r}: use only {what}", path)
+    return value
+
+
+def _check_text(value, key: str, path: str) -> str:
+    """A path or argument: any text on one line (it is quoted wherever it is used)."""
+    if not isinstance(value, str) or not value:
+        raise SeisError(f"{key} must be a non-empty string (got {value!r})", path)
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise SeisError(f"{key} = {value!r}: control characters (newline, tab) are not allowed",
+                        path)
+    return value
+
+
+def _check_int(value, key: str, path: str, lo: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise SeisError(f"{key} must be an integer >= {lo} (got {value!r})", path)
+    return value
+
+
+def validate(cfg: JobConfig) -> JobConfig:
+    """Check every value of ``cfg``; raise :class:`SeisError` naming the key on the first bad one.
+
+    Parameters
+    ----------
+    cfg : JobConfig
+        Loaded description.
+
+    Returns
+    -------
+    JobConfig
+        ``cfg`` itself.
+    """
+    p, c, j = cfg.source, cfg.cluster, cfg.job
+    for key in ("nodes", "tasks_per_node", "cpus_per_task"):
+        _check_int(getattr(c, key), f"cluster.{key}", p)
+    for key in ("partition", "account", "qos", "constraint"):
+        if getattr(c, key) is not None:
+            _check_word(getattr(c, key), f"cluster.{key}", p)
+    if not isinstance(c.time, str) or not _TIME.match(c.time):
+        raise SeisError(f"cluster.time = {c.time!r}: use [D-]HH:MM:SS, MM:SS or minutes", p)
+    if c.memory is not None and (not isinstance(c.memory, str) or not _MEMORY.match(c.memory)):
+        raise SeisError(f"cluster.memory = {c.memory!r}: use e.g. 180G, 512M", p)
+    if not isinstance(c.modules, list):
+        raise SeisError("cluster.modules must be a list of module names", p)
+    for m in c.modules:
+        _check_word(m, "cluster.modules", p)
+    if c.launcher not in LAUNCHERS:
+        raise SeisError(f"cluster.launcher = {c.launcher!r}: choose {' or '.join(LAUNCHERS)}", p)
+    if c.mpi is not None and c.mpi not in MPI_PLUGINS:
+        raise SeisError(f"cluster.mpi = {c.mpi!r}: choose {' or '.join(MPI_PLUGINS)}", p)
+    for key in ("root", "venv", "log_dir"):
+        if getattr(c, key) is not None:
+            _check_text(getattr(c, key), f"cluster.{key}", p)
+    if not isinstance(c.env, dict):
+        raise SeisError("cluster.env must be a table of NAME = \"value\"", p)
+    for k, v in c.env.items():
+        _check_word(k, "cluster.env", p, _ENV, "a shell variable name")
+        _check_text(v, f"cluster.env.{k}", p)
+    if not isinstance(c.exclusive, bool):
+        raise SeisError(f"cluster.exclusive must be true or false (got {c.exclusive!r})", p)
+    _check_word(j.name, "job.name", p, re.compile(r"^[A-Za-z0-9_.+\-]+$"),
+                "letters, digits and . _ + -")
+    _check_word(j.command, "job.command", p, re.compile(r"^[a-z][a-z0-9\-]*$"),
+                "a seis-hpc subcommand name")
+    for key in ("input", "out"):
+        _check_text(getattr(j, key), f"job.{key}", p)
+    if j.velocity is not None:
+        _check_text(j.velocity, "job.velocity", p)
+    if not isinstance(j.args, list):
+        raise SeisError("job.args must be a list of strings", p)
+    for a in j.args:
+        _check_text(a, "job.args", p)
+    if cfg.array is not None:
+        a = cfg.array
+        _check_int(a.parts, "array.parts", p)
+        if a.max_running is not None:
+            _check_int(a.max_running, "array.max_running", p)
+        if not isinstance(a.merge_time, str) or not _TIME.match(a.merge_time):
+            raise SeisError(f"array.merge_time = {a.merge_time!r}: use [D-]HH:MM:SS", p)
+        if j.command != "pstm":
+            raise SeisError(f"[array] splits a pstm image; job.command is {j.command!r}", p)
+        if "--grid" in j.args:
+            raise SeisError("[array] chooses each part's --grid; remove it from job.args", p)
+    return cfg
+
+
+def load_config(path: str | Path) -> JobConfig:
+    """Read and check a job description (TOML).
+
+    Parameters
+    ----------
+    path : path-like
+        The ``job.toml`` file.
+
+    Returns
+    -------
+    JobConfig
+        The checked description.
+
+    Raises
+    ------
+    SeisError
+        Unreadable TOML, unknown or missing keys, bad values (the message names the key).
+    """
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    path = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise SeisError(f"not valid TOML: {exc}", path) from None
+    unknown = sorted(set(data) - {"cluster", "job", "array"})
+    if unknown:
+        raise SeisError(f"unknown table [{unknown[0]}]; known: [cluster], [job], [array]", path)
+    if "job" not in data:
+        raise SeisError("no [job] table", path)
+    cluster = _table(Cluster, data.get("cluster", {}), "cluster", path)
+    job = _table(Job, data["job"], "job", path, required=("name", "input", "out"))
+    array = _table(Array, data["array"], "array", path, ("parts",)) if "array" in data else None
+    return validate(JobConfig(cluster, job, array, path))
+
+
+# -- rendering ----------------------------------------------------------------------------------
+def default_root() -> str | None:
+    """The checkout this package runs from, if it has ``jobs/lib.sh`` (else None)."""
+    root = Path(__file__).resolve().parents[1]
+    return str(root) if (root / "jobs" / "lib.sh").is_file() else None
+
+
+def _q(value) -> str:
+    return shlex.quote(str(value))
+
+
+def _sbatch_lines(c: Cluster, name: str, time: str, log: str, nodes: int | None = None,
+                  tasks_per_node: int | None = None, cpus: int | None = None,
+                  extra=(), serial: bool = False) -> list[str]:
+    lines = [f"--job-name={name}", f"--nodes={nodes or c.nodes}",
+             f"--ntasks-per-node={tasks_per_node or c.tasks_per_node}",
+             f"--cpus-per-task={cpus or c.cpus_per_task}", f"--time={time}"]
+    for key in ("partition", "account", "qos", "constraint"):
+        if getattr(c, key):
+            lines.append(f"--{key}={getattr(c, key)}")
+    if c.memory and not serial:
+        lines.append(f"--mem={c.memory}")
+    if c.exclusive and not serial:
+        lines.append("--exclusive")
+    # sbatch reads a double-quoted #SBATCH value literally; a validated path has no '"'.
+    lines.append(f'--output="{log}"')
+    lines += list(extra)
+    return [f"#SBATCH {x}" for x in lines]
+
+
+def _log_path(c: Cluster, stem: str) -> str:
+    if '"' in stem or (c.log_dir and '"' in c.log_dir):
+        raise SeisError(f'log path {stem!r}: no \'"\' allowed in #SBATCH --output')
+    return f"{c.log_dir.rstrip('/')}/{stem}" if c.log_dir else stem
+
+
+def _preamble(c: Cluster) -> list[str]:
+    root = c.root or default_root()
+    if root is None:
+        raise SeisError("cluster.root: no seis_hpc checkout with jobs/lib.sh found; set it")
+    out = ["set -euo pipefail", ""]
+    if c.modules:
+        out += ["# Site software (environment modules).",
+                "module purge",
+                *(f"module load {_q(m)}" for m in c.modules), ""]
+    out.append(f"export SEIS_HPC_ROOT={_q(root)}")
+    if c.venv:
+        out.append(f"export SEIS_HPC_VENV={_q(c.venv)}")
+    out.append(f"export SEIS_HPC_LAUNCHER={_q(c.launcher)}")
+    out.append(f"export SEIS_HPC_SRUN_MPI={_q(c.mpi or '')}")
+    for k, v in c.env.items():
+        out.append(f"export {k}={_q(v)}")
+    out += ["# shellcheck source=jobs/lib.sh", '. "$SEIS_HPC_ROOT/jobs/lib.sh"']
+    return out
+
+
+def _words(values) -> str:
+    return " ".join(_q(v) for v in values)
+
+
+def _step_args(j: Job) -> list[str]:
+    args = [j.input]
+    if j.velocity is not None:
+        args += ["--velocity", j.velocity]
+    return args
+
+
+def part_out(out: str, k: int) -> str:
+    """Output path of array part ``k`` of the image ``out`` (``image.part003.h5``)."""
+    p = Path(out)
+    suffix = p.suffix or ".h5"
+    return str(p.with_name(f"{p.stem}.part{k:03d}{suffix}"))
+
+
+def render_single(cfg: JobConfig) -> str:
+    """One sbatch script running ``cfg.job`` on the cluster of ``cfg`` (no array)."""
+    c, j = cfg.cluster, cfg.job
+    lines = ["#!/bin/bash",
+             *_sbatch_lines(c, j.name, c.time, _log_path(c, f"{j.name}-%j.out"), extra=(
+                 "--open-mode=append", f"--signal=B:USR1@{CHECKPOINT_WARNING_S}", "--requeue")),
+             f"# Rendered by seis-hpc slurm render from {cfg.source}; submit: sbatch THIS_FILE",
+             *_preamble(c),
+             f"seis_init {_q(j.name)}", "seis_launcher", "seis_banner",
+             f"step=({_words([j.command, *_step_args(j), '--out', j.out, *j.args])})",
+             'seis_parallel "${SEIS[@]}" "${step[@]}"', ""]
+    return "\n".join(lines)
+
+
+def render_array(cfg: JobConfig) -> tuple[str, str]:
+    """The array script (one task per image part) and the merge script of ``cfg``."""
+    c, j, a = cfg.cluster, cfg.job, cfg.array
+    throttle = f"%{a.max_running}" if a.max_running else ""
+    parts = [part_out(j.out, k) for k in range(a.parts)]
+    array = ["#!/bin/bash",
+             *_sbatch_lines(c, j.name, c.time, _log_path(c, f"{j.name}-%A_%a.out"), extra=(
+                 f"--array=0-{a.parts - 1}{throttle}", "--open-mode=append",
+                 f"--signal=B:USR1@{CHECKPOINT_WARNING_S}", "--requeue")),
+             f"# Rendered by seis-hpc slurm render from {cfg.source}: part "
+             f"$SLURM_ARRAY_TASK_ID of {a.parts} of the image.",
+             *_preamble(c),
+             f"seis_init {_q(j.name)}", "seis_launcher", "seis_banner",
+             f"parts=({_words(parts)})",
+             'task=${SLURM_ARRAY_TASK_ID:?not an array task}',
+             # The part's image range, from the survey's grid (cheap: reads the index).
+             f'grid=$("${{SEIS[@]}}" slurm part {_q(j.input)} --parts {a.parts} --task "$task")',
+             f"step=({_words([j.command, *_step_args(j)])} --out \"${{parts[$task]}}\" "
+             f"--grid \"$grid\" {_words(j.args)})",
+             'seis_parallel "${SEIS[@]}" "${step[@]}"', ""]
+    merge = ["#!/bin/bash",
+             *_sbatch_lines(c, f"{j.name}-merge", a.merge_time,
+                            _log_path(c, f"{j.name}-merge-%j.out"), nodes=1, tasks_per_node=1,
+                            cpus=1, serial=True),
+             f"# Rendered by seis-hpc slurm render from {cfg.source}: assemble the "
+             f"{a.parts} parts into one image.",
+             *_preamble(c),
+             f"seis_init {_q(j.name + '-merge')}",
+             f"seis_step \"${{SEIS[@]}}\" slurm merge {_words(parts)} --out {_q(j.out)}", ""]
+    return "\n".join(array), "\n".join(merge)
+
+
+def render(cfg: JobConfig) -> str:
+    """The file to hand to the user: an sbatch script, or (with ``[array]``) a bash script
+    that submits the array and the merge job that depends on it.
+
+    Parameters
+    ----------
+    cfg : JobConfig
+        A checked job description (:func:`load_config`).
+
+    Returns
+    -------
+    str
+        Script text.
+    """
+    validate(cfg)
+    if cfg.array is None:
+        return render_single(cfg)
+    array, merge = render_array(cfg)
+    for text in (array, merge):
+        if _HEREDOC in text:
+            raise SeisError(f"the job description contains {_HEREDOC!r}", cfg.source)
+    return "\n".join([
+        "#!/bin/bash",
+        f"# Rendered by seis-hpc slurm render from {cfg.source}. Run: bash THIS_FILE",
+        f"# Submits {cfg.job.name!s}: an array of {cfg.array.parts} image parts, then a merge job",
+        "# that starts only if every part succeeded (--dependency=afterok).",
+        "# Extra sbatch options for both jobs may follow: bash THIS_FILE --mail-type=END ...",
+        "set -euo pipefail",
+        f"array_id=$(sbatch --parsable \"$@\" <<'{_HEREDOC}'",
+        array,
+        _HEREDOC,
+        ")",
+        "array_id=${array_id%%;*}",
+        'echo "submitted array job $array_id"',
+        f"merge_id=$(sbatch --parsable --dependency=afterok:\"$array_id\" \"$@\" "
+        f"<<'{_HEREDOC}'",
+        merge,
+        _HEREDOC,
+        ")",
+        'echo "submitted merge job ${merge_id%%;*} (after $array_id)"',
+        ""])
+
+
+# -- array parts --------------------------------------------------------------------------------
+def part_ranges(first: int, count: int, parts: int) -> list[tuple[int, int]]:
+    """Split ``count`` consecutive line numbers from ``first`` into ``parts`` inclusive ranges
+    of sizes differing by at most one (fewer ranges when there are fewer lines than parts)."""
+    if count < 1 or parts < 1:
+        raise SeisError(f"cannot split {count} lines into {parts} parts")
+    edges = np.linspace(0, count, min(parts, count) + 1).round().astype(int)
+    pairs = zip(edges[:-1], edges[1:], strict=True)
+    return [(first + int(a), first + int(b) - 1) for a, b in pairs]
+
+
+def part_grid(grid, parts: int, task: int) -> list[int]:
+    """The ``seis-hpc pstm --grid`` values of part ``task`` of ``parts``.
+
+    3D grids split by inline (each part keeps every crossline), 2D lines by CMP.
+
+    Parameters
+    ----------
+    grid : BinGrid
+        The survey's grid.
+    parts, task : int
+        Number of parts and this part (0-based).
+    """
+    along = (grid.crossline0, grid.n_crossline) if grid.is_2d else (grid.inline0, grid.n_inline)
+    ranges = part_ranges(along[0], along[1], parts)
+    if not 0 <= task < parts:
+        raise SeisError(f"--task must be in 0..{parts - 1} (got {task})")
+    if task >= len(ranges):
+        raise SeisError(f"part {task}: the survey has only {along[1]} lines for {parts} parts")
+    lo, hi = ranges[task]
+    if grid.is_2d:
+        return [lo, hi]
+    return [lo, hi, grid.crossline0, grid.crossline0 + grid.n_crossline - 1]
+
+
+def merge_parts(paths: list[str], out: str) -> tuple[int, ...]:
+    """Assemble part images (consecutive inline or CMP ranges of one grid) into ``out``.
+
+    Parameters
+    ----------
+    paths : list of path-like
+        Part images written by ``seis-hpc pstm --grid``; any order.
+    out : path-like
+        The whole image (written atomically).
+
+    Returns
+    -------
+    tuple of int
+        Shape of the assembled image.
+
+    Raises
+    ------
+    SeisError
+        Parts of different grids or time axes, gaps or overlaps between them.
+    """
+    import h5py
+
+    from seis_hpc.geometry import BinGrid
+    from seis_hpc.io.atomic import atomic_output
+    from seis_hpc.io.volume import Volume, write_into
+
+    heads = []
+    for p in paths:
+        with h5py.File(p, "r") as f:
+            if f.attrs.get("kind") != "image" or "image" not in f:
+                raise SeisError("not a seis_hpc image", p)
+            heads.append((BinGrid.from_attrs(f.attrs), f["time"][...], p,
+                          f.attrs.get("config", ""), f.attrs.get("history", "[]")))
+    if not heads:
+        raise SeisError("no parts to merge")
+    g0 = heads[0][0]
+    key = (lambda h: h[0].crossline0) if g0.is_2d else (lambda h: h[0].inline0)
+    heads.sort(key=key)
+    first, time = heads[0][0], heads[0][1]
+    nxt = None
+    for g, t, p, _, _ in heads:
+        same = (g.is_2d == first.is_2d and np.isclose(g.azimuth, first.azimuth)
+                and np.isclose(g.bin_inline, first.bin_inline)
+                and np.isclose(g.bin_crossline, first.bin_crossline)
+                and g.handedness == first.handedness)
+        if not same or len(t) != len(time) or not np.allclose(t, time):
+            raise SeisError("part is on another grid or time axis than "
+                            f"{heads[0][2]}", p)
+        lat = (g.inline0, g.n_crossline, g.crossline0) if not g.is_2d else None
+        if lat is not None and lat[1:] != (first.n_crossline, first.crossline0):
+            raise SeisError("part covers other crosslines than the first part", p)
+        start = g.crossline0 if g.is_2d else g.inline0
+        if nxt is not None and start != nxt:
+            raise SeisError(f"part starts at line {start}, expected {nxt} (gap or overlap)", p)
+        nxt = start + (g.n_crossline if g.is_2d else g.n_inline)
+    if g0.is_2d:
+        n_i, n_j = 1, nxt - first.crossline0
+    else:
+        n_i, n_j = nxt - first.inline0, first.n_crossline
+    grid = BinGrid(first.x0, first.y0, first.azimuth, first.bin_inline, first.bin_crossline,
+                   first.inline0, first.crossline0, n_i, n_j, first.handedness, first.is_2d)
+    shape = grid.shape + (len(time),)
+    history = []
+    for h in heads:
+        history += json.loads(h[4]) if isinstance(h[4], str) else []
+    history.append(f"seis-hpc slurm merge: {len(heads)} parts")
+    vol = Volume(np.broadcast_to(np.float32(0), shape), grid, time, "image",
+                 config=heads[0][3], history=history)
+    with atomic_output(out) as tmp, h5py.File(tmp, "w") as f:
+        ds = write_into(f, vol, allocate_only=True)
+        for g, _, p, _, _ in heads:
+            with h5py.File(p, "r") as src:
+                block = src["image"][...]
+            if grid.is_2d:
+                a = g.crossline0 - grid.crossline0
+                ds[a:a + g.n_crossline] = block
+            else:
+                a = g.inline0 - grid.inline0
+                ds[a:a + g.n_inline] = block
+    return shape

@@ -1,0 +1,270 @@
+"""``seis-hpc slurm render``: sbatch scripts from job.toml, quoting, arrays with a merge job;
+``slurm part`` ranges and ``slurm merge`` of part images."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seis_hpc.errors import SeisError
+from seis_hpc.geometry import BinGrid
+from seis_hpc.io.volume import Volume, read_volume, write_volume
+from seis_hpc.slurm import load_config, merge_parts, part_grid, part_ranges, render
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "slurm" / "configs"
+NASTY = "data $(touch PWNED); `touch PWNED2` 'q' \"d\" & x"
+
+
+def cli(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "seis_hpc", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, env={**os.environ, **(env or {})})
+
+
+def sbatch_lines(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#SBATCH "):
+            opt = line.split(None, 1)[1]
+            key, _, val = opt.partition("=")
+            out[key] = val
+    return out
+
+
+def bash_n(text: str, tmp_path: Path) -> None:
+    p = tmp_path / "check.sh"
+    p.write_text(text)
+    r = subprocess.run(["bash", "-n", str(p)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def q(value) -> str:
+    """A TOML basic string."""
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_toml(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_small_cluster_config(tmp_path):
+    text = render(load_config(CONFIGS / "small.toml"))
+    s = sbatch_lines(text)
+    assert s["--partition"] == "debug" and s["--nodes"] == "1"
+    assert s["--ntasks-per-node"] == "8" and s["--cpus-per-task"] == "1"
+    assert s["--mem"] == "32G" and s["--time"] == "04:00:00"
+    assert s["--job-name"] == "line1_pstm" and s["--output"] == '"logs/line1_pstm-%j.out"'
+    assert s["--signal"] == "B:USR1@120" and "--requeue" in s and "--array" not in s
+    assert "export SEIS_HPC_LAUNCHER=srun" in text and "export SEIS_HPC_SRUN_MPI=pmi2" in text
+    assert "module load" not in text
+    bash_n(text, tmp_path)
+
+
+def test_large_cluster_config_is_an_array_with_dependent_merge(tmp_path):
+    text = render(load_config(CONFIGS / "large.toml"))
+    bash_n(text, tmp_path)
+    # Two sbatch scripts inside the submit script: the array, then the merge.
+    array, merge = text.split("<<'SEIS_HPC_JOB_SCRIPT'\n")[1:]
+    array = array.split("\nSEIS_HPC_JOB_SCRIPT\n")[0]
+    merge = merge.split("\nSEIS_HPC_JOB_SCRIPT\n")[0]
+    a, m = sbatch_lines(array), sbatch_lines(merge)
+    assert a["--array"] == "0-7%4" and a["--account"] == "geo0042" and a["--qos"] == "normal"
+    assert a["--nodes"] == "2" and a["--ntasks-per-node"] == "64" and "--exclusive" in a
+    assert a["--signal"] == "B:USR1@120" and "--requeue" in a
+    assert m["--nodes"] == "1" and m["--time"] == "02:00:00" and "--array" not in m
+    assert "--dependency=afterok:\"$array_id\"" in text
+    assert text.index("sbatch --parsable \"$@\" <<") < text.index("--dependency=afterok:\"")
+    loads = [ln for ln in array.splitlines() if ln.startswith("module load")]
+    assert loads == ["module load gcc/12.2.0", "module load openmpi/4.1.5",
+                     "module load hdf5/1.14.1", "module load python/3.11"]
+    assert "export SEIS_HPC_SRUN_MPI=pmix" in array
+    for part in (array, merge):
+        bash_n(part, tmp_path)
+    assert "slurm merge" in merge and "image.part007.h5" in merge
+
+
+def _fake_bin(tmp_path: Path) -> Path:
+    """A fake sbatch that records each call's argv and script, and answers a job id."""
+    b = tmp_path / "bin"
+    b.mkdir()
+    (b / "sbatch").write_text(
+        "#!/bin/bash\n"
+        'n=$(( $(ls "$FAKE_LOG" | wc -l) / 2 ))\n'
+        'printf "%s\\n" "$@" > "$FAKE_LOG/call$n.args"\n'
+        'cat > "$FAKE_LOG/call$n.script"\n'
+        'echo "$((100 + n));cluster"\n')
+    (b / "sbatch").chmod(0o755)
+    return b
+
+
+def test_array_submit_script_submits_merge_after_array(tmp_path):
+    cfg = write_toml(tmp_path / "job.toml", f"""
+[cluster]
+root = {q(ROOT)}
+[job]
+name = "t"
+input = {q(str(tmp_path / NASTY) + '.sgy')}
+velocity = "v.csv"
+out = "out/img.h5"
+[array]
+parts = 3
+""")
+    out = tmp_path / "submit.sh"
+    r = cli("slurm", "render", "--config", cfg, "--out", out)
+    assert r.returncode == 0, r.stderr
+    log = tmp_path / "calls"
+    log.mkdir()
+    env = {"PATH": f"{_fake_bin(tmp_path)}:{os.environ['PATH']}", "FAKE_LOG": str(log)}
+    r = subprocess.run(["bash", str(out), "--mail-type=END"], capture_output=True, text=True,
+                       cwd=tmp_path, env={**os.environ, **env})
+    assert r.returncode == 0, r.stderr
+    a0 = (log / "call0.args").read_text().split("\n")[:-1]
+    a1 = (log / "call1.args").read_text().split("\n")[:-1]
+    assert a0 == ["--parsable", "--mail-type=END"]
+    assert a1 == ["--parsable", "--dependency=afterok:100", "--mail-type=END"]
+    assert sbatch_lines((log / "call0.script").read_text())["--array"] == "0-2"
+    assert "slurm merge" in (log / "call1.script").read_text()
+    assert "submitted merge job 101 (after 100)" in r.stdout
+    assert not list(tmp_path.rglob("PWNED*"))
+
+
+def test_rendered_job_passes_paths_as_single_words(tmp_path):
+    """The rendered script, run with SEIS_HPC_DRY_RUN=1, shows the exact argv it would run:
+    a path with spaces, quotes, ';', '&' and command substitutions is one argument."""
+    src = str(tmp_path / NASTY) + ".sgy"
+    extra = ["--tmax", "1.0", "--checkpoint-dir", str(tmp_path / "ck $(touch PWNED3)")]
+    cfg = write_toml(tmp_path / "job.toml", f"""
+[cluster]
+root = {q(ROOT)}
+launcher = "mpiexec"
+env = {{ MY_VAR = "a b $(touch PWNED4)" }}
+[job]
+name = "nasty"
+input = {q(src)}
+velocity = {q(tmp_path / "v ;x.csv")}
+out = {q(tmp_path / "o u t.h5")}
+args = [{", ".join(q(a) for a in extra)}]
+""")
+    r = cli("slurm", "render", "--config", cfg, "--out", tmp_path / "job.sh")
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["bash", str(tmp_path / "job.sh")], capture_output=True, text=True,
+                       cwd=tmp_path, env={**os.environ, "SEIS_HPC_DRY_RUN": "1",
+                                          "SEIS_HPC_RANKS": "3"})
+    assert r.returncode == 0, r.stderr
+    argv = shlex.split(r.stdout.strip().splitlines()[-1])
+    i = argv.index("pstm")
+    assert argv[1:3] == ["-n", "3"] and argv[0].endswith("mpiexec")
+    assert argv[i + 1:] == [src, "--velocity", str(tmp_path / "v ;x.csv"),
+                            "--out", str(tmp_path / "o u t.h5"), *extra]
+    assert not list(tmp_path.rglob("PWNED*"))
+
+
+@pytest.mark.parametrize("table,key,value,word", [
+    ("job", "name", '"a$(touch PWNED)"', "job.name"),
+    ("job", "name", '"two\\nlines"', "job.name"),
+    ("job", "input", '"a\\nsbatch evil.sh"', "control characters"),
+    ("cluster", "partition", '"p;rm -rf /"', "cluster.partition"),
+    ("cluster", "modules", '["gcc; touch PWNED"]', "cluster.modules"),
+    ("cluster", "launcher", '"mpirun"', "cluster.launcher"),
+    ("cluster", "mpi", '"none"', "cluster.mpi"),
+    ("cluster", "nodes", "0", "cluster.nodes"),
+    ("cluster", "time", '"1 day"', "cluster.time"),
+    ("cluster", "memory", '"lots"', "cluster.memory"),
+    ("cluster", "colour", '"blue"', "unknown key 'colour'"),
+    ("cluster", "env", '{ "A B" = "x" }', "cluster.env"),
+])
+def test_bad_config_is_one_line_error_and_no_script(tmp_path, table, key, value, word):
+    body = {"cluster": {}, "job": {"name": '"ok"', "input": '"in.sgy"', "out": '"o.h5"'}}
+    body[table][key] = value
+    text = "\n".join(f"[{t}]\n" + "\n".join(f"{k} = {v}" for k, v in kv.items())
+                     for t, kv in body.items())
+    cfg = write_toml(tmp_path / "job.toml", text)
+    out = tmp_path / "job.sh"
+    r = cli("slurm", "render", "--config", cfg, "--out", out)
+    assert r.returncode == 2, r.stdout
+    assert r.stderr.count("\n") == 1 and word in r.stderr and "job.toml" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not out.exists() and not list(tmp_path.rglob("PWNED*"))
+
+
+def test_not_toml_and_missing_tables(tmp_path):
+    with pytest.raises(SeisError, match="not valid TOML"):
+        load_config(write_toml(tmp_path / "a.toml", "[job\n"))
+    with pytest.raises(SeisError, match=r"no \[job\] table"):
+        load_config(write_toml(tmp_path / "b.toml", "[cluster]\nnodes = 2\n"))
+    with pytest.raises(SeisError, match="needs 'out'"):
+        load_config(write_toml(tmp_path / "c.toml", '[job]\nname = "a"\ninput = "b"\n'))
+
+
+@pytest.mark.parametrize("count,parts", [(10, 3), (7, 7), (3, 5), (100, 8), (1, 1)])
+def test_part_ranges_cover_every_line_once(count, parts):
+    r = part_ranges(5, count, parts)
+    lines = [i for lo, hi in r for i in range(lo, hi + 1)]
+    assert lines == list(range(5, 5 + count))
+    sizes = [hi - lo + 1 for lo, hi in r]
+    assert max(sizes) - min(sizes) <= 1 and len(r) == min(count, parts)
+
+
+def test_part_grid_3d_and_2d():
+    g3 = BinGrid(0.0, 0.0, 30.0, 12.5, 25.0, 101, 2001, 10, 40)
+    assert part_grid(g3, 3, 0) == [101, 103, 2001, 2040]
+    assert part_grid(g3, 3, 1) == [104, 107, 2001, 2040]  # 10 inlines: 3, 4, 3
+    assert part_grid(g3, 3, 2) == [108, 110, 2001, 2040]
+    g2 = BinGrid(0.0, 0.0, 0.0, 6.25, 6.25, 1, 500, 1, 9, is_2d=True)
+    assert part_grid(g2, 2, 1) == [504, 508]  # 9 CMPs: 4, 5
+    with pytest.raises(SeisError, match="--task"):
+        part_grid(g3, 3, 3)
+
+
+def _sub(g: BinGrid, i0, n_i, j0=None, n_j=None) -> BinGrid:
+    j0 = g.crossline0 if j0 is None else j0
+    n_j = g.n_crossline if n_j is None else n_j
+    x, y = g.grid_to_world(i0, j0)
+    return BinGrid(float(x), float(y), g.azimuth, g.bin_inline, g.bin_crossline, i0, j0,
+                   n_i, n_j, g.handedness, g.is_2d)
+
+
+def test_merge_parts_rebuilds_the_whole_image(tmp_path):
+    rng = np.random.default_rng(3)
+    g = BinGrid(500.0, 800.0, 30.0, 12.5, 25.0, 11, 101, 7, 5)
+    t = np.arange(20) * 0.004
+    data = rng.standard_normal((7, 5, 20)).astype(np.float32)
+    paths = []
+    for k, (lo, hi) in enumerate(part_ranges(11, 7, 3)):
+        sub = _sub(g, lo, hi - lo + 1)
+        p = tmp_path / f"img.part{k:03d}.h5"
+        write_volume(p, Volume(data[lo - 11:hi - 11 + 1], sub, t))
+        paths.append(str(p))
+    out = tmp_path / "img.h5"
+    r = cli("slurm", "merge", *reversed(paths), "--out", out)  # any order
+    assert r.returncode == 0, r.stderr
+    vol = read_volume(out)
+    assert np.array_equal(vol.data, data)
+    assert vol.grid.inline0 == 11 and vol.grid.n_inline == 7
+    assert np.allclose(vol.grid.cdp_xy()[0], g.cdp_xy()[0])
+    assert np.allclose(vol.grid.cdp_xy()[1], g.cdp_xy()[1])
+    # A gap between parts is refused, nothing written.
+    out2 = tmp_path / "gap.h5"
+    r = cli("slurm", "merge", paths[0], paths[2], "--out", out2)
+    assert r.returncode == 2 and "gap or overlap" in r.stderr and not out2.exists()
+
+
+def test_merge_refuses_parts_of_other_grids(tmp_path):
+    t = np.arange(10) * 0.004
+    g = BinGrid(0.0, 0.0, 0.0, 12.5, 25.0, 1, 1, 4, 3)
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    write_volume(a, Volume(np.zeros((2, 3, 10), np.float32), _sub(g, 1, 2), t))
+    write_volume(b, Volume(np.zeros((2, 2, 10), np.float32), _sub(g, 3, 2, 1, 2), t))
+    with pytest.raises(SeisError, match="other crosslines"):
+        merge_parts([str(a), str(b)], str(tmp_path / "m.h5"))
+    write_volume(b, Volume(np.zeros((2, 3, 12), np.float32), _sub(g, 3, 2),
+                           np.arange(12) * 0.004))
+    with pytest.raises(SeisError, match="time axis"):
+        merge_parts([str(a), str(b)], str(tmp_path / "m.h5"))
