@@ -11,6 +11,7 @@ COMMANDS: list[str] = [
     "pstm",
     "migstack",
     "bench",
+    "slurm",
     "qc",
     "report",
     "verify",
