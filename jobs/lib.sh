@@ -191,6 +191,18 @@ seis_step() {
     [ "$rc" -eq 0 ] || { seis_log "step failed (exit $rc)"; exit "$rc"; }
 }
 
+# seis_unless OUTPUT CMD...: seis_step, unless OUTPUT exists (outputs are written atomically,
+# so one that exists is complete): a requeued or rerun job skips the steps it finished.
+seis_unless() {
+    local output=$1
+    shift
+    if [ -e "$output" ] && [ "${SEIS_HPC_DRY_RUN:-0}" != 1 ]; then
+        seis_log "$output exists: skipping $(seis_show "${@:1:4}") ..."
+        return 0
+    fi
+    seis_step "$@"
+}
+
 # seis_tee FILE CMD...: like seis_step, with CMD's standard output also written to FILE.
 seis_tee() {
     local file=$1
@@ -315,55 +327,56 @@ seis_pstm_main() {
     seis_log "done: $image, pictures in $out/qc"
 }
 
-# seis_qc IMAGE DIR INPUT [TRUTH]: QC pictures of a PSTM image (sections through the middle,
-# or through the first diffractor and with the truth marked when TRUTH is given); with the
-# truth also one line per diffractor: where the image peaks against where it should.
+# seis_qc IMAGE DIR INPUT [TRUTH]: QC pictures of a PSTM image and its input (seis-hpc qc).
+# With the truth of a synthetic survey the sections go through the first diffractor, and one
+# line per diffractor says where the image peaks against where it should.
 seis_qc() {
-    if [ "${SEIS_HPC_DRY_RUN:-0}" = 1 ]; then
-        seis_show qc "$@"
+    local image=$1 dir=$2 input=$3 truth=${4:-} where=() il t0
+    if [ -n "$truth" ] && [ "${SEIS_HPC_DRY_RUN:-0}" != 1 ]; then
+        read -r il t0 < <(seis_focus "$image" "$truth") || seis_die "focus check failed"
+        # 2D: the section is the line; 3D: the inline and the time slice of the diffractor.
+        [ "$il" = - ] || where=(--inline "$il" --time "$t0")
+    fi
+    if ! seis_has_command qc; then
+        seis_log "this seis_hpc has no 'seis-hpc qc': no pictures"
         return 0
     fi
-    mkdir -p -- "$2"
-    "${SEIS_PY[@]}" - "$@" <<'PY' >&2 || seis_die "QC pictures failed"
+    seis_step "${SEIS[@]}" qc "$image" --out "$dir" "${where[@]}"
+    seis_step "${SEIS[@]}" qc "$input" --what shot,maps --out "$dir"
+}
+
+# seis_focus IMAGE TRUTH: for each diffractor of TRUTH, a log line with the peak of |IMAGE|
+# near it; prints the first diffractor's inline (- for a 2D line) and t0 (s).
+seis_focus() {
+    "${SEIS_PY[@]}" - "$@" <<'PY'
 import json
 import sys
-from pathlib import Path
+
+import numpy as np
 
 from seis_hpc.io.volume import read_volume
-from seis_hpc.qc import plot_map, plot_section
 
-image, out, survey = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-truth = json.loads(Path(sys.argv[4]).read_text()) if len(sys.argv) > 4 and sys.argv[4] else None
-vol = read_volume(image)
-made = []
-if vol.grid.is_2d:
-    import numpy as np
-
-    diffs = truth["diffractors"] if truth else []
-    made.append(plot_section(vol.data, vol.time, vol.grid.crosslines(), out / "image_section.png",
-                             xlabel="CMP", title="PSTM section",
-                             marks=[(d["crossline"], d["t0_s"]) for d in diffs] or None))
-    for d in diffs:  # the 2D line's crossline numbers are its CMP numbers
-        c = int(round(d["crossline"])) - vol.grid.crossline0
-        k = int(round((d["t0_s"] - vol.time[0]) / vol.dt))
-        c0, k0 = max(c - 6, 0), max(k - 10, 0)
-        win = np.abs(vol.data[c0:c + 7, k0:k + 11])
-        pc, pk = np.unravel_index(np.argmax(win), win.shape)
-        print(f"qc: diffractor at CMP {d['crossline']:.1f}, t0 {d['t0_s']:.3f} s -> image peak "
-              f"at CMP {c0 + pc + vol.grid.crossline0}, {vol.time[k0 + pk]:.3f} s")
-elif truth and truth["diffractors"]:
-    from seis_hpc.demo import check_focus, pictures
-
-    made += pictures(out, survey.parent, image, truth)
-    for line in check_focus(image, truth):
-        print("qc: " + line)
+vol = read_volume(sys.argv[1])
+truth = json.loads(open(sys.argv[2]).read())
+g = vol.grid
+data = vol.data[None] if g.is_2d else vol.data  # (inline, crossline, time)
+for d in truth["diffractors"]:
+    il = 0 if g.is_2d else int(round(d["inline"])) - g.inline0
+    xl = int(round(d["crossline"])) - g.crossline0
+    it = int(round((d["t0_s"] - vol.time[0]) / vol.dt))
+    lo = (max(il - 3, 0), max(xl - 6, 0), max(it - 10, 0))
+    win = np.abs(data[lo[0]:il + 4, lo[1]:xl + 7, lo[2]:it + 11])
+    k = np.unravel_index(np.argmax(win), win.shape)
+    where = "" if g.is_2d else f"inline {lo[0] + k[0] + g.inline0}, "
+    want = "" if g.is_2d else f"inline {d['inline']:.1f}, "
+    line = "CMP" if g.is_2d else "crossline"
+    print(f"qc: diffractor at {want}{line} {d['crossline']:.1f}, t0 {d['t0_s']:.3f} s -> image "
+          f"peak at {where}{line} {lo[1] + k[1] + g.crossline0}, "
+          f"{vol.time[lo[2] + k[2]]:.3f} s", file=sys.stderr)
+d = truth["diffractors"][0] if truth["diffractors"] else None
+if d is None:
+    print("- -")
 else:
-    il, it = vol.data.shape[0] // 2, vol.data.shape[2] // 2
-    made.append(plot_section(vol.data[il], vol.time, vol.grid.crosslines(), out / "image_inline.png",
-                             xlabel="crossline", title=f"PSTM inline {vol.grid.inline0 + il}"))
-    made.append(plot_map(vol.data[:, :, it], out / "image_timeslice.png", cmap="gray_r",
-                         title=f"PSTM time slice {vol.time[it]:.3f} s",
-                         x=vol.grid.crosslines(), y=vol.grid.inlines()))
-print("qc: pictures " + ", ".join(str(p) for p in made))
+    print("-" if g.is_2d else int(round(d["inline"])), f"{d['t0_s']:.4f}")
 PY
 }

@@ -232,8 +232,9 @@ def test_sbatch_wait_migrates_the_survey(first_job):
         assert abs(pil - d["inline"]) <= 1.0, (pil, d)
         assert abs(pxl - d["crossline"]) <= 1.0, (pxl, d)
         assert abs(pt - d["t0_s"]) <= 2 * vol.dt + 1e-9, (pt, d)
-    for png in ("image_inline.png", "image_timeslice.png", "fold_map.png"):
-        assert (out / "qc" / png).stat().st_size > 10_000, png
+    for pattern in ("image_image_inline_*.png", "image_image_slice_*.png", "shots_fold.png"):
+        found = list((out / "qc").glob(pattern))
+        assert found and all(f.stat().st_size > 10_000 for f in found), pattern
     assert not (out / "image.h5.ckpt").exists()  # removed after success
 
 
