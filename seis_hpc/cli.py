@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from seis_hpc import __version__
-from seis_hpc.errors import EXIT_USAGE, SeisError, describe_oserror
-
 from seis_hpc.commands import COMMANDS
+from seis_hpc.errors import EXIT_USAGE, SeisError, describe_oserror
 
 
 def _load(name: str):
@@ -55,6 +55,36 @@ def report_failure(message: str) -> int:
     return EXIT_USAGE
 
 
+def _paths(args: argparse.Namespace, names) -> list[str]:
+    out = []
+    for name in names:
+        v = getattr(args, name, None)
+        out.extend(str(x) for x in (v if isinstance(v, list | tuple) else [v]) if x)
+    return out
+
+
+def _run_recorded(args: argparse.Namespace) -> int:
+    """Run the subcommand; with ``$SEIS_HPC_RUNDIR`` set, record it in the run record that
+    ``seis-hpc report`` reads. A processing step names its file arguments in ``OUTPUTS``
+    (and ``INPUTS``) and may fill ``args._record`` (a :class:`seis_hpc.runlog.StepRecord`);
+    commands without ``OUTPUTS`` (info, verify, report, qc with its own record) are not
+    recorded here."""
+    mod = args._module
+    if not os.environ.get("SEIS_HPC_RUNDIR") or not hasattr(mod, "OUTPUTS"):
+        return int(mod.run(args) or 0)
+    from seis_hpc import runlog
+
+    with runlog.step(args.command, args, inputs=_paths(args, getattr(mod, "INPUTS", ())),
+                     outputs=_paths(args, getattr(mod, "OUTPUTS", ()))) as rec:
+        args._record = rec
+        code = int(mod.run(args) or 0)
+        if code == 75:
+            rec.status = "stopped"
+        elif code != 0:
+            rec.status = "failed"
+        return code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``seis-hpc`` and ``python -m seis_hpc``; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
@@ -70,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args._module.run(args) or 0)
+        return _run_recorded(args)
     except SeisError as exc:
         return report_failure(str(exc))
     except OSError as exc:

@@ -1,7 +1,7 @@
 """``make demo``: the built-in synthetic 3D survey from raw SEG-Y to a migrated image and pictures.
 
-Runs the same commands a user would (``seis-hpc synth``, ``index``, ``pstm`` under ``mpiexec``),
-then draws QC pictures and checks the diffractors against the truth. Usage::
+Runs the same commands a user would (``seis-hpc synth``, ``index``, ``qc``, ``pstm`` under
+``mpiexec``, ``report``), then checks the diffractors against the truth. Usage::
 
     python -m seis_hpc.demo --out demo_out [--ranks 2] [--mpiexec .venv/bin/mpiexec]
 """
@@ -27,41 +27,6 @@ def _run(cmd: list[str], **kw) -> None:
 
 def _seis(*args: str) -> list[str]:
     return [sys.executable, "-m", "seis_hpc", *args]
-
-
-def pictures(out: Path, survey: Path, image_path: Path, truth: dict) -> list[Path]:
-    """QC pictures of the demo: a shot record, the fold map, an inline and a time slice of the
-    image through the first diffractor (truth marked by red circles)."""
-    from seis_hpc.io.volume import read_volume
-    from seis_hpc.qc import plot_map, plot_section
-    from seis_hpc.survey import Survey
-
-    s = Survey.open(survey / "shots.sgy")
-    idx = s.index
-    ffid = idx["ffid"]
-    shot = np.flatnonzero(ffid == ffid[len(ffid) // 2])
-    shot = shot[: truth["acquisition"]["n_channels"]]  # first streamer of a mid-survey shot
-    t_in = idx.t_start + np.arange(idx.ns) * idx.dt
-    made = [plot_section(idx.read_traces(shot), t_in, idx["channel"][shot],
-                         out / "shot_gather.png", xlabel="channel",
-                         title=f"Shot FFID {ffid[shot[0]]}, streamer 1 (raw)")]
-    made.append(plot_map(s.fold().astype(float), out / "fold_map.png", title="CMP fold",
-                         x=s.grid.crosslines(), y=s.grid.inlines(), label="traces per bin"))
-    vol = read_volume(image_path)
-    d = truth["diffractors"][0]
-    il = int(round(d["inline"])) - vol.grid.inline0
-    xl = int(round(d["crossline"])) - vol.grid.crossline0
-    made.append(plot_section(vol.data[il], vol.time, vol.grid.crosslines(),
-                             out / "image_inline.png", xlabel="crossline",
-                             title=f"PSTM inline {vol.grid.inline0 + il}",
-                             marks=[(x["crossline"], x["t0_s"]) for x in truth["diffractors"]
-                                    if round(x["inline"]) == vol.grid.inline0 + il]))
-    it = int(round((d["t0_s"] - vol.time[0]) / vol.dt))
-    made.append(plot_map(vol.data[:, :, it], out / "image_timeslice.png",
-                         title=f"PSTM time slice {vol.time[it]:.3f} s", cmap="gray_r",
-                         x=vol.grid.crosslines(), y=vol.grid.inlines(),
-                         marks=[(d["crossline"], d["inline"])]))
-    return made
 
 
 def check_focus(image_path: Path, truth: dict) -> list[str]:
@@ -98,24 +63,42 @@ def main(argv: list[str] | None = None) -> int:
                     help="MPI launcher")
     ap.add_argument("--preset", default="marine3d-small", help="synthetic survey preset")
     args = ap.parse_args(argv)
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     survey = out / "survey"
-    t0 = time.time()
-    _run(_seis("synth", "--preset", args.preset, "--out", str(survey)))
-    _run(_seis("index", str(survey / "shots.sgy")))
-    truth = json.loads((survey / "truth.json").read_text())
     image = out / "image.h5"
+    qc_dir = out / "qc"
+    # Every step records itself in out/steps.jsonl; `seis-hpc report` turns that into the
+    # processing report and the checksummed manifest of deliverables.
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "steps.jsonl").unlink(missing_ok=True)
+    env = {**os.environ, "SEIS_HPC_RUNDIR": str(out)}
+    t0 = time.time()
+    _run(_seis("synth", "--preset", args.preset, "--out", str(survey)), env=env)
+    _run(_seis("index", str(survey / "shots.sgy")), env=env)
+    _run(_seis("qc", str(survey / "shots.sgy"), "--what", "shot,maps", "--out", str(qc_dir)),
+         env=env)
+    truth = json.loads((survey / "truth.json").read_text())
     _run([args.mpiexec, "-n", str(args.ranks), *_seis(
         "pstm", str(survey / "shots.sgy"), "--velocity", str(survey / "velocity.csv"),
-        "--out", str(image), "--aperture", "600", "--max-angle", "60", "--tmax", "1.0")])
-    made = pictures(out, survey, image, truth)
+        "--out", str(image), "--aperture", "400", "--max-angle", "60", "--tmax", "1.0",
+        "--dt", "0.004")], env=env)
+    d = truth["diffractors"][0]
+    _run(_seis("qc", str(image), "--what", "inline,crossline,slice", "--out", str(qc_dir),
+               "--inline", str(round(d["inline"])), "--crossline", str(round(d["crossline"])),
+               "--time", f"{d['t0_s']:.3f}"), env=env)
+    _run(_seis("report", str(out)), env=env)
     print()
     for line in check_focus(image, truth):
         print(line)
+    pictures = sorted(qc_dir.glob("*.png"))
     print(f"\nDemo finished in {time.time() - t0:.0f} s.")
     print(f"  survey:   {survey / 'shots.sgy'} (truth: {survey / 'truth.json'})")
     print(f"  image:    {image}  (seis-hpc info {image})")
-    print("  pictures: " + ", ".join(str(p) for p in made))
+    print(f"  pictures: {qc_dir}/ ({len(pictures)} PNG: "
+          + ", ".join(p.name for p in pictures[:6]) + (", ..." if len(pictures) > 6 else "")
+          + ")")
+    print(f"  report:   {out / 'report.html'} (manifest: {out / 'MANIFEST.sha256'}, "
+          f"check with seis-hpc verify)")
     return 0
 
 

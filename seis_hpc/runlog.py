@@ -268,6 +268,7 @@ class StepRecord:
     edits: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     qc: list = field(default_factory=list)
+    status: str | None = None  # set by the step to override "ok" (e.g. "stopped" on exit 75)
 
 
 @contextlib.contextmanager
@@ -308,4 +309,6 @@ def step(name: str, args: argparse.Namespace | dict | None = None, *,
             record_step(rec.name, rundir=rundir, argv=argv, params=rec.params,
                         inputs=rec.inputs, outputs=rec.outputs, start=t0, end=time.time(),
                         traces_in=rec.traces_in, traces_out=rec.traces_out, edits=rec.edits,
-                        metrics=rec.metrics, qc=rec.qc, status=status, message=message)
+                        metrics=rec.metrics, qc=rec.qc,
+                        status=rec.status if status == "ok" and rec.status else status,
+                        message=message)

@@ -106,6 +106,12 @@ class Noise:
     spikes: int = 0
     dead: int = 0
     seed: int = 12345
+    # Kinds for bad-trace editing tests, planted after the others (their draws come later, so
+    # the traces chosen above do not change): broadband noise of 5x the data RMS, reversed
+    # polarity, NaN samples.
+    noisy: int = 0
+    reversed: int = 0
+    nan: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,15 +159,16 @@ PRESETS: dict[str, Preset] = {
     ),
     "marine3d-small": Preset(
         "marine3d-small",
-        "Small 3D patch: dual flip-flop sources 50 m apart, 4 streamers x 48 x 12.5 m (600 m), "
-        "streamers 100 m apart, shots every 25 m, 3 sail lines 200 m apart, bins 6.25 x 25 m, "
-        "2 ms, 1.2 s; three diffractors and a flat reflector.",
-        Acquisition(n_sail_lines=3, shots_per_line=48, n_sources=2, source_separation=50.0,
-                    n_streamers=4, n_channels=48, sail_line_spacing=200.0, record_length=1.2,
+        "Small 3D patch (the demo's survey): dual flip-flop sources 50 m apart, 4 streamers x "
+        "32 x 12.5 m (400 m), streamers 100 m apart, shots every 25 m, 2 sail lines 200 m apart, "
+        "bins 6.25 x 25 m, 2 ms, 1.2 s; three diffractors and a flat reflector.",
+        Acquisition(n_sail_lines=2, shots_per_line=32, n_sources=2, source_separation=50.0,
+                    n_streamers=4, n_channels=32, sail_line_spacing=200.0, record_length=1.2,
                     near_offset=50.0),
         events=Events(
-            diffractors=((500.0, 0.0, 350.0, 1.0), (700.0, 100.0, 500.0, 1.0),
-                         (850.0, -75.0, 600.0, 1.0)),
+            # across positions on bin centres (the midpoint lattice is offset by 12.5 m)
+            diffractors=((300.0, -12.5, 350.0, 1.0), (450.0, 87.5, 500.0, 1.0),
+                         (550.0, 162.5, 600.0, 1.0)),
             reflectors=((750.0, 0.0, 0.15),),
         ),
     ),
@@ -529,6 +536,18 @@ def _plant_noise(data: np.ndarray, lay: dict, noise: Noise, dt: float) -> dict:
                 k = rng.integers(ns // 10, ns, size=3)
                 data[i, k] += (10.0 * peak * rng.choice([-1.0, 1.0], size=3)).astype(np.float32)
             out[kind].append(int(i))
+    for kind, count in (("noisy", noise.noisy), ("reversed", noise.reversed),
+                        ("nan", noise.nan)):
+        chosen = candidates[pos:pos + count]
+        pos += count
+        out[kind] = sorted(int(i) for i in chosen)
+        for i in chosen:
+            if kind == "noisy":
+                data[i] += rng.normal(0.0, 5.0 * rms, ns).astype(np.float32)
+            elif kind == "reversed":
+                data[i] *= -1.0
+            else:
+                data[i, rng.integers(0, ns, size=3)] = np.nan
     for k in ("dead", "spikes", "swell"):
         out[k] = sorted(set(out[k]))
     return out

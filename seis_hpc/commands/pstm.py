@@ -1,6 +1,8 @@
 """``seis-hpc pstm``: Kirchhoff prestack time migration on any number of MPI ranks."""
 
 HELP = "Kirchhoff prestack time migration (MPI: mpiexec -n N seis-hpc pstm ...)"
+INPUTS = ("input", "velocity")
+OUTPUTS = ("out",)
 DESCRIPTION = """Kirchhoff prestack time migration of a SEG-Y/SU survey into one HDF5 image.
 
   seis-hpc pstm INPUT.sgy --velocity V --out IMAGE.h5 [options]
@@ -247,4 +249,9 @@ def run(args) -> int:
     else:
         idx = Survey.open(args.input, args.index, save=False).index
         vel = open_vrms(args.velocity, job.plan.grid, job.time, validate=False)
-    return execute(job, idx, vel, comm)
+    code = execute(job, idx, vel, comm)
+    rec = getattr(args, "_record", None)  # the run record, when $SEIS_HPC_RUNDIR is set
+    if rec is not None:
+        rec.traces_in = int(idx.n_traces)
+        rec.metrics.update(strategy=job.plan.strategy, units=len(job.plan.units), ranks=size)
+    return code

@@ -1,6 +1,7 @@
 """``seis-hpc synth``: write a built-in synthetic survey with its truth."""
 
 HELP = "make a built-in synthetic marine survey (SEG-Y + truth.json + velocity.csv)"
+OUTPUTS = ("out",)
 DESCRIPTION = """Make a synthetic towed-streamer survey with known truth.
 
 Writes into --out:
