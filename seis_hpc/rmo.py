@@ -98,7 +98,8 @@ def residual_semblance(gather, offsets, time, vrms, gammas, *, window: float = 0
     Returns
     -------
     numpy.ndarray, shape (ng, nt)
-        Conventional semblance in [0, 1]; 0 where fewer than ``min_live`` classes are live.
+        Conventional semblance in [0, 1]; 0 where fewer than ``min_live`` classes are live
+        or the window's energy is below 1e-3 of the gather's strongest window.
     """
     g = np.asarray(gather, dtype=np.float64)
     h = np.asarray(offsets, dtype=np.float64)
@@ -115,6 +116,8 @@ def residual_semblance(gather, offsets, time, vrms, gammas, *, window: float = 0
     half = int(round(0.5 * window / dt))
     out = np.zeros((gm.size, nt))
     rows = np.arange(h.size)[:, None]
+    # Coherence of (numerically) no energy means nothing: blank windows far below the peak.
+    floor = 1e-3 * float(_window_sum((g * g).sum(axis=0)[None, :], half).max())
     for k, gam in enumerate(gm):
         arg = t[None, :] ** 2 + (gam * gam - 1.0) * (h[:, None] / v[None, :]) ** 2
         u = (np.sqrt(np.maximum(arg, 0.0)) - t[0]) / dt
@@ -128,7 +131,7 @@ def residual_semblance(gather, offsets, time, vrms, gammas, *, window: float = 0
         den = _window_sum((c * c).sum(axis=0), half)
         with np.errstate(invalid="ignore", divide="ignore"):
             s = np.where(den > 0, num / den, 0.0)
-        s[n < min_live] = 0.0
+        s[(n < min_live) | (den <= floor)] = 0.0
         out[k] = np.clip(s, 0.0, 1.0)
     return out
 
