@@ -90,3 +90,25 @@ def test_xarray_opens_the_volume(tmp_path):
     assert float(ds["image"].sel(inline=102, crossline=2001).isel(time=3)) == data[2, 1, 3]
     assert ds["cdp_x"].dims == ("inline", "crossline")
     ds.close()
+
+
+def test_info_summarises_a_volume(tmp_path, capsys):
+    """``seis-hpc info`` on a volume: dimension names, time range, value range, history."""
+    import json
+
+    from seis_hpc.cli import main
+
+    g = grid3d()
+    t = 0.1 + np.arange(50) * 0.004
+    data = np.zeros((4, 7, 50), np.float32)
+    data[1, 2, 3], data[3, 6, 49] = -2.0, 5.0
+    write_volume(tmp_path / "img.h5", Volume(data, g, t, history=["synth", "pstm"]))
+    assert main(["info", str(tmp_path / "img.h5"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["dims"] == ["inline", "crossline", "time"]
+    assert info["start_time_ms"] == pytest.approx(100.0)
+    assert info["end_time_ms"] == pytest.approx(100.0 + 49 * 4.0)
+    r = info["image_range"]
+    assert (r["min"], r["max"]) == (-2.0, 5.0)
+    assert r["rms"] == pytest.approx(np.sqrt((4 + 25) / data.size))
+    assert info["history"] == ["synth", "pstm"]

@@ -101,9 +101,23 @@ def describe_hdf5(path) -> dict:
                     "start_time_ms": float(t[0]) * 1e3 if len(t) else 0.0,
                     "units": str(f[kind].attrs.get("units", "")),
                     "history": json.loads(f.attrs.get("history", "[]"))}
+            info["end_time_ms"] = float(t[-1]) * 1e3 if len(t) else 0.0
+            if "cdp_x" in f:
+                cx, cy = f["cdp_x"][...], f["cdp_y"][...]
+                info["cdp_x_m"] = [float(cx.min()), float(cx.max())]
+                info["cdp_y_m"] = [float(cy.min()), float(cy.max())]
             if "offset" in f:
                 off = f["offset"][...]
                 info["offset_classes_m"] = [float(off.min()), float(off.max()), len(off)]
+            for name in ("image", "vrms", "gathers"):
+                if name in f:
+                    info[f"{name}_range"] = _value_range(f[name])
+            for k in sorted(f.attrs):
+                if k.startswith("pstm_") or k in ("strategy", "n_ranks"):
+                    v = f.attrs[k]
+                    info[k] = v.item() if hasattr(v, "item") else str(v)
+            if "timing" in f.attrs:
+                info["timing"] = json.loads(f.attrs["timing"])
             return info
     idx = TraceIndex.open(path)
     a = idx.attrs
@@ -122,6 +136,22 @@ def describe_hdf5(path) -> dict:
     return info
 
 
+def _value_range(dset) -> dict:
+    """min, max and RMS of a data set, read chunk row by chunk row (never whole)."""
+    import numpy as np
+
+    lo, hi, ss, n = np.inf, -np.inf, 0.0, 0
+    step = max(1, (dset.chunks or dset.shape)[0])
+    for i in range(0, dset.shape[0], step):
+        a = dset[i:i + step].astype(np.float64)
+        if a.size:
+            lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+            ss += float(np.square(a).sum())
+            n += a.size
+    return {"min": lo, "max": hi, "rms": (ss / n) ** 0.5 if n else 0.0,
+            "units": str(dset.attrs.get("units", ""))}
+
+
 def format_text(info: dict) -> str:
     """Human-readable lines of an info dict."""
     lines = []
@@ -130,6 +160,17 @@ def format_text(info: dict) -> str:
             lines.append("header ranges:")
             for name, (lo, hi) in v.items():
                 lines.append(f"  {name:<18} {lo:g} .. {hi:g}")
+        elif k == "history" and isinstance(v, list):
+            lines.append("history:")
+            lines.extend(f"  {h}" for h in v)
+        elif k.endswith("_range") and isinstance(v, dict):
+            lines.append(f"{k.replace('_', ' ')}: {v['min']:.6g} .. {v['max']:.6g}, "
+                         f"rms {v['rms']:.6g} {v['units']}".rstrip())
+        elif k == "timing" and isinstance(v, list):
+            lines.append("timing per rank (s): " + "; ".join(
+                f"{r}: " + ", ".join(f"{p} {t.get(p, 0):.1f}" for p in
+                                     ("compute", "io", "comm", "idle"))
+                for r, t in enumerate(v)))
         elif isinstance(v, float):
             lines.append(f"{k.replace('_', ' ')}: {v:g}")
         else:

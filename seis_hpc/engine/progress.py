@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Iterator
 
@@ -47,57 +46,42 @@ def timing_table(per_rank: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _hms(s: float) -> str:
-    s = int(max(0, s))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
 class Progress:
-    """Units done / total, traces per second and ETA on rank 0.
+    """Rank 0's progress line for the engine: units done / total, traces per second, ETA.
 
-    A tqdm bar when ``stream`` is a terminal; otherwise one plain line every ``period``
-    seconds (no control characters, for batch logs).
+    A thin layer over :class:`seis_hpc.progress.Progress` (tqdm bar in a terminal, plain
+    periodic lines in batch jobs, no control characters), counting traces so that the rate
+    and ETA follow the work, and naming the work units in the label.
     """
 
     def __init__(self, total_units: int, total_traces: int, done_before: int = 0,
                  stream=None, period: float = 10.0, label: str = "pstm"):
-        self.stream = stream or sys.stderr
-        self.total_units = total_units
-        self.total_traces = max(total_traces, 1)
-        self.before = done_before
-        self.period = period
-        self.label = label
-        self.t0 = time.perf_counter()
-        self.last = self.t0
-        self.bar = None
-        self._shown = -1
-        if getattr(self.stream, "isatty", lambda: False)():
-            from tqdm import tqdm
+        from seis_hpc.progress import Progress as _Progress
 
-            self.bar = tqdm(total=total_units, initial=done_before, unit="unit",
-                            desc=label, file=self.stream, dynamic_ncols=True)
+        self.total_units = total_units
+        self.before = done_before
+        self.label = label
+        self._p = _Progress(max(total_traces, 1), label, "trace", stream=stream,
+                            period=period, rank=0, quiet=0.0)
+        self._p.line = self._line  # the engine's line also names units
+
+    def _line(self) -> str:
+        from seis_hpc.progress import hms
+
+        p = self._p
+        return (f"{self.label}: {self.before + self._units}/{self.total_units} units, "
+                f"{p.done} traces, {p.rate():,.0f} traces/s, elapsed {hms(p.elapsed)}, "
+                f"ETA {hms(p.eta())}")
+
+    _units = 0
 
     def update(self, units_done: int, traces_done: int, force: bool = False) -> None:
-        """Report ``units_done`` (this run) and ``traces_done`` (this run) so far."""
-        now = time.perf_counter()
-        el = now - self.t0
-        rate = traces_done / el if el > 0 else 0.0
-        left = self.total_traces - traces_done
-        eta = left / rate if rate > 0 else float("nan")
-        done = self.before + units_done
-        if self.bar is not None:
-            self.bar.n = done
-            self.bar.set_postfix_str(f"{rate:,.0f} traces/s", refresh=True)
-            return
-        if (force or now - self.last >= self.period) and done != self._shown:
-            self.last = now
-            self._shown = done
-            eta_s = _hms(eta) if eta == eta else "?"
-            print(f"{self.label}: {done}/{self.total_units} units, {traces_done} traces, "
-                  f"{rate:,.0f} traces/s, elapsed {_hms(el)}, ETA {eta_s}",
-                  file=self.stream, flush=True)
+        """Report ``units_done`` and ``traces_done`` so far in this run."""
+        self._units = units_done
+        self._p.set(traces_done)
+        if force and self._p.mode == "log" and self._p._shown != self._p.done:
+            self._p._emit()
 
     def close(self) -> None:
-        """Close the bar (terminal) or do nothing."""
-        if self.bar is not None:
-            self.bar.close()
+        """Close the bar, or print the last line."""
+        self._p.close()

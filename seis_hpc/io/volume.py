@@ -147,6 +147,7 @@ def write_into(f: h5py.File, vol: Volume, chunks: tuple[int, ...] | None = None,
         f[name].make_scale(name)
         f[name].attrs["units"] = UNITS[name]
     for i, d in enumerate(dims):
+        dset.dims[i].label = d
         dset.dims[i].attach_scale(f[d])
     cx, cy = vol.grid.cdp_xy()
     lateral = dims[1:-1] if vol.name == "gathers" else dims[:-1]
