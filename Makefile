@@ -12,7 +12,7 @@ PYTEST := $(BIN)/python -m pytest
 # One thread per MPI rank in tests, so `-n 2` on 2 cores does not oversubscribe.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: all install build demo test test-serial test-mpi bench lint clean
+.PHONY: all install build demo test test-serial test-mpi test-slurm bench lint clean
 
 all: install
 
@@ -36,16 +36,22 @@ build: $(STAMP)
 demo: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m seis_hpc.demo --out "$(DEMO)" --mpiexec "$(MPIEXEC)"
 
-test: install test-serial test-mpi
+test: install test-serial test-mpi test-slurm
 
 test-serial: install
-	$(PYTEST) -q -m "not mpi" tests
+	$(PYTEST) -q -m "not mpi and not slurm" tests
 
 # pytest-mpi runs the tests marked `mpi` only with --with-mpi; a failure on one rank aborts
 # all of them (tests/conftest.py), so a broken collective cannot hang CI.
 test-mpi: install
 	$(MPIEXEC) -n 2 $(PYTEST) -q --with-mpi -m mpi -p no:cacheprovider tests
 	$(MPIEXEC) -n 3 $(PYTEST) -q --with-mpi -m mpi -p no:cacheprovider tests
+
+# A real single-node SLURM (tests/test_slurm_cluster.py): install Debian's slurm-wlm packages
+# when root and apt-get are there (fast when already installed); the tests skip otherwise.
+test-slurm: install
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then .ci/slurm-setup.sh; fi
+	$(PYTEST) -q -m slurm tests
 
 bench: install
 	$(BIN)/python benchmarks/bench_kernels.py

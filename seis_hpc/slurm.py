@@ -407,6 +407,8 @@ def render(cfg: JobConfig) -> str:
         "# that starts only if every part succeeded (--dependency=afterok).",
         "# Extra sbatch options for both jobs may follow: bash THIS_FILE --mail-type=END ...",
         "set -euo pipefail",
+        *([f"mkdir -p -- {_q(cfg.cluster.log_dir)}  # sbatch does not create it"]
+          if cfg.cluster.log_dir else []),
         f"array_id=$(sbatch --parsable \"$@\" <<'{_HEREDOC}'",
         array,
         _HEREDOC,

@@ -281,3 +281,63 @@ def test_checkpoint_signal_requeues_and_resumes_to_same_image(cluster, first_job
     a = read_volume(out / "image.h5").data
     ref = read_volume(out1 / "image.h5").data
     assert np.abs(a - ref).max() <= 1e-6 * np.abs(ref).max()
+
+
+def test_rendered_array_job_and_dependent_merge(cluster, first_job, tmp_path_factory):
+    """``seis-hpc slurm render`` with [array]: two image parts as an array job, then the merge
+    job (afterok) assembles them into the image of the single job."""
+    r1, _, out1 = first_job
+    assert r1.returncode == 0
+    work = tmp_path_factory.mktemp("array job")
+    shutil.copytree(out1 / "survey", work / "survey")
+    for p in (work / "survey").glob("*.index.h5"):
+        p.unlink()
+
+    def q(v) -> str:
+        return json.dumps(str(v))  # a TOML basic string
+
+    (work / "job.toml").write_text(f"""
+[cluster]
+nodes = 1
+tasks_per_node = 1
+time = "00:10:00"
+launcher = "srun"
+mpi = "pmi2"
+root = {q(ROOT)}
+log_dir = {q(work / "logs")}
+[job]
+name = "tiny_parts"
+input = {q(work / "survey" / "shots.sgy")}
+velocity = {q(work / "survey" / "velocity.csv")}
+out = {q(work / "whole image.h5")}
+args = ["--aperture", "600", "--max-angle", "60"]
+[array]
+parts = 2
+merge_time = "00:05:00"
+""")
+    r = cluster.run(sys.executable, "-m", "seis_hpc", "slurm", "render", "--config",
+                    str(work / "job.toml"), "--out", str(work / "submit.sh"), cwd=work)
+    assert r.returncode == 0, r.stderr
+    r = cluster.run("bash", str(work / "submit.sh"), cwd=work)
+    assert r.returncode == 0, r.stderr
+    array_id = r.stdout.split("submitted array job ")[1].split()[0]
+    merge_id = r.stdout.split("submitted merge job ")[1].split()[0]
+    assert f"(after {array_id})" in r.stdout
+    assert cluster.job(merge_id).get("Dependency", "").startswith(f"afterok:{array_id}")
+    t0 = time.time()
+    while True:
+        info = cluster.job(merge_id)
+        if info.get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"):
+            break
+        assert time.time() - t0 < 150, info
+        time.sleep(1.0)
+    logs = "\n".join(p.read_text() for p in sorted((work / "logs").glob("*.out")))
+    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", (info, logs)
+    for k in range(2):
+        assert (work / f"whole image.part{k:03d}.h5").exists()
+    from seis_hpc.io.volume import read_volume
+
+    whole = read_volume(work / "whole image.h5")
+    ref = read_volume(out1 / "image.h5")
+    assert whole.grid == ref.grid
+    assert np.abs(whole.data - ref.data).max() <= 1e-5 * np.abs(ref.data).max()
