@@ -1,0 +1,45 @@
+"""``seis-hpc run``: run a flow file (a sequence of conditioning steps)."""
+
+HELP = "run a flow file: a sequence of processing steps with their parameters (TOML)"
+DESCRIPTION = """Run the steps of a flow file in order, each on the previous one's output.
+
+  seis-hpc run flow.toml
+  mpiexec -n N seis-hpc run flow.toml
+
+The whole file is validated first (unknown keys, wrong units, missing files): the first
+problem is reported as one error naming its line, and nothing runs. Parameters use the
+steps' names (see seis-hpc <step> --help) and SI units (s, m, m/s, Hz); a value may also be a
+string with a unit ("500 ms", "1.5 km/s"). Intermediate outputs go to [flow] workdir; every
+output gets OUT.qc.json with the flow, the step, its parameters and the QC summary.
+
+Example: flows/marine2d.toml (seis-hpc synth --preset marine2d --out line1 first).
+"""
+INPUTS = ("flow",)
+OUTPUTS = ()
+
+
+def add_arguments(parser) -> None:
+    """FLOW.toml and --check."""
+    parser.add_argument("flow", metavar="FLOW.toml", help="flow file")
+    parser.add_argument("--check", action="store_true", help="validate only, run nothing")
+
+
+def run(args) -> int:
+    from seis_hpc.engine.comm import checked_on_root, world
+    from seis_hpc.errors import SeisError
+    from seis_hpc.flows.flowfile import load_flow, run_flow
+
+    comm = world()
+    comm = comm if comm is not None and comm.Get_size() > 1 else None
+    flow, err = checked_on_root(comm, lambda: load_flow(args.flow))
+    if err:
+        raise SeisError(err)
+    if comm is not None:
+        flow = load_flow(args.flow)
+    if args.check:
+        if comm is None or comm.Get_rank() == 0:
+            print(f"{args.flow}: {len(flow.steps)} steps, "
+                  + " -> ".join(s.name for s, _ in flow.steps) + ": valid")
+        return 0
+    run_flow(flow, comm=comm)
+    return 0

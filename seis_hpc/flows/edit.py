@@ -1,0 +1,235 @@
+"""Bad-trace editing: find dead, NaN/Inf, spiky, noisy and reversed-polarity traces; kill,
+despike or flip them, and say why.
+
+Two stages, so that a trace is judged against its neighbours in the shot *and* in the CMP:
+
+1. :func:`trace_attributes` on each shot gather (traces in channel order): finiteness, dead
+   (all zero or constant), spike samples (a sample whose difference from the 5-sample running
+   median exceeds ``spike_ratio`` times the median peak amplitude of the neighbouring traces),
+   band RMS above ``fmin`` Hz after despiking (the swell band below is left to the swell
+   step), and the polarity score (median, over the 2 + 2 nearest channels, of the normalised
+   cross-correlation at the lag of largest magnitude within ``max_lag`` s);
+2. :func:`classify` over the whole survey: a trace is *noisy* when its band RMS exceeds
+   ``noisy_ratio`` times the median of its live neighbours both in its shot (by channel) and
+   in its CMP (by offset; shot only when its CMP has no other live trace), and *reversed*
+   when its polarity score is below ``reversed_corr``.
+
+Actions: NaN/Inf, dead and noisy traces are killed (zeroed), traces with more than
+``max_spikes`` spike samples too; other spiky traces are despiked (each spike sample and its
+two neighbours replaced by linear interpolation); reversed traces are flipped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+OK, KILL, DESPIKE, FLIP = 0, 1, 2, 3
+ACTIONS = {KILL: "kill", DESPIKE: "despike", FLIP: "flip"}
+
+
+def spike_mask(gather, *, spike_ratio: float = 4.0, neighbours: int = 4) -> np.ndarray:
+    """Boolean mask of spike samples (see the module notes); NaN/Inf samples count as 0."""
+    from scipy.ndimage import median_filter
+
+    g = np.nan_to_num(np.asarray(gather, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    resid = np.abs(g - median_filter(g, size=(1, 5), mode="nearest"))
+    peak = np.abs(g).max(axis=1)
+    level = _neighbour_stat(peak, neighbours, np.median)
+    return resid > spike_ratio * np.maximum(level, 1e-30)[:, None]
+
+
+def despike(gather, mask) -> np.ndarray:
+    """Replace each masked sample and its two neighbours by linear interpolation along time."""
+    g = np.array(gather, dtype=np.float64, copy=True)
+    m = np.asarray(mask, bool)
+    wide = m.copy()
+    wide[:, 1:] |= m[:, :-1]
+    wide[:, :-1] |= m[:, 1:]
+    t = np.arange(g.shape[1])
+    for i in np.flatnonzero(wide.any(axis=1)):
+        good = ~wide[i]
+        if good.sum() >= 2:
+            g[i, ~good] = np.interp(t[~good], t[good], g[i, good])
+        else:
+            g[i] = 0.0
+    return g.astype(np.float32)
+
+
+def _neighbour_stat(values: np.ndarray, n: int, fn) -> np.ndarray:
+    """fn over the up-to-2n nearest other entries (indices i-n..i+n without i), NaN ignored."""
+    v = np.asarray(values, np.float64)
+    out = np.full(len(v), np.nan)
+    for i in range(len(v)):
+        nb = np.r_[v[max(0, i - n):i], v[i + 1:i + 1 + n]]
+        nb = nb[np.isfinite(nb)]
+        if nb.size:
+            out[i] = fn(nb)
+    return out
+
+
+def _polarity(g: np.ndarray, live: np.ndarray, dt: float, max_lag: float, n: int = 2
+              ) -> np.ndarray:
+    """Median signed peak correlation of each trace with its n + n nearest live channels."""
+    from scipy.fft import irfft, next_fast_len, rfft
+
+    ntr, ns = g.shape
+    nfft = next_fast_len(2 * ns, real=True)
+    spec = rfft(g, nfft, axis=1)
+    norm = np.sqrt(np.sum(g * g, axis=1))
+    lag = max(1, int(round(max_lag / dt)))
+    lags = np.r_[np.arange(0, lag + 1), np.arange(nfft - lag, nfft)]
+    score = np.full(ntr, np.nan)
+    for i in range(ntr):
+        if not live[i]:
+            continue
+        vals = []
+        for j in range(max(0, i - n), min(ntr, i + n + 1)):
+            if j == i or not live[j]:
+                continue
+            cc = irfft(spec[i] * np.conj(spec[j]), nfft)[lags] / (norm[i] * norm[j])
+            vals.append(cc[np.argmax(np.abs(cc))])
+        if vals:
+            score[i] = float(np.median(vals))
+    return score
+
+
+def trace_attributes(gather, dt: float, *, spike_ratio: float = 4.0, fmin: float = 20.0,
+                     neighbours: int = 4, max_lag: float = 0.012) -> dict[str, np.ndarray]:
+    """Per-trace attributes of one shot gather (traces in channel order).
+
+    Parameters
+    ----------
+    gather : array_like, shape (ntr, ns)
+        Raw traces (NaN/Inf allowed).
+    dt : float
+        Sample interval (s).
+    spike_ratio : float
+        Spike threshold (see the module notes).
+    fmin : float
+        Lower edge of the band whose RMS judges noisy traces (Hz).
+    neighbours : int
+        Channels on each side for the spike level.
+    max_lag : float
+        Largest lag of the polarity correlation (s).
+
+    Returns
+    -------
+    dict
+        ``finite`` (int8), ``dead`` (int8), ``spikes`` (int64 count), ``band_rms``
+        (float64), ``polarity`` (float64, NaN when undecided).
+    """
+    from seis_hpc.flows.noise import bandpass
+
+    g = np.asarray(gather, np.float64)
+    finite = np.isfinite(g).all(axis=1)
+    g0 = np.where(np.isfinite(g), g, 0.0)
+    dead = finite & (np.ptp(g0, axis=1) == 0)
+    mask = spike_mask(g0, spike_ratio=spike_ratio, neighbours=neighbours)
+    mask[~finite | dead] = False
+    clean = despike(g0, mask).astype(np.float64)
+    band = bandpass(clean, dt, (fmin, fmin + 5.0, 1e9, 1e9)).astype(np.float64)
+    band_rms = np.sqrt(np.mean(band ** 2, axis=1))
+    live = finite & ~dead
+    return {"finite": finite.astype(np.int8), "dead": dead.astype(np.int8),
+            "spikes": mask.sum(axis=1).astype(np.int64), "band_rms": band_rms,
+            "polarity": _polarity(clean, live, dt, max_lag)}
+
+
+def classify(attrs: dict, cols: dict, *, noisy_ratio: float = 3.0, reversed_corr: float = -0.3,
+             max_spikes: int = 20, neighbours: int = 6) -> tuple[np.ndarray, list[str]]:
+    """Decide the action for every trace of the survey.
+
+    Parameters
+    ----------
+    attrs : dict
+        :func:`trace_attributes` of every trace, in file order.
+    cols : dict
+        Index columns of every trace: ``source_id``, ``channel``, ``cmp``, ``offset``.
+    noisy_ratio : float
+        Band-RMS ratio to the neighbours' median above which a trace is noisy.
+    reversed_corr : float
+        Polarity score below which a trace is reversed.
+    max_spikes : int
+        More spike samples than this: kill instead of despike.
+    neighbours : int
+        Traces on each side compared in the shot and in the CMP.
+
+    Returns
+    -------
+    action : numpy.ndarray
+        int8 per trace: 0 keep, 1 kill, 2 despike, 3 flip.
+    reason : list of str
+        Why (empty for kept traces).
+    """
+    n = len(attrs["finite"])
+    finite = attrs["finite"].astype(bool)
+    dead = attrs["dead"].astype(bool)
+    live = finite & ~dead
+    logr = np.where(live & (attrs["band_rms"] > 0), np.log(np.maximum(attrs["band_rms"], 1e-300)),
+                    np.nan)
+    shot_med = _grouped_median(logr, cols["source_id"], cols["channel"], neighbours)
+    cmp_med = _grouped_median(logr, cols["cmp"], cols["offset"], neighbours)
+    lim = np.log(noisy_ratio)
+    over_shot = logr - shot_med > lim
+    over_cmp = np.where(np.isfinite(cmp_med), logr - cmp_med > lim, True)
+    noisy = live & over_shot & over_cmp
+    pol = attrs["polarity"]
+    reversed_ = live & ~noisy & np.isfinite(pol) & (pol < reversed_corr)
+    spikes = attrs["spikes"]
+    action = np.zeros(n, np.int8)
+    reason = [""] * n
+    for i in np.flatnonzero(~finite):
+        action[i], reason[i] = KILL, "NaN/Inf samples"
+    for i in np.flatnonzero(dead):
+        action[i], reason[i] = KILL, "dead (zero or constant)"
+    for i in np.flatnonzero(noisy):
+        action[i] = KILL
+        reason[i] = (f"noisy: band RMS {np.exp(logr[i] - shot_med[i]):.1f}x shot neighbours"
+                     + (f", {np.exp(logr[i] - cmp_med[i]):.1f}x CMP neighbours"
+                        if np.isfinite(cmp_med[i]) else ""))
+    for i in np.flatnonzero(live & ~noisy & (spikes > 0)):
+        if spikes[i] > max_spikes:
+            action[i], reason[i] = KILL, f"{int(spikes[i])} spike samples (> {max_spikes})"
+        else:
+            action[i], reason[i] = DESPIKE, f"{int(spikes[i])} spike samples"
+    for i in np.flatnonzero(reversed_):
+        if action[i] == DESPIKE:
+            reason[i] += f"; also reversed polarity (score {pol[i]:.2f}), not flipped"
+        else:
+            action[i], reason[i] = FLIP, f"reversed polarity (score {pol[i]:.2f})"
+    return action, reason
+
+
+def _grouped_median(v: np.ndarray, label, order, n: int) -> np.ndarray:
+    """Median of the up-to-2n nearest others (by ``order``) within each ``label`` group."""
+    label = np.asarray(label)
+    out = np.full(len(v), np.nan)
+    srt = np.lexsort((np.asarray(order), label))
+    cuts = np.flatnonzero(np.diff(label[srt])) + 1
+    for grp in np.split(srt, cuts):
+        out[grp] = _neighbour_stat(v[grp], n, np.median)
+    return out
+
+
+def apply_edits(gather, action, spikes_mask=None) -> np.ndarray:
+    """Apply per-trace actions to a gather: kill (zero), despike, flip.
+
+    Parameters
+    ----------
+    gather : array_like, shape (ntr, ns)
+        Raw traces.
+    action : array_like of int, shape (ntr,)
+        From :func:`classify`.
+    spikes_mask : array_like of bool, shape (ntr, ns), optional
+        Spike samples (:func:`spike_mask`); needed for despiking.
+    """
+    g = np.where(np.isfinite(gather), gather, 0.0).astype(np.float32)
+    action = np.asarray(action)
+    if spikes_mask is not None:
+        rows = action == DESPIKE
+        if rows.any():
+            fixed = despike(g, spikes_mask)
+            g[rows] = fixed[rows]
+    g[action == KILL] = 0.0
+    g[action == FLIP] *= -1.0
+    return g
