@@ -86,6 +86,24 @@ cdef inline double _slope(double* tt, int j, int ns) noexcept nogil:
     return 0.5 * (tt[j + 1] - tt[j - 1])
 
 
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int seis_nmo_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int seis_nmo_max_threads(void) { return 1; }
+    #endif
+    """
+    int seis_nmo_max_threads() nogil
+
+
+cdef int _threads_for(double samples) noexcept:
+    """One thread below ~1e6 samples: a parallel region costs more than such a gather's NMO
+    (and far more when the other cores are busy); above it, all of them."""
+    return 1 if samples < 1e6 else seis_nmo_max_threads()
+
+
 def nmo_correct(const float[:, :] gather, const double[:] offset, const double[:, :] vnmo,
                 const double[:, :] eta, int has_eta, double dt, double t_start,
                 double stretch_mute, int interp, float[:, :] out, float[:, :] live):
@@ -99,7 +117,8 @@ def nmo_correct(const float[:, :] gather, const double[:] offset, const double[:
     cdef int i, j
     cdef double x2, u, s, smax = stretch_mute
     cdef double* tt = NULL
-    with nogil, parallel():
+    cdef int nthreads = _threads_for(<double>ntr * ns)
+    with nogil, parallel(num_threads=nthreads):
         tt = <double*> malloc(ns * sizeof(double))
         for i in prange(ntr, schedule="static"):
             x2 = offset[i] * offset[i]
@@ -129,7 +148,8 @@ def inverse_nmo(const float[:, :] gather, const double[:] offset, const double[:
     cdef int i, j, k
     cdef double x2, tk, u
     cdef double* tt = NULL
-    with nogil, parallel():
+    cdef int nthreads = _threads_for(<double>ntr * ns)
+    with nogil, parallel(num_threads=nthreads):
         tt = <double*> malloc(ns * sizeof(double))
         for i in prange(ntr, schedule="static"):
             x2 = offset[i] * offset[i]
