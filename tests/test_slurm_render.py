@@ -76,7 +76,7 @@ def test_large_cluster_config_is_an_array_with_dependent_merge(tmp_path):
     merge = merge.split("\nSEIS_HPC_JOB_SCRIPT\n")[0]
     a, m = sbatch_lines(array), sbatch_lines(merge)
     assert a["--array"] == "0-7%4" and a["--account"] == "geo0042" and a["--qos"] == "normal"
-    assert a["--nodes"] == "2" and a["--ntasks-per-node"] == "64" and "--exclusive" in a
+    assert a["--nodes"] == "8" and a["--ntasks-per-node"] == "56" and "--exclusive" in a
     assert a["--signal"] == "B:USR1@120" and "--requeue" in a
     assert m["--nodes"] == "1" and m["--time"] == "02:00:00" and "--array" not in m
     assert "--dependency=afterok:\"$array_id\"" in text
