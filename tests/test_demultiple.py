@@ -4,11 +4,10 @@ energy in windows around them, against the known primaries."""
 
 import numpy as np
 import pytest
-
 from _conditioning_data import db, offsets, primaries_and_multiples, window_mask
+
 from seis_hpc.flows import decon, radon, srme
-from seis_hpc.synth import vrms_function
-from seis_hpc.synth import Medium
+from seis_hpc.synth import Medium, vrms_function
 
 SHOTS, CHANNELS = 40, 48
 
