@@ -16,6 +16,7 @@ A job description (``job.toml``) names the cluster's resources and the step to r
     venv = "/project/seis_hpc/.venv"
     env = { HDF5_USE_FILE_LOCKING = "FALSE" }
     log_dir = "logs"
+    templates = "site/templates"   # default: slurm/templates of this checkout
 
     [job]
     name = "survey1_pstm"
@@ -30,7 +31,9 @@ A job description (``job.toml``) names the cluster's resources and the step to r
     max_running = 4                # optional %N throttle
     merge_time = "01:00:00"        # the dependent merge job's limit
 
-Without ``[array]`` :func:`render` returns one sbatch script. With it, it returns a bash
+The scripts are filled in from the templates in ``slurm/templates`` (``{{key}}``
+placeholders; a site can copy and edit them). Without ``[array]`` :func:`render` returns one
+sbatch script. With it, it returns a bash
 script that submits the array (each task migrates its part, ``seis-hpc slurm part`` finds the
 part's range) and then a merge job with ``--dependency=afterok:<array job>`` that assembles
 the parts into ``out`` (``seis-hpc slurm merge``).
@@ -83,6 +86,7 @@ class Cluster:
     venv: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     log_dir: str | None = None
+    templates: str | None = None
 
 
 @dataclass
@@ -183,7 +187,7 @@ def validate(cfg: JobConfig) -> JobConfig:
         raise SeisError(f"cluster.launcher = {c.launcher!r}: choose {' or '.join(LAUNCHERS)}", p)
     if c.mpi is not None and c.mpi not in MPI_PLUGINS:
         raise SeisError(f"cluster.mpi = {c.mpi!r}: choose {' or '.join(MPI_PLUGINS)}", p)
-    for key in ("root", "venv", "log_dir"):
+    for key in ("root", "venv", "log_dir", "templates"):
         if getattr(c, key) is not None:
             _check_text(getattr(c, key), f"cluster.{key}", p)
     if not isinstance(c.env, dict):
@@ -295,14 +299,14 @@ def _log_path(c: Cluster, stem: str) -> str:
     return f"{c.log_dir.rstrip('/')}/{stem}" if c.log_dir else stem
 
 
-def _preamble(c: Cluster) -> list[str]:
+def _environment(c: Cluster) -> str:
+    """Modules, the seis_hpc settings and jobs/lib.sh: the lines every rendered job starts with."""
     root = c.root or default_root()
     if root is None:
         raise SeisError("cluster.root: no seis_hpc checkout with jobs/lib.sh found; set it")
-    out = ["set -euo pipefail", ""]
+    out = []
     if c.modules:
-        out += ["# Site software (environment modules).",
-                "module purge",
+        out += ["# Site software (environment modules).", "module purge",
                 *(f"module load {_q(m)}" for m in c.modules), ""]
     out.append(f"export SEIS_HPC_ROOT={_q(root)}")
     if c.venv:
@@ -312,11 +316,16 @@ def _preamble(c: Cluster) -> list[str]:
     for k, v in c.env.items():
         out.append(f"export {k}={_q(v)}")
     out += ["# shellcheck source=jobs/lib.sh", '. "$SEIS_HPC_ROOT/jobs/lib.sh"']
-    return out
+    return "\n".join(out)
 
 
 def _words(values) -> str:
     return " ".join(_q(v) for v in values)
+
+
+def _comment(text: str) -> str:
+    """``text`` made safe for a comment line (no control characters)."""
+    return "".join(ch if ord(ch) >= 32 and ord(ch) != 127 else "?" for ch in str(text))
 
 
 def _step_args(j: Job) -> list[str]:
@@ -333,50 +342,76 @@ def part_out(out: str, k: int) -> str:
     return str(p.with_name(f"{p.stem}.part{k:03d}{suffix}"))
 
 
+def template_dir(cfg: JobConfig) -> Path:
+    """The folder of the script templates: ``cluster.templates``, else ``slurm/templates`` of
+    this checkout."""
+    d = Path(cfg.cluster.templates) if cfg.cluster.templates else \
+        Path(__file__).resolve().parents[1] / "slurm" / "templates"
+    if not d.is_dir():
+        raise SeisError("no template folder (set cluster.templates)", d)
+    return d
+
+
+_PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
+
+
+def fill(template: str, values: dict[str, str], name: str = "template") -> str:
+    """Replace each ``{{key}}`` of ``template`` by ``values[key]`` (values are inserted as
+    they are: quote them first). An unknown key is an error, so a typo cannot vanish."""
+    def one(m: re.Match) -> str:
+        if m.group(1) not in values:
+            raise SeisError(f"unknown placeholder {{{{{m.group(1)}}}}}", name)
+        return values[m.group(1)]
+
+    return _PLACEHOLDER.sub(one, template)
+
+
+def _template(cfg: JobConfig, name: str) -> tuple[str, str]:
+    path = template_dir(cfg) / name
+    try:
+        return path.read_text(), str(path)
+    except OSError as exc:
+        raise SeisError(f"cannot read the template ({exc.strerror})", path) from None
+
+
+def _common(cfg: JobConfig, name: str) -> dict[str, str]:
+    return {"source": _comment(cfg.source), "name": name, "name_q": _q(name),
+            "environment": _environment(cfg.cluster), "command": cfg.job.command}
+
+
 def render_single(cfg: JobConfig) -> str:
     """One sbatch script running ``cfg.job`` on the cluster of ``cfg`` (no array)."""
     c, j = cfg.cluster, cfg.job
-    lines = ["#!/bin/bash",
-             *_sbatch_lines(c, j.name, c.time, _log_path(c, f"{j.name}-%j.out"), extra=(
-                 "--open-mode=append", f"--signal=B:USR1@{CHECKPOINT_WARNING_S}", "--requeue")),
-             f"# Rendered by seis-hpc slurm render from {cfg.source}; submit: sbatch THIS_FILE",
-             *_preamble(c),
-             f"seis_init {_q(j.name)}", "seis_launcher", "seis_banner",
-             f"step=({_words([j.command, *_step_args(j), '--out', j.out, *j.args])})",
-             'seis_parallel "${SEIS[@]}" "${step[@]}"', ""]
-    return "\n".join(lines)
+    text, where = _template(cfg, "job.sbatch")
+    sbatch = _sbatch_lines(c, j.name, c.time, _log_path(c, f"{j.name}-%j.out"), extra=(
+        "--open-mode=append", f"--signal=B:USR1@{CHECKPOINT_WARNING_S}", "--requeue"))
+    return fill(text, {
+        **_common(cfg, j.name), "sbatch": "\n".join(sbatch),
+        "ranks": f"{c.nodes} x {c.tasks_per_node} ranks",
+        "step": _words([j.command, *_step_args(j), "--out", j.out, *j.args])}, where)
 
 
 def render_array(cfg: JobConfig) -> tuple[str, str]:
     """The array script (one task per image part) and the merge script of ``cfg``."""
     c, j, a = cfg.cluster, cfg.job, cfg.array
     throttle = f"%{a.max_running}" if a.max_running else ""
-    parts = [part_out(j.out, k) for k in range(a.parts)]
-    array = ["#!/bin/bash",
-             *_sbatch_lines(c, j.name, c.time, _log_path(c, f"{j.name}-%A_%a.out"), extra=(
-                 f"--array=0-{a.parts - 1}{throttle}", "--open-mode=append",
-                 f"--signal=B:USR1@{CHECKPOINT_WARNING_S}", "--requeue")),
-             f"# Rendered by seis-hpc slurm render from {cfg.source}: part "
-             f"$SLURM_ARRAY_TASK_ID of {a.parts} of the image.",
-             *_preamble(c),
-             f"seis_init {_q(j.name)}", "seis_launcher", "seis_banner",
-             f"parts=({_words(parts)})",
-             'task=${SLURM_ARRAY_TASK_ID:?not an array task}',
-             # The part's image range, from the survey's grid (cheap: reads the index).
-             f'grid=$("${{SEIS[@]}}" slurm part {_q(j.input)} --parts {a.parts} --task "$task")',
-             f"step=({_words([j.command, *_step_args(j)])} --out \"${{parts[$task]}}\" "
-             f"--grid \"$grid\" {_words(j.args)})",
-             'seis_parallel "${SEIS[@]}" "${step[@]}"', ""]
-    merge = ["#!/bin/bash",
-             *_sbatch_lines(c, f"{j.name}-merge", a.merge_time,
-                            _log_path(c, f"{j.name}-merge-%j.out"), nodes=1, tasks_per_node=1,
-                            cpus=1, serial=True),
-             f"# Rendered by seis-hpc slurm render from {cfg.source}: assemble the "
-             f"{a.parts} parts into one image.",
-             *_preamble(c),
-             f"seis_init {_q(j.name + '-merge')}",
-             f"seis_step \"${{SEIS[@]}}\" slurm merge {_words(parts)} --out {_q(j.out)}", ""]
-    return "\n".join(array), "\n".join(merge)
+    parts = _words(part_out(j.out, k) for k in range(a.parts))
+    text, where = _template(cfg, "array.sbatch")
+    sbatch = _sbatch_lines(c, j.name, c.time, _log_path(c, f"{j.name}-%A_%a.out"), extra=(
+        f"--array=0-{a.parts - 1}{throttle}", "--open-mode=append",
+        f"--signal=B:USR1@{CHECKPOINT_WARNING_S}", "--requeue"))
+    array = fill(text, {
+        **_common(cfg, j.name), "sbatch": "\n".join(sbatch), "parts": str(a.parts),
+        "part_files": parts, "input_q": _q(j.input),
+        "step": _words([j.command, *_step_args(j)]), "args": _words(j.args)}, where)
+    text, where = _template(cfg, "merge.sbatch")
+    name = f"{j.name}-merge"
+    sbatch = _sbatch_lines(c, name, a.merge_time, _log_path(c, f"{name}-%j.out"), nodes=1,
+                           tasks_per_node=1, cpus=1, serial=True)
+    merge = fill(text, {
+        **_common(cfg, name), "sbatch": "\n".join(sbatch), "parts": str(a.parts),
+        "part_files": parts, "out_q": _q(j.out)}, where)
+    return array, merge
 
 
 def render(cfg: JobConfig) -> str:
@@ -391,7 +426,8 @@ def render(cfg: JobConfig) -> str:
     Returns
     -------
     str
-        Script text.
+        Script text, from the templates ``job.sbatch`` or ``submit_array.sh`` (with
+        ``array.sbatch`` and ``merge.sbatch`` inside) of :func:`template_dir`.
     """
     validate(cfg)
     if cfg.array is None:
@@ -400,28 +436,13 @@ def render(cfg: JobConfig) -> str:
     for text in (array, merge):
         if _HEREDOC in text:
             raise SeisError(f"the job description contains {_HEREDOC!r}", cfg.source)
-    return "\n".join([
-        "#!/bin/bash",
-        f"# Rendered by seis-hpc slurm render from {cfg.source}. Run: bash THIS_FILE",
-        f"# Submits {cfg.job.name!s}: an array of {cfg.array.parts} image parts, then a merge job",
-        "# that starts only if every part succeeded (--dependency=afterok).",
-        "# Extra sbatch options for both jobs may follow: bash THIS_FILE --mail-type=END ...",
-        "set -euo pipefail",
-        *([f"mkdir -p -- {_q(cfg.cluster.log_dir)}  # sbatch does not create it"]
-          if cfg.cluster.log_dir else []),
-        f"array_id=$(sbatch --parsable \"$@\" <<'{_HEREDOC}'",
-        array,
-        _HEREDOC,
-        ")",
-        "array_id=${array_id%%;*}",
-        'echo "submitted array job $array_id"',
-        f"merge_id=$(sbatch --parsable --dependency=afterok:\"$array_id\" \"$@\" "
-        f"<<'{_HEREDOC}'",
-        merge,
-        _HEREDOC,
-        ")",
-        'echo "submitted merge job ${merge_id%%;*} (after $array_id)"',
-        ""])
+    text, where = _template(cfg, "submit_array.sh")
+    log_dir = cfg.cluster.log_dir
+    return fill(text, {
+        "source": _comment(cfg.source), "name": cfg.job.name, "parts": str(cfg.array.parts),
+        "mkdir_logs": f"mkdir -p -- {_q(log_dir)}  # sbatch does not create it" if log_dir
+        else "", "eof": _HEREDOC, "array_script": array.rstrip("\n"),
+        "merge_script": merge.rstrip("\n")}, where)
 
 
 # -- array parts --------------------------------------------------------------------------------

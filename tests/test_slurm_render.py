@@ -268,3 +268,24 @@ def test_merge_refuses_parts_of_other_grids(tmp_path):
                            np.arange(12) * 0.004))
     with pytest.raises(SeisError, match="time axis"):
         merge_parts([str(a), str(b)], str(tmp_path / "m.h5"))
+
+
+def test_site_templates_and_unknown_placeholder(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    for f in (ROOT / "slurm" / "templates").iterdir():
+        (site / f.name).write_text(f.read_text())
+    job = site / "job.sbatch"
+    job.write_text(job.read_text().replace("set -euo pipefail",
+                                           "set -euo pipefail\necho 'site hook for {{name}}'"))
+    body = (f"[cluster]\nroot = {q(ROOT)}\ntemplates = {q(site)}\n"
+            '[job]\nname = "j1"\ninput = "a.sgy"\nout = "o.h5"\n')
+    text = render(load_config(write_toml(tmp_path / "job.toml", body)))
+    assert "echo 'site hook for j1'" in text
+    bash_n(text, tmp_path)
+    job.write_text(job.read_text() + "# {{bogus}}\n")
+    with pytest.raises(SeisError, match=r"unknown placeholder \{\{bogus\}\}"):
+        render(load_config(tmp_path / "job.toml"))
+    (tmp_path / "job.toml").write_text(body.replace(str(site), str(tmp_path / "none")))
+    with pytest.raises(SeisError, match="no template folder"):
+        render(load_config(tmp_path / "job.toml"))
