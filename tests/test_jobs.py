@@ -170,6 +170,12 @@ def test_launcher_choice(tmp_path):
     assert argv[:2] == ["srun", "--mpi=pmi2"] and argv[2].endswith("python")
     argv = find(dry("pstm_3d", *out, env={**slurm, "SEIS_HPC_SRUN_MPI": "pmix"}), "pstm")
     assert argv[:2] == ["srun", "--mpi=pmix"]
+    # A job name is only ever printed: sbatch -J '$(touch PWNED); x' runs nothing.
+    name = "$(touch PWNED); `touch PWNED2`"
+    r = run("pstm_3d", *out, cwd=tmp_path,
+            env={**slurm, "SEIS_HPC_DRY_RUN": "1", "SLURM_JOB_NAME": name})
+    assert r.returncode == 0 and f"({name})" in r.stderr
+    assert not list(tmp_path.rglob("PWNED*"))
     argv = find(dry("pstm_3d", *out, env={**slurm, "SEIS_HPC_SRUN_MPI": ""}), "pstm")
     assert argv[0] == "srun" and argv[1].endswith("python")
     r = run("pstm_3d", *out, env={"SEIS_HPC_DRY_RUN": "1", "SEIS_HPC_LAUNCHER": "srun;ls"})
