@@ -231,14 +231,21 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
                 f.truncate(reader.layout.file_size)
     if size > 1:
         comm.Barrier()
-    with abort_on_error(comm):
-        fd = os.open(tmp, os.O_WRONLY)
-        try:
-            qc = _process(step, impl, reader, groups, mine, fd, comm)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    return _finish(step, impl, qc, entry, reader, tmp, output_path, input_path, comm, quiet)
+    try:
+        with abort_on_error(comm):
+            fd = os.open(tmp, os.O_WRONLY)
+            try:
+                qc = _process(step, impl, reader, groups, mine, fd, comm)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return _finish(step, impl, qc, entry, reader, tmp, output_path, input_path, comm,
+                           quiet)
+    except BaseException:
+        # No partial output: on one rank the temporary file goes (several ranks are aborted).
+        if size == 1 and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def _process(step, impl, reader, groups, mine, fd, comm) -> dict:
