@@ -39,7 +39,7 @@ def _links_with(flags: list[str]) -> bool:
 
 
 def _flags() -> tuple[list[str], list[str]]:
-    compile_args = ["-O3", "-ffp-contract=fast"]
+    compile_args = ["-O3", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-math"]
     if os.environ.get("SEIS_HPC_PORTABLE", "0") != "1":
         compile_args.append("-march=native")
     link_args: list[str] = []

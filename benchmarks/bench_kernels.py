@@ -7,8 +7,9 @@ aperture x output samples with t0 > 0, whatever the variant does per evaluation.
 evaluations per second per core (divided by the thread count), best of ``--repeat`` runs.
 
 The plain C loop (``benchmarks/plain_loop.c``: DSR + linear interpolation + accumulate, one
-thread) is compiled in the same run with ``gcc -O3 -march=native -ffp-contract=fast`` (the
-kernels' flags; no ``-ffast-math``) and loaded with ctypes.
+thread) is compiled in the same run with the kernels' flags (``gcc -O3 -march=native
+-ffp-contract=fast -fno-math-errno -fno-trapping-math``, see ``setup.py``; no ``-ffast-math``:
+neither flag changes a computed value) and loaded with ctypes.
 
     .venv/bin/python benchmarks/bench_kernels.py [--repeat 3] [--json]
     seis-hpc bench [--repeat 3] [--json]
@@ -29,7 +30,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-C_FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared"]
+# the kernels' flags (setup.py), so that the ceiling is compiled exactly as the kernels are
+C_FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-math",
+           "-fPIC", "-shared"]
 
 NTR, NS, DT, NT, APERTURE = 1200, 700, 0.004, 600, 1000.0
 GRID_N, GRID_DX = 20, 25.0

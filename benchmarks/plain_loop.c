@@ -1,7 +1,10 @@
 /* The plain C ceiling of the PSTM inner loop: DSR traveltime + linear interpolation +
  * accumulate, one thread, no anti-aliasing, weights or tapers (aperture test only).
  * Built by benchmarks/bench_kernels.py with the kernels' flags:
- *     gcc -O3 -march=native -ffp-contract=fast -fPIC -shared   (no -ffast-math)
+ *     gcc -O3 -march=native -ffp-contract=fast -fno-math-errno -fno-trapping-math -fPIC -shared
+ * (no -ffast-math; -fno-math-errno lets sqrt compile to the instruction, without a call for
+ * negative arguments, and -fno-trapping-math lets the compiler if-convert; neither changes a
+ * computed value).
  * Same conventions as kernels/pstm.pyx: a2[j] = (t0/2)^2, iv2[p*nt + j] = 1/v^2. */
 #include <math.h>
 

@@ -18,8 +18,23 @@ Conventions shared with the reference (all times in s, distances in m):
 * anti-aliasing half-length ``L = |grad_x t| dx_aa / dt`` samples, capped at the padding.
 """
 
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport sqrt, acos, cos, M_PI
+from libc.stdlib cimport free, malloc
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define seis_barrier() _Pragma("omp barrier")
+    #else
+    #define seis_barrier() ((void)0)
+    #endif
+    """
+    # every thread of the team waits here (Cython's prange inside parallel() is nowait)
+    void seis_barrier() nogil
+    # restrict-qualified rows: tells the compiler the scratch rows do not overlap, so the
+    # per-sample loops vectorise without run-time alias checks
+    ctypedef double* drow "double * __restrict__"
 
 ctypedef fused real:
     float
@@ -50,159 +65,341 @@ cdef struct Params:
     int pad                # padding of the double-integrated traces (samples)
     int ltrace             # ns + 2 pad
     int need_inv           # anything beyond the traveltime (angles, weights, mute, AA)
+    int m0                 # first sparse-t0 knot with t0 > 0
 
 
-cdef inline int _sample(const Params* P, double a, double a2, double iv2, double ds2,
-                        double dr2, double dxs, double dys, double dxr, double dyr,
-                        double* kpos, double* w, double* L) noexcept nogil:
-    """Data position (samples), weight and AA half-length of one (point, trace, t0).
+# --- Per (point, trace) pair, in three passes over the output samples --------------------
+#
+# 1. _terms: data position k, weight w, AA half-length L and the angle/mute mask of every
+#    sample, branch-free so that the compiler vectorises it (SIMD square roots and divisions;
+#    this needs -fno-math-errno and -fno-trapping-math, see setup.py, which change no value);
+#    the angle taper, which needs acos, is applied afterwards to the samples in its zone.
+#    On sparse t0 (_terms_sparse) the knots go through the same loop, packed, and the
+#    samples in between are interpolated.
+# 2. _fold: the trace-bounds test of the read each sample will do, folded into the weight
+#    (times the aperture weight: w = 0 where nothing is read), and the integer sample and
+#    fraction of each read position, all vectorised, so that the read pass is only gathers.
+# 3. the read pass (_read_pair in migration, the scatter in _model_trace) over the live
+#    range only.
+#
+# Migration and modelling share passes 1 and 2, so they stay exact adjoints.
 
-    Returns 0 when the sample is outside the angle range or stretch-muted.
+cdef struct Rows:
+    # per-thread scratch rows, one value per output sample (allocated once per thread);
+    # pass 2 turns k, L and cm, dead after it, into the fractions f0, f1 and f2
+    double* k      # data position (samples)           -> f0: fraction of read position 0
+    double* L      # AA half-length (samples)          -> f1: fraction of read position 1
+    double* cm     # cos of the larger leg angle       -> f2: fraction of read position 2
+    double* w      # weight; after pass 2 times the aperture weight, 0 where nothing is read
+    double* ok     # 1 inside the angle range and not muted, else 0
+    double* il2    # after pass 2: 1 / L^2 where the AA triangle is read (L > 1), else 1
+    int* i0        # after pass 2: read positions (samples): the data sample of a plain read,
+    int* i1        # or the three samples k, k - L, k + L of the padded double-integrated
+    int* i2        # trace of a triangle read
+
+
+cdef struct Knots:
+    # the sparse-t0 knots of one thread, packed: inputs of pass 1 and its results
+    double* a
+    double* a2
+    double* iv2
+    Rows R
+
+
+cdef inline Py_ssize_t _rows_size(int n) noexcept nogil:
+    """Doubles needed by one Rows of ``n`` samples (3 int rows fit in 2 double rows)."""
+    return 8 * <Py_ssize_t>n
+
+
+cdef inline Rows _rows(double* buf, int n) noexcept nogil:
+    cdef Rows R
+    R.k = buf
+    R.L = buf + n
+    R.cm = buf + 2 * n
+    R.w = buf + 3 * n
+    R.ok = buf + 4 * n
+    R.il2 = buf + 5 * n
+    R.i0 = <int*>(buf + 6 * n)
+    R.i1 = R.i0 + n
+    R.i2 = R.i0 + 2 * n
+    return R
+
+
+cdef inline Knots _knots(double* buf, int n) noexcept nogil:
+    cdef Knots K
+    K.R = _rows(buf, n)
+    K.a = buf + _rows_size(n)
+    K.a2 = K.a + n
+    K.iv2 = K.a2 + n
+    return K
+
+
+cdef inline void _terms_loop(const Params* P, const double* a, const double* a2,
+                             const double* iv2, double ds2, double dr2, double dxs,
+                             double dys, double dxr, double dyr, int jb, int je, drow k,
+                             drow w, drow L, drow cm, drow ok, bint aa, bint spread,
+                             bint root) noexcept nogil:
+    """Pass 1 without the angle taper, for samples ``jb <= j < je`` (all with t0 > 0).
+
+    ``aa``, ``spread`` and ``root`` (2D spreading) are constants at every call site, so the
+    compiler emits one branch-free loop per combination.
     """
-    cdef double ts, tr, q, its, itr, cmin, wt, th, c, sp, gx, gy, hl
-    if a <= 0.0:
-        return 0
-    ts = sqrt(a2 + ds2 * iv2)
-    tr = sqrt(a2 + dr2 * iv2)
-    kpos[0] = (ts + tr - P.t_start) * P.idt
+    cdef int j
+    cdef double ts, tr, q, its, itr, cmin, c, wt, sp, gx, gy, hl
+    cdef double t_start = P.t_start, idt = P.idt, cos_max = P.cos_max, c_mute = P.c_mute
+    cdef double aa_scale = P.aa_scale, aa_max = P.aa_max
+    cdef bint obl = P.obliquity != 0
+    for j in range(jb, je):
+        ts = sqrt(a2[j] + ds2 * iv2[j])
+        tr = sqrt(a2[j] + dr2 * iv2[j])
+        k[j] = (ts + tr - t_start) * idt
+        # one division gives both reciprocals
+        q = 1.0 / (ts * tr)
+        its = tr * q
+        itr = ts * q
+        cmin = a[j] * (its if its < itr else itr)
+        c = 0.5 * a[j] * (its + itr)
+        wt = c if obl else 1.0
+        if spread:
+            sp = a[j] * sqrt(q)
+            if root:
+                sp = sqrt(sp)
+            wt = wt * sp
+        w[j] = wt
+        cm[j] = cmin
+        ok[j] = 1.0 if (cmin >= cos_max) & (c >= c_mute) else 0.0
+        if aa:
+            gx = iv2[j] * (dxs * its + dxr * itr)
+            gy = iv2[j] * (dys * its + dyr * itr)
+            hl = sqrt(gx * gx + gy * gy) * aa_scale
+            L[j] = hl if hl < aa_max else aa_max
+        else:
+            L[j] = 0.0
+
+
+cdef inline void _time_loop(const Params* P, const double* a2, const double* iv2,
+                            double ds2, double dr2, int jb, int je, drow k, drow w, drow L,
+                            drow ok) noexcept nogil:
+    """Pass 1 when only the traveltime is needed: weight 1, no AA, no mask."""
+    cdef int j
+    cdef double ts, tr
+    cdef double t_start = P.t_start, idt = P.idt
+    for j in range(jb, je):
+        ts = sqrt(a2[j] + ds2 * iv2[j])
+        tr = sqrt(a2[j] + dr2 * iv2[j])
+        k[j] = (ts + tr - t_start) * idt
+        w[j] = 1.0
+        L[j] = 0.0
+        ok[j] = 1.0
+
+
+cdef inline double _cospi(double u) noexcept nogil:
+    """cos(pi u) for 0 <= u <= 1, to rounding (libm's cos is slow on [pi/4, pi]).
+
+    cos(pi u) = sin(y), y = pi (1/2 - u), |y| <= pi/2, by its Taylor series to y^23 in
+    nested form y (1 - y^2/(2 3) (1 - y^2/(4 5) (...))): the first omitted term,
+    (pi/2)^25 / 25! < 1e-20, is far below the rounding of the result.
+    """
+    cdef int n
+    cdef double y = M_PI * (0.5 - u)
+    cdef double z = y * y
+    cdef double s = 1.0
+    for n in range(11, 0, -1):
+        s = 1.0 - z * s * (1.0 / ((2 * n) * (2 * n + 1)))
+    return y * s
+
+
+cdef void _terms(const Params* P, const double* a, const double* a2, const double* iv2,
+                 double ds2, double dr2, double dxs, double dys, double dxr, double dyr,
+                 int jb, int je, Rows* R) noexcept nogil:
+    """Pass 1: data position, weight, AA half-length and mask of samples ``jb <= j < je``."""
+    cdef int j
+    cdef double th
     if not P.need_inv:
-        w[0] = 1.0
-        L[0] = 0.0
-        return 1
-    # one division gives both reciprocals
-    q = 1.0 / (ts * tr)
-    its = tr * q
-    itr = ts * q
-    cmin = a * (its if its < itr else itr)
-    if cmin < P.cos_max:
-        return 0
-    wt = 1.0
-    if cmin < P.cos_taper0:
-        th = acos(cmin)
-        wt = 0.5 * (1.0 + cos(M_PI * (th - P.th_taper0) / (P.th_max - P.th_taper0)))
-    c = 0.5 * a * (its + itr)
-    if c < P.c_mute:
-        return 0
-    if P.obliquity:
-        wt = wt * c
-    if P.spreading:
-        sp = a * sqrt(q)
-        if P.spread_pow != 1.0:
-            sp = sqrt(sp)
-        wt = wt * sp
-    w[0] = wt
+        _time_loop(P, a2, iv2, ds2, dr2, jb, je, R.k, R.w, R.L, R.ok)
+        return
     if P.antialias:
-        gx = iv2 * (dxs * its + dxr * itr)
-        gy = iv2 * (dys * its + dyr * itr)
-        hl = sqrt(gx * gx + gy * gy) * P.aa_scale
-        L[0] = hl if hl < P.aa_max else P.aa_max
+        if not P.spreading:
+            _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
+                        R.cm, R.ok, 1, 0, 0)
+        elif P.spread_pow == 1.0:
+            _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
+                        R.cm, R.ok, 1, 1, 0)
+        else:
+            _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
+                        R.cm, R.ok, 1, 1, 1)
     else:
-        L[0] = 0.0
-    return 1
+        if not P.spreading:
+            _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
+                        R.cm, R.ok, 0, 0, 0)
+        elif P.spread_pow == 1.0:
+            _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
+                        R.cm, R.ok, 0, 1, 0)
+        else:
+            _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
+                        R.cm, R.ok, 0, 1, 1)
+    if P.cos_taper0 > -1.0:
+        # angle taper: acos only in the taper zone
+        for j in range(jb, je):
+            if R.cm[j] < P.cos_taper0 and R.ok[j] != 0.0:
+                th = acos(R.cm[j])
+                R.w[j] = R.w[j] * 0.5 * (1.0 + _cospi((th - P.th_taper0)
+                                                      / (P.th_max - P.th_taper0)))
 
 
-cdef inline double _interp(const real* d, int ns, int order, double k) noexcept nogil:
-    """Trace value at fractional sample ``k``; 0 where the stencil leaves the trace."""
-    cdef int i
-    cdef double f
-    if order == 1:
-        if k < 0.0 or k >= ns - 1:
-            return 0.0
-        i = <int>k
-        f = k - i
-        return d[i] + f * (d[i + 1] - d[i])
-    if k < 1.0 or k >= ns - 2:
-        return 0.0
-    i = <int>k
-    f = k - i
+cdef inline void _interp_segment(int jl, int jr, drow k, drow w, drow L,
+                                 drow ok) noexcept nogil:
+    """Linear interpolation of k, w and L strictly between the knots ``jl`` and ``jr``."""
+    cdef int j
+    cdef double g, h = 1.0 / (jr - jl)
+    cdef double kl = k[jl], dk = k[jr] - k[jl]
+    cdef double wl = w[jl], dw = w[jr] - w[jl]
+    cdef double Ll = L[jl], dL = L[jr] - L[jl]
+    for j in range(jl + 1, jr):
+        g = (j - jl) * h
+        k[j] = kl + g * dk
+        w[j] = wl + g * dw
+        L[j] = Ll + g * dL
+        ok[j] = 1.0
+
+
+cdef void _terms_sparse(const Params* P, const double* a, const double* a2,
+                        const double* iv2, double ds2, double dr2, double dxs, double dys,
+                        double dxr, double dyr, const int* knots, int nknots, Knots* K,
+                        Rows* R) noexcept nogil:
+    """Pass 1 on sparse t0: exact at the knots, linear in between; a segment with an end
+    outside the angle range or muted (or at t0 <= 0) is evaluated exactly sample by sample.
+
+    ``K.a`` and ``K.a2`` hold ``a`` and ``a2`` at the knots; ``P.m0`` is the first knot with
+    t0 > 0.
+    """
+    cdef int m, j, jl, jr
+    # the knots, packed, in one vectorised pass
+    for m in range(P.m0, nknots):
+        K.iv2[m] = iv2[knots[m]]
+    _terms(P, K.a, K.a2, K.iv2, ds2, dr2, dxs, dys, dxr, dyr, P.m0, nknots, &K.R)
+    for m in range(nknots):
+        j = knots[m]
+        if m < P.m0:
+            R.ok[j] = 0.0
+        else:
+            R.k[j] = K.R.k[m]
+            R.w[j] = K.R.w[m]
+            R.L[j] = K.R.L[m]
+            R.ok[j] = K.R.ok[m]
+    jl = knots[0]
+    for m in range(1, nknots):
+        jr = knots[m]
+        if jr - jl > 1:
+            if R.ok[jl] != 0.0 and R.ok[jr] != 0.0:
+                _interp_segment(jl, jr, R.k, R.w, R.L, R.ok)
+            else:
+                _terms(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr,
+                       jl + 1 if jl + 1 > P.j0 else P.j0, jr, R)
+        jl = jr
+
+
+cdef inline void _fold_loop(const Params* P, double wa, int j0, int nt, drow k_f0,
+                            drow L_f1, drow cm_f2, drow w, drow il2, const double* ok,
+                            int* i0, int* i1, int* i2) noexcept nogil:
+    cdef int j
+    cdef bint tri, live
+    cdef double kj, Lj, L2, wj, kp, x0, x1, x2
+    cdef double pad = P.pad, kend = P.ltrace - 1
+    # stencil of the plain read: [lo, hi) in samples (linear: 2 points, cubic: 4 points)
+    cdef double lo = 0.0 if P.interp == 1 else 1.0
+    cdef double hi = P.ns - 1.0 if P.interp == 1 else P.ns - 2.0
+    for j in range(j0, nt):
+        kj = k_f0[j]
+        Lj = L_f1[j]
+        kp = kj + pad
+        tri = Lj > 1.0
+        live = (ok[j] != 0.0) & ((tri & (kp - Lj >= 0.0) & (kp + Lj < kend))
+                                 | ((not tri) & (kj >= lo) & (kj < hi)))
+        wj = wa * w[j]
+        w[j] = wj if live else 0.0
+        # a dead sample reads (harmlessly, times 0) at lo, inside the trace whenever any
+        # sample of the pair is live
+        tri = tri & live
+        x0 = kp if tri else (kj if live else lo)
+        x1 = kp - Lj if tri else x0
+        x2 = kp + Lj if tri else x0
+        # 1 / L^2 is used only where L > 1; the select keeps the division unconditional
+        L2 = Lj * Lj
+        il2[j] = 1.0 / (L2 if tri else 1.0)
+        # all positions >= 0 here, so truncation is floor
+        i0[j] = <int>x0
+        i1[j] = <int>x1
+        i2[j] = <int>x2
+        k_f0[j] = x0 - <int>x0
+        L_f1[j] = x1 - <int>x1
+        cm_f2[j] = x2 - <int>x2
+
+
+cdef void _fold(const Params* P, Rows* R, double wa, int* jlo, int* jhi) noexcept nogil:
+    """Pass 2 over ``j0 <= j < nt``: fold the read's bounds test and the aperture weight
+    ``wa`` into the weight, split the read positions into sample and fraction; set the
+    live range ``[jlo, jhi)`` outside which w = 0."""
+    cdef int j
+    _fold_loop(P, wa, P.j0, P.nt, R.k, R.L, R.cm, R.w, R.il2, R.ok, R.i0, R.i1, R.i2)
+    j = P.j0
+    while j < P.nt and R.w[j] == 0.0:
+        j += 1
+    jlo[0] = j
+    j = P.nt
+    while j > jlo[0] and R.w[j - 1] == 0.0:
+        j -= 1
+    jhi[0] = j
+
+
+cdef inline double _lin(const double* s, int i, double f) noexcept nogil:
+    """Linear interpolation of a padded double-integrated trace at ``i + f``."""
+    return s[i] + f * (s[i + 1] - s[i])
+
+
+cdef inline double _cubic(const real* d, int i, double f) noexcept nogil:
+    """4-point Lagrange interpolation at ``i + f`` (stencil inside the trace)."""
     return (-f * (f - 1.0) * (f - 2.0) / 6.0 * d[i - 1]
             + (f + 1.0) * (f - 1.0) * (f - 2.0) * 0.5 * d[i]
             - (f + 1.0) * f * (f - 2.0) * 0.5 * d[i + 1]
             + (f + 1.0) * f * (f - 1.0) / 6.0 * d[i + 2])
 
 
-cdef inline void _spread(real* d, int ns, int order, double k, double v) noexcept nogil:
-    """Adjoint of :func:`_interp`: add ``v`` into the stencil around ``k``."""
-    cdef int i
-    cdef double f
-    if order == 1:
-        if k < 0.0 or k >= ns - 1:
-            return
-        i = <int>k
-        f = k - i
-        d[i] += <real>((1.0 - f) * v)
-        d[i + 1] += <real>(f * v)
-        return
-    if k < 1.0 or k >= ns - 2:
-        return
-    i = <int>k
-    f = k - i
-    d[i - 1] += <real>(-f * (f - 1.0) * (f - 2.0) / 6.0 * v)
-    d[i] += <real>((f + 1.0) * (f - 1.0) * (f - 2.0) * 0.5 * v)
-    d[i + 1] += <real>(-(f + 1.0) * f * (f - 2.0) * 0.5 * v)
-    d[i + 2] += <real>((f + 1.0) * f * (f - 1.0) / 6.0 * v)
-
-
-cdef inline double _lin(const double* s, double k) noexcept nogil:
-    """Linear interpolation of a padded double-integrated trace (always in range)."""
-    cdef int i = <int>k
-    cdef double f = k - i
-    return s[i] + f * (s[i + 1] - s[i])
-
-
-cdef inline double _read(const Params* P, const real* d, const double* s2, double k,
-                         double L) noexcept nogil:
-    """Data value at ``k``, triangle-filtered with half-length ``L`` samples when ``L > 1``."""
-    cdef double kp
-    if L <= 1.0:
-        return _interp(d, P.ns, P.interp, k)
-    kp = k + P.pad
-    if kp - L < 0.0 or kp + L >= P.ltrace - 1:
-        return 0.0
-    # causal-then-anticausal double integral: the second difference is a triangle of
-    # half-length L and area L^2
-    return (2.0 * _lin(s2, kp) - _lin(s2, kp - L) - _lin(s2, kp + L)) / (L * L)
-
-
-cdef void _migrate_pair(const Params* P, const real* d, const double* s2, real* o,
-                        const double* a, const double* a2, const double* iv2,
-                        double ds2, double dr2, double dxs, double dys, double dxr,
-                        double dyr, double wa, const int* knots, int nknots) noexcept nogil:
-    """Accumulate one trace into one output point's image row."""
-    cdef int j, m, jl, jr, okl, okr
-    cdef double k, w, L, g, h
-    cdef double kl = 0.0, wl = 0.0, Ll = 0.0, kr = 0.0, wr = 0.0, Lr = 0.0
-    if nknots == 0:
-        for j in range(P.j0, P.nt):
-            if _sample(P, a[j], a2[j], iv2[j], ds2, dr2, dxs, dys, dxr, dyr, &k, &w, &L):
-                o[j] += <real>(wa * w * _read(P, d, s2, k, L))
-        return
-    # sparse t0: exact at the knots, linear in between; a segment with an end outside the
-    # angle range or muted is evaluated exactly sample by sample
-    jl = knots[0]
-    okl = _sample(P, a[jl], a2[jl], iv2[jl], ds2, dr2, dxs, dys, dxr, dyr, &kl, &wl, &Ll)
-    if okl:
-        o[jl] += <real>(wa * wl * _read(P, d, s2, kl, Ll))
-    for m in range(1, nknots):
-        jr = knots[m]
-        okr = _sample(P, a[jr], a2[jr], iv2[jr], ds2, dr2, dxs, dys, dxr, dyr, &kr, &wr, &Lr)
-        if okl and okr:
-            h = 1.0 / (jr - jl)
-            for j in range(jl + 1, jr):
-                g = (j - jl) * h
-                o[j] += <real>(wa * (wl + g * (wr - wl))
-                               * _read(P, d, s2, kl + g * (kr - kl), Ll + g * (Lr - Ll)))
+cdef void _read_pair(const Params* P, const real* d, const double* s2, real* o,
+                     const Rows* R, int jlo, int jhi) noexcept nogil:
+    """Pass 3 of migration: ``o[j] += w[j] * data(k[j])`` over the live range, the data
+    triangle-filtered with half-length ``L`` samples where ``L > 1``."""
+    cdef int j, i
+    cdef double f, v
+    cdef const double* f0 = R.k
+    cdef const double* f1 = R.L
+    cdef const double* f2 = R.cm
+    cdef const double* w = R.w
+    cdef const double* il2 = R.il2
+    cdef const int* i0 = R.i0
+    cdef const int* i1 = R.i1
+    cdef const int* i2 = R.i2
+    if not P.antialias:
+        if P.interp == 1:
+            for j in range(jlo, jhi):
+                i = i0[j]
+                o[j] += <real>(w[j] * (d[i] + f0[j] * (d[i + 1] - d[i])))
         else:
-            for j in range(jl + 1, jr):
-                if _sample(P, a[j], a2[j], iv2[j], ds2, dr2, dxs, dys, dxr, dyr, &k, &w, &L):
-                    o[j] += <real>(wa * w * _read(P, d, s2, k, L))
-        if okr:
-            o[jr] += <real>(wa * wr * _read(P, d, s2, kr, Lr))
-        jl = jr
-        okl = okr
-        kl = kr
-        wl = wr
-        Ll = Lr
+            for j in range(jlo, jhi):
+                o[j] += <real>(w[j] * _cubic(d, i0[j], f0[j]))
+        return
+    for j in range(jlo, jhi):
+        if il2[j] < 1.0:
+            # L > 1: causal-then-anticausal double integral, whose second difference is a
+            # triangle of half-length L and area L^2
+            v = (2.0 * _lin(s2, i0[j], f0[j]) - _lin(s2, i1[j], f1[j])
+                 - _lin(s2, i2[j], f2[j])) * il2[j]
+        elif P.interp == 1:
+            i = i0[j]
+            v = d[i] + f0[j] * (d[i + 1] - d[i])
+        else:
+            v = _cubic(d, i0[j], f0[j])
+        o[j] += <real>(w[j] * v)
 
 
 cdef inline double _aperture_weight(const Params* P, double dm) noexcept nogil:
@@ -218,10 +415,13 @@ cdef void _migrate_point(const Params* P, int p, int tr0, int tr1, const real* d
                          const double* s2, real* out, const double* points,
                          const double* sx, const double* sy, const double* rx,
                          const double* ry, const double* a, const double* a2,
-                         const double* iv2, const int* knots, int nknots) noexcept nogil:
-    cdef int tr
+                         const double* iv2, const int* knots, int nknots, Knots* K,
+                         Rows* R) noexcept nogil:
+    cdef int tr, jlo, jhi
     cdef double px = points[2 * p], py = points[2 * p + 1]
     cdef double dxs, dys, dxr, dyr, mx, my, wa
+    cdef const double* iv = iv2 + <Py_ssize_t>p * P.nt
+    cdef real* o = out + <Py_ssize_t>p * P.nt
     for tr in range(tr0, tr1):
         mx = 0.5 * (sx[tr] + rx[tr]) - px
         my = 0.5 * (sy[tr] + ry[tr]) - py
@@ -232,11 +432,17 @@ cdef void _migrate_point(const Params* P, int p, int tr0, int tr1, const real* d
         dys = py - sy[tr]
         dxr = px - rx[tr]
         dyr = py - ry[tr]
-        _migrate_pair(P, data + <Py_ssize_t>tr * P.ns,
-                      s2 + <Py_ssize_t>tr * P.ltrace if P.antialias else s2,
-                      out + <Py_ssize_t>p * P.nt, a, a2, iv2 + <Py_ssize_t>p * P.nt,
-                      dxs * dxs + dys * dys, dxr * dxr + dyr * dyr, dxs, dys, dxr, dyr, wa,
-                      knots, nknots)
+        if nknots == 0:
+            _terms(P, a, a2, iv, dxs * dxs + dys * dys, dxr * dxr + dyr * dyr,
+                   dxs, dys, dxr, dyr, P.j0, P.nt, R)
+        else:
+            _terms_sparse(P, a, a2, iv, dxs * dxs + dys * dys, dxr * dxr + dyr * dyr,
+                          dxs, dys, dxr, dyr, knots, nknots, K, R)
+        _fold(P, R, wa, &jlo, &jhi)
+        if jlo < jhi:
+            _read_pair(P, data + <Py_ssize_t>tr * P.ns,
+                       s2 + <Py_ssize_t>tr * P.ltrace if P.antialias else s2, o, R,
+                       jlo, jhi)
 
 
 cdef Params _params(double dt, double t_start, int ns, int nt, int j0, double aperture,
@@ -266,6 +472,7 @@ cdef Params _params(double dt, double t_start, int ns, int nt, int j0, double ap
     P.aa_max = aa_max
     P.pad = pad
     P.ltrace = ns + 2 * pad
+    P.m0 = 0
     P.need_inv = (obliquity or spreading or antialias or c_mute > 0.0
                   or P.cos_max > 1e-12 or P.cos_taper0 > -1.0)
     return P
@@ -286,7 +493,10 @@ def pstm_3d(const real[:, ::1] data, const double[:, ::1] s2, int pad, double dt
     """
     cdef int ntr = data.shape[0], ns = data.shape[1]
     cdef int npts = points.shape[0], nt = a.shape[0]
-    cdef int j0 = 0, b, tr0, tr1, p, nknots = knots.shape[0]
+    cdef int j0 = 0, b, tr0, tr1, p, m, nknots = knots.shape[0]
+    cdef double* buf
+    cdef Rows R
+    cdef Knots K
     while j0 < nt and a[j0] <= 0.0:
         j0 += 1
     cdef Params P = _params(dt, t_start, ns, nt, j0, aperture, taper, max_angle_rad,
@@ -294,27 +504,50 @@ def pstm_3d(const real[:, ::1] data, const double[:, ::1] s2, int pad, double dt
                             dx_aa, aa_max, pad)
     if ntr == 0 or npts == 0 or nt == 0:
         return
+    while P.m0 < nknots and knots[P.m0] < j0:
+        P.m0 += 1
     cdef const double* s2p = &s2[0, 0]
     cdef const int* kp = &knots[0] if nknots > 0 else NULL
-    # traces in blocks (outer, serial) so a block of data stays in cache while every thread
-    # sweeps its points; each point's traces are always summed in the same order
-    for b in range(0, ntr, block):
-        tr0 = b
-        tr1 = b + block if b + block < ntr else ntr
-        for p in prange(npts, nogil=True, schedule="dynamic", chunksize=1,
-                        num_threads=threads):
-            _migrate_point(&P, p, tr0, tr1, &data[0, 0], s2p, &out[0, 0], &points[0, 0],
-                           &sx[0], &sy[0], &rx[0], &ry[0], &a[0], &a2[0], &iv2[0, 0],
-                           kp, nknots)
+    cdef int nblocks = (ntr + block - 1) // block
+    cdef int failed = 0
+    cdef int* failed_p = &failed
+    buf = NULL
+    b = tr0 = tr1 = m = 0
+    with nogil, parallel(num_threads=threads):
+        # scratch rows, one set per thread: the samples, then the packed knots
+        buf = <double*>malloc((_rows_size(nt) + _rows_size(nknots) + 3 * nknots)
+                              * sizeof(double))
+        # (assigned whole, so that Cython makes R and K private to the thread)
+        R = _rows(buf, nt)
+        K = _knots(buf + _rows_size(nt), nknots)
+        if buf != NULL:
+            for m in range(nknots):
+                K.a[m] = a[kp[m]]
+                K.a2[m] = a2[kp[m]]
+        # traces in blocks (outer, serial) so a block of data stays in cache while every
+        # thread sweeps its points; each point's traces are always summed in the same order
+        for b in range(nblocks):
+            tr0 = b * block
+            tr1 = tr0 + block if tr0 + block < ntr else ntr
+            for p in prange(npts, schedule="dynamic", chunksize=1):
+                if buf == NULL:
+                    failed_p[0] = 1
+                else:
+                    _migrate_point(&P, p, tr0, tr1, &data[0, 0], s2p, &out[0, 0],
+                                   &points[0, 0], &sx[0], &sy[0], &rx[0], &ry[0], &a[0],
+                                   &a2[0], &iv2[0, 0], kp, nknots, &K, &R)
+            # no thread may start the next block on a point another is still summing
+            seis_barrier()
+        free(buf)
+    if failed:
+        raise MemoryError("pstm_3d: no memory for the per-thread scratch rows")
 
 
-cdef void _model_trace(const Params* P, int tr, real* d, const real* image,
-                       const double* points, int npts, double sx, double sy, double rx,
-                       double ry, const double* a, const double* a2,
-                       const double* iv2) noexcept nogil:
-    cdef int p, j
-    cdef double px, py, mx, my, wa, dxs, dys, dxr, dyr, ds2, dr2, k, w, L
-    cdef const double* iv
+cdef void _model_trace(const Params* P, real* d, const real* image, const double* points,
+                       int npts, double sx, double sy, double rx, double ry, const double* a,
+                       const double* a2, const double* iv2, Rows* R) noexcept nogil:
+    cdef int p, j, i, jlo, jhi
+    cdef double px, py, mx, my, wa, dxs, dys, dxr, dyr, f, v
     cdef const real* m
     for p in range(npts):
         px = points[2 * p]
@@ -328,13 +561,27 @@ cdef void _model_trace(const Params* P, int tr, real* d, const real* image,
         dys = py - sy
         dxr = px - rx
         dyr = py - ry
-        ds2 = dxs * dxs + dys * dys
-        dr2 = dxr * dxr + dyr * dyr
-        iv = iv2 + <Py_ssize_t>p * P.nt
+        _terms(P, a, a2, iv2 + <Py_ssize_t>p * P.nt, dxs * dxs + dys * dys,
+               dxr * dxr + dyr * dyr, dxs, dys, dxr, dyr, P.j0, P.nt, R)
+        _fold(P, R, wa, &jlo, &jhi)
         m = image + <Py_ssize_t>p * P.nt
-        for j in range(P.j0, P.nt):
-            if _sample(P, a[j], a2[j], iv[j], ds2, dr2, dxs, dys, dxr, dyr, &k, &w, &L):
-                _spread(d, P.ns, P.interp, k, wa * w * m[j])
+        # adjoint of the read pass: spread w m into the interpolation stencil
+        if P.interp == 1:
+            for j in range(jlo, jhi):
+                v = R.w[j] * m[j]
+                i = R.i0[j]
+                f = R.k[j]
+                d[i] += <real>((1.0 - f) * v)
+                d[i + 1] += <real>(f * v)
+        else:
+            for j in range(jlo, jhi):
+                v = R.w[j] * m[j]
+                i = R.i0[j]
+                f = R.k[j]
+                d[i - 1] += <real>(-f * (f - 1.0) * (f - 2.0) / 6.0 * v)
+                d[i] += <real>((f + 1.0) * (f - 1.0) * (f - 2.0) * 0.5 * v)
+                d[i + 1] += <real>(-(f + 1.0) * f * (f - 2.0) * 0.5 * v)
+                d[i + 2] += <real>((f + 1.0) * f * (f - 1.0) / 6.0 * v)
 
 
 def model_3d(const real[:, ::1] image, const double[:, ::1] points, const double[::1] a,
@@ -347,15 +594,30 @@ def model_3d(const real[:, ::1] image, const double[:, ::1] points, const double
     cdef int ntr = data.shape[0], ns = data.shape[1]
     cdef int npts = points.shape[0], nt = a.shape[0]
     cdef int j0 = 0, tr
+    cdef double* buf
+    cdef Rows R
     while j0 < nt and a[j0] <= 0.0:
         j0 += 1
     cdef Params P = _params(dt, t_start, ns, nt, j0, aperture, taper, max_angle_rad,
                             obliquity, spreading, spread_pow, 0.0, interp, 0, 0.0, 0.0, 0)
     if ntr == 0 or npts == 0 or nt == 0:
         return
-    for tr in prange(ntr, nogil=True, schedule="dynamic", chunksize=1, num_threads=threads):
-        _model_trace(&P, tr, &data[0, 0] + <Py_ssize_t>tr * ns, &image[0, 0], &points[0, 0],
-                     npts, sx[tr], sy[tr], rx[tr], ry[tr], &a[0], &a2[0], &iv2[0, 0])
+    cdef int failed = 0
+    cdef int* failed_p = &failed
+    buf = NULL
+    with nogil, parallel(num_threads=threads):
+        buf = <double*>malloc(_rows_size(nt) * sizeof(double))
+        R = _rows(buf, nt)
+        for tr in prange(ntr, schedule="dynamic", chunksize=1):
+            if buf == NULL:
+                failed_p[0] = 1
+            else:
+                _model_trace(&P, &data[0, 0] + <Py_ssize_t>tr * ns, &image[0, 0],
+                             &points[0, 0], npts, sx[tr], sy[tr], rx[tr], ry[tr], &a[0],
+                             &a2[0], &iv2[0, 0], &R)
+        free(buf)
+    if failed:
+        raise MemoryError("model_3d: no memory for the per-thread scratch rows")
 
 
 cdef void _tt_trace(double* out, const double* points, int npts, int nt, double sx,
