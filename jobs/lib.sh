@@ -285,14 +285,14 @@ seis_banner() {
 }
 
 # --- the built-in synthetic survey ----------------------------------------------------------------
-# seis_synth PRESET DIR: write the synthetic survey into DIR unless it is there already (a
-# requeued job must not rewrite the input its checkpoint belongs to).
+# seis_synth PRESET DIR [OPTIONS]: write the synthetic survey into DIR unless it is there
+# already (a requeued job must not rewrite the input its checkpoint belongs to).
 seis_synth() {
     if [ -f "$2/shots.sgy" ] && [ -f "$2/velocity.csv" ] && [ -f "$2/truth.json" ]; then
         seis_log "synthetic survey already in $2"
         return 0
     fi
-    seis_step "${SEIS[@]}" synth --preset "$1" --out "$2"
+    seis_step "${SEIS[@]}" synth --preset "$1" --out "$2" "${@:3}"
 }
 
 # --- PSTM (jobs/pstm_3d.sh and jobs/pstm_2d.sh) ---------------------------------------------------
@@ -378,5 +378,41 @@ if d is None:
     print("- -")
 else:
     print("-" if g.is_2d else int(round(d["inline"])), f"{d['t0_s']:.4f}")
+PY
+}
+
+# seis_flow_copy FLOW INPUT OUTPUT WORKDIR DEST: write DEST, the conditioning flow FLOW
+# (seis-hpc run) with its [flow] input, output and workdir replaced by these paths; file
+# parameters of the steps are made absolute (relative to FLOW), edit reports go to WORKDIR.
+seis_flow_copy() {
+    "${SEIS_PY[@]}" - "$@" <<'PY' || seis_die "cannot adapt the flow file $1"
+import json
+import sys
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from seis_hpc.flows.steps import STEPS
+
+src, inp, out, work, dest = (Path(a) for a in sys.argv[1:6])
+data = tomllib.loads(src.read_text())
+base = src.resolve().parent
+lines = [f"# {src.resolve()} for {inp.resolve()} (written by the job script)", "[flow]",
+         f"name = {json.dumps(str(data.get('flow', {}).get('name', src.stem)))}"]
+for key, path in (("input", inp), ("output", out), ("workdir", work)):
+    lines.append(f"{key} = {json.dumps(str(path.resolve()))}")
+for step in data.get("step", []):
+    units = {p.name: p.unit for p in STEPS[step["name"]].params} if step.get("name") in STEPS \
+        else {}
+    lines += ["", "[[step]]"]
+    for key, value in step.items():
+        if units.get(key) == "path" and isinstance(value, str):
+            value = str(work.resolve() / Path(value).name) if key == "report" else \
+                str((base / value).resolve())
+        lines.append(f"{key} = {json.dumps(value)}")  # JSON scalars and arrays are TOML
+dest.write_text("\n".join(lines) + "\n")
 PY
 }

@@ -8,8 +8,9 @@
 #SBATCH --open-mode=append
 #SBATCH --signal=B:USR1@120
 #SBATCH --requeue
-# The whole 2D flow, raw SEG-Y to both deliverable stacks: index, velocity analysis
-# (automatic picks -> Vrms field), NMO stack (the stack before migration), PSTM stack with
+# The whole 2D flow, raw SEG-Y to both deliverable stacks: conditioning (a seis-hpc run flow
+# file: editing, swell noise, SRME, bandpass, ...; MPI), index, velocity analysis (automatic
+# picks -> Vrms field), NMO stack (the stack before migration), PSTM stack with
 # residual-moveout velocity updates (the stack after migration, MPI), QC pictures, and the
 # processing report when the steps recorded a run log.
 #
@@ -17,9 +18,13 @@
 #   bash jobs/process_2d.sh [options]                 (no SLURM: mpiexec -n <cores>)
 #
 # Options (each also an environment variable; the option wins):
-#   --input F.sgy      SEIS_HPC_INPUT      raw 2D line (default: the built-in synthetic line)
+#   --input F.sgy      SEIS_HPC_INPUT      raw 2D line (default: the built-in synthetic line,
+#                                          with swell noise, spikes and dead traces)
 #   --out DIR          SEIS_HPC_OUT        output folder (default process_2d_out)
 #   --preset NAME      SEIS_HPC_PRESET     synthetic preset without --input (marine2d)
+#   --flow FLOW.toml   SEIS_HPC_FLOW       conditioning flow (default flows/marine2d.toml of
+#                                          the checkout; "none": no conditioning). Its steps
+#                                          run on --input; its own input/output are replaced.
 #   --every N          SEIS_HPC_EVERY      velocity analysis every N CMPs (default 20)
 #   --reference CSV    SEIS_HPC_REFERENCE  velan guide function time_s,vrms_mps (optional)
 #   --iterations N     SEIS_HPC_ITERATIONS RMO velocity updates of the PSTM stack (default 1)
@@ -28,7 +33,7 @@
 #   --ranks N          SEIS_HPC_RANKS      MPI ranks without SLURM (default: the cores)
 # and the installation and launcher settings described in jobs/lib.sh (SEIS_HPC_VENV, ...).
 #
-# Deliverables in OUT: nmo_stack.h5 + nmo_stack.sgy, pstm_stack.h5 + pstm_stack.sgy,
+# Deliverables in OUT: conditioned.sgy, nmo_stack.h5 + nmo_stack.sgy, pstm_stack.h5 + pstm_stack.sgy,
 # velocity.h5 (picked), velocity_final.h5 (after RMO), picks.toml, qc/, report.html.
 # A step whose output exists is not rerun, so a requeued job (SIGUSR1 before the time limit)
 # goes on where it stopped: delete OUT to start over.
@@ -61,7 +66,8 @@ SEIS_HPC_REFERENCE=${SEIS_HPC_REFERENCE:-}
 SEIS_HPC_ITERATIONS=${SEIS_HPC_ITERATIONS:-1}
 SEIS_HPC_APERTURE=${SEIS_HPC_APERTURE:-1000}
 SEIS_HPC_TMAX=${SEIS_HPC_TMAX:-}
-seis_options input=SEIS_HPC_INPUT out=SEIS_HPC_OUT preset=SEIS_HPC_PRESET \
+SEIS_HPC_FLOW=${SEIS_HPC_FLOW:-$SEIS_ROOT/flows/marine2d.toml}
+seis_options input=SEIS_HPC_INPUT out=SEIS_HPC_OUT preset=SEIS_HPC_PRESET flow=SEIS_HPC_FLOW \
     every=SEIS_HPC_EVERY reference=SEIS_HPC_REFERENCE iterations=SEIS_HPC_ITERATIONS \
     aperture=SEIS_HPC_APERTURE tmax=SEIS_HPC_TMAX ranks=SEIS_HPC_RANKS
 seis_parse "$@"
@@ -73,12 +79,28 @@ mkdir -p -- "$out"
 # Steps that keep a run record append to it; the report is built from it.
 export SEIS_HPC_RUNDIR=$out
 if [ -z "$input" ]; then
-    seis_synth "$SEIS_HPC_PRESET" "$out/survey"
+    # With the damage the default conditioning flow is there to repair.
+    seis_synth "$SEIS_HPC_PRESET" "$out/survey" --swell 5 --spikes 20 --dead 10
     input=$out/survey/shots.sgy
 fi
 for c in velan stack migstack qc; do
     seis_has_command "$c" || seis_die "this seis_hpc has no 'seis-hpc $c' step"
 done
+
+if [ "$SEIS_HPC_FLOW" != none ]; then
+    seis_has_command run || seis_die "this seis_hpc has no 'seis-hpc run' (use --flow none)"
+    [ -f "$SEIS_HPC_FLOW" ] || seis_die "no flow file $SEIS_HPC_FLOW"
+    if [ -f "$out/conditioned.sgy" ]; then
+        seis_log "conditioned.sgy exists: skipping the conditioning flow"
+    else
+        mkdir -p -- "$out/work"
+        seis_step seis_flow_copy "$SEIS_HPC_FLOW" "$input" "$out/conditioned.sgy" "$out/work" \
+            "$out/flow.toml"
+        seis_step "${SEIS[@]}" run --check "$out/flow.toml"
+        seis_parallel "${SEIS[@]}" run "$out/flow.toml"
+    fi
+    input=$out/conditioned.sgy
+fi
 seis_step "${SEIS[@]}" index "$input"
 
 velan=("$input" --out "$out/velocity.h5" --picks "$out/picks.toml" --every "$SEIS_HPC_EVERY")

@@ -17,6 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = ["pstm_3d", "pstm_2d", "process_2d", "velan", "bench"]
 # Spaces, quotes, ';', '&', '|' and both kinds of command substitution.
@@ -111,17 +116,26 @@ def test_unknown_argument_is_one_line_error(name):
     ("pstm_3d", ["synth", "index", "pstm"]),
     ("pstm_2d", ["synth", "index", "pstm"]),
     ("velan", ["synth", "index", "velan", "qc"]),
-    ("process_2d", ["synth", "index", "velan", "stack", "migstack", "qc"]),
+    ("process_2d", ["synth", "index", "run", "velan", "stack", "migstack", "qc"]),
 ])
 def test_nasty_output_path_stays_one_argument(tmp_path, name, steps):
     out = tmp_path / NASTY
     cmds = dry(name, "--out", out, env={"SEIS_HPC_RANKS": "2"}, cwd=tmp_path)
     assert [c for c in steps if not any(c in argv for argv in cmds)] == []
     survey = str(out / "survey")
-    assert sub(find(cmds, "synth"), "synth")[-2:] == ["--out", survey]
-    assert sub(find(cmds, "index"), "index") == [survey + "/shots.sgy"]
+    synth = sub(find(cmds, "synth"), "synth")
+    assert synth[synth.index("--out") + 1] == survey
+    indexed = str(out / "conditioned.sgy") if name == "process_2d" else survey + "/shots.sgy"
+    assert sub(find(cmds, "index"), "index") == [indexed]
     last = sub(find(cmds, steps[2]), steps[2])
-    assert last[0] == survey + "/shots.sgy"
+    if name == "process_2d":  # the conditioning flow comes first; then its output is used
+        runs = [argv for argv in cmds if "run" in argv]
+        assert last == sub(runs[0], "run") == ["--check", str(out / "flow.toml")]
+        assert sub(runs[1], "run") == [str(out / "flow.toml")]
+        assert runs[1][0].endswith("mpiexec")  # validated serially, run under the launcher
+        assert sub(find(cmds, "velan"), "velan")[0] == str(out / "conditioned.sgy")
+    else:
+        assert last[0] == survey + "/shots.sgy"
     assert any(a.startswith(str(out) + "/") for a in last[1:])
     assert not list(tmp_path.rglob("PWNED*"))
 
@@ -255,3 +269,31 @@ def test_bash_pstm_3d_checkpoints_on_usr1_and_resumes(tmp_path):
         assert found and all(f.stat().st_size > 10_000 for f in found), pattern
     assert "qc: diffractor at inline" in r.stderr
     assert not list(tmp_path.rglob("PWNED*"))
+
+
+def test_flow_copy_takes_the_jobs_paths(tmp_path):
+    """process_2d runs the conditioning flow on its own input: the copy of the flow file has
+    the job's input, output and workdir, the same steps, edit reports in the workdir."""
+    from seis_hpc.flows.flowfile import load_flow
+
+    src = ROOT / "flows" / "marine2d.toml"
+    inp = tmp_path / NASTY / "raw.sgy"
+    inp.parent.mkdir()
+    inp.write_bytes(b"")
+    dest = tmp_path / "flow.toml"
+    r = subprocess.run(["bash", "-c", 'set -eu; . "$1"; seis_init t; shift; seis_flow_copy "$@"',
+                        "-", str(script("lib")), str(src), str(inp), str(tmp_path / "c.sgy"),
+                        str(tmp_path / "w"), str(dest)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    flow, orig = load_flow(dest), tomllib.loads(src.read_text())
+    assert Path(flow.input) == inp and Path(flow.output) == tmp_path / "c.sgy"
+    assert Path(flow.workdir) == tmp_path / "w"
+    assert [spec.name for spec, _ in flow.steps] == [s["name"] for s in orig["step"]]
+    copied = tomllib.loads(dest.read_text())["step"]
+    for mine, theirs in zip(copied, orig["step"], strict=True):
+        assert mine.keys() == theirs.keys()
+        for key, value in theirs.items():
+            if key == "report":
+                assert Path(mine[key]) == tmp_path / "w" / Path(value).name
+            else:
+                assert mine[key] == value
