@@ -49,7 +49,8 @@ def _flags() -> tuple[list[str], list[str]]:
         compile_args.append("-fopenmp")
         link_args.append("-fopenmp")
     else:
-        print("seis_hpc setup: building without OpenMP (kernels run on one thread)", file=sys.stderr)
+        print("seis_hpc setup: building without OpenMP (kernels run on one thread)",
+              file=sys.stderr)
     return compile_args, link_args
 
 

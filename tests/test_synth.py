@@ -74,7 +74,8 @@ def test_tiny3d_diffractor_apex_at_truth():
     v = np.interp(d["t0_s"], t_axis, vr)
     ds = np.hypot(hdr["SourceX"][k] - d["x"], hdr["SourceY"][k] - d["y"])
     dr = np.hypot(hdr["GroupX"][k] - d["x"], hdr["GroupY"][k] - d["y"])
-    t_exp = np.sqrt(d["t0_s"] ** 2 / 4 + (ds / v) ** 2) + np.sqrt(d["t0_s"] ** 2 / 4 + (dr / v) ** 2)
+    half2 = d["t0_s"] ** 2 / 4
+    t_exp = np.sqrt(half2 + (ds / v) ** 2) + np.sqrt(half2 + (dr / v) ** 2)
     assert abs(_pick(data[k], t_exp, truth["dt_s"]) - t_exp) <= truth["dt_s"]
     assert len(set(hdr["EnergySourcePoint"])) == 2  # flip-flop
     assert set(hdr["INLINE_3D"]) and set(hdr["CROSSLINE_3D"])

@@ -1,6 +1,8 @@
 """``seis-hpc migstack``: PSTM stack and image gathers, with residual-moveout velocity updates."""
 
 HELP = "PSTM stack + offset-class gathers, iterated RMO velocity update (MPI)"
+INPUTS = ("input", "velocity")
+OUTPUTS = ("out", "segy", "velocity_out")
 DESCRIPTION = """The stack after migration, with the velocity built by residual moveout.
 
   seis-hpc migstack GATHERS.sgy --velocity V --out image.h5 [--iterations N] [--segy image.sgy]

@@ -1,6 +1,8 @@
 """``seis-hpc stack``: NMO stack (the section before migration)."""
 
 HELP = "NMO stack normalised by live fold -> HDF5 (+ SEG-Y)"
+INPUTS = ("input", "velocity")
+OUTPUTS = ("out", "segy")
 DESCRIPTION = """NMO correction with a stretch mute and CMP stack normalised by the live fold.
 
   seis-hpc stack GATHERS.sgy --velocity V --out stack.h5 [--segy stack.sgy]
@@ -47,8 +49,13 @@ def run(args) -> int:
     idx = survey.index
     time = idx.times()
     vel = open_vrms(args.velocity, survey.grid, time)
-    stack = nmo_stack_survey(idx, survey.bin_serial(), survey.grid, vel,
-                             stretch_mute=args.stretch_mute or None, interp=args.interp)
+    from seis_hpc.progress import Progress
+
+    with Progress(None, "stack", "inline") as prog:
+        stack = nmo_stack_survey(idx, survey.bin_serial(), survey.grid, vel,
+                                 stretch_mute=args.stretch_mute or None, interp=args.interp,
+                                 progress=lambda done, total: (setattr(prog, "total", total),
+                                                               prog.set(done)))
     config = json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")},
                         default=str, indent=1)
     history = [f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} seis-hpc "

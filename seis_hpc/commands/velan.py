@@ -1,6 +1,8 @@
 """``seis-hpc velan``: semblance velocity analysis with automatic picking -> Vrms volume."""
 
 HELP = "velocity analysis: semblance, automatic picks, smooth Vrms field (HDF5)"
+INPUTS = ("input",)
+OUTPUTS = ("out", "picks")
 DESCRIPTION = """Velocity analysis of CMP gathers into a smooth RMS-velocity field.
 
   seis-hpc velan GATHERS.sgy --out velocity.h5 [--picks picks.toml] [--every N]
@@ -118,8 +120,12 @@ def run(args) -> int:
         every = args.every if args.every is not None or args.every_m is not None else 20
         locs = analysis_locations(grid, survey.fold(), every=every, every_m=args.every_m,
                                   min_fold=args.min_fold)
-        picks = velocity_analysis(idx, idx["inline"], idx["crossline"], grid, locs, params,
-                                  reference=reference)
+        from seis_hpc.progress import Progress
+
+        with Progress(len(locs), "velan", "location") as prog:
+            picks = velocity_analysis(idx, idx["inline"], idx["crossline"], grid, locs, params,
+                                      reference=reference,
+                                      progress=lambda done, total: prog.set(done))
     field = field_from_picks(picks, grid, time, smooth_m=args.smooth_m, smooth_s=args.smooth_s)
     config = json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")},
                         default=str, indent=1)

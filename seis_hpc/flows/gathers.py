@@ -264,7 +264,10 @@ def _process(step, impl, reader, groups, mine, fd, comm) -> dict:
         impl.decide(full, reader.columns(np.arange(reader.index.n_traces)))
     if hasattr(impl, "prepare"):
         impl.prepare(reader, [groups[g] for g in mine])
-    for g in mine:
+    from seis_hpc.progress import track
+
+    # Rank 0 reports its own share: with balanced gathers that is the job's pace.
+    for g in track(mine, step.name, "gather", rank=comm.Get_rank() if comm else 0):
         ids = groups[g]
         data = reader.read(ids, allow_bad=step.allow_bad)
         out = impl.apply(data, _ctx(reader, ids))
