@@ -414,6 +414,12 @@ def image_bytes(n_bins: int, nt: int, n_classes: int = 0) -> int:
     return 4 * n_bins * nt * (1 + n_classes)
 
 
+# Every rank keeps the source and receiver coordinates of all traces (sx, sy, rx, ry as
+# float64) to cut its units' geometry without rereading the index: at 1e8 traces that is
+# 3.2 GB, more than a tiled image, so the plan must count it.
+GEOMETRY_BYTES_PER_TRACE = 32
+
+
 def plan_job(grid: BinGrid, nt: int, ns: int, mx, my, shot, aperture: float,
              mem_per_rank: int | str = "2G", *, offset=None, offset_edges=None,
              strategy: str = "auto", tile: int | None = None, n_units: int = 256,
@@ -470,14 +476,16 @@ def plan_job(grid: BinGrid, nt: int, ns: int, mx, my, shot, aperture: float,
     if strategy in ("auto", "shard"):
         shard_units = shard_traces(grid, mx, my, shot, aperture, k_units, trace_order, cls)
         max_tr = max(u.n_traces for u in shard_units)
-        bytes_shard = BASE_BYTES + img + 2 * one + 4 * max_tr * ns + REDUCE_SLAB_BYTES
+        bytes_shard = (BASE_BYTES + img + 2 * one + 4 * max_tr * ns + REDUCE_SLAB_BYTES
+                       + GEOMETRY_BYTES_PER_TRACE * n_tr)
     else:
-        bytes_shard = BASE_BYTES + img + 2 * one + REDUCE_SLAB_BYTES
+        bytes_shard = (BASE_BYTES + img + 2 * one + REDUCE_SLAB_BYTES
+                       + GEOMETRY_BYTES_PER_TRACE * n_tr)
 
     def tile_bytes(t: int) -> int:
         nb = t if grid.is_2d else t * t
         return (BASE_BYTES + image_bytes(nb, nt, n_classes) + 2 * image_bytes(nb, nt)
-                + 4 * TRACE_CHUNK * ns + 8 * n_tr)
+                + 4 * TRACE_CHUNK * ns + GEOMETRY_BYTES_PER_TRACE * n_tr)
 
     if tile is None:
         tile = 1

@@ -96,11 +96,15 @@ def read_headers(layout: Layout, headermap: HeaderMap) -> dict[str, np.ndarray]:
                    shape=(layout.n_traces, layout.trace_bytes))
     out = {name: np.empty(layout.n_traces, dtype=np.float64 if dtype[name].kind == "f"
                           else np.int64) for name in dtype.names}
-    for a in range(0, layout.n_traces, _CHUNK):
-        b = min(layout.n_traces, a + _CHUNK)
-        block = np.ascontiguousarray(mm[a:b, :TRACE_HEADER_BYTES]).view(dtype).ravel()
-        for name in dtype.names:
-            out[name][a:b] = block[name]
+    from seis_hpc.progress import Progress
+
+    with Progress(layout.n_traces, "index", "header") as prog:
+        for a in range(0, layout.n_traces, _CHUNK):
+            b = min(layout.n_traces, a + _CHUNK)
+            block = np.ascontiguousarray(mm[a:b, :TRACE_HEADER_BYTES]).view(dtype).ravel()
+            for name in dtype.names:
+                out[name][a:b] = block[name]
+            prog.set(b)
     del mm
     return out
 
@@ -438,8 +442,13 @@ class TraceIndex:
 
     def check_samples(self, chunk: int = 4096) -> None:
         """Decode every sample once and raise :class:`SeisError` at the first NaN/Inf."""
-        for a in range(0, self.n_traces, chunk):
-            self.read_traces(np.arange(a, min(self.n_traces, a + chunk)))
+        from seis_hpc.progress import Progress
+
+        with Progress(self.n_traces, "check samples", "trace") as prog:
+            for a in range(0, self.n_traces, chunk):
+                b = min(self.n_traces, a + chunk)
+                self.read_traces(np.arange(a, b))
+                prog.set(b)
 
     def close(self) -> None:
         """Release the memory map of the data file."""
