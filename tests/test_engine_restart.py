@@ -134,12 +134,15 @@ def test_restart_after_kill_gives_same_image(survey, uninterrupted, tmp_path, st
     ckpt = Path(f"{out}.ckpt")
     args = cmd(survey, out, "--strategy", strategy, "--tile", "8", "--checkpoint-interval", "0")
     rng = np.random.default_rng()
+    # The tile run has 5 units: slow each enough that the random kill point below always
+    # falls before the end (24 shard units at 0.1 s already last > 1 s).
+    delay = 0.1 if strategy == "shard" else 0.5
     p = _start_and_wait(args, ckpt, "rank-*.h5" if strategy == "shard" else "tile-*.h5",
-                        {"SEIS_HPC_UNIT_DELAY": 0.1})
+                        {"SEIS_HPC_UNIT_DELAY": delay})
     time.sleep(rng.uniform(0.0, 0.5))  # a random point after the first flush
     os.killpg(p.pid, signal.SIGKILL)
     p.wait(timeout=20)
-    assert not out.exists()
+    assert not out.exists(), "the job finished before the kill: nothing was tested"
     r = run(args)
     assert r.returncode == 0, r.stderr
     assert "resuming" in r.stderr
@@ -150,7 +153,7 @@ def test_sigterm_checkpoints_and_rerun_completes(survey, uninterrupted, tmp_path
     out = tmp_path / "img.h5"
     ckpt = Path(f"{out}.ckpt")
     args = cmd(survey, out, "--checkpoint-interval", "1000")
-    p = _start_and_wait(args, ckpt, "job.json", {"SEIS_HPC_UNIT_DELAY": 0.1})
+    p = _start_and_wait(args, ckpt, "job.json", {"SEIS_HPC_UNIT_DELAY": 0.25})
     time.sleep(0.8)
     p.send_signal(signal.SIGTERM)  # to mpiexec, which forwards it to the ranks
     _, err = p.communicate(timeout=30)
@@ -165,7 +168,8 @@ def test_sigterm_checkpoints_and_rerun_completes(survey, uninterrupted, tmp_path
 def test_changed_parameters_refused_then_fresh(survey, tmp_path):
     out = tmp_path / "img.h5"
     args = cmd(survey, out, "--checkpoint-interval", "1000")
-    p = _start_and_wait(args, Path(f"{out}.ckpt"), "job.json", {"SEIS_HPC_UNIT_DELAY": 0.1})
+    p = _start_and_wait(args, Path(f"{out}.ckpt"), "job.json",
+                        {"SEIS_HPC_UNIT_DELAY": 0.25})
     time.sleep(0.5)
     p.send_signal(signal.SIGTERM)
     p.communicate(timeout=30)
