@@ -41,9 +41,7 @@ import numpy as np
 from seis_hpc.errors import SeisError
 from seis_hpc.traveltime import (
     as_coordinates,
-    check_points,
-    check_time_axis,
-    inverse_slowness2,
+    check_geometry,
     max_distance,
     sparse_knots,
 )
@@ -142,12 +140,7 @@ def is_2d(points, sx, sy, rx, ry) -> bool:
 def _setup(points, time, vrms, sx, sy, rx, ry, dt, t_start, aperture, max_angle, taper,
            weights, interp, backend, dims, threads):
     """Check the shared inputs; return arrays and the parameter dict of the kernels."""
-    pts = check_points(points)
-    t = check_time_axis(time)
-    sx = as_coordinates("sx", sx)
-    ntr = sx.size
-    sy, rx, ry = (as_coordinates(n, v, ntr) for n, v in (("sy", sy), ("rx", rx), ("ry", ry)))
-    iv2 = inverse_slowness2(vrms, pts.shape[0], t.size)
+    pts, t, sx, sy, rx, ry, iv2 = check_geometry(points, time, vrms, sx, sy, rx, ry)
     if not (np.isfinite(dt) and dt > 0):
         raise SeisError(f"dt: sample interval must be > 0 s (got {dt})")
     if not np.isfinite(t_start):

@@ -79,6 +79,21 @@ def inverse_slowness2(vrms, npts: int, nt: int) -> np.ndarray:
     return np.ascontiguousarray(1.0 / (v * v))
 
 
+def check_geometry(points, time, vrms, sx, sy, rx, ry):
+    """Validate the inputs every traveltime-based operator shares.
+
+    Returns ``(points, time, sx, sy, rx, ry, iv2)``: points float64 (npts, 2) m, the regular
+    output time axis (s), coordinates float64 (ntr,) m and 1/Vrms^2 (npts, nt) in s^2/m^2.
+    Raises :class:`SeisError` naming the offending field.
+    """
+    pts = check_points(points)
+    t = check_time_axis(time)
+    sx = as_coordinates("sx", sx)
+    ntr = sx.size
+    sy, rx, ry = (as_coordinates(n, v, ntr) for n, v in (("sy", sy), ("rx", rx), ("ry", ry)))
+    return pts, t, sx, sy, rx, ry, inverse_slowness2(vrms, pts.shape[0], t.size)
+
+
 def leg_curvature(time, iv2=None, d_max: float = 0.0) -> np.ndarray:
     """Upper estimate of |d2t/dt0^2| (1/s) of the DSR (both legs) at each output sample.
 
@@ -228,12 +243,7 @@ def dsr_traveltime(points, time, vrms, sx, sy, rx, ry, eta=None, backend="numpy"
     numpy.ndarray, float64, shape (ntr, npts, nt)
         Two-way traveltimes (s).
     """
-    pts = check_points(points)
-    t = check_time_axis(time)
-    sx = as_coordinates("sx", sx)
-    ntr = sx.size
-    sy, rx, ry = (as_coordinates(n, v, ntr) for n, v in (("sy", sy), ("rx", rx), ("ry", ry)))
-    iv2 = inverse_slowness2(vrms, pts.shape[0], t.size)
+    pts, t, sx, sy, rx, ry, iv2 = check_geometry(points, time, vrms, sx, sy, rx, ry)
     a2 = (0.5 * t) ** 2
     eta_arr = None
     if eta is not None:
@@ -249,7 +259,7 @@ def dsr_traveltime(points, time, vrms, sx, sy, rx, ry, eta=None, backend="numpy"
         from seis_hpc.kernels import openmp
         from seis_hpc.kernels import pstm as kern
 
-        tt = np.empty((ntr, pts.shape[0], t.size))
+        tt = np.empty((sx.size, pts.shape[0], t.size))
         dummy = np.zeros((1, 1)) if eta_arr is None else eta_arr
         kern.dsr_traveltime(pts, a2, iv2, sx, sy, rx, ry, dummy, tt, int(eta_arr is not None),
                             int(threads or openmp.max_threads()))

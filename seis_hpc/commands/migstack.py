@@ -80,7 +80,7 @@ def run(args) -> int:
     import numpy as np
 
     from seis_hpc.commands.pstm import _subgrid, _time_axis
-    from seis_hpc.engine.comm import checked_on_root, rank_size, world
+    from seis_hpc.engine.comm import checked_on_root, input_error, rank_size, world
     from seis_hpc.engine.pstm_job import execute, make_job
     from seis_hpc.errors import SeisError
     from seis_hpc.survey import Survey
@@ -129,9 +129,7 @@ def run(args) -> int:
 
     setup_out, err = checked_on_root(comm, setup)
     if err is not None:
-        if rank == 0:
-            print(f"seis-hpc: error: {err}", file=sys.stderr, flush=True)
-        return 2
+        return input_error(comm, err)
     grid, time = setup_out["grid"], setup_out["time"]
     idx = Survey.open(args.input, args.index, save=False).index
     source = RhoFiltered(idx, 2 if grid.is_2d else 3)
@@ -150,9 +148,7 @@ def run(args) -> int:
 
         job, err = checked_on_root(comm, plan)
         if err is not None:
-            if rank == 0:
-                print(f"seis-hpc: error: {err}", file=sys.stderr, flush=True)
-            return 2
+            return input_error(comm, err)
         rc = execute(job, source, open_vrms(vpath, grid, time, validate=rank == 0), comm)
         if rc:
             return rc
@@ -183,9 +179,7 @@ def run(args) -> int:
 
         _, err = checked_on_root(comm, update)
         if err is not None:
-            if rank == 0:
-                print(f"seis-hpc: error: {err}", file=sys.stderr, flush=True)
-            return 2
+            return input_error(comm, err)
     if rank == 0:
         from seis_hpc.io.export import write_volume_segy
         from seis_hpc.io.volume import read_volume

@@ -182,7 +182,7 @@ def run(args) -> int:
     import os
     import sys
 
-    from seis_hpc.engine.comm import checked_on_root, rank_size, world
+    from seis_hpc.engine.comm import checked_on_root, input_error, rank_size, world
     from seis_hpc.engine.pstm_job import execute, make_job
     from seis_hpc.errors import SeisError
     from seis_hpc.survey import Survey
@@ -241,9 +241,7 @@ def run(args) -> int:
 
     job, err = checked_on_root(comm, setup)
     if err is not None:
-        if rank == 0:
-            print(f"seis-hpc: error: {err}", file=sys.stderr, flush=True)
-        return 2
+        return input_error(comm, err)
     if rank == 0:
         idx, vel = held["idx"], held["vel"]
     else:

@@ -96,6 +96,14 @@ def checked_on_root(comm, fn: Callable[[], object]) -> tuple[object, str | None]
     return result, err
 
 
+def input_error(comm, err: str) -> int:
+    """Report an input error found by :func:`checked_on_root` once (on rank 0); every rank
+    returns exit status 2 without an abort."""
+    if rank_size(comm)[0] == 0:
+        print(f"seis-hpc: error: {err}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
+
+
 def reduce_slabs(comm, acc: np.ndarray, sink: Callable[[slice, np.ndarray], None] | None,
                  slab_bytes: int = REDUCE_SLAB_BYTES) -> None:
     """Sum ``acc`` over all ranks slab by slab along axis 0 and hand each sum to ``sink``.
