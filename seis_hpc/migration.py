@@ -48,7 +48,7 @@ from seis_hpc.traveltime import (
 
 WEIGHTS = ("none", "spreading", "obliquity", "spreading+obliquity")
 INTERP = {"linear": 1, "cubic": 3}
-BACKENDS = ("cython", "numpy")
+BACKENDS = ("cython", "numpy", "gpu")
 # Trace blocks of the Cython migration kernel: a block of float32 traces (256 x ns x 4 bytes,
 # about 1 MiB for 1000 samples) stays in L2/L3 while all threads sweep their output points.
 TRACE_BLOCK = 256
@@ -230,17 +230,19 @@ def pstm(data, dt, sx, sy, rx, ry, points, time, vrms, *, t_start=0.0, aperture=
         Maximum wavelet stretch fraction ``1/c - 1``; None for no mute.
     out : numpy.ndarray, shape (npts, nt), optional
         Image (dtype of the computation) to accumulate into; returned.
-    backend : {"cython", "numpy"}
-        Kernel or NumPy reference.
+    backend : {"cython", "numpy", "gpu"}
+        Cython kernel, NumPy reference, or the CUDA kernels of :mod:`seis_hpc.gpu` (float32
+        data only; needs CuPy and a GPU, or ``SEIS_HPC_GPU_EMULATE=1`` for the CPU emulator).
     threads : int, optional
-        OpenMP threads (None: the OpenMP default, i.e. ``OMP_NUM_THREADS``).
+        OpenMP threads (None: the OpenMP default, i.e. ``OMP_NUM_THREADS``; not used by "gpu").
     dx_aa : float, optional
         Output bin spacing (m) for anti-aliasing; default: median spacing of ``points``.
     aa_max : float
         Maximum triangle half-length (samples).
     sparse_t0 : int or "auto", optional
         Evaluate traveltimes, weights and AA lengths exactly on the knots of
-        :func:`seis_hpc.traveltime.sparse_knots` and linearly in between.
+        :func:`seis_hpc.traveltime.sparse_knots` and linearly in between. A CPU economy:
+        ``backend="gpu"`` always evaluates exactly (what the knots approximate).
     dims : {2, 3}, optional
         Spreading law; default: 2 when points and traces are collinear, else 3.
 
@@ -280,6 +282,12 @@ def pstm(data, dt, sx, sy, rx, ry, points, time, vrms, *, t_start=0.0, aperture=
     elif (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != d.dtype
           or not out.flags.c_contiguous):
         raise SeisError(f"out: expected a C-contiguous {d.dtype} array of shape {shape}")
+    if backend == "gpu":
+        from seis_hpc.gpu import pstm as gpu_pstm
+
+        if d.dtype != np.float32:
+            raise SeisError("data: backend 'gpu' computes in float32; give float32 data")
+        return gpu_pstm.migrate(p, d, sx, sy, rx, ry, pts, t, a, iv2, out)
     if backend == "numpy":
         from seis_hpc import _reference
 
@@ -360,6 +368,12 @@ def kirchhoff_model(image, points, time, vrms, sx, sy, rx, ry, ns, dt, *, t_star
     if int(ns) != ns or ns < 1:
         raise SeisError(f"ns: number of samples must be >= 1 (got {ns})")
     ns = int(ns)
+    if backend == "gpu":
+        from seis_hpc.gpu import pstm as gpu_pstm
+
+        if m.dtype != np.float32:
+            raise SeisError("image: backend 'gpu' computes in float32; give a float32 image")
+        return gpu_pstm.model(p, m, pts, t, a, iv2, sx, sy, rx, ry, ns)
     if backend == "numpy":
         from seis_hpc import _reference
 

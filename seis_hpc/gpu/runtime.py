@@ -1,0 +1,220 @@
+"""Where the CUDA kernels of :mod:`seis_hpc.gpu` run: a GPU through CuPy, or the CPU emulator.
+
+Both runtimes compile ``kernels.cu`` with the same ``-D`` options and launch a kernel as
+``launch(name, grid, block, args)``, ``args`` being device arrays (``runtime.xp`` arrays) and
+NumPy scalars in the kernel's parameter order. :class:`EmulatorRuntime` builds the source with
+the host C++ compiler and runs every (block, thread) in turn (see ``emulate.h``): slow, exact,
+and available wherever a C++ compiler is, so that tests exercise the very kernels a GPU runs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from seis_hpc.errors import SeisError
+
+EMULATE_ENV = "SEIS_HPC_GPU_EMULATE"
+# Denormals flushed to zero: no seismic amplitude or traveltime term lives below 1e-38, and
+# without it every rsqrtf and division carries a rescaling branch.
+NVRTC_OPTIONS = ("-std=c++17", "--ftz=true")
+
+
+def source() -> str:
+    """The CUDA source text of the kernels (``seis_hpc/gpu/kernels.cu``)."""
+    return resources.files("seis_hpc.gpu").joinpath("kernels.cu").read_text()
+
+
+def defines_options(defines: dict) -> tuple[str, ...]:
+    """``-DNAME=VALUE`` options, sorted so that equal sets give equal cache keys."""
+    return tuple(f"-D{k}={int(v)}" for k, v in sorted(defines.items()))
+
+
+def _local_rank() -> int:
+    """This process's rank on its node, from the launcher's environment (0 if none)."""
+    for var in ("SEIS_HPC_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID",
+                "PMI_LOCAL_RANK", "PALS_LOCAL_RANKID", "SLURM_LOCALID"):
+        v = os.environ.get(var)
+        if v is not None and v.strip().isdigit():
+            return int(v)
+    return 0
+
+
+class CudaRuntime:
+    """Kernels compiled by NVRTC through CuPy, run on the GPU of this rank.
+
+    With several GPUs visible, local rank r uses GPU ``r % n_gpus`` (one MPI rank per GPU);
+    under SLURM with ``--gpus-per-task=1`` each rank sees one GPU and uses it.
+    """
+
+    name = "cuda"
+
+    def __init__(self):
+        import cupy
+
+        self.cupy = cupy
+        self.xp = cupy
+        n = cupy.cuda.runtime.getDeviceCount()
+        if n < 1:
+            raise SeisError("backend gpu: CuPy sees no CUDA device")
+        self.device_id = _local_rank() % n
+        self.device = cupy.cuda.Device(self.device_id)
+        self.device.use()
+        self._src = source()
+        self._modules: dict[tuple, object] = {}
+
+    def function(self, name: str, defines: dict):
+        opts = NVRTC_OPTIONS + defines_options(defines)
+        mod = self._modules.get(opts)
+        if mod is None:
+            mod = self.cupy.RawModule(code=self._src, options=opts)
+            self._modules[opts] = mod
+        return mod.get_function(name)
+
+    def launch(self, name: str, defines: dict, grid, block, args) -> None:
+        with self.device:
+            self.function(name, defines)(tuple(grid), tuple(block), tuple(args))
+
+    def asarray(self, a, dtype=None):
+        with self.device:
+            return self.cupy.asarray(a, dtype=dtype)
+
+    def asnumpy(self, a) -> np.ndarray:
+        return self.cupy.asnumpy(a)
+
+    def synchronize(self) -> None:
+        self.device.synchronize()
+
+    def describe(self) -> str:
+        p = self.cupy.cuda.runtime.getDeviceProperties(self.device_id)
+        name = p["name"].decode() if isinstance(p["name"], bytes) else p["name"]
+        return (f"{name} (device {self.device_id}, {p['multiProcessorCount']} SMs, "
+                f"{p['totalGlobalMem'] / 2**30:.0f} GiB)")
+
+
+class EmulatorRuntime:
+    """Kernels built by the host C++ compiler and run one thread after another on the CPU."""
+
+    name = "emulator"
+    xp = np
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None):
+        self.cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+        if self.cxx is None:
+            raise SeisError("backend gpu (emulator): no C++ compiler (g++) found")
+        self.cache = Path(cache_dir or Path(tempfile.gettempdir())
+                          / f"seis_hpc-gpu-emulator-{os.getuid()}")
+        self._libs: dict[tuple, ctypes.CDLL] = {}
+
+    def _library(self, defines: dict) -> ctypes.CDLL:
+        opts = defines_options(defines)
+        lib = self._libs.get(opts)
+        if lib is not None:
+            return lib
+        pkg = resources.files("seis_hpc.gpu")
+        src = pkg.joinpath("kernels.cu").read_text()
+        hdr = pkg.joinpath("emulate.h").read_text()
+        key = hashlib.sha256("\0".join((src, hdr, self.cxx, *opts)).encode()).hexdigest()[:20]
+        so = self.cache / f"kernels-{key}.so"
+        if not so.exists():
+            self.cache.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
+                (Path(tmp) / "kernels.cu").write_text(src)
+                (Path(tmp) / "emulate.h").write_text(hdr)
+                out = Path(tmp) / "k.so"
+                cmd = [self.cxx, "-std=c++17", "-O2", "-shared", "-fPIC",
+                       "-Wno-unknown-pragmas", "-x", "c++", "-DSEIS_EMULATE", *opts,
+                       str(Path(tmp) / "kernels.cu"), "-o", str(out)]
+                r = subprocess.run(cmd, capture_output=True, text=True)
+                if r.returncode != 0:
+                    raise SeisError(f"backend gpu (emulator): {self.cxx} failed on kernels.cu: "
+                                    f"{r.stderr.strip().splitlines()[0] if r.stderr else ''}")
+                # rename is atomic: MPI ranks building the same variant do not collide
+                os.replace(out, so)
+        lib = ctypes.CDLL(str(so))
+        self._libs[opts] = lib
+        return lib
+
+    def launch(self, name: str, defines: dict, grid, block, args) -> None:
+        fn = getattr(self._library(defines), f"emu_{name}")
+        fn.argtypes = [ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(ctypes.c_uint),
+                       ctypes.POINTER(ctypes.c_void_p)]
+        fn.restype = None
+        g = (ctypes.c_uint * 3)(*(list(grid) + [1, 1, 1])[:3])
+        b = (ctypes.c_uint * 3)(*(list(block) + [1, 1, 1])[:3])
+        keep = []
+        ptrs = (ctypes.c_void_p * len(args))()
+        for i, a in enumerate(args):
+            if isinstance(a, np.ndarray):
+                if not a.flags.c_contiguous:
+                    raise ValueError(f"kernel argument {i} is not contiguous")
+                obj = ctypes.c_void_p(a.ctypes.data)
+            elif isinstance(a, np.float32):
+                obj = ctypes.c_float(a)
+            elif isinstance(a, np.int32):
+                obj = ctypes.c_int(a)
+            else:
+                raise TypeError(f"kernel argument {i}: {type(a).__name__} (want an array, "
+                                "numpy.float32 or numpy.int32)")
+            keep.append(obj)
+            ptrs[i] = ctypes.cast(ctypes.pointer(obj), ctypes.c_void_p)
+        fn(g, b, ptrs)
+
+    def asarray(self, a, dtype=None):
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    def asnumpy(self, a) -> np.ndarray:
+        return np.asarray(a)
+
+    def synchronize(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return f"CPU emulator ({self.cxx})"
+
+
+_RUNTIME = None
+
+
+def get_runtime():
+    """The runtime of ``backend="gpu"``: CuPy on a CUDA GPU, or the emulator when
+    ``SEIS_HPC_GPU_EMULATE=1``. Raises :class:`SeisError` when neither is available."""
+    global _RUNTIME
+    want_emu = os.environ.get(EMULATE_ENV, "") not in ("", "0")
+    if _RUNTIME is not None and (_RUNTIME.name == "emulator") == want_emu:
+        return _RUNTIME
+    if want_emu:
+        _RUNTIME = EmulatorRuntime()
+        return _RUNTIME
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        raise SeisError("backend gpu: CuPy is not installed (pip install cupy-cuda12x or "
+                        "cupy-cuda13x to match the CUDA driver); use backend cython") from None
+    try:
+        _RUNTIME = CudaRuntime()
+    except SeisError:
+        raise
+    except Exception as e:  # CUDA driver or runtime errors come in several types
+        raise SeisError(f"backend gpu: no usable CUDA device ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}); use backend cython") \
+            from None
+    return _RUNTIME
+
+
+def available() -> bool:
+    """True when ``backend="gpu"`` can run here on a real GPU (CuPy and a CUDA device)."""
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
