@@ -102,6 +102,10 @@ def add_arguments(parser) -> None:
                    help="keep the checkpoint directory after success")
     j.add_argument("--progress-every", type=float, default=10.0, metavar="S",
                    help="seconds between progress lines when not on a terminal (default 10)")
+    j.add_argument("--parallel-hdf5", default="auto", choices=("auto", "on", "off"),
+                   help="output writer: on = every rank writes its share through parallel "
+                   "HDF5 (h5py built with MPI); off = rank 0 assembles the file; auto = "
+                   "parallel when h5py has MPI and there are several ranks (default auto)")
 
 
 def _subgrid(grid, sel):
@@ -235,7 +239,8 @@ def run(args) -> int:
                        n_units=args.units, offset_edges=edges,
                        checkpoint_dir=args.checkpoint_dir, restart=args.restart,
                        checkpoint_interval=args.checkpoint_interval, hash_params=hash_params,
-                       config=config, history=history, progress_period=args.progress_every)
+                       config=config, history=history, progress_period=args.progress_every,
+                       parallel_hdf5=args.parallel_hdf5)
         held.update(idx=idx, vel=vel)
         return job
 

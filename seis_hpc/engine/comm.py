@@ -127,3 +127,47 @@ def reduce_slabs(comm, acc: np.ndarray, sink: Callable[[slice, np.ndarray], None
                 comm.Reduce(slab, None, op=MPI.SUM, root=0)
         if rank == 0 and sink is not None:
             sink(rows, slab)
+
+
+def share_rows(n: int, size: int) -> list[slice]:
+    """Split ``n`` rows into ``size`` contiguous shares, the first ``n % size`` one row longer.
+
+    Returns one ``slice`` per rank (empty for the last ranks when ``n < size``).
+    """
+    base, extra = divmod(n, size)
+    out, a = [], 0
+    for r in range(size):
+        b = a + base + (1 if r < extra else 0)
+        out.append(slice(a, b))
+        a = b
+    return out
+
+
+def reduce_scatter_slabs(comm, acc: np.ndarray, sink: Callable[[slice, np.ndarray], None],
+                         slab_bytes: int = REDUCE_SLAB_BYTES) -> None:
+    """Sum ``acc`` over all ranks slab by slab along axis 0, each slab's rows split among ranks.
+
+    Every rank calls ``sink(rows, summed)`` with its own share of each slab (rows of ``acc``,
+    in order; skipped where a share is empty), so all ranks write at once instead of rank 0
+    alone. Slabs are as large as in :func:`reduce_slabs` (the same memory bound); the extra
+    buffer per rank is one share of a slab. ``acc`` is left unchanged.
+    """
+    rank, size = rank_size(comm)
+    n = acc.shape[0]
+    row = max(1, acc[0:1].nbytes)
+    per_row = int(np.prod(acc.shape[1:], dtype=np.int64))
+    step = max(1, slab_bytes // row)
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        shares = share_rows(b - a, size)
+        mine = shares[rank]
+        out = np.empty((mine.stop - mine.start,) + acc.shape[1:], acc.dtype)
+        if size > 1:
+            from mpi4py import MPI
+
+            counts = [(s.stop - s.start) * per_row for s in shares]
+            comm.Reduce_scatter(np.ascontiguousarray(acc[a:b]), out, counts, op=MPI.SUM)
+        else:
+            out[...] = acc[a:b]
+        if len(out):
+            sink(slice(a + mine.start, a + mine.stop), out)

@@ -26,7 +26,13 @@ from typing import Protocol
 import numpy as np
 
 from seis_hpc.engine.checkpoint import Checkpoint
-from seis_hpc.engine.comm import EXIT_CHECKPOINTED, abort_on_error, rank_size, reduce_slabs
+from seis_hpc.engine.comm import (
+    EXIT_CHECKPOINTED,
+    abort_on_error,
+    rank_size,
+    reduce_scatter_slabs,
+    reduce_slabs,
+)
 from seis_hpc.engine.decomposition import TRACE_CHUNK, Plan
 from seis_hpc.engine.progress import Progress, Timers, timing_table
 from seis_hpc.engine.schedule import make_queue
@@ -35,6 +41,23 @@ from seis_hpc.engine.schedule import make_queue
 FAIL_ENV = "SEIS_HPC_FAIL_UNIT"
 # Test hook: seconds to sleep after each unit (lets tests kill a job part-way).
 SLOW_ENV = "SEIS_HPC_UNIT_DELAY"
+# Test hook: the rank with this number raises while writing its share of a parallel output.
+FAIL_WRITE_ENV = "SEIS_HPC_FAIL_WRITE_RANK"
+
+PARALLEL_HDF5 = ("auto", "on", "off")
+# The output's ``writer`` attribute: which path wrote it.
+PARALLEL_WRITER = "parallel-hdf5"
+RANK0_WRITER = "rank0-assembly"
+PARALLEL_HDF5_MISSING = ("--parallel-hdf5 on: this h5py is not built with MPI "
+                         "(h5py.get_config().mpi is False); use auto or off, or install an MPI "
+                         "h5py (docs/cluster.md)")
+
+
+def h5py_has_mpi() -> bool:
+    """True when the h5py in use is built against parallel HDF5 (the ``mpio`` driver)."""
+    import h5py
+
+    return bool(h5py.get_config().mpi)
 
 
 class TraceSource(Protocol):
@@ -83,6 +106,10 @@ class PstmJob:
         Seconds between plain progress lines.
     keep_checkpoint : bool
         Keep the checkpoint directory after success.
+    parallel_hdf5 : {"auto", "on", "off"}
+        Output writer: ``on`` every rank writes its share through parallel HDF5 (h5py built
+        with MPI); ``off`` rank 0 assembles the file; ``auto`` parallel when h5py has MPI and
+        there is more than one rank.
     """
 
     plan: Plan
@@ -100,6 +127,7 @@ class PstmJob:
     progress_period: float = 10.0
     keep_checkpoint: bool = False
     log_prefix: str = "pstm"
+    parallel_hdf5: str = "auto"
 
 
 def default_kernel():
@@ -274,8 +302,59 @@ class _Rank:
         else:
             ds[lead + (rows, cols)] = block
 
+    def _parallel_hdf5(self) -> bool:
+        """Whether this job's output goes through parallel HDF5 (the same answer on all ranks).
+
+        ``auto``: when h5py is built with MPI on every rank and there is more than one rank.
+        """
+        choice = self.job.parallel_hdf5
+        if choice == "off":
+            return False
+        from seis_hpc.errors import SeisError
+
+        if self.comm is None:
+            if choice == "on":
+                raise SeisError("--parallel-hdf5 on needs MPI (mpi4py), and there is none")
+            return False
+        have = h5py_has_mpi()
+        if self.size > 1:
+            from mpi4py import MPI
+
+            have = bool(self.comm.allreduce(int(have), op=MPI.MIN))
+        if choice == "on" and not have:
+            raise SeisError(PARALLEL_HDF5_MISSING)
+        return have and (choice == "on" or self.size > 1)
+
+    def _final_attrs(self, f, per_rank: list[dict], writer: str) -> None:
+        """The attributes known only once every rank is done (both writers, same order)."""
+        f.attrs["timing"] = json.dumps(per_rank)
+        f.attrs["strategy"] = self.plan.strategy
+        f.attrs["plan"] = self.plan.describe(self.size)
+        f.attrs["n_ranks"] = self.size
+        for k, v in self.job.kernel_args.items():
+            f.attrs[f"pstm_{k}"] = v if v is not None else "none"
+        f.attrs["writer"] = writer
+
     def write_output(self, timings_cb: Callable[[], list[dict]]):
-        """Collective: assemble the image into the output file (rank 0 writes)."""
+        """Collective: write the image file, through parallel HDF5 or assembled by rank 0.
+
+        The file's ``writer`` attribute says which: ``parallel-hdf5`` or ``rank0-assembly``;
+        everything else in it is the same either way. Rank 0 logs the writer and the wall time
+        of this phase (reductions, tile reads and writes).
+        """
+        t0 = _time.perf_counter()
+        if self._parallel_hdf5():
+            writer = PARALLEL_WRITER
+            self._write_parallel(timings_cb)
+        else:
+            writer = RANK0_WRITER
+            self._write_rank0(timings_cb)
+        if self.rank == 0:
+            self.log(f"{self.job.log_prefix}: output phase {_time.perf_counter() - t0:.2f} s "
+                     f"({writer}, {self.size} ranks)")
+
+    def _write_rank0(self, timings_cb: Callable[[], list[dict]]):
+        """Rank 0 writes everything: shard images reduced to it, or every tile file read."""
         import h5py
 
         from seis_hpc.io.atomic import atomic_output
@@ -308,22 +387,86 @@ class _Rank:
             else:
                 # Every tile file is complete: all ranks agreed they left the unit loop.
                 with self.tm("io"):
-                    for u in self.plan.units:
-                        i0, i1, j0, j1 = u.window
-                        img, g = self.ckpt.load_tile(u.uid)
-                        self._put(img_ds, slice(i0, i1), slice(j0, j1), img)
-                        if g is not None:
-                            for k in range(self.ncls):
-                                self._put(f["gathers"], slice(i0, i1), slice(j0, j1), g[k],
-                                          (k,))
+                    self._write_tiles(f, range(len(self.plan.units)))
             per_rank = timings_cb()
-            f.attrs["timing"] = json.dumps(per_rank)
-            f.attrs["strategy"] = self.plan.strategy
-            f.attrs["plan"] = self.plan.describe(self.size)
-            f.attrs["n_ranks"] = self.size
-            for k, v in self.job.kernel_args.items():
-                f.attrs[f"pstm_{k}"] = v if v is not None else "none"
+            self._final_attrs(f, per_rank, RANK0_WRITER)
         self.timings = per_rank
+
+    def _write_tiles(self, f, uids) -> None:
+        """Copy the finished tiles ``uids`` from the checkpoint into the open output ``f``."""
+        img_ds = f["image"]
+        for uid in uids:
+            i0, i1, j0, j1 = self.plan.units[uid].window
+            img, g = self.ckpt.load_tile(uid)
+            self._put(img_ds, slice(i0, i1), slice(j0, j1), img)
+            if g is not None:
+                for k in range(self.ncls):
+                    self._put(f["gathers"], slice(i0, i1), slice(j0, j1), g[k], (k,))
+
+    def _write_parallel(self, timings_cb: Callable[[], list[dict]]):
+        """Every rank writes its share of the image into one file through parallel HDF5.
+
+        Rank 0 lays the file out alone (the same calls as the serial writer, so the layout is
+        the same, down to the ``created`` stamp that a collective creation would have to
+        agree on), under a temporary name it broadcasts; all ranks reopen it with the
+        ``mpio`` driver and write their rows (shard: a reduce-scatter of row slabs) or their
+        tiles (unit ``uid`` on rank ``uid % size``), independently, since the shares differ
+        in shape. Rank 0 adds the final attributes and renames the file once every rank has
+        closed it. A rank that fails removes the temporary file and aborts all ranks; a
+        collective close is not attempted, so a failure cannot hang.
+        """
+        import contextlib
+
+        import h5py
+
+        from seis_hpc.io.atomic import atomic_output
+
+        with contextlib.ExitStack() as stack:
+            tmp = None
+            if self.rank == 0:
+                tmp = stack.enter_context(atomic_output(self.job.out))
+                with h5py.File(tmp, "w") as f:
+                    self._open_output(f)
+            if self.size > 1:
+                tmp = self.comm.bcast(tmp, root=0)
+            try:
+                f = h5py.File(tmp, "r+", driver="mpio", comm=self.comm)
+                self._write_share(f)
+                f.close()  # collective
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            # Gathering the timings also tells rank 0 that every rank has closed the file.
+            per_rank = timings_cb()
+            if self.rank == 0:
+                with h5py.File(tmp, "r+") as f:
+                    self._final_attrs(f, per_rank, PARALLEL_WRITER)
+                self.timings = per_rank
+
+    def _write_share(self, f) -> None:
+        """This rank's part of the image (and gathers) into the open parallel file ``f``."""
+        if os.environ.get(FAIL_WRITE_ENV, "") == str(self.rank):
+            raise RuntimeError(f"injected failure while writing its share "
+                               f"({FAIL_WRITE_ENV}={self.rank})")
+        if self.plan.strategy == "shard":
+            # 2D: the data sets are (cmp, time), so the rows to share out are the CMPs.
+            def rows_of(a):
+                return a[0] if self.grid.is_2d else a
+
+            def sink(rows, summed, ds, lead=()):
+                with self.tm("io"):
+                    ds[lead + (rows,)] = summed
+
+            with self.tm("comm"):
+                reduce_scatter_slabs(self.comm, rows_of(self.image),
+                                     lambda r, s: sink(r, s, f["image"]))
+                for k in range(self.ncls if self.gathers is not None else 0):
+                    reduce_scatter_slabs(self.comm, rows_of(self.gathers[k]),
+                                         lambda r, s, k=k: sink(r, s, f["gathers"], (k,)))
+        else:
+            with self.tm("io"):
+                self._write_tiles(f, range(self.rank, len(self.plan.units), self.size))
 
 
 def execute(job: PstmJob, source, velocity, comm=None, kernel=None,
@@ -440,7 +583,7 @@ def make_job(source, grid, time, out, *, kernel_args: dict, mem_per_rank="2G",
              offset_edges=None, checkpoint_dir=None, restart: str = "auto",
              checkpoint_interval: float = 120.0, hash_params: dict | None = None,
              config: str = "", history: list[str] | None = None,
-             progress_period: float = 10.0) -> PstmJob:
+             progress_period: float = 10.0, parallel_hdf5: str = "auto") -> PstmJob:
     """Plan a job and read its checkpoint (rank 0; broadcast the result to the others).
 
     Parameters
@@ -469,10 +612,19 @@ def make_job(source, grid, time, out, *, kernel_args: dict, mem_per_rank="2G",
         guards the checkpoint. The plan's layout is always included.
     config, history
         Text for the output's attributes.
+    parallel_hdf5 : {"auto", "on", "off"}
+        Output writer (see :class:`PstmJob`); ``on`` without an MPI h5py is refused here,
+        before any work.
     """
     from seis_hpc.engine.checkpoint import parameter_hash
     from seis_hpc.engine.decomposition import plan_job
+    from seis_hpc.errors import SeisError
 
+    if parallel_hdf5 not in PARALLEL_HDF5:
+        raise SeisError(f"parallel_hdf5 must be one of {', '.join(PARALLEL_HDF5)} "
+                        f"(got {parallel_hdf5!r})")
+    if parallel_hdf5 == "on" and not h5py_has_mpi():
+        raise SeisError(PARALLEL_HDF5_MISSING)
     aperture = float(kernel_args.get("aperture", np.inf))
     try:
         order = source["byte_offset"]
@@ -511,4 +663,5 @@ def make_job(source, grid, time, out, *, kernel_args: dict, mem_per_rank="2G",
                    offset_edges=None if offset_edges is None else np.asarray(offset_edges, float),
                    pending=pending, partial_files={i: str(p) for i, p in partials.items()},
                    checkpoint_interval=checkpoint_interval, config=config,
-                   history=list(history or []), progress_period=progress_period)
+                   history=list(history or []), progress_period=progress_period,
+                   parallel_hdf5=parallel_hdf5)
