@@ -259,3 +259,23 @@ def test_every_variant_compiles_for_hopper_with_nvrtc():
         for name in ("pstm_migrate", "pstm_model", "pstm_bare"):
             assert f".entry {name}(" in ptx
         assert ".target sm_90" in ptx
+
+
+def test_cupy_runtime_code_path_on_a_fake_cupy(monkeypatch, random_case):
+    """CudaRuntime (the CuPy path: RawModule, device arrays, launches) run on tests/fake_cupy,
+    which builds the kernels with the emulator: the image is the Cython kernel's."""
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    import fake_cupy
+
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    monkeypatch.delenv(EMULATE_ENV, raising=False)
+    monkeypatch.setattr(runtime, "_RUNTIME", None)
+    rt = runtime.get_runtime()
+    assert isinstance(rt, runtime.CudaRuntime) and "emulator" in rt.describe()
+    data, sx, sy, rx, ry, pts, time, vr = random_case
+    a = pstm(data, DT, sx, sy, rx, ry, pts, time, vr, backend="cython")
+    b = pstm(data, DT, sx, sy, rx, ry, pts, time, vr, backend="gpu")
+    assert np.linalg.norm(a - b) / np.linalg.norm(a) < 1e-4
+    monkeypatch.setattr(runtime, "_RUNTIME", None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -100,6 +101,81 @@ class CudaRuntime:
                 f"{p['totalGlobalMem'] / 2**30:.0f} GiB)")
 
 
+def _cxx() -> str:
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        raise SeisError("backend gpu (emulator): no C++ compiler (g++) found")
+    return cxx
+
+
+def emulator_library(code: str, options=(), cache_dir: str | os.PathLike | None = None
+                     ) -> ctypes.CDLL:
+    """Build CUDA source ``code`` for the CPU emulator (``emulate.h``); return the library.
+
+    Every ``extern "C" __global__`` kernel NAME gets an entry ``emu_NAME(grid, block, args)``
+    (kernels.cu declares its own; other sources get them appended). Built once per source
+    and options into ``cache_dir`` (default: a per-user folder under the temp directory).
+    """
+    cxx = _cxx()
+    hdr = resources.files("seis_hpc.gpu").joinpath("emulate.h").read_text()
+    if "emulate.h" not in code:
+        code = '#include "emulate.h"\n' + code
+    if "SEIS_EMU_ENTRY" not in code:
+        names = re.findall(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(', code)
+        code += "\n" + "".join(f"SEIS_EMU_ENTRY({n})\n" for n in names)
+    opts = tuple(o for o in options if o.startswith("-D"))
+    key = hashlib.sha256("\0".join((code, hdr, cxx, *opts)).encode()).hexdigest()[:20]
+    cache = Path(cache_dir or Path(tempfile.gettempdir()) / f"seis_hpc-gpu-emulator-{os.getuid()}")
+    so = cache / f"kernels-{key}.so"
+    if not so.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            (Path(tmp) / "kernels.cu").write_text(code)
+            (Path(tmp) / "emulate.h").write_text(hdr)
+            out = Path(tmp) / "k.so"
+            cmd = [cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-Wno-unknown-pragmas",
+                   "-x", "c++", "-DSEIS_EMULATE", *opts, str(Path(tmp) / "kernels.cu"),
+                   "-o", str(out)]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                first = r.stderr.strip().splitlines()[0] if r.stderr.strip() else ""
+                raise SeisError(f"backend gpu (emulator): {cxx} failed on kernels.cu: {first}")
+            # rename is atomic: MPI ranks building the same variant do not collide
+            os.replace(out, so)
+    return ctypes.CDLL(str(so))
+
+
+def emulator_launch(lib: ctypes.CDLL, name: str, grid, block, args) -> None:
+    """Run kernel ``name`` of an emulator library over ``grid`` x ``block`` threads.
+
+    ``args`` in the kernel's parameter order: NumPy arrays (passed as pointers),
+    ``numpy.float32`` and ``numpy.int32`` scalars.
+    """
+    fn = getattr(lib, f"emu_{name}")
+    fn.argtypes = [ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(ctypes.c_uint),
+                   ctypes.POINTER(ctypes.c_void_p)]
+    fn.restype = None
+    g = (ctypes.c_uint * 3)(*(list(grid) + [1, 1, 1])[:3])
+    b = (ctypes.c_uint * 3)(*(list(block) + [1, 1, 1])[:3])
+    keep = []
+    ptrs = (ctypes.c_void_p * max(1, len(args)))()
+    for i, a in enumerate(args):
+        if isinstance(a, np.ndarray):
+            if not a.flags.c_contiguous:
+                raise ValueError(f"kernel argument {i} is not contiguous")
+            obj = ctypes.c_void_p(a.ctypes.data)
+        elif isinstance(a, np.float32):
+            obj = ctypes.c_float(a)
+        elif isinstance(a, np.int32):
+            obj = ctypes.c_int(a)
+        else:
+            raise TypeError(f"kernel argument {i}: {type(a).__name__} (want an array, "
+                            "numpy.float32 or numpy.int32)")
+        keep.append(obj)
+        ptrs[i] = ctypes.cast(ctypes.pointer(obj), ctypes.c_void_p)
+    fn(g, b, ptrs)
+
+
 class EmulatorRuntime:
     """Kernels built by the host C++ compiler and run one thread after another on the CPU."""
 
@@ -107,66 +183,17 @@ class EmulatorRuntime:
     xp = np
 
     def __init__(self, cache_dir: str | os.PathLike | None = None):
-        self.cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-        if self.cxx is None:
-            raise SeisError("backend gpu (emulator): no C++ compiler (g++) found")
-        self.cache = Path(cache_dir or Path(tempfile.gettempdir())
-                          / f"seis_hpc-gpu-emulator-{os.getuid()}")
+        self.cxx = _cxx()
+        self.cache_dir = cache_dir
+        self._src = source()
         self._libs: dict[tuple, ctypes.CDLL] = {}
 
-    def _library(self, defines: dict) -> ctypes.CDLL:
+    def launch(self, name: str, defines: dict, grid, block, args) -> None:
         opts = defines_options(defines)
         lib = self._libs.get(opts)
-        if lib is not None:
-            return lib
-        pkg = resources.files("seis_hpc.gpu")
-        src = pkg.joinpath("kernels.cu").read_text()
-        hdr = pkg.joinpath("emulate.h").read_text()
-        key = hashlib.sha256("\0".join((src, hdr, self.cxx, *opts)).encode()).hexdigest()[:20]
-        so = self.cache / f"kernels-{key}.so"
-        if not so.exists():
-            self.cache.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
-                (Path(tmp) / "kernels.cu").write_text(src)
-                (Path(tmp) / "emulate.h").write_text(hdr)
-                out = Path(tmp) / "k.so"
-                cmd = [self.cxx, "-std=c++17", "-O2", "-shared", "-fPIC",
-                       "-Wno-unknown-pragmas", "-x", "c++", "-DSEIS_EMULATE", *opts,
-                       str(Path(tmp) / "kernels.cu"), "-o", str(out)]
-                r = subprocess.run(cmd, capture_output=True, text=True)
-                if r.returncode != 0:
-                    raise SeisError(f"backend gpu (emulator): {self.cxx} failed on kernels.cu: "
-                                    f"{r.stderr.strip().splitlines()[0] if r.stderr else ''}")
-                # rename is atomic: MPI ranks building the same variant do not collide
-                os.replace(out, so)
-        lib = ctypes.CDLL(str(so))
-        self._libs[opts] = lib
-        return lib
-
-    def launch(self, name: str, defines: dict, grid, block, args) -> None:
-        fn = getattr(self._library(defines), f"emu_{name}")
-        fn.argtypes = [ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(ctypes.c_uint),
-                       ctypes.POINTER(ctypes.c_void_p)]
-        fn.restype = None
-        g = (ctypes.c_uint * 3)(*(list(grid) + [1, 1, 1])[:3])
-        b = (ctypes.c_uint * 3)(*(list(block) + [1, 1, 1])[:3])
-        keep = []
-        ptrs = (ctypes.c_void_p * len(args))()
-        for i, a in enumerate(args):
-            if isinstance(a, np.ndarray):
-                if not a.flags.c_contiguous:
-                    raise ValueError(f"kernel argument {i} is not contiguous")
-                obj = ctypes.c_void_p(a.ctypes.data)
-            elif isinstance(a, np.float32):
-                obj = ctypes.c_float(a)
-            elif isinstance(a, np.int32):
-                obj = ctypes.c_int(a)
-            else:
-                raise TypeError(f"kernel argument {i}: {type(a).__name__} (want an array, "
-                                "numpy.float32 or numpy.int32)")
-            keep.append(obj)
-            ptrs[i] = ctypes.cast(ctypes.pointer(obj), ctypes.c_void_p)
-        fn(g, b, ptrs)
+        if lib is None:
+            lib = self._libs[opts] = emulator_library(self._src, opts, self.cache_dir)
+        emulator_launch(lib, name, grid, block, args)
 
     def asarray(self, a, dtype=None):
         return np.ascontiguousarray(a, dtype=dtype)
