@@ -243,3 +243,43 @@ def test_partials_absorbed_on_fewer_ranks_are_not_counted_twice(tmp_path):
         Checkpoint(tmp_path, "h2").prepare({"a": 2})
     assert Checkpoint(tmp_path, "h2").prepare({"a": 2}, restart="fresh") is False
     assert not list(tmp_path.glob("rank-*.h5"))
+
+
+@pytest.mark.parametrize("strategy", ["shard", "tile"])
+def test_gpu_backend_on_two_ranks_matches_serial(survey, reference, tmp_path, strategy):
+    """``--backend gpu`` through the engine, on the GPU kernels' CPU emulator: each rank runs
+    the CUDA source; the image is the Cython serial one to float32 rounding (the GPU kernel
+    matches the Cython kernel within 1e-4, tests/test_gpu.py)."""
+    out = tmp_path / "img.h5"
+    r = run(cmd(survey, out, "--backend", "gpu", "--strategy", strategy, "--tile", "8"),
+            env=env(SEIS_HPC_GPU_EMULATE=1))
+    assert r.returncode == 0, r.stderr
+    assert close(image(out), reference[0], 1e-4)
+    import h5py
+
+    with h5py.File(out) as f:
+        assert f.attrs["pstm_backend"] == "gpu"
+
+
+def test_gpu_backend_without_a_gpu_is_reported_once(survey, tmp_path):
+    pytest.importorskip("seis_hpc.gpu")
+    try:
+        import cupy  # noqa: F401
+
+        pytest.skip("CuPy is installed here")
+    except ImportError:
+        pass
+    out = tmp_path / "img.h5"
+    r = run(cmd(survey, out, "--backend", "gpu"))
+    assert r.returncode == 2
+    assert "CuPy is not installed" in r.stderr
+    assert r.stderr.count("seis-hpc: error") == 1 and "Traceback" not in r.stderr
+    assert not out.exists() and not Path(f"{out}.ckpt").exists()
+
+
+def test_keep_checkpoint_keeps_it(survey, reference, tmp_path):
+    out = tmp_path / "img.h5"
+    r = run(cmd(survey, out, "--keep-checkpoint", ranks=0))
+    assert r.returncode == 0, r.stderr
+    assert close(image(out), reference[0], 1e-6)
+    assert (Path(f"{out}.ckpt") / "job.json").exists()

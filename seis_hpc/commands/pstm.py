@@ -84,6 +84,9 @@ def add_arguments(parser) -> None:
                    help="mute where the wavelet stretch exceeds F (e.g. 0.5)")
     k.add_argument("--threads", type=int, help="OpenMP threads per rank (default "
                    "OMP_NUM_THREADS)")
+    k.add_argument("--backend", default="cython", choices=("cython", "gpu"),
+                   help="kernel: cython (CPU, OpenMP) or gpu (CUDA through CuPy, one GPU per "
+                   "rank: local rank r uses GPU r %% n_gpus)")
     j = parser.add_argument_group("parallel job")
     j.add_argument("--mem-per-rank", default="2G", metavar="SIZE",
                    help="memory budget per rank, e.g. 2G, 512M (default 2G)")
@@ -217,6 +220,11 @@ def run(args) -> int:
                        "stretch_mute": args.stretch_mute}
         if args.threads:
             kernel_args["threads"] = args.threads
+        if args.backend != "cython":
+            from seis_hpc.gpu import get_runtime
+
+            get_runtime()  # no CuPy or no GPU: say so once, before any work
+            kernel_args["backend"] = args.backend
         # Check the kernel parameters once, here, instead of failing on every rank later.
         from seis_hpc.migration import _setup
 
@@ -241,6 +249,7 @@ def run(args) -> int:
                        checkpoint_interval=args.checkpoint_interval, hash_params=hash_params,
                        config=config, history=history, progress_period=args.progress_every,
                        parallel_hdf5=args.parallel_hdf5)
+        job.keep_checkpoint = bool(args.keep_checkpoint)
         held.update(idx=idx, vel=vel)
         return job
 

@@ -641,8 +641,9 @@ def make_job(source, grid, time, out, *, kernel_args: dict, mem_per_rank="2G",
         grid=grid.to_attrs(), nt=len(time), t0=float(time[0]),
         dt_out=float(time[1] - time[0]) if len(time) > 1 else 0.0,
         offset_edges=None if offset_edges is None else [float(e) for e in offset_edges],
+        # the backend changes float32 rounding only: a job may resume on the other one
         kernel={k: (v if not isinstance(v, float) or np.isfinite(v) else "inf")
-                for k, v in kernel_args.items()},
+                for k, v in kernel_args.items() if k != "backend"},
     )
     params = json.loads(json.dumps(params, default=str))
     phash = parameter_hash(params)
