@@ -234,7 +234,15 @@ def main(argv=None) -> int:
 
         sys.modules["cupy"] = fake_cupy
     import bench_kernels as bk
-    import cupy as cp
+
+    try:
+        import cupy as cp
+
+        cp.cuda.runtime.getDeviceCount()
+    except Exception as e:  # no CuPy, no driver or no device
+        print(f"bench_gpu: no usable CuPy/GPU here ({type(e).__name__}: {e}); "
+              "--emulate checks this script on the CPU", file=sys.stderr)
+        return 2
 
     from seis_hpc.kernels import openmp
     from seis_hpc.migration import kirchhoff_model, pstm
