@@ -32,6 +32,13 @@ static inline int __float_as_int(float x)
     std::memcpy(&i, &x, sizeof i);
     return i;
 }
+static inline float __int_as_float(int i)
+{
+    float x;
+    std::memcpy(&x, &i, sizeof x);
+    return x;
+}
+static inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 static inline float atomicAdd(float* p, float v)
 {
     const float old = *p;

@@ -98,9 +98,10 @@ struct SeisPair {
 
 __device__ __forceinline__ SeisPair seis_pair(const SeisPar& P, float wa, float dxs, float dys,
                                               float dxr, float dyr, float ds2, float dr2,
-                                              float a, float a2, float fb, int ib, float iv2,
-                                              bool antialias)
+                                              float a, float ha, float a2, float fb, int ib,
+                                              float iv2, float kaa, bool antialias)
 {
+    // ha = a / 2 and kaa = iv2^2 (dx_aa / dt)^2 are per-thread constants
     SeisPair q;
     const float us = ds2 * iv2, ur = dr2 * iv2;
     const float xs = a2 + us, xr = a2 + ur;
@@ -118,7 +119,7 @@ __device__ __forceinline__ SeisPair seis_pair(const SeisPar& P, float wa, float 
     float w = 1.0f;
     if (SEIS_NEED_INV) {
         const float cmin = a * fminf(rs, rr);
-        const float c = 0.5f * a * (rs + rr);
+        const float c = ha * (rs + rr);
         w = SEIS_OBL ? c : 1.0f;
         if (SEIS_SPREAD) {
             float sp = a * rsqrtf(ts * tr);
@@ -130,10 +131,12 @@ __device__ __forceinline__ SeisPair seis_pair(const SeisPar& P, float wa, float 
         if (SEIS_ANGLE_TAPER && ok && cmin < P.cos_t0)
             w *= 0.5f * (1.0f + cospif((acosf(cmin) - P.th_t0) * P.th_scale));
         if (SEIS_AA && antialias) {
-            const float gx = iv2 * (dxs * rs + dxr * rr);
-            const float gy = iv2 * (dys * rs + dyr * rr);
-            const float g2 = (gx * gx + gy * gy) * P.aa_scale2;   // L^2 before the cap
-            if (g2 > 1.0f && P.aa_max > 1.0f) {
+            // L = |grad t| dx_aa / dt, grad t = iv2 (d_s / ts + d_r / tr); the host switches
+            // SEIS_AA off when aa_max <= 1 (no triangle is then ever read)
+            const float gx = dxs * rs + dxr * rr;
+            const float gy = dys * rs + dyr * rr;
+            const float g2 = (gx * gx + gy * gy) * kaa;   // L^2 before the cap
+            if (g2 > 1.0f) {
                 const float rg = rsqrtf(g2);
                 const float L = fminf(g2 * rg, P.aa_max);
                 q.tri = true;
@@ -176,6 +179,32 @@ __device__ __forceinline__ bool seis_geometry(const SeisPar& P, float4 pt, float
     return true;
 }
 
+// (point, trace) pairs inside the aperture, one thread per pair: rec[2 k] = (dxs, dys, dxr,
+// dyr), rec[2 k + 1] = (ds2, dr2, wa, trace index as int bits), live[k] = 1 (k = p ntr + t);
+// the host packs the live ones per point (in trace order) for the kernels below, so that the
+// geometry is computed once per pair, not once per pair and output sample, and a trace
+// outside the aperture costs the migration nothing.
+extern "C" __global__ void pstm_pairs(const float4* __restrict__ geo_hi,
+                                      const float4* __restrict__ geo_lo, int ntr,
+                                      const float4* __restrict__ pts, int npts,
+                                      const SeisPar* __restrict__ Pp, float4* __restrict__ rec,
+                                      int* __restrict__ live)
+{
+    const SeisPar P = *Pp;
+    const long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= (long long)npts * ntr)
+        return;
+    const int p = (int)(k / ntr), t = (int)(k - (long long)p * ntr);
+    float wa, dxs, dys, dxr, dyr;
+    const bool in = seis_geometry(P, pts[p], geo_hi[t], geo_lo[t], &wa, &dxs, &dys, &dxr, &dyr);
+    live[k] = in ? 1 : 0;
+    if (in) {
+        rec[2 * k] = make_float4(dxs, dys, dxr, dyr);
+        rec[2 * k + 1] = make_float4(dxs * dxs + dys * dys, dxr * dxr + dyr * dyr, wa,
+                                     __int_as_float(t));
+    }
+}
+
 // Samples of this thread: j = j0 + c * chunk + threadIdx.x + s * blockDim.x, s < SEIS_SPT,
 // inside the chunk c of point p; warps read consecutive samples of a trace (coalesced).
 #define SEIS_THREAD_SAMPLES                                                                   \
@@ -185,13 +214,27 @@ __device__ __forceinline__ bool seis_geometry(const SeisPar& P, float4 pt, float
     const int jb = P.j0 + cidx * P.chunk;                                                     \
     int je = jb + P.chunk;                                                                    \
     if (je > P.nt)                                                                            \
-        je = P.nt;
+        je = P.nt;                                                                            \
+    float A[SEIS_SPT], HA[SEIS_SPT], A2[SEIS_SPT], FB[SEIS_SPT], IV[SEIS_SPT], KAA[SEIS_SPT]; \
+    int IB[SEIS_SPT], J[SEIS_SPT];                                                            \
+    _Pragma("unroll") for (int s = 0; s < SEIS_SPT; ++s)                                      \
+    {                                                                                         \
+        const int j = jb + threadIdx.x + s * blockDim.x;                                      \
+        J[s] = j;                                                                             \
+        const int jj = j < je ? j : P.j0; /* inactive samples compute on a valid one */      \
+        A[s] = tab[jj];                                                                       \
+        HA[s] = 0.5f * A[s];                                                                  \
+        A2[s] = tab[P.nt + jj];                                                               \
+        FB[s] = tab[2 * P.nt + jj];                                                           \
+        IB[s] = ib[jj];                                                                       \
+        IV[s] = iv2[(long long)p * P.nt + jj];                                                \
+        KAA[s] = IV[s] * IV[s] * P.aa_scale2;                                                 \
+    }
 
 extern "C" __global__ void pstm_migrate(const float* __restrict__ data,
                                         const float4* __restrict__ s2q,
-                                        const float4* __restrict__ geo_hi,
-                                        const float4* __restrict__ geo_lo, int ntr,
-                                        const float4* __restrict__ pts,
+                                        const float4* __restrict__ pairs,
+                                        const int* __restrict__ off,
                                         const float* __restrict__ tab,
                                         const int* __restrict__ ib,
                                         const float* __restrict__ iv2,
@@ -199,44 +242,36 @@ extern "C" __global__ void pstm_migrate(const float* __restrict__ data,
                                         float* __restrict__ out)
 {
     SEIS_THREAD_SAMPLES
-    const float4 pt = pts[p];
-    float A[SEIS_SPT], A2[SEIS_SPT], FB[SEIS_SPT], IV[SEIS_SPT], ACC[SEIS_SPT];
-    int IB[SEIS_SPT], J[SEIS_SPT];
+    float ACC[SEIS_SPT];
 #pragma unroll
-    for (int s = 0; s < SEIS_SPT; ++s) {
-        const int j = jb + threadIdx.x + s * blockDim.x;
-        J[s] = j;
-        const int jj = j < je ? j : P.j0;   // inactive samples compute on a valid one
-        A[s] = tab[jj];
-        A2[s] = tab[P.nt + jj];
-        FB[s] = tab[2 * P.nt + jj];
-        IB[s] = ib[jj];
-        IV[s] = iv2[(long long)p * P.nt + jj];
+    for (int s = 0; s < SEIS_SPT; ++s)
         ACC[s] = 0.0f;
-    }
-    for (int t = 0; t < ntr; ++t) {
-        float wa, dxs, dys, dxr, dyr;
-        if (!seis_geometry(P, pt, geo_hi[t], geo_lo[t], &wa, &dxs, &dys, &dxr, &dyr))
-            continue;
-        const float ds2 = dxs * dxs + dys * dys, dr2 = dxr * dxr + dyr * dyr;
-        const float* __restrict__ d = data + (long long)t * P.ns;
-        const float4* __restrict__ S = s2q + (long long)t * P.ltrace;
+    const int k1 = off[p + 1];
+    for (int k = off[p]; k < k1; ++k) {
+        const float4 g = pairs[2 * k], h = pairs[2 * k + 1];
+        const unsigned t = (unsigned)__float_as_int(h.w);
+        // 32-bit element offsets (a batch holds < 2^32 samples, see seis_hpc.gpu.pstm):
+        // one add and one wide multiply-add per read address
+        const unsigned td = t * (unsigned)P.ns, ts2 = t * (unsigned)P.ltrace;
 #pragma unroll
         for (int s = 0; s < SEIS_SPT; ++s) {
-            const SeisPair q = seis_pair(P, wa, dxs, dys, dxr, dyr, ds2, dr2, A[s], A2[s],
-                                         FB[s], IB[s], IV[s], true);
+            const SeisPair q = seis_pair(P, h.z, g.x, g.y, g.z, g.w, h.x, h.y, A[s], HA[s],
+                                         A2[s], FB[s], IB[s], IV[s], KAA[s], true);
             if (q.w == 0.0f)
                 continue;
             float v;
+            // indices of live reads are >= 0: unsigned offsets take one instruction each
             if (SEIS_AA && q.tri) {
-                const float4 s0 = S[q.i], s1 = S[q.i1], s2 = S[q.i2];
+                const float4 s0 = s2q[ts2 + (unsigned)q.i], s1 = s2q[ts2 + (unsigned)q.i1],
+                             s2 = s2q[ts2 + (unsigned)q.i2];
                 v = (((s0.x - s1.x) + (s0.x - s2.x)) + ((2.0f * s0.y - s1.y) - s2.y)
                      + ((2.0f * q.f * s0.z - q.f1 * s1.z) - q.f2 * s2.z)) * q.il2;
             } else if (SEIS_INTERP == 1) {
-                const float d0 = d[q.i];
-                v = d0 + q.f * (d[q.i + 1] - d0);
+                const unsigned i = td + (unsigned)q.i;
+                const float d0 = data[i];
+                v = d0 + q.f * (data[i + 1] - d0);
             } else {
-                v = seis_cubic(d, q.i, q.f);
+                v = seis_cubic(data + td, q.i, q.f);
             }
             ACC[s] += q.w * v;
         }
@@ -251,46 +286,35 @@ extern "C" __global__ void pstm_migrate(const float* __restrict__ data,
 // image sample into the interpolation stencil of every trace (atomic adds: many output
 // samples of many points land on one trace).
 extern "C" __global__ void pstm_model(const float* __restrict__ image,
-                                      const float4* __restrict__ geo_hi,
-                                      const float4* __restrict__ geo_lo, int ntr,
-                                      const float4* __restrict__ pts,
+                                      const float4* __restrict__ pairs,
+                                      const int* __restrict__ off,
                                       const float* __restrict__ tab,
                                       const int* __restrict__ ib,
                                       const float* __restrict__ iv2,
-                                        const SeisPar* __restrict__ Pp,
+                                      const SeisPar* __restrict__ Pp,
                                       float* __restrict__ data)
 {
     SEIS_THREAD_SAMPLES
-    const float4 pt = pts[p];
-    float A[SEIS_SPT], A2[SEIS_SPT], FB[SEIS_SPT], IV[SEIS_SPT], M[SEIS_SPT];
-    int IB[SEIS_SPT];
+    float M[SEIS_SPT];
     bool any = false;
 #pragma unroll
     for (int s = 0; s < SEIS_SPT; ++s) {
-        const int j = jb + threadIdx.x + s * blockDim.x;
-        const int jj = j < je ? j : P.j0;
-        A[s] = tab[jj];
-        A2[s] = tab[P.nt + jj];
-        FB[s] = tab[2 * P.nt + jj];
-        IB[s] = ib[jj];
-        IV[s] = iv2[(long long)p * P.nt + jj];
-        M[s] = j < je ? image[(long long)p * P.nt + j] : 0.0f;
+        M[s] = J[s] < je ? image[(long long)p * P.nt + J[s]] : 0.0f;
         any = any || M[s] != 0.0f;
     }
     if (!any)
         return;
-    for (int t = 0; t < ntr; ++t) {
-        float wa, dxs, dys, dxr, dyr;
-        if (!seis_geometry(P, pt, geo_hi[t], geo_lo[t], &wa, &dxs, &dys, &dxr, &dyr))
-            continue;
-        const float ds2 = dxs * dxs + dys * dys, dr2 = dxr * dxr + dyr * dyr;
-        float* d = data + (long long)t * P.ns;
+    const int k1 = off[p + 1];
+    for (int k = off[p]; k < k1; ++k) {
+        const float4 g = pairs[2 * k], h = pairs[2 * k + 1];
+        const unsigned t = (unsigned)__float_as_int(h.w);
+        float* d = data + (unsigned long long)t * (unsigned)P.ns;
 #pragma unroll
         for (int s = 0; s < SEIS_SPT; ++s) {
             if (M[s] == 0.0f)
                 continue;
-            const SeisPair q = seis_pair(P, wa, dxs, dys, dxr, dyr, ds2, dr2, A[s], A2[s],
-                                         FB[s], IB[s], IV[s], false);
+            const SeisPair q = seis_pair(P, h.z, g.x, g.y, g.z, g.w, h.x, h.y, A[s], HA[s],
+                                         A2[s], FB[s], IB[s], IV[s], KAA[s], false);
             const float v = q.w * M[s];
             if (v == 0.0f)
                 continue;
@@ -342,6 +366,7 @@ extern "C" __global__ void pstm_bare(const float* __restrict__ data, const float
 }
 
 #ifdef SEIS_EMULATE
+SEIS_EMU_ENTRY(pstm_pairs)
 SEIS_EMU_ENTRY(pstm_migrate)
 SEIS_EMU_ENTRY(pstm_model)
 SEIS_EMU_ENTRY(pstm_bare)

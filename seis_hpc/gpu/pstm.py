@@ -143,11 +143,36 @@ def split_double_integral(xp, d, pad: int):
     return q
 
 
-def _batch_size(ns: int, ltrace: int, ntr: int, batch_traces) -> int:
+PAIR_BYTES = 1 << 29     # device memory for the (point, trace) pair records of one batch
+
+
+def _batch_size(ns: int, ltrace: int, ntr: int, npts: int, batch_traces) -> int:
+    """Traces per batch: the data budget and the pair-record budget (36 B per pair)."""
     if batch_traces is not None:
-        return max(1, int(batch_traces))
+        return max(1, min(int(batch_traces), (2**31 - 1) // ltrace))
     per_trace = 4 * ns + 16 * ltrace + 32 * ltrace + 64
-    return max(1, min(ntr, BATCH_BYTES // per_trace))
+    # < 2^31 samples per batch: the kernels index a batch with 32-bit offsets
+    return max(1, min(ntr, BATCH_BYTES // per_trace, PAIR_BYTES // (36 * max(1, npts)),
+                      (2**31 - 1) // ltrace))
+
+
+def pairs(rt, geo_hi, geo_lo, pts4, par):
+    """Packed (point, trace) pairs inside the aperture: (records (n, 2, 4), offsets (npts+1,)).
+
+    ``pstm_pairs`` computes each pair's geometry on the device; the live ones are gathered in
+    (point, trace) order, so point p's pairs are ``records[off[p]:off[p+1]]``.
+    """
+    xp = rt.xp
+    ntr, npts = geo_hi.shape[0], pts4.shape[0]
+    n = npts * ntr
+    rec = xp.empty((n, 2, 4), xp.float32)
+    live = xp.empty(n, xp.int32)
+    rt.launch("pstm_pairs", {}, (-(-n // 256),), (256,),
+              (geo_hi, geo_lo, np.int32(ntr), pts4, np.int32(npts), par, rec, live))
+    keep = xp.flatnonzero(live)
+    off = xp.zeros(npts + 1, xp.int32)
+    off[1:] = xp.cumsum(live.reshape(npts, ntr).sum(axis=1))
+    return xp.ascontiguousarray(rec[keep]), off
 
 
 def migrate(p, data, sx, sy, rx, ry, pts, time, a, iv2, out, *, spt=None,
@@ -156,8 +181,8 @@ def migrate(p, data, sx, sy, rx, ry, pts, time, a, iv2, out, *, spt=None,
 
     Parameters are those resolved by :func:`seis_hpc.migration.pstm` (``p``: its parameter
     dict; ``a`` = t0 / 2 (s); ``iv2`` = 1 / vrms^2 (s^2/m^2), (npts, nt)); ``spt``: output
-    samples per thread; ``batch_traces``: traces per upload (default: 1 GiB of device memory).
-    Returns ``out``.
+    samples per thread; ``batch_traces``: traces per upload (default: from the device-memory
+    budgets ``BATCH_BYTES`` and ``PAIR_BYTES``). Returns ``out``.
     """
     rt = runtime or get_runtime()
     xp = rt.xp
@@ -167,7 +192,8 @@ def migrate(p, data, sx, sy, rx, ry, pts, time, a, iv2, out, *, spt=None,
     if ntr == 0 or npts == 0 or j0 >= nt:
         return out
     spt = _spt(spt)
-    aa = bool(p["antialias"]) and _need_inv(p)
+    # no triangle is ever read when aa_max <= 1 (L is capped there): the plain read
+    aa = bool(p["antialias"]) and _need_inv(p) and p["aa_max"] > 1.0
     nchunk, chunk, threads = launch_shape(nt, j0, spt)
     pts4, geo_hi, geo_lo = _geometry(pts, sx, sy, rx, ry)
     tab, ib = _time_table(time, a, p["dt"], p["t_start"])
@@ -178,14 +204,17 @@ def migrate(p, data, sx, sy, rx, ry, pts, time, a, iv2, out, *, spt=None,
     img = xp.zeros((npts, nt), xp.float32)
     dummy = xp.zeros((1, 4), xp.float32)
     dfs = defines(p, spt, aa)
-    nb = _batch_size(ns, ns + 2 * pad, ntr, batch_traces)
+    nb = _batch_size(ns, ns + 2 * pad, ntr, npts, batch_traces)
     for b0 in range(0, ntr, nb):
         b1 = min(ntr, b0 + nb)
+        recs, off = pairs(rt, rt.asarray(geo_hi[b0:b1]), rt.asarray(geo_lo[b0:b1]),
+                          dev["pts"], par)
+        if recs.shape[0] == 0:
+            continue
         d = rt.asarray(data[b0:b1], xp.float32)
         s2q = split_double_integral(xp, d, pad) if aa else dummy
         rt.launch("pstm_migrate", dfs, (npts * nchunk,), (threads,),
-                  (d, s2q, rt.asarray(geo_hi[b0:b1]), rt.asarray(geo_lo[b0:b1]),
-                   np.int32(b1 - b0), dev["pts"], dev["tab"], dev["ib"], dev["iv2"], par, img))
+                  (d, s2q, recs, off, dev["tab"], dev["ib"], dev["iv2"], par, img))
     out += rt.asnumpy(img)
     return out
 
@@ -214,13 +243,16 @@ def model(p, image, pts, time, a, iv2, sx, sy, rx, ry, ns, *, spt=None, batch_tr
            "pts": rt.asarray(pts4), "tab": rt.asarray(tab), "ib": rt.asarray(ib),
            "iv2": rt.asarray(np.ascontiguousarray(iv2, np.float32))}
     dfs = defines(p, spt, False)
-    nb = _batch_size(ns, ns, ntr, batch_traces)
+    nb = _batch_size(ns, ns, ntr, npts, batch_traces)
     for b0 in range(0, ntr, nb):
         b1 = min(ntr, b0 + nb)
+        recs, off = pairs(rt, rt.asarray(geo_hi[b0:b1]), rt.asarray(geo_lo[b0:b1]),
+                          dev["pts"], par)
+        if recs.shape[0] == 0:
+            continue
         d = xp.zeros((b1 - b0, ns), xp.float32)
         rt.launch("pstm_model", dfs, (npts * nchunk,), (threads,),
-                  (dev["img"], rt.asarray(geo_hi[b0:b1]), rt.asarray(geo_lo[b0:b1]),
-                   np.int32(b1 - b0), dev["pts"], dev["tab"], dev["ib"], dev["iv2"], par, d))
+                  (dev["img"], recs, off, dev["tab"], dev["ib"], dev["iv2"], par, d))
         data[b0:b1] = rt.asnumpy(d)
     return data
 
