@@ -22,6 +22,8 @@
 #   SEIS_HPC_RANKS      MPI ranks without SLURM (default: the number of cores)
 #   SEIS_HPC_REQUEUE    1 (default): requeue the job after a checkpoint on SIGUSR1
 #   SEIS_HPC_DRY_RUN    1: print each command (shell-quoted) instead of running it
+#   SEIS_HPC_BACKEND    PSTM kernel: cython (default) | gpu (one GPU per rank; request the
+#                       GPUs yourself, e.g. sbatch --gpus-per-task=1)
 #   OMP_NUM_THREADS     threads per rank (default: SLURM_CPUS_PER_TASK, else 1)
 
 # Exit status of a step stopped by a signal after a clean checkpoint (seis_hpc.engine.comm).
@@ -301,10 +303,19 @@ seis_synth() {
 seis_pstm_main() {
     seis_options input=SEIS_HPC_INPUT velocity=SEIS_HPC_VELOCITY out=SEIS_HPC_OUT \
         preset=SEIS_HPC_PRESET aperture=SEIS_HPC_APERTURE max-angle=SEIS_HPC_MAX_ANGLE \
-        tmax=SEIS_HPC_TMAX ranks=SEIS_HPC_RANKS
+        tmax=SEIS_HPC_TMAX ranks=SEIS_HPC_RANKS backend=SEIS_HPC_BACKEND
     seis_parse "$@"
+    case ${SEIS_HPC_BACKEND:-} in
+        ''|cython|gpu) ;;
+        *) seis_die "--backend must be cython or gpu (got $SEIS_HPC_BACKEND)" ;;
+    esac
     seis_launcher
     seis_banner
+    if [ "${SEIS_HPC_BACKEND:-}" = gpu ] && [ -n "${SLURM_JOB_ID:-}" ] \
+            && [ "${SEIS_LAUNCH[0]:-}" != srun ]; then
+        # mpiexec starts its node daemons with srun, which inherits --gpus-per-task=1.
+        seis_log "warning: backend gpu under SLURM without srun: the ranks of a node may share one GPU"
+    fi
     local out=$SEIS_HPC_OUT input=${SEIS_HPC_INPUT:-} velocity=${SEIS_HPC_VELOCITY:-} truth=
     [ -n "$out" ] || seis_die "no output folder (--out or SEIS_HPC_OUT)"
     mkdir -p -- "$out"
@@ -320,6 +331,9 @@ seis_pstm_main() {
                 --checkpoint-dir "$out/image.h5.ckpt" --max-angle "$SEIS_HPC_MAX_ANGLE")
     [ -z "${SEIS_HPC_APERTURE:-}" ] || args+=(--aperture "$SEIS_HPC_APERTURE")
     [ -z "${SEIS_HPC_TMAX:-}" ] || args+=(--tmax "$SEIS_HPC_TMAX")
+    # No GPU visible (or no CuPy): seis-hpc pstm says so in one line and exits 2, which
+    # seis_parallel passes on. The job requests no GPU itself: sbatch --gpus-per-task=1.
+    [ -z "${SEIS_HPC_BACKEND:-}" ] || args+=(--backend "$SEIS_HPC_BACKEND")
     # Index once, serially, so that the ranks do not each scan the headers.
     seis_step "${SEIS[@]}" index "$input"
     seis_parallel "${SEIS[@]}" pstm "${args[@]}" "${SEIS_EXTRA[@]}"

@@ -17,6 +17,8 @@ A job description (``job.toml``) names the cluster's resources and the step to r
     env = { HDF5_USE_FILE_LOCKING = "FALSE" }
     log_dir = "logs"
     templates = "site/templates"   # default: slurm/templates of this checkout
+    gpus_per_task = 1              # optional: GPUs per rank (sbatch --gpus-per-task), for
+    gpu_type = "h100"              #   backend = "gpu"; gpu_type: the site's GPU type name
 
     [job]
     name = "survey1_pstm"
@@ -25,6 +27,7 @@ A job description (``job.toml``) names the cluster's resources and the step to r
     velocity = "/data/survey1/vrms.h5"
     out = "/scratch/survey1/image.h5"
     args = ["--aperture", "3000", "--tmax", "5.0"]
+    backend = "cython"             # or "gpu": seis-hpc pstm --backend gpu, one GPU per rank
 
     [array]                        # optional: split the image into parts
     parts = 8                      # inline ranges (2D: CMP ranges), one array task each
@@ -37,6 +40,10 @@ sbatch script. With it, it returns a bash
 script that submits the array (each task migrates its part, ``seis-hpc slurm part`` finds the
 part's range) and then a merge job with ``--dependency=afterok:<array job>`` that assembles
 the parts into ``out`` (``seis-hpc slurm merge``).
+
+With ``backend = "gpu"`` every rank drives one GPU: the scripts request
+``--gpus-per-task=[TYPE:]N`` and ``--ntasks`` (which that option needs) and pass ``--backend
+gpu`` to ``seis-hpc pstm``; the merge job of an array asks for no GPU.
 
 Every value reaches the job as one shell word: values are single-quoted (:func:`shlex.quote`)
 in shell lines, and ``#SBATCH`` values are restricted to characters sbatch reads literally.
@@ -55,12 +62,15 @@ import numpy as np
 from seis_hpc.errors import SeisError
 
 LAUNCHERS = ("srun", "mpiexec")
+BACKENDS = ("cython", "gpu")
 MPI_PLUGINS = ("pmi2", "pmix")
 # Job names, partitions, accounts, modules: what sbatch and `module` read as one token.
 _NAME = re.compile(r"^[A-Za-z0-9_.+\-/:@=,]+$")
 _TIME = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")
 _MEMORY = re.compile(r"^\d+[KMGT]?$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A GPU type as gres.conf names it (Type=h100, a100_80gb): one word, no ':' or ','.
+_GPU_TYPE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _HEREDOC = "SEIS_HPC_JOB_SCRIPT"
 CHECKPOINT_WARNING_S = 120
 
@@ -87,6 +97,8 @@ class Cluster:
     env: dict[str, str] = field(default_factory=dict)
     log_dir: str | None = None
     templates: str | None = None
+    gpus_per_task: int = 0
+    gpu_type: str | None = None
 
 
 @dataclass
@@ -99,6 +111,7 @@ class Job:
     command: str = "pstm"
     velocity: str | None = None
     args: list[str] = field(default_factory=list)
+    backend: str = "cython"
 
 
 @dataclass
@@ -197,6 +210,12 @@ def validate(cfg: JobConfig) -> JobConfig:
         _check_text(v, f"cluster.env.{k}", p)
     if not isinstance(c.exclusive, bool):
         raise SeisError(f"cluster.exclusive must be true or false (got {c.exclusive!r})", p)
+    _check_int(c.gpus_per_task, "cluster.gpus_per_task", p, lo=0)
+    if c.gpu_type is not None:
+        _check_word(c.gpu_type, "cluster.gpu_type", p, _GPU_TYPE, "letters, digits and . _ -")
+        if c.gpus_per_task == 0:
+            raise SeisError(f"cluster.gpu_type = {c.gpu_type!r} needs cluster.gpus_per_task "
+                            ">= 1", p)
     _check_word(j.name, "job.name", p, re.compile(r"^[A-Za-z0-9_.+\-]+$"),
                 "letters, digits and . _ + -")
     _check_word(j.command, "job.command", p, re.compile(r"^[a-z][a-z0-9\-]*$"),
@@ -209,6 +228,7 @@ def validate(cfg: JobConfig) -> JobConfig:
         raise SeisError("job.args must be a list of strings", p)
     for a in j.args:
         _check_text(a, "job.args", p)
+    _check_backend(cfg)
     if cfg.array is not None:
         a = cfg.array
         _check_int(a.parts, "array.parts", p)
@@ -221,6 +241,33 @@ def validate(cfg: JobConfig) -> JobConfig:
         if "--grid" in j.args:
             raise SeisError("[array] chooses each part's --grid; remove it from job.args", p)
     return cfg
+
+
+def _check_backend(cfg: JobConfig) -> None:
+    """``job.backend`` against ``cluster.gpus_per_task``: a GPU job without GPUs would stop at
+    its first step, GPUs without the GPU backend would idle for the whole job."""
+    p, c, j = cfg.source, cfg.cluster, cfg.job
+    if j.backend not in BACKENDS:
+        raise SeisError(f"job.backend = {j.backend!r}: choose {' or '.join(BACKENDS)}", p)
+    if any(a == "--backend" or a.startswith("--backend=") for a in j.args):
+        raise SeisError("job.backend chooses the kernel; remove --backend from job.args", p)
+    if j.backend == "gpu":
+        if j.command != "pstm":
+            raise SeisError(f"job.backend = 'gpu' runs seis-hpc pstm; job.command is "
+                            f"{j.command!r}", p)
+        if c.gpus_per_task == 0:
+            raise SeisError("job.backend = 'gpu' needs cluster.gpus_per_task = 1 (one GPU "
+                            "per rank)", p)
+    elif c.gpus_per_task:
+        raise SeisError(f"cluster.gpus_per_task = {c.gpus_per_task} but job.backend is "
+                        f"{j.backend!r}: the GPUs would idle; set job.backend = \"gpu\"", p)
+    if c.gpus_per_task and c.launcher != "srun":
+        raise SeisError(f"cluster.launcher = {c.launcher!r} with GPUs: mpiexec starts its node "
+                        "daemons through srun, which inherits --gpus-per-task and would give "
+                        "all ranks of a node one GPU; use launcher = \"srun\"", p)
+    if c.gpus_per_task > 1:
+        raise SeisError(f"cluster.gpus_per_task = {c.gpus_per_task}: a rank drives one GPU; "
+                        "use gpus_per_task = 1 and one task per GPU (tasks_per_node)", p)
 
 
 def load_config(path: str | Path) -> JobConfig:
@@ -280,6 +327,12 @@ def _sbatch_lines(c: Cluster, name: str, time: str, log: str, nodes: int | None 
     lines = [f"--job-name={name}", f"--nodes={nodes or c.nodes}",
              f"--ntasks-per-node={tasks_per_node or c.tasks_per_node}",
              f"--cpus-per-task={cpus or c.cpus_per_task}", f"--time={time}"]
+    gpu = c.gpus_per_task > 0 and not serial
+    if gpu:
+        # --gpus-per-task needs an explicit task count: nodes x tasks per node is not one.
+        lines.insert(3, f"--ntasks={(nodes or c.nodes) * (tasks_per_node or c.tasks_per_node)}")
+        lines.insert(5, f"--gpus-per-task={c.gpu_type + ':' if c.gpu_type else ''}"
+                        f"{c.gpus_per_task}")
     for key in ("partition", "account", "qos", "constraint"):
         if getattr(c, key):
             lines.append(f"--{key}={getattr(c, key)}")
@@ -290,7 +343,16 @@ def _sbatch_lines(c: Cluster, name: str, time: str, log: str, nodes: int | None 
     # sbatch reads a double-quoted #SBATCH value literally; a validated path has no '"'.
     lines.append(f'--output="{log}"')
     lines += list(extra)
-    return [f"#SBATCH {x}" for x in lines]
+    return [f"#SBATCH {x}" for x in lines] + (_GPU_BINDING if gpu else [])
+
+
+# Why the rendered GPU jobs add no --gpu-bind: the comment they carry.
+_GPU_BINDING = [
+    "# One MPI rank per GPU: --gpus-per-task=1 implies --gpu-bind=per_task:1, and srun inherits",
+    "# it (SLURM_GPUS_PER_TASK), so each rank sees only its own GPU. No --gpu-bind=single:1: it",
+    "# binds by socket affinity (gres.conf Cores=), which depends on the site. A rank that sees",
+    "# several GPUs takes GPU (local rank % GPUs seen).",
+]
 
 
 def _log_path(c: Cluster, stem: str) -> str:
@@ -332,6 +394,8 @@ def _step_args(j: Job) -> list[str]:
     args = [j.input]
     if j.velocity is not None:
         args += ["--velocity", j.velocity]
+    if j.backend != "cython":
+        args += ["--backend", j.backend]
     return args
 
 
@@ -387,7 +451,8 @@ def render_single(cfg: JobConfig) -> str:
         "--open-mode=append", f"--signal=B:USR1@{CHECKPOINT_WARNING_S}", "--requeue"))
     return fill(text, {
         **_common(cfg, j.name), "sbatch": "\n".join(sbatch),
-        "ranks": f"{c.nodes} x {c.tasks_per_node} ranks",
+        "ranks": f"{c.nodes} x {c.tasks_per_node} ranks"
+                 + (", one GPU each" if c.gpus_per_task else ""),
         "step": _words([j.command, *_step_args(j), "--out", j.out, *j.args])}, where)
 
 

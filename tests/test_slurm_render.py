@@ -289,3 +289,256 @@ def test_site_templates_and_unknown_placeholder(tmp_path):
     (tmp_path / "job.toml").write_text(body.replace(str(site), str(tmp_path / "none")))
     with pytest.raises(SeisError, match="no template folder"):
         render(load_config(tmp_path / "job.toml"))
+
+
+# -- GPU nodes: --gpus-per-task, --backend gpu ----------------------------------------------------
+GPU_ARGS = ["--aperture", "250", "--max-angle", "60", "--tmax", "0.6", "--grid", "1,5,44,80"]
+
+
+def gpu_toml(tmp_path: Path, cluster: str = "", job: str = "", array: str = "") -> Path:
+    return write_toml(tmp_path / "job.toml", f"""
+[cluster]
+root = {q(ROOT)}
+nodes = 2
+tasks_per_node = 4
+cpus_per_task = 16
+{cluster}
+[job]
+name = "g1"
+input = "a.sgy"
+velocity = "v.csv"
+out = "o.h5"
+{job}
+{array}""")
+
+
+def step_argv(text: str) -> list[str]:
+    """The words of the rendered ``step=(...)`` line."""
+    line = next(ln for ln in text.splitlines() if ln.startswith("step=("))
+    return shlex.split(line[len("step=("):-1])
+
+
+def test_gpu_cluster_config(tmp_path):
+    """slurm/configs/gpu.toml: 4 ranks per node, one GPU and a quarter of the cores each."""
+    cfg = load_config(CONFIGS / "gpu.toml")
+    text = render(cfg)
+    s = sbatch_lines(text)
+    assert s["--gpus-per-task"] == "h100:1" and s["--ntasks-per-node"] == "4"
+    # --gpus-per-task needs an explicit task count.
+    assert int(s["--ntasks"]) == int(s["--nodes"]) * 4 == 8
+    assert s["--cpus-per-task"] == "16" and "--gres" not in s and "--gpu-bind" not in s
+    step = step_argv(text)
+    assert step[:6] == ["pstm", cfg.job.input, "--velocity", cfg.job.velocity, "--backend", "gpu"]
+    assert "export SEIS_HPC_LAUNCHER=srun" in text and "one GPU each" in text
+    assert "--gpu-bind=per_task:1" in text  # the comment on the binding
+    bash_n(text, tmp_path)
+    # Without a type: --gpus-per-task=1.
+    text = render(load_config(gpu_toml(tmp_path, "gpus_per_task = 1", 'backend = "gpu"')))
+    assert sbatch_lines(text)["--gpus-per-task"] == "1"
+
+
+def test_cpu_configs_request_no_gpu():
+    for name in ("small.toml", "large.toml"):
+        text = render(load_config(CONFIGS / name))
+        assert "--gpus-per-task" not in text and "--backend" not in text
+        assert "#SBATCH --ntasks=" not in text and "one GPU" not in text
+
+
+def test_gpu_array_parts_have_gpus_and_merge_has_none(tmp_path):
+    cfg = gpu_toml(tmp_path, "gpus_per_task = 1", 'backend = "gpu"', "[array]\nparts = 3\n")
+    text = render(load_config(cfg))
+    bash_n(text, tmp_path)
+    array, merge = text.split("<<'SEIS_HPC_JOB_SCRIPT'\n")[1:]
+    a, m = sbatch_lines(array), sbatch_lines(merge)
+    assert a["--gpus-per-task"] == "1" and a["--ntasks"] == "8" and a["--array"] == "0-2"
+    assert "--gpus-per-task" not in m and "--ntasks" not in m and m["--nodes"] == "1"
+    step = step_argv(array)
+    assert step[step.index("--backend") + 1] == "gpu" and step[0] == "pstm"
+    assert "--backend" not in merge
+
+
+@pytest.mark.parametrize("cluster,job,word", [
+    ("", 'backend = "gpu"', "job.backend = 'gpu' needs cluster.gpus_per_task"),
+    ("gpus_per_task = 1", "", "cluster.gpus_per_task = 1 but job.backend is 'cython'"),
+    ("gpus_per_task = 1", 'backend = "cython"', "the GPUs would idle"),
+    ("", 'backend = "cuda"', "job.backend = 'cuda': choose cython or gpu"),
+    ('gpu_type = "h100"', "", "cluster.gpu_type = 'h100' needs cluster.gpus_per_task"),
+    ('gpus_per_task = 1\ngpu_type = "h100:2"', 'backend = "gpu"', "cluster.gpu_type"),
+    ("gpus_per_task = -1", "", "cluster.gpus_per_task must be an integer >= 0"),
+    ('gpus_per_task = "1"', 'backend = "gpu"', "cluster.gpus_per_task must be an integer"),
+    ("gpus_per_task = 2", 'backend = "gpu"', "a rank drives one GPU"),
+    ('gpus_per_task = 1\nlauncher = "mpiexec"', 'backend = "gpu"', "cluster.launcher"),
+    ("gpus_per_task = 1", 'backend = "gpu"\ncommand = "velan"', "job.command is 'velan'"),
+    ("", 'args = ["--backend", "gpu"]', "remove --backend from job.args"),
+])
+def test_bad_gpu_config_is_one_line_error_and_no_script(tmp_path, cluster, job, word):
+    cfg = gpu_toml(tmp_path, cluster, job)
+    out = tmp_path / "job.sh"
+    r = cli("slurm", "render", "--config", cfg, "--out", out)
+    assert r.returncode == 2, r.stdout
+    assert r.stderr.count("\n") == 1 and word in r.stderr and "job.toml" in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()
+
+
+def _pstm_dry(*args, env=None) -> list[str]:
+    """The argv after ``seis_hpc pstm`` that jobs/pstm_3d.sh would run (SEIS_HPC_DRY_RUN)."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SEIS_HPC_"))}
+    e.update({"SEIS_HPC_DRY_RUN": "1", "SEIS_HPC_RANKS": "2", **(env or {})})
+    r = subprocess.run(["bash", str(ROOT / "jobs" / "pstm_3d.sh"), *map(str, args)],
+                       capture_output=True, text=True, env=e)
+    assert r.returncode == 0, r.stderr
+    argv = next(shlex.split(ln) for ln in r.stdout.splitlines() if " pstm " in ln)
+    return argv, r.stderr
+
+
+def test_job_script_backend_option_and_variable(tmp_path):
+    out = ["--out", tmp_path / "o"]
+    p, _ = _pstm_dry(*out)
+    assert "--backend" not in p  # the command's default (cython)
+    for args, env in (([*out, "--backend", "gpu"], {}), (out, {"SEIS_HPC_BACKEND": "gpu"})):
+        p, _ = _pstm_dry(*args, env=env)
+        assert p[p.index("--backend") + 1] == "gpu" and p.count("--backend") == 1
+    p, _ = _pstm_dry(*out, "--backend=cython", env={"SEIS_HPC_BACKEND": "gpu"})
+    assert p[p.index("--backend") + 1] == "cython"  # the option wins
+    # Under SLURM the script asks for nothing: the GPUs come from sbatch --gpus-per-task.
+    b = _fake_bin(tmp_path)
+    (b / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (b / "srun").chmod(0o755)
+    slurm = {"PATH": f"{b}:{os.environ['PATH']}", "SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}
+    p, err = _pstm_dry(*out, "--backend", "gpu", env=slurm)
+    assert p[:2] == ["srun", "--mpi=pmi2"] and not any(a.startswith("--gpu") for a in p)
+    assert "warning" not in err
+    p, err = _pstm_dry(*out, "--backend", "gpu", env={**slurm, "SEIS_HPC_LAUNCHER": "mpiexec"})
+    assert p[0].endswith("mpiexec") and "may share one GPU" in err
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SEIS_HPC_"))}
+    r = subprocess.run(["bash", str(ROOT / "jobs" / "pstm_3d.sh"), *map(str, out),
+                        "--backend", "cuda"], capture_output=True, text=True,
+                       env={**e, "SEIS_HPC_DRY_RUN": "1"})
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+    assert "--backend must be cython or gpu (got cuda)" in r.stderr and not r.stdout
+
+
+def _jobs_env(**extra) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items()
+         if not k.startswith(("SLURM_", "SEIS_HPC_")) and k != EMULATE}
+    e.update(OMP_NUM_THREADS="1", SEIS_HPC_RANKS="2", **extra)
+    return e
+
+
+EMULATE = "SEIS_HPC_GPU_EMULATE"
+
+
+def _on_gpu() -> bool:
+    from seis_hpc.gpu import available
+
+    return available()
+
+
+@pytest.fixture(scope="module", params=["emulator"] + (["cuda"] if _on_gpu() else []))
+def gpu_job(request, tmp_path_factory):
+    """``bash jobs/pstm_3d.sh --backend gpu`` on the tiny3d survey, 2 ranks through mpiexec,
+    on the GPU kernels' CPU emulator (and on the GPU where there is one); then the serial
+    Cython image of the same window as the reference."""
+    d = tmp_path_factory.mktemp(f"gpu_{request.param}")
+    emu = {EMULATE: "1"} if request.param == "emulator" else {}
+    r = subprocess.run(["bash", str(ROOT / "jobs" / "pstm_3d.sh"), "--preset", "tiny3d",
+                        "--out", str(d / "job"), "--backend", "gpu", "--aperture", "250",
+                        "--tmax", "0.6", "--", "--grid", "1,5,44,80"], capture_output=True,
+                       text=True, cwd=d, env=_jobs_env(**emu), timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    survey = d / "job" / "survey"
+    ref = d / "cython.h5"
+    r2 = cli("pstm", survey / "shots.sgy", "--velocity", survey / "velocity.csv", "--out", ref,
+             *GPU_ARGS, env={"OMP_NUM_THREADS": "1"})
+    assert r2.returncode == 0, r2.stderr
+    return {"dir": d, "survey": survey, "image": d / "job" / "image.h5", "ref": ref,
+            "log": r.stderr, "env": emu}
+
+
+def _close(a, ref, rel):
+    return np.abs(a - ref).max() <= rel * np.abs(ref).max()
+
+
+def test_gpu_job_script_image_equals_cython_and_focuses(gpu_job):
+    import json
+
+    import h5py
+
+    ref, img = read_volume(gpu_job["ref"]), read_volume(gpu_job["image"])
+    assert img.data.shape == ref.data.shape == (5, 37, 151)
+    assert np.abs(ref.data).max() > 0 and _close(img.data, ref.data, 1e-4)
+    with h5py.File(gpu_job["image"]) as f:
+        assert f.attrs["pstm_backend"] == "gpu"
+    assert "--backend gpu" in gpu_job["log"] and "qc: diffractor at inline" in gpu_job["log"]
+    # The brightest bin is next to the diffractor (it may lie between inlines), at its t0.
+    d = json.loads((gpu_job["survey"] / "truth.json").read_text())["diffractors"][0]
+    g = img.grid
+    i, j, k = np.unravel_index(np.argmax(img.data), img.data.shape)
+    x, y = g.grid_to_world(g.inlines()[i], g.crosslines()[j])
+    il, xl = g.world_to_grid(d["x"], d["y"])
+    assert abs(g.inlines()[i] - il) <= 0.51 and abs(g.crosslines()[j] - xl) <= 1
+    # Within one inline bin and half a crossline bin (the bound of test_engine_restart.py).
+    assert np.hypot(x - d["x"], y - d["y"]) <= np.hypot(g.bin_inline, g.bin_crossline / 2) + 0.1
+    assert abs(img.time[k] - d["t0_s"]) <= 2 * img.dt + 1e-9
+    assert (i, j, k) == np.unravel_index(np.argmax(ref.data), ref.data.shape)
+
+
+def test_rendered_gpu_job_runs_without_slurm(gpu_job, tmp_path):
+    """The rendered GPU script, run by bash with a stand-in ``srun`` that starts the ranks with
+    mpiexec (no SLURM here): it reaches seis-hpc pstm with --backend gpu and writes the image
+    of the job script, i.e. the Cython image to 1e-4."""
+    survey = gpu_job["survey"]
+    out = tmp_path / "rendered image.h5"
+    cfg = write_toml(tmp_path / "job.toml", f"""
+[cluster]
+root = {q(ROOT)}
+nodes = 1
+tasks_per_node = 2
+gpus_per_task = 1
+[job]
+name = "gpu_e2e"
+backend = "gpu"
+input = {q(survey / "shots.sgy")}
+velocity = {q(survey / "velocity.csv")}
+out = {q(out)}
+args = [{", ".join(q(a) for a in GPU_ARGS)}]
+""")
+    script = tmp_path / "job.sh"
+    r = cli("slurm", "render", "--config", cfg, "--out", script)
+    assert r.returncode == 0, r.stderr
+    b = tmp_path / "bin"
+    b.mkdir()
+    (b / "srun").write_text('#!/bin/bash\nprintf "%s\\n" "$@" > "$FAKE_LOG"\n'
+                            '[ "${1%%=*}" = --mpi ] && shift\n'
+                            f'exec {shlex.quote(str(ROOT / ".venv" / "bin" / "mpiexec"))} '
+                            '-n "$SLURM_NTASKS" "$@"\n')
+    (b / "srun").chmod(0o755)
+    log = tmp_path / "srun.args"
+    r = subprocess.run(["bash", str(script)], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=300, env=_jobs_env(**gpu_job["env"], SLURM_NTASKS="2",
+                                                  FAKE_LOG=str(log),
+                                                  PATH=f"{b}:{os.environ['PATH']}"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    argv = log.read_text().split("\n")[:-1]
+    assert argv[0] == "--mpi=pmi2" and argv[argv.index("--backend") + 1] == "gpu"
+    ref = read_volume(gpu_job["ref"]).data
+    assert _close(read_volume(out).data, ref, 1e-4)
+
+
+def test_gpu_job_without_a_gpu_stops_with_one_line(gpu_job, tmp_path):
+    """No CuPy or no CUDA device: the pstm step says so once, exit 2 through mpiexec and the
+    script, and writes no image."""
+    if _on_gpu():
+        pytest.skip("a GPU is visible here")
+    survey = gpu_job["survey"]
+    out = tmp_path / "o"
+    r = subprocess.run(["bash", str(ROOT / "jobs" / "pstm_3d.sh"), "--input",
+                        str(survey / "shots.sgy"), "--velocity", str(survey / "velocity.csv"),
+                        "--out", str(out), "--backend", "gpu", "--", "--grid", "1,5,44,80"],
+                       capture_output=True, text=True, cwd=tmp_path, env=_jobs_env(),
+                       timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if "error" in ln]
+    assert len(errors) == 1 and errors[0].startswith("seis-hpc: error: backend gpu: ")
+    assert "step failed (exit 2)" in r.stderr and "Traceback" not in r.stderr
+    assert not (out / "image.h5").exists()
