@@ -210,10 +210,16 @@ def kernel_rates(cp, prob, n_eval, repeat, res_rates, tag, spts=(1, 2, 4)):
         par = cp.asarray(gp._params(p, data.shape[1], len(time_axis), j0, nchunk, chunk, aa))
         iv2 = cp.asarray((1.0 / vr.astype(np.float64) ** 2).astype(np.float32)
                          * np.ones((1, len(time_axis)), np.float32))
-        kargs = (d, s2q, cp.asarray(gh), cp.asarray(gl), np.int32(len(sx)), cp.asarray(pts4),
-                 cp.asarray(tab), cp.asarray(ib), iv2, par, img)
+        gh, gl, pts4, tab, ib = (cp.asarray(v) for v in (gh, gl, pts4, tab, ib))
         dfs = gp.defines(p, spt, aa)
-        return lambda: rt.launch("pstm_migrate", dfs, (len(pts) * nchunk,), (threads,), kargs)
+
+        def run():
+            # the pair pass is part of the work (the bare loop tests the aperture itself)
+            recs, off = gp.pairs(rt, gh, gl, pts4, par)
+            rt.launch("pstm_migrate", dfs, (len(pts) * nchunk,), (threads,),
+                      (d, s2q, recs, off, tab, ib, iv2, par, img))
+
+        return run
 
     for spt in spts:
         t = events_time(cp, prepared(True, spt), repeat)

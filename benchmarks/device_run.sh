@@ -46,7 +46,9 @@ gpu)
         tee "$OUT/bench_gpu.log"
     ;;
 scaling)
-    timeout 560 "$PY" benchmarks/bench_scaling.py --ranks 1,2,4,8,16 2>&1 |
+    # strong: 320 shots, about two minutes on one rank (issue #4); weak: 32 shots per rank
+    timeout 570 "$PY" benchmarks/bench_scaling.py --ranks 1,2,4,8,16 --strong-scale 5 \
+        --weak-scale 2 --json "$OUT/bench_scaling.json" 2>&1 |
         tee "$OUT/bench_scaling.log"
     ;;
 *)
