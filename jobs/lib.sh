@@ -311,9 +311,13 @@ seis_pstm_main() {
     esac
     seis_launcher
     seis_banner
-    if [ "${SEIS_HPC_BACKEND:-}" = gpu ] && [ -n "${SLURM_JOB_ID:-}" ] \
-            && [ "${SEIS_LAUNCH[0]:-}" != srun ]; then
-        # mpiexec starts its node daemons with srun, which inherits --gpus-per-task=1.
+    if [ "${SEIS_HPC_BACKEND:-}" = gpu ] && [ "${SEIS_LAUNCH[0]:-}" = srun ]; then
+        # One GPU per rank. --gpus-per-task implies this binding, but SLURM 22.05 skips it
+        # for a typed request (--gpus-per-task=h100:1); a binding given to sbatch wins.
+        [ -n "${SLURM_GPU_BIND:-}" ] || SEIS_LAUNCH+=(--gpu-bind=per_task:1)
+    elif [ "${SEIS_HPC_BACKEND:-}" = gpu ] && [ -n "${SLURM_JOB_ID:-}" ]; then
+        # mpiexec starts its node daemons with srun, one task per node, which inherits
+        # --gpus-per-task=1: every rank of a node would get that one GPU.
         seis_log "warning: backend gpu under SLURM without srun: the ranks of a node may share one GPU"
     fi
     local out=$SEIS_HPC_OUT input=${SEIS_HPC_INPUT:-} velocity=${SEIS_HPC_VELOCITY:-} truth=

@@ -42,8 +42,9 @@ part's range) and then a merge job with ``--dependency=afterok:<array job>`` tha
 the parts into ``out`` (``seis-hpc slurm merge``).
 
 With ``backend = "gpu"`` every rank drives one GPU: the scripts request
-``--gpus-per-task=[TYPE:]N`` and ``--ntasks`` (which that option needs) and pass ``--backend
-gpu`` to ``seis-hpc pstm``; the merge job of an array asks for no GPU.
+``--gpus-per-task=[TYPE:]1`` with ``--ntasks`` (which that option needs) and
+``--gpu-bind=per_task:1``, and pass ``--backend gpu`` to ``seis-hpc pstm``; the merge job of
+an array asks for no GPU.
 
 Every value reaches the job as one shell word: values are single-quoted (:func:`shlex.quote`)
 in shell lines, and ``#SBATCH`` values are restricted to characters sbatch reads literally.
@@ -329,10 +330,12 @@ def _sbatch_lines(c: Cluster, name: str, time: str, log: str, nodes: int | None 
              f"--cpus-per-task={cpus or c.cpus_per_task}", f"--time={time}"]
     gpu = c.gpus_per_task > 0 and not serial
     if gpu:
-        # --gpus-per-task needs an explicit task count: nodes x tasks per node is not one.
+        # The sbatch manual asks --gpus-per-task for an explicit task count (-n); newer
+        # SLURM refuses the job without one (22.05 accepts nodes x tasks per node).
         lines.insert(3, f"--ntasks={(nodes or c.nodes) * (tasks_per_node or c.tasks_per_node)}")
         lines.insert(5, f"--gpus-per-task={c.gpu_type + ':' if c.gpu_type else ''}"
                         f"{c.gpus_per_task}")
+        lines.insert(6, f"--gpu-bind=per_task:{c.gpus_per_task}")
     for key in ("partition", "account", "qos", "constraint"):
         if getattr(c, key):
             lines.append(f"--{key}={getattr(c, key)}")
@@ -346,12 +349,12 @@ def _sbatch_lines(c: Cluster, name: str, time: str, log: str, nodes: int | None 
     return [f"#SBATCH {x}" for x in lines] + (_GPU_BINDING if gpu else [])
 
 
-# Why the rendered GPU jobs add no --gpu-bind: the comment they carry.
+# Why the rendered GPU jobs bind explicitly: the comment they carry.
 _GPU_BINDING = [
-    "# One MPI rank per GPU: --gpus-per-task=1 implies --gpu-bind=per_task:1, and srun inherits",
-    "# it (SLURM_GPUS_PER_TASK), so each rank sees only its own GPU. No --gpu-bind=single:1: it",
-    "# binds by socket affinity (gres.conf Cores=), which depends on the site. A rank that sees",
-    "# several GPUs takes GPU (local rank % GPUs seen).",
+    "# One MPI rank per GPU: srun inherits --gpu-bind=per_task:1 (SLURM_GPU_BIND), so each",
+    "# rank sees only its own GPU. Explicit because the binding that --gpus-per-task implies",
+    "# is not applied to a typed request (TYPE:1) by SLURM 22.05; not single:1, which binds",
+    "# by socket affinity (gres.conf Cores=) and so depends on the site.",
 ]
 
 

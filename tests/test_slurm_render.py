@@ -326,11 +326,13 @@ def test_gpu_cluster_config(tmp_path):
     assert s["--gpus-per-task"] == "h100:1" and s["--ntasks-per-node"] == "4"
     # --gpus-per-task needs an explicit task count.
     assert int(s["--ntasks"]) == int(s["--nodes"]) * 4 == 8
-    assert s["--cpus-per-task"] == "16" and "--gres" not in s and "--gpu-bind" not in s
+    assert s["--cpus-per-task"] == "16" and "--gres" not in s
+    # Explicit: SLURM 22.05 does not apply the implied binding to a typed request.
+    assert s["--gpu-bind"] == "per_task:1"
     step = step_argv(text)
     assert step[:6] == ["pstm", cfg.job.input, "--velocity", cfg.job.velocity, "--backend", "gpu"]
     assert "export SEIS_HPC_LAUNCHER=srun" in text and "one GPU each" in text
-    assert "--gpu-bind=per_task:1" in text  # the comment on the binding
+    assert "# One MPI rank per GPU" in text  # why this binding
     bash_n(text, tmp_path)
     # Without a type: --gpus-per-task=1.
     text = render(load_config(gpu_toml(tmp_path, "gpus_per_task = 1", 'backend = "gpu"')))
@@ -341,7 +343,8 @@ def test_cpu_configs_request_no_gpu():
     for name in ("small.toml", "large.toml"):
         text = render(load_config(CONFIGS / name))
         assert "--gpus-per-task" not in text and "--backend" not in text
-        assert "#SBATCH --ntasks=" not in text and "one GPU" not in text
+        assert "#SBATCH --ntasks=" not in text and "--gpu-bind" not in text
+        assert "one GPU" not in text
 
 
 def test_gpu_array_parts_have_gpus_and_merge_has_none(tmp_path):
@@ -351,7 +354,8 @@ def test_gpu_array_parts_have_gpus_and_merge_has_none(tmp_path):
     array, merge = text.split("<<'SEIS_HPC_JOB_SCRIPT'\n")[1:]
     a, m = sbatch_lines(array), sbatch_lines(merge)
     assert a["--gpus-per-task"] == "1" and a["--ntasks"] == "8" and a["--array"] == "0-2"
-    assert "--gpus-per-task" not in m and "--ntasks" not in m and m["--nodes"] == "1"
+    assert a["--gpu-bind"] == "per_task:1"
+    assert not any(k.startswith("--gpu") or k == "--ntasks" for k in m) and m["--nodes"] == "1"
     step = step_argv(array)
     assert step[step.index("--backend") + 1] == "gpu" and step[0] == "pstm"
     assert "--backend" not in merge
@@ -406,8 +410,12 @@ def test_job_script_backend_option_and_variable(tmp_path):
     (b / "srun").chmod(0o755)
     slurm = {"PATH": f"{b}:{os.environ['PATH']}", "SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}
     p, err = _pstm_dry(*out, "--backend", "gpu", env=slurm)
-    assert p[:2] == ["srun", "--mpi=pmi2"] and not any(a.startswith("--gpu") for a in p)
-    assert "warning" not in err
+    assert p[:3] == ["srun", "--mpi=pmi2", "--gpu-bind=per_task:1"] and "warning" not in err
+    assert not any(a.startswith(("--gpus", "--gres")) for a in p)
+    p, _ = _pstm_dry(*out, "--backend", "gpu", env={**slurm, "SLURM_GPU_BIND": "closest"})
+    assert p[:2] == ["srun", "--mpi=pmi2"] and p[2].endswith("python")  # the user's binding
+    p, _ = _pstm_dry(*out, env=slurm)
+    assert p[:2] == ["srun", "--mpi=pmi2"] and p[2].endswith("python")  # cython: no binding
     p, err = _pstm_dry(*out, "--backend", "gpu", env={**slurm, "SEIS_HPC_LAUNCHER": "mpiexec"})
     assert p[0].endswith("mpiexec") and "may share one GPU" in err
     e = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SEIS_HPC_"))}
