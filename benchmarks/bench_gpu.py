@@ -95,13 +95,11 @@ def events_time(cp, fn, repeat: int) -> float:
 
 
 def wall_time(fn, repeat: int) -> float:
+    """Best of ``repeat`` wall-clock times (s) of ``fn`` after one warm-up call."""
+    import bench_kernels as bk
+
     fn()
-    best = np.inf
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+    return bk.best_time(fn, repeat)
 
 
 def ceilings(cp, res: dict, quick: bool = False) -> None:
@@ -199,25 +197,18 @@ def kernel_rates(cp, prob, n_eval, repeat, res_rates, tag, spts=(1, 2, 4)):
         if antialias:
             p.update(antialias=1, dx_aa=default_dx_aa(pts), aa_max=32.0, pad=34)
         a = 0.5 * time_axis
-        j0 = gp._first_live(a)
-        nchunk, chunk, threads = gp.launch_shape(len(time_axis), j0, spt)
-        pts4, gh, gl = gp._geometry(pts, sx, sy, rx, ry)
-        tab, ib = gp._time_table(time_axis, a, p["dt"], p["t_start"])
+        iv2 = (1.0 / vr.astype(np.float64) ** 2) * np.ones((1, len(time_axis)))
         aa = bool(p["antialias"])
+        job = gp._Launch(rt, p, pts, sx, sy, rx, ry, time_axis, a, iv2, data.shape[1],
+                         len(time_axis), spt, aa, None)
         d = cp.asarray(data)
-        s2q = gp.split_double_integral(cp, d, p["pad"]) if aa else cp.zeros((1, 4), cp.float32)
+        s2q = gp.split_double_integral(cp, d, job.pad) if aa else cp.zeros((1, 4), cp.float32)
         img = cp.zeros((len(pts), len(time_axis)), cp.float32)
-        par = cp.asarray(gp._params(p, data.shape[1], len(time_axis), j0, nchunk, chunk, aa))
-        iv2 = cp.asarray((1.0 / vr.astype(np.float64) ** 2).astype(np.float32)
-                         * np.ones((1, len(time_axis)), np.float32))
-        gh, gl, pts4, tab, ib = (cp.asarray(v) for v in (gh, gl, pts4, tab, ib))
-        dfs = gp.defines(p, spt, aa)
 
         def run():
             # the pair pass is part of the work (the bare loop tests the aperture itself)
-            recs, off = gp.pairs(rt, gh, gl, pts4, par)
-            rt.launch("pstm_migrate", dfs, (len(pts) * nchunk,), (threads,),
-                      (d, s2q, recs, off, tab, ib, iv2, par, img))
+            for b0, b1, recs, off in job.batches():
+                job.run("pstm_migrate", d[b0:b1], s2q[b0:b1] if aa else s2q, recs, off, img)
 
         return run
 

@@ -45,3 +45,24 @@ def external_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"external test data not found at {root}")
     return root
+
+
+@pytest.fixture(scope="module")
+def random_case():
+    """The PSTM kernels' test problem: 40 random traces (white noise, 200 samples at 4 ms) over
+    a 1.5 x 0.4 km patch, 96 output points at 25 m, 160 output samples, v(t) with lateral
+    jitter. Returns (data, sx, sy, rx, ry, points, time, vrms)."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    ntr, ns = 40, 200
+    sx = rng.uniform(0, 1500, ntr)
+    rx = sx + rng.uniform(-800, 800, ntr)
+    sy = rng.uniform(0, 400, ntr)
+    ry = sy + rng.uniform(-100, 100, ntr)
+    gx, gy = np.meshgrid(np.arange(600, 900, 25.0), np.arange(100, 300, 25.0))
+    pts = np.column_stack([gx.ravel(), gy.ravel()])
+    time = np.arange(160) * 0.004
+    vr = (1600 + 300 * rng.random((len(pts), 1)) + 800 * time[None]).astype(np.float32)
+    data = rng.standard_normal((ntr, ns)).astype(np.float32)
+    return data, sx, sy, rx, ry, pts, time, vr

@@ -49,23 +49,6 @@ def where(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture(scope="module")
-def random_case():
-    """The problem of tests/test_pstm.py: random traces and geometry, white-noise data."""
-    rng = np.random.default_rng(1)
-    ntr, ns = 40, 200
-    sx = rng.uniform(0, 1500, ntr)
-    rx = sx + rng.uniform(-800, 800, ntr)
-    sy = rng.uniform(0, 400, ntr)
-    ry = sy + rng.uniform(-100, 100, ntr)
-    gx, gy = np.meshgrid(np.arange(600, 900, 25.0), np.arange(100, 300, 25.0))
-    pts = np.column_stack([gx.ravel(), gy.ravel()])
-    time = np.arange(160) * DT
-    vr = (1600 + 300 * rng.random((len(pts), 1)) + 800 * time[None]).astype(np.float32)
-    data = rng.standard_normal((ntr, ns)).astype(np.float32)
-    return data, sx, sy, rx, ry, pts, time, vr
-
-
 def _flat(case, two_d):
     data, sx, sy, rx, ry, pts, time, vr = case
     if two_d:
@@ -150,20 +133,12 @@ ADJ_CASES = [{}, {"interp": "cubic"}, {"weights": "none"}, {"aperture": 300.0, "
 @pytest.mark.parametrize("two_d", [False, True])
 def test_gpu_dot_product(where, kw, two_d):
     """The GPU modelling kernel is the adjoint of the GPU migration (no AA), to float32."""
-    rng = np.random.default_rng(3 + len(kw))
-    ntr, ns = 25, 120
-    sx = rng.uniform(0, 1000, ntr)
-    rx = sx + rng.uniform(-600, 600, ntr)
-    if two_d:
-        sy = ry = np.zeros(ntr)
-        pts = np.column_stack([np.arange(300, 700, 20.0), np.zeros(20)])
-    else:
-        sy = rng.uniform(0, 300, ntr)
-        ry = sy + rng.uniform(-80, 80, ntr)
-        gx, gy = np.meshgrid(np.arange(350, 650, 30.0), np.arange(50, 250, 40.0))
-        pts = np.column_stack([gx.ravel(), gy.ravel()])
-    time = 0.002 + np.arange(100) * DT
-    vr = (1700 + 300 * rng.random((len(pts), 1)) + 600 * time[None]).astype(np.float32)
+    from test_adjoint import NS as ns
+    from test_adjoint import geometry
+
+    sx, sy, rx, ry, pts, time, vr = geometry(two_d, seed=3 + len(kw))
+    rng = np.random.default_rng(11)
+    ntr = sx.size
     m = rng.standard_normal((len(pts), time.size)).astype(np.float32)
     d = rng.standard_normal((ntr, ns)).astype(np.float32)
     Lm = kirchhoff_model(m, pts, time, vr, sx, sy, rx, ry, ns, DT, backend="gpu", **kw)

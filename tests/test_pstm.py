@@ -200,22 +200,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def random_case():
-    rng = np.random.default_rng(1)
-    ntr, ns = 40, 200
-    sx = rng.uniform(0, 1500, ntr)
-    rx = sx + rng.uniform(-800, 800, ntr)
-    sy = rng.uniform(0, 400, ntr)
-    ry = sy + rng.uniform(-100, 100, ntr)
-    gx, gy = np.meshgrid(np.arange(600, 900, 25.0), np.arange(100, 300, 25.0))
-    pts = np.column_stack([gx.ravel(), gy.ravel()])
-    time = np.arange(160) * DT
-    vr = (1600 + 300 * rng.random((len(pts), 1)) + 800 * time[None]).astype(np.float32)
-    data = rng.standard_normal((ntr, ns)).astype(np.float32)
-    return data, sx, sy, rx, ry, pts, time, vr
-
-
 @pytest.mark.parametrize("kw", CASES)
 @pytest.mark.parametrize("two_d", [False, True])
 def test_cython_matches_numpy_reference(random_case, kw, two_d):

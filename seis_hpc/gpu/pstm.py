@@ -175,6 +175,39 @@ def pairs(rt, geo_hi, geo_lo, pts4, par):
     return xp.ascontiguousarray(rec[keep]), off
 
 
+class _Launch:
+    """What migration and modelling share: launch shape, device tables and trace batches."""
+
+    def __init__(self, rt, p, pts, sx, sy, rx, ry, time, a, iv2, ns, nt, spt, aa,
+                 batch_traces):
+        self.rt = rt
+        j0 = _first_live(a)
+        self.nchunk, chunk, self.threads = launch_shape(nt, j0, spt)
+        self.npts = len(pts)
+        pts4, self.geo_hi, self.geo_lo = _geometry(pts, sx, sy, rx, ry)
+        tab, ib = _time_table(time, a, p["dt"], p["t_start"])
+        self.pad = p["pad"] if aa else 0
+        self.par = rt.asarray(_params(p, ns, nt, j0, self.nchunk, chunk, aa))
+        self.pts = rt.asarray(pts4)
+        self.tables = (rt.asarray(tab), rt.asarray(ib),
+                       rt.asarray(np.ascontiguousarray(iv2, np.float32)))
+        self.defines = defines(p, spt, aa)
+        self.nb = _batch_size(ns, ns + 2 * self.pad, len(sx), self.npts, batch_traces)
+
+    def batches(self):
+        """(b0, b1, packed pairs, offsets) of each batch of traces with pairs in aperture."""
+        for b0 in range(0, self.geo_hi.shape[0], self.nb):
+            b1 = min(self.geo_hi.shape[0], b0 + self.nb)
+            recs, off = pairs(self.rt, self.rt.asarray(self.geo_hi[b0:b1]),
+                              self.rt.asarray(self.geo_lo[b0:b1]), self.pts, self.par)
+            if recs.shape[0]:
+                yield b0, b1, recs, off
+
+    def run(self, name: str, *args) -> None:
+        self.rt.launch(name, self.defines, (self.npts * self.nchunk,), (self.threads,),
+                       (*args[:-1], *self.tables, self.par, args[-1]))
+
+
 def migrate(p, data, sx, sy, rx, ry, pts, time, a, iv2, out, *, spt=None,
             batch_traces=None, runtime=None) -> np.ndarray:
     """Add the PSTM of ``data`` (ntr, ns) float32 into ``out`` (npts, nt) float32.
@@ -188,33 +221,18 @@ def migrate(p, data, sx, sy, rx, ry, pts, time, a, iv2, out, *, spt=None,
     xp = rt.xp
     ntr, ns = data.shape
     npts, nt = out.shape
-    j0 = _first_live(a)
-    if ntr == 0 or npts == 0 or j0 >= nt:
+    if ntr == 0 or npts == 0 or _first_live(a) >= nt:
         return out
-    spt = _spt(spt)
     # no triangle is ever read when aa_max <= 1 (L is capped there): the plain read
     aa = bool(p["antialias"]) and _need_inv(p) and p["aa_max"] > 1.0
-    nchunk, chunk, threads = launch_shape(nt, j0, spt)
-    pts4, geo_hi, geo_lo = _geometry(pts, sx, sy, rx, ry)
-    tab, ib = _time_table(time, a, p["dt"], p["t_start"])
-    pad = p["pad"] if aa else 0
-    par = rt.asarray(_params(p, ns, nt, j0, nchunk, chunk, aa))
-    dev = {"pts": rt.asarray(pts4), "tab": rt.asarray(tab), "ib": rt.asarray(ib),
-           "iv2": rt.asarray(np.ascontiguousarray(iv2, np.float32))}
+    job = _Launch(rt, p, pts, sx, sy, rx, ry, time, a, iv2, ns, nt, _spt(spt), aa,
+                  batch_traces)
     img = xp.zeros((npts, nt), xp.float32)
     dummy = xp.zeros((1, 4), xp.float32)
-    dfs = defines(p, spt, aa)
-    nb = _batch_size(ns, ns + 2 * pad, ntr, npts, batch_traces)
-    for b0 in range(0, ntr, nb):
-        b1 = min(ntr, b0 + nb)
-        recs, off = pairs(rt, rt.asarray(geo_hi[b0:b1]), rt.asarray(geo_lo[b0:b1]),
-                          dev["pts"], par)
-        if recs.shape[0] == 0:
-            continue
+    for b0, b1, recs, off in job.batches():
         d = rt.asarray(data[b0:b1], xp.float32)
-        s2q = split_double_integral(xp, d, pad) if aa else dummy
-        rt.launch("pstm_migrate", dfs, (npts * nchunk,), (threads,),
-                  (d, s2q, recs, off, dev["tab"], dev["ib"], dev["iv2"], par, img))
+        s2q = split_double_integral(xp, d, job.pad) if aa else dummy
+        job.run("pstm_migrate", d, s2q, recs, off, img)
     out += rt.asnumpy(img)
     return out
 
@@ -228,31 +246,16 @@ def model(p, image, pts, time, a, iv2, sx, sy, rx, ry, ns, *, spt=None, batch_tr
     """
     rt = runtime or get_runtime()
     xp = rt.xp
-    ntr = sx.size
     npts, nt = image.shape
-    data = np.zeros((ntr, ns), np.float32)
-    j0 = _first_live(a)
-    if ntr == 0 or npts == 0 or j0 >= nt:
+    data = np.zeros((sx.size, ns), np.float32)
+    if sx.size == 0 or npts == 0 or _first_live(a) >= nt:
         return data
-    spt = _spt(spt)
-    nchunk, chunk, threads = launch_shape(nt, j0, spt)
-    pts4, geo_hi, geo_lo = _geometry(pts, sx, sy, rx, ry)
-    tab, ib = _time_table(time, a, p["dt"], p["t_start"])
-    par = rt.asarray(_params(p, ns, nt, j0, nchunk, chunk, False))
-    dev = {"img": rt.asarray(np.ascontiguousarray(image, np.float32)),
-           "pts": rt.asarray(pts4), "tab": rt.asarray(tab), "ib": rt.asarray(ib),
-           "iv2": rt.asarray(np.ascontiguousarray(iv2, np.float32))}
-    dfs = defines(p, spt, False)
-    nb = _batch_size(ns, ns, ntr, npts, batch_traces)
-    for b0 in range(0, ntr, nb):
-        b1 = min(ntr, b0 + nb)
-        recs, off = pairs(rt, rt.asarray(geo_hi[b0:b1]), rt.asarray(geo_lo[b0:b1]),
-                          dev["pts"], par)
-        if recs.shape[0] == 0:
-            continue
+    job = _Launch(rt, p, pts, sx, sy, rx, ry, time, a, iv2, ns, nt, _spt(spt), False,
+                  batch_traces)
+    img = rt.asarray(np.ascontiguousarray(image, np.float32))
+    for b0, b1, recs, off in job.batches():
         d = xp.zeros((b1 - b0, ns), xp.float32)
-        rt.launch("pstm_model", dfs, (npts * nchunk,), (threads,),
-                  (dev["img"], recs, off, dev["tab"], dev["ib"], dev["iv2"], par, d))
+        job.run("pstm_model", img, recs, off, d)
         data[b0:b1] = rt.asnumpy(d)
     return data
 
