@@ -27,7 +27,7 @@
 # and the installation and launcher settings described in jobs/lib.sh (SEIS_HPC_VENV, ...).
 #
 # GPU nodes: sbatch --gpus-per-task=1 jobs/pstm_3d.sh --backend gpu ... (the script requests
-# no GPU itself; a rank that finds none stops the job with one line, exit 2).
+# no GPU itself; without CuPy or a GPU the pstm step stops the job with one line, exit 2).
 #
 # On SIGUSR1 (120 s before the time limit) every rank checkpoints and the job requeues
 # itself; the next run resumes from OUT/image.h5.ckpt. Without SLURM, run it again to resume.
