@@ -215,12 +215,13 @@ def test_gpu_without_cupy_says_so(monkeypatch):
 
 def _variants():
     keys = ("SEIS_AA", "SEIS_INTERP", "SEIS_OBL", "SEIS_SPREAD", "SEIS_NEED_INV",
-            "SEIS_ANGLE_TAPER", "SEIS_SPT")
-    for aa, interp, obl, spread, spt in itertools.product((0, 1), (1, 3), (0, 1), (0, 1, 2),
-                                                          (1, 4)):
-        need = int(aa or obl or spread)
-        yield dict(zip(keys, (aa, interp, obl, spread, need, need, spt), strict=True))
-    yield dict(zip(keys, (0, 1, 0, 0, 0, 0, 2), strict=True))  # traveltime only
+            "SEIS_ANGLE_TAPER", "SEIS_ANGLE_LIMIT", "SEIS_MUTE", "SEIS_SPT")
+    for aa, interp, obl, spread, limit, spt in itertools.product((0, 1), (1, 3), (0, 1),
+                                                                 (0, 1, 2), (0, 1), (1, 4)):
+        need = int(aa or obl or spread or limit)
+        yield dict(zip(keys, (aa, interp, obl, spread, need, need, limit, 1 - limit, spt),
+                       strict=True))
+    yield dict(zip(keys, (0, 1, 0, 0, 0, 0, 0, 0, 2), strict=True))  # traveltime only
 
 
 @pytest.mark.skipif(__import__("seis_hpc.gpu.nvrtc", fromlist=["x"]).find_library() is None,

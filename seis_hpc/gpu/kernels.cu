@@ -24,7 +24,8 @@
 //
 // Compile-time options (-D): SEIS_AA (anti-aliasing), SEIS_INTERP (1 linear, 3 cubic),
 // SEIS_OBL (obliquity), SEIS_SPREAD (0 none, 1: p = 1 (3D), 2: p = 1/2 (2D)), SEIS_NEED_INV
-// (anything beyond the traveltime), SEIS_ANGLE_TAPER, SEIS_SPT (output samples per thread).
+// (anything beyond the traveltime), SEIS_ANGLE_TAPER, SEIS_ANGLE_LIMIT (max_angle < 90),
+// SEIS_MUTE (stretch mute), SEIS_SPT (output samples per thread).
 
 #ifndef __CUDACC__
 #include "emulate.h"
@@ -47,6 +48,12 @@
 #endif
 #ifndef SEIS_ANGLE_TAPER
 #define SEIS_ANGLE_TAPER 0
+#endif
+#ifndef SEIS_ANGLE_LIMIT
+#define SEIS_ANGLE_LIMIT 1
+#endif
+#ifndef SEIS_MUTE
+#define SEIS_MUTE 1
 #endif
 #ifndef SEIS_SPT
 #define SEIS_SPT 1
@@ -111,10 +118,8 @@ __device__ __forceinline__ SeisPair seis_pair(const SeisPar& P, float wa, float 
     // moveout ts + tr - 2a = us / (ts + a) + ur / (tr + a), in samples
     const float mo = (us * ra + ur * sa) * __fdividef(1.0f, sa * ra);
     q.i = ib + seis_floor(fb + mo * P.idt, &q.f);
+    // i1, i2, f1, f2 and il2 are set, and read, only for a triangle read (tri)
     q.tri = false;
-    q.il2 = 1.0f;
-    q.i1 = q.i2 = 0;
-    q.f1 = q.f2 = 0.0f;
     bool ok = true;
     float w = 1.0f;
     if (SEIS_NEED_INV) {
@@ -127,7 +132,10 @@ __device__ __forceinline__ SeisPair seis_pair(const SeisPar& P, float wa, float 
                 sp = sqrtf(sp);
             w *= sp;
         }
-        ok = (cmin >= P.cos_max) && (c >= P.c_mute);
+        if (SEIS_ANGLE_LIMIT)
+            ok = cmin >= P.cos_max;
+        if (SEIS_MUTE)
+            ok = ok && (c >= P.c_mute);
         if (SEIS_ANGLE_TAPER && ok && cmin < P.cos_t0)
             w *= 0.5f * (1.0f + cospif((acosf(cmin) - P.th_t0) * P.th_scale));
         if (SEIS_AA && antialias) {
@@ -267,9 +275,8 @@ extern "C" __global__ void pstm_migrate(const float* __restrict__ data,
                 v = (((s0.x - s1.x) + (s0.x - s2.x)) + ((2.0f * s0.y - s1.y) - s2.y)
                      + ((2.0f * q.f * s0.z - q.f1 * s1.z) - q.f2 * s2.z)) * q.il2;
             } else if (SEIS_INTERP == 1) {
-                const unsigned i = td + (unsigned)q.i;
-                const float d0 = data[i];
-                v = d0 + q.f * (data[i + 1] - d0);
+                const float* __restrict__ di = data + (td + (unsigned)q.i);
+                v = di[0] + q.f * (di[1] - di[0]);
             } else {
                 v = seis_cubic(data + td, q.i, q.f);
             }

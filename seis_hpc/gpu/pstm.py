@@ -77,7 +77,9 @@ def defines(p, spt: int, antialias: bool) -> dict:
     return {"SEIS_AA": int(antialias and need), "SEIS_INTERP": p["interp"],
             "SEIS_OBL": int(p["obliquity"]), "SEIS_SPREAD": spread,
             "SEIS_NEED_INV": int(need), "SEIS_ANGLE_TAPER": int(need and p["taper"] > 0),
-            "SEIS_SPT": int(spt)}
+            # the tests the CPU kernel does always, here only where they can fail
+            "SEIS_ANGLE_LIMIT": int(math.cos(p["max_angle_rad"]) > 1e-12),
+            "SEIS_MUTE": int(p["c_mute"] > 0.0), "SEIS_SPT": int(spt)}
 
 
 def _spt(spt) -> int:
