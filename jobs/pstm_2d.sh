@@ -22,6 +22,8 @@
 #   --max-angle DEG    SEIS_HPC_MAX_ANGLE  max emergence angle (degrees; default 60)
 #   --tmax S           SEIS_HPC_TMAX       last output time (s; default the input's)
 #   --ranks N          SEIS_HPC_RANKS      MPI ranks without SLURM (default: the cores)
+#   --backend B        SEIS_HPC_BACKEND    PSTM kernel: cython (CPU, default) or gpu (one
+#                                          GPU per rank, CuPy; docs/cluster.md "GPU nodes")
 # and the installation and launcher settings described in jobs/lib.sh (SEIS_HPC_VENV, ...).
 #
 # On SIGUSR1 (120 s before the time limit) every rank checkpoints and the job requeues
