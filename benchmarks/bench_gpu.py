@@ -295,7 +295,9 @@ def main(argv=None) -> int:
     # -- the scaled problem ---------------------------------------------------------------
     ntr, gn = (300, 6) if args.emulate else (6000, 40) if args.quick else (48000, 80)
     big = scaled_problem(ntr, gn)
-    n_big = bk.evaluations(*big[1:5], big[5], big[6])
+    # bench_kernels.evaluations in blocks of points (its full distance matrix would be ~2.5 GB)
+    n_big = sum(bk.evaluations(*big[1:5], big[5][i:i + 256], big[6])
+                for i in range(0, len(big[5]), 256))
     res["scaled_problem"] = {"ntr": ntr, "npts": gn * gn, "nt": bk.NT, "evaluations": n_big}
     log(f"scaled problem: {ntr} traces -> {gn * gn} points x {bk.NT} samples, "
         f"{n_big:.3e} evaluations")
