@@ -44,6 +44,7 @@ test-serial: install
 # pytest-mpi runs the tests marked `mpi` only with --with-mpi; a failure on one rank aborts
 # all of them (tests/conftest.py), so a broken collective cannot hang CI.
 test-mpi: install
+	$(MPIEXEC) -n 1 $(PYTEST) -q --with-mpi -m mpi -p no:cacheprovider tests
 	$(MPIEXEC) -n 2 $(PYTEST) -q --with-mpi -m mpi -p no:cacheprovider tests
 	$(MPIEXEC) -n 3 $(PYTEST) -q --with-mpi -m mpi -p no:cacheprovider tests
 
