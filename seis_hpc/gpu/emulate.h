@@ -6,6 +6,8 @@
 // every thread runs to completion in turn. Intrinsics that are approximate on the GPU
 // (rsqrtf, __fdividef; 2 ulp) are exact here; the tests' tolerances cover both.
 #pragma once
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <math.h>
 #include <cstring>
@@ -22,6 +24,15 @@ struct float4 { float x, y, z, w; };
 struct seis_dim3 { unsigned x = 1, y = 1, z = 1; };
 
 static seis_dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+// SEIS_CHECK in kernels.cu: a failed index check is a bug in the kernels, never bad input
+// (inputs are checked before launch), so the emulated launch stops the process loudly.
+[[noreturn]] static void seis_emu_fail(const char* cond, int line)
+{
+    std::fprintf(stderr, "kernels.cu:%d: index check failed: %s (block %u, thread %u)\n", line,
+                 cond, blockIdx.x, threadIdx.x);
+    std::abort();
+}
 
 static inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 static inline float __fdividef(float a, float b) { return a / b; }

@@ -59,6 +59,14 @@
 #define SEIS_SPT 1
 #endif
 
+// Index checks of every read and write, compiled in the emulator only (a GPU build carries
+// none): an out-of-range index aborts the emulated launch with the condition and line.
+#ifdef SEIS_EMULATE
+#define SEIS_CHECK(c) ((c) ? (void)0 : seis_emu_fail(#c, __LINE__))
+#else
+#define SEIS_CHECK(c) ((void)0)
+#endif
+
 #define SEIS_BIG 12582912.0f   // 1.5 * 2^23: x + BIG rounds x to an integer for |x| < 2^22
 #define SEIS_XMAX 2097152.0f   // positions are clamped to +-2^21 samples (far outside any trace)
 
@@ -270,14 +278,17 @@ extern "C" __global__ void pstm_migrate(const float* __restrict__ data,
             float v;
             // indices of live reads are >= 0: unsigned offsets take one instruction each
             if (SEIS_AA && q.tri) {
+                SEIS_CHECK(q.i1 >= 0 && q.i1 <= q.i && q.i <= q.i2 && q.i2 < P.ltrace - 1);
                 const float4 s0 = s2q[ts2 + (unsigned)q.i], s1 = s2q[ts2 + (unsigned)q.i1],
                              s2 = s2q[ts2 + (unsigned)q.i2];
                 v = (((s0.x - s1.x) + (s0.x - s2.x)) + ((2.0f * s0.y - s1.y) - s2.y)
                      + ((2.0f * q.f * s0.z - q.f1 * s1.z) - q.f2 * s2.z)) * q.il2;
             } else if (SEIS_INTERP == 1) {
+                SEIS_CHECK(q.i >= 0 && q.i + 1 < P.ns);
                 const float* __restrict__ di = data + (td + (unsigned)q.i);
                 v = di[0] + q.f * (di[1] - di[0]);
             } else {
+                SEIS_CHECK(q.i >= 1 && q.i + 2 < P.ns);
                 v = seis_cubic(data + td, q.i, q.f);
             }
             ACC[s] += q.w * v;
@@ -326,6 +337,7 @@ extern "C" __global__ void pstm_model(const float* __restrict__ image,
             if (v == 0.0f)
                 continue;
             const float f = q.f;
+            SEIS_CHECK(SEIS_INTERP == 1 ? q.i >= 0 && q.i + 1 < P.ns : q.i >= 1 && q.i + 2 < P.ns);
             if (SEIS_INTERP == 1) {
                 atomicAdd(d + q.i, (1.0f - f) * v);
                 atomicAdd(d + q.i + 1, f * v);
