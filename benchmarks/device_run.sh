@@ -44,6 +44,12 @@ gpu)
         tests/test_adjoint.py 2>&1 | tee "$OUT/gpu_tests.log" | tail -25
     timeout 330 "$PY" benchmarks/bench_gpu.py --json "$OUT/bench_gpu.json" 2>&1 |
         tee "$OUT/bench_gpu.log"
+    # last, as it may not work on every runtime: out-of-bounds and race checks of the kernels
+    if command -v compute-sanitizer >/dev/null; then
+        timeout 120 compute-sanitizer --tool memcheck --print-limit 20 "$PY" -m pytest -q \
+            -p no:cacheprovider tests/test_gpu.py -k "cuda and (diffractor or dot_product)" \
+            2>&1 | tail -30 | tee "$OUT/memcheck.log"
+    fi
     ;;
 scaling)
     # strong: 320 shots, about two minutes on one rank (issue #4); weak: 32 shots per rank

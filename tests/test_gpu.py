@@ -255,3 +255,22 @@ def test_cupy_runtime_code_path_on_a_fake_cupy(monkeypatch, random_case):
     b = pstm(data, DT, sx, sy, rx, ry, pts, time, vr, backend="gpu")
     assert np.linalg.norm(a - b) / np.linalg.norm(a) < 1e-4
     monkeypatch.setattr(runtime, "_RUNTIME", None)
+
+
+def test_one_gpu_per_rank_by_local_rank(monkeypatch):
+    """Local rank r of a node uses GPU r % n (the launcher's variable; SLURM's too)."""
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    import fake_cupy
+
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    monkeypatch.setattr(fake_cupy.cuda.runtime, "getDeviceCount", lambda: 4)
+    for var in ("SEIS_HPC_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID",
+                "PMI_LOCAL_RANK", "PALS_LOCAL_RANKID", "SLURM_LOCALID"):
+        monkeypatch.delenv(var, raising=False)
+    assert runtime.CudaRuntime().device_id == 0
+    monkeypatch.setenv("SLURM_LOCALID", "6")
+    assert runtime.CudaRuntime().device_id == 2
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "3")  # the MPI launcher's wins
+    assert runtime.CudaRuntime().device_id == 3
