@@ -45,6 +45,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--aperture", type=float, default=float("inf"), metavar="M")
     g.add_argument("--max-angle", type=float, default=60.0, metavar="DEG")
     g.add_argument("--mem-per-rank", default="2G", metavar="SIZE")
+    g.add_argument("--backend", default="cython", choices=("cython", "gpu"),
+                   help="PSTM kernel: cython (CPU) or gpu (CUDA through CuPy, one GPU per rank)")
     r = parser.add_argument_group("residual moveout")
     r.add_argument("--every", type=int, default=20, metavar="N",
                    help="RMO analysis every N CMPs (default 20)")
@@ -109,6 +111,10 @@ def run(args) -> int:
             raise SeisError(f"--iterations must be >= 0 (got {args.iterations})")
         if args.offset_classes < 2:
             raise SeisError(f"--offset-classes must be >= 2 (got {args.offset_classes})")
+        if args.backend != "cython":
+            from seis_hpc.gpu import get_runtime
+
+            get_runtime()  # no CuPy or no GPU: say so once, before any work
         survey = Survey.open(args.input, args.index)
         idx = survey.index
         grid = _subgrid(survey.grid, ints(args.grid) if args.grid else None)
@@ -134,6 +140,8 @@ def run(args) -> int:
     idx = Survey.open(args.input, args.index, save=False).index
     source = RhoFiltered(idx, 2 if grid.is_2d else 3)
     kernel_args = {"aperture": args.aperture, "max_angle": args.max_angle}
+    if args.backend != "cython":
+        kernel_args["backend"] = args.backend
     for k in range(args.iterations + 1):
         vpath = f"{stem}.vrms-iter{k}.h5"
         target = out if k == args.iterations else f"{stem}.iter{k}.h5"
