@@ -274,3 +274,19 @@ def test_one_gpu_per_rank_by_local_rank(monkeypatch):
     assert runtime.CudaRuntime().device_id == 2
     monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "3")  # the MPI launcher's wins
     assert runtime.CudaRuntime().device_id == 3
+
+
+def test_bench_command_gpu_without_cupy_says_so(capsys):
+    """``seis-hpc bench --gpu`` runs benchmarks/bench_gpu.py; without CuPy it says so."""
+    try:
+        import cupy  # noqa: F401
+
+        pytest.skip("CuPy is installed here")
+    except ImportError:
+        pass
+    from seis_hpc.cli import main
+
+    assert main(["bench", "--gpu", "--repeat", "1"]) == 2
+    assert "no usable CuPy/GPU" in capsys.readouterr().err
+    assert main(["bench", "--gpu", "--json"]) == 2
+    assert "--json with --gpu" in capsys.readouterr().err

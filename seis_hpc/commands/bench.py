@@ -10,6 +10,9 @@ the same DSR + linear interpolation compiled now with gcc (the ceiling), and the
 Parameters:
   --repeat N   runs per variant, the best is kept (default 3)
   --json       print the figures as JSON
+  --gpu        the GPU backend instead (benchmarks/bench_gpu.py: the card's ceilings, accuracy
+               against the Cython kernel, the full kernel against a bare CUDA loop, one core
+               and all cores; needs CuPy and a CUDA GPU; a few minutes)
 
 Needs the source checkout (benchmarks/ beside seis_hpc/) and gcc for the C ceiling.
 Takes about a minute on one core."""
@@ -17,9 +20,11 @@ NEEDS_ARGS = False
 
 
 def add_arguments(parser) -> None:
-    """``--repeat``, ``--json``."""
+    """``--repeat``, ``--json``, ``--gpu``."""
     parser.add_argument("--repeat", type=int, default=3, help="runs per variant (default 3)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--gpu", action="store_true",
+                        help="benchmark the GPU backend (benchmarks/bench_gpu.py)")
 
 
 def run(args) -> int:
@@ -30,11 +35,17 @@ def run(args) -> int:
 
     if args.repeat < 1:
         raise SeisError(f"--repeat: must be >= 1 (got {args.repeat})")
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_kernels.py"
+    if args.gpu and args.json:
+        raise SeisError("--json with --gpu: run benchmarks/bench_gpu.py --json FILE")
+    name = "bench_gpu" if args.gpu else "bench_kernels"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
     if not script.is_file():
         raise SeisError("benchmark script not found (needs the source checkout)", script)
-    spec = importlib.util.spec_from_file_location("bench_kernels", script)
+    spec = importlib.util.spec_from_file_location(name, script)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    if args.gpu:
+        # bench_gpu writes its figures to a file with --json FILE; here they go to stdout
+        return mod.main(["--repeat", str(args.repeat)])
     argv = ["--repeat", str(args.repeat)] + (["--json"] if args.json else [])
     return mod.main(argv)
