@@ -2,8 +2,10 @@
 # The checks that need the H200 host (16 cores, one GPU), one mode per call, each well inside
 # the device tool's 10-minute limit (docs/benchmarks.md, "Running on the GPU host"):
 #
-#   bash benchmarks/device_run.sh gpu       # ~4 min: build, GPU tests on the GPU, bench_gpu.py
-#   bash benchmarks/device_run.sh scaling   # ~7 min: bench_scaling.py on 1, 2, 4, 8, 16 ranks
+#   bash benchmarks/device_run.sh gpu       # ~5 min: build, GPU tests on the GPU, bench_gpu.py,
+#                                           # a compute-sanitizer memcheck (timeout_s 480)
+#   bash benchmarks/device_run.sh scaling   # ~8 min: bench_scaling.py on 1, 2, 4, 8, 16 ranks
+#                                           # (timeout_s 590)
 #
 # Runs from the repository root with the host's python3 (numpy, h5py, mpi4py, Cython, CuPy,
 # pytest; no segyio is needed). Wheels in .whl/ are installed first if present. Logs and
@@ -46,7 +48,7 @@ gpu)
         tee "$OUT/bench_gpu.log"
     # last, as it may not work on every runtime: out-of-bounds and race checks of the kernels
     if command -v compute-sanitizer >/dev/null; then
-        timeout 120 compute-sanitizer --tool memcheck --print-limit 20 "$PY" -m pytest -q \
+        timeout 90 compute-sanitizer --tool memcheck --print-limit 20 "$PY" -m pytest -q \
             -p no:cacheprovider tests/test_gpu.py -k "cuda and (diffractor or dot_product)" \
             2>&1 | tail -30 | tee "$OUT/memcheck.log"
     fi
