@@ -172,7 +172,7 @@ def kernel_rates(cp, prob, n_eval, repeat, res_rates, tag, spts=(1, 2, 4)):
 
     from seis_hpc.gpu import get_runtime
     from seis_hpc.gpu import pstm as gp
-    from seis_hpc.migration import _setup, default_dx_aa
+    from seis_hpc.migration.pstm import _setup, default_dx_aa
 
     rt = get_runtime()
     data, sx, sy, rx, ry, pts, time_axis, vr = prob
@@ -245,7 +245,7 @@ def main(argv=None) -> int:
         return 2
 
     from seis_hpc.kernels import openmp
-    from seis_hpc.migration import kirchhoff_model, pstm
+    from seis_hpc.migration.pstm import kirchhoff_model, pstm
 
     res: dict = {"rates": {}}
     rates = res["rates"]

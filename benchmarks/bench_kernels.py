@@ -90,7 +90,7 @@ def build_plain_loop(tmp: Path):
 def run_benchmark(repeat: int = 3, log=print) -> dict:
     """Time every variant; return the figures (evaluations/s/core) and ratios as a dict."""
     from seis_hpc.kernels import openmp
-    from seis_hpc.migration import pstm
+    from seis_hpc.migration.pstm import pstm
 
     data, sx, sy, rx, ry, pts, time_axis, vr = problem()
     n_eval = evaluations(sx, sy, rx, ry, pts, time_axis)

@@ -16,8 +16,8 @@ import time
 import numpy as np
 
 from seis_hpc.kernels import openmp
-from seis_hpc.nmo import inverse_nmo, nmo_correct
-from seis_hpc.semblance import semblance
+from seis_hpc.velocity.nmo import inverse_nmo, nmo_correct
+from seis_hpc.velocity.semblance import semblance
 
 
 def best_time(fn, repeat: int) -> float:

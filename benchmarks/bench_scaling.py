@@ -85,7 +85,7 @@ def worker(args) -> None:
     """Run under mpiexec: the parallel job, or independent shares (``--independent``)."""
     from mpi4py import MPI
 
-    from seis_hpc.engine.pstm_job import execute, make_job
+    from seis_hpc.engine.pstm_run import execute, make_job
 
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()

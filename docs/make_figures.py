@@ -3,7 +3,8 @@
     .venv/bin/python docs/make_figures.py        (about a minute on 2 cores)
 
 The demo line is the marine2d preset shortened to 72 shots and 1.3 s (the test line). The
-velocity is picked automatically (seis_hpc.velan), the NMO stack uses it, and the PSTM stack
+velocity is picked automatically (seis_hpc.velocity.velan), the NMO stack uses it, and the PSTM
+stack
 migrates rho-filtered traces with it (seis_hpc.migration.pstm on the arrays; seis-hpc
 migstack runs the same through the MPI engine). PNGs go to docs/img/.
 """
@@ -17,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from seis_hpc import qc, synth
-from seis_hpc.migration import pstm, rho_filter
-from seis_hpc.stack import nmo_stack_survey
+from seis_hpc import synth
+from seis_hpc.migration.pstm import pstm, rho_filter
+from seis_hpc.qc import pictures as qc
 from seis_hpc.survey import Survey
-from seis_hpc.velan import ScanParams, analysis_locations, velocity_analysis
-from seis_hpc.velocity_field import field_from_picks
+from seis_hpc.velocity.field import field_from_picks
+from seis_hpc.velocity.stack import nmo_stack_survey
+from seis_hpc.velocity.velan import ScanParams, analysis_locations, velocity_analysis
 
 IMG = Path(__file__).resolve().parent / "img"
 

@@ -2,8 +2,8 @@
 """NMO correction, inverse NMO and semblance velocity scans: the native loops.
 
 Plain loops over typed memoryviews, ``nogil``, ``prange`` over traces (NMO) or velocities
-(semblance). Validation, broadcasting and the documented API live in ``seis_hpc.nmo`` and
-``seis_hpc.semblance``; the NumPy references there define what these loops must return.
+(semblance). Validation, broadcasting and the documented API live in ``seis_hpc.velocity.nmo`` and
+``seis_hpc.velocity.semblance``; the NumPy references there define what these loops must return.
 
 Conventions shared with the references:
 

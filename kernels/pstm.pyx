@@ -4,8 +4,8 @@ Native core only: plain loops over raw pointers taken from typed memoryviews, ``
 ``prange`` over output points (migration) or traces (modelling, traveltime), so that two
 threads never write the same sample and the result does not depend on the thread count.
 The public entry points, argument checks and documentation live in
-:mod:`seis_hpc.migration` and :mod:`seis_hpc.traveltime`; the NumPy reference of every
-kernel is in :mod:`seis_hpc._reference`.
+:mod:`seis_hpc.migration.pstm` and :mod:`seis_hpc.migration.traveltime`; the NumPy reference of every
+kernel is in :mod:`seis_hpc.migration.reference`.
 
 Conventions shared with the reference (all times in s, distances in m):
 

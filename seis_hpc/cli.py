@@ -66,13 +66,13 @@ def _paths(args: argparse.Namespace, names) -> list[str]:
 def _run_recorded(args: argparse.Namespace) -> int:
     """Run the subcommand; with ``$SEIS_HPC_RUNDIR`` set, record it in the run record that
     ``seis-hpc report`` reads. A processing step names its file arguments in ``OUTPUTS``
-    (and ``INPUTS``) and may fill ``args._record`` (a :class:`seis_hpc.runlog.StepRecord`);
+    (and ``INPUTS``) and may fill ``args._record`` (a :class:`seis_hpc.delivery.runlog.StepRecord`);
     commands without ``OUTPUTS`` (info, verify, report, qc with its own record) are not
     recorded here."""
     mod = args._module
     if not os.environ.get("SEIS_HPC_RUNDIR") or not hasattr(mod, "OUTPUTS"):
         return int(mod.run(args) or 0)
-    from seis_hpc import runlog
+    from seis_hpc.delivery import runlog
 
     with runlog.step(args.command, args, inputs=_paths(args, getattr(mod, "INPUTS", ())),
                      outputs=_paths(args, getattr(mod, "OUTPUTS", ()))) as rec:

@@ -4,7 +4,7 @@ A survey is made from acquisition parameters like the target survey's (dual flip
 N streamers x length x group interval, shot interval, sail lines, 2 ms sampling) and a v(z)
 medium with about 100 m of water. Events:
 
-* **diffractors** at known (x, y, t0), modelled by :func:`seis_hpc.migration.kirchhoff_model`
+* **diffractors** at known (x, y, t0), modelled by :func:`seis_hpc.migration.pstm.kirchhoff_model`
   (the adjoint of the PSTM operator), so a correct migration collapses them to their position;
 * **flat and dipping reflectors**, modelled analytically: a flat reflector at two-way time t0
   arrives at ``t = sqrt(t0^2 + h^2 / vrms(t0)^2)`` (h = source-receiver offset, m); a dipping
@@ -344,7 +344,7 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
     p : Preset
         Acquisition, medium, events and noise.
     backend : str
-        Backend of :func:`seis_hpc.migration.kirchhoff_model` for the diffractors.
+        Backend of :func:`seis_hpc.migration.pstm.kirchhoff_model` for the diffractors.
 
     Returns
     -------
@@ -356,7 +356,7 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
         Everything the survey was made from: acquisition, grid, Vrms(t0), diffractors with
         their world position, bin and t0, reflectors, and the planted noise by trace index.
     """
-    from seis_hpc.migration import kirchhoff_model
+    from seis_hpc.migration.pstm import kirchhoff_model
 
     acq, med, ev = p.acquisition, p.medium, p.events
     lay = _layout(acq, p.is_2d)

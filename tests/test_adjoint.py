@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seis_hpc.migration import kirchhoff_model, pstm
+from seis_hpc.migration.pstm import kirchhoff_model, pstm
 
 DT = 0.004
 NS = 120

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from seis_hpc.cli import main
+from seis_hpc.engine.gather_run import GatherReader
 from seis_hpc.flows import amplitude
-from seis_hpc.flows.gathers import GatherReader
 from seis_hpc.io.segy import write_segy
 
 

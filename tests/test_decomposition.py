@@ -172,7 +172,7 @@ def test_sizes():
 
 
 def test_offset_classes_match_kernel_convention():
-    from seis_hpc.migration import offset_classes
+    from seis_hpc.migration.pstm import offset_classes
 
     off = np.array([-50.0, 0.0, 99.9, 100.0, 250.0, 499.0, 500.0, 800.0])
     edges = [0.0, 100.0, 300.0, 500.0]

@@ -11,8 +11,8 @@ import pytest
 from _conditioning_data import small_preset
 
 from seis_hpc.cli import main
+from seis_hpc.engine.gather_run import GatherReader
 from seis_hpc.flows import edit
-from seis_hpc.flows.gathers import GatherReader
 from seis_hpc.synth import Noise, make_survey, write_survey
 
 NOISE = Noise(dead=12, spikes=12, noisy=12, reversed=12, nan=6, seed=11)

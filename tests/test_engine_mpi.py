@@ -31,7 +31,7 @@ class ConstVelocity:
 
 def make_survey():
     from seis_hpc.engine.memory_source import ArraySource
-    from seis_hpc.migration import kirchhoff_model
+    from seis_hpc.migration.pstm import kirchhoff_model
 
     # Shots along three sail lines over the grid, 12 receivers trailing each.
     sa, ca = np.sin(np.radians(GRID.azimuth)), np.cos(np.radians(GRID.azimuth))
@@ -56,7 +56,7 @@ def make_survey():
 
 
 def reference(src, vr, ids=None):
-    from seis_hpc.migration import pstm
+    from seis_hpc.migration.pstm import pstm
 
     ids = np.arange(src.n_traces) if ids is None else ids
     out = pstm(src.read_traces(ids), DT, src["sx"][ids], src["sy"][ids], src["rx"][ids],
@@ -77,7 +77,7 @@ def shared_dir(comm, tmp_path):
 
 
 def run_engine(comm, out, strategy, gathers, n_units=16, tile=4):
-    from seis_hpc.engine.pstm_job import execute, make_job
+    from seis_hpc.engine.pstm_run import execute, make_job
 
     src, _ = make_survey()
     job = None

@@ -10,9 +10,9 @@ import pytest
 from _conditioning_data import small_preset
 
 from seis_hpc.cli import main
+from seis_hpc.engine.gather_run import GatherReader, group_traces
 from seis_hpc.errors import SeisError
 from seis_hpc.flows.flowfile import load_flow
-from seis_hpc.flows.gathers import GatherReader, group_traces
 from seis_hpc.synth import Noise, write_survey
 
 ROOT_FLOW = Path(__file__).resolve().parents[1] / "flows" / "marine2d.toml"
@@ -98,7 +98,7 @@ def test_gathers_cover_every_trace_once(line):
 def test_step_same_on_several_ranks(tmp_path_factory):
     from mpi4py import MPI
 
-    from seis_hpc.flows.gathers import run_step
+    from seis_hpc.engine.gather_run import run_step
     from seis_hpc.flows.steps import STEPS
 
     comm = MPI.COMM_WORLD

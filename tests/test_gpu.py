@@ -17,11 +17,11 @@ import itertools
 import numpy as np
 import pytest
 
-from seis_hpc import _reference
 from seis_hpc.errors import SeisError
 from seis_hpc.gpu import EMULATE_ENV, available, runtime
 from seis_hpc.gpu import pstm as gpu_pstm
-from seis_hpc.migration import kirchhoff_model, pstm
+from seis_hpc.migration import reference as _reference
+from seis_hpc.migration.pstm import kirchhoff_model, pstm
 
 DT = 0.004
 ON_GPU = available()
@@ -92,7 +92,7 @@ def test_gpu_samples_per_thread_and_batches(where, random_case, spt, batch):
 
 
 def _params(pts, time, vr, sx, sy, rx, ry):
-    from seis_hpc.migration import _setup, default_dx_aa
+    from seis_hpc.migration.pstm import _setup, default_dx_aa
 
     *_, p = _setup(pts, time, vr, sx, sy, rx, ry, DT, 0.0, np.inf, 90.0, 0.1,
                    "spreading+obliquity", "linear", "gpu", 3, 1)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from seis_hpc.errors import SeisError
-from seis_hpc.nmo import inverse_nmo, nmo_correct, nmo_stack
+from seis_hpc.velocity.nmo import inverse_nmo, nmo_correct, nmo_stack
 
 FPEAK = 20.0  # Hz
 B = (np.pi * FPEAK) ** 2

@@ -12,13 +12,7 @@ import pytest
 
 from seis_hpc.errors import SeisError
 from seis_hpc.kernels import openmp
-from seis_hpc.migration import (
-    kirchhoff_model,
-    offset_classes,
-    pstm,
-    pstm_gathers,
-    rho_filter,
-)
+from seis_hpc.migration.pstm import kirchhoff_model, offset_classes, pstm, pstm_gathers, rho_filter
 
 DT = 0.004
 
@@ -144,7 +138,7 @@ def test_flat_reflector_keeps_time_and_amplitude_across_offset_classes():
 
 def test_antialias_triangle_matches_explicit_filter():
     """The double-integral second difference equals the discrete triangle (L - |m|) / L^2."""
-    from seis_hpc._reference import double_integral
+    from seis_hpc.migration.antialias import double_integral
 
     rng = np.random.default_rng(0)
     d = rng.standard_normal((1, 64))

@@ -50,7 +50,7 @@ SPIKE2D = (20, 80)  # CMP index, time sample
 def make_line():
     """Shots every 25 m along the 2D line, 12 receivers trailing; one point diffractor."""
     from seis_hpc.engine.memory_source import ArraySource
-    from seis_hpc.migration import kirchhoff_model
+    from seis_hpc.migration.pstm import kirchhoff_model
 
     sx, rx, sid = [], [], []
     for n, s in enumerate(np.arange(-8, 56) * 12.5):
@@ -82,7 +82,7 @@ def surveys():
 
 def run_job(comm, src, grid, out, strategy, gathers, writer, n_units=16, tile=4):
     """One engine run with the writer ``writer`` (auto/on/off); returns the exit status."""
-    from seis_hpc.engine.pstm_job import execute, make_job
+    from seis_hpc.engine.pstm_run import execute, make_job
 
     job = None
     if comm is None or comm.Get_rank() == 0:
@@ -142,7 +142,7 @@ def abs_terms(job, src, grid, vr) -> dict:
     differ by at most (K - 1) * eps * (sum of |terms|), element by element.
     """
     from seis_hpc.engine.decomposition import offset_class_of
-    from seis_hpc.migration import pstm
+    from seis_hpc.migration.pstm import pstm
 
     kargs = {"dims": 2 if grid.is_2d else 3, "dx_aa": grid.bin_inline, **em.KARGS}
     cls = offset_class_of(src["offset"], job.offset_edges) if job.plan.n_classes else None

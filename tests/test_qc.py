@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seis_hpc import qc
 from seis_hpc.cli import main
 from seis_hpc.geometry import BinGrid
 from seis_hpc.io.volume import Volume, write_volume
+from seis_hpc.qc import pictures as qc
 
 
 def _png(path: Path) -> np.ndarray:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from seis_hpc import runlog
-from seis_hpc.manifest import read_manifest
+from seis_hpc.delivery import runlog
+from seis_hpc.delivery.manifest import read_manifest
 
 ENV_KEYS = ("SEIS_HPC_RUNDIR", "SLURM_JOB_ID", "SEIS_HPC_PROGRESS")
 

@@ -8,9 +8,15 @@ import pytest
 import velocity_line as vl
 
 from seis_hpc.geometry import BinGrid
-from seis_hpc.migration import pstm, pstm_gathers, rho_filter
-from seis_hpc.rmo import RmoParams, class_offsets, pick_gamma, residual_semblance, rmo_update
+from seis_hpc.migration.pstm import pstm, pstm_gathers, rho_filter
 from seis_hpc.survey import Survey
+from seis_hpc.velocity.rmo import (
+    RmoParams,
+    class_offsets,
+    pick_gamma,
+    residual_semblance,
+    rmo_update,
+)
 
 KW = {"max_angle": 60.0, "sparse_t0": "auto", "dims": 2}
 

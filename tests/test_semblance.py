@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from seis_hpc.errors import SeisError
-from seis_hpc.nmo import inverse_nmo, nmo_correct
-from seis_hpc.semblance import semblance
+from seis_hpc.velocity.nmo import inverse_nmo, nmo_correct
+from seis_hpc.velocity.semblance import semblance
 
 FPEAK = 20.0
 DT, NS = 0.004, 500

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seis_hpc.cluster.slurm import load_config, merge_parts, part_grid, part_ranges, render
 from seis_hpc.errors import SeisError
 from seis_hpc.geometry import BinGrid
 from seis_hpc.io.volume import Volume, read_volume, write_volume
-from seis_hpc.slurm import load_config, merge_parts, part_grid, part_ranges, render
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "slurm" / "configs"

@@ -11,8 +11,8 @@ from seis_hpc.cli import main
 from seis_hpc.engine.memory_source import ArraySource
 from seis_hpc.geometry import BinGrid
 from seis_hpc.io.volume import read_volume
-from seis_hpc.stack import nmo_stack_survey
 from seis_hpc.survey import Survey
+from seis_hpc.velocity.stack import nmo_stack_survey
 
 
 def _peak_time(trace, time, t0, half=0.012):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seis_hpc.errors import SeisError
-from seis_hpc.traveltime import dsr_traveltime, sparse_knots
+from seis_hpc.migration.traveltime import dsr_traveltime, sparse_knots
 
 
 def test_constant_velocity_is_straight_ray_time_to_depth():

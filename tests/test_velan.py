@@ -13,20 +13,23 @@ from seis_hpc.errors import SeisError
 from seis_hpc.geometry import BinGrid
 from seis_hpc.io.volume import read_volume
 from seis_hpc.survey import Survey
-from seis_hpc.velan import (
+from seis_hpc.velocity.field import field_from_picks
+from seis_hpc.velocity.picks import (
     PickLocation,
     Picks,
-    ScanParams,
-    analysis_locations,
-    auto_pick,
     dix,
     read_picks,
-    supergather_ids,
-    velocity_analysis,
+    vrms_function,
     write_picks,
     write_su_picks,
 )
-from seis_hpc.velocity_field import field_from_picks, vrms_function
+from seis_hpc.velocity.velan import (
+    ScanParams,
+    analysis_locations,
+    auto_pick,
+    supergather_ids,
+    velocity_analysis,
+)
 
 # Below the sea floor (t > 0.2 s) interval velocities above the water's: off the multiples.
 VINT_MIN = [(0.0, 1450.0), (0.2, 1450.0), (0.21, 1550.0)]
@@ -204,7 +207,7 @@ def test_velan_command_marine2d_within_3_percent(tmp_path):
     fast = read_picks(picks, vol.grid)
     for loc in fast.locations:
         loc.vrms = loc.vrms * 1.05
-    from seis_hpc.velan import write_picks as wp
+    from seis_hpc.velocity.picks import write_picks as wp
 
     wp(tmp_path / "fast.toml", fast)
     assert picks.read_text() == text

@@ -8,7 +8,7 @@ import pytest
 from seis_hpc.errors import SeisError
 from seis_hpc.geometry import BinGrid
 from seis_hpc.io.volume import Volume, write_volume
-from seis_hpc.velocity import load_vrms, open_vrms
+from seis_hpc.velocity.model import load_vrms, open_vrms
 
 GRID = BinGrid(1000.0, 500.0, 25.0, 12.5, 25.0, 10, 200, 4, 9)
 TIME = np.arange(0, 1.0001, 0.004)

@@ -69,7 +69,7 @@ class RhoFiltered:
         return self.src[name]
 
     def read_traces(self, ids):
-        from seis_hpc.migration import rho_filter
+        from seis_hpc.migration.pstm import rho_filter
 
         return rho_filter(self.src.read_traces(ids), self.dt, dims=self.dims)
 
@@ -83,10 +83,10 @@ def run(args) -> int:
 
     from seis_hpc.commands.pstm import _subgrid, _time_axis
     from seis_hpc.engine.comm import checked_on_root, input_error, rank_size, world
-    from seis_hpc.engine.pstm_job import execute, make_job
+    from seis_hpc.engine.pstm_run import execute, make_job
     from seis_hpc.errors import SeisError
     from seis_hpc.survey import Survey
-    from seis_hpc.velocity import load_vrms, open_vrms
+    from seis_hpc.velocity.model import load_vrms, open_vrms
 
     comm = world()
     rank, size = rank_size(comm)
@@ -100,9 +100,9 @@ def run(args) -> int:
             raise SeisError(f"--grid wants integers, got {text!r}") from None
 
     def setup():
-        from seis_hpc.rmo import RmoParams, class_offsets
-        from seis_hpc.velan import analysis_locations
-        from seis_hpc.velocity_field import write_vrms
+        from seis_hpc.velocity.field import write_vrms
+        from seis_hpc.velocity.rmo import RmoParams, class_offsets
+        from seis_hpc.velocity.velan import analysis_locations
 
         for p in (args.input, args.velocity):
             if not os.path.exists(p):
@@ -165,8 +165,8 @@ def run(args) -> int:
 
         def update(vpath=vpath, target=target, k=k):
             from seis_hpc.io.volume import read_volume
-            from seis_hpc.rmo import rmo_update
-            from seis_hpc.velocity_field import write_vrms
+            from seis_hpc.velocity.field import write_vrms
+            from seis_hpc.velocity.rmo import rmo_update
 
             gath = read_volume(target, "gathers")
             v = load_vrms(vpath, grid, time).reshape(grid.shape + (time.size,))

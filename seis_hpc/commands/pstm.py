@@ -190,10 +190,10 @@ def run(args) -> int:
     import sys
 
     from seis_hpc.engine.comm import checked_on_root, input_error, rank_size, world
-    from seis_hpc.engine.pstm_job import execute, make_job
+    from seis_hpc.engine.pstm_run import execute, make_job
     from seis_hpc.errors import SeisError
     from seis_hpc.survey import Survey
-    from seis_hpc.velocity import open_vrms
+    from seis_hpc.velocity.model import open_vrms
 
     comm = world()
     rank, size = rank_size(comm)
@@ -226,7 +226,7 @@ def run(args) -> int:
             get_runtime()  # no CuPy or no GPU: say so once, before any work
             kernel_args["backend"] = args.backend
         # Check the kernel parameters once, here, instead of failing on every rank later.
-        from seis_hpc.migration import _setup
+        from seis_hpc.migration.pstm import _setup
 
         n = min(2, grid.n_crossline)
         _setup(grid.points()[:n], time, vel.window(0, 1, 0, n),

@@ -106,8 +106,8 @@ def run(args) -> int:
 
     import h5py
 
-    from seis_hpc import qc
     from seis_hpc.errors import SeisError
+    from seis_hpc.qc import pictures as qc
 
     t0 = time.time()
     for p in (args.file, args.before):
@@ -118,7 +118,7 @@ def run(args) -> int:
         with open(p, "rb"):
             pass  # the OS error (missing, unreadable) is the message
     if args.velocity:
-        from seis_hpc.velocity import read_vrms_csv
+        from seis_hpc.velocity.model import read_vrms_csv
 
         read_vrms_csv(args.velocity)  # bad picks are refused before any picture is drawn
     what = [w.strip() for w in args.what.split(",") if w.strip()] if args.what else None
@@ -142,7 +142,7 @@ def run(args) -> int:
         print(p)
     rundir = args.rundir or os.environ.get("SEIS_HPC_RUNDIR")
     if rundir:
-        from seis_hpc.runlog import params_from_args, record_step
+        from seis_hpc.delivery.runlog import params_from_args, record_step
 
         inputs = [args.file] + ([args.before] if args.before else [])
         record_step("qc", rundir=rundir, params=params_from_args(args), inputs=inputs,

@@ -32,7 +32,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from seis_hpc.report import build_report
+    from seis_hpc.delivery.report import build_report
 
     rep = build_report(args.rundir, out=args.out, manifest=args.manifest, title=args.title)
     print(f"{rep.html}: report of {rep.steps} steps")

@@ -43,8 +43,8 @@ def run(args) -> int:
     from seis_hpc.errors import SeisError
 
     if args.action == "render":
+        from seis_hpc.cluster.slurm import load_config, render
         from seis_hpc.io.atomic import atomic_output
-        from seis_hpc.slurm import load_config, render
 
         text = render(load_config(args.config))
         if not args.out:
@@ -58,7 +58,7 @@ def run(args) -> int:
               f"{args.out}")
         return 0
     if args.action == "part":
-        from seis_hpc.slurm import part_grid
+        from seis_hpc.cluster.slurm import part_grid
         from seis_hpc.survey import Survey
 
         if args.parts < 1:
@@ -67,7 +67,7 @@ def run(args) -> int:
         print(",".join(str(v) for v in part_grid(grid, args.parts, args.task)))
         return 0
     if args.action == "merge":
-        from seis_hpc.slurm import merge_parts
+        from seis_hpc.cluster.slurm import merge_parts
 
         for p in args.parts:
             if not os.path.isfile(p):

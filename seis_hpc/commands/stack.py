@@ -36,9 +36,9 @@ def run(args) -> int:
     import sys
 
     from seis_hpc.errors import SeisError
-    from seis_hpc.stack import nmo_stack_survey, write_stack
     from seis_hpc.survey import Survey
-    from seis_hpc.velocity import open_vrms
+    from seis_hpc.velocity.model import open_vrms
+    from seis_hpc.velocity.stack import nmo_stack_survey, write_stack
 
     for p in (args.input, args.velocity):
         if not os.path.exists(p):

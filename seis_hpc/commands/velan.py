@@ -89,16 +89,10 @@ def run(args) -> int:
 
     from seis_hpc.errors import SeisError
     from seis_hpc.survey import Survey
-    from seis_hpc.velan import (
-        ScanParams,
-        analysis_locations,
-        read_picks,
-        velocity_analysis,
-        write_picks,
-        write_su_picks,
-    )
-    from seis_hpc.velocity import read_vrms_csv
-    from seis_hpc.velocity_field import field_from_picks, table_from_field, write_vrms
+    from seis_hpc.velocity.field import field_from_picks, table_from_field, write_vrms
+    from seis_hpc.velocity.model import read_vrms_csv
+    from seis_hpc.velocity.picks import read_picks, write_picks, write_su_picks
+    from seis_hpc.velocity.velan import ScanParams, analysis_locations, velocity_analysis
 
     if not os.path.exists(args.input):
         raise FileNotFoundError(2, "No such file or directory", args.input)

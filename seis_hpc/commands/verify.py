@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from seis_hpc.manifest import verify_manifest
+    from seis_hpc.delivery.manifest import verify_manifest
 
     entries, problems = verify_manifest(args.manifest)
     bad = {p.entry.path: p for p in problems}

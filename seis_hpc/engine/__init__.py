@@ -7,7 +7,7 @@ Modules, one idea each:
 * :mod:`~seis_hpc.engine.schedule` - dynamic hand-out of units (RMA counter on rank 0).
 * :mod:`~seis_hpc.engine.comm` - fail-fast errors, checked broadcasts, slab-wise reductions.
 * :mod:`~seis_hpc.engine.checkpoint` - journal and partial results, restart.
-* :mod:`~seis_hpc.engine.progress` - per-rank timings and the progress line.
-* :mod:`~seis_hpc.engine.pstm_job` - running a planned PSTM job on every rank.
+* :mod:`~seis_hpc.engine.timers` - per-rank timings and the progress line.
+* :mod:`~seis_hpc.engine.pstm_run` - running a planned PSTM job on every rank.
 * :mod:`~seis_hpc.engine.memory_source` - traces in memory behind the trace-index interface.
 """

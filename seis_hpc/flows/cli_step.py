@@ -32,7 +32,7 @@ def command(name: str) -> SimpleNamespace:
 
     def run(args) -> int:
         from seis_hpc.engine.comm import world
-        from seis_hpc.flows.gathers import run_step
+        from seis_hpc.engine.gather_run import run_step
 
         given = {p.name: getattr(args, p.name) for p in spec.params}
         if any(p.unit == "bool" for p in spec.params):

@@ -172,7 +172,7 @@ def load_flow(path: str | os.PathLike) -> Flow:
 
 def run_flow(flow: Flow, comm=None, quiet: bool = False) -> list[dict | None]:
     """Run every step of a validated flow in order; returns the QC summaries (rank 0)."""
-    from seis_hpc.flows.gathers import run_step
+    from seis_hpc.engine.gather_run import run_step
 
     summaries = []
     src = flow.input

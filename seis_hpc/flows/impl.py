@@ -11,7 +11,7 @@ from seis_hpc.flows import amplitude, decon, edit, noise, radon, srme
 
 
 def _velocity_trace(path: str, ns: int, dt: float, t_start: float) -> np.ndarray:
-    from seis_hpc.velocity import read_vrms_csv
+    from seis_hpc.velocity.model import read_vrms_csv
 
     t, v = read_vrms_csv(path)
     return np.interp(t_start + dt * np.arange(ns), t, v).astype(np.float32)

@@ -57,7 +57,7 @@ def radon_demultiple(gather, dt: float, offset, vnmo, *, q_cut: float = 0.015,
     multiples : numpy.ndarray
         float32 multiple model that was subtracted.
     """
-    from seis_hpc.nmo import inverse_nmo, nmo_correct
+    from seis_hpc.velocity.nmo import inverse_nmo, nmo_correct
 
     g = np.asarray(gather, np.float32)
     x = np.abs(np.asarray(offset, np.float64))

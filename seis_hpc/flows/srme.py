@@ -105,7 +105,7 @@ class Regular:
 def _nmo_shift(trace: np.ndarray, h_from: float, h_to: np.ndarray, dt: float, v: np.ndarray
                ) -> np.ndarray:
     """Copies of ``trace`` (offset ``h_from``, m) moved to offsets ``h_to`` (m) by NMO."""
-    from seis_hpc.nmo import inverse_nmo, nmo_correct
+    from seis_hpc.velocity.nmo import inverse_nmo, nmo_correct
 
     g = np.repeat(trace[None, :], len(h_to), axis=0)
     flat = nmo_correct(g, np.full(len(h_to), h_from), dt, v, stretch_mute=None)

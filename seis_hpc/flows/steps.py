@@ -1,5 +1,5 @@
 """The registry of flow steps: name, gather kind, parameters (field names, SI units) and the
-implementation that the driver (:func:`seis_hpc.flows.gathers.run_step`) calls per gather.
+implementation that the driver (:func:`seis_hpc.engine.gather_run.run_step`) calls per gather.
 
 Nothing heavy is imported at module level: the command line builds its ``--help`` from these
 specs. Each implementation has ``apply(gather, ctx) -> gather`` (``ctx``: ``dt`` s, ``t_start``

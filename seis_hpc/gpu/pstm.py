@@ -1,6 +1,6 @@
 """Kirchhoff PSTM and modelling on a GPU: host preparation, batching and launches.
 
-Called by :func:`seis_hpc.migration.pstm` and :func:`seis_hpc.migration.kirchhoff_model`
+Called by :func:`seis_hpc.migration.pstm` and :func:`seis_hpc.migration.pstm.kirchhoff_model`
 with ``backend="gpu"``, with the parameters those functions resolved (see ``_setup`` there
 and the conventions in ``kernels/pstm.pyx``). The image of the requested points stays on the
 device while the traces pass through it in batches; each batch is uploaded as float32, its
@@ -126,8 +126,8 @@ def split_double_integral(xp, d, pad: int):
     """(ntr, ns + 2 pad, 4) float32: H, Lo, D and 0 of the padded double integral of ``d``.
 
     ``S`` is the causal-then-anticausal running sum of each zero-padded trace in float64
-    (``seis_hpc._reference.double_integral``); ``H`` is S rounded to the trace's power-of-two
-    grid ``g`` (max |S| < 2^22 g, so that differences of H are exact in float32),
+    (``seis_hpc.migration.antialias.double_integral``); ``H`` is S rounded to the trace's
+    power-of-two grid ``g`` (max |S| < 2^22 g, so that differences of H are exact in float32),
     ``Lo = S - H`` and ``D[m] = S[m+1] - S[m]`` (= minus the causal sum at m).
     """
     n, ns = d.shape

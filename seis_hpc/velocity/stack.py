@@ -2,9 +2,9 @@
 the live fold, over a whole survey, written as an HDF5 ``image`` volume and optionally SEG-Y.
 
 Each bin's traces are NMO-corrected with the bin's Vrms(t0) (the ``vrms`` volume or CSV
-function read by :func:`seis_hpc.velocity.open_vrms`, as ``seis-hpc pstm`` reads it) by
-:func:`seis_hpc.nmo.nmo_correct`, and each sample's sum is divided by the number of traces
-live there (not stretch-muted, not zero), as :func:`seis_hpc.nmo.nmo_stack` does for one
+function read by :func:`seis_hpc.velocity.model.open_vrms`, as ``seis-hpc pstm`` reads it) by
+:func:`seis_hpc.velocity.nmo.nmo_correct`, and each sample's sum is divided by the number of traces
+live there (not stretch-muted, not zero), as :func:`seis_hpc.velocity.nmo.nmo_stack` does for one
 gather, so mute zones and dead traces do not dim the stack.
 """
 
@@ -33,7 +33,7 @@ def nmo_stack_survey(source, bins: np.ndarray, grid, velocity, *, stretch_mute: 
         Output grid.
     velocity : object
         Velocity model with ``window(i0, i1, j0, j1) -> (n_bins, ns)`` Vrms (m/s) on the
-        input time axis (:func:`seis_hpc.velocity.open_vrms`).
+        input time axis (:func:`seis_hpc.velocity.model.open_vrms`).
     stretch_mute : float or None
         NMO stretch limit (fraction; None for none).
     interp : {"linear", "cubic"}
@@ -46,7 +46,7 @@ def nmo_stack_survey(source, bins: np.ndarray, grid, velocity, *, stretch_mute: 
     numpy.ndarray, float32, shape ``grid.shape + (ns,)``
         The stack; 0 in empty bins and where no trace is live.
     """
-    from seis_hpc.nmo import nmo_correct
+    from seis_hpc.velocity.nmo import nmo_correct
 
     b = np.asarray(bins, dtype=np.int64)
     offset = np.asarray(source["offset"], dtype=np.float64)

@@ -27,7 +27,7 @@ BACKENDS = ("cython", "numpy")
 
 
 # ---------------------------------------------------------------------------------------------
-# Validation shared with seis_hpc.semblance
+# Validation shared with seis_hpc.velocity.semblance
 # ---------------------------------------------------------------------------------------------
 
 

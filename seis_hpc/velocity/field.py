@@ -20,42 +20,7 @@ import os
 import numpy as np
 
 from seis_hpc.errors import SeisError
-
-
-def vrms_function(t_picks, v_picks, time, interp: str = "v2t") -> np.ndarray:
-    """One location's picks on a time axis (linear in ``V^2 t``; constant Vrms outside).
-
-    Parameters
-    ----------
-    t_picks : array_like, shape (n,)
-        Pick times (s), increasing.
-    v_picks : array_like, shape (n,)
-        RMS velocities (m/s).
-    time : array_like, shape (nt,)
-        Output two-way times (s).
-    interp : {"v2t", "linear"}
-        Linear in ``V^2 t`` (constant interval velocity between picks), or plain linear (for
-        quantities that are not velocities, such as update ratios).
-
-    Returns
-    -------
-    numpy.ndarray, float64, shape (nt,)
-        Vrms (m/s) at each output time.
-    """
-    tp = np.asarray(t_picks, dtype=np.float64)
-    vp = np.asarray(v_picks, dtype=np.float64)
-    t = np.asarray(time, dtype=np.float64)
-    if tp.size == 1:
-        return np.full(t.shape, vp[0])
-    out = np.empty(t.shape)
-    above, below = t <= tp[0], t >= tp[-1]
-    out[above], out[below] = vp[0], vp[-1]
-    mid = ~(above | below)
-    if interp == "linear":
-        out[mid] = np.interp(t[mid], tp, vp)
-    else:
-        out[mid] = np.sqrt(np.interp(t[mid], tp, vp * vp * tp) / t[mid])
-    return out
+from seis_hpc.velocity.picks import vrms_function
 
 
 def _lateral(pos: np.ndarray, f: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -106,7 +71,7 @@ def field_from_picks(picks, grid, time, *, smooth_m: float = 0.0, smooth_s: floa
 
     Parameters
     ----------
-    picks : seis_hpc.velan.Picks
+    picks : seis_hpc.velocity.picks.Picks
         Picks at analysis locations (bins of ``grid``).
     grid : BinGrid
         Image grid.
@@ -192,9 +157,9 @@ def table_from_field(vrms: np.ndarray, grid, time, *, every: int = 10, dt_table:
 
     Returns
     -------
-    seis_hpc.velan.Picks
+    seis_hpc.velocity.picks.Picks
     """
-    from seis_hpc.velan import PickLocation, Picks, cdp_number
+    from seis_hpc.velocity.picks import PickLocation, Picks, cdp_number
 
     if int(every) != every or every < 1:
         raise SeisError(f"every must be a whole number >= 1 (got {every})")

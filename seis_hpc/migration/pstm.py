@@ -1,7 +1,7 @@
 """Kirchhoff prestack time migration (PSTM) and its exact adjoint, Kirchhoff modelling.
 
 The image at output point x and two-way time t0 is the weighted sum over traces of the data
-read at the DSR traveltime (see :mod:`seis_hpc.traveltime`):
+read at the DSR traveltime (see :mod:`seis_hpc.migration.traveltime`):
 
     I(x, t0) = sum_traces  A(m) W(x, t0) F_L[d](t_dsr(x, t0))
 
@@ -39,7 +39,7 @@ import math
 import numpy as np
 
 from seis_hpc.errors import SeisError
-from seis_hpc.traveltime import (
+from seis_hpc.migration.traveltime import (
     as_coordinates,
     check_geometry,
     max_distance,
@@ -241,7 +241,7 @@ def pstm(data, dt, sx, sy, rx, ry, points, time, vrms, *, t_start=0.0, aperture=
         Maximum triangle half-length (samples).
     sparse_t0 : int or "auto", optional
         Evaluate traveltimes, weights and AA lengths exactly on the knots of
-        :func:`seis_hpc.traveltime.sparse_knots` and linearly in between. A CPU economy:
+        :func:`seis_hpc.migration.traveltime.sparse_knots` and linearly in between. A CPU economy:
         ``backend="gpu"`` always evaluates exactly (what the knots approximate).
     dims : {2, 3}, optional
         Spreading law; default: 2 when points and traces are collinear, else 3.
@@ -289,15 +289,15 @@ def pstm(data, dt, sx, sy, rx, ry, points, time, vrms, *, t_start=0.0, aperture=
             raise SeisError("data: backend 'gpu' computes in float32; give float32 data")
         return gpu_pstm.migrate(p, d, sx, sy, rx, ry, pts, t, a, iv2, out)
     if backend == "numpy":
-        from seis_hpc import _reference
+        from seis_hpc.migration import reference as _reference
 
         out += _reference.pstm_numpy(p, d, sx, sy, rx, ry, pts, a, a2, iv2,
                                      knots if knots.size else None).astype(out.dtype)
         return out
-    from seis_hpc import _reference
     from seis_hpc.kernels import pstm as kern
+    from seis_hpc.migration.antialias import double_integral
 
-    s2 = (_reference.double_integral(d, p["pad"]) if p["antialias"]
+    s2 = (double_integral(d, p["pad"]) if p["antialias"]
           else np.zeros((1, 1)))
     kern.pstm_3d(d, s2, p["pad"], p["dt"], p["t_start"], sx, sy, rx, ry, pts, a, a2, iv2, out,
                  p["aperture"], p["taper"], p["max_angle_rad"], p["obliquity"],
@@ -375,7 +375,7 @@ def kirchhoff_model(image, points, time, vrms, sx, sy, rx, ry, ns, dt, *, t_star
             raise SeisError("image: backend 'gpu' computes in float32; give a float32 image")
         return gpu_pstm.model(p, m, pts, t, a, iv2, sx, sy, rx, ry, ns)
     if backend == "numpy":
-        from seis_hpc import _reference
+        from seis_hpc.migration import reference as _reference
 
         return _reference.model_numpy(p, m, pts, a, a2, iv2, sx, sy, rx, ry, ns).astype(m.dtype)
     from seis_hpc.kernels import pstm as kern

@@ -314,7 +314,7 @@ def load_config(path: str | Path) -> JobConfig:
 # -- rendering ----------------------------------------------------------------------------------
 def default_root() -> str | None:
     """The checkout this package runs from, if it has ``jobs/lib.sh`` (else None)."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     return str(root) if (root / "jobs" / "lib.sh").is_file() else None
 
 
@@ -413,7 +413,7 @@ def template_dir(cfg: JobConfig) -> Path:
     """The folder of the script templates: ``cluster.templates``, else ``slurm/templates`` of
     this checkout."""
     d = Path(cfg.cluster.templates) if cfg.cluster.templates else \
-        Path(__file__).resolve().parents[1] / "slurm" / "templates"
+        Path(__file__).resolve().parents[2] / "slurm" / "templates"
     if not d.is_dir():
         raise SeisError("no template folder (set cluster.templates)", d)
     return d

@@ -1,6 +1,6 @@
 """Semblance velocity scans of CMP gathers: conventional and AB (trend-aware) semblance.
 
-For each trial velocity the gather is NMO-corrected (see :mod:`seis_hpc.nmo`) and, at every
+For each trial velocity the gather is NMO-corrected (see :mod:`seis_hpc.velocity.nmo`) and, at every
 zero-offset time, the live corrected samples ``c_i`` are fitted by a model across offset:
 
 * ``"conventional"`` (Taner and Koehler 1969): a constant, the mean of the live traces;
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from seis_hpc.errors import SeisError
-from seis_hpc.nmo import (
+from seis_hpc.velocity.nmo import (
     BACKENDS,
     INTERP,
     _check_choice,
@@ -125,7 +125,7 @@ def semblance(
         Constant fit across offset, or the intercept-plus-gradient (AB) fit.
     stretch_mute : float or None, optional
         Exclude samples whose NMO stretch exceeds this fraction (see
-        :func:`seis_hpc.nmo.nmo_correct`); ``None`` (default) keeps every sample inside the
+        :func:`seis_hpc.velocity.nmo.nmo_correct`); ``None`` (default) keeps every sample inside the
         trace.
     interp : {"linear", "cubic"}, optional
         Interpolation of the input traces.

@@ -1,6 +1,6 @@
 """The processing report: one self-contained HTML file for a run folder, and its manifest.
 
-:func:`build_report` reads ``RUNDIR/steps.jsonl`` (see :mod:`seis_hpc.runlog`) and writes
+:func:`build_report` reads ``RUNDIR/steps.jsonl`` (see :mod:`seis_hpc.delivery.runlog`) and writes
 
 * ``RUNDIR/report.html``: every step in order with its command line, parameters, inputs and
   outputs (with sizes), start, end and duration, trace counts, edits, metrics and QC pictures.
@@ -8,7 +8,7 @@
   style sheet or link, so it opens offline and can be mailed as it is.
 * ``RUNDIR/MANIFEST.sha256``: size and SHA-256 of every deliverable — the outputs of the
   steps that succeeded (folders expanded to their files), their QC pictures, ``steps.jsonl`` and
-  ``report.html`` itself (see :mod:`seis_hpc.manifest`).
+  ``report.html`` itself (see :mod:`seis_hpc.delivery.manifest`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seis_hpc import __version__
+from seis_hpc.delivery.manifest import MANIFEST_NAME, Entry, hash_files, write_manifest
+from seis_hpc.delivery.runlog import STEPS_FILE, read_steps
 from seis_hpc.errors import SeisError
 from seis_hpc.io.atomic import atomic_output
-from seis_hpc.manifest import MANIFEST_NAME, Entry, hash_files, write_manifest
-from seis_hpc.runlog import STEPS_FILE, read_steps
 
 REPORT_NAME = "report.html"
 _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}

@@ -34,8 +34,8 @@ from seis_hpc.engine.comm import (
     reduce_slabs,
 )
 from seis_hpc.engine.decomposition import TRACE_CHUNK, Plan
-from seis_hpc.engine.progress import Progress, Timers, timing_table
 from seis_hpc.engine.schedule import make_queue
+from seis_hpc.engine.timers import Progress, Timers, timing_table
 
 # Test hook: the unit with this number raises on whichever rank takes it.
 FAIL_ENV = "SEIS_HPC_FAIL_UNIT"
@@ -132,7 +132,7 @@ class PstmJob:
 
 def default_kernel():
     """``seis_hpc.migration.pstm``, imported when first needed."""
-    from seis_hpc.migration import pstm
+    from seis_hpc.migration.pstm import pstm
 
     return pstm
 

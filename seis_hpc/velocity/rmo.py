@@ -11,7 +11,7 @@ so gathers curve up for a too slow velocity (gamma < 1) and down for a too fast 
 residual semblance scans the curvature parameter ``gamma`` (dimensionless, 1 = flat) at every
 ``tau_0``; picks of gamma on coherent events give ``v_new = v_m / gamma`` there. The ratio
 ``1 / gamma`` is interpolated between picks and locations and smoothed
-(:func:`seis_hpc.velocity_field.field_from_picks`) and multiplies the old field. Iterating
+(:func:`seis_hpc.velocity.field.field_from_picks`) and multiplies the old field. Iterating
 migration and update converges to gamma = 1 everywhere (flat gathers), which is how PSTM
 velocities are built in practice.
 """
@@ -172,7 +172,7 @@ def pick_gamma(panel, gammas, time, *, min_semblance: float = 0.5, min_separatio
 
 def class_offsets(offset, edges) -> np.ndarray:
     """Mean |offset| (m) of the traces in each offset class (the centre for an empty class)."""
-    from seis_hpc.migration import offset_classes
+    from seis_hpc.migration.pstm import offset_classes
 
     e = np.asarray(edges, dtype=np.float64)
     off = np.abs(np.asarray(offset, dtype=np.float64))
@@ -214,8 +214,8 @@ def rmo_update(gathers, offsets, time, vrms_at, locations, grid, vrms_field, par
     picks : list of (inline, crossline, time, gamma, semblance)
         The gamma picks per location (for QC and logs).
     """
-    from seis_hpc.velan import PickLocation, Picks, cdp_number
-    from seis_hpc.velocity_field import field_from_picks
+    from seis_hpc.velocity.field import field_from_picks
+    from seis_hpc.velocity.picks import PickLocation, Picks, cdp_number
 
     g = np.asarray(gathers)
     t = np.asarray(time, dtype=np.float64)

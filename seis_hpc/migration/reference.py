@@ -1,6 +1,6 @@
 """Plain NumPy references of the PSTM kernels (``backend="numpy"``), written for clarity.
 
-They take the resolved parameters of :mod:`seis_hpc.migration` (see the module docstring of
+They take the resolved parameters of :mod:`seis_hpc.migration.pstm` (see the module docstring of
 ``kernels/pstm.pyx`` for the shared conventions) and loop over traces in Python, vectorising
 over output points and times. Tests compare the Cython kernels against them.
 """
@@ -9,25 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from seis_hpc.traveltime import interpolate_on_knots
-
-
-def dsr_numpy(points, a2, iv2, sx, sy, rx, ry, eta=None) -> np.ndarray:
-    """Exact DSR / VTI traveltimes (s), shape (ntr, npts, nt)."""
-    ds2 = (points[None, :, 0] - sx[:, None]) ** 2 + (points[None, :, 1] - sy[:, None]) ** 2
-    dr2 = (points[None, :, 0] - rx[:, None]) ** 2 + (points[None, :, 1] - ry[:, None]) ** 2
-
-    def leg(d2):
-        t2 = a2[None, None, :] + d2[:, :, None] * iv2[None]
-        if eta is not None:
-            den = a2[None, None, :] / iv2[None] + (1 + 2 * eta[None]) * d2[:, :, None]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                corr = np.where(den > 0, 2 * eta[None] * d2[:, :, None] ** 2 * iv2[None] / den,
-                                0.0)
-            t2 = t2 - corr
-        return np.sqrt(np.maximum(t2, 0.0))
-
-    return leg(ds2) + leg(dr2)
+from seis_hpc.migration.antialias import double_integral
+from seis_hpc.migration.traveltime import interpolate_on_knots
 
 
 def cosine_taper(x, start, end):
@@ -61,19 +44,6 @@ def lagrange4(f):
     """Weights of samples i-1, i, i+1, i+2 for the 4-point Lagrange interpolator at i + f."""
     return (-f * (f - 1) * (f - 2) / 6, (f + 1) * (f - 1) * (f - 2) / 2,
             -(f + 1) * f * (f - 2) / 2, (f + 1) * f * (f - 1) / 6)
-
-
-def double_integral(data, pad):
-    """Causal then anticausal running sums of each zero-padded trace, float64 (ntr, ns+2pad).
-
-    The second difference ``2 S(k) - S(k-L) - S(k+L)`` of the result is the trace filtered by
-    the triangle of half-length L samples and area L^2 (Lumley, Claerbout and Bevc, 1994).
-    """
-    ntr, ns = data.shape
-    d = np.zeros((ntr, ns + 2 * pad))
-    d[:, pad:pad + ns] = data
-    s1 = np.cumsum(d, axis=1)
-    return np.ascontiguousarray(np.cumsum(s1[:, ::-1], axis=1)[:, ::-1])
 
 
 def sample_terms(p, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr):

@@ -252,9 +252,7 @@ def dsr_traveltime(points, time, vrms, sx, sy, rx, ry, eta=None, backend="numpy"
         if not np.all(np.isfinite(eta_arr) & (eta_arr > -0.5)):
             raise SeisError("eta: anellipticity must be finite and > -0.5")
     if backend == "numpy":
-        from seis_hpc import _reference
-
-        tt = _reference.dsr_numpy(pts, a2, iv2, sx, sy, rx, ry, eta_arr)
+        tt = dsr_numpy(pts, a2, iv2, sx, sy, rx, ry, eta_arr)
     elif backend == "cython":
         from seis_hpc.kernels import openmp
         from seis_hpc.kernels import pstm as kern
@@ -272,3 +270,21 @@ def dsr_traveltime(points, time, vrms, sx, sy, rx, ry, eta=None, backend="numpy"
                              d_max=max_distance(pts, sx, sy, rx, ry))
         tt = interpolate_on_knots(tt, knots)
     return tt
+
+
+def dsr_numpy(points, a2, iv2, sx, sy, rx, ry, eta=None) -> np.ndarray:
+    """Exact DSR / VTI traveltimes (s), shape (ntr, npts, nt)."""
+    ds2 = (points[None, :, 0] - sx[:, None]) ** 2 + (points[None, :, 1] - sy[:, None]) ** 2
+    dr2 = (points[None, :, 0] - rx[:, None]) ** 2 + (points[None, :, 1] - ry[:, None]) ** 2
+
+    def leg(d2):
+        t2 = a2[None, None, :] + d2[:, :, None] * iv2[None]
+        if eta is not None:
+            den = a2[None, None, :] / iv2[None] + (1 + 2 * eta[None]) * d2[:, :, None]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                corr = np.where(den > 0, 2 * eta[None] * d2[:, :, None] ** 2 * iv2[None] / den,
+                                0.0)
+            t2 = t2 - corr
+        return np.sqrt(np.maximum(t2, 0.0))
+
+    return leg(ds2) + leg(dr2)

@@ -1,0 +1,2 @@
+"""Running on a cluster: job configuration and SLURM script rendering (:mod:`.slurm`).
+"""
