@@ -20,7 +20,7 @@ import numpy as np
 
 from seis_hpc import synth
 from seis_hpc.migration.pstm import pstm, rho_filter
-from seis_hpc.qc import pictures as qc
+from seis_hpc.qc import figures as qc
 from seis_hpc.survey import Survey
 from seis_hpc.velocity.field import field_from_picks
 from seis_hpc.velocity.stack import nmo_stack_survey

@@ -12,7 +12,7 @@ import pytest
 from seis_hpc.cli import main
 from seis_hpc.geometry import BinGrid
 from seis_hpc.io.volume import Volume, write_volume
-from seis_hpc.qc import pictures as qc
+from seis_hpc.qc import figures, pictures
 
 
 def _png(path: Path) -> np.ndarray:
@@ -39,7 +39,7 @@ def _inside(fig, img: np.ndarray, margin: int = 3, axes: int = 0
     """The part of ``img`` inside the frame of the figure's ``axes``-th axes, and its top-left
     (row, column)."""
     (x0, y0), (x1, y1) = fig.axes[axes].transAxes.transform([(0, 0), (1, 1)])
-    h = fig.get_size_inches()[1] * qc.DPI
+    h = fig.get_size_inches()[1] * figures.DPI
     r0, c0 = int(h - y1) + margin, int(x0) + margin
     return img[r0:int(h - y0) - margin, c0:int(x1) - margin], r0, c0
 
@@ -48,7 +48,7 @@ def _pixel(fig, x: float, y: float) -> tuple[int, int]:
     """(row, column) in the saved PNG of data point (x, y) of the figure's first axes."""
     ax = fig.axes[0]
     px, py = ax.transData.transform((x, y))
-    h = fig.get_size_inches()[1] * qc.DPI
+    h = fig.get_size_inches()[1] * figures.DPI
     return int(round(h - py)), int(round(px))
 
 
@@ -192,9 +192,9 @@ def _spike_gather():
 
 def test_density_gather_puts_the_spike_at_its_offset_and_time(tmp_path):
     d, t, x = _spike_gather()
-    fig = qc.gather_figure(d, t, x, title="spike", xlabel="offset (m)", size=(8, 6))
+    fig = figures.gather_figure(d, t, x, title="spike", xlabel="offset (m)", size=(8, 6))
     row, col = _pixel(fig, 237.5, 0.74)
-    png = qc.save_png(fig, tmp_path / "g.png")
+    png = figures.save_png(fig, tmp_path / "g.png")
     img, r0, c0 = _inside(fig, _png(png)[..., :3].mean(axis=-1))
     r, c = np.unravel_index(np.argmin(img), img.shape)  # darkest pixel: the spike's centre
     r, c = r + r0, c + c0
@@ -206,12 +206,12 @@ def test_density_gather_puts_the_spike_at_its_offset_and_time(tmp_path):
 
 def test_wiggle_lobe_at_the_spike_time(tmp_path):
     d, t, x = _spike_gather()
-    fig = qc.gather_figure(d, t, x, title="spike", xlabel="offset (m)", style="wiggle",
+    fig = figures.gather_figure(d, t, x, title="spike", xlabel="offset (m)", style="wiggle",
                            size=(8, 6))
     row, col = _pixel(fig, 237.5, 0.74)
     right = _pixel(fig, 237.5 + 12.5 * 0.6, 0.74)[1]  # 60 % of the way to the next trace
     top, bottom = _pixel(fig, 237.5, 0.5)[0], _pixel(fig, 237.5, t[-1])[0]
-    img = _png(qc.save_png(fig, tmp_path / "w.png"))[..., :3].mean(axis=-1)
+    img = _png(figures.save_png(fig, tmp_path / "w.png"))[..., :3].mean(axis=-1)
     # between traces, the only black is the filled positive lobe of the spike
     column = img[top + 2:bottom - 2, right]
     dark = np.flatnonzero(column < 0.3) + top + 2
@@ -225,16 +225,16 @@ def test_map_and_section_keep_their_signatures(tmp_path):
     t = np.arange(50) * 0.004
     sec = np.zeros((20, 50), dtype=np.float32)
     sec[7, 25] = 1.0
-    p = qc.plot_section(sec, t, np.arange(1, 21), tmp_path / "s.png", xlabel="crossline",
+    p = figures.plot_section(sec, t, np.arange(1, 21), tmp_path / "s.png", xlabel="crossline",
                         title="PSTM inline 3", marks=[(8, 0.1)])
     _assert_picture(p, 1000, 600)
     fold = np.arange(12.0).reshape(3, 4)
-    p = qc.plot_map(fold, tmp_path / "m.png", title="CMP fold", x=np.arange(10, 14),
+    p = figures.plot_map(fold, tmp_path / "m.png", title="CMP fold", x=np.arange(10, 14),
                     y=np.arange(1, 4), label="traces per bin")
     _assert_picture(p, 800, 600)
-    fig = qc.map_figure(fold, title="fold", x=np.arange(10, 14), y=np.arange(1, 4))
+    fig = figures.map_figure(fold, title="fold", x=np.arange(10, 14), y=np.arange(1, 4))
     row, col = _pixel(fig, 13, 3)  # the fullest bin: inline 3, crossline 13
-    img = _png(qc.save_png(fig, tmp_path / "m2.png"))[..., :3]
+    img = _png(figures.save_png(fig, tmp_path / "m2.png"))[..., :3]
     import matplotlib
 
     top = matplotlib.colormaps["viridis"](1.0)[:3]
@@ -245,7 +245,7 @@ def test_amplitude_spectrum_peaks_at_the_sine_frequency():
     dt = 0.002
     t = np.arange(500) * dt
     tr = np.sin(2 * np.pi * 25.0 * t)[None, :] * np.array([[1.0], [2.0]])
-    f, a = qc.amplitude_spectrum(tr, dt)
+    f, a = figures.amplitude_spectrum(tr, dt)
     assert f[-1] == pytest.approx(250.0)
     assert f[np.argmax(a)] == pytest.approx(25.0)
     assert a.max() == pytest.approx(1.5 * 500 / 2, rel=1e-6)  # mean of 1 and 2, N/2 each
@@ -253,8 +253,8 @@ def test_amplitude_spectrum_peaks_at_the_sine_frequency():
 
 def test_difference_panel_is_blank_for_an_unchanged_gather(tmp_path):
     d, t, x = _spike_gather()
-    fig = qc.compare_figure(d, d.copy(), t, x, title="no-op", xlabel="offset (m)")
-    img = _png(qc.save_png(fig, tmp_path / "c.png"))[..., :3].mean(axis=-1)
+    fig = figures.compare_figure(d, d.copy(), t, x, title="no-op", xlabel="offset (m)")
+    img = _png(figures.save_png(fig, tmp_path / "c.png"))[..., :3].mean(axis=-1)
     before, diff = _inside(fig, img, axes=0)[0], _inside(fig, img, axes=2)[0]
     assert before.min() < 0.2  # the spike, dark
     assert diff.std() < 1e-3  # uniform: zero difference everywhere
@@ -264,8 +264,8 @@ def test_semblance_picks_are_drawn_at_their_velocity(tmp_path):
     t = np.arange(100) * 0.01
     v = np.arange(1500.0, 3001.0, 50.0)
     panel = np.zeros((len(v), len(t)))
-    fig = qc.semblance_figure(panel, t, v, title="picks", picks=[(0.3, 2000.0), (0.7, 2500.0)])
-    img = _png(qc.save_png(fig, tmp_path / "p.png"))[..., :3]
+    fig = figures.semblance_figure(panel, t, v, title="picks", picks=[(0.3, 2000.0), (0.7, 2500.0)])
+    img = _png(figures.save_png(fig, tmp_path / "p.png"))[..., :3]
     for tp, vp in ((0.3, 2000.0), (0.7, 2500.0)):
         r, c = _pixel(fig, vp, tp)
         win = img[r - 2:r + 3, c - 2:c + 3]
@@ -284,7 +284,7 @@ def test_survey_geometry_pictures_of_a_2d_line(tmp_path):
          "TraceNumber": np.tile(np.arange(1, n_ch + 1), n_shot), "SourceX": s,
          "GroupX": r, "offset": s - r}
     write_segy(tmp_path / "line.sgy", data, h, 0.004)
-    made = qc.survey_pictures(tmp_path / "line.sgy", tmp_path / "q", what=["maps"])
+    made = pictures.survey_pictures(tmp_path / "line.sgy", tmp_path / "q", what=["maps"])
     assert [p.name for p in made] == ["line_fold.png", "line_offsets.png",
                                       "line_azimuth_rose.png", "line_positions.png"]
     sizes = {"line_fold.png": (1000, 400), "line_offsets.png": (1000, 400),
@@ -313,4 +313,4 @@ def test_volume_label_from_history():
                            (["seis-hpc migstack pass 1 with v.h5"], "PSTM stack"),
                            (["2024 seis-hpc stack a.sgy", "note: rescaled"], "NMO stack")):
         vol.history = history
-        assert qc.volume_label(vol) == label
+        assert pictures.volume_label(vol) == label

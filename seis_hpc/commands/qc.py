@@ -108,6 +108,7 @@ def run(args) -> int:
 
     from seis_hpc.errors import SeisError
     from seis_hpc.qc import pictures as qc
+    from seis_hpc.qc.figures import DPI
 
     t0 = time.time()
     for p in (args.file, args.before):
@@ -123,7 +124,7 @@ def run(args) -> int:
         read_vrms_csv(args.velocity)  # bad picks are refused before any picture is drawn
     what = [w.strip() for w in args.what.split(",") if w.strip()] if args.what else None
     out = Path(args.out) if args.out else Path(args.file).resolve().parent / "qc"
-    size = None if args.size is None else (args.size[0] / qc.DPI, args.size[1] / qc.DPI)
+    size = None if args.size is None else (args.size[0] / DPI, args.size[1] / DPI)
     is_hdf5 = h5py.is_hdf5(args.file)
     if args.before:
         if what is not None:
