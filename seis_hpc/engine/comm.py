@@ -53,6 +53,9 @@ def fail(comm, message: str, status: int = EXIT_FAILED) -> int:
     prefix = f"rank {rank}: " if size > 1 else ""
     print(f"seis-hpc: error: {prefix}{message}", file=sys.stderr, flush=True)
     if size > 1:
+        from seis_hpc.io.atomic import remove_temporaries
+
+        remove_temporaries()  # the ranks the abort kills cannot remove a shared temporary
         comm.Abort(status)
     return status
 
