@@ -38,6 +38,8 @@ def one_line(exc: BaseException) -> str:
     """An exception as the one line the user sees."""
     if isinstance(exc, SeisError):
         return str(exc)
+    if isinstance(exc, KeyboardInterrupt):  # SIGINT (Ctrl-C)
+        return "interrupted"
     if isinstance(exc, OSError) and exc.filename:
         return describe_oserror(exc)
     text = str(exc).strip().splitlines()

@@ -241,6 +241,11 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
             comm.Barrier()
         with abort_on_error(comm):
             fd = os.open(tmp, os.O_WRONLY)
+        if size > 1:
+            # Every rank holds the file open before any can fail and remove it, so no rank
+            # meets a missing file (a second error) in the moment before the abort ends it.
+            comm.Barrier()
+        with abort_on_error(comm):
             try:
                 qc = _process(step, impl, reader, groups, mine, fd, comm)
                 os.fsync(fd)

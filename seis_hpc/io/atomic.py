@@ -99,12 +99,21 @@ def _exit_on_signal(signum: int) -> None:
     mpi = sys.modules.get("mpi4py.MPI")
     world = mpi.COMM_WORLD if mpi is not None and mpi.Is_initialized() \
         and not mpi.Is_finalized() and mpi.COMM_WORLD.Get_size() > 1 else None
-    if world is None or world.Get_rank() == 0:  # mpiexec signals every rank: one line
-        print(f"seis-hpc: stopped by {signal.Signals(signum).name}", file=sys.stderr,
-              flush=True)
-    if world is not None:
-        # Unwinding one rank could leave the others in a collective: stop them all now.
-        world.Abort(status)
+    name = signal.Signals(signum).name
+    if world is None:
+        print(f"seis-hpc: stopped by {name}", file=sys.stderr, flush=True)
+        raise SystemExit(status)
+    # mpiexec signals every rank: rank 0 speaks and aborts the job; another rank does so
+    # only if rank 0 has not within a second (the signal was sent to that rank alone).
+    # Unwinding instead could leave the other ranks blocked in a collective.
+    rank = world.Get_rank()
+    if rank:
+        import time
+
+        time.sleep(1.0)
+    print(f"seis-hpc: {f'rank {rank}: ' if rank else ''}stopped by {name}", file=sys.stderr,
+          flush=True)
+    world.Abort(status)
     raise SystemExit(status)
 
 
