@@ -17,7 +17,12 @@ import numpy as np
 import pytest
 from _conditioning_data import small_preset
 
-from seis_hpc.io.atomic import atomic_output, live_temporaries, temporary_name
+from seis_hpc.io.atomic import (
+    atomic_output,
+    cleanup_on_signals,
+    live_temporaries,
+    temporary_name,
+)
 from seis_hpc.io.segy import probe
 from seis_hpc.synth import write_survey
 
@@ -64,6 +69,35 @@ def test_atomic_output_lists_its_temporary_while_it_exists(tmp_path):
         raise ValueError
     assert not tmp.exists() and str(tmp) not in live_temporaries()
     assert out.read_text() == "x"
+
+
+def test_sigterm_handler_removes_then_exits_143(tmp_path, capsys):
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "o.h5"
+    with pytest.raises(SystemExit) as e, cleanup_on_signals(), atomic_output(out) as tmp:
+        tmp.write_bytes(b"half")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+    assert e.value.code == 143 and "stopped by SIGTERM" in capsys.readouterr().err
+    assert leftovers(tmp_path) == [] and not out.exists() and live_temporaries() == []
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_ignored_or_foreign_handlers_are_kept():
+    old = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with cleanup_on_signals():
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+
+        def mine(signum, frame):
+            pass
+
+        signal.signal(signal.SIGTERM, mine)
+        with cleanup_on_signals():
+            assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def test_temporary_removed_at_exit(tmp_path):

@@ -121,24 +121,24 @@ def _exit_on_signal(signum: int) -> None:
 def cleanup_on_signals(signals=(signal.SIGTERM, signal.SIGINT)) -> Iterator[None]:
     """While the block runs, SIGTERM and SIGINT first remove the registered temporary files.
 
-    Then a handler installed before (a callable) is called, or the process ends: SIGINT raises
-    ``KeyboardInterrupt`` (exit 130 in ``seis-hpc``), SIGTERM raises ``SystemExit(143)`` so
-    that ``finally`` blocks still run (under MPI with several ranks: ``Abort(143)``). Handlers
-    installed inside the block (the PSTM engine's checkpoint-on-SIGTERM) take precedence while
-    they are installed. Outside the main thread nothing is installed.
+    Then the process ends: SIGINT raises ``KeyboardInterrupt`` (exit 130 in ``seis-hpc``),
+    SIGTERM raises ``SystemExit(143)`` so that ``finally`` blocks still run (under MPI with
+    several ranks: ``Abort(143)``). Handlers installed inside the block (the PSTM engine's
+    checkpoint-on-SIGTERM) take precedence while they are installed. A signal that is ignored,
+    or handled by the program that called this (other than Python's default SIGINT handler),
+    is left alone (``atexit`` still removes the files); outside the main thread nothing is
+    installed.
     """
     old = {}
 
     def handler(signum, frame):
         remove_temporaries()
-        prev = old.get(signum)
-        if callable(prev) and prev is not signal.default_int_handler:
-            return prev(signum, frame)
         _exit_on_signal(signum)
 
     for s in signals:
-        if signal.getsignal(s) is signal.SIG_IGN:  # e.g. SIGINT of a background job: keep
-            continue
+        now = signal.getsignal(s)
+        if now is signal.SIG_IGN or (callable(now) and now is not signal.default_int_handler):
+            continue  # e.g. SIGINT of a background job, or an embedding program's own handler
         try:
             old[s] = signal.signal(s, handler)
         except ValueError:  # not the main thread (embedded use)
