@@ -225,7 +225,8 @@ def test_radon_removes_multiple_on_cmp_gathers(tmp_path):
     src = _write(tmp_path / "cmps.sgy", d[keep], sub)
     t, vr = vrms_function(Medium(), d.shape[1] * DT, DT)
     vel = tmp_path / "vrms.csv"
-    vel.write_text("time_s,vrms_mps\n" + "".join(f"{a:.4f},{b:.2f}\n" for a, b in zip(t, vr, strict=True)))
+    rows = zip(t, vr, strict=True)
+    vel.write_text("time_s,vrms_mps\n" + "".join(f"{a:.4f},{b:.2f}\n" for a, b in rows))
     m1, pw = _truth_windows(sub, truth, d.shape[1])
     for out in run_both(src, "radon", {"velocity": str(vel)}):
         red, kept = _measure(out, prim[keep], mult[keep], m1, pw, np.ones(len(keep), bool))
