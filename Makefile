@@ -58,7 +58,8 @@ test-slurm: install
 # install Debian's MPI h5py for /usr/bin/python3 when root and apt-get are there
 # (.ci/phdf5-setup.sh, fast when already installed) and run the test with that Python under
 # OpenMPI's mpiexec -n 2 and -n 3; the kernels built in place import there via PYTHONPATH.
-# Without such a Python it says so and does nothing (the tests skip in the .venv runs).
+# Without such a Python it says so and does nothing (the tests skip in the .venv runs); in CI
+# (CI=true) it fails instead, as do the SLURM tests and those needing ../shared/data/external.
 PHDF5_PYTHON  ?= /usr/bin/python3
 PHDF5_MPIEXEC ?= /usr/bin/mpiexec.openmpi --allow-run-as-root --oversubscribe
 # Shared-memory copies by ptrace are often forbidden in containers; plain copies work anywhere.
@@ -73,6 +74,9 @@ test-phdf5: install
 		$(PHDF5_ENV) timeout 300 $(PHDF5_MPIEXEC) -n 2 $(PHDF5_PYTEST) -m mpi; \
 		$(PHDF5_ENV) timeout 300 $(PHDF5_MPIEXEC) -n 3 $(PHDF5_PYTEST) -m mpi; \
 		$(PHDF5_ENV) timeout 300 $(PHDF5_PYTEST) -k failure_while_writing; \
+	elif [ "$$CI" = true ]; then \
+		echo "test-phdf5: no MPI h5py for $(PHDF5_PYTHON) under $(PHDF5_MPIEXEC); CI=true: failed" >&2; \
+		exit 1; \
 	else \
 		echo "test-phdf5: no MPI h5py for $(PHDF5_PYTHON) under $(PHDF5_MPIEXEC); skipped"; \
 	fi

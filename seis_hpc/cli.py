@@ -51,6 +51,9 @@ def report_failure(message: str) -> int:
     if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
         comm = mpi.COMM_WORLD
         if comm.Get_size() > 1:
+            from seis_hpc.io.atomic import remove_temporaries
+
+            remove_temporaries()  # the ranks the abort kills cannot remove a shared temporary
             comm.Abort(EXIT_USAGE)
     return EXIT_USAGE
 
@@ -99,8 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    from seis_hpc.io.atomic import cleanup_on_signals
+
     try:
-        return _run_recorded(args)
+        with cleanup_on_signals():  # SIGTERM/SIGINT remove temporary outputs first
+            return _run_recorded(args)
     except SeisError as exc:
         return report_failure(str(exc))
     except OSError as exc:

@@ -102,3 +102,115 @@ def test_missing_input_is_one_line_error(tmp_path, capsys):
     assert rc == 2
     assert "nope.sgy" in capsys.readouterr().err
     assert not (tmp_path / "o.sgy").exists()
+
+
+# -- every threshold, with a trace just inside and one just outside it ------------------------
+#
+# A survey of identical traces (band-limited noise after 0.2 s of silence) in which each
+# threshold of the edit step is straddled by two planted traces 10 % either side of it
+# (spike_ratio, max_spikes, noisy_ratio, reversed_corr, and the band edge fmin). Built so that
+# each planted attribute is known exactly: a spike in the silence has residual = its height;
+# a trace scaled by k has band RMS k times its neighbours'; a trace c*s + sqrt(1-c^2)*n, with n
+# orthogonal to s at every lag of the polarity search, has polarity score exactly c.
+
+NS, DT, SHOTS, CH, QUIET = 500, 0.002, 4, 48, 100
+DEFAULTS = dict(spike_ratio=4.0, max_spikes=20, noisy_ratio=3.0, reversed_corr=-0.3, fmin=20.0)
+
+
+def _band_noise(rng, n):
+    from seis_hpc.flows.noise import bandpass
+
+    return bandpass(rng.normal(size=(1, n)), DT, (4, 6, 70, 80))[0].astype(np.float64)
+
+
+def _threshold_survey():
+    rng = np.random.default_rng(21)
+    s = np.zeros(NS)
+    s[QUIET:] = _band_noise(rng, NS - QUIET)
+    s /= np.abs(s).max()  # peak 1: the spike level of every clean trace
+    data = np.tile(s, (SHOTS * CH, 1))
+    tr = lambda shot, ch: shot * CH + ch  # noqa: E731
+    expect = {}  # trace -> (action, word in the reason); all others untouched
+
+    def spikes(i, height, count):
+        data[i, 4:4 + 4 * count:4] += height
+
+    sr, ms = DEFAULTS["spike_ratio"], DEFAULTS["max_spikes"]
+    spikes(tr(0, 5), 1.1 * sr, 1)
+    expect[tr(0, 5)] = ("despike", "1 spike")
+    spikes(tr(0, 12), 0.9 * sr, 1)
+    spikes(tr(0, 20), 3 * sr, ms + 1)
+    expect[tr(0, 20)] = ("kill", f"{ms + 1} spike samples")
+    spikes(tr(0, 28), 3 * sr, ms - 1)
+    expect[tr(0, 28)] = ("despike", f"{ms - 1} spike samples")
+    data[tr(0, 36)] = 0.25
+    expect[tr(0, 36)] = ("kill", "dead")
+    data[tr(0, 44), 300] = np.nan
+    expect[tr(0, 44)] = ("kill", "NaN")
+
+    nr = DEFAULTS["noisy_ratio"]
+    data[tr(1, 5)] *= 1.1 * nr
+    expect[tr(1, 5)] = ("kill", "noisy")
+    data[tr(1, 12)] *= 0.9 * nr
+
+    rc = DEFAULTS["reversed_corr"]
+    lag = int(round(0.012 / DT))
+    shifts = np.array([np.roll(np.pad(s, lag), k)[lag:lag + NS] for k in range(-lag, lag + 1)])
+    for ch, c in ((20, 1.1 * rc), (28, 0.9 * rc)):
+        n = _band_noise(rng, NS)
+        n -= shifts.T @ np.linalg.lstsq(shifts.T, n, rcond=None)[0]
+        data[tr(1, ch)] = c * s + np.sqrt(1 - c * c) * n * np.linalg.norm(s) / np.linalg.norm(n)
+    expect[tr(1, 20)] = ("flip", "reversed")
+
+    # Band edge: a 25 Hz tone (above fmin, 5x the band RMS) is noise, a 14 Hz one (swell band,
+    # below fmin) is not for this step.
+    fmin = DEFAULTS["fmin"]
+    spec = np.fft.rfft(s, 8 * NS)
+    f = np.fft.rfftfreq(8 * NS, DT)
+    r = np.sqrt(np.sum(np.abs(spec[f >= fmin + 5]) ** 2) / np.sum(np.abs(spec) ** 2)
+                * np.mean(s ** 2))
+    t = np.arange(NS) * DT
+    amp = np.sqrt(2 * 24.0) * r  # band RMS ratio sqrt(1 + 24) = 5
+    data[tr(1, 36)] += amp * np.sin(2 * np.pi * (fmin + 5) * t)
+    expect[tr(1, 36)] = ("kill", "noisy")
+    data[tr(1, 44)] += amp * np.sin(2 * np.pi * 0.7 * fmin * t)
+
+    sx = np.repeat(np.arange(SHOTS) * 25.0, CH)
+    rx = sx - 50.0 - 12.5 * np.tile(np.arange(CH), SHOTS)
+    hdr = {"FieldRecord": np.repeat(np.arange(1, SHOTS + 1), CH),
+           "TraceNumber": np.tile(np.arange(1, CH + 1), SHOTS), "SourceX": sx, "GroupX": rx,
+           "SourceY": 0.0, "GroupY": 0.0, "CDP": np.round((sx + rx) / 12.5).astype(int),
+           "offset": np.round(sx - rx).astype(int)}
+    return data.astype(np.float32), hdr, expect
+
+
+def test_each_threshold_straddled_through_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    from seis_hpc.io.segy import write_segy
+
+    data, hdr, expect = _threshold_survey()
+    write_segy(tmp_path / "in.sgy", data, hdr, DT)
+    p = subprocess.run([sys.executable, "-m", "seis_hpc", "edit", str(tmp_path / "in.sgy"),
+                        "--out", str(tmp_path / "out.sgy"), "--report",
+                        str(tmp_path / "e.csv")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    with open(tmp_path / "e.csv", newline="") as fh:
+        got = {int(r["trace_index"]): (r["action"], r["reason"]) for r in csv.DictReader(fh)}
+    for i, (action, word) in expect.items():
+        assert i in got and got[i][0] == action and word in got[i][1], (i, action, got.get(i))
+    assert set(got) == set(expect), {i: got[i] for i in set(got) - set(expect)}
+
+    # The library's own defaults decide the same.
+    rd = GatherReader(tmp_path / "in.sgy")
+    cols = rd.columns(np.arange(rd.index.n_traces))
+    attrs = {}
+    for s in range(SHOTS):
+        a = edit.trace_attributes(data[s * CH:(s + 1) * CH], DT)
+        for k, v in a.items():
+            attrs.setdefault(k, []).append(v)
+    action, _ = edit.classify({k: np.concatenate(v) for k, v in attrs.items()}, cols)
+    names = {0: None, **edit.ACTIONS}
+    assert {i: names[int(a)] for i, a in enumerate(action) if a} == \
+        {i: a for i, (a, _) in expect.items()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import skip_or_fail
 
 from seis_hpc.errors import SeisError
 from seis_hpc.velocity.nmo import inverse_nmo, nmo_correct
@@ -143,7 +144,7 @@ def gom(external_data):
     segyio = pytest.importorskip("segyio")
     path = external_data / "SeismicLab" / "gom_cdp_nmo.su"
     if not path.is_file():
-        pytest.skip(f"{path} not found")
+        skip_or_fail(f"{path} not found")
     with segyio.su.open(str(path), endian="big", ignore_geometry=True) as f:
         d = f.trace.raw[:]
         h = {k: np.array([tr[getattr(segyio.su, k)] for tr in f.header], dtype=np.float64)

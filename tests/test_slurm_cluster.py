@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import skip_or_fail
 
 pytestmark = [pytest.mark.slurm]
 
@@ -175,16 +176,16 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     if sys.platform != "linux" or os.geteuid() != 0:
-        pytest.skip("a test SLURM needs Linux and root (slurmd runs jobs as their user)")
+        skip_or_fail("a test SLURM needs Linux and root (slurmd runs jobs as their user)")
     missing = [p for p in PROGRAMS if shutil.which(p) is None]
     if missing:
-        pytest.skip(f"SLURM not installed ({', '.join(missing)} missing): run "
+        skip_or_fail(f"SLURM not installed ({', '.join(missing)} missing): run "
                     ".ci/slurm-setup.sh as root")
     c = Cluster(tmp_path_factory.mktemp("slurm"))
     try:
         why = c.start()
         if why:
-            pytest.skip(f"test SLURM did not start: {why}")
+            skip_or_fail(f"test SLURM did not start: {why}")
         yield c
     finally:
         c.stop()

@@ -22,7 +22,10 @@ the traces whose aperture reaches it).
 Checkpoints go to --checkpoint-dir (default IMAGE.h5.ckpt/). Run the same command again after
 a crash, a kill or a stop to resume; with other parameters it is refused (--restart fresh
 discards the checkpoint). SIGTERM or SIGUSR1 (e.g. sbatch --signal=USR1@120 --requeue)
-checkpoint every rank and exit with status 75.
+checkpoint every rank and exit with status 75. The checkpoint folder must be new, empty or
+one of seis-hpc's (it carries a .seis-hpc-checkpoint marker): a user's folder is refused, and
+only the engine's own files are ever deleted. Bad input found part-way (a NaN sample) drops
+the checkpoint, so that the same command reruns from the start once the file is fixed.
 
 Exit status: 0 image written; 2 bad input (reported once, nothing written); 75 stopped by a
 signal after a clean checkpoint (rerun to resume); 1 a failure on some rank (its message,
@@ -96,7 +99,8 @@ def add_arguments(parser) -> None:
                    "default: the largest of 64..1 that fits the budget)")
     j.add_argument("--units", type=int, default=256, metavar="N",
                    help="target number of work units of the shard strategy (default 256)")
-    j.add_argument("--checkpoint-dir", metavar="DIR", help="default IMAGE.h5.ckpt/")
+    j.add_argument("--checkpoint-dir", metavar="DIR", help="new, empty or an earlier "
+                   "checkpoint of seis-hpc (default IMAGE.h5.ckpt/)")
     j.add_argument("--checkpoint-interval", type=float, default=120.0, metavar="S",
                    help="seconds between flushes of partial images (default 120)")
     j.add_argument("--restart", default="auto", choices=("auto", "fresh"),

@@ -2,6 +2,8 @@
 
 Layout of a checkpoint directory (default ``<out>.ckpt/``)::
 
+    .seis-hpc-checkpoint  marker: the directory is the engine's (job hash, whether the engine
+                        created the directory); written first, removed last
     job.json            parameter hash, the job's parameters, strategy, number of units
     rank-00003.h5       shard mode: rank 3's partial image (+ gathers) and, as data set
                         ``units``, the journal of the units whose traces it holds
@@ -12,6 +14,12 @@ its journal matches its data: a job killed at any moment loses at most the units
 the last flush. A restart may use another number of ranks: rank ``r`` absorbs the partial
 files ``i`` with ``i % size == r``; a file whose journal is contained in another file's
 journal has been absorbed already and is ignored.
+
+The engine only ever deletes what it created. It works only in a directory that is new, empty,
+or carries its marker; a non-empty directory without the marker is refused (a user's folder is
+never touched), and inside its own directory it removes only the exact names above (and their
+``.NAME.tmp-PID`` temporaries), never a file that merely resembles them. The directory itself
+is removed after success only when the engine created it.
 """
 
 from __future__ import annotations
@@ -28,8 +36,22 @@ import numpy as np
 from seis_hpc.errors import SeisError
 from seis_hpc.io.atomic import atomic_output
 
-_RANK_FILE = re.compile(r"rank-(\d+)\.h5$")
-_TILE_FILE = re.compile(r"tile-(\d+)\.h5$")
+MARKER = ".seis-hpc-checkpoint"
+JOURNAL = "job.json"
+# Exact (anchored) names of the engine's files; ``fullmatch`` only, so that a user's
+# ``survey_rank-00001.h5`` or ``tile-00003.h5.bak`` is never taken for one of them.
+_RANK_FILE = re.compile(r"rank-(\d{5,})\.h5")
+_TILE_FILE = re.compile(r"tile-(\d{5,})\.h5")
+# Temporaries of :func:`~seis_hpc.io.atomic.atomic_output` for those names (journal,
+# partials, tiles, marker), left by a killed job.
+_TMP_FILE = re.compile(r"\.(?:job\.json|rank-\d{5,}\.h5|tile-\d{5,}\.h5|\.seis-hpc-checkpoint)"
+                       r"\.tmp-\d+")
+
+
+def _ours(name: str) -> bool:
+    """True for the exact names of the engine's data files and their temporaries."""
+    return bool(name == JOURNAL or _RANK_FILE.fullmatch(name) or _TILE_FILE.fullmatch(name)
+                or _TMP_FILE.fullmatch(name))
 
 
 def parameter_hash(params: dict) -> str:
@@ -65,25 +87,59 @@ class Checkpoint:
         self.phash = phash
 
     # -- set-up, rank 0 only ---------------------------------------------------------------
-    def prepare(self, params: dict, restart: str = "auto") -> bool:
-        """Check or create the directory; return True when there is earlier work to resume.
+    def _marker(self) -> dict | None:
+        """The marker's content, or None when the directory carries no marker."""
+        try:
+            m = json.loads((self.path / MARKER).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, UnicodeDecodeError):
+            return {}  # a damaged marker still marks the directory as the engine's
+        return m if isinstance(m, dict) else {}
 
-        Raises :class:`SeisError` when the directory holds a checkpoint of a job with other
-        parameters and ``restart`` is not ``"fresh"``.
+    def _write_marker(self, created: bool) -> None:
+        with atomic_output(self.path / MARKER) as tmp:
+            tmp.write_text(json.dumps({"what": "seis-hpc checkpoint directory",
+                                       "hash": self.phash, "created": bool(created)}, indent=1))
+
+    def prepare(self, params: dict, restart: str = "auto") -> bool:
+        """Check, claim or create the directory; return True when there is work to resume.
+
+        The directory must be new, empty or marked as the engine's (:data:`MARKER`). When
+        nothing is resumed, the engine's stale files of an earlier job are removed (exact
+        names only).
+
+        Raises :class:`SeisError` when the directory is not empty and not the engine's, or
+        when it holds a checkpoint of a job with other parameters and ``restart`` is not
+        ``"fresh"``.
         """
-        meta = self.path / "job.json"
+        meta = self.path / JOURNAL
         if restart not in ("auto", "fresh"):
             raise SeisError(f"--restart must be auto or fresh (got {restart!r})")
         if self.path.exists() and not self.path.is_dir():
             raise SeisError("checkpoint path exists and is not a directory", self.path)
+        created = not self.path.exists()
+        mark = None if created else self._marker()
+        if mark is None and not created:
+            try:
+                foreign = any(True for _ in self.path.iterdir())
+            except OSError as exc:
+                raise SeisError(f"cannot read the checkpoint directory ({exc.strerror})",
+                                self.path) from None
+            if foreign:
+                raise SeisError(
+                    "checkpoint directory is not empty and is not a seis-hpc checkpoint "
+                    f"(no {MARKER}); give a new or empty --checkpoint-dir", self.path)
         resume = False
-        if meta.exists():
+        if mark is not None and meta.exists():
             try:
                 old = json.loads(meta.read_text())
-            except (OSError, ValueError):
+            except (OSError, ValueError, UnicodeDecodeError):
+                old = {}
+            if not isinstance(old, dict):
                 old = {}
             if restart == "fresh":
-                self.clear()
+                pass
             elif old.get("hash") != self.phash:
                 new_f, old_f = _flat(params), _flat(old.get("params", {}))
                 changed = sorted(k for k in set(new_f) | set(old_f)
@@ -94,36 +150,73 @@ class Checkpoint:
                     "to discard it", self.path)
             else:
                 resume = True
-        self.path.mkdir(parents=True, exist_ok=True)
-        probe = self.path / f".write-test-{os.getpid()}"
         try:
-            probe.write_text("")
-            probe.unlink()
+            self.path.mkdir(parents=True, exist_ok=True)
+            # Claim the directory before anything else; the write also proves it is writable.
+            self._write_marker(created if mark is None else bool(mark.get("created", False)))
         except OSError as exc:
             raise SeisError(f"cannot write checkpoints here ({exc.strerror})", self.path) from None
-        if not meta.exists():
+        if not resume:
+            self.clear()  # files of an earlier job (fresh, or dropped) are never mixed in
             with atomic_output(meta) as tmp:
                 tmp.write_text(json.dumps({"hash": self.phash, "params": params}, indent=1,
                                           default=str))
         return resume
 
+    def _unlink_ours(self) -> None:
+        """Remove the engine's files (exact names) from its own directory; never the marker."""
+        if self._marker() is None:
+            return  # not (or no longer) the engine's directory: touch nothing
+        # The journal first: once it is gone nothing left here can be resumed.
+        (self.path / JOURNAL).unlink(missing_ok=True)
+        for p in self.path.iterdir():
+            if _ours(p.name) and p.is_file() and not p.is_symlink():
+                p.unlink(missing_ok=True)
+
     def clear(self) -> None:
-        """Remove this job's files (journal, partials, tiles) from the directory."""
-        for p in self.path.glob("*"):
-            if p.name == "job.json" or _RANK_FILE.search(p.name) or _TILE_FILE.search(p.name):
-                p.unlink()
+        """Remove this job's files (journal, partials, tiles, temporaries) from the directory.
+
+        Only in a directory marked as the engine's, and only the engine's exact file names.
+        """
+        if self.path.is_dir():
+            self._unlink_ours()
 
     def remove(self) -> None:
-        """Delete the directory after a successful job (only our files; the directory if empty)."""
+        """After a successful job: remove the engine's files and marker, and the directory
+        when the engine created it and nothing else is in it."""
         if not self.path.is_dir():
             return
-        self.clear()
-        for p in self.path.glob(".*.tmp-*"):
-            p.unlink()
+        mark = self._marker()
+        if mark is None:
+            return
+        self._unlink_ours()
+        (self.path / MARKER).unlink(missing_ok=True)
+        if mark.get("created"):
+            try:
+                self.path.rmdir()  # fails, harmlessly, when a user put files here
+            except OSError:
+                pass
+
+    def discard(self, everything: bool = True) -> None:
+        """Drop the checkpoint after a bad-input error, so that the corrected rerun is not
+        refused as "a job with different parameters".
+
+        Parameters
+        ----------
+        everything : bool
+            True (one rank): remove it all, as after success. False (one of several ranks,
+            the others still running until they are aborted): remove the journal and the
+            data files but keep the marker, so that a file another rank renames into place
+            afterwards lies in a directory still known as the engine's and is cleared by
+            the next run.
+        """
         try:
-            self.path.rmdir()
+            if everything:
+                self.remove()
+            else:
+                self.clear()
         except OSError:
-            pass
+            pass  # reporting the user's error matters more than tidying up
 
     # -- shard mode --------------------------------------------------------------------------
     def rank_file(self, index: int) -> Path:
@@ -144,8 +237,8 @@ class Checkpoint:
         :class:`SeisError` when two remaining files claim the same unit.
         """
         files = {}
-        for p in self.path.glob("rank-*.h5"):
-            m = _RANK_FILE.search(p.name)
+        for p in self.path.iterdir():
+            m = _RANK_FILE.fullmatch(p.name)
             if m:
                 files[int(m.group(1))] = p
         units = {i: set(self._read_units(p).tolist()) for i, p in files.items()}
@@ -201,8 +294,8 @@ class Checkpoint:
     def tiles_done(self) -> set[int]:
         """Units whose tile file exists (rank 0)."""
         out = set()
-        for p in self.path.glob("tile-*.h5"):
-            m = _TILE_FILE.search(p.name)
+        for p in self.path.iterdir():
+            m = _TILE_FILE.fullmatch(p.name)
             if m:
                 out.add(int(m.group(1)))
         return out

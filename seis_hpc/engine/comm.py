@@ -38,6 +38,8 @@ def one_line(exc: BaseException) -> str:
     """An exception as the one line the user sees."""
     if isinstance(exc, SeisError):
         return str(exc)
+    if isinstance(exc, KeyboardInterrupt):  # SIGINT (Ctrl-C)
+        return "interrupted"
     if isinstance(exc, OSError) and exc.filename:
         return describe_oserror(exc)
     text = str(exc).strip().splitlines()
@@ -53,6 +55,9 @@ def fail(comm, message: str, status: int = EXIT_FAILED) -> int:
     prefix = f"rank {rank}: " if size > 1 else ""
     print(f"seis-hpc: error: {prefix}{message}", file=sys.stderr, flush=True)
     if size > 1:
+        from seis_hpc.io.atomic import remove_temporaries
+
+        remove_temporaries()  # the ranks the abort kills cannot remove a shared temporary
         comm.Abort(status)
     return status
 

@@ -26,6 +26,9 @@ from seis_hpc.errors import SeisError
 from seis_hpc.io.segy import TRACE_HEADER_BYTES, decode_samples, encode_samples, probe
 
 KEYS = ("shot", "cmp", "line")
+# Test hook: seconds to sleep after writing each gather, so that a test can interrupt a step
+# while its temporary output exists (as the engine's SEIS_HPC_UNIT_DELAY does for a job).
+SLOW_ENV = "SEIS_HPC_GATHER_DELAY"
 
 
 class GatherReader:
@@ -190,7 +193,7 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
         The QC summary on rank 0 (None on other ranks).
     """
     from seis_hpc.engine.comm import abort_on_error, checked_on_root, rank_size
-    from seis_hpc.io.atomic import temporary_name
+    from seis_hpc.io.atomic import registered, temporary_name
 
     rank, size = rank_size(comm)
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
@@ -212,28 +215,37 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
     tmp, err = checked_on_root(comm, check)
     if err:
         raise SeisError(err)
-    with abort_on_error(comm):
-        reader = GatherReader(input_path, need_cmp=step.key == "cmp")
-        groups = group_traces(reader.index, step.key)
-        mine = assign(groups, size)[rank]
-        impl = step.build(params)
-        entry = {"step": step.name, "parameters": params, "input": input_path,
-                 "output": output_path, "ranks": size,
-                 "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-        if flow:
-            entry["flow"] = flow
-        if rank == 0:
-            Path(output_path).parent.mkdir(parents=True, exist_ok=True)
-            head = _history_header(reader.file_header(), "seis-hpc " + step.name + " " + " ".join(
-                f"{k}={v}" for k, v in params.items() if v is not None))
-            with open(tmp, "wb") as f:
-                f.write(head)
-                f.truncate(reader.layout.file_size)
-    if size > 1:
-        comm.Barrier()
-    try:
+    # Every rank lists the shared temporary file, so that whichever rank fails removes it
+    # before the abort (the ranks the abort kills run no handler), and so does SIGTERM/SIGINT;
+    # one rank alone removes it on any exception.
+    with registered(tmp, remove_on_error=size == 1):
+        with abort_on_error(comm):
+            reader = GatherReader(input_path, need_cmp=step.key == "cmp")
+            groups = group_traces(reader.index, step.key)
+            mine = assign(groups, size)[rank]
+            impl = step.build(params)
+            entry = {"step": step.name, "parameters": params, "input": input_path,
+                     "output": output_path, "ranks": size,
+                     "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            if flow:
+                entry["flow"] = flow
+            if rank == 0:
+                Path(output_path).parent.mkdir(parents=True, exist_ok=True)
+                head = _history_header(reader.file_header(), "seis-hpc " + step.name + " "
+                                       + " ".join(f"{k}={v}" for k, v in params.items()
+                                                  if v is not None))
+                with open(tmp, "wb") as f:
+                    f.write(head)
+                    f.truncate(reader.layout.file_size)
+        if size > 1:
+            comm.Barrier()
         with abort_on_error(comm):
             fd = os.open(tmp, os.O_WRONLY)
+        if size > 1:
+            # Every rank holds the file open before any can fail and remove it, so no rank
+            # meets a missing file (a second error) in the moment before the abort ends it.
+            comm.Barrier()
+        with abort_on_error(comm):
             try:
                 qc = _process(step, impl, reader, groups, mine, fd, comm)
                 os.fsync(fd)
@@ -241,11 +253,6 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
                 os.close(fd)
             return _finish(step, impl, qc, entry, reader, tmp, output_path, input_path, comm,
                            quiet)
-    except BaseException:
-        # No partial output: on one rank the temporary file goes (several ranks are aborted).
-        if size == 1 and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _process(step, impl, reader, groups, mine, fd, comm) -> dict:
@@ -266,6 +273,7 @@ def _process(step, impl, reader, groups, mine, fd, comm) -> dict:
         impl.prepare(reader, [groups[g] for g in mine])
     from seis_hpc.progress import track
 
+    delay = float(os.environ.get(SLOW_ENV, "0") or 0)
     # Rank 0 reports its own share: with balanced gathers that is the job's pace.
     for g in track(mine, step.name, "gather", rank=comm.Get_rank() if comm else 0):
         ids = groups[g]
@@ -287,6 +295,10 @@ def _process(step, impl, reader, groups, mine, fd, comm) -> dict:
         for a, n in _runs(ids_sorted):
             pos = lay.data_offset + int(ids_sorted[a]) * lay.trace_bytes
             os.pwrite(fd, block[a:a + n].tobytes(), pos)
+        if delay:
+            import time
+
+            time.sleep(delay)
     return qc
 
 

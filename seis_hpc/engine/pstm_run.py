@@ -36,6 +36,7 @@ from seis_hpc.engine.comm import (
 from seis_hpc.engine.decomposition import TRACE_CHUNK, Plan
 from seis_hpc.engine.schedule import make_queue
 from seis_hpc.engine.timers import Progress, Timers, timing_table
+from seis_hpc.errors import SeisError
 
 # Test hook: the unit with this number raises on whichever rank takes it.
 FAIL_ENV = "SEIS_HPC_FAIL_UNIT"
@@ -524,21 +525,30 @@ def execute(job: PstmJob, source, velocity, comm=None, kernel=None,
 
             queue.start_helper(tick, period=min(1.0, job.progress_period))
         # -- the unit loop: every rank computes, rank 0 included
-        while True:
-            if sig.flag:
+        try:
+            while True:
+                if sig.flag:
+                    with r.tm("comm"):
+                        queue.request_stop()
+                    sig.flag = False
                 with r.tm("comm"):
-                    queue.request_stop()
-                sig.flag = False
-            with r.tm("comm"):
-                k = queue.next()
-            if k is None:
-                break
-            uid = job.pending[k]
-            n_tr = plan.units[uid].n_traces
-            r.do_unit(uid)
-            with r.tm("comm"):
-                queue.done(n_tr)
-            queue.poll()
+                    k = queue.next()
+                if k is None:
+                    break
+                uid = job.pending[k]
+                n_tr = plan.units[uid].n_traces
+                r.do_unit(uid)
+                with r.tm("comm"):
+                    queue.done(n_tr)
+                queue.poll()
+        except SeisError:
+            # Bad input found part-way (e.g. a NaN sample): the user fixes the file, which
+            # changes its stamp and so the job's hash; a checkpoint left here would refuse
+            # that corrected rerun. Drop it on the rank that found the error, before the
+            # abort; with other ranks still running keep the marker, so that a file one of
+            # them renames into place meanwhile is cleared by the next run.
+            r.ckpt.discard(everything=r.size == 1)
+            raise
         stopped = bool(queue.stopped or sig.flag)
         if comm is not None and r.size > 1:
             from mpi4py import MPI

@@ -108,14 +108,100 @@ def _cxx() -> str:
     return cxx
 
 
+EMULATOR_CACHE = "gpu-emulator"
+
+
+def emulator_cache_dir() -> Path:
+    """The per-user folder of compiled emulator kernels: ``gpu-emulator`` in
+    ``$SEIS_HPC_CACHE``, ``$XDG_CACHE_HOME/seis_hpc`` or ``~/.cache/seis_hpc``."""
+    base = os.environ.get("SEIS_HPC_CACHE")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = Path(xdg if xdg and os.path.isabs(xdg) else Path.home() / ".cache") / "seis_hpc"
+    return Path(base) / EMULATOR_CACHE
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` and its missing parents with mode 0700 (the XDG rule for caches)."""
+    missing = []
+    p = path
+    while not os.path.lexists(p):
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:  # another rank made it meanwhile; checked below
+            pass
+
+
+def _untrusted(st: os.stat_result, what: str, path: Path) -> str | None:
+    """Why ``path`` (its ``lstat``) must not be trusted with code this process runs, or None."""
+    import stat
+
+    if stat.S_ISLNK(st.st_mode):
+        return f"{what} {path} is a symbolic link"
+    if st.st_uid != os.geteuid():
+        return f"{what} {path} belongs to uid {st.st_uid}, not to this user ({os.geteuid()})"
+    if st.st_mode & 0o022:
+        return f"{what} {path} is writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def _check_cache(cache: Path) -> str | None:
+    """Why the cache folder is unsafe to load libraries from, or None: it must be a real
+    folder of this user that nobody else may write, in a parent that nobody else may rename
+    it in (owned by this user or root, and not writable by others unless sticky)."""
+    import stat
+
+    try:
+        st = os.lstat(cache)
+    except OSError as e:
+        return f"cache folder {cache}: {e.strerror}"
+    why = _untrusted(st, "cache folder", cache)
+    if why is None and not stat.S_ISDIR(st.st_mode):
+        why = f"cache folder {cache} is not a folder"
+    if why:
+        return why
+    parent = cache.resolve().parent
+    pst = os.stat(parent)
+    if pst.st_uid not in (os.geteuid(), 0) or (pst.st_mode & 0o022
+                                               and not pst.st_mode & stat.S_ISVTX):
+        return f"its parent {parent} may be changed by other users"
+    return None
+
+
+def _compile(cxx: str, code: str, hdr: str, opts, folder: Path) -> Path:
+    """Build ``code`` into ``folder/k.so`` (a private folder: nobody else can write there)."""
+    (folder / "kernels.cu").write_text(code)
+    (folder / "emulate.h").write_text(hdr)
+    out = folder / "k.so"
+    cmd = [cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-Wno-unknown-pragmas",
+           "-x", "c++", "-DSEIS_EMULATE", *opts, str(folder / "kernels.cu"), "-o", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        first = r.stderr.strip().splitlines()[0] if r.stderr.strip() else ""
+        raise SeisError(f"backend gpu (emulator): {cxx} failed on kernels.cu: {first}")
+    os.chmod(out, 0o700)
+    return out
+
+
 def emulator_library(code: str, options=(), cache_dir: str | os.PathLike | None = None
                      ) -> ctypes.CDLL:
     """Build CUDA source ``code`` for the CPU emulator (``emulate.h``); return the library.
 
     Every ``extern "C" __global__`` kernel NAME gets an entry ``emu_NAME(grid, block, args)``
     (kernels.cu declares its own; other sources get them appended). Built once per source
-    and options into ``cache_dir`` (default: a per-user folder under the temp directory).
+    and options into ``cache_dir`` (default :func:`emulator_cache_dir`, created mode 0700).
+
+    A library is loaded, that is run, only from a folder that this user owns and nobody else
+    can write, and only if this user owns it: otherwise (a folder planted by someone else,
+    or made writable by others) the kernels are built in a private temporary folder, used
+    once, with a warning. A library is written under a temporary name and renamed, so a
+    half-written one is never loaded (MPI ranks building the same variant do not collide).
     """
+    import warnings
+
     cxx = _cxx()
     hdr = resources.files("seis_hpc.gpu").joinpath("emulate.h").read_text()
     if "emulate.h" not in code:
@@ -125,23 +211,23 @@ def emulator_library(code: str, options=(), cache_dir: str | os.PathLike | None 
         code += "\n" + "".join(f"SEIS_EMU_ENTRY({n})\n" for n in names)
     opts = tuple(o for o in options if o.startswith("-D"))
     key = hashlib.sha256("\0".join((code, hdr, cxx, *opts)).encode()).hexdigest()[:20]
-    cache = Path(cache_dir or Path(tempfile.gettempdir()) / f"seis_hpc-gpu-emulator-{os.getuid()}")
+    cache = Path(cache_dir) if cache_dir else emulator_cache_dir()
+    _private_dir(cache)
+    why = _check_cache(cache)
+    if why is not None:
+        warnings.warn(f"seis_hpc GPU emulator: not using {cache} ({why}); building the "
+                      "kernels in a private temporary folder", RuntimeWarning, stacklevel=2)
+        with tempfile.TemporaryDirectory(prefix="seis_hpc-emu-") as tmp:
+            # The library stays mapped after its file and folder are removed.
+            return ctypes.CDLL(str(_compile(cxx, code, hdr, opts, Path(tmp))))
     so = cache / f"kernels-{key}.so"
-    if not so.exists():
-        cache.mkdir(parents=True, exist_ok=True)
+    try:
+        bad = _untrusted(os.lstat(so), "library", so)
+    except FileNotFoundError:
+        bad = "absent"
+    if bad is not None:  # absent, or not this user's: (re)build it
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            (Path(tmp) / "kernels.cu").write_text(code)
-            (Path(tmp) / "emulate.h").write_text(hdr)
-            out = Path(tmp) / "k.so"
-            cmd = [cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-Wno-unknown-pragmas",
-                   "-x", "c++", "-DSEIS_EMULATE", *opts, str(Path(tmp) / "kernels.cu"),
-                   "-o", str(out)]
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            if r.returncode != 0:
-                first = r.stderr.strip().splitlines()[0] if r.stderr.strip() else ""
-                raise SeisError(f"backend gpu (emulator): {cxx} failed on kernels.cu: {first}")
-            # rename is atomic: MPI ranks building the same variant do not collide
-            os.replace(out, so)
+            os.replace(_compile(cxx, code, hdr, opts, Path(tmp)), so)
     return ctypes.CDLL(str(so))
 
 

@@ -1,11 +1,26 @@
-"""Write-to-temporary-then-rename, so that no reader ever sees a half-written output."""
+"""Write-to-temporary-then-rename, so that no reader ever sees a half-written output.
+
+Every temporary file of an output is listed in a registry of this process while it exists, so
+that it goes on any way out: an exception (:func:`atomic_output`), a normal exit or an uncaught
+one (``atexit``), SIGTERM or SIGINT (:func:`cleanup_on_signals`, installed by ``seis-hpc``), and
+an MPI abort (the failing rank calls :func:`remove_temporaries` before ``Abort``, since the
+ranks the abort kills run no handler). A file shared by several ranks (created by rank 0,
+written by all) is registered on every rank, so whichever rank fails removes it.
+"""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+# Absolute paths of live temporary files, in creation order (a dict as an ordered set: its
+# single operations are atomic under the GIL, so a signal handler may read it at any time).
+_LIVE: dict[str, None] = {}
 
 
 def temporary_name(path: str | os.PathLike) -> Path:
@@ -14,22 +29,122 @@ def temporary_name(path: str | os.PathLike) -> Path:
     return p.with_name(f".{p.name}.tmp-{os.getpid()}")
 
 
+def register_temporary(path: str | os.PathLike) -> None:
+    """List ``path`` as a temporary file of this process: removed on error, exit or signal."""
+    _LIVE[os.path.abspath(path)] = None
+
+
+def forget_temporary(path: str | os.PathLike) -> None:
+    """Take ``path`` off the list (once it is renamed to its final name or removed)."""
+    _LIVE.pop(os.path.abspath(path), None)
+
+
+def live_temporaries() -> list[str]:
+    """The temporary files this process has registered and not yet renamed or removed."""
+    return list(_LIVE)
+
+
+def remove_temporaries() -> None:
+    """Remove every registered temporary file (those already gone are skipped)."""
+    for p in list(_LIVE):
+        with contextlib.suppress(OSError):
+            os.unlink(p)
+        _LIVE.pop(p, None)
+
+
+atexit.register(remove_temporaries)
+
+
+@contextlib.contextmanager
+def registered(path: str | os.PathLike, remove_on_error: bool = True) -> Iterator[Path]:
+    """Register ``path`` (see :func:`register_temporary`) for the duration of the block.
+
+    On an exception the file is removed too, unless ``remove_on_error`` is false (a file shared
+    by several ranks, which a rank that did not fail must leave to the others).
+    """
+    register_temporary(path)
+    try:
+        yield Path(path)
+    except BaseException:
+        if remove_on_error:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        raise
+    finally:
+        forget_temporary(path)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
-    On any exception the temporary file is removed and ``path`` is left as it was (absent or
-    the previous complete version).
+    On any exception (a signal handled by :func:`cleanup_on_signals` included) the temporary
+    file is removed and ``path`` is left as it was (absent or the previous complete version).
     """
     final = Path(path)
     if final.is_dir():
         raise IsADirectoryError(21, "Is a directory", str(final))
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_name(final)
-    try:
+    with registered(tmp):
         yield tmp
         os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+
+
+def _exit_on_signal(signum: int) -> None:
+    """After the temporary files are gone: end this process as the signal asked."""
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    status = 128 + signum  # the shell's convention: 143 for SIGTERM
+    mpi = sys.modules.get("mpi4py.MPI")
+    world = mpi.COMM_WORLD if mpi is not None and mpi.Is_initialized() \
+        and not mpi.Is_finalized() and mpi.COMM_WORLD.Get_size() > 1 else None
+    name = signal.Signals(signum).name
+    if world is None:
+        print(f"seis-hpc: stopped by {name}", file=sys.stderr, flush=True)
+        raise SystemExit(status)
+    # mpiexec signals every rank: rank 0 speaks and aborts the job; another rank does so
+    # only if rank 0 has not within a second (the signal was sent to that rank alone).
+    # Unwinding instead could leave the other ranks blocked in a collective.
+    rank = world.Get_rank()
+    if rank:
+        import time
+
+        time.sleep(1.0)
+    print(f"seis-hpc: {f'rank {rank}: ' if rank else ''}stopped by {name}", file=sys.stderr,
+          flush=True)
+    world.Abort(status)
+    raise SystemExit(status)
+
+
+@contextlib.contextmanager
+def cleanup_on_signals(signals=(signal.SIGTERM, signal.SIGINT)) -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGINT first remove the registered temporary files.
+
+    Then the process ends: SIGINT raises ``KeyboardInterrupt`` (exit 130 in ``seis-hpc``),
+    SIGTERM raises ``SystemExit(143)`` so that ``finally`` blocks still run (under MPI with
+    several ranks: ``Abort(143)``). Handlers installed inside the block (the PSTM engine's
+    checkpoint-on-SIGTERM) take precedence while they are installed. A signal that is ignored,
+    or handled by the program that called this (other than Python's default SIGINT handler),
+    is left alone (``atexit`` still removes the files); outside the main thread nothing is
+    installed.
+    """
+    old = {}
+
+    def handler(signum, frame):
+        remove_temporaries()
+        _exit_on_signal(signum)
+
+    for s in signals:
+        now = signal.getsignal(s)
+        if now is signal.SIG_IGN or (callable(now) and now is not signal.default_int_handler):
+            continue  # e.g. SIGINT of a background job, or an embedding program's own handler
+        try:
+            old[s] = signal.signal(s, handler)
+        except ValueError:  # not the main thread (embedded use)
+            pass
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
