@@ -107,6 +107,14 @@ def test_wheel_runs_without_the_checkout(installed, tmp_path):
     step = r.stdout.strip().splitlines()[-1].split()
     assert step[:6] == ["srun", "--mpi=pmi2", str(py), "-m", "seis_hpc", "pstm"], r.stdout
 
+    # An array job (its own root on the cluster) from the templates shipped in the package.
+    shutil.copy(ROOT / "slurm" / "configs" / "large.toml", work / "large.toml")
+    _run([exe, "slurm", "render", "-c", "large.toml", "-o", "submit.sh"], work, env)
+    text = (work / "submit.sh").read_text()
+    assert str(ROOT) not in text and str(src) not in text
+    assert "--dependency=afterok" in text and "slurm merge" in text
+    _run(["bash", "-n", "submit.sh"], work, env)
+
     r = _run([exe, "bench", "--help"], work, env)
     assert "--repeat" in r.stdout
     shipped = _run([py, "-c", "from seis_hpc.commands.bench import bench_script; "
