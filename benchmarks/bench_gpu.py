@@ -38,9 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if (ROOT / "seis_hpc").is_dir():  # run from the checkout: its package (seis-hpc bench runs
+    sys.path.insert(0, str(ROOT))  # the copy shipped in seis_hpc/_bench, beside its package)
+sys.path.insert(0, str(HERE))  # bench_kernels
 
 CEILING_SRC = r"""
 extern "C" __global__ void fma_peak(float* out, int iters, float a, float b)

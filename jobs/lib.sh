@@ -12,7 +12,9 @@
 # is just a path.
 #
 # Environment (all optional):
-#   SEIS_HPC_ROOT       the seis_hpc checkout (default: the folder above jobs/)
+#   SEIS_HPC_ROOT       the seis_hpc checkout (default: the folder above jobs/); in a script
+#                       rendered from an installed wheel, the package's data folder
+#                       (seis_hpc/cluster/data, which holds this file as jobs/lib.sh)
 #   SEIS_HPC_VENV       its virtual environment (default $SEIS_HPC_ROOT/.venv); if it has no
 #                       bin/python, `seis-hpc` on PATH is used
 #   SEIS_HPC_LAUNCHER   auto (default) | srun | mpiexec | none

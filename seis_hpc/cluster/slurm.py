@@ -12,11 +12,12 @@ A job description (``job.toml``) names the cluster's resources and the step to r
     modules = ["gcc/12", "openmpi/4.1"]
     launcher = "srun"              # or "mpiexec"
     mpi = "pmix"                   # srun --mpi= plugin: "pmi2" (MPICH wheel) or "pmix"
-    root = "/project/seis_hpc"     # the checkout with jobs/lib.sh (default: this one)
-    venv = "/project/seis_hpc/.venv"
+    root = "/project/seis_hpc"     # the checkout with jobs/lib.sh (default: this one; an
+                                   #   installed wheel: the lib.sh inside the package)
+    venv = "/project/seis_hpc/.venv"  # default root/.venv; an installed wheel: its own
     env = { HDF5_USE_FILE_LOCKING = "FALSE" }
     log_dir = "logs"
-    templates = "site/templates"   # default: slurm/templates of this checkout
+    templates = "site/templates"   # default: slurm/templates (shipped in the package)
     gpus_per_task = 1              # optional: GPUs per rank (sbatch --gpus-per-task), for
     gpu_type = "h100"              #   backend = "gpu"; gpu_type: the site's GPU type name
 
@@ -35,7 +36,10 @@ A job description (``job.toml``) names the cluster's resources and the step to r
     merge_time = "01:00:00"        # the dependent merge job's limit
 
 The scripts are filled in from the templates in ``slurm/templates`` (``{{key}}``
-placeholders; a site can copy and edit them). Without ``[array]`` :func:`render` returns one
+placeholders; a site can copy and edit them) and source ``jobs/lib.sh``. A wheel carries
+both inside the package (``seis_hpc/cluster/data``, copied there by setup.py), so a script
+rendered from an installed package names only that installation: its ``lib.sh`` and, unless
+``cluster.venv`` says otherwise, its environment. Without ``[array]`` :func:`render` returns one
 sbatch script. With it, it returns a bash
 script that submits the array (each task migrates its part, ``seis-hpc slurm part`` finds the
 part's range) and then a merge job with ``--dependency=afterok:<array job>`` that assembles
@@ -55,7 +59,9 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import sys
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -312,10 +318,32 @@ def load_config(path: str | Path) -> JobConfig:
 
 
 # -- rendering ----------------------------------------------------------------------------------
-def default_root() -> str | None:
-    """The checkout this package runs from, if it has ``jobs/lib.sh`` (else None)."""
+def _shipped() -> Path | None:
+    """The ``data`` folder inside this package (``templates/``, ``jobs/lib.sh``): copied there
+    when a wheel is built (setup.py), absent in the source checkout."""
+    d = resources.files("seis_hpc.cluster").joinpath("data")
+    return d if isinstance(d, Path) and (d / "jobs" / "lib.sh").is_file() else None
+
+
+def _checkout() -> Path | None:
+    """The source checkout this package runs from (editable install), if any."""
     root = Path(__file__).resolve().parents[2]
-    return str(root) if (root / "jobs" / "lib.sh").is_file() else None
+    return root if (root / "jobs" / "lib.sh").is_file() else None
+
+
+def default_root() -> str | None:
+    """The folder whose ``jobs/lib.sh`` the rendered scripts source when ``cluster.root`` is
+    not set: the ``data`` folder of the installed package, else the checkout this package
+    runs from (None without either)."""
+    root = _shipped() or _checkout()
+    return None if root is None else str(root)
+
+
+def _default_venv() -> str | None:
+    """The environment this ``seis-hpc`` runs in, for a package installed without a checkout
+    (whose ``root`` has no ``.venv``): the jobs run the same installation."""
+    prefix = Path(sys.prefix)
+    return str(prefix) if (prefix / "bin" / "python").is_file() else None
 
 
 def _q(value) -> str:
@@ -369,13 +397,16 @@ def _environment(c: Cluster) -> str:
     root = c.root or default_root()
     if root is None:
         raise SeisError("cluster.root: no seis_hpc checkout with jobs/lib.sh found; set it")
+    venv = c.venv
+    if venv is None and c.root is None and _shipped() is not None:
+        venv = _default_venv()  # an installed wheel: its environment, not root/.venv
     out = []
     if c.modules:
         out += ["# Site software (environment modules).", "module purge",
                 *(f"module load {_q(m)}" for m in c.modules), ""]
     out.append(f"export SEIS_HPC_ROOT={_q(root)}")
-    if c.venv:
-        out.append(f"export SEIS_HPC_VENV={_q(c.venv)}")
+    if venv:
+        out.append(f"export SEIS_HPC_VENV={_q(venv)}")
     out.append(f"export SEIS_HPC_LAUNCHER={_q(c.launcher)}")
     out.append(f"export SEIS_HPC_SRUN_MPI={_q(c.mpi or '')}")
     for k, v in c.env.items():
@@ -410,10 +441,14 @@ def part_out(out: str, k: int) -> str:
 
 
 def template_dir(cfg: JobConfig) -> Path:
-    """The folder of the script templates: ``cluster.templates``, else ``slurm/templates`` of
-    this checkout."""
-    d = Path(cfg.cluster.templates) if cfg.cluster.templates else \
-        Path(__file__).resolve().parents[2] / "slurm" / "templates"
+    """The folder of the script templates: ``cluster.templates``, else the templates shipped
+    in this package (a wheel), else ``slurm/templates`` of this checkout."""
+    if cfg.cluster.templates:
+        d = Path(cfg.cluster.templates)
+    elif _shipped() is not None:
+        d = _shipped() / "templates"
+    else:
+        d = Path(__file__).resolve().parents[2] / "slurm" / "templates"
     if not d.is_dir():
         raise SeisError("no template folder (set cluster.templates)", d)
     return d

@@ -14,7 +14,8 @@ Parameters:
                against the Cython kernel, the full kernel against a bare CUDA loop, one core
                and all cores; needs CuPy and a CUDA GPU; a few minutes)
 
-Needs the source checkout (benchmarks/ beside seis_hpc/) and gcc for the C ceiling.
+The benchmark scripts ship inside the package (seis_hpc/_bench; benchmarks/ of the checkout
+in an editable install); gcc builds the C ceiling.
 Takes about a minute on one core."""
 NEEDS_ARGS = False
 
@@ -27,9 +28,32 @@ def add_arguments(parser) -> None:
                         help="benchmark the GPU backend (benchmarks/bench_gpu.py)")
 
 
+def bench_script(name: str):
+    """Path of the benchmark script ``name`` (``bench_kernels``, ``bench_gpu``): the copy a
+    wheel carries in ``seis_hpc/_bench``, else ``benchmarks/`` of the source checkout.
+
+    Raises
+    ------
+    SeisError
+        Neither exists.
+    """
+    from importlib import resources
+    from pathlib import Path
+
+    from seis_hpc.errors import SeisError
+
+    shipped = resources.files("seis_hpc").joinpath("_bench", f"{name}.py")
+    if isinstance(shipped, Path) and shipped.is_file():
+        return shipped
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    if not script.is_file():
+        raise SeisError("benchmark script not found (neither in the package nor in a "
+                        "checkout)", script)
+    return script
+
+
 def run(args) -> int:
     import importlib.util
-    from pathlib import Path
 
     from seis_hpc.errors import SeisError
 
@@ -38,9 +62,7 @@ def run(args) -> int:
     if args.gpu and args.json:
         raise SeisError("--json with --gpu: run benchmarks/bench_gpu.py --json FILE")
     name = "bench_gpu" if args.gpu else "bench_kernels"
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
-    if not script.is_file():
-        raise SeisError("benchmark script not found (needs the source checkout)", script)
+    script = bench_script(name)
     spec = importlib.util.spec_from_file_location(name, script)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

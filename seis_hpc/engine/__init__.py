@@ -1,5 +1,7 @@
 """The MPI engine: decomposition (plain objects), scheduling, checkpoints, execution.
 
+Where it sits among the other packages: ``docs/architecture.md``.
+
 Modules, one idea each:
 
 * :mod:`~seis_hpc.engine.decomposition` - work units, tiles, offset classes, the planner;
@@ -9,5 +11,7 @@ Modules, one idea each:
 * :mod:`~seis_hpc.engine.checkpoint` - journal and partial results, restart.
 * :mod:`~seis_hpc.engine.timers` - per-rank timings and the progress line.
 * :mod:`~seis_hpc.engine.pstm_run` - running a planned PSTM job on every rank.
+* :mod:`~seis_hpc.engine.gather_run` - the gathers of a SEG-Y/SU file and the driver that runs
+  one flow step over them on every rank.
 * :mod:`~seis_hpc.engine.memory_source` - traces in memory behind the trace-index interface.
 """
