@@ -1,7 +1,7 @@
 """``seis-hpc index``: build the trace index of a SEG-Y/SU file and report its geometry."""
 
 HELP = "index a SEG-Y/SU file's trace headers (HDF5) and report the survey geometry"
-INPUTS = ("file",)
+INPUTS = ("file", "header_map")
 OUTPUTS = ("index",)
 DESCRIPTION = """Read every trace header of FILE once, bin the traces (2D CMP line or 3D grid)
 and write the trace index (HDF5, one row per trace: FFID, channel, source/receiver/midpoint

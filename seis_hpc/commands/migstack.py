@@ -3,6 +3,19 @@
 HELP = "PSTM stack + offset-class gathers, iterated RMO velocity update (MPI)"
 INPUTS = ("input", "velocity")
 OUTPUTS = ("out", "segy", "velocity_out")
+WRITES = ("index",)  # written when missing or stale
+
+
+def side_files(args):
+    """The velocity and image of every pass beside IMAGE.h5, and their checkpoint folders
+    (see :func:`seis_hpc.cli.check_outputs`)."""
+    stem = args.out[:-3] if args.out.endswith(".h5") else args.out
+    n = max(0, int(args.iterations))
+    outs = [(f"velocity of pass {k}", f"{stem}.vrms-iter{k}.h5") for k in range(n + 1)]
+    outs += [(f"image of pass {k}", f"{stem}.iter{k}.h5") for k in range(n)]
+    outs += [(f"checkpoint folder of pass {k}", f"{stem}.iter{k}.h5.ckpt") for k in range(n)]
+    outs.append(("checkpoint folder", args.out + ".ckpt"))
+    return [], outs
 DESCRIPTION = """The stack after migration, with the velocity built by residual moveout.
 
   seis-hpc migstack GATHERS.sgy --velocity V --out image.h5 [--iterations N] [--segy image.sgy]

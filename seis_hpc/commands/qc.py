@@ -1,5 +1,8 @@
 """``seis-hpc qc``: QC pictures (PNG) of a survey, a volume, or a before/after pair."""
 
+INPUTS = ("file", "before", "velocity")
+WRITES = ("out",)  # the picture folder (not recorded here: qc records itself)
+
 HELP = "draw QC pictures (PNG) of a SEG-Y/SU survey or a seis_hpc HDF5 volume"
 DESCRIPTION = """Draw the standard QC pictures of FILE as PNG files (default into FILE's folder
 under qc/, named <file>_<picture>.png). Axes in field units: channel, CMP, inline/crossline,

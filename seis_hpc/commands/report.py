@@ -1,5 +1,22 @@
 """``seis-hpc report``: the processing report (HTML) and the manifest of a run folder."""
 
+INPUTS = ("rundir",)
+WRITES = ("out", "manifest")
+
+
+def side_files(args):
+    """The run record read and the default report and manifest written."""
+    import os
+
+    from seis_hpc.manifest import MANIFEST_NAME
+    from seis_hpc.report import REPORT_NAME
+    from seis_hpc.runlog import STEPS_FILE
+
+    outs = [] if args.out else [("report", os.path.join(args.rundir, REPORT_NAME))]
+    if not args.manifest:
+        outs.append(("manifest", os.path.join(args.rundir, MANIFEST_NAME)))
+    return [("run record", os.path.join(args.rundir, STEPS_FILE))], outs
+
 HELP = "write the processing report (one HTML file) and MANIFEST.sha256 of a run folder"
 DESCRIPTION = """Build the processing report of RUNDIR from its run record (RUNDIR/steps.jsonl,
 one line per step, written by every seis-hpc step run with --rundir or $SEIS_HPC_RUNDIR).

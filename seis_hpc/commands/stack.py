@@ -3,6 +3,7 @@
 HELP = "NMO stack normalised by live fold -> HDF5 (+ SEG-Y)"
 INPUTS = ("input", "velocity")
 OUTPUTS = ("out", "segy")
+WRITES = ("index",)  # written when missing or stale
 DESCRIPTION = """NMO correction with a stretch mute and CMP stack normalised by the live fold.
 
   seis-hpc stack GATHERS.sgy --velocity V --out stack.h5 [--segy stack.sgy]

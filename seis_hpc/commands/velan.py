@@ -1,8 +1,9 @@
 """``seis-hpc velan``: semblance velocity analysis with automatic picking -> Vrms volume."""
 
 HELP = "velocity analysis: semblance, automatic picks, smooth Vrms field (HDF5)"
-INPUTS = ("input",)
-OUTPUTS = ("out", "picks")
+INPUTS = ("input", "use_picks", "reference")
+OUTPUTS = ("out", "picks", "su_table")
+WRITES = ("index",)  # written when missing or stale
 DESCRIPTION = """Velocity analysis of CMP gathers into a smooth RMS-velocity field.
 
   seis-hpc velan GATHERS.sgy --out velocity.h5 [--picks picks.toml] [--every N]
