@@ -133,7 +133,9 @@ def check_outputs(args: argparse.Namespace) -> None:
 
     def named(label: str, path: str, what: str) -> str:
         # A positional argument's metavar (INPUT, GATHERS) adds nothing to "the input".
-        return f"the {what} {path}" if label.isupper() else f"the {what} {label} {path}"
+        if not label.startswith("-") and " " not in label:
+            return f"the {what} {path}"
+        return f"the {label} {path}" if what in label else f"the {what} {label} {path}"
 
     for k, (lab, path) in enumerate(outputs):
         for other_lab, other in inputs:

@@ -1,5 +1,7 @@
 """``seis-hpc verify``: check deliverables against their MANIFEST.sha256."""
 
+INPUTS = ("manifest",)  # reads only
+
 HELP = "check every file of a MANIFEST.sha256 (size and SHA-256); exit 1 if any changed"
 DESCRIPTION = """Re-hash every file listed in MANIFEST (paths relative to the manifest's folder)
 and compare size and SHA-256 with the manifest.
