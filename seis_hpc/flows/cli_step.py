@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-
 # Path parameters that name a file the step writes (every other path parameter is read).
 WRITTEN_PARAMS = ("report",)
 
