@@ -55,6 +55,9 @@ def run(args) -> int:
     if args.check_samples:
         survey.index.check_samples()
     out = survey.index.save(args.index)
+    rec = getattr(args, "_record", None)  # the run record, when $SEIS_HPC_RUNDIR is set
+    if rec is not None and not args.index:
+        rec.outputs.append(str(out))  # the default index is a deliverable too
     report = {"file": args.file, "index": str(out), "traces": survey.index.n_traces,
               **survey.report()}
     print(json.dumps(report, indent=1) if args.json else format_text(report))

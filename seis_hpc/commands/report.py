@@ -57,4 +57,6 @@ def run(args) -> int:
           f"{sum(e.size for e in rep.entries)} bytes")
     for m in rep.missing:
         print(f"warning: recorded output no longer exists: {m}")
+    for m in rep.outside:
+        print(f"warning: recorded output outside the manifest's folder, not listed: {m}")
     return 0
