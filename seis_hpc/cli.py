@@ -150,6 +150,15 @@ def check_outputs(args: argparse.Namespace) -> None:
                                 "share one file")
 
 
+def _launcher_rank() -> int:
+    """This process's rank as the MPI launcher tells it (0 when not launched by one)."""
+    for var in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK"):
+        value = os.environ.get(var, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
 def _run_recorded(args: argparse.Namespace) -> int:
     """Run the subcommand; with ``$SEIS_HPC_RUNDIR`` set, record it in the run record that
     ``seis-hpc report`` reads. A processing step names its file arguments in ``OUTPUTS``
@@ -157,7 +166,13 @@ def _run_recorded(args: argparse.Namespace) -> int:
     commands without ``OUTPUTS`` (info, verify, report, qc with its own record) are not
     recorded here."""
     mod = args._module
-    check_outputs(args)  # before any work and before any file is opened for writing
+    try:
+        check_outputs(args)  # before any work and before any file is opened for writing
+    except SeisError:
+        # Every MPI rank refuses alike (same files), before MPI starts: one rank says so.
+        if _launcher_rank() > 0:
+            return EXIT_USAGE
+        raise
     if not os.environ.get("SEIS_HPC_RUNDIR") or not hasattr(mod, "OUTPUTS"):
         return int(mod.run(args) or 0)
     from seis_hpc import runlog

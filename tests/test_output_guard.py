@@ -290,3 +290,20 @@ def test_report_and_qc_outputs_may_not_be_their_inputs(tmp_path, monkeypatch, ca
         assert cli.main(argv) == 2, argv
         assert "same file" in capsys.readouterr().err
     assert _snapshot(tmp_path) == before
+
+
+def test_under_mpiexec_every_rank_refuses_and_one_says_so(tmp_path):
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not mpiexec.exists():
+        pytest.skip("no mpiexec beside the interpreter")
+    x = tmp_path / "X.sgy"
+    x.write_bytes(b"survey" * 1000)
+    (tmp_path / "V.csv").write_text("time_s,vrms_mps\n0,1500\n")
+    before = _snapshot(tmp_path)
+    r = subprocess.run([str(mpiexec), "-n", "2", sys.executable, "-m", "seis_hpc", "pstm",
+                        "X.sgy", "-v", "V.csv", "-o", "X.sgy"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("seis-hpc: error:")]
+    assert len(errors) == 1 and "same file" in errors[0], r.stderr
+    assert _snapshot(tmp_path) == before
