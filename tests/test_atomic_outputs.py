@@ -161,3 +161,27 @@ def test_migstack_bad_segy_name_fails_before_any_pass(tmp_path, capsys):
 def test_temporary_name_is_hidden_beside_the_output(tmp_path):
     t = temporary_name(tmp_path / "x.h5")
     assert t.parent == tmp_path and t.name.startswith(".x.h5.tmp-")
+
+
+def test_flow_step_leaves_no_output_without_its_qc_summary(tmp_path, capsys):
+    """A step whose OUT.qc.json cannot be written (a folder of that name) leaves no OUT and
+    no temporary; the message names OUT.qc.json."""
+    from seis_hpc.io.segy import write_segy
+
+    x = tmp_path / "X.sgy"
+    write_segy(x, np.random.default_rng(2).normal(size=(8, 64)).astype(np.float32),
+               {"FieldRecord": np.repeat([1, 2], 4), "TraceNumber": np.tile([1, 2, 3, 4], 2),
+                "SourceX": np.repeat([0, 50], 4),
+                "GroupX": np.repeat([0, 50], 4) + np.tile([100, 125, 150, 175], 2),
+                "offset": np.tile([100, 125, 150, 175], 2)}, 0.004)
+    (tmp_path / "o.sgy.qc.json").mkdir()
+    # An OS error in a flow step stops every rank with status 1 (engine.comm.abort_on_error).
+    with pytest.raises(SystemExit) as info:
+        main(["gain", str(x), "-o", str(tmp_path / "o.sgy")])
+    assert info.value.code == 1
+    err = _one_error(capsys.readouterr().err)
+    assert str(tmp_path / "o.sgy.qc.json") in err and ".tmp-" not in err, err
+    assert _listing(tmp_path) == ["X.sgy", "o.sgy.qc.json"]
+    (tmp_path / "o.sgy.qc.json").rmdir()
+    assert main(["gain", str(x), "-o", str(tmp_path / "o.sgy")]) == 0
+    assert _listing(tmp_path) == ["X.sgy", "o.sgy", "o.sgy.qc.json"]
