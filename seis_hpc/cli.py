@@ -4,6 +4,13 @@ Subcommands live in ``seis_hpc/commands/<name>.py``; each module defines ``HELP`
 ``DESCRIPTION`` (the self-doc shown by ``--help`` or by running the subcommand bare),
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules import heavy dependencies inside
 ``run`` so that ``seis-hpc --help`` stays fast.
+
+A module also declares the files it touches, by argument name: ``INPUTS`` (read), ``OUTPUTS``
+(deliverables written; their presence makes the step recorded in the run record) and
+``WRITES`` (other files or folders it may write: a trace index, a checkpoint folder, QC
+pictures), plus an optional ``side_files(args) -> (inputs, outputs)`` for paths derived from
+the arguments (``OUT.qc.json``, a flow's step outputs). Before ``run``, :func:`check_outputs`
+refuses any output that is an input or another output (real path or same inode).
 """
 
 from __future__ import annotations
@@ -164,7 +171,8 @@ def _run_recorded(args: argparse.Namespace) -> int:
     ``seis-hpc report`` reads. A processing step names its file arguments in ``OUTPUTS``
     (and ``INPUTS``) and may fill ``args._record`` (a :class:`seis_hpc.runlog.StepRecord`);
     commands without ``OUTPUTS`` (info, verify, report, qc with its own record) are not
-    recorded here."""
+    recorded here. Side files that exist after a successful step are recorded as outputs
+    too. Every command, recorded or not, first passes :func:`check_outputs`."""
     mod = args._module
     try:
         check_outputs(args)  # before any work and before any file is opened for writing
