@@ -5,5 +5,4 @@ from seis_hpc.flows.cli_step import command
 _cmd = command("fxdecon")
 HELP, DESCRIPTION = _cmd.HELP, _cmd.DESCRIPTION
 add_arguments, run = _cmd.add_arguments, _cmd.run
-INPUTS = ("input",)
-OUTPUTS = ("out",)
+INPUTS, OUTPUTS, side_files = _cmd.INPUTS, _cmd.OUTPUTS, _cmd.side_files

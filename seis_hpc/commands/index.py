@@ -1,7 +1,7 @@
 """``seis-hpc index``: build the trace index of a SEG-Y/SU file and report its geometry."""
 
 HELP = "index a SEG-Y/SU file's trace headers (HDF5) and report the survey geometry"
-INPUTS = ("file",)
+INPUTS = ("file", "header_map")
 OUTPUTS = ("index",)
 DESCRIPTION = """Read every trace header of FILE once, bin the traces (2D CMP line or 3D grid)
 and write the trace index (HDF5, one row per trace: FFID, channel, source/receiver/midpoint
@@ -55,6 +55,9 @@ def run(args) -> int:
     if args.check_samples:
         survey.index.check_samples()
     out = survey.index.save(args.index)
+    rec = getattr(args, "_record", None)  # the run record, when $SEIS_HPC_RUNDIR is set
+    if rec is not None and not args.index:
+        rec.outputs.append(str(out))  # the default index is a deliverable too
     report = {"file": args.file, "index": str(out), "traces": survey.index.n_traces,
               **survey.report()}
     print(json.dumps(report, indent=1) if args.json else format_text(report))

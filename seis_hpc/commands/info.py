@@ -1,5 +1,7 @@
 """``seis-hpc info``: what is in a SEG-Y, SU or seis_hpc HDF5 file."""
 
+INPUTS = ("file", "header_map")  # reads only
+
 HELP = "summarise a SEG-Y, SU, trace index or seis_hpc volume file"
 DESCRIPTION = """Print a summary of FILE:
 

@@ -3,6 +3,19 @@
 HELP = "PSTM stack + offset-class gathers, iterated RMO velocity update (MPI)"
 INPUTS = ("input", "velocity")
 OUTPUTS = ("out", "segy", "velocity_out")
+WRITES = ("index",)  # written when missing or stale
+
+
+def side_files(args):
+    """The velocity and image of every pass beside IMAGE.h5, and their checkpoint folders
+    (see :func:`seis_hpc.cli.check_outputs`)."""
+    stem = args.out[:-3] if args.out.endswith(".h5") else args.out
+    n = max(0, int(args.iterations))
+    outs = [(f"velocity of pass {k}", f"{stem}.vrms-iter{k}.h5") for k in range(n + 1)]
+    outs += [(f"image of pass {k}", f"{stem}.iter{k}.h5") for k in range(n + 1)]
+    outs += [(f"checkpoint folder of pass {k}", f"{stem}.iter{k}.h5.ckpt")
+             for k in range(n + 1)]
+    return [], outs
 DESCRIPTION = """The stack after migration, with the velocity built by residual moveout.
 
   seis-hpc migstack GATHERS.sgy --velocity V --out image.h5 [--iterations N] [--segy image.sgy]
@@ -18,7 +31,8 @@ applied to the velocity. Pass N+1 migrates with the final velocity into image.h5
 V          starting vrms: HDF5 'vrms' volume (e.g. from seis-hpc velan) or time_s,vrms_mps CSV.
 Outputs    image.h5 ('image' and 'gathers'); image.vrms-iterK.h5 (velocity used by pass K;
            the last is the final velocity, also written to --velocity-out); image.iterK.h5
-           (image of pass K < N); --segy image.sgy (the final stack).
+           (image of pass K < N); --segy image.sgy (the final stack). image.h5, --segy and
+           --velocity-out are renamed into place together at the end: all three or none.
 
 Exit status: 0 written; 2 bad input (one line, nothing written); 1 a failure on some rank.
 """
@@ -85,6 +99,7 @@ def run(args) -> int:
     from seis_hpc.engine.comm import checked_on_root, input_error, rank_size, world
     from seis_hpc.engine.pstm_run import execute, make_job
     from seis_hpc.errors import SeisError
+    from seis_hpc.io.atomic import atomic_outputs, prepare_outputs
     from seis_hpc.survey import Survey
     from seis_hpc.velocity.model import load_vrms, open_vrms
 
@@ -107,6 +122,7 @@ def run(args) -> int:
         for p in (args.input, args.velocity):
             if not os.path.exists(p):
                 raise FileNotFoundError(2, "No such file or directory", p)
+        prepare_outputs(args.out, args.segy, args.velocity_out)  # bad names: before any work
         if args.iterations < 0:
             raise SeisError(f"--iterations must be >= 0 (got {args.iterations})")
         if args.offset_classes < 2:
@@ -144,7 +160,8 @@ def run(args) -> int:
         kernel_args["backend"] = args.backend
     for k in range(args.iterations + 1):
         vpath = f"{stem}.vrms-iter{k}.h5"
-        target = out if k == args.iterations else f"{stem}.iter{k}.h5"
+        # The last pass too goes to its own name; IMAGE.h5 appears with the other outputs.
+        target = f"{stem}.iter{k}.h5"
 
         def plan(vpath=vpath, target=target, k=k):
             return make_job(idx, grid, time, target, kernel_args=kernel_args,
@@ -189,17 +206,17 @@ def run(args) -> int:
         if err is not None:
             return input_error(comm, err)
     if rank == 0:
+        import shutil
+
         from seis_hpc.io.export import write_volume_segy
         from seis_hpc.io.volume import read_volume
 
         final_v = f"{stem}.vrms-iter{args.iterations}.h5"
-        if args.velocity_out:
-            import shutil
-
-            from seis_hpc.io.atomic import atomic_output
-
-            with atomic_output(args.velocity_out) as tmp:
-                shutil.copyfile(final_v, tmp)
-        if args.segy:
-            write_volume_segy(args.segy, read_volume(out, "image"))
+        final_image = f"{stem}.iter{args.iterations}.h5"
+        with atomic_outputs(out, args.segy, args.velocity_out) as (o, segy, vout):
+            if vout:
+                shutil.copyfile(final_v, vout)
+            if segy:
+                write_volume_segy(segy, read_volume(final_image, "image"))
+            os.replace(final_image, o)
     return 0

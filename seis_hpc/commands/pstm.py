@@ -3,6 +3,14 @@
 HELP = "Kirchhoff prestack time migration (MPI: mpiexec -n N seis-hpc pstm ...)"
 INPUTS = ("input", "velocity")
 OUTPUTS = ("out",)
+WRITES = ("index", "checkpoint_dir")  # the index is written when missing or stale
+
+
+def side_files(args):
+    """The default checkpoint folder, ``IMAGE.h5.ckpt`` (see :func:`seis_hpc.cli.check_outputs`)."""
+    if args.checkpoint_dir:
+        return [], []
+    return [], [("checkpoint folder", args.out + ".ckpt")]
 DESCRIPTION = """Kirchhoff prestack time migration of a SEG-Y/SU survey into one HDF5 image.
 
   seis-hpc pstm INPUT.sgy --velocity V --out IMAGE.h5 [options]

@@ -1,5 +1,16 @@
 """``seis-hpc qc``: QC pictures (PNG) of a survey, a volume, or a before/after pair."""
 
+INPUTS = ("file", "before", "velocity")
+WRITES = ("out",)  # the picture folder (not recorded here: qc records itself)
+
+
+def side_files(args):
+    """The run record qc appends to (see :func:`seis_hpc.cli.check_outputs`)."""
+    import os
+
+    folder = args.rundir or os.environ.get("SEIS_HPC_RUNDIR")
+    return [], [("run record", os.path.join(folder, "steps.jsonl"))] if folder else []
+
 HELP = "draw QC pictures (PNG) of a SEG-Y/SU survey or a seis_hpc HDF5 volume"
 DESCRIPTION = """Draw the standard QC pictures of FILE as PNG files (default into FILE's folder
 under qc/, named <file>_<picture>.png). Axes in field units: channel, CMP, inline/crossline,

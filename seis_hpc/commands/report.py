@@ -1,5 +1,22 @@
 """``seis-hpc report``: the processing report (HTML) and the manifest of a run folder."""
 
+INPUTS = ("rundir",)
+WRITES = ("out", "manifest")
+
+
+def side_files(args):
+    """The run record read and the default report and manifest written."""
+    import os
+
+    from seis_hpc.delivery.manifest import MANIFEST_NAME
+    from seis_hpc.delivery.report import REPORT_NAME
+    from seis_hpc.delivery.runlog import STEPS_FILE
+
+    outs = [] if args.out else [("report", os.path.join(args.rundir, REPORT_NAME))]
+    if not args.manifest:
+        outs.append(("manifest", os.path.join(args.rundir, MANIFEST_NAME)))
+    return [("run record", os.path.join(args.rundir, STEPS_FILE))], outs
+
 HELP = "write the processing report (one HTML file) and MANIFEST.sha256 of a run folder"
 DESCRIPTION = """Build the processing report of RUNDIR from its run record (RUNDIR/steps.jsonl,
 one line per step, written by every seis-hpc step run with --rundir or $SEIS_HPC_RUNDIR).
@@ -40,4 +57,6 @@ def run(args) -> int:
           f"{sum(e.size for e in rep.entries)} bytes")
     for m in rep.missing:
         print(f"warning: recorded output no longer exists: {m}")
+    for m in rep.outside:
+        print(f"warning: recorded output outside the manifest's folder, not listed: {m}")
     return 0

@@ -18,6 +18,32 @@ INPUTS = ("flow",)
 OUTPUTS = ()
 
 
+def side_files(args):
+    """The flow's input and parameter files, and every step's output, QC summary and edit
+    report (see :func:`seis_hpc.cli.check_outputs`); nothing when the flow file is invalid,
+    which ``run`` then reports itself."""
+    from seis_hpc.errors import SeisError
+    from seis_hpc.flows.cli_step import WRITTEN_PARAMS
+    from seis_hpc.flows.flowfile import load_flow
+
+    try:
+        flow = load_flow(args.flow)
+    except (SeisError, OSError, UnicodeError):
+        return [], []
+    ins, outs = [("flow input", str(flow.input))], []
+    for k, ((spec, params), out) in enumerate(zip(flow.steps, flow.outputs(), strict=True)):
+        where = f"step {k + 1} ({spec.name})"
+        outs += [(f"{where} output", str(out)), (f"{where} QC summary", f"{out}.qc.json")]
+        for p in spec.params:
+            if p.unit == "path":
+                value = params.get(p.name)
+                if p.name in WRITTEN_PARAMS:
+                    outs.append((f"{where} {p.name}", value or f"{out}.edits.csv"))
+                elif value:
+                    ins.append((f"{where} {p.name}", value))
+    return ins, outs
+
+
 def add_arguments(parser) -> None:
     """FLOW.toml and --check."""
     parser.add_argument("flow", metavar="FLOW.toml", help="flow file")

@@ -1,5 +1,8 @@
 """``seis-hpc slurm``: sbatch scripts for a user's cluster, and the array-job helpers."""
 
+INPUTS = ("config", "input", "parts")
+WRITES = ("out",)  # the sbatch script or the merged image
+
 HELP = "render SLURM job scripts from a job.toml (and split/merge array-job image parts)"
 DESCRIPTION = """SLURM job scripts for your cluster.
 

@@ -3,6 +3,7 @@
 HELP = "NMO stack normalised by live fold -> HDF5 (+ SEG-Y)"
 INPUTS = ("input", "velocity")
 OUTPUTS = ("out", "segy")
+WRITES = ("index",)  # written when missing or stale
 DESCRIPTION = """NMO correction with a stretch mute and CMP stack normalised by the live fold.
 
   seis-hpc stack GATHERS.sgy --velocity V --out stack.h5 [--segy stack.sgy]
@@ -36,6 +37,7 @@ def run(args) -> int:
     import sys
 
     from seis_hpc.errors import SeisError
+    from seis_hpc.io.atomic import atomic_outputs, prepare_outputs
     from seis_hpc.survey import Survey
     from seis_hpc.velocity.model import open_vrms
     from seis_hpc.velocity.stack import nmo_stack_survey, write_stack
@@ -43,6 +45,7 @@ def run(args) -> int:
     for p in (args.input, args.velocity):
         if not os.path.exists(p):
             raise FileNotFoundError(2, "No such file or directory", p)
+    prepare_outputs(args.out, args.segy)  # a bad output name fails before any work
     if args.stretch_mute < 0:
         raise SeisError(f"--stretch-mute must be >= 0 (got {args.stretch_mute})")
     survey = Survey.open(args.input, args.index)
@@ -60,8 +63,10 @@ def run(args) -> int:
                         default=str, indent=1)
     history = [f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} seis-hpc "
                f"stack {' '.join(sys.argv[2:])}"]
-    write_stack(args.out, stack, survey.grid, time, segy=args.segy, config=config,
-                history=history, attrs={"velocity": os.path.abspath(args.velocity)})
+    # Both outputs or neither: each goes to its temporary name, renamed when both are done.
+    with atomic_outputs(args.out, args.segy) as (out, segy):
+        write_stack(out, stack, survey.grid, time, segy=segy, config=config,
+                    history=history, attrs={"velocity": os.path.abspath(args.velocity)})
     print(f"stack: wrote {args.out}" + (f" and {args.segy}" if args.segy else ""),
           file=sys.stderr)
     return 0

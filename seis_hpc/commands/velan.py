@@ -1,8 +1,9 @@
 """``seis-hpc velan``: semblance velocity analysis with automatic picking -> Vrms volume."""
 
 HELP = "velocity analysis: semblance, automatic picks, smooth Vrms field (HDF5)"
-INPUTS = ("input",)
-OUTPUTS = ("out", "picks")
+INPUTS = ("input", "use_picks", "reference")
+OUTPUTS = ("out", "picks", "su_table")
+WRITES = ("index",)  # written when missing or stale
 DESCRIPTION = """Velocity analysis of CMP gathers into a smooth RMS-velocity field.
 
   seis-hpc velan GATHERS.sgy --out velocity.h5 [--picks picks.toml] [--every N]
@@ -88,6 +89,7 @@ def run(args) -> int:
     import sys
 
     from seis_hpc.errors import SeisError
+    from seis_hpc.io.atomic import atomic_outputs, prepare_outputs
     from seis_hpc.survey import Survey
     from seis_hpc.velocity.field import field_from_picks, table_from_field, write_vrms
     from seis_hpc.velocity.model import read_vrms_csv
@@ -96,6 +98,7 @@ def run(args) -> int:
 
     if not os.path.exists(args.input):
         raise FileNotFoundError(2, "No such file or directory", args.input)
+    prepare_outputs(args.out, args.picks, args.su_table)  # bad names fail before any work
     if args.every is not None and args.every_m is not None:
         raise SeisError("give --every or --every-m, not both")
     survey = Survey.open(args.input, args.index)
@@ -125,12 +128,14 @@ def run(args) -> int:
                         default=str, indent=1)
     history = [f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} seis-hpc "
                f"velan {' '.join(sys.argv[2:])}"]
-    if args.picks:
-        write_picks(args.picks, picks)
-    write_vrms(args.out, field, grid, time, config=config, history=history,
-               attrs={"n_locations": len(picks.locations)})
-    if args.su_table:
-        write_su_picks(args.su_table, table_from_field(field, grid, time, every=args.su_every))
+    # Every output or none: each goes to its temporary name, renamed when all are done.
+    with atomic_outputs(args.out, args.picks, args.su_table) as (out, picks_out, su_out):
+        if picks_out:
+            write_picks(picks_out, picks)
+        write_vrms(out, field, grid, time, config=config, history=history,
+                   attrs={"n_locations": len(picks.locations)})
+        if su_out:
+            write_su_picks(su_out, table_from_field(field, grid, time, every=args.su_every))
     n = sum(len(p.time) for p in picks.locations)
     print(f"velan: {len(picks.locations)} locations, {n} picks; wrote {args.out}",
           file=sys.stderr)

@@ -1,12 +1,16 @@
 """``seis-hpc verify``: check deliverables against their MANIFEST.sha256."""
 
+INPUTS = ("manifest",)  # reads only
+
 HELP = "check every file of a MANIFEST.sha256 (size and SHA-256); exit 1 if any changed"
 DESCRIPTION = """Re-hash every file listed in MANIFEST (paths relative to the manifest's folder)
 and compare size and SHA-256 with the manifest.
 
-Prints one line per file that is MISSING or CHANGED, then a summary.
-Exit status: 0 every file matches; 1 some file is missing or changed; 2 the manifest itself
-cannot be read or is not a seis_hpc manifest.
+Prints one line per file that is MISSING or CHANGED, then one per file of the manifest's
+folder (and subfolders) that the manifest does not list (ADDED), then a summary.
+Exit status: 0 every file matches and none was added; 1 some file is missing, changed or
+added; 2 the manifest itself cannot be read, is not a seis_hpc manifest, or lists a path
+that leaves its folder (absolute, '..', or a symbolic link pointing out).
 
 Parameters:
   --list    also print the files that match (OK)
@@ -33,9 +37,13 @@ def run(args) -> int:
             print(f"{p.kind.upper():<8} {e.path}: {p.detail}")
         elif args.list:
             print(f"{'OK':<8} {e.path}")
+    added = [p for p in problems if p.kind == "added"]
+    for p in added:
+        print(f"{'ADDED':<8} {p.entry.path}: {p.detail}")
     if problems:
-        print(f"verify: {len(problems)} of {len(entries)} files changed or missing "
-              f"({args.manifest})")
+        n = len(problems) - len(added)
+        print(f"verify: {n} of {len(entries)} files changed or missing"
+              + (f", {len(added)} files added" if added else "") + f" ({args.manifest})")
         return 1
     print(f"verify: all {len(entries)} files match ({args.manifest})")
     return 0

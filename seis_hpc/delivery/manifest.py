@@ -7,7 +7,11 @@ Format (UTF-8 text, one file a line, paths relative to the manifest's folder, ``
     9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  1914384  survey/shots.sgy
 
 Lines starting with ``#`` are comments. The path is everything after the second field, so it
-may contain spaces; a path holding a newline is refused.
+may contain spaces; a path holding a newline is refused. A path must stay inside the
+manifest's folder: an absolute path, a ``..`` component or a symbolic link leading out is
+refused (reading a manifest and building one), so a manifest can never vouch for
+``/etc/hostname``. :func:`verify_manifest` also lists every file of the folder that the
+manifest does not (an addition to a delivery).
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ class Entry:
 
 @dataclass(frozen=True)
 class Problem:
-    """A deliverable that does not match its entry: ``kind`` is ``"missing"`` or ``"changed"``."""
+    """A deliverable that does not match its entry: ``kind`` is ``"missing"``, ``"changed"``
+    or ``"added"`` (a file in the manifest's folder that it does not list; its ``entry`` has
+    the file's path, size and an empty SHA-256)."""
 
     entry: Entry
     kind: str
@@ -69,11 +75,29 @@ def sha256_file(path: str | os.PathLike, progress=None) -> tuple[int, str]:
     return size, h.hexdigest()
 
 
+def _inside(path: Path, base: Path) -> bool:
+    """Whether ``path`` (symbolic links followed) lies in folder ``base``."""
+    real, root = os.path.realpath(path), os.path.realpath(base)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def _relative(path: Path, base: Path) -> str:
+    if not _inside(path, base):
+        raise SeisError(f"deliverable lies outside the manifest's folder {base}; a manifest "
+                        "lists only files under its own folder", path)
     rel = os.path.relpath(path.resolve(), base.resolve())
     if "\n" in rel or "\r" in rel:
         raise SeisError("a deliverable's name holds a line break; rename it", path)
     return Path(rel).as_posix()
+
+
+def check_entry_path(path: str, where: str, manifest: str | os.PathLike) -> None:
+    """Refuse an entry path that leaves the manifest's folder: absolute, or with a ``..``
+    component (SeisError naming the manifest and ``where``, e.g. ``"line 4"``)."""
+    parts = path.replace("\\", "/").split("/")
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path) or ".." in parts:
+        raise SeisError(f"{where}: path {path!r} leaves the manifest's folder (absolute or "
+                        "'..'); refused", manifest)
 
 
 def hash_files(files: Iterable[str | os.PathLike], base: str | os.PathLike,
@@ -160,6 +184,7 @@ def read_manifest(manifest: str | os.PathLike) -> list[Entry]:
             m = _LINE.match(line)
             if not m:
                 raise SeisError(f"line {n}: not 'sha256  size  path'", manifest)
+            check_entry_path(m.group(3), f"line {n}", manifest)
             entries.append(Entry(m.group(3), int(m.group(2)), m.group(1)))
     if not entries:
         raise SeisError("no entries (is this a seis_hpc manifest?)", manifest)
@@ -176,13 +201,24 @@ def verify_manifest(manifest: str | os.PathLike, show_progress: bool = True) -> 
         Everything the manifest lists.
     problems : list of Problem
         One per file that is missing, unreadable or changed (size or content), in manifest
-        order; empty when all match.
+        order, then one per file of the manifest's folder (and its subfolders) that the
+        manifest does not list (``"added"``); empty when all match.
+
+    Raises
+    ------
+    SeisError
+        The manifest is unreadable, or one of its paths leaves its folder (absolute, ``..``,
+        or a symbolic link pointing out): nothing is hashed.
     """
     from seis_hpc.progress import Progress
 
     manifest = Path(manifest)
     entries = read_manifest(manifest)
     base = manifest.parent
+    for e in entries:
+        if (base / e.path).exists() and not _inside(base / e.path, base):
+            raise SeisError(f"{e.path!r} is a symbolic link leading out of the manifest's "
+                            "folder; refused", manifest)
     problems = []
     present = [e for e in entries if (base / e.path).is_file()]
     total = sum(e.size for e in present)
@@ -205,4 +241,25 @@ def verify_manifest(manifest: str | os.PathLike, show_progress: bool = True) -> 
             elif digest != e.sha256:
                 problems.append(Problem(e, "changed",
                                         f"SHA-256 {digest[:16]}..., expected {e.sha256[:16]}..."))
+    problems += [Problem(Entry(p, size, ""), "added", f"{size} bytes, not in the manifest")
+                 for p, size in added_files(manifest, entries)]
     return entries, problems
+
+
+def added_files(manifest: str | os.PathLike, entries: Iterable[Entry]) -> list[tuple[str, int]]:
+    """Files under the manifest's folder (symbolic links not followed) that ``entries`` do
+    not list, as ``(path relative to the folder, size in bytes)``, sorted; the manifest
+    itself is not counted."""
+    manifest = Path(manifest)
+    base = manifest.parent
+    listed = {os.path.normpath(e.path) for e in entries}
+    listed.add(os.path.normpath(os.path.relpath(manifest, base)))
+    found = []
+    for folder, dirs, files in os.walk(base):
+        dirs.sort()
+        for name in sorted(files):
+            p = Path(folder) / name
+            rel = os.path.normpath(os.path.relpath(p, base))
+            if rel not in listed:
+                found.append((Path(rel).as_posix(), p.lstat().st_size))
+    return found

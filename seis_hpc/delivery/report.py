@@ -7,8 +7,12 @@
   Pictures are embedded as base64 ``data:`` URIs; the file has no external asset, script,
   style sheet or link, so it opens offline and can be mailed as it is.
 * ``RUNDIR/MANIFEST.sha256``: size and SHA-256 of every deliverable — the outputs of the
-  steps that succeeded (folders expanded to their files), their QC pictures, ``steps.jsonl`` and
-  ``report.html`` itself (see :mod:`seis_hpc.delivery.manifest`).
+  steps that succeeded (folders expanded to their files) with their side files
+  (``OUT.qc.json``, ``OUT.edits.csv``, recorded by :mod:`seis_hpc.cli`), their QC pictures,
+  the recorded inputs that lie in the run folder (a flow file, a trace index),
+  ``steps.jsonl`` and ``report.html`` itself (see :mod:`seis_hpc.delivery.manifest`). A manifest
+  lists only files under its own folder: outputs recorded outside it are reported
+  (``Report.outside``) and left out.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class Report:
     steps: int
     entries: list[Entry] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
 
 
 def _esc(v) -> str:
@@ -176,19 +181,32 @@ def _step_html(n: int, st: dict, rundir: Path, hashes: dict[Path, Entry]) -> str
     return "\n".join(parts)
 
 
-def _deliverables(rundir: Path, steps: list[dict]) -> tuple[list[Path], list[str]]:
-    files, missing = [], []
+def _deliverables(rundir: Path, steps: list[dict], base: Path
+                  ) -> tuple[list[Path], list[str], list[str]]:
+    """Files of the successful steps' outputs, QC pictures and inputs found under ``base``
+    (the manifest's folder); outputs that no longer exist; outputs outside ``base``."""
+    from seis_hpc.delivery.manifest import _inside
+
+    files, missing, outside = [], [], []
     for st in steps:
         if st.get("status", "ok") != "ok":
             continue
         for p in list(st.get("outputs") or []) + list(st.get("qc") or []):
             found = _files_of(rundir, p)
             for f in found:
-                if f.is_file():
-                    files.append(f)
-                else:
+                if not f.is_file():
                     missing.append(p)
-    return files, missing
+                elif not _inside(f, base):
+                    outside.append(str(f))
+                else:
+                    files.append(f)
+        # Inputs kept in the run folder (a flow file, a trace index) belong to the delivery
+        # too: verify would otherwise list them as added.
+        for p in st.get("inputs") or []:
+            f = _resolve(rundir, p)
+            if f.is_file() and _inside(f, base):
+                files.append(f)
+    return files, missing, outside
 
 
 def render_html(rundir: Path, steps: list[dict], entries: list[Entry], missing: list[str],
@@ -258,7 +276,7 @@ def build_report(rundir: str | os.PathLike, out: str | os.PathLike | None = None
     steps = read_steps(rundir)
     out = Path(out) if out else rundir / REPORT_NAME
     manifest = Path(manifest) if manifest else rundir / MANIFEST_NAME
-    files, missing = _deliverables(rundir, steps)
+    files, missing, outside = _deliverables(rundir, steps, manifest.parent)
     files.append(rundir / STEPS_FILE)
     skip = [manifest, out]
     entries = hash_files(files, manifest.parent, show_progress, skip=skip)
@@ -269,4 +287,4 @@ def build_report(rundir: str | os.PathLike, out: str | os.PathLike | None = None
         tmp.write_text(text, encoding="utf-8")
     entries += hash_files([out], manifest.parent, show_progress=False)
     write_manifest(entries, manifest)
-    return Report(out, manifest, len(steps), entries, missing)
+    return Report(out, manifest, len(steps), entries, missing, outside)

@@ -328,7 +328,7 @@ def _share_attributes(part: dict, n: int, comm) -> dict[str, np.ndarray]:
 
 def _finish(step, impl, qc, entry, reader, tmp, output_path, input_path, comm, quiet):
     from seis_hpc.engine.comm import rank_size
-    from seis_hpc.io.atomic import atomic_output
+    from seis_hpc.io.atomic import atomic_outputs
 
     rank, size = rank_size(comm)
     extra = impl.qc() if hasattr(impl, "qc") else {}
@@ -360,11 +360,12 @@ def _finish(step, impl, qc, entry, reader, tmp, output_path, input_path, comm, q
     }
     if hasattr(impl, "finish"):
         impl.finish(merged, reader, summary)
-    os.replace(tmp, output_path)
     history = previous_history(input_path) + [entry]
-    with atomic_output(qc_path(output_path)) as t:
-        t.write_text(json.dumps({"summary": summary, "history": history}, indent=1,
-                                default=_jsonable))
+    # OUT and OUT.qc.json appear together or not at all.
+    with atomic_outputs(output_path, qc_path(output_path)) as (out_t, qc_t):
+        qc_t.write_text(json.dumps({"summary": summary, "history": history}, indent=1,
+                                   default=_jsonable))
+        os.replace(tmp, out_t)
     if not quiet:
         print(f"{output_path}: {step.name}: {summary['traces']} traces in "
               f"{summary['gathers']} gathers, RMS {summary['rms_in']:.4g} -> "

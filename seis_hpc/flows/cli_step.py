@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+# Path parameters that name a file the step writes (every other path parameter is read).
+WRITTEN_PARAMS = ("report",)
+
 
 def command(name: str) -> SimpleNamespace:
     """``HELP``, ``DESCRIPTION``, ``add_arguments`` and ``run`` of the step ``name``."""
@@ -44,5 +47,18 @@ def command(name: str) -> SimpleNamespace:
                  comm.Get_size() > 1 else None)
         return 0
 
+    # Files the step reads and writes, for the guard of seis_hpc.cli (an output that is an
+    # input is refused before any work): a path parameter is read, except the edit report.
+    paths = [p.name for p in spec.params if p.unit == "path"]
+    writes = tuple(n for n in paths if n in WRITTEN_PARAMS)
+
+    def side_files(args):
+        outs = [("QC summary", args.out + ".qc.json")]  # as seis_hpc.engine.gather_run.qc_path
+        if "report" in paths and not getattr(args, "report", None):
+            outs.append(("edit report", args.out + ".edits.csv"))
+        return [], outs
+
     return SimpleNamespace(HELP=spec.help, DESCRIPTION=spec.self_doc(),
-                           add_arguments=add_arguments, run=run)
+                           add_arguments=add_arguments, run=run,
+                           INPUTS=("input", *(n for n in paths if n not in writes)),
+                           OUTPUTS=("out", *writes), side_files=side_files)

@@ -6,6 +6,11 @@ one (``atexit``), SIGTERM or SIGINT (:func:`cleanup_on_signals`, installed by ``
 an MPI abort (the failing rank calls :func:`remove_temporaries` before ``Abort``, since the
 ranks the abort kills run no handler). A file shared by several ranks (created by rank 0,
 written by all) is registered on every rank, so whichever rank fails removes it.
+
+:func:`atomic_output` covers one file; :func:`atomic_outputs` covers every output of a command
+that writes several (an image and its SEG-Y, a velocity and its picks): all are written to
+their temporary names and renamed only when every one is complete, so a failure leaves none.
+Errors name the user's path, never the temporary one.
 """
 
 from __future__ import annotations
@@ -74,21 +79,96 @@ def registered(path: str | os.PathLike, remove_on_error: bool = True) -> Iterato
         forget_temporary(path)
 
 
+def _prepare(final: Path) -> Path:
+    """Check ``final`` can be written (not a folder, its folder exists or is made); return its
+    temporary name."""
+    if final.is_dir():
+        raise IsADirectoryError(21, "Is a directory", str(final))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # name the output, not only the folder that cannot be made
+        reason = (exc.strerror or exc.__class__.__name__).lower()
+        raise OSError(exc.errno, f"cannot make its folder {final.parent} ({reason})",
+                      str(final)) from None
+    return temporary_name(final)
+
+
+def prepare_outputs(*paths: str | os.PathLike | None) -> None:
+    """Check, before any work, that each output can be made: not a folder, its folder
+    existing or made (None entries are skipped). Raises the OS error naming the path."""
+    for p in paths:
+        if p is not None:
+            _prepare(Path(p))
+
+
+def _user_facing(exc: BaseException, pairs: list[tuple[Path, Path]]) -> BaseException | None:
+    """An OSError about a temporary name, rewritten to name the user's file (None when
+    ``exc`` does not mention one)."""
+    if not isinstance(exc, OSError):
+        return None
+    text = f"{exc.filename} {exc.filename2} {exc.strerror} {exc}"
+    for tmp, final in pairs:
+        if tmp.name in text:
+            reason = os.strerror(exc.errno) if exc.errno else \
+                str(exc).replace(str(tmp), str(final)).replace(tmp.name, final.name)
+            return OSError(exc.errno, reason, str(final))
+    return None
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
     On any exception (a signal handled by :func:`cleanup_on_signals` included) the temporary
     file is removed and ``path`` is left as it was (absent or the previous complete version).
+    An OS error about the temporary file is re-raised naming ``path``.
     """
     final = Path(path)
-    if final.is_dir():
-        raise IsADirectoryError(21, "Is a directory", str(final))
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_name(final)
-    with registered(tmp):
-        yield tmp
-        os.replace(tmp, final)
+    tmp = _prepare(final)
+    try:
+        with registered(tmp):
+            yield tmp
+            os.replace(tmp, final)
+    except OSError as exc:
+        new = _user_facing(exc, [(tmp, final)])
+        if new is not None:
+            raise new from None
+        raise
+
+
+@contextlib.contextmanager
+def atomic_outputs(*paths: str | os.PathLike | None) -> Iterator[list[Path | None]]:
+    """Yield a temporary path for each of ``paths``; rename them all only if the block succeeds.
+
+    Parameters
+    ----------
+    *paths : path-like or None
+        The outputs; a None (an optional output not asked for) yields None in its place.
+
+    Every folder is made and every name checked before the block runs, so a bad output
+    (a folder, an uncreatable folder) fails before any work. On any exception (a signal
+    handled by :func:`cleanup_on_signals` included) every temporary file is removed and every
+    ``path`` is left as it was: a command writes all its outputs or none. The renames at the
+    end are each atomic; they run one after another once every output is complete.
+    """
+    finals = [None if p is None else Path(p) for p in paths]
+    tmps = [None if f is None else _prepare(f) for f in finals]
+    pairs = [(t, f) for t, f in zip(tmps, finals, strict=True) if f is not None]
+    try:
+        with contextlib.ExitStack() as stack:
+            for tmp, _ in pairs:
+                stack.enter_context(registered(tmp))
+            yield tmps
+            for tmp, final in pairs:
+                if not tmp.exists():
+                    raise FileNotFoundError(2, "output was not written", str(final))
+            for tmp, final in pairs:
+                os.replace(tmp, final)
+    except OSError as exc:
+        new = _user_facing(exc, pairs)
+        if new is not None:
+            raise new from None
+        raise
 
 
 def _exit_on_signal(signum: int) -> None:
