@@ -3,9 +3,9 @@
 Every image puts the survey's diffractor at its exact position and sample (tests/_truth.py);
 a serial run is also the reference the others must equal. Two ranks give the same image; a
 job killed (SIGKILL to the whole process group) at a seeded random point and started again
-gives the same image; SIGTERM
-checkpoints and exits 75, and the rerun completes identically; a failure on one rank ends the
-job within seconds with its message; bad input is reported once, with nothing written.
+gives the same image; SIGTERM checkpoints and exits 75, and the rerun completes
+identically; a failure on one rank ends the job within seconds with its message; bad input
+is reported once, with nothing written.
 """
 
 from __future__ import annotations

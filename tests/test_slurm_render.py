@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _truth import assert_diffractors_exact
 
 from seis_hpc.errors import SeisError
 from seis_hpc.geometry import BinGrid
@@ -468,7 +469,6 @@ def _close(a, ref, rel):
 
 
 def test_gpu_job_script_image_equals_cython_and_focuses(gpu_job):
-    import json
 
     import h5py
 
@@ -478,17 +478,10 @@ def test_gpu_job_script_image_equals_cython_and_focuses(gpu_job):
     with h5py.File(gpu_job["image"]) as f:
         assert f.attrs["pstm_backend"] == "gpu"
     assert "--backend gpu" in gpu_job["log"] and "qc: diffractor at inline" in gpu_job["log"]
-    # The brightest bin is next to the diffractor (it may lie between inlines), at its t0.
-    d = json.loads((gpu_job["survey"] / "truth.json").read_text())["diffractors"][0]
-    g = img.grid
-    i, j, k = np.unravel_index(np.argmax(img.data), img.data.shape)
-    x, y = g.grid_to_world(g.inlines()[i], g.crosslines()[j])
-    il, xl = g.world_to_grid(d["x"], d["y"])
-    assert abs(g.inlines()[i] - il) <= 0.51 and abs(g.crosslines()[j] - xl) <= 1
-    # Within one inline bin and half a crossline bin (the bound of test_engine_restart.py).
-    assert np.hypot(x - d["x"], y - d["y"]) <= np.hypot(g.bin_inline, g.bin_crossline / 2) + 0.1
-    assert abs(img.time[k] - d["t0_s"]) <= 2 * img.dt + 1e-9
-    assert (i, j, k) == np.unravel_index(np.argmax(ref.data), ref.data.shape)
+    # The diffractor at its exact position and sample, in both images.
+    assert_diffractors_exact(img, gpu_job["survey"])
+    assert_diffractors_exact(ref, gpu_job["survey"])
+    assert np.argmax(img.data) == np.argmax(ref.data)
 
 
 def test_rendered_gpu_job_runs_without_slurm(gpu_job, tmp_path):
@@ -531,6 +524,7 @@ args = [{", ".join(q(a) for a in GPU_ARGS)}]
     assert argv[0] == "--mpi=pmi2" and argv[argv.index("--backend") + 1] == "gpu"
     ref = read_volume(gpu_job["ref"]).data
     assert _close(read_volume(out).data, ref, 1e-4)
+    assert_diffractors_exact(out, survey)
 
 
 def test_gpu_job_without_a_gpu_stops_with_one_line(gpu_job, tmp_path):
