@@ -430,7 +430,7 @@ def test_job_script_backend_option_and_variable(tmp_path):
 def _jobs_env(**extra) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items()
          if not k.startswith(("SLURM_", "SEIS_HPC_")) and k != EMULATE}
-    e.update(OMP_NUM_THREADS="1", SEIS_HPC_RANKS="2", **extra)
+    e.update({"OMP_NUM_THREADS": "1", "SEIS_HPC_RANKS": "2", **extra})
     return e
 
 
@@ -544,3 +544,51 @@ def test_gpu_job_without_a_gpu_stops_with_one_line(gpu_job, tmp_path):
     assert len(errors) == 1 and errors[0].startswith("seis-hpc: error: backend gpu: ")
     assert "step failed (exit 2)" in r.stderr and "Traceback" not in r.stderr
     assert not (out / "image.h5").exists()
+
+
+def test_rendered_array_parts_and_merge_run_without_slurm(tmp_path):
+    """The rendered array and merge scripts, as SLURM would run them (captured from the submit
+    script by a fake sbatch, then run by bash: task 0 and 1 of the array through mpiexec, then
+    the merge): the merged image of the tiny3d survey puts the diffractor at its exact
+    position and sample. (That it equals one run over the whole grid: test_merge_parts_* and
+    tests/test_slurm_cluster.py.)"""
+    survey = tmp_path / "survey"
+    r = cli("synth", "--preset", "tiny3d", "--out", survey)
+    assert r.returncode == 0, r.stderr
+    args = ["--aperture", "250", "--tmax", "0.56"]
+    out = tmp_path / "out" / "img.h5"
+    out.parent.mkdir()
+    cfg = write_toml(tmp_path / "job.toml", f"""
+[cluster]
+root = {q(ROOT)}
+launcher = "mpiexec"
+log_dir = {q(tmp_path / "logs")}
+[job]
+name = "parts"
+input = {q(survey / "shots.sgy")}
+velocity = {q(survey / "velocity.csv")}
+out = {q(out)}
+args = [{", ".join(q(a) for a in args)}]
+[array]
+parts = 2
+""")
+    r = cli("slurm", "render", "--config", cfg, "--out", tmp_path / "submit.sh")
+    assert r.returncode == 0, r.stderr
+    log = tmp_path / "calls"
+    log.mkdir()
+    env = {"PATH": f"{_fake_bin(tmp_path)}:{os.environ['PATH']}", "FAKE_LOG": str(log)}
+    r = subprocess.run(["bash", str(tmp_path / "submit.sh")], capture_output=True, text=True,
+                       cwd=tmp_path, env={**os.environ, **env})
+    assert r.returncode == 0, r.stderr
+    for task in (0, 1):
+        r = subprocess.run(["bash", str(log / "call0.script")], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=300,
+                           env=_jobs_env(SLURM_ARRAY_TASK_ID=str(task), SEIS_HPC_RANKS="1"))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (out.parent / f"img.part{task:03d}.h5").exists()
+    r = subprocess.run(["bash", str(log / "call1.script")], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=300, env=_jobs_env())
+    assert r.returncode == 0, r.stdout + r.stderr
+    whole = read_volume(out)
+    assert (whole.grid.n_inline, whole.grid.n_crossline) == (10, 84)
+    assert_diffractors_exact(whole, survey)
