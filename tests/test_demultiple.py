@@ -80,6 +80,15 @@ def test_adaptive_subtraction_recovers_shift_and_scale():
     out, matched = srme.adaptive_subtract(d, m, 0.002, window=0.2, traces=3,
                                           filter_length=0.02, eps=1e-6)
     assert db(np.sum(d ** 2), np.sum(out[:, 5:-5] ** 2)) > 30
+    np.testing.assert_allclose(out, d - matched, atol=1e-5)
+    # The matched model is the model shifted 2 samples and scaled by -0.4 (measured -0.393,
+    # every other lag below 0.01): its projection on each shifted copy of m.
+    inner = slice(10, -10)
+    coef = {lag: np.sum(matched[:, inner] * np.roll(m, lag, axis=1)[:, inner])
+            / np.sum(m[:, inner] ** 2) for lag in range(-4, 5)}
+    assert coef[2] == pytest.approx(-0.4, abs=0.02), coef
+    assert all(abs(c) < 0.02 for lag, c in coef.items() if lag != 2), coef
+    assert np.abs(matched - d)[:, 5:-5].max() < 0.05 * np.abs(d).max()
 
 
 def test_taup_decon_attenuates_and_keeps_primaries(survey):

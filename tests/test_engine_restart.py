@@ -1,9 +1,11 @@
 """``seis-hpc pstm`` as users run it: ``mpiexec -n 2`` subprocesses on the tiny3d synthetic.
 
-A serial run is the reference. Two ranks give the same image; a job killed (SIGKILL to the
-whole process group) at a random point and started again gives the same image; SIGTERM
-checkpoints and exits 75, and the rerun completes identically; a failure on one rank ends the
-job within seconds with its message; bad input is reported once, with nothing written.
+Every image puts the survey's diffractor at its exact position and sample (tests/_truth.py);
+a serial run is also the reference the others must equal. Two ranks give the same image; a
+job killed (SIGKILL to the whole process group) at a seeded random point and started again
+gives the same image; SIGTERM checkpoints and exits 75, and the rerun completes
+identically; a failure on one rank ends the job within seconds with its message; bad input
+is reported once, with nothing written.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _truth import assert_diffractors_exact
 
 ROOT = Path(__file__).resolve().parents[1]
 MPIEXEC = ROOT / ".venv" / "bin" / "mpiexec"
@@ -53,6 +56,15 @@ def image(path):
     return read_volume(path, "image").data
 
 
+def img_volume(like, data):
+    """``data`` on the grid and time axis of the image file ``like``."""
+    from seis_hpc.io.volume import read_volume
+
+    vol = read_volume(like, "image")
+    vol.data = data
+    return vol
+
+
 @pytest.fixture(scope="module")
 def survey(tmp_path_factory):
     d = tmp_path_factory.mktemp("tiny3d")
@@ -81,15 +93,9 @@ def test_serial_image_focuses_diffractor(survey, reference):
 
     vol = read_volume(reference[1], "image")
     assert (vol.grid.inline0, vol.grid.crossline0, vol.grid.shape) == (1, 44, (5, 37))
-    truth = json.loads((survey / "truth.json").read_text())
-    d = truth["diffractors"][0]
-    i, j, k = np.unravel_index(np.argmax(vol.data), vol.data.shape)
-    # The brightest bin is one of those next to the diffractor (it may lie between inlines).
-    x, y = vol.grid.grid_to_world(vol.grid.inlines()[i], vol.grid.crosslines()[j])
-    il, xl = vol.grid.world_to_grid(d["x"], d["y"])
-    assert abs(vol.grid.inlines()[i] - il) <= 0.51 and abs(vol.grid.crosslines()[j] - xl) <= 1
-    assert np.hypot(x - d["x"], y - d["y"]) <= np.hypot(12.5, 6.25) + 0.1
-    assert abs(vol.time[k] - d["t0_s"]) <= 0.0081
+    # The exact position (half-way between inlines 2 and 3, crossline 66) and sample (122).
+    (p,) = assert_diffractors_exact(vol, survey)
+    assert (p["il_true"], p["xl_true"], p["k_true"]) == pytest.approx((2.5, 66, 122), abs=1e-4)
     assert json.loads(__import__("h5py").File(reference[1]).attrs["config"])["aperture"] == 250
 
 
@@ -107,9 +113,10 @@ def uninterrupted(survey, tmp_path_factory):
 
 
 @pytest.mark.parametrize("strategy", ["shard", "tile"])
-def test_two_ranks_match_serial(reference, uninterrupted, strategy):
+def test_two_ranks_match_serial(survey, reference, uninterrupted, strategy):
     img, err = uninterrupted[strategy]
     assert close(img, reference[0], 1e-5)
+    assert_diffractors_exact(img_volume(reference[1], img), survey)
     r = argparse.Namespace(stderr=err)
     assert f"plan: {strategy}" in r.stderr
     assert "compute" in r.stderr and "idle" in r.stderr  # per-rank summary
@@ -133,7 +140,7 @@ def test_restart_after_kill_gives_same_image(survey, uninterrupted, tmp_path, st
     out = tmp_path / "img.h5"
     ckpt = Path(f"{out}.ckpt")
     args = cmd(survey, out, "--strategy", strategy, "--tile", "8", "--checkpoint-interval", "0")
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(21 + len(strategy))  # a reproducible "random" kill point
     # The tile run has 5 units: slow each enough that the random kill point below always
     # falls before the end (24 shard units at 0.1 s already last > 1 s).
     delay = 0.1 if strategy == "shard" else 0.5
@@ -147,6 +154,7 @@ def test_restart_after_kill_gives_same_image(survey, uninterrupted, tmp_path, st
     assert r.returncode == 0, r.stderr
     assert "resuming" in r.stderr
     assert close(image(out), uninterrupted[strategy][0], 1e-6)
+    assert_diffractors_exact(out, survey)
 
 
 def test_sigterm_checkpoints_and_rerun_completes(survey, uninterrupted, tmp_path):
@@ -163,6 +171,7 @@ def test_sigterm_checkpoints_and_rerun_completes(survey, uninterrupted, tmp_path
     r = run(args)
     assert r.returncode == 0, r.stderr
     assert close(image(out), uninterrupted["shard"][0], 1e-6)
+    assert_diffractors_exact(out, survey)
 
 
 def test_changed_parameters_refused_then_fresh(survey, tmp_path):
@@ -179,7 +188,9 @@ def test_changed_parameters_refused_then_fresh(survey, tmp_path):
     assert "different parameters" in r.stderr and "max_angle" in r.stderr
     assert r.stderr.count("seis-hpc: error") == 1 and "Traceback" not in r.stderr
     r = run(args + ["--max-angle", "45", "--restart", "fresh"])
-    assert r.returncode == 0, r.stderr and out.exists()
+    assert r.returncode == 0, r.stderr
+    assert out.exists() and not Path(f"{out}.ckpt").exists()
+    assert_diffractors_exact(out, survey)
 
 
 def test_failure_on_one_rank_stops_all(survey, tmp_path):
@@ -255,6 +266,7 @@ def test_gpu_backend_on_two_ranks_matches_serial(survey, reference, tmp_path, st
             env=env(SEIS_HPC_GPU_EMULATE=1))
     assert r.returncode == 0, r.stderr
     assert close(image(out), reference[0], 1e-4)
+    assert_diffractors_exact(out, survey)
     import h5py
 
     with h5py.File(out) as f:
@@ -298,4 +310,5 @@ def test_keep_checkpoint_keeps_it(survey, reference, tmp_path):
     r = run(cmd(survey, out, "--keep-checkpoint", ranks=0))
     assert r.returncode == 0, r.stderr
     assert close(image(out), reference[0], 1e-6)
+    assert_diffractors_exact(out, survey)
     assert (Path(f"{out}.ckpt") / "job.json").exists()

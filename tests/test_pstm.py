@@ -107,7 +107,8 @@ def test_spike_modelled_by_adjoint_images_at_its_sample(survey3d, antialias, int
 def test_flat_reflector_keeps_time_and_amplitude_across_offset_classes():
     """Constant-amplitude hyperbolic reflection: after the 2D rho filter and migration with
     "spreading+obliquity" weights every offset class images at T0 with amplitudes within
-    1 dB (measured 0.1 dB); without weights the far class is ~4 dB stronger."""
+    0.3 dB (measured 0.10 dB; the 2D spreading exponent 1 instead of 1/2 gives 1.13 dB);
+    without weights the far class is ~4 dB stronger."""
     v0, grad, T0, ns = 1800.0, 600.0, 0.8, 400
     vr0 = v0 + grad * T0
     mids = np.arange(-2000, 2001, 12.5)
@@ -131,9 +132,78 @@ def test_flat_reflector_keeps_time_and_amplitude_across_offset_classes():
 
     j, amp = class_peaks("spreading+obliquity")
     assert np.all(j == round(T0 / DT))
-    assert 20 * np.log10(amp.max() / amp.min()) < 1.0
+    assert 20 * np.log10(amp.max() / amp.min()) < 0.3
     _, amp_none = class_peaks("none")
     assert 20 * np.log10(amp_none.max() / amp_none.min()) > 3.0
+
+
+def _true_amplitude_db(dims, spacing, half, offs, refl, nt):
+    """Flat reflectors in a constant velocity v = 2000 m/s, each trace's amplitude its
+    reflection coefficient R (spreading-corrected data, the same at every offset), one
+    common-offset section per offset; migrated into offset classes at one output point above
+    the reflectors. Returns, per reflector and class, (peak sample - t0 sample, dB of the peak
+    relative to the analytic image amplitude).
+
+    Stationary phase at the point above the reflector, for a common offset with traveltime T:
+    the weights are (t0/T)^(1+p) (obliquity, spreading exponent p = 1 in 3D, 1/2 in 2D), the
+    summation over midpoints of the rho-filtered data gives the wavelet times 2 pi/sqrt(det H)
+    / dA in 3D (H = diag(4 t0^2, 4 T^2) / (v^2 T^3), dA = spacing^2) and sqrt(2 pi/H_xx) / dx
+    in 2D. The offset terms cancel: the image of R is R pi v^2 t0 / (2 dA) in 3D and
+    R v sqrt(pi t0 / 2) / dx in 2D, the same in every offset class.
+    """
+    v = 2000.0
+    g = np.arange(-half, half + 1, spacing)
+    mx, my = (a.ravel() for a in np.meshgrid(g, g)) if dims == 3 else (g, np.zeros_like(g))
+    sx = np.concatenate([mx - h / 2 for h in offs])
+    rx = np.concatenate([mx + h / 2 for h in offs])
+    sy = np.tile(my, len(offs))
+    ns = nt + 50
+    t = np.arange(ns) * DT
+    data = np.zeros((sx.size, ns))
+    for t0, r in refl:
+        tt = np.sqrt(t0**2 + (rx - sx) ** 2 / v**2)
+        data += r * ricker(t[None] - tt[:, None])
+    data = rho_filter(data.astype(np.float32), DT, dims=dims)
+    time = np.arange(nt) * DT
+    vr = np.full((1, nt), v, np.float32)
+    edges = [0.0] + [h + 1.0 for h in offs]
+    gath = pstm_gathers(data, DT, sx, sy, rx, sy, np.zeros((1, 2)), time, vr, edges,
+                        aperture=half, dx_aa=spacing)[:, 0]
+    out = []
+    for t0, r in refl:
+        j = round(t0 / DT)
+        scale = (np.pi * v**2 * t0 / (2 * spacing**2) if dims == 3
+                 else v * np.sqrt(np.pi * t0 / 2) / spacing)
+        row = []
+        for c in range(len(offs)):
+            k = j - 8 + int(np.argmax(np.abs(gath[c, j - 8:j + 9])))
+            row.append((k - j, 20 * np.log10(gath[c, k] / (r * scale))))
+        out.append(row)
+    return out
+
+
+@pytest.mark.parametrize("dims", [3, 2])
+def test_true_amplitude_against_stationary_phase(dims):
+    """Reflectors of known R at two depths (R = 1 and -0.5) in three (3D) or four (2D) offset
+    classes image at their t0 sample, with their sign, at the analytic amplitude.
+
+    Measured: every class within 0.48 dB of the analytic value (all slightly low: finite
+    aperture and its taper), classes of one reflector within 0.17 dB of each other. The 3D
+    spreading exponent 1/2 instead of 1 gives +1.48 dB at the far class (spread 1.57 dB); the
+    2D exponent 1 instead of 1/2 gives -3.9 dB (spread 3.6 dB). Limits: 0.75 dB from the
+    analytic amplitude, 0.4 dB between classes.
+    """
+    if dims == 3:  # 71 x 71 midpoints x 3 offsets (15k traces), about 0.4 s
+        rows = _true_amplitude_db(3, 20.0, 700.0, (100.0, 500.0, 900.0),
+                                  ((0.4, 1.0), (0.7, -0.5)), 200)
+    else:
+        rows = _true_amplitude_db(2, 12.5, 1500.0, (100.0, 600.0, 1100.0, 1600.0),
+                                  ((0.4, 1.0), (0.8, -0.5)), 250)
+    for row in rows:
+        shifts, db = zip(*row, strict=True)
+        assert shifts == (0,) * len(row), row  # exactly at t0, with the sign of R
+        assert max(abs(x) for x in db) < 0.75, row
+        assert max(db) - min(db) < 0.4, row
 
 
 def test_antialias_triangle_matches_explicit_filter():

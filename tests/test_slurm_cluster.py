@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _truth import assert_diffractors_exact
 from conftest import skip_or_fail
 
 pytestmark = [pytest.mark.slurm]
@@ -193,23 +194,6 @@ def cluster(tmp_path_factory):
         assert not leftover, f"daemons still running: {leftover}"
 
 
-def _peak_near(image: Path, d: dict):
-    """Where |image| peaks within +-3 inlines, +-6 crosslines, +-40 ms of diffractor ``d``."""
-    from seis_hpc.io.volume import read_volume
-
-    vol = read_volume(image)
-    g = vol.grid
-    il = int(round(d["inline"])) - g.inline0
-    xl = int(round(d["crossline"])) - g.crossline0
-    it = int(round((d["t0_s"] - vol.time[0]) / vol.dt))
-    sl = (slice(max(il - 3, 0), il + 4), slice(max(xl - 6, 0), xl + 7),
-          slice(max(it - 10, 0), it + 11))
-    win = np.abs(vol.data[sl])
-    k = np.unravel_index(np.argmax(win), win.shape)
-    return (sl[0].start + k[0] + g.inline0, sl[1].start + k[1] + g.crossline0,
-            float(vol.time[sl[2].start + k[2]]), vol)
-
-
 # The demo's migration of marine3d-small (8,192 traces; about 25 s on 2 ranks here).
 JOB_ARGS = ("--aperture", "400", "--max-angle", "60", "--tmax", "1.0", "--", "--dt", "0.004")
 
@@ -234,11 +218,8 @@ def test_sbatch_wait_migrates_the_survey(first_job):
     assert "launcher: srun" in log and "on 2 ranks" in log, log
     assert log.count("pstm: wrote") == 1, log
     truth = json.loads((out / "survey" / "truth.json").read_text())
-    for d in truth["diffractors"]:
-        pil, pxl, pt, vol = _peak_near(out / "image.h5", d)
-        assert abs(pil - d["inline"]) <= 1.0, (pil, d)
-        assert abs(pxl - d["crossline"]) <= 1.0, (pxl, d)
-        assert abs(pt - d["t0_s"]) <= 2 * vol.dt + 1e-9, (pt, d)
+    # All three diffractors at their exact bin and sample.
+    assert len(assert_diffractors_exact(out / "image.h5", truth)) == 3
     for pattern in ("image_image_inline_*.png", "image_image_slice_*.png", "shots_fold.png"):
         found = list((out / "qc").glob(pattern))
         assert found and all(f.stat().st_size > 10_000 for f in found), pattern
@@ -288,6 +269,7 @@ def test_checkpoint_signal_requeues_and_resumes_to_same_image(cluster, first_job
     a = read_volume(out / "image.h5").data
     ref = read_volume(out1 / "image.h5").data
     assert np.abs(a - ref).max() <= 1e-6 * np.abs(ref).max()
+    assert len(assert_diffractors_exact(out / "image.h5", out / "survey")) == 3
 
 
 def test_rendered_array_job_and_dependent_merge(cluster, first_job, tmp_path_factory):
@@ -348,3 +330,4 @@ merge_time = "00:05:00"
     ref = read_volume(out1 / "image.h5")
     assert whole.grid == ref.grid
     assert np.abs(whole.data - ref.data).max() <= 1e-5 * np.abs(ref.data).max()
+    assert len(assert_diffractors_exact(whole, work / "survey")) == 3

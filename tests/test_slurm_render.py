@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _truth import assert_diffractors_exact
 
 from seis_hpc.cluster.slurm import load_config, merge_parts, part_grid, part_ranges, render
 from seis_hpc.errors import SeisError
@@ -429,7 +430,7 @@ def test_job_script_backend_option_and_variable(tmp_path):
 def _jobs_env(**extra) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items()
          if not k.startswith(("SLURM_", "SEIS_HPC_")) and k != EMULATE}
-    e.update(OMP_NUM_THREADS="1", SEIS_HPC_RANKS="2", **extra)
+    e.update({"OMP_NUM_THREADS": "1", "SEIS_HPC_RANKS": "2", **extra})
     return e
 
 
@@ -468,7 +469,6 @@ def _close(a, ref, rel):
 
 
 def test_gpu_job_script_image_equals_cython_and_focuses(gpu_job):
-    import json
 
     import h5py
 
@@ -478,17 +478,10 @@ def test_gpu_job_script_image_equals_cython_and_focuses(gpu_job):
     with h5py.File(gpu_job["image"]) as f:
         assert f.attrs["pstm_backend"] == "gpu"
     assert "--backend gpu" in gpu_job["log"] and "qc: diffractor at inline" in gpu_job["log"]
-    # The brightest bin is next to the diffractor (it may lie between inlines), at its t0.
-    d = json.loads((gpu_job["survey"] / "truth.json").read_text())["diffractors"][0]
-    g = img.grid
-    i, j, k = np.unravel_index(np.argmax(img.data), img.data.shape)
-    x, y = g.grid_to_world(g.inlines()[i], g.crosslines()[j])
-    il, xl = g.world_to_grid(d["x"], d["y"])
-    assert abs(g.inlines()[i] - il) <= 0.51 and abs(g.crosslines()[j] - xl) <= 1
-    # Within one inline bin and half a crossline bin (the bound of test_engine_restart.py).
-    assert np.hypot(x - d["x"], y - d["y"]) <= np.hypot(g.bin_inline, g.bin_crossline / 2) + 0.1
-    assert abs(img.time[k] - d["t0_s"]) <= 2 * img.dt + 1e-9
-    assert (i, j, k) == np.unravel_index(np.argmax(ref.data), ref.data.shape)
+    # The diffractor at its exact position and sample, in both images.
+    assert_diffractors_exact(img, gpu_job["survey"])
+    assert_diffractors_exact(ref, gpu_job["survey"])
+    assert np.argmax(img.data) == np.argmax(ref.data)
 
 
 def test_rendered_gpu_job_runs_without_slurm(gpu_job, tmp_path):
@@ -531,6 +524,7 @@ args = [{", ".join(q(a) for a in GPU_ARGS)}]
     assert argv[0] == "--mpi=pmi2" and argv[argv.index("--backend") + 1] == "gpu"
     ref = read_volume(gpu_job["ref"]).data
     assert _close(read_volume(out).data, ref, 1e-4)
+    assert_diffractors_exact(out, survey)
 
 
 def test_gpu_job_without_a_gpu_stops_with_one_line(gpu_job, tmp_path):
@@ -550,3 +544,51 @@ def test_gpu_job_without_a_gpu_stops_with_one_line(gpu_job, tmp_path):
     assert len(errors) == 1 and errors[0].startswith("seis-hpc: error: backend gpu: ")
     assert "step failed (exit 2)" in r.stderr and "Traceback" not in r.stderr
     assert not (out / "image.h5").exists()
+
+
+def test_rendered_array_parts_and_merge_run_without_slurm(tmp_path):
+    """The rendered array and merge scripts, as SLURM would run them (captured from the submit
+    script by a fake sbatch, then run by bash: task 0 and 1 of the array through mpiexec, then
+    the merge): the merged image of the tiny3d survey puts the diffractor at its exact
+    position and sample. (That it equals one run over the whole grid: test_merge_parts_* and
+    tests/test_slurm_cluster.py.)"""
+    survey = tmp_path / "survey"
+    r = cli("synth", "--preset", "tiny3d", "--out", survey)
+    assert r.returncode == 0, r.stderr
+    args = ["--aperture", "250", "--tmax", "0.56"]
+    out = tmp_path / "out" / "img.h5"
+    out.parent.mkdir()
+    cfg = write_toml(tmp_path / "job.toml", f"""
+[cluster]
+root = {q(ROOT)}
+launcher = "mpiexec"
+log_dir = {q(tmp_path / "logs")}
+[job]
+name = "parts"
+input = {q(survey / "shots.sgy")}
+velocity = {q(survey / "velocity.csv")}
+out = {q(out)}
+args = [{", ".join(q(a) for a in args)}]
+[array]
+parts = 2
+""")
+    r = cli("slurm", "render", "--config", cfg, "--out", tmp_path / "submit.sh")
+    assert r.returncode == 0, r.stderr
+    log = tmp_path / "calls"
+    log.mkdir()
+    env = {"PATH": f"{_fake_bin(tmp_path)}:{os.environ['PATH']}", "FAKE_LOG": str(log)}
+    r = subprocess.run(["bash", str(tmp_path / "submit.sh")], capture_output=True, text=True,
+                       cwd=tmp_path, env={**os.environ, **env})
+    assert r.returncode == 0, r.stderr
+    for task in (0, 1):
+        r = subprocess.run(["bash", str(log / "call0.script")], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=300,
+                           env=_jobs_env(SLURM_ARRAY_TASK_ID=str(task), SEIS_HPC_RANKS="1"))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (out.parent / f"img.part{task:03d}.h5").exists()
+    r = subprocess.run(["bash", str(log / "call1.script")], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=300, env=_jobs_env())
+    assert r.returncode == 0, r.stdout + r.stderr
+    whole = read_volume(out)
+    assert (whole.grid.n_inline, whole.grid.n_crossline) == (10, 84)
+    assert_diffractors_exact(whole, survey)

@@ -54,8 +54,11 @@ def test_volume_on_another_grid_bilinear_exact_for_linear_field(tmp_path):
     px, py = GRID.points().T
     np.testing.assert_allclose(v, field(px[:, None], py[:, None], TIME), rtol=1e-5)
     m = open_vrms(tmp_path / "v.h5", GRID, TIME)
-    np.testing.assert_array_equal(m.window(1, 3, 2, 5),
-                                  v.reshape(4, 9, -1)[1:3, 2:5].reshape(6, -1))
+    # A window of bins (inlines 1-2, crosslines 2-4 of the 4 x 9 grid) against the field
+    # itself at those bins' coordinates.
+    wx, wy = (c.reshape(4, 9)[1:3, 2:5].ravel() for c in (px, py))
+    np.testing.assert_allclose(m.window(1, 3, 2, 5), field(wx[:, None], wy[:, None], TIME),
+                               rtol=1e-5)
 
 
 def test_volume_with_bad_values_refused(tmp_path):
