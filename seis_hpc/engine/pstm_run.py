@@ -25,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from seis_hpc.engine import faults
 from seis_hpc.engine.checkpoint import Checkpoint
 from seis_hpc.engine.comm import (
     EXIT_CHECKPOINTED,
@@ -37,13 +38,6 @@ from seis_hpc.engine.decomposition import TRACE_CHUNK, Plan
 from seis_hpc.engine.schedule import make_queue
 from seis_hpc.engine.timers import Progress, Timers, timing_table
 from seis_hpc.errors import SeisError
-
-# Test hook: the unit with this number raises on whichever rank takes it.
-FAIL_ENV = "SEIS_HPC_FAIL_UNIT"
-# Test hook: seconds to sleep after each unit (lets tests kill a job part-way).
-SLOW_ENV = "SEIS_HPC_UNIT_DELAY"
-# Test hook: the rank with this number raises while writing its share of a parallel output.
-FAIL_WRITE_ENV = "SEIS_HPC_FAIL_WRITE_RANK"
 
 PARALLEL_HDF5 = ("auto", "on", "off")
 # The output's ``writer`` attribute: which path wrote it.
@@ -179,13 +173,11 @@ class _Rank:
         self.absorbed: list[Path] = []
         self.dirty = False
         self.last_flush = _time.perf_counter()
-        self.fail_unit = int(os.environ.get(FAIL_ENV, "-1"))
-        self.delay = float(os.environ.get(SLOW_ENV, "0") or 0)
         self.cls = None
         if job.offset_edges is not None:
-            from seis_hpc.engine.decomposition import offset_class_of
+            from seis_hpc.geometry import offset_classes
 
-            self.cls = offset_class_of(source["offset"], job.offset_edges)
+            self.cls = offset_classes(np.abs(source["offset"]), job.offset_edges)
         self.cols = {k: np.asarray(source[k], dtype=np.float64) for k in ("sx", "sy", "rx", "ry")}
         ni, nj = self.grid.n_inline, self.grid.n_crossline
         self.points = self.grid.points().reshape(ni, nj, 2)
@@ -253,8 +245,7 @@ class _Rank:
 
     def do_unit(self, uid: int):
         u = self.plan.units[uid]
-        if uid == self.fail_unit:
-            raise RuntimeError(f"unit {uid}: injected failure ({FAIL_ENV}={uid})")
+        faults.before_unit(uid)
         if self.plan.strategy == "shard":
             self._migrate(u.traces, u.window, self.image, self.gathers, 0, 0)
             self.units_done.append(uid)
@@ -270,8 +261,7 @@ class _Rank:
                 self.ckpt.save_tile(uid, img, g)
             self.units_done.append(uid)
         self.tm.units += 1
-        if self.delay:
-            _time.sleep(self.delay)
+        faults.after_unit()
 
     # -- output -------------------------------------------------------------------------------
     def _open_output(self, f):
@@ -447,9 +437,7 @@ class _Rank:
 
     def _write_share(self, f) -> None:
         """This rank's part of the image (and gathers) into the open parallel file ``f``."""
-        if os.environ.get(FAIL_WRITE_ENV, "") == str(self.rank):
-            raise RuntimeError(f"injected failure while writing its share "
-                               f"({FAIL_WRITE_ENV}={self.rank})")
+        faults.before_parallel_write(self.rank)
         if self.plan.strategy == "shard":
             # 2D: the data sets are (cmp, time), so the rows to share out are the CMPs.
             def rows_of(a):
