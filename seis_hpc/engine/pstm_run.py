@@ -36,8 +36,9 @@ from seis_hpc.engine.comm import (
 )
 from seis_hpc.engine.decomposition import TRACE_CHUNK, Plan
 from seis_hpc.engine.schedule import make_queue
-from seis_hpc.engine.timers import Progress, Timers, timing_table
+from seis_hpc.engine.timers import Timers, timing_table
 from seis_hpc.errors import SeisError
+from seis_hpc.progress import Progress, hms
 
 PARALLEL_HDF5 = ("auto", "on", "off")
 # The output's ``writer`` attribute: which path wrote it.
@@ -504,12 +505,21 @@ def execute(job: PstmJob, source, velocity, comm=None, kernel=None,
         prog = None
         if r.rank == 0:
             total_tr = sum(plan.units[u].n_traces for u in job.pending)
-            prog = Progress(len(plan.units), total_tr, len(plan.units) - len(job.pending),
-                            period=job.progress_period, label=job.log_prefix)
+            units = {"done": 0}
+            before = len(plan.units) - len(job.pending)
+
+            def describe(p: Progress) -> str:
+                # Traces are counted (so rate and ETA follow the work); the line names units.
+                return (f"{job.log_prefix}: {before + units['done']}/{len(plan.units)} units, "
+                        f"{p.done} traces, {p.rate():,.0f} traces/s, elapsed "
+                        f"{hms(p.elapsed)}, ETA {hms(p.eta())}")
+
+            prog = Progress(max(total_tr, 1), job.log_prefix, "trace", period=job.progress_period,
+                            rank=0, quiet=0.0, describe=describe)
 
             def tick():
-                d, t = queue.counters()
-                prog.update(d, t)
+                units["done"], traces = queue.counters()
+                prog.set(traces)
 
             queue.start_helper(tick, period=min(1.0, job.progress_period))
         # -- the unit loop: every rank computes, rank 0 included
@@ -546,7 +556,9 @@ def execute(job: PstmJob, source, velocity, comm=None, kernel=None,
         final_counts = queue.counters()
         queue.close()
         if prog is not None:
-            prog.update(*final_counts, force=True)
+            units["done"] = final_counts[0]
+            prog.set(final_counts[1])
+            prog.flush()
             prog.close()
         if stopped:
             if plan.strategy == "shard" and (r.dirty or r.absorbed):
