@@ -19,6 +19,7 @@ import datetime as _dt
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,12 +27,18 @@ from seis_hpc.engine import faults
 from seis_hpc.engine.decomposition import assign_longest_first
 from seis_hpc.errors import SeisError
 from seis_hpc.io.segy import preallocate, pwrite_traces
-from seis_hpc.io.traces import TraceReader
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
+
+    from seis_hpc.flows.steps import GatherStep, StepSpec
+    from seis_hpc.io.index import TraceIndex
+    from seis_hpc.io.traces import TraceReader
 
 KEYS = ("shot", "cmp", "line")
 
 
-def group_traces(index, key: str) -> list[np.ndarray]:
+def group_traces(index: TraceIndex, key: str) -> list[np.ndarray]:
     """Trace numbers of every gather, each sorted for processing.
 
     Parameters
@@ -85,19 +92,21 @@ def previous_history(path: str | os.PathLike) -> list:
         return []
 
 
-def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: dict | None = None,
-             quiet: bool = False) -> dict | None:
+def run_step(step: StepSpec, params: dict, input_path: str | os.PathLike,
+             output_path: str | os.PathLike, *, comm: MPI.Comm | None = None,
+             flow: dict | None = None, quiet: bool = False) -> dict | None:
     """Run one step over every gather of ``input_path`` and write ``output_path``.
 
     Parameters
     ----------
     step : seis_hpc.flows.steps.StepSpec
-        The step (its gather key and implementation).
+        The step (its gather key and implementation, a
+        :class:`~seis_hpc.flows.steps.GatherStep`).
     params : dict
         Resolved parameters (SI units).
     input_path, output_path : path-like
         SEG-Y/SU in and out (the output takes the input's layout and headers).
-    comm : mpi4py communicator, optional
+    comm : mpi4py.MPI.Comm, optional
         Ranks sharing the work; None runs on one process.
     flow : dict, optional
         The flow this step belongs to, recorded in the history.
@@ -111,6 +120,7 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
     """
     from seis_hpc.engine.comm import abort_on_error, checked_on_root, rank_size
     from seis_hpc.io.atomic import registered, temporary_name
+    from seis_hpc.survey import open_traces
 
     rank, size = rank_size(comm)
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
@@ -125,7 +135,7 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
                             output_path)
         if Path(output_path).is_dir():
             raise SeisError("output is a directory", output_path)
-        reader = TraceReader.open(input_path, need_cmp=step.key == "cmp")
+        reader = open_traces(input_path, bin_cmps=step.key == "cmp")
         step.validate(params, reader)
         return str(temporary_name(output_path))
 
@@ -137,7 +147,7 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
     # one rank alone removes it on any exception.
     with registered(tmp, remove_on_error=size == 1):
         with abort_on_error(comm):
-            reader = TraceReader.open(input_path, need_cmp=step.key == "cmp")
+            reader = open_traces(input_path, bin_cmps=step.key == "cmp")
             groups = group_traces(reader.index, step.key)
             mine = sorted(assign_longest_first([len(g) for g in groups], size)[rank])
             impl = step.build(params)
@@ -170,7 +180,8 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
                            quiet)
 
 
-def _process(step, impl, reader, groups, mine, fd, comm) -> dict:
+def _process(step: StepSpec, impl: GatherStep, reader: TraceReader, groups: list[np.ndarray],
+             mine: list[int], fd: int, comm: MPI.Comm | None) -> dict:
     """Every gather of this rank: read, apply, write; returns this rank's QC sums."""
     lay = reader.layout
     qc = {"traces": 0, "gathers": 0, "sumsq_in": 0.0, "sumsq_out": 0.0}
@@ -208,7 +219,7 @@ def _ctx(reader: TraceReader, ids: np.ndarray) -> dict:
     return {"dt": reader.dt, "t_start": reader.t_start, "ids": ids, **reader.columns(ids)}
 
 
-def _share_attributes(part: dict, n: int, comm) -> dict[str, np.ndarray]:
+def _share_attributes(part: dict, n: int, comm: MPI.Comm | None) -> dict[str, np.ndarray]:
     """Per-trace attribute arrays of all ranks, assembled in trace order on every rank."""
     from seis_hpc.engine.comm import rank_size
 
@@ -228,7 +239,9 @@ def _share_attributes(part: dict, n: int, comm) -> dict[str, np.ndarray]:
     return out
 
 
-def _finish(step, impl, qc, entry, reader, tmp, output_path, input_path, comm, quiet):
+def _finish(step: StepSpec, impl: GatherStep, qc: dict, entry: dict, reader: TraceReader,
+            tmp: str, output_path: str, input_path: str, comm: MPI.Comm | None,
+            quiet: bool) -> dict | None:
     from seis_hpc.engine.comm import rank_size
     from seis_hpc.io.atomic import atomic_output
 

@@ -20,13 +20,14 @@ import contextlib
 import json
 import os
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seis_hpc.engine import faults
 from seis_hpc.engine.comm import rank_size, reduce_scatter_slabs, reduce_slabs
+from seis_hpc.engine.job import PstmJob
 from seis_hpc.errors import SeisError
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from mpi4py import MPI
 
     from seis_hpc.engine.checkpoint import Checkpoint
-    from seis_hpc.engine.pstm_run import PstmJob
     from seis_hpc.engine.timers import Timers
     from seis_hpc.io.volume import VolumeWriter
 
@@ -152,7 +152,7 @@ class ImageOutput:
             f.attrs[f"pstm_{k}"] = v if v is not None else "none"
         f.attrs["writer"] = writer
 
-    def _write_tiles(self, w: VolumeWriter, uids) -> None:
+    def _write_tiles(self, w: VolumeWriter, uids: Iterable[int]) -> None:
         """Copy the finished tiles ``uids`` from the checkpoint into the output."""
         for uid in uids:
             i0, i1, j0, j1 = self.plan.units[uid].window
@@ -164,7 +164,8 @@ class ImageOutput:
                     w.put("gathers", g[k], rows, cols, (k,))
 
     # -- rank 0 assembles ---------------------------------------------------------------------
-    def _write_rank0(self, image, gathers, timings_cb) -> list[dict] | None:
+    def _write_rank0(self, image: np.ndarray | None, gathers: np.ndarray | None,
+                     timings_cb: Callable[[], list[dict]]) -> list[dict] | None:
         """Rank 0 writes everything: shard images reduced to it, or every tile file read."""
         import h5py
 
@@ -203,7 +204,8 @@ class ImageOutput:
         return per_rank
 
     # -- every rank writes its share ----------------------------------------------------------
-    def _write_parallel(self, image, gathers, timings_cb) -> list[dict] | None:
+    def _write_parallel(self, image: np.ndarray | None, gathers: np.ndarray | None,
+                        timings_cb: Callable[[], list[dict]]) -> list[dict] | None:
         """Every rank writes its share of the image into one file through parallel HDF5.
 
         Rank 0 lays the file out alone (the same calls as the serial writer, so the layout is
@@ -244,7 +246,8 @@ class ImageOutput:
                 return per_rank
         return None
 
-    def _write_share(self, w: VolumeWriter, image, gathers) -> None:
+    def _write_share(self, w: VolumeWriter, image: np.ndarray | None,
+                     gathers: np.ndarray | None) -> None:
         """This rank's part of the image (and gathers) into the open parallel file."""
         faults.before_parallel_write(self.rank)
         if self.plan.strategy == "shard":

@@ -15,10 +15,10 @@ Output: one HDF5 file in the seis_hpc volume format with the stacked image in ``
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time as _time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,7 +31,8 @@ from seis_hpc.engine.comm import (
     abort_on_error,
     rank_size,
 )
-from seis_hpc.engine.decomposition import TRACE_CHUNK, Plan
+from seis_hpc.engine.decomposition import TRACE_CHUNK
+from seis_hpc.engine.job import PstmJob
 from seis_hpc.engine.outputs import (
     PARALLEL_HDF5,
     PARALLEL_HDF5_MISSING,
@@ -46,6 +47,8 @@ from seis_hpc.progress import Progress, hms
 
 if TYPE_CHECKING:
     from mpi4py import MPI
+
+    from seis_hpc.geometry import BinGrid
 
 __all__ = ["PstmJob", "TraceSource", "VelocityModel", "execute", "h5py_has_mpi", "make_job"]
 
@@ -72,64 +75,6 @@ class VelocityModel(Protocol):
         ...
 
 
-@dataclass
-class PstmJob:
-    """Everything a rank needs to run its share of a PSTM job (picklable, broadcast by rank 0).
-
-    Attributes
-    ----------
-    plan : Plan
-        Decomposition (strategy, units, grid, classes).
-    time : numpy.ndarray
-        Output two-way times (s).
-    out : str
-        Output HDF5 path.
-    kernel_args : dict
-        Keyword arguments of ``seis_hpc.migration.pstm`` (aperture, max_angle, ...).
-    checkpoint_dir : str
-        Checkpoint directory.
-    phash : str
-        Parameter hash (the checkpoint refuses another job's files).
-    offset_edges : numpy.ndarray or None
-        Offset-class edges (m) with gathers.
-    pending : list of int
-        Units still to do, in hand-out order (set by rank 0 after reading the checkpoint).
-    partial_files : dict
-        Shard mode: checkpoint partials to absorb, by file index.
-    checkpoint_interval : float
-        Seconds between flushes of the partial image (shard mode); 0 flushes after each unit.
-    config : str
-        The job's configuration text (written to the output).
-    history : list of str
-        History lines for the output.
-    progress_period : float
-        Seconds between plain progress lines.
-    keep_checkpoint : bool
-        Keep the checkpoint directory after success.
-    parallel_hdf5 : {"auto", "on", "off"}
-        Output writer: ``on`` every rank writes its share through parallel HDF5 (h5py built
-        with MPI); ``off`` rank 0 assembles the file; ``auto`` parallel when h5py has MPI and
-        there is more than one rank.
-    """
-
-    plan: Plan
-    time: np.ndarray
-    out: str
-    kernel_args: dict
-    checkpoint_dir: str
-    phash: str
-    offset_edges: np.ndarray | None = None
-    pending: list[int] = field(default_factory=list)
-    partial_files: dict = field(default_factory=dict)
-    checkpoint_interval: float = 120.0
-    config: str = ""
-    history: list[str] = field(default_factory=list)
-    progress_period: float = 10.0
-    keep_checkpoint: bool = False
-    log_prefix: str = "pstm"
-    parallel_hdf5: str = "auto"
-
-
 def default_kernel():
     """``seis_hpc.migration.pstm``, imported when first needed."""
     from seis_hpc.migration.pstm import pstm
@@ -152,7 +97,7 @@ class _Signals:
                 pass
         return self
 
-    def _on(self, signum, frame):
+    def _on(self, signum: int, frame: object) -> None:
         self.flag = True
 
     def __exit__(self, *exc):
@@ -442,9 +387,11 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
         return 0
 
 
-def make_job(source, grid, time, out, *, kernel_args: dict, mem_per_rank="2G",
+def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os.PathLike, *,
+             kernel_args: dict, mem_per_rank: str | int = "2G",
              strategy: str = "auto", tile: int | None = None, n_units: int = 256,
-             offset_edges=None, checkpoint_dir=None, restart: str = "auto",
+             offset_edges: np.ndarray | None = None,
+             checkpoint_dir: str | os.PathLike | None = None, restart: str = "auto",
              checkpoint_interval: float = 120.0, hash_params: dict | None = None,
              config: str = "", history: list[str] | None = None,
              progress_period: float = 10.0, parallel_hdf5: str = "auto") -> PstmJob:

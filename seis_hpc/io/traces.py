@@ -14,12 +14,10 @@ bad-trace editing).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from seis_hpc.errors import SeisError
-from seis_hpc.io.segy import TRACE_HEADER_BYTES, Layout, decode_samples, probe
+from seis_hpc.io.segy import TRACE_HEADER_BYTES, Layout, decode_samples
 
 # Index columns a flow step sees for its gather (see TraceReader.columns).
 COLUMNS = ("ffid", "channel", "cmp", "offset", "sx", "sy", "rx", "ry", "source_id")
@@ -36,7 +34,8 @@ class TraceReader:
         The file's trace index: names traces in error messages (FFID, channel) and gives
         :meth:`columns`.
 
-    Build one with :meth:`open` (probe the file and index it).
+    Get one from a trace index (:meth:`seis_hpc.io.index.TraceIndex.reader`) or for a file
+    (:func:`seis_hpc.survey.open_traces`).
     """
 
     def __init__(self, layout: Layout, index=None):
@@ -44,29 +43,6 @@ class TraceReader:
         self.path = layout.path
         self.index = index
         self._mm: np.memmap | None = None
-
-    @classmethod
-    def open(cls, path: str | os.PathLike, need_cmp: bool = False) -> TraceReader:
-        """Probe ``path`` and index it (in memory unless an up-to-date index exists).
-
-        Parameters
-        ----------
-        path : path-like
-            SEG-Y or SU file.
-        need_cmp : bool
-            Bin the traces (``Survey``) so that the index's ``cmp`` column holds CMP numbers.
-        """
-        from seis_hpc.io.index import TraceIndex
-
-        path = os.fspath(path)
-        layout = probe(path)
-        if need_cmp:
-            from seis_hpc.survey import Survey
-
-            index = Survey.open(path, save=False).index
-        else:
-            index = TraceIndex.for_file(path, save=False)
-        return cls(layout, index)
 
     # -- file facts ---------------------------------------------------------------------------
     @property
@@ -165,11 +141,16 @@ class TraceReader:
 
 
 def layout_of_index(attrs: dict) -> Layout:
-    """The :class:`~seis_hpc.io.segy.Layout` recorded in a trace index's attributes."""
-    return Layout(path=str(attrs["segy_path"]), kind=str(attrs["kind"]),
-                  endian=str(attrs["endian"]), format=int(attrs["format"]),
-                  declared_format=int(attrs["declared_format"]), ns=int(attrs["ns"]),
+    """The :class:`~seis_hpc.io.segy.Layout` recorded in a trace index's attributes.
+
+    Reading needs only the positions, format and byte order; the descriptive fields an index
+    written by an older version may lack take neutral values.
+    """
+    fmt = int(attrs["format"])
+    return Layout(path=str(attrs["segy_path"]), kind=str(attrs.get("kind", "segy")),
+                  endian=str(attrs["endian"]), format=fmt,
+                  declared_format=int(attrs.get("declared_format", fmt)), ns=int(attrs["ns"]),
                   dt=float(attrs["dt"]), t_start=float(attrs["t_start"]),
                   data_offset=int(attrs["data_offset"]), trace_bytes=int(attrs["trace_bytes"]),
-                  n_traces=int(attrs["n_traces"]), revision=str(attrs["revision"]),
+                  n_traces=int(attrs["n_traces"]), revision=str(attrs.get("revision", "")),
                   file_size=int(attrs["file_size"]))
