@@ -7,6 +7,8 @@ import pytest
 
 from seis_hpc.engine.decomposition import (
     BASE_BYTES,
+    assign_longest_first,
+    assign_static,
     balance,
     bins_in_aperture,
     format_size,
@@ -185,4 +187,17 @@ def test_offset_classes_against_counted_truth():
     with pytest.raises(SeisError):
         offset_classes([np.nan], edges)
 
+
+def test_longest_first_assignment_by_hand():
+    # Worked by hand: 5 -> r0, 4 -> r1, 3 -> r1 (4 < 5), 3 -> r0 (5 < 7), 3 -> r1 (7 < 8).
+    assert assign_longest_first([5, 4, 3, 3, 3], 2) == [[0, 3], [1, 2, 4]]
+    # Equal work goes in item order; more ranks than items leaves ranks empty.
+    assert assign_longest_first([1, 1, 1], 2) == [[0, 2], [1]]
+    assert assign_longest_first([2.0], 3) == [[0], [], []]
+    # The PSTM planner's assignment is the same rule on unit ids.
+    units = shard_traces(GRID2, *survey(GRID2)[:3], 250.0, 9)
+    ids = assign_static(units, 3)
+    assert ids == [[units[i].uid for i in r]
+                   for r in assign_longest_first([u.work for u in units], 3)]
+    assert sorted(sum(ids, [])) == [u.uid for u in units]
 

@@ -121,3 +121,14 @@ def test_step_same_on_several_ranks(tmp_path_factory):
             b = (root / f"{name}_n.sgy").read_bytes()
             assert a == b, name
         comm.Barrier()
+
+
+def test_every_registered_step_is_a_gather_step():
+    from seis_hpc.flows.steps import STEPS, GatherStep, register
+
+    for name, spec in STEPS.items():
+        impl = spec.build({})
+        assert isinstance(impl, GatherStep), name
+        assert impl.two_pass == (name == "edit")  # only editing decides from the whole line
+    with pytest.raises(ValueError, match="already registered"):
+        register(STEPS["gain"])
