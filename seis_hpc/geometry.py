@@ -166,3 +166,42 @@ class BinGrid:
                 f"crossline {self.crossline0}..{self.crossline0 + self.n_crossline - 1}, "
                 f"bins {self.bin_inline:g} x {self.bin_crossline:g} m, azimuth "
                 f"{self.azimuth:.2f} deg, origin ({self.x0:.1f}, {self.y0:.1f}) m")
+
+
+def offset_classes(offset, edges) -> np.ndarray:
+    """Offset class of each trace, for image gathers: ``k`` where
+    ``edges[k] <= offset < edges[k+1]``, else -1.
+
+    The one definition used by the migration kernel (:func:`seis_hpc.migration.pstm.
+    pstm_gathers`), the PSTM engine's decomposition and residual-moveout analysis.
+
+    Parameters
+    ----------
+    offset : array_like, shape (ntr,)
+        Source-receiver offsets (m), distances (>= 0); a negative value is in no class.
+    edges : array_like, shape (n_class + 1,)
+        Strictly increasing class edges (m).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (ntr,)
+        Class index per trace, -1 outside ``[edges[0], edges[-1])``.
+
+    Raises
+    ------
+    SeisError
+        Fewer than two edges, edges not strictly increasing, or a non-finite value.
+    """
+    off = np.atleast_1d(np.asarray(offset, dtype=np.float64))
+    e = np.asarray(edges, dtype=np.float64)
+    if e.ndim != 1 or e.size < 2 or not np.all(np.isfinite(e)) or not np.all(np.diff(e) > 0):
+        raise SeisError("offset_edges: need at least two strictly increasing edges (m) "
+                        f"(got {np.ravel(e).tolist()})")
+    if off.ndim != 1:
+        raise SeisError(f"offset: expected shape 1-D, got {off.shape}")
+    if not np.all(np.isfinite(off)):
+        bad = int(np.flatnonzero(~np.isfinite(off))[0])
+        raise SeisError(f"offset: trace {bad}: value is not finite")
+    k = np.searchsorted(e, off, side="right") - 1
+    k[(off < e[0]) | (off >= e[-1])] = -1
+    return k.astype(np.int64)

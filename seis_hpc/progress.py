@@ -106,12 +106,17 @@ class Progress:
         no final line either (default 2 s), so short steps do not clutter the log.
     clock : callable
         Monotonic clock in seconds (tests pass a fake one).
+    describe : callable, optional
+        ``describe(progress) -> str``: the plain line instead of the default :meth:`line`
+        (e.g. the PSTM engine names work units beside the traces it counts); it may use
+        :meth:`rate`, :meth:`eta`, :attr:`done` and :attr:`elapsed`.
     """
 
     def __init__(self, total: int | None, label: str, unit: str = "item", *,
                  stream: TextIO | None = None, period: float = 30.0, mode: str = "auto",
                  rank: int | None = None, initial: int = 0, quiet: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 describe: Callable[[Progress], str] | None = None):
         self.stream = stream if stream is not None else sys.stderr
         self.total = None if total is None else int(total)
         self.label = _plain(label)
@@ -121,6 +126,7 @@ class Progress:
         self.initial = int(initial)
         self.done = int(initial)
         self.clock = clock
+        self.describe = describe
         self.t0 = clock()
         self._last = self.t0
         self._closed = False
@@ -157,6 +163,8 @@ class Progress:
 
     def line(self) -> str:
         """The plain progress line (printable ASCII, no newline)."""
+        if self.describe is not None:
+            return _plain(self.describe(self))
         if self.unit == "byte":
             mib = 1024.0 * 1024.0
             total = "" if self.total is None else f"/{self.total / mib:.1f}"
@@ -188,6 +196,12 @@ class Progress:
         if self.mode == "bar":
             self.bar.update(delta)  # tqdm redraws at most every mininterval
         elif self.mode == "log" and self.clock() - self._last >= self.period:
+            self._emit()
+
+    def flush(self) -> None:
+        """Batch mode: print the line now if the count changed since the last one (say, at the
+        end of a phase), whatever the period."""
+        if self.mode == "log" and self._shown != self.done:
             self._emit()
 
     def close(self) -> None:

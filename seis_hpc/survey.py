@@ -35,6 +35,7 @@ from seis_hpc.errors import SeisError
 from seis_hpc.geometry import BinGrid
 from seis_hpc.io.headermap import load_headermap
 from seis_hpc.io.index import TraceIndex
+from seis_hpc.io.traces import TraceReader
 
 DEFAULT_BIN_INLINE = 12.5  # m, when the receiver interval cannot be measured
 DEFAULT_BIN_CROSSLINE = 25.0  # m, 3D bins fitted to midpoints
@@ -216,6 +217,28 @@ class Survey:
 
 
 # -- fitting -----------------------------------------------------------------------------------
+def open_traces(path: str | os.PathLike, bin_cmps: bool = False) -> TraceReader:
+    """The trace reader of a SEG-Y/SU file, with its trace index.
+
+    Parameters
+    ----------
+    path : path-like
+        SEG-Y or SU file.
+    bin_cmps : bool
+        Bin the traces (:meth:`Survey.open`) so that the index's ``cmp`` column holds the
+        survey's CMP numbers; else the header values.
+
+    Returns
+    -------
+    TraceReader
+        Its index is an up-to-date index file of ``path`` if there is one, else a scan kept
+        in memory (nothing is written).
+    """
+    if bin_cmps:
+        return Survey.open(path, save=False).index.reader()
+    return TraceIndex.for_file(path, save=False).reader()
+
+
 def _points(idx: TraceIndex) -> tuple[np.ndarray, np.ndarray]:
     """The points to bin: midpoints, or CDP_X/CDP_Y when there are no source/receiver
     coordinates (stacked data)."""

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from seis_hpc.cli import main
-from seis_hpc.engine.gather_run import GatherReader
 from seis_hpc.flows import amplitude
 from seis_hpc.io.segy import write_segy
+from seis_hpc.survey import open_traces
 
 
 def test_divergence_recovers_reflectivity():
@@ -67,8 +67,8 @@ def test_gain_command_round_trip(tmp_path):
                  "--velocity", str(csv)]) == 0
     assert main(["gain", str(tmp_path / "g.sgy"), "--out", str(tmp_path / "back.sgy"),
                  "--velocity", str(csv), "--inverse"]) == 0
-    gained = GatherReader(tmp_path / "g.sgy").read(np.arange(6))
-    back = GatherReader(tmp_path / "back.sgy").read(np.arange(6))
+    gained = open_traces(tmp_path / "g.sgy").read(np.arange(6))
+    back = open_traces(tmp_path / "back.sgy").read(np.arange(6))
     t = np.maximum(np.arange(400) * dt, dt)
     v = np.interp(np.arange(400) * dt, [0, 1], [1500, 2500])
     np.testing.assert_allclose(gained, g * t * (v / 1500) ** 2, rtol=1e-4, atol=1e-7)

@@ -7,10 +7,11 @@ import pytest
 
 from seis_hpc.engine.decomposition import (
     BASE_BYTES,
+    assign_longest_first,
+    assign_static,
     balance,
     bins_in_aperture,
     format_size,
-    offset_class_of,
     parse_size,
     plan_job,
     shard_traces,
@@ -19,7 +20,7 @@ from seis_hpc.engine.decomposition import (
     tile_units,
 )
 from seis_hpc.errors import SeisError
-from seis_hpc.geometry import BinGrid
+from seis_hpc.geometry import BinGrid, offset_classes
 
 GRID3 = BinGrid(1000.0, 2000.0, 30.0, 12.5, 25.0, 100, 10, 23, 57)
 GRID2 = BinGrid.line(500.0, 800.0, 75.0, 6.25, 1, 301)
@@ -59,7 +60,7 @@ def test_work_estimate_counts_bins_in_aperture(grid, aperture):
 @pytest.mark.parametrize("classes", [False, True])
 def test_sharding_assigns_every_trace_exactly_once(grid, classes):
     mx, my, shot, offset = survey(grid)
-    cls = offset_class_of(offset, [100, 1000, 2000, 2800]) if classes else None
+    cls = offset_classes(offset, [100, 1000, 2000, 2800]) if classes else None
     units = shard_traces(grid, mx, my, shot, 250.0, 37, offset_class=cls)
     ids = np.concatenate([u.traces for u in units])
     np.testing.assert_array_equal(np.sort(ids), np.arange(len(mx)))
@@ -171,10 +172,32 @@ def test_sizes():
         parse_size("lots")
 
 
-def test_offset_classes_match_kernel_convention():
-    from seis_hpc.migration.pstm import offset_classes
-
-    off = np.array([-50.0, 0.0, 99.9, 100.0, 250.0, 499.0, 500.0, 800.0])
+def test_offset_classes_against_counted_truth():
+    # One definition (seis_hpc.geometry.offset_classes) for the kernel and the planner: each
+    # offset's class checked against the edges by hand, including the half-open boundaries.
+    off = np.array([-50.0, 0.0, 99.9, 100.0, 250.0, 299.999, 300.0, 499.0, 500.0, 800.0])
     edges = [0.0, 100.0, 300.0, 500.0]
-    np.testing.assert_array_equal(offset_class_of(np.abs(off), edges),
-                                  offset_classes(np.abs(off), edges))
+    want = [-1, 0, 0, 1, 1, 1, 2, 2, -1, -1]
+    np.testing.assert_array_equal(offset_classes(off, edges), want)
+    for o, k in zip(off, offset_classes(off, edges), strict=True):
+        inside = [c for c in range(3) if edges[c] <= o < edges[c + 1]]
+        assert [k] == (inside or [-1])
+    with pytest.raises(SeisError):
+        offset_classes(off, [0.0, 0.0])
+    with pytest.raises(SeisError):
+        offset_classes([np.nan], edges)
+
+
+def test_longest_first_assignment_by_hand():
+    # Worked by hand: 5 -> r0, 4 -> r1, 3 -> r1 (4 < 5), 3 -> r0 (5 < 7), 3 -> r1 (7 < 8).
+    assert assign_longest_first([5, 4, 3, 3, 3], 2) == [[0, 3], [1, 2, 4]]
+    # Equal work goes in item order; more ranks than items leaves ranks empty.
+    assert assign_longest_first([1, 1, 1], 2) == [[0, 2], [1]]
+    assert assign_longest_first([2.0], 3) == [[0], [], []]
+    # The PSTM planner's assignment is the same rule on unit ids.
+    units = shard_traces(GRID2, *survey(GRID2)[:3], 250.0, 9)
+    ids = assign_static(units, 3)
+    assert ids == [[units[i].uid for i in r]
+                   for r in assign_longest_first([u.work for u in units], 3)]
+    assert sorted(sum(ids, [])) == [u.uid for u in units]
+

@@ -11,8 +11,8 @@ import pytest
 from _conditioning_data import small_preset
 
 from seis_hpc.cli import main
-from seis_hpc.engine.gather_run import GatherReader
 from seis_hpc.flows import edit
+from seis_hpc.survey import open_traces
 from seis_hpc.synth import Noise, make_survey, write_survey
 
 NOISE = Noise(dead=12, spikes=12, noisy=12, reversed=12, nan=6, seed=11)
@@ -55,7 +55,7 @@ def test_report_columns_and_targets(edited):
 
 
 def test_trace_index_ffid_channel_match_file(edited):
-    rd = GatherReader(edited["root"] / "shots.sgy")
+    rd = open_traces(edited["root"] / "shots.sgy")
     for r in edited["rows"][:20]:
         i = int(r["trace_index"])
         assert int(r["ffid"]) == rd.index["ffid"][i]
@@ -63,7 +63,7 @@ def test_trace_index_ffid_channel_match_file(edited):
 
 
 def test_output_traces_repaired(edited):
-    rd = GatherReader(edited["out"])
+    rd = open_traces(edited["out"])
     out = rd.read(np.arange(rd.index.n_traces))
     clean, truth = edited["clean"], edited["truth"]["noise"]
     found = {int(r["trace_index"]): r["action"] for r in edited["rows"]}
@@ -78,7 +78,7 @@ def test_output_traces_repaired(edited):
             err = np.sqrt(np.mean((out[i] - clean[i]) ** 2))
             assert err < 0.1 * np.abs(clean[i]).max()
     # Headers copied verbatim; history recorded.
-    a = GatherReader(edited["root"] / "shots.sgy").header_bytes(np.arange(50))
+    a = open_traces(edited["root"] / "shots.sgy").header_bytes(np.arange(50))
     b = rd.header_bytes(np.arange(50))
     assert np.array_equal(a, b)
     qc = json.loads((edited["root"] / "edited.sgy.qc.json").read_text())
@@ -203,7 +203,7 @@ def test_each_threshold_straddled_through_the_command_line(tmp_path):
     assert set(got) == set(expect), {i: got[i] for i in set(got) - set(expect)}
 
     # The library's own defaults decide the same.
-    rd = GatherReader(tmp_path / "in.sgy")
+    rd = open_traces(tmp_path / "in.sgy")
     cols = rd.columns(np.arange(rd.index.n_traces))
     attrs = {}
     for s in range(SHOTS):

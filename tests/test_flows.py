@@ -10,9 +10,10 @@ import pytest
 from _conditioning_data import small_preset
 
 from seis_hpc.cli import main
-from seis_hpc.engine.gather_run import GatherReader, group_traces
+from seis_hpc.engine.gather_run import group_traces
 from seis_hpc.errors import SeisError
 from seis_hpc.flows.flowfile import load_flow
+from seis_hpc.survey import open_traces
 from seis_hpc.synth import Noise, write_survey
 
 ROOT_FLOW = Path(__file__).resolve().parents[1] / "flows" / "marine2d.toml"
@@ -70,7 +71,7 @@ def test_flow_runs_and_records_history(line):
     assert [h["step"] for h in qc["history"]] == ["edit", "swell", "bandpass"]
     assert qc["history"][-1]["parameters"]["corners"] == [2.0, 4.0, 90.0, 110.0]
     assert "swell" in qc["history"][-1]["flow"]["text"]
-    a, b = GatherReader(line / "shots.sgy"), GatherReader(out)
+    a, b = open_traces(line / "shots.sgy"), open_traces(out)
     assert b.layout.n_traces == a.layout.n_traces and b.layout.ns == a.layout.ns
     ids = np.arange(a.layout.n_traces)
     assert np.array_equal(a.header_bytes(ids), b.header_bytes(ids))
@@ -87,7 +88,7 @@ def test_example_flow_is_valid(tmp_path):
 
 
 def test_gathers_cover_every_trace_once(line):
-    rd = GatherReader(line / "shots.sgy", need_cmp=True)
+    rd = open_traces(line / "shots.sgy", bin_cmps=True)
     for key in ("shot", "cmp", "line"):
         g = group_traces(rd.index, key)
         allids = np.sort(np.concatenate(g))
@@ -120,3 +121,14 @@ def test_step_same_on_several_ranks(tmp_path_factory):
             b = (root / f"{name}_n.sgy").read_bytes()
             assert a == b, name
         comm.Barrier()
+
+
+def test_every_registered_step_is_a_gather_step():
+    from seis_hpc.flows.steps import STEPS, GatherStep, register
+
+    for name, spec in STEPS.items():
+        impl = spec.build({})
+        assert isinstance(impl, GatherStep), name
+        assert impl.two_pass == (name == "edit")  # only editing decides from the whole line
+    with pytest.raises(ValueError, match="already registered"):
+        register(STEPS["gain"])

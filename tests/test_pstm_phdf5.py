@@ -142,11 +142,11 @@ def abs_terms(job, src, grid, vr) -> dict:
     took which unit (handed out dynamically) and on the reduction; two such sums of K terms
     differ by at most (K - 1) * eps * (sum of |terms|), element by element.
     """
-    from seis_hpc.engine.decomposition import offset_class_of
+    from seis_hpc.geometry import offset_classes
     from seis_hpc.migration.pstm import pstm
 
     kargs = {"dims": 2 if grid.is_2d else 3, "dx_aa": grid.bin_inline, **em.KARGS}
-    cls = offset_class_of(src["offset"], job.offset_edges) if job.plan.n_classes else None
+    cls = offset_classes(src["offset"], job.offset_edges) if job.plan.n_classes else None
     shape = grid.shape + (len(em.TIME),)
     out = {"image": np.zeros(shape), "gathers": np.zeros((job.plan.n_classes,) + shape)}
     for u in job.plan.units:

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from _conditioning_data import db, offsets, primaries_and_multiples, small_preset, window_mask
 
-from seis_hpc.engine.gather_run import GatherReader
 from seis_hpc.io.segy import write_segy
+from seis_hpc.survey import open_traces
 from seis_hpc.synth import Medium, Noise, make_survey, vrms_function
 
 DT = 0.002
@@ -32,7 +32,7 @@ def _seis(*args) -> None:
 
 
 def _read(path: Path) -> np.ndarray:
-    rd = GatherReader(path)
+    rd = open_traces(path)
     return rd.read(np.arange(rd.index.n_traces))
 
 

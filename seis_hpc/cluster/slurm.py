@@ -607,7 +607,7 @@ def merge_parts(paths: list[str], out: str) -> tuple[int, ...]:
 
     from seis_hpc.geometry import BinGrid
     from seis_hpc.io.atomic import atomic_output
-    from seis_hpc.io.volume import Volume, write_into
+    from seis_hpc.io.volume import VolumeWriter
 
     heads = []
     for p in paths:
@@ -649,17 +649,16 @@ def merge_parts(paths: list[str], out: str) -> tuple[int, ...]:
     for h in heads:
         history += json.loads(h[4]) if isinstance(h[4], str) else []
     history.append(f"seis-hpc slurm merge: {len(heads)} parts")
-    vol = Volume(np.broadcast_to(np.float32(0), shape), grid, time, "image",
-                 config=heads[0][3], history=history)
     with atomic_output(out) as tmp, h5py.File(tmp, "w") as f:
-        ds = write_into(f, vol, allocate_only=True)
+        w = VolumeWriter(f, grid, time, "image", config=heads[0][3], history=history)
         for g, _, p, _, _ in heads:
             with h5py.File(p, "r") as src:
                 block = src["image"][...]
+            # The parts are whole lines of the first lateral axis (inlines; CMPs in 2D).
             if grid.is_2d:
                 a = g.crossline0 - grid.crossline0
-                ds[a:a + g.n_crossline] = block
+                w.put_lines("image", slice(a, a + g.n_crossline), block)
             else:
                 a = g.inline0 - grid.inline0
-                ds[a:a + g.n_inline] = block
+                w.put_lines("image", slice(a, a + g.n_inline), block)
     return shape

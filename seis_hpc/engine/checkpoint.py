@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import h5py
@@ -278,7 +279,7 @@ class Checkpoint:
             f.create_dataset("units", data=np.asarray(sorted(units), dtype=np.int64))
             f.attrs["hash"] = self.phash
 
-    def drop(self, paths) -> None:
+    def drop(self, paths: Iterable[str | os.PathLike]) -> None:
         """Remove partial files that have been absorbed into a newer one."""
         for p in paths:
             try:

@@ -7,11 +7,15 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seis_hpc.engine.decomposition import REDUCE_SLAB_BYTES
 from seis_hpc.errors import EXIT_USAGE, SeisError, describe_oserror
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
 
 # Exit status of a job that stopped on SIGTERM/SIGUSR1 after a clean checkpoint (BSD
 # EX_TEMPFAIL: "try again later"); run the same command again to resume.
@@ -20,7 +24,7 @@ EXIT_CHECKPOINTED = 75
 EXIT_FAILED = 1
 
 
-def world():
+def world() -> MPI.Comm | None:
     """``MPI.COMM_WORLD``, or None when mpi4py is not installed."""
     try:
         from mpi4py import MPI
@@ -29,7 +33,7 @@ def world():
     return MPI.COMM_WORLD
 
 
-def rank_size(comm) -> tuple[int, int]:
+def rank_size(comm: MPI.Comm | None) -> tuple[int, int]:
     """(rank, size); (0, 1) without MPI."""
     return (0, 1) if comm is None else (comm.Get_rank(), comm.Get_size())
 
@@ -46,7 +50,7 @@ def one_line(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def fail(comm, message: str, status: int = EXIT_FAILED) -> int:
+def fail(comm: MPI.Comm | None, message: str, status: int = EXIT_FAILED) -> int:
     """Print ``message`` as this rank's one-line error; with several ranks abort them all.
 
     Returns ``status`` on a single rank (the caller returns it as the exit status).
@@ -63,7 +67,7 @@ def fail(comm, message: str, status: int = EXIT_FAILED) -> int:
 
 
 @contextlib.contextmanager
-def abort_on_error(comm) -> Iterator[None]:
+def abort_on_error(comm: MPI.Comm | None) -> Iterator[None]:
     """Turn any exception on this rank into a one-line message and an abort of every rank.
 
     A :class:`SeisError` aborts with status 2, anything else with :data:`EXIT_FAILED`. On a
@@ -81,7 +85,7 @@ def abort_on_error(comm) -> Iterator[None]:
         raise SystemExit(fail(comm, one_line(exc), status)) from None
 
 
-def checked_on_root(comm, fn: Callable[[], object]) -> tuple[object, str | None]:
+def checked_on_root(comm: MPI.Comm | None, fn: Callable[[], object]) -> tuple[object, str | None]:
     """Run ``fn`` on rank 0 only; broadcast ``(result, None)`` or ``(None, error line)``.
 
     Input errors (:class:`SeisError`, missing files) are found once, on rank 0, before any
@@ -101,7 +105,7 @@ def checked_on_root(comm, fn: Callable[[], object]) -> tuple[object, str | None]
     return result, err
 
 
-def input_error(comm, err: str) -> int:
+def input_error(comm: MPI.Comm | None, err: str) -> int:
     """Report an input error found by :func:`checked_on_root` once (on rank 0); every rank
     returns exit status 2 without an abort."""
     if rank_size(comm)[0] == 0:
@@ -109,12 +113,24 @@ def input_error(comm, err: str) -> int:
     return EXIT_USAGE
 
 
-def reduce_slabs(comm, acc: np.ndarray, sink: Callable[[slice, np.ndarray], None] | None,
+def reduce_slabs(comm: MPI.Comm | None, acc: np.ndarray,
+                 sink: Callable[[slice, np.ndarray], None] | None,
                  slab_bytes: int = REDUCE_SLAB_BYTES) -> None:
     """Sum ``acc`` over all ranks slab by slab along axis 0 and hand each sum to ``sink``.
 
     ``sink(rows, summed)`` is called on rank 0 only, in row order, so rank 0 can stream the
     image to the file without a second full-size buffer. ``acc`` is overwritten on rank 0.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm or None
+        The ranks summing; None (or one rank) hands ``acc`` to ``sink`` as it is.
+    acc : numpy.ndarray
+        This rank's partial result (any shape, same on every rank; amplitude units).
+    sink : callable or None
+        ``sink(rows, summed)`` on rank 0; ``rows`` is a slice of axis 0. None on other ranks.
+    slab_bytes : int
+        Size of one slab (bytes): bounds the extra memory of the reduction.
     """
     rank, size = rank_size(comm)
     n = acc.shape[0]
@@ -148,7 +164,8 @@ def share_rows(n: int, size: int) -> list[slice]:
     return out
 
 
-def reduce_scatter_slabs(comm, acc: np.ndarray, sink: Callable[[slice, np.ndarray], None],
+def reduce_scatter_slabs(comm: MPI.Comm | None, acc: np.ndarray,
+                         sink: Callable[[slice, np.ndarray], None],
                          slab_bytes: int = REDUCE_SLAB_BYTES) -> None:
     """Sum ``acc`` over all ranks slab by slab along axis 0, each slab's rows split among ranks.
 
@@ -156,6 +173,17 @@ def reduce_scatter_slabs(comm, acc: np.ndarray, sink: Callable[[slice, np.ndarra
     in order; skipped where a share is empty), so all ranks write at once instead of rank 0
     alone. Slabs are as large as in :func:`reduce_slabs` (the same memory bound); the extra
     buffer per rank is one share of a slab. ``acc`` is left unchanged.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm or None
+        The ranks summing; None runs on one process.
+    acc : numpy.ndarray
+        This rank's partial result (any shape, same on every rank; amplitude units).
+    sink : callable
+        ``sink(rows, summed)``: this rank's rows (a slice of axis 0) and their sum.
+    slab_bytes : int
+        Size of one slab (bytes).
     """
     rank, size = rank_size(comm)
     n = acc.shape[0]

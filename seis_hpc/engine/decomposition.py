@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from seis_hpc.errors import SeisError
-from seis_hpc.geometry import BinGrid
+from seis_hpc.geometry import BinGrid, offset_classes
 
 # Interpreter, libraries and small buffers of one rank (bytes), counted against the budget.
 BASE_BYTES = 256 << 20
@@ -105,25 +106,6 @@ def bins_in_aperture(grid: BinGrid, x, y, aperture: float) -> np.ndarray:
         jhi = np.minimum(np.floor(fj + hw), nj - 1)
         count += np.where(ok, np.maximum(jhi - jlo + 1, 0), 0).astype(np.int64)
     return count
-
-
-def offset_class_of(offset, edges) -> np.ndarray:
-    """Offset class of each trace: ``k`` where ``edges[k] <= |offset| < edges[k+1]``, else -1.
-
-    Parameters
-    ----------
-    offset : array_like
-        Source-receiver offsets (m).
-    edges : array_like
-        Increasing class edges (m), ``n_classes + 1`` values.
-    """
-    edges = np.asarray(edges, dtype=np.float64)
-    if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
-        raise SeisError(f"offset-class edges must be >= 2 increasing values (got {edges.tolist()})")
-    a = np.abs(np.asarray(offset, dtype=np.float64))
-    k = np.searchsorted(edges, a, side="right") - 1
-    k[(a < edges[0]) | (a >= edges[-1])] = -1
-    return k.astype(np.int64)
 
 
 # -- work units --------------------------------------------------------------------------------
@@ -314,19 +296,42 @@ def tile_units(grid: BinGrid, mx, my, aperture: float, tile: int) -> list[WorkUn
     return units
 
 
+def assign_longest_first(work: Sequence[float], n_ranks: int) -> list[list[int]]:
+    """Longest-processing-time assignment: the largest item to the least loaded rank.
+
+    A pure function, used for PSTM work units (:func:`assign_static`) and for the gathers of a
+    flow step (:mod:`seis_hpc.engine.gather_run`).
+
+    Parameters
+    ----------
+    work : sequence of float
+        Estimated work of each item (any unit: bins x traces, trace counts...).
+    n_ranks : int
+        Number of ranks (>= 1).
+
+    Returns
+    -------
+    list of list of int
+        For each rank, the positions in ``work`` of its items, in order of assignment
+        (largest first; equal work in item order).
+    """
+    load = np.zeros(n_ranks)
+    out: list[list[int]] = [[] for _ in range(n_ranks)]
+    for i in sorted(range(len(work)), key=lambda i: (-work[i], i)):
+        r = int(np.argmin(load))
+        out[r].append(i)
+        load[r] += work[i]
+    return out
+
+
 def assign_static(units: list[WorkUnit], n_ranks: int) -> list[list[int]]:
-    """Longest-processing-time assignment of units to ranks (largest unit to the least loaded).
+    """Longest-processing-time assignment of units to ranks (unit ids, largest first).
 
     The dynamic scheduler hands out units in the same order (largest first) as ranks become
     free; this static version gives the balance figure that planning reports and tests check.
     """
-    load = np.zeros(n_ranks)
-    out: list[list[int]] = [[] for _ in range(n_ranks)]
-    for u in sorted(units, key=lambda u: -u.work):
-        r = int(np.argmin(load))
-        out[r].append(u.uid)
-        load[r] += u.work
-    return out
+    return [[units[i].uid for i in mine]
+            for mine in assign_longest_first([u.work for u in units], n_ranks)]
 
 
 def balance(units: list[WorkUnit], n_ranks: int) -> float:
@@ -467,7 +472,7 @@ def plan_job(grid: BinGrid, nt: int, ns: int, mx, my, shot, aperture: float,
     cls = None
     n_classes = 0
     if offset_edges is not None:
-        cls = offset_class_of(offset, offset_edges)
+        cls = offset_classes(np.abs(offset), offset_edges)
         n_classes = len(offset_edges) - 1
     k_units = int(max(1, min(n_units, n_tr // max(min_unit_traces, 1))))
     img = image_bytes(grid.n_bins, nt, n_classes)

@@ -19,81 +19,26 @@ import datetime as _dt
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from seis_hpc.engine import faults
+from seis_hpc.engine.decomposition import assign_longest_first
 from seis_hpc.errors import SeisError
-from seis_hpc.io.segy import TRACE_HEADER_BYTES, decode_samples, encode_samples, probe
+from seis_hpc.io.segy import preallocate, pwrite_traces
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
+
+    from seis_hpc.flows.steps import GatherStep, StepSpec
+    from seis_hpc.io.index import TraceIndex
+    from seis_hpc.io.traces import TraceReader
 
 KEYS = ("shot", "cmp", "line")
-# Test hook: seconds to sleep after writing each gather, so that a test can interrupt a step
-# while its temporary output exists (as the engine's SEIS_HPC_UNIT_DELAY does for a job).
-SLOW_ENV = "SEIS_HPC_GATHER_DELAY"
 
 
-class GatherReader:
-    """Samples and header bytes of a SEG-Y/SU file by trace number, plus its trace index.
-
-    Unlike :meth:`~seis_hpc.io.index.TraceIndex.read_traces`, :meth:`read` returns NaN/Inf
-    samples as they are (``allow_bad=True``), so bad-trace editing can see them.
-    """
-
-    def __init__(self, path: str | os.PathLike, need_cmp: bool = False):
-        from seis_hpc.io.index import TraceIndex
-
-        self.path = os.fspath(path)
-        self.layout = probe(self.path)
-        if need_cmp:
-            from seis_hpc.survey import Survey
-
-            self.index = Survey.open(self.path, save=False).index
-        else:
-            self.index = TraceIndex.for_file(self.path, save=False)
-        self._mm = np.memmap(self.path, dtype=np.uint8, mode="r",
-                             offset=self.layout.data_offset,
-                             shape=(self.layout.n_traces, self.layout.trace_bytes))
-
-    @property
-    def dt(self) -> float:
-        """Sample interval (s)."""
-        return self.layout.dt
-
-    @property
-    def t_start(self) -> float:
-        """Time of the first sample (s)."""
-        return self.layout.t_start
-
-    def read(self, ids, allow_bad: bool = False) -> np.ndarray:
-        """float32 samples ``(len(ids), ns)`` of the traces ``ids`` (file order, from 0)."""
-        ids = np.asarray(ids, np.int64)
-        raw = self._mm[ids, TRACE_HEADER_BYTES:]
-        data = decode_samples(raw, self.layout.format, self.layout.endian, self.layout.ns)
-        if not allow_bad:
-            bad = ~np.isfinite(data).all(axis=1)
-            if bad.any():
-                i = int(ids[np.argmax(bad)])
-                raise SeisError(f"trace {i} (FFID {int(self.index['ffid'][i])}, channel "
-                                f"{int(self.index['channel'][i])}): NaN/Inf samples (run "
-                                "seis-hpc edit first)", self.path)
-        return data
-
-    def header_bytes(self, ids) -> np.ndarray:
-        """The 240-byte trace headers of ``ids``, verbatim (uint8 ``(n, 240)``)."""
-        return np.ascontiguousarray(self._mm[np.asarray(ids, np.int64), :TRACE_HEADER_BYTES])
-
-    def file_header(self) -> bytes:
-        """Everything before the first trace (textual, binary and extended headers)."""
-        with open(self.path, "rb") as f:
-            return f.read(self.layout.data_offset)
-
-    def columns(self, ids) -> dict[str, np.ndarray]:
-        """Index columns of the traces ``ids`` (offset m, ffid, channel, cmp, positions m)."""
-        ids = np.asarray(ids, np.int64)
-        names = ("ffid", "channel", "cmp", "offset", "sx", "sy", "rx", "ry", "source_id")
-        return {k: np.asarray(self.index[k])[ids] for k in names}
-
-
-def group_traces(index, key: str) -> list[np.ndarray]:
+def group_traces(index: TraceIndex, key: str) -> list[np.ndarray]:
     """Trace numbers of every gather, each sorted for processing.
 
     Parameters
@@ -116,27 +61,6 @@ def group_traces(index, key: str) -> list[np.ndarray]:
     srt = np.lexsort((np.arange(n), order, label))
     cuts = np.flatnonzero(np.diff(label[srt])) + 1
     return np.split(srt, cuts)
-
-
-def assign(groups: list[np.ndarray], n_ranks: int) -> list[list[int]]:
-    """Longest-first static assignment of gathers to ranks (by trace count)."""
-    load = np.zeros(n_ranks)
-    out: list[list[int]] = [[] for _ in range(n_ranks)]
-    for g in sorted(range(len(groups)), key=lambda i: (-len(groups[i]), i)):
-        r = int(np.argmin(load))
-        out[r].append(g)
-        load[r] += len(groups[g])
-    return [sorted(o) for o in out]
-
-
-def _runs(ids: np.ndarray) -> list[tuple[int, int]]:
-    """(start position in ids, length) of runs of consecutive trace numbers."""
-    if len(ids) == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
-    starts = np.r_[0, breaks]
-    ends = np.r_[breaks, len(ids)]
-    return list(zip(starts.tolist(), (ends - starts).tolist(), strict=True))
 
 
 def _history_header(head: bytes, line: str) -> bytes:
@@ -168,19 +92,21 @@ def previous_history(path: str | os.PathLike) -> list:
         return []
 
 
-def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: dict | None = None,
-             quiet: bool = False) -> dict | None:
+def run_step(step: StepSpec, params: dict, input_path: str | os.PathLike,
+             output_path: str | os.PathLike, *, comm: MPI.Comm | None = None,
+             flow: dict | None = None, quiet: bool = False) -> dict | None:
     """Run one step over every gather of ``input_path`` and write ``output_path``.
 
     Parameters
     ----------
     step : seis_hpc.flows.steps.StepSpec
-        The step (its gather key and implementation).
+        The step (its gather key and implementation, a
+        :class:`~seis_hpc.flows.steps.GatherStep`).
     params : dict
         Resolved parameters (SI units).
     input_path, output_path : path-like
         SEG-Y/SU in and out (the output takes the input's layout and headers).
-    comm : mpi4py communicator, optional
+    comm : mpi4py.MPI.Comm, optional
         Ranks sharing the work; None runs on one process.
     flow : dict, optional
         The flow this step belongs to, recorded in the history.
@@ -194,6 +120,7 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
     """
     from seis_hpc.engine.comm import abort_on_error, checked_on_root, rank_size
     from seis_hpc.io.atomic import registered, temporary_name
+    from seis_hpc.survey import open_traces
 
     rank, size = rank_size(comm)
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
@@ -208,7 +135,7 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
                             output_path)
         if Path(output_path).is_dir():
             raise SeisError("output is a directory", output_path)
-        reader = GatherReader(input_path, need_cmp=step.key == "cmp")
+        reader = open_traces(input_path, bin_cmps=step.key == "cmp")
         step.validate(params, reader)
         return str(temporary_name(output_path))
 
@@ -220,9 +147,9 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
     # one rank alone removes it on any exception.
     with registered(tmp, remove_on_error=size == 1):
         with abort_on_error(comm):
-            reader = GatherReader(input_path, need_cmp=step.key == "cmp")
+            reader = open_traces(input_path, bin_cmps=step.key == "cmp")
             groups = group_traces(reader.index, step.key)
-            mine = assign(groups, size)[rank]
+            mine = sorted(assign_longest_first([len(g) for g in groups], size)[rank])
             impl = step.build(params)
             entry = {"step": step.name, "parameters": params, "input": input_path,
                      "output": output_path, "ranks": size,
@@ -234,9 +161,7 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
                 head = _history_header(reader.file_header(), "seis-hpc " + step.name + " "
                                        + " ".join(f"{k}={v}" for k, v in params.items()
                                                   if v is not None))
-                with open(tmp, "wb") as f:
-                    f.write(head)
-                    f.truncate(reader.layout.file_size)
+                preallocate(tmp, head, reader.layout.file_size)
         if size > 1:
             comm.Barrier()
         with abort_on_error(comm):
@@ -255,11 +180,12 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
                            quiet)
 
 
-def _process(step, impl, reader, groups, mine, fd, comm) -> dict:
+def _process(step: StepSpec, impl: GatherStep, reader: TraceReader, groups: list[np.ndarray],
+             mine: list[int], fd: int, comm: MPI.Comm | None) -> dict:
     """Every gather of this rank: read, apply, write; returns this rank's QC sums."""
     lay = reader.layout
     qc = {"traces": 0, "gathers": 0, "sumsq_in": 0.0, "sumsq_out": 0.0}
-    if hasattr(impl, "attributes"):
+    if impl.two_pass:
         # Two passes (editing): per-trace attributes of every gather, shared, then decisions.
         part = {}
         for g in mine:
@@ -269,11 +195,9 @@ def _process(step, impl, reader, groups, mine, fd, comm) -> dict:
                 part.setdefault(k, []).append((ids, v))
         full = _share_attributes(part, reader.index.n_traces, comm)
         impl.decide(full, reader.columns(np.arange(reader.index.n_traces)))
-    if hasattr(impl, "prepare"):
-        impl.prepare(reader, [groups[g] for g in mine])
+    impl.prepare(reader, [groups[g] for g in mine])
     from seis_hpc.progress import track
 
-    delay = float(os.environ.get(SLOW_ENV, "0") or 0)
     # Rank 0 reports its own share: with balanced gathers that is the job's pace.
     for g in track(mine, step.name, "gather", rank=comm.Get_rank() if comm else 0):
         ids = groups[g]
@@ -286,27 +210,16 @@ def _process(step, impl, reader, groups, mine, fd, comm) -> dict:
         qc["sumsq_out"] += float(np.sum(out.astype(np.float64) ** 2))
         qc["traces"] += len(ids)
         qc["gathers"] += 1
-        # Write in file order, one pwrite per run of consecutive traces.
-        order = np.argsort(ids, kind="stable")
-        ids_sorted = ids[order]
-        hdr = reader.header_bytes(ids_sorted)
-        samples = encode_samples(out[order], lay.format, lay.endian)
-        block = np.concatenate([hdr, samples], axis=1)
-        for a, n in _runs(ids_sorted):
-            pos = lay.data_offset + int(ids_sorted[a]) * lay.trace_bytes
-            os.pwrite(fd, block[a:a + n].tobytes(), pos)
-        if delay:
-            import time
-
-            time.sleep(delay)
+        pwrite_traces(fd, lay, ids, reader.header_bytes(ids), out)
+        faults.after_gather()
     return qc
 
 
-def _ctx(reader: GatherReader, ids: np.ndarray) -> dict:
+def _ctx(reader: TraceReader, ids: np.ndarray) -> dict:
     return {"dt": reader.dt, "t_start": reader.t_start, "ids": ids, **reader.columns(ids)}
 
 
-def _share_attributes(part: dict, n: int, comm) -> dict[str, np.ndarray]:
+def _share_attributes(part: dict, n: int, comm: MPI.Comm | None) -> dict[str, np.ndarray]:
     """Per-trace attribute arrays of all ranks, assembled in trace order on every rank."""
     from seis_hpc.engine.comm import rank_size
 
@@ -326,12 +239,14 @@ def _share_attributes(part: dict, n: int, comm) -> dict[str, np.ndarray]:
     return out
 
 
-def _finish(step, impl, qc, entry, reader, tmp, output_path, input_path, comm, quiet):
+def _finish(step: StepSpec, impl: GatherStep, qc: dict, entry: dict, reader: TraceReader,
+            tmp: str, output_path: str, input_path: str, comm: MPI.Comm | None,
+            quiet: bool) -> dict | None:
     from seis_hpc.engine.comm import rank_size
     from seis_hpc.io.atomic import atomic_outputs
 
     rank, size = rank_size(comm)
-    extra = impl.qc() if hasattr(impl, "qc") else {}
+    extra = impl.qc()
     if size > 1:
         qcs = comm.gather((qc, extra), root=0)
     else:
@@ -358,8 +273,7 @@ def _finish(step, impl, qc, entry, reader, tmp, output_path, input_path, comm, q
         "rms_out": float(np.sqrt(total["sumsq_out"] / n)),
         **{k: v for k, v in merged.items() if not isinstance(v, list)},
     }
-    if hasattr(impl, "finish"):
-        impl.finish(merged, reader, summary)
+    impl.finish(merged, reader, summary)
     history = previous_history(input_path) + [entry]
     # OUT and OUT.qc.json appear together or not at all.
     with atomic_outputs(output_path, qc_path(output_path)) as (out_t, qc_t):

@@ -27,7 +27,9 @@ class ArraySource:
         Time of the first sample (s).
     """
 
-    def __init__(self, data, dt: float, sx, sy, rx, ry, source_id=None, t_start: float = 0.0):
+    def __init__(self, data: np.ndarray, dt: float, sx: np.ndarray, sy: np.ndarray,
+                 rx: np.ndarray, ry: np.ndarray, source_id: np.ndarray | None = None,
+                 t_start: float = 0.0):
         self.data = np.asarray(data, dtype=np.float32)
         self.n_traces, self.ns = self.data.shape
         self.dt = float(dt)
@@ -51,6 +53,6 @@ class ArraySource:
         """Header names."""
         return HEADERS
 
-    def read_traces(self, ids) -> np.ndarray:
+    def read_traces(self, ids: np.ndarray) -> np.ndarray:
         """float32 ``(len(ids), ns)`` copies of the traces ``ids``."""
         return self.data[np.asarray(ids, dtype=np.int64)]

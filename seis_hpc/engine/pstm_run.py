@@ -19,46 +19,38 @@ import os
 import signal
 import time as _time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from seis_hpc.engine import faults
 from seis_hpc.engine.checkpoint import Checkpoint
 from seis_hpc.engine.comm import (
     EXIT_CHECKPOINTED,
     abort_on_error,
     rank_size,
-    reduce_scatter_slabs,
-    reduce_slabs,
 )
-from seis_hpc.engine.decomposition import TRACE_CHUNK, Plan
+from seis_hpc.engine.decomposition import TRACE_CHUNK
+from seis_hpc.engine.job import PstmJob
+from seis_hpc.engine.outputs import (
+    PARALLEL_HDF5,
+    PARALLEL_HDF5_MISSING,
+    ImageOutput,
+    h5py_has_mpi,
+)
 from seis_hpc.engine.schedule import make_queue
-from seis_hpc.engine.timers import Progress, Timers, timing_table
+from seis_hpc.engine.timers import Timers, timing_table
 from seis_hpc.errors import SeisError
+from seis_hpc.geometry import offset_classes
+from seis_hpc.progress import Progress, hms
 
-# Test hook: the unit with this number raises on whichever rank takes it.
-FAIL_ENV = "SEIS_HPC_FAIL_UNIT"
-# Test hook: seconds to sleep after each unit (lets tests kill a job part-way).
-SLOW_ENV = "SEIS_HPC_UNIT_DELAY"
-# Test hook: the rank with this number raises while writing its share of a parallel output.
-FAIL_WRITE_ENV = "SEIS_HPC_FAIL_WRITE_RANK"
+if TYPE_CHECKING:
+    from mpi4py import MPI
 
-PARALLEL_HDF5 = ("auto", "on", "off")
-# The output's ``writer`` attribute: which path wrote it.
-PARALLEL_WRITER = "parallel-hdf5"
-RANK0_WRITER = "rank0-assembly"
-PARALLEL_HDF5_MISSING = ("--parallel-hdf5 on: this h5py is not built with MPI "
-                         "(h5py.get_config().mpi is False); use auto or off, or install an MPI "
-                         "h5py (docs/cluster.md)")
+    from seis_hpc.geometry import BinGrid
 
-
-def h5py_has_mpi() -> bool:
-    """True when the h5py in use is built against parallel HDF5 (the ``mpio`` driver)."""
-    import h5py
-
-    return bool(h5py.get_config().mpi)
+__all__ = ["PstmJob", "TraceSource", "VelocityModel", "execute", "h5py_has_mpi", "make_job"]
 
 
 class TraceSource(Protocol):
@@ -73,62 +65,14 @@ class TraceSource(Protocol):
     def read_traces(self, ids: np.ndarray) -> np.ndarray: ...
 
 
-@dataclass
-class PstmJob:
-    """Everything a rank needs to run its share of a PSTM job (picklable, broadcast by rank 0).
+class VelocityModel(Protocol):
+    """What the engine needs from a velocity model (``seis_hpc.velocity.model.VrmsVolume``,
+    ``VrmsFunction``)."""
 
-    Attributes
-    ----------
-    plan : Plan
-        Decomposition (strategy, units, grid, classes).
-    time : numpy.ndarray
-        Output two-way times (s).
-    out : str
-        Output HDF5 path.
-    kernel_args : dict
-        Keyword arguments of ``seis_hpc.migration.pstm`` (aperture, max_angle, ...).
-    checkpoint_dir : str
-        Checkpoint directory.
-    phash : str
-        Parameter hash (the checkpoint refuses another job's files).
-    offset_edges : numpy.ndarray or None
-        Offset-class edges (m) with gathers.
-    pending : list of int
-        Units still to do, in hand-out order (set by rank 0 after reading the checkpoint).
-    partial_files : dict
-        Shard mode: checkpoint partials to absorb, by file index.
-    checkpoint_interval : float
-        Seconds between flushes of the partial image (shard mode); 0 flushes after each unit.
-    config : str
-        The job's configuration text (written to the output).
-    history : list of str
-        History lines for the output.
-    progress_period : float
-        Seconds between plain progress lines.
-    keep_checkpoint : bool
-        Keep the checkpoint directory after success.
-    parallel_hdf5 : {"auto", "on", "off"}
-        Output writer: ``on`` every rank writes its share through parallel HDF5 (h5py built
-        with MPI); ``off`` rank 0 assembles the file; ``auto`` parallel when h5py has MPI and
-        there is more than one rank.
-    """
-
-    plan: Plan
-    time: np.ndarray
-    out: str
-    kernel_args: dict
-    checkpoint_dir: str
-    phash: str
-    offset_edges: np.ndarray | None = None
-    pending: list[int] = field(default_factory=list)
-    partial_files: dict = field(default_factory=dict)
-    checkpoint_interval: float = 120.0
-    config: str = ""
-    history: list[str] = field(default_factory=list)
-    progress_period: float = 10.0
-    keep_checkpoint: bool = False
-    log_prefix: str = "pstm"
-    parallel_hdf5: str = "auto"
+    def window(self, i0: int, i1: int, j0: int, j1: int) -> np.ndarray:
+        """RMS velocities (m/s), float32 ``(n_bins, nt)``, of the grid block rows ``i0:i1``,
+        columns ``j0:j1`` (bins in row-major order)."""
+        ...
 
 
 def default_kernel():
@@ -153,7 +97,7 @@ class _Signals:
                 pass
         return self
 
-    def _on(self, signum, frame):
+    def _on(self, signum: int, frame: object) -> None:
         self.flag = True
 
     def __exit__(self, *exc):
@@ -161,49 +105,50 @@ class _Signals:
             signal.signal(s, h)
 
 
-class _Rank:
-    """One rank's state while executing a job."""
+class _Compute:
+    """The kernel on blocks of bins: this rank's traces, velocities and grid points."""
 
-    def __init__(self, job: PstmJob, source, velocity, comm, kernel, log):
-        self.job, self.src, self.vel, self.comm = job, source, velocity, comm
-        self.kernel = kernel
-        self.log = log
-        self.rank, self.size = rank_size(comm)
-        self.plan = job.plan
-        self.grid = job.plan.grid
+    def __init__(self, job: PstmJob, source: TraceSource, velocity: VelocityModel,
+                 kernel: Callable[..., np.ndarray], tm: Timers):
+        self.job, self.src, self.vel, self.kernel, self.tm = job, source, velocity, kernel, tm
+        grid = job.plan.grid
         self.nt = len(job.time)
-        self.ncls = job.plan.n_classes
-        self.ckpt = Checkpoint(job.checkpoint_dir, job.phash)
-        self.tm = Timers()
-        self.units_done: list[int] = []
-        self.absorbed: list[Path] = []
-        self.dirty = False
-        self.last_flush = _time.perf_counter()
-        self.fail_unit = int(os.environ.get(FAIL_ENV, "-1"))
-        self.delay = float(os.environ.get(SLOW_ENV, "0") or 0)
         self.cls = None
         if job.offset_edges is not None:
-            from seis_hpc.engine.decomposition import offset_class_of
-
-            self.cls = offset_class_of(source["offset"], job.offset_edges)
+            self.cls = offset_classes(np.abs(source["offset"]), job.offset_edges)
         self.cols = {k: np.asarray(source[k], dtype=np.float64) for k in ("sx", "sy", "rx", "ry")}
-        ni, nj = self.grid.n_inline, self.grid.n_crossline
-        self.points = self.grid.points().reshape(ni, nj, 2)
+        self.points = grid.points().reshape(grid.n_inline, grid.n_crossline, 2)
         # A tile or shard must be migrated exactly as the whole grid would be: fix the
         # spreading law and the anti-aliasing bin spacing instead of letting the kernel
         # guess them from the (partial) set of points.
-        self.kargs = {"dims": 2 if self.grid.is_2d else 3, "dx_aa": self.grid.bin_inline,
+        self.kargs = {"dims": 2 if grid.is_2d else 3, "dx_aa": grid.bin_inline,
                       **job.kernel_args}
 
-    # -- the kernel on a block of bins ------------------------------------------------------
-    def _migrate(self, ids: np.ndarray, window, image: np.ndarray, gathers, r0: int, c0: int):
-        """Migrate traces ``ids`` into the bins ``window``; add to image/gathers at (r0, c0)."""
+    def migrate(self, ids: np.ndarray, window: tuple[int, int, int, int], image: np.ndarray,
+                gathers: np.ndarray | None, r0: int, c0: int) -> None:
+        """Migrate traces ``ids`` into the bins ``window`` and add them to the arrays.
+
+        Parameters
+        ----------
+        ids : numpy.ndarray
+            Trace numbers (file order, from 0).
+        window : tuple of int
+            ``(i0, i1, j0, j1)``: grid rows (inline index) and columns, half open.
+        image : numpy.ndarray
+            float32 ``(rows, cols, nt)`` accumulator (amplitude) whose first bin is grid
+            bin (``r0``, ``c0``).
+        gathers : numpy.ndarray or None
+            float32 ``(n_classes, rows, cols, nt)`` accumulator, or None.
+        r0, c0 : int
+            Grid row and column of ``image[0, 0]``.
+        """
         i0, i1, j0, j1 = window
         if len(ids) == 0 or i1 <= i0 or j1 <= j0:
             return
         pts = np.ascontiguousarray(self.points[i0:i1, j0:j1].reshape(-1, 2))
         with self.tm("io"):
             vrms = self.vel.window(i0, i1, j0, j1)
+        rows, cols = slice(i0 - r0, i1 - r0), slice(j0 - c0, j1 - c0)
         for a in range(0, len(ids), TRACE_CHUNK):
             chunk = ids[a:a + TRACE_CHUNK]
             with self.tm("io"):
@@ -221,16 +166,37 @@ class _Rank:
                         self.cols["ry"][tr], pts, self.job.time, vrms,
                         t_start=float(self.src.t_start), **self.kargs)
                     part = np.asarray(part, dtype=np.float32).reshape(i1 - i0, j1 - j0, self.nt)
-                    rows = slice(i0 - r0, i1 - r0)
-                    cols = slice(j0 - c0, j1 - c0)
                     image[rows, cols] += part
                     if gathers is not None and k >= 0:
                         gathers[k, rows, cols] += part
             self.tm.traces += len(chunk)
 
-    # -- shard mode ---------------------------------------------------------------------------
-    def setup_shard(self):
-        ni, nj = self.grid.n_inline, self.grid.n_crossline
+
+class _Results:
+    """One rank's finished units and their checkpoint.
+
+    Shard mode: the rank's full-size partial image (and gathers), absorbed from the
+    checkpoint's partials at the start and flushed to it every ``checkpoint_interval`` s.
+    Tile mode: each finished tile goes straight into its own checkpoint file.
+    """
+
+    def __init__(self, job: PstmJob, rank: int, size: int, tm: Timers):
+        self.job, self.rank, self.size, self.tm = job, rank, size, tm
+        self.plan = job.plan
+        self.nt = len(job.time)
+        self.ncls = job.plan.n_classes
+        self.ckpt = Checkpoint(job.checkpoint_dir, job.phash)
+        self.units_done: list[int] = []
+        self.absorbed: list[Path] = []
+        self.dirty = False
+        self.last_flush = _time.perf_counter()
+        self.image: np.ndarray | None = None
+        self.gathers: np.ndarray | None = None
+
+    def setup_shard(self) -> None:
+        """Allocate the partial image and absorb this rank's share of the checkpoint."""
+        grid = self.plan.grid
+        ni, nj = grid.n_inline, grid.n_crossline
         self.image = np.zeros((ni, nj, self.nt), np.float32)
         self.gathers = (np.zeros((self.ncls, ni, nj, self.nt), np.float32)
                         if self.ncls else None)
@@ -242,7 +208,7 @@ class _Rank:
                         self.absorbed.append(Path(p))
                         self.dirty = True
 
-    def flush(self):
+    def flush(self) -> None:
         """Write this rank's partial image and journal (shard mode)."""
         with self.tm("io"):
             self.ckpt.save_partial(self.rank, self.image, self.gathers, self.units_done)
@@ -251,12 +217,13 @@ class _Rank:
         self.dirty = False
         self.last_flush = _time.perf_counter()
 
-    def do_unit(self, uid: int):
+    def run_unit(self, uid: int, compute: _Compute) -> None:
+        """Compute unit ``uid`` and keep its result (shard: in the partial image, flushed
+        when due; tile: in the tile's checkpoint file)."""
         u = self.plan.units[uid]
-        if uid == self.fail_unit:
-            raise RuntimeError(f"unit {uid}: injected failure ({FAIL_ENV}={uid})")
+        faults.before_unit(uid)
         if self.plan.strategy == "shard":
-            self._migrate(u.traces, u.window, self.image, self.gathers, 0, 0)
+            compute.migrate(u.traces, u.window, self.image, self.gathers, 0, 0)
             self.units_done.append(uid)
             self.dirty = True
             if _time.perf_counter() - self.last_flush >= self.job.checkpoint_interval:
@@ -265,212 +232,60 @@ class _Rank:
             i0, i1, j0, j1 = u.window
             img = np.zeros((i1 - i0, j1 - j0, self.nt), np.float32)
             g = np.zeros((self.ncls,) + img.shape, np.float32) if self.ncls else None
-            self._migrate(u.traces, u.window, img, g, i0, j0)
+            compute.migrate(u.traces, u.window, img, g, i0, j0)
             with self.tm("io"):
                 self.ckpt.save_tile(uid, img, g)
             self.units_done.append(uid)
         self.tm.units += 1
-        if self.delay:
-            _time.sleep(self.delay)
+        faults.after_unit()
 
-    # -- output -------------------------------------------------------------------------------
-    def _open_output(self, f):
-        from seis_hpc.io.volume import Volume, write_into
 
-        shape = self.grid.shape + (self.nt,)
-        if self.ncls:
-            centres = 0.5 * (self.job.offset_edges[1:] + self.job.offset_edges[:-1])
-            gvol = Volume(np.broadcast_to(np.float32(0), (self.ncls,) + shape), self.grid,
-                          self.job.time, "gathers", offset=centres)
-            write_into(f, gvol, allocate_only=True)
-            ds = f.create_dataset("image", shape=shape, dtype="f4",
-                                  chunks=f["gathers"].chunks[1:])
-            names = ("cmp",) if self.grid.is_2d else ("inline", "crossline")
-            for i, d in enumerate(names + ("time",)):
-                ds.dims[i].attach_scale(f[d])
-            ds.attrs["units"] = "amplitude"
-        else:
-            vol = Volume(np.broadcast_to(np.float32(0), shape), self.grid, self.job.time)
-            write_into(f, vol, allocate_only=True)
-        f.attrs["kind"] = "image"
-        f.attrs["config"] = self.job.config
-        f.attrs["history"] = json.dumps(list(self.job.history))
+def _progress(job: PstmJob, queue) -> tuple[Progress, Callable[[], None]]:
+    """Rank 0's progress line and the function that brings it up to date from the queue.
 
-    def _put(self, ds, rows: slice, cols: slice, block: np.ndarray, lead=()):
-        """Write (rows, cols, nt) ``block`` into a data set with 2D/3D lateral dims."""
-        if self.grid.is_2d:
-            ds[lead + (cols,)] = block[0]
-        else:
-            ds[lead + (rows, cols)] = block
+    Traces are counted (so rate and ETA follow the work); the line also names units.
+    """
+    plan = job.plan
+    before = len(plan.units) - len(job.pending)
+    units = {"done": 0}
 
-    def _parallel_hdf5(self) -> bool:
-        """Whether this job's output goes through parallel HDF5 (the same answer on all ranks).
+    def describe(p: Progress) -> str:
+        return (f"{job.log_prefix}: {before + units['done']}/{len(plan.units)} units, "
+                f"{p.done} traces, {p.rate():,.0f} traces/s, elapsed {hms(p.elapsed)}, "
+                f"ETA {hms(p.eta())}")
 
-        ``auto``: when h5py is built with MPI on every rank and there is more than one rank.
-        """
-        choice = self.job.parallel_hdf5
-        if choice == "off":
-            return False
-        from seis_hpc.errors import SeisError
+    total_tr = sum(plan.units[u].n_traces for u in job.pending)
+    prog = Progress(max(total_tr, 1), job.log_prefix, "trace", period=job.progress_period,
+                    rank=0, quiet=0.0, describe=describe)
 
-        if self.comm is None:
-            if choice == "on":
-                raise SeisError("--parallel-hdf5 on needs MPI (mpi4py), and there is none")
-            return False
-        have = h5py_has_mpi()
-        if self.size > 1:
-            from mpi4py import MPI
+    def tick() -> None:
+        units["done"], traces = queue.counters()
+        prog.set(traces)
 
-            have = bool(self.comm.allreduce(int(have), op=MPI.MIN))
-        if choice == "on" and not have:
-            raise SeisError(PARALLEL_HDF5_MISSING)
-        return have and (choice == "on" or self.size > 1)
+    return prog, tick
 
-    def _final_attrs(self, f, per_rank: list[dict], writer: str) -> None:
-        """The attributes known only once every rank is done (both writers, same order)."""
-        f.attrs["timing"] = json.dumps(per_rank)
-        f.attrs["strategy"] = self.plan.strategy
-        f.attrs["plan"] = self.plan.describe(self.size)
-        f.attrs["n_ranks"] = self.size
-        for k, v in self.job.kernel_args.items():
-            f.attrs[f"pstm_{k}"] = v if v is not None else "none"
-        f.attrs["writer"] = writer
 
-    def write_output(self, timings_cb: Callable[[], list[dict]]):
-        """Collective: write the image file, through parallel HDF5 or assembled by rank 0.
-
-        The file's ``writer`` attribute says which: ``parallel-hdf5`` or ``rank0-assembly``;
-        everything else in it is the same either way. Rank 0 logs the writer and the wall time
-        of this phase (reductions, tile reads and writes).
-        """
-        t0 = _time.perf_counter()
-        if self._parallel_hdf5():
-            writer = PARALLEL_WRITER
-            self._write_parallel(timings_cb)
-        else:
-            writer = RANK0_WRITER
-            self._write_rank0(timings_cb)
-        if self.rank == 0:
-            self.log(f"{self.job.log_prefix}: output phase {_time.perf_counter() - t0:.2f} s "
-                     f"({writer}, {self.size} ranks)")
-
-    def _write_rank0(self, timings_cb: Callable[[], list[dict]]):
-        """Rank 0 writes everything: shard images reduced to it, or every tile file read."""
-        import h5py
-
-        from seis_hpc.io.atomic import atomic_output
-
-        nj = self.grid.n_crossline
-        all_cols = slice(0, nj)
-        if self.rank != 0:
-            if self.plan.strategy == "shard":
-                with self.tm("comm"):
-                    reduce_slabs(self.comm, self.image, None)
-                    if self.gathers is not None:
-                        for k in range(self.ncls):
-                            reduce_slabs(self.comm, self.gathers[k], None)
-            timings_cb()
+def _unit_loop(job: PstmJob, queue, sig: _Signals, results: _Results, compute: _Compute,
+               tm: Timers) -> None:
+    """Take units from the queue and run them until it is empty or stopped (every rank)."""
+    while True:
+        if sig.flag:
+            with tm("comm"):
+                queue.request_stop()
+            sig.flag = False
+        with tm("comm"):
+            k = queue.next()
+        if k is None:
             return
-        with atomic_output(self.job.out) as tmp, h5py.File(tmp, "w") as f:
-            self._open_output(f)
-            img_ds = f["image"]
-            if self.plan.strategy == "shard":
-                def sink(rows, slab, ds=img_ds, lead=()):
-                    with self.tm("io"):
-                        self._put(ds, rows, all_cols, slab, lead)
-
-                with self.tm("comm"):
-                    reduce_slabs(self.comm, self.image, sink)
-                    if self.gathers is not None:
-                        for k in range(self.ncls):
-                            reduce_slabs(self.comm, self.gathers[k],
-                                         lambda r, s, k=k: sink(r, s, f["gathers"], (k,)))
-            else:
-                # Every tile file is complete: all ranks agreed they left the unit loop.
-                with self.tm("io"):
-                    self._write_tiles(f, range(len(self.plan.units)))
-            per_rank = timings_cb()
-            self._final_attrs(f, per_rank, RANK0_WRITER)
-        self.timings = per_rank
-
-    def _write_tiles(self, f, uids) -> None:
-        """Copy the finished tiles ``uids`` from the checkpoint into the open output ``f``."""
-        img_ds = f["image"]
-        for uid in uids:
-            i0, i1, j0, j1 = self.plan.units[uid].window
-            img, g = self.ckpt.load_tile(uid)
-            self._put(img_ds, slice(i0, i1), slice(j0, j1), img)
-            if g is not None:
-                for k in range(self.ncls):
-                    self._put(f["gathers"], slice(i0, i1), slice(j0, j1), g[k], (k,))
-
-    def _write_parallel(self, timings_cb: Callable[[], list[dict]]):
-        """Every rank writes its share of the image into one file through parallel HDF5.
-
-        Rank 0 lays the file out alone (the same calls as the serial writer, so the layout is
-        the same, down to the ``created`` stamp that a collective creation would have to
-        agree on), under a temporary name it broadcasts; all ranks reopen it with the
-        ``mpio`` driver and write their rows (shard: a reduce-scatter of row slabs) or their
-        tiles (unit ``uid`` on rank ``uid % size``), independently, since the shares differ
-        in shape. Rank 0 adds the final attributes and renames the file once every rank has
-        closed it. A rank that fails removes the temporary file and aborts all ranks; a
-        collective close is not attempted, so a failure cannot hang.
-        """
-        import contextlib
-
-        import h5py
-
-        from seis_hpc.io.atomic import atomic_output
-
-        with contextlib.ExitStack() as stack:
-            tmp = None
-            if self.rank == 0:
-                tmp = stack.enter_context(atomic_output(self.job.out))
-                with h5py.File(tmp, "w") as f:
-                    self._open_output(f)
-            if self.size > 1:
-                tmp = self.comm.bcast(tmp, root=0)
-            try:
-                f = h5py.File(tmp, "r+", driver="mpio", comm=self.comm)
-                self._write_share(f)
-                f.close()  # collective
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-            # Gathering the timings also tells rank 0 that every rank has closed the file.
-            per_rank = timings_cb()
-            if self.rank == 0:
-                with h5py.File(tmp, "r+") as f:
-                    self._final_attrs(f, per_rank, PARALLEL_WRITER)
-                self.timings = per_rank
-
-    def _write_share(self, f) -> None:
-        """This rank's part of the image (and gathers) into the open parallel file ``f``."""
-        if os.environ.get(FAIL_WRITE_ENV, "") == str(self.rank):
-            raise RuntimeError(f"injected failure while writing its share "
-                               f"({FAIL_WRITE_ENV}={self.rank})")
-        if self.plan.strategy == "shard":
-            # 2D: the data sets are (cmp, time), so the rows to share out are the CMPs.
-            def rows_of(a):
-                return a[0] if self.grid.is_2d else a
-
-            def sink(rows, summed, ds, lead=()):
-                with self.tm("io"):
-                    ds[lead + (rows,)] = summed
-
-            with self.tm("comm"):
-                reduce_scatter_slabs(self.comm, rows_of(self.image),
-                                     lambda r, s: sink(r, s, f["image"]))
-                for k in range(self.ncls if self.gathers is not None else 0):
-                    reduce_scatter_slabs(self.comm, rows_of(self.gathers[k]),
-                                         lambda r, s, k=k: sink(r, s, f["gathers"], (k,)))
-        else:
-            with self.tm("io"):
-                self._write_tiles(f, range(self.rank, len(self.plan.units), self.size))
+        uid = job.pending[k]
+        results.run_unit(uid, compute)
+        with tm("comm"):
+            queue.done(job.plan.units[uid].n_traces)
+        queue.poll()
 
 
-def execute(job: PstmJob, source, velocity, comm=None, kernel=None,
+def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
+            comm: MPI.Comm | None = None, kernel: Callable[..., np.ndarray] | None = None,
             log: Callable[[str], None] | None = None) -> int:
     """Run this rank's share of ``job``; collective over ``comm`` (None: one process).
 
@@ -480,7 +295,7 @@ def execute(job: PstmJob, source, velocity, comm=None, kernel=None,
         The same job on every rank.
     source : TraceSource
         This rank's view of the input traces (reads by trace number).
-    velocity : object
+    velocity : VelocityModel
         Velocity model with ``window(i0, i1, j0, j1) -> float32 (n_bins, nt)`` (m/s).
     comm : mpi4py.MPI.Comm, optional
         Communicator; None runs everything in this process.
@@ -502,95 +317,81 @@ def execute(job: PstmJob, source, velocity, comm=None, kernel=None,
             print(text, file=sys.stderr, flush=True)
 
     with abort_on_error(comm), _Signals() as sig:
-        r = _Rank(job, source, velocity, comm, kernel or default_kernel(), log)
+        rank, size = rank_size(comm)
+        tm = Timers()
+        compute = _Compute(job, source, velocity, kernel or default_kernel(), tm)
+        results = _Results(job, rank, size, tm)
         plan = job.plan
-        if r.rank == 0:
-            log(plan.describe(r.size))
+        if rank == 0:
+            log(plan.describe(size))
             done_before = len(plan.units) - len(job.pending)
             if done_before:
                 log(f"{job.log_prefix}: resuming from {job.checkpoint_dir}: {done_before} of "
                     f"{len(plan.units)} units done")
         if plan.strategy == "shard":
-            r.setup_shard()
+            results.setup_shard()
         queue = make_queue(comm, len(job.pending))
-        prog = None
-        if r.rank == 0:
-            total_tr = sum(plan.units[u].n_traces for u in job.pending)
-            prog = Progress(len(plan.units), total_tr, len(plan.units) - len(job.pending),
-                            period=job.progress_period, label=job.log_prefix)
-
-            def tick():
-                d, t = queue.counters()
-                prog.update(d, t)
-
+        prog = tick = None
+        if rank == 0:
+            prog, tick = _progress(job, queue)
             queue.start_helper(tick, period=min(1.0, job.progress_period))
         # -- the unit loop: every rank computes, rank 0 included
         try:
-            while True:
-                if sig.flag:
-                    with r.tm("comm"):
-                        queue.request_stop()
-                    sig.flag = False
-                with r.tm("comm"):
-                    k = queue.next()
-                if k is None:
-                    break
-                uid = job.pending[k]
-                n_tr = plan.units[uid].n_traces
-                r.do_unit(uid)
-                with r.tm("comm"):
-                    queue.done(n_tr)
-                queue.poll()
+            _unit_loop(job, queue, sig, results, compute, tm)
         except SeisError:
             # Bad input found part-way (e.g. a NaN sample): the user fixes the file, which
             # changes its stamp and so the job's hash; a checkpoint left here would refuse
             # that corrected rerun. Drop it on the rank that found the error, before the
             # abort; with other ranks still running keep the marker, so that a file one of
             # them renames into place meanwhile is cleared by the next run.
-            r.ckpt.discard(everything=r.size == 1)
+            results.ckpt.discard(everything=size == 1)
             raise
         stopped = bool(queue.stopped or sig.flag)
-        if comm is not None and r.size > 1:
+        if comm is not None and size > 1:
             from mpi4py import MPI
 
-            with r.tm("idle"):
+            with tm("idle"):
                 stopped = bool(comm.allreduce(int(stopped), op=MPI.MAX))
-        final_counts = queue.counters()
+        if tick is not None:
+            tick()  # the final counts, read before the queue closes
         queue.close()
         if prog is not None:
-            prog.update(*final_counts, force=True)
+            prog.flush()
             prog.close()
         if stopped:
-            if plan.strategy == "shard" and (r.dirty or r.absorbed):
-                r.flush()
-            if comm is not None and r.size > 1:
+            if plan.strategy == "shard" and (results.dirty or results.absorbed):
+                results.flush()
+            if comm is not None and size > 1:
                 comm.Barrier()
-            if r.rank == 0:
+            if rank == 0:
                 log(f"{job.log_prefix}: stopped by signal; checkpoint in {job.checkpoint_dir}; "
                     f"run the same command again to resume (exit {EXIT_CHECKPOINTED})")
             return EXIT_CHECKPOINTED
 
         def timings() -> list[dict]:
-            mine = r.tm.summary()
-            if comm is not None and r.size > 1:
+            mine = tm.summary()
+            if comm is not None and size > 1:
                 return comm.gather(mine, root=0)
             return [mine]
 
-        r.write_output(timings)
+        per_rank = ImageOutput(job, comm, tm, results.ckpt, log).write(
+            results.image, results.gathers, timings)
         ok = True
-        if comm is not None and r.size > 1:
-            ok = comm.bcast(True if r.rank == 0 else None, root=0)
-        if r.rank == 0 and ok:
+        if comm is not None and size > 1:
+            ok = comm.bcast(True if rank == 0 else None, root=0)
+        if rank == 0 and ok:
             log(f"{job.log_prefix}: wrote {job.out}")
-            log(timing_table(r.timings))
+            log(timing_table(per_rank))
             if not job.keep_checkpoint:
-                r.ckpt.remove()
+                results.ckpt.remove()
         return 0
 
 
-def make_job(source, grid, time, out, *, kernel_args: dict, mem_per_rank="2G",
+def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os.PathLike, *,
+             kernel_args: dict, mem_per_rank: str | int = "2G",
              strategy: str = "auto", tile: int | None = None, n_units: int = 256,
-             offset_edges=None, checkpoint_dir=None, restart: str = "auto",
+             offset_edges: np.ndarray | None = None,
+             checkpoint_dir: str | os.PathLike | None = None, restart: str = "auto",
              checkpoint_interval: float = 120.0, hash_params: dict | None = None,
              config: str = "", history: list[str] | None = None,
              progress_period: float = 10.0, parallel_hdf5: str = "auto") -> PstmJob:

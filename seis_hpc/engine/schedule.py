@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
 
 STOP = 1 << 40
 
@@ -78,7 +82,7 @@ class RmaQueue:
         Number of units to hand out.
     """
 
-    def __init__(self, comm, n_units: int):
+    def __init__(self, comm: MPI.Comm, n_units: int):
         from mpi4py import MPI
 
         self._MPI = MPI
@@ -165,7 +169,7 @@ class RmaQueue:
         self.comm.Free()
 
 
-def make_queue(comm, n_units: int):
+def make_queue(comm: MPI.Comm | None, n_units: int) -> LocalQueue | RmaQueue:
     """An :class:`RmaQueue` on several ranks, a :class:`LocalQueue` without MPI or on one rank."""
     if comm is None or comm.Get_size() == 1:
         return LocalQueue(n_units)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from seis_hpc.flows import amplitude, decon, edit, noise, radon, srme
+from seis_hpc.flows.steps import GatherStep
 
 
 def _velocity_trace(path: str, ns: int, dt: float, t_start: float) -> np.ndarray:
@@ -17,13 +18,17 @@ def _velocity_trace(path: str, ns: int, dt: float, t_start: float) -> np.ndarray
     return np.interp(t_start + dt * np.arange(ns), t, v).astype(np.float32)
 
 
-class _Step:
+class _Step(GatherStep):
+    """A step built from its resolved parameters (SI units), kept in ``self.p``."""
+
     def __init__(self, params: dict):
         self.p = params
 
 
 class Edit(_Step):
     """Bad-trace editing (two passes: attributes of every trace, then decisions)."""
+
+    two_pass = True
 
     def attributes(self, g, ctx):
         return edit.trace_attributes(g, ctx["dt"], spike_ratio=self.p["spike_ratio"],

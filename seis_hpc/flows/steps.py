@@ -2,20 +2,69 @@
 implementation that the driver (:func:`seis_hpc.engine.gather_run.run_step`) calls per gather.
 
 Nothing heavy is imported at module level: the command line builds its ``--help`` from these
-specs. Each implementation has ``apply(gather, ctx) -> gather`` (``ctx``: ``dt`` s, ``t_start``
-s, ``ids``, and the index columns ``offset`` m, ``ffid``, ``channel``, ``cmp``, ``sx``/``sy``/
-``rx``/``ry`` m, ``source_id`` of the gather's traces) and optionally ``attributes`` +
-``decide`` (two-pass editing), ``prepare`` (line-wide work before the gathers), ``qc`` and
-``finish``.
+specs. Every implementation is a :class:`GatherStep` (see there for what the driver calls);
+:func:`register` adds a step to the registry :data:`STEPS`.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from seis_hpc.errors import SeisError
 from seis_hpc.flows.params import Param, resolve
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from seis_hpc.io.traces import TraceReader
+
+
+@runtime_checkable
+class GatherStep(Protocol):
+    """What the flow-step driver calls on a step's implementation.
+
+    The driver calls, on every rank: :meth:`prepare` once with this rank's gathers, then
+    :meth:`apply` per gather, then :meth:`qc`; rank 0 then calls :meth:`finish` with every
+    rank's QC merged. A step with ``two_pass = True`` (bad-trace editing) first gives
+    :meth:`attributes` of every gather; the driver shares them between ranks and calls
+    :meth:`decide` with the whole line's attributes before :meth:`apply`.
+
+    Implementations subclass this class explicitly and so inherit the no-op defaults of the
+    optional hooks; only :meth:`apply` is required.
+
+    ``ctx`` (a dict) holds ``dt`` (s), ``t_start`` (s), ``ids`` (trace numbers, file order from
+    0) and the index columns of the gather's traces: ``offset``, ``sx``, ``sy``, ``rx``,
+    ``ry`` (m), ``ffid``, ``channel``, ``cmp``, ``source_id``.
+    """
+
+    two_pass: ClassVar[bool] = False
+
+    def apply(self, gather: np.ndarray, ctx: dict[str, Any]) -> np.ndarray:
+        """The processed gather (float32, the shape of ``gather``: traces x samples)."""
+        ...
+
+    def prepare(self, reader: TraceReader, groups: list[np.ndarray]) -> None:
+        """Line-wide work before the gathers; ``groups``: this rank's gathers (trace numbers)."""
+        return None
+
+    def attributes(self, gather: np.ndarray, ctx: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Two-pass steps: per-trace attributes of one gather (one value per trace)."""
+        raise NotImplementedError
+
+    def decide(self, attrs: dict[str, np.ndarray], cols: dict[str, np.ndarray]) -> None:
+        """Two-pass steps: decisions from the attributes and index columns of every trace."""
+        raise NotImplementedError
+
+    def qc(self) -> dict[str, Any]:
+        """This rank's QC values (numbers are summed over ranks, lists concatenated)."""
+        return {}
+
+    def finish(self, merged: dict[str, Any], reader: TraceReader, summary: dict[str, Any]
+               ) -> None:
+        """Rank 0, after every gather: add to the QC ``summary`` (and write side files)."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -47,7 +96,10 @@ class StepSpec:
         import importlib
 
         mod, cls = self.factory.split(":")
-        return getattr(importlib.import_module(mod), cls)(params)
+        impl = getattr(importlib.import_module(mod), cls)(params)
+        if not isinstance(impl, GatherStep):
+            raise TypeError(f"step {self.name}: {self.factory} is not a GatherStep")
+        return impl
 
     def self_doc(self) -> str:
         """The ``--help`` text: description and parameter table."""
@@ -65,7 +117,20 @@ def _p(*a, **k) -> Param:
 
 IMPL = "seis_hpc.flows.impl"
 
-STEPS: dict[str, StepSpec] = {s.name: s for s in [
+# The registry: step name -> spec (see register).
+STEPS: dict[str, StepSpec] = {}
+
+
+def register(spec: StepSpec) -> StepSpec:
+    """Add ``spec`` to :data:`STEPS` (its ``factory``, ``"module:Class"``, names a
+    :class:`GatherStep`, imported only when the step runs)."""
+    if spec.name in STEPS:
+        raise ValueError(f"step {spec.name!r} is already registered")
+    STEPS[spec.name] = spec
+    return spec
+
+
+for _spec in [
     StepSpec("edit", "bad-trace editing: kill dead/NaN/noisy traces, despike, flip reversed",
              "Find dead (zero or constant), NaN/Inf, spiky, noisy (band RMS against the\n"
              "neighbours in the shot and in the CMP) and reversed-polarity traces; kill,\n"
@@ -148,7 +213,8 @@ STEPS: dict[str, StepSpec] = {s.name: s for s in [
               _p("window", "s", 0.1, "matching window length"),
               _p("traces", "int", 8, "matching window width (traces)"),
               _p("filter_length", "s", 0.02, "matching filter length")], f"{IMPL}:Srme"),
-]}
+]:
+    register(_spec)
 
 
 def step(name: str) -> StepSpec:

@@ -43,7 +43,8 @@ from seis_hpc import __version__
 from seis_hpc.errors import SeisError
 from seis_hpc.io.atomic import atomic_output
 from seis_hpc.io.headermap import ELEVATION_KEYS, HeaderMap, load_headermap
-from seis_hpc.io.segy import TRACE_HEADER_BYTES, Layout, decode_samples, probe
+from seis_hpc.io.segy import TRACE_HEADER_BYTES, Layout, probe
+from seis_hpc.io.traces import TraceReader, layout_of_index
 
 INDEX_SUFFIX = ".index.h5"
 _CHUNK = 200_000  # traces per header-reading block (48 MB of headers)
@@ -171,7 +172,7 @@ class TraceIndex:
         self._columns = dict(columns)
         self.attrs = dict(attrs)
         self.path = path
-        self._mm = None
+        self._reader: TraceReader | None = None
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -390,20 +391,26 @@ class TraceIndex:
         return self.t_start + self.dt * np.arange(self.ns)
 
     # -- samples --------------------------------------------------------------------------
-    def _memmap(self) -> np.memmap:
-        if self._mm is None:
+    def reader(self) -> TraceReader:
+        """The :class:`~seis_hpc.io.traces.TraceReader` of the indexed file (made once).
+
+        Raises
+        ------
+        SeisError
+            The file changed (size or modification time) since it was indexed.
+        """
+        if self._reader is None:
             if self.is_stale():
                 raise SeisError("file changed since it was indexed (size or modification "
                                 "time); rebuild the index", self.segy_path)
-            self._mm = np.memmap(self.segy_path, dtype=np.uint8, mode="r",
-                                 offset=int(self.attrs["data_offset"]),
-                                 shape=(self.n_traces, int(self.attrs["trace_bytes"])))
-        return self._mm
+            self._reader = TraceReader(layout_of_index(self.attrs), index=self)
+        return self._reader
 
     def read_traces(self, ids) -> np.ndarray:
         """Read the samples of the traces ``ids`` (file order numbers, from 0).
 
-        Only those traces are read, by byte position.
+        Only those traces are read, by byte position (:meth:`TraceReader.read
+        <seis_hpc.io.traces.TraceReader.read>`).
 
         Parameters
         ----------
@@ -420,25 +427,7 @@ class TraceIndex:
         SeisError
             A trace number out of range, or a NaN/Inf sample (names the trace).
         """
-        ids = np.atleast_1d(np.asarray(ids, dtype=np.int64))
-        if ids.size and (ids.min() < 0 or ids.max() >= self.n_traces):
-            bad = ids[(ids < 0) | (ids >= self.n_traces)][0]
-            raise SeisError(f"trace {bad} out of range (file has {self.n_traces} traces)",
-                            self.segy_path)
-        raw = self._memmap()[ids, TRACE_HEADER_BYTES:]
-        data = decode_samples(raw, int(self.attrs["format"]), str(self.attrs["endian"]),
-                              self.ns)
-        finite = np.isfinite(data).all(axis=1)
-        if not finite.all():
-            row = int(np.flatnonzero(~finite)[0])
-            self._raise_bad_sample(int(ids[row]), data[row])
-        return data
-
-    def _raise_bad_sample(self, trace: int, samples: np.ndarray) -> None:
-        k = int(np.flatnonzero(~np.isfinite(samples))[0])
-        raise SeisError(f"trace {trace} (FFID {int(self['ffid'][trace])}, channel "
-                        f"{int(self['channel'][trace])}): sample {k} is {samples[k]} "
-                        "(NaN/Inf)", self.segy_path)
+        return self.reader().read(ids)
 
     def check_samples(self, chunk: int = 4096) -> None:
         """Decode every sample once and raise :class:`SeisError` at the first NaN/Inf."""
@@ -452,7 +441,7 @@ class TraceIndex:
 
     def close(self) -> None:
         """Release the memory map of the data file."""
-        self._mm = None
+        self._reader = None
 
 
 def _candidates(segy_path: Path) -> list[Path]:

@@ -630,5 +630,74 @@ def _write_traces(path, head: bytes, data: np.ndarray, headers: dict, dt: float,
         f.write(head)
         for a in range(0, ntr, chunk):
             b = min(ntr, a + chunk)
-            samples = encode_samples(data[a:b], fmt, endian)
-            f.write(np.concatenate([hdr[a:b], samples], axis=1).tobytes())
+            f.write(trace_block(hdr[a:b], data[a:b], fmt, endian).tobytes())
+
+
+def trace_block(headers: np.ndarray, data: np.ndarray, fmt: int, endian: str) -> np.ndarray:
+    """Traces as they lie in a file: each 240-byte header followed by its encoded samples.
+
+    Parameters
+    ----------
+    headers : numpy.ndarray
+        uint8, shape ``(n, 240)``: the trace headers, as bytes.
+    data : numpy.ndarray
+        Samples, shape ``(n, ns)`` (amplitude units of the file).
+    fmt : int
+        Sample format code (see :data:`FORMATS`).
+    endian : {"big", "little"}
+        Byte order.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, shape ``(n, 240 + ns * bytes per sample)``.
+    """
+    return np.concatenate([headers, encode_samples(data, fmt, endian)], axis=1)
+
+
+def preallocate(path: str | os.PathLike, head: bytes, file_size: int) -> None:
+    """Create ``path`` holding the file header ``head``, extended to ``file_size`` bytes, so
+    that ranks can then write their traces into it at their own positions
+    (:func:`pwrite_traces`)."""
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(file_size)
+
+
+def _runs(ids: np.ndarray) -> list[tuple[int, int]]:
+    """(start position in ids, length) of runs of consecutive trace numbers."""
+    if len(ids) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+    starts = np.r_[0, breaks]
+    ends = np.r_[breaks, len(ids)]
+    return list(zip(starts.tolist(), (ends - starts).tolist(), strict=True))
+
+
+def pwrite_traces(fd: int, layout: Layout, ids: np.ndarray, headers: np.ndarray,
+                  data: np.ndarray) -> None:
+    """Write traces ``ids`` into an open, preallocated file with ``layout`` at their positions.
+
+    Each MPI rank writes its own traces into the one shared file (``os.pwrite``, one call per
+    run of consecutive trace numbers), in the layout's sample format and byte order.
+
+    Parameters
+    ----------
+    fd : int
+        File descriptor open for writing (:func:`preallocate` made the file).
+    layout : Layout
+        Layout of the output (data offset, trace length, format, byte order).
+    ids : numpy.ndarray
+        Trace numbers (file order, from 0), any order.
+    headers : numpy.ndarray
+        uint8 ``(len(ids), 240)``: the trace headers of ``ids``.
+    data : numpy.ndarray
+        Samples ``(len(ids), ns)`` of ``ids``.
+    """
+    ids = np.asarray(ids, np.int64)
+    order = np.argsort(ids, kind="stable")
+    ids_sorted = ids[order]
+    block = trace_block(headers[order], data[order], layout.format, layout.endian)
+    for a, n in _runs(ids_sorted):
+        pos = layout.data_offset + int(ids_sorted[a]) * layout.trace_bytes
+        os.pwrite(fd, block[a:a + n].tobytes(), pos)

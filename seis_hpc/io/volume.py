@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import h5py
@@ -122,52 +123,152 @@ def _default_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(out)) + (nt,)
 
 
-def write_into(f: h5py.File, vol: Volume, chunks: tuple[int, ...] | None = None,
-               allocate_only: bool = False) -> h5py.Dataset:
-    """Write the axes, coordinates and attributes of ``vol`` into an open file.
+def write_into(f: h5py.File, vol: Volume, chunks: tuple[int, ...] | None = None
+               ) -> h5py.Dataset:
+    """Write ``vol`` (data, axes, coordinates, attributes) into an open file.
 
-    With ``allocate_only`` the data set is created but not filled (ranks fill tiles later).
+    Returns
+    -------
+    h5py.Dataset
+        The data set written.
     """
-    dims = vol.dims()
-    shape = tuple(vol.data.shape)
-    dset = f.create_dataset(vol.name, shape=shape, dtype="f4",
-                            chunks=chunks or _default_chunks(shape))
-    if not allocate_only:
-        dset[...] = np.asarray(vol.data, dtype=np.float32)
-    axes = {"time": np.asarray(vol.time, dtype=np.float64)}
-    if vol.grid.is_2d:
-        axes["cmp"] = vol.grid.crosslines().astype(np.int32)
-    else:
-        axes["inline"] = vol.grid.inlines().astype(np.int32)
-        axes["crossline"] = vol.grid.crosslines().astype(np.int32)
-    if vol.offset is not None:
-        axes["offset"] = np.asarray(vol.offset, dtype=np.float64)
-    for name, values in axes.items():
-        f.create_dataset(name, data=values)
-        f[name].make_scale(name)
-        f[name].attrs["units"] = UNITS[name]
-    for i, d in enumerate(dims):
-        dset.dims[i].label = d
-        dset.dims[i].attach_scale(f[d])
-    cx, cy = vol.grid.cdp_xy()
-    lateral = dims[1:-1] if vol.name == "gathers" else dims[:-1]
-    for name, values in (("cdp_x", cx), ("cdp_y", cy)):
-        ds = f.create_dataset(name, data=values.astype(np.float64))
-        ds.attrs["units"] = "m"
-        for i, d in enumerate(lateral):
-            ds.dims[i].attach_scale(f[d])
-    dset.attrs["units"] = UNITS[vol.name]
-    attrs = {**vol.grid.to_attrs(), **vol.attrs}
-    attrs.update(
-        kind=vol.name,
-        software=f"seis_hpc {__version__}",
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        config=vol.config,
-        history=json.dumps(list(vol.history)),
-    )
-    for k, v in attrs.items():
-        f.attrs[k] = v if not isinstance(v, dict) else json.dumps(v)
-    return dset
+    w = VolumeWriter(f, vol.grid, vol.time, vol.name, offset=vol.offset, config=vol.config,
+                     history=vol.history, attrs=vol.attrs, chunks=chunks)
+    w.put_all(vol.name, vol.data)
+    return f[vol.name]
+
+
+class VolumeWriter:
+    """The one writer of the volume format: lay a file out, then write blocks into it.
+
+    Every volume goes through it: :func:`write_volume` (images, velocities, image gathers in
+    one piece), the PSTM engine's output (tiles and row slabs, written by rank 0 or by every
+    rank through parallel HDF5) and the merge of an array job's part images. Creating one
+    lays the file out (data sets unfilled, dimension scales, bin-centre coordinates,
+    attributes); :meth:`attach` wraps a file already laid out (a parallel HDF5 reopen).
+
+    Parameters
+    ----------
+    f : h5py.File
+        Open for writing.
+    grid : BinGrid
+        Lateral axes.
+    time : array_like
+        Two-way time of each sample (s).
+    name : {"image", "vrms", "gathers"}
+        The file's ``kind`` and its data set.
+    offset : array_like, optional
+        Offset-class centres (m): gathers, or an image with its gathers (``with_gathers``).
+    with_gathers : bool
+        An image file that also holds the image gathers (``offset`` first) in ``gathers``.
+    config : str
+        Configuration text of the job that made it.
+    history : sequence of str
+        Processing history, one line per step.
+    attrs : dict, optional
+        Further file attributes.
+    chunks : tuple of int, optional
+        HDF5 chunk shape of the data set; default about 1 MiB chunks spanning whole traces
+        (an image with gathers takes the gathers' chunks without the offset axis).
+    """
+
+    def __init__(self, f: h5py.File, grid: BinGrid, time, name: str = "image", *,
+                 offset=None, with_gathers: bool = False, config: str = "",
+                 history: Sequence[str] = (), attrs: dict | None = None,
+                 chunks: tuple[int, ...] | None = None):
+        self.f, self.grid = f, grid
+        if (name == "gathers" or with_gathers) and offset is None:
+            raise SeisError("image gathers need offset-class centres")
+        lateral = self.lateral_dims(grid)
+        shape = grid.shape + (len(time),)
+        axes = {"time": np.asarray(time, dtype=np.float64)}
+        if grid.is_2d:
+            axes["cmp"] = grid.crosslines().astype(np.int32)
+        else:
+            axes["inline"] = grid.inlines().astype(np.int32)
+            axes["crossline"] = grid.crosslines().astype(np.int32)
+        if offset is not None:
+            axes["offset"] = np.asarray(offset, dtype=np.float64)
+        sets: list[tuple[str, tuple[int, ...], tuple[str, ...]]] = []
+        if name == "gathers" or with_gathers:
+            sets.append(("gathers", (len(axes["offset"]),) + shape, ("offset",) + lateral
+                         + ("time",)))
+        if name != "gathers":
+            sets.append((name, shape, lateral + ("time",)))
+        for ds_name, ds_shape, _ in sets:
+            ch = chunks or _default_chunks(ds_shape)
+            if ds_name == "image" and with_gathers and chunks is None:
+                ch = f["gathers"].chunks[1:]
+            f.create_dataset(ds_name, shape=ds_shape, dtype="f4", chunks=ch)
+        for ax, values in axes.items():
+            f.create_dataset(ax, data=values)
+            f[ax].make_scale(ax)
+            f[ax].attrs["units"] = UNITS[ax]
+        for ds_name, _, dims in sets:
+            dset = f[ds_name]
+            for i, d in enumerate(dims):
+                dset.dims[i].label = d
+                dset.dims[i].attach_scale(f[d])
+            dset.attrs["units"] = UNITS[ds_name]
+        cx, cy = grid.cdp_xy()
+        for cname, values in (("cdp_x", cx), ("cdp_y", cy)):
+            ds = f.create_dataset(cname, data=values.astype(np.float64))
+            ds.attrs["units"] = "m"
+            for i, d in enumerate(lateral):
+                ds.dims[i].attach_scale(f[d])
+        meta = {**grid.to_attrs(), **(attrs or {})}
+        meta.update(
+            kind=name,
+            software=f"seis_hpc {__version__}",
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            config=config,
+            history=json.dumps(list(history)),
+        )
+        for k, v in meta.items():
+            f.attrs[k] = v if not isinstance(v, dict) else json.dumps(v)
+
+    @classmethod
+    def attach(cls, f: h5py.File, grid: BinGrid) -> VolumeWriter:
+        """A writer over a file already laid out by another writer (e.g. reopened by every
+        rank with the ``mpio`` driver)."""
+        w = cls.__new__(cls)
+        w.f, w.grid = f, grid
+        return w
+
+    @staticmethod
+    def lateral_dims(grid: BinGrid) -> tuple[str, ...]:
+        """Names of the lateral axes: ``("inline", "crossline")``, or ``("cmp",)`` in 2D."""
+        return ("cmp",) if grid.is_2d else ("inline", "crossline")
+
+    def put_all(self, name: str, data: np.ndarray) -> None:
+        """Fill data set ``name`` with ``data`` (its full shape; converted to float32)."""
+        self.f[name][...] = np.asarray(data, dtype=np.float32)
+
+    def put(self, name: str, block: np.ndarray, rows: slice, cols: slice,
+            lead: tuple = ()) -> None:
+        """Write a block of bins into data set ``name``.
+
+        Parameters
+        ----------
+        name : str
+            ``"image"``, ``"gathers"``...
+        block : numpy.ndarray
+            Shape ``(rows, cols, nt)`` (grid rows are inline indices, columns crossline
+            indices; in 2D one row of CMPs).
+        rows, cols : slice
+            Where the block goes, in grid indices from 0.
+        lead : tuple
+            Index of the leading axes (``(k,)``: offset class ``k`` of the gathers).
+        """
+        if self.grid.is_2d:
+            self.f[name][lead + (cols,)] = block[0]
+        else:
+            self.f[name][lead + (rows, cols)] = block
+
+    def put_lines(self, name: str, lines: slice, block: np.ndarray, lead: tuple = ()) -> None:
+        """Write whole lines along the data set's first lateral axis: inlines, shape
+        ``(n, n_crossline, nt)``; in 2D CMPs, shape ``(n, nt)``. ``lead`` as in :meth:`put`."""
+        self.f[name][lead + (lines,)] = block
 
 
 def read_volume(path: str | os.PathLike, name: str | None = None) -> Volume:

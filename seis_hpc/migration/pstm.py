@@ -39,8 +39,8 @@ import math
 import numpy as np
 
 from seis_hpc.errors import SeisError
+from seis_hpc.geometry import offset_classes
 from seis_hpc.migration.traveltime import (
-    as_coordinates,
     check_geometry,
     max_distance,
     sparse_knots,
@@ -52,30 +52,6 @@ BACKENDS = ("cython", "numpy", "gpu")
 # Trace blocks of the Cython migration kernel: a block of float32 traces (256 x ns x 4 bytes,
 # about 1 MiB for 1000 samples) stays in L2/L3 while all threads sweep their output points.
 TRACE_BLOCK = 256
-
-
-def offset_classes(offset, edges) -> np.ndarray:
-    """Offset class of each trace for common-image gathers.
-
-    Parameters
-    ----------
-    offset : array_like, shape (ntr,)
-        Source-receiver offsets (m).
-    edges : array_like, shape (n_class + 1,)
-        Strictly increasing class edges (m); class c holds ``edges[c] <= offset < edges[c+1]``.
-
-    Returns
-    -------
-    numpy.ndarray of int64, shape (ntr,)
-        Class index per trace, -1 outside ``[edges[0], edges[-1])``.
-    """
-    off = as_coordinates("offset", offset)
-    e = as_coordinates("offset_edges", edges)
-    if e.size < 2 or not np.all(np.diff(e) > 0):
-        raise SeisError("offset_edges: need at least two strictly increasing edges (m)")
-    cls = np.searchsorted(e, off, side="right") - 1
-    cls[(off < e[0]) | (off >= e[-1])] = -1
-    return cls.astype(np.int64)
 
 
 def rho_filter(data, dt, dims=3) -> np.ndarray:

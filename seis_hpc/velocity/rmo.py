@@ -172,7 +172,7 @@ def pick_gamma(panel, gammas, time, *, min_semblance: float = 0.5, min_separatio
 
 def class_offsets(offset, edges) -> np.ndarray:
     """Mean |offset| (m) of the traces in each offset class (the centre for an empty class)."""
-    from seis_hpc.migration.pstm import offset_classes
+    from seis_hpc.geometry import offset_classes
 
     e = np.asarray(edges, dtype=np.float64)
     off = np.abs(np.asarray(offset, dtype=np.float64))
