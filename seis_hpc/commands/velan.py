@@ -85,57 +85,24 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import datetime as dt
     import json
-    import os
     import sys
 
-    from seis_hpc.errors import SeisError
-    from seis_hpc.io.atomic import atomic_outputs, prepare_outputs
-    from seis_hpc.survey import Survey
-    from seis_hpc.velocity.field import field_from_picks, table_from_field, write_vrms
-    from seis_hpc.velocity.model import read_vrms_csv
-    from seis_hpc.velocity.picks import read_picks, write_picks, write_su_picks
-    from seis_hpc.velocity.velan import ScanParams, analysis_locations, velocity_analysis
+    from seis_hpc.velocity.analysis import velan
 
-    if not os.path.exists(args.input):
-        raise FileNotFoundError(2, "No such file or directory", args.input)
-    prepare_outputs(args.out, args.picks, args.su_table)  # bad names fail before any work
-    if args.every is not None and args.every_m is not None:
-        raise SeisError("give --every or --every-m, not both")
-    survey = Survey.open(args.input, args.index)
-    idx, grid = survey.index, survey.grid
-    time = idx.times()
-    if args.use_picks:
-        picks = read_picks(args.use_picks, grid)
-    else:
-        params = ScanParams(vmin=args.vmin, vmax=args.vmax, dv=args.dv, window=args.window,
-                            stretch_mute=args.stretch_mute, supergather=args.supergather,
-                            method=args.method, vint_min=args.vint_min, vint_max=args.vint_max,
-                            corridor=args.corridor, min_semblance=args.min_semblance,
-                            outlier=args.outlier or None, tmin=args.tmin, tmax=args.tmax)
-        params.velocities()
-        reference = read_vrms_csv(args.reference) if args.reference else None
-        every = args.every if args.every is not None or args.every_m is not None else 20
-        locs = analysis_locations(grid, survey.fold(), every=every, every_m=args.every_m,
-                                  min_fold=args.min_fold)
-        from seis_hpc.progress import Progress
-
-        with Progress(len(locs), "velan", "location") as prog:
-            picks = velocity_analysis(idx, idx["inline"], idx["crossline"], grid, locs, params,
-                                      reference=reference,
-                                      progress=lambda done, total: prog.set(done))
-    field = field_from_picks(picks, grid, time, smooth_m=args.smooth_m, smooth_s=args.smooth_s)
     config = json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")},
                         default=str, indent=1)
     history = [f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} seis-hpc "
                f"velan {' '.join(sys.argv[2:])}"]
-    # Every output or none: each goes to its temporary name, renamed when all are done.
-    with atomic_outputs(args.out, args.picks, args.su_table) as (out, picks_out, su_out):
-        if picks_out:
-            write_picks(picks_out, picks)
-        write_vrms(out, field, grid, time, config=config, history=history,
-                   attrs={"n_locations": len(picks.locations)})
-        if su_out:
-            write_su_picks(su_out, table_from_field(field, grid, time, every=args.su_every))
+    picks = velan(args.input, args.out, picks=args.picks, use_picks=args.use_picks,
+                  su_table=args.su_table, su_every=args.su_every, every=args.every,
+                  every_m=args.every_m, min_fold=args.min_fold, reference=args.reference,
+                  smooth_m=args.smooth_m, smooth_s=args.smooth_s, index=args.index,
+                  config=config, history=history, vmin=args.vmin, vmax=args.vmax,
+                  dv=args.dv, window=args.window, stretch_mute=args.stretch_mute,
+                  supergather=args.supergather, method=args.method, vint_min=args.vint_min,
+                  vint_max=args.vint_max, corridor=args.corridor,
+                  min_semblance=args.min_semblance, outlier=args.outlier or None,
+                  tmin=args.tmin, tmax=args.tmax)
     n = sum(len(p.time) for p in picks.locations)
     print(f"velan: {len(picks.locations)} locations, {n} picks; wrote {args.out}",
           file=sys.stderr)

@@ -10,9 +10,16 @@ gather, so mute zones and dead traces do not dim the stack.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from seis_hpc.errors import SeisError
+
+if TYPE_CHECKING:
+    from seis_hpc.survey import Survey
 
 TRACE_BLOCK = 4096  # traces per NMO call (4096 x 1000 samples x 8 bytes of velocity: 33 MB)
 
@@ -106,3 +113,67 @@ def write_stack(path, stack: np.ndarray, grid, time, *, segy=None, config: str =
     write_volume(path, vol)
     if segy is not None:
         write_volume_segy(segy, vol)
+
+
+def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
+          out: str | os.PathLike, *, segy: str | os.PathLike | None = None,
+          stretch_mute: float = 0.3, interp: str = "linear",
+          index: str | os.PathLike | None = None, config: str = "",
+          history: Sequence[str] = (), progress: bool = True) -> np.ndarray:
+    """NMO stack of a survey normalised by the live fold, written to HDF5 (and SEG-Y).
+
+    Both outputs or neither: each goes to a temporary name, renamed when both are written.
+
+    Parameters
+    ----------
+    survey : path-like or Survey
+        SEG-Y/SU prestack file (or its trace index), or an open
+        :class:`~seis_hpc.survey.Survey`.
+    velocity : path-like
+        Vrms (m/s): an HDF5 'vrms' volume on any bin grid or a ``time_s,vrms_mps`` CSV.
+    out : path-like
+        HDF5 'image' volume: (cmp, time) or (inline, crossline, time).
+    segy : path-like, optional
+        Also write SEG-Y (INLINE_3D/CROSSLINE_3D/CDP/CDP_X/CDP_Y headers).
+    stretch_mute : float
+        NMO stretch limit (fraction, >= 0; 0 for none).
+    interp : {"linear", "cubic"}
+        Interpolation of the NMO correction.
+    index : path-like, optional
+        Trace index of a survey given by path.
+    config : str
+        Configuration text stored in the output.
+    history : sequence of str
+        History lines stored in the output.
+    progress : bool
+        Show the progress line on stderr.
+
+    Returns
+    -------
+    numpy.ndarray, shape ``grid.shape + (nt,)``
+        The stack, as written.
+    """
+    from seis_hpc.io.atomic import atomic_outputs, prepare_outputs
+    from seis_hpc.progress import Progress
+    from seis_hpc.survey import Survey
+    from seis_hpc.velocity.model import open_vrms
+
+    for p in (survey, velocity):
+        if isinstance(p, (str, os.PathLike)) and not os.path.exists(p):
+            raise FileNotFoundError(2, "No such file or directory", os.fspath(p))
+    prepare_outputs(out, segy)  # a bad output name fails before any work
+    if stretch_mute < 0:
+        raise SeisError(f"--stretch-mute must be >= 0 (got {stretch_mute})")
+    sv = survey if isinstance(survey, Survey) else Survey.open(survey, index)
+    idx = sv.index
+    time = idx.times()
+    vel = open_vrms(velocity, sv.grid, time)
+    with Progress(None, "stack", "inline", mode="auto" if progress else "off") as prog:
+        result = nmo_stack_survey(idx, sv.bin_serial(), sv.grid, vel,
+                                  stretch_mute=stretch_mute or None, interp=interp,
+                                  progress=lambda done, total: (setattr(prog, "total", total),
+                                                                prog.set(done)))
+    with atomic_outputs(out, segy) as (out_tmp, segy_tmp):
+        write_stack(out_tmp, result, sv.grid, time, segy=segy_tmp, config=config,
+                    history=history, attrs={"velocity": os.path.abspath(velocity)})
+    return result

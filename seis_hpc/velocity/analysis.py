@@ -1,0 +1,109 @@
+"""Velocity analysis of a survey into a smooth Vrms field: :func:`velan`, the library call
+behind ``seis-hpc velan`` (semblance scans and automatic picks of :mod:`.velan`, the field of
+:mod:`.field`, the pick files of :mod:`.picks`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from seis_hpc.errors import SeisError
+
+if TYPE_CHECKING:
+    from seis_hpc.survey import Survey
+    from seis_hpc.velocity.picks import Picks
+
+
+def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
+          picks: str | os.PathLike | None = None, use_picks: str | os.PathLike | None = None,
+          su_table: str | os.PathLike | None = None, su_every: int = 20,
+          every: int | None = None, every_m: float | None = None, min_fold: int = 6,
+          reference: str | os.PathLike | None = None, smooth_m: float = 250.0,
+          smooth_s: float = 0.05, index: str | os.PathLike | None = None, config: str = "",
+          history: Sequence[str] = (), progress: bool = True, **scan: Any) -> Picks:
+    """Semblance velocity analysis with automatic picks into a smooth Vrms volume.
+
+    Every output or none: each goes to a temporary name, renamed when all are written.
+
+    Parameters
+    ----------
+    survey : path-like or Survey
+        SEG-Y/SU prestack file (or its trace index), or an open
+        :class:`~seis_hpc.survey.Survey`.
+    out : path-like
+        Output HDF5 'vrms' volume on the survey grid (m/s).
+    picks : path-like, optional
+        Also write the picks table (TOML) here.
+    use_picks : path-like, optional
+        Use this picks table (TOML or SU par file) instead of picking.
+    su_table : path-like, optional
+        Also export the field as an SU par file, sampled every ``su_every`` CMPs.
+    su_every : int
+        CMP spacing of the SU table.
+    every : int, optional
+        Analysis every N CMPs (3D: inlines and crosslines); default 20 unless ``every_m``.
+    every_m : float, optional
+        Analysis every M metres instead.
+    min_fold : int
+        Skip bins with fewer traces.
+    reference : path-like, optional
+        Reference ``time_s,vrms_mps`` CSV for the picker's corridor.
+    smooth_m, smooth_s : float
+        Smoothing of the field laterally (m) and in time (s).
+    index : path-like, optional
+        Trace index of a survey given by path.
+    config : str
+        Configuration text stored in the output.
+    history : sequence of str
+        History lines stored in the output.
+    progress : bool
+        Show the progress line on stderr.
+    **scan
+        Fields of :class:`seis_hpc.velocity.velan.ScanParams` (``vmin``, ``vmax``, ``dv`` in
+        m/s, ``window`` in s, ``vint_min``, ``corridor``, ``outlier``, ``tmin``, ...).
+
+    Returns
+    -------
+    Picks
+        The picks the field was made from.
+    """
+    from seis_hpc.io.atomic import atomic_outputs, prepare_outputs
+    from seis_hpc.progress import Progress
+    from seis_hpc.survey import Survey
+    from seis_hpc.velocity.field import field_from_picks, table_from_field, write_vrms
+    from seis_hpc.velocity.model import read_vrms_csv
+    from seis_hpc.velocity.picks import read_picks, write_picks, write_su_picks
+    from seis_hpc.velocity.velan import ScanParams, analysis_locations, velocity_analysis
+
+    if isinstance(survey, (str, os.PathLike)) and not os.path.exists(survey):
+        raise FileNotFoundError(2, "No such file or directory", os.fspath(survey))
+    prepare_outputs(out, picks, su_table)  # bad names fail before any work
+    if every is not None and every_m is not None:
+        raise SeisError("give --every or --every-m, not both")
+    sv = survey if isinstance(survey, Survey) else Survey.open(survey, index)
+    idx, grid = sv.index, sv.grid
+    time = idx.times()
+    if use_picks:
+        found = read_picks(use_picks, grid)
+    else:
+        params = ScanParams(**scan)
+        params.velocities()
+        ref = read_vrms_csv(reference) if reference else None
+        step = every if every is not None or every_m is not None else 20
+        locs = analysis_locations(grid, sv.fold(), every=step, every_m=every_m,
+                                  min_fold=min_fold)
+        with Progress(len(locs), "velan", "location",
+                      mode="auto" if progress else "off") as prog:
+            found = velocity_analysis(idx, idx["inline"], idx["crossline"], grid, locs, params,
+                                      reference=ref,
+                                      progress=lambda done, total: prog.set(done))
+    field = field_from_picks(found, grid, time, smooth_m=smooth_m, smooth_s=smooth_s)
+    with atomic_outputs(out, picks, su_table) as (out_tmp, picks_tmp, su_tmp):
+        if picks_tmp:
+            write_picks(picks_tmp, found)
+        write_vrms(out_tmp, field, grid, time, config=config, history=list(history),
+                   attrs={"n_locations": len(found.locations)})
+        if su_tmp:
+            write_su_picks(su_tmp, table_from_field(field, grid, time, every=su_every))
+    return found
