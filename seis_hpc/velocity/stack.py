@@ -11,7 +11,7 @@ gather, so mute zones and dead traces do not dim the stack.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,13 +19,18 @@ import numpy as np
 from seis_hpc.errors import SeisError
 
 if TYPE_CHECKING:
+    from seis_hpc.geometry import BinGrid
+    from seis_hpc.io.index import TraceIndex
     from seis_hpc.survey import Survey
+    from seis_hpc.velocity.model import VrmsFunction, VrmsVolume
 
 TRACE_BLOCK = 4096  # traces per NMO call (4096 x 1000 samples x 8 bytes of velocity: 33 MB)
 
 
-def nmo_stack_survey(source, bins: np.ndarray, grid, velocity, *, stretch_mute: float | None = 0.3,
-                     interp: str = "linear", progress=None) -> np.ndarray:
+def nmo_stack_survey(source: TraceIndex, bins: np.ndarray, grid: BinGrid,
+                     velocity: VrmsVolume | VrmsFunction, *, stretch_mute: float | None = 0.3,
+                     interp: str = "linear",
+                     progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """NMO stack of every bin of a survey.
 
     Parameters
@@ -86,8 +91,9 @@ def nmo_stack_survey(source, bins: np.ndarray, grid, velocity, *, stretch_mute: 
     return stack.reshape(grid.shape + (ns,))
 
 
-def write_stack(path, stack: np.ndarray, grid, time, *, segy=None, config: str = "",
-                history=(), attrs: dict | None = None) -> None:
+def write_stack(path: str | os.PathLike, stack: np.ndarray, grid: BinGrid, time: np.ndarray, *,
+                segy: str | os.PathLike | None = None, config: str = "",
+                history: Sequence[str] = (), attrs: dict | None = None) -> None:
     """Write a stack as an HDF5 ``image`` volume and, optionally, SEG-Y.
 
     Parameters
