@@ -141,36 +141,6 @@ def derive_columns(raw: dict[str, np.ndarray], layout: Layout) -> dict[str, np.n
     return col
 
 
-def check_coordinates(raw: dict[str, np.ndarray], col: dict[str, np.ndarray],
-                      headermap: HeaderMap, path: str) -> None:
-    """Refuse a trace whose coordinate, after the SEG-Y scalar, lies beyond
-    :data:`seis_hpc.limits.COORD_MAX` (1e8 m): a wrong scalar (+10000 for -100) or garbage
-    in the field, which would otherwise give bins of thousands of km and an empty image.
-
-    Raises
-    ------
-    SeisError
-        Naming the file, the trace (0-based, with FFID and channel), the header field and its
-        bytes, the raw value and the scalar.
-    """
-    from seis_hpc.limits import COORD_MAX
-
-    for key, name in (("sx", "sx"), ("sy", "sy"), ("gx", "rx"), ("gy", "ry"),
-                      ("cdp_x", "cdp_x"), ("cdp_y", "cdp_y")):
-        bad = np.flatnonzero(~(np.abs(col[name]) <= COORD_MAX))
-        if not bad.size:
-            continue
-        k = int(bad[0])
-        f = headermap.fields[key]
-        s = headermap.fields["coordinate_scalar"]
-        raise SeisError(
-            f"trace {k} (FFID {int(raw['ffid'][k])}, channel {int(raw['channel'][k])}): "
-            f"{key} (trace header bytes {f.byte}-{f.byte + f.size - 1}) = {raw[key][k]:g} "
-            f"with coordinate scalar {int(raw['coordinate_scalar'][k])} (bytes "
-            f"{s.byte}-{s.byte + s.size - 1}) is {col[name][k]:.4g} m, beyond {COORD_MAX:g} m "
-            f"(wrong coordinate scalar?)", path)
-
-
 def source_numbers(ffid: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
     """Number the distinct (ffid, sx, sy) from 0 in order of first appearance."""
     if len(ffid) == 0:
@@ -222,7 +192,6 @@ class TraceIndex:
         layout = probe(segy_path)
         raw = read_headers(layout, hmap)
         cols = derive_columns(raw, layout)
-        check_coordinates(raw, cols, hmap, layout.path)
         st = os.stat(layout.path)
         attrs = {k: getattr(layout, k) for k in _LAYOUT_ATTRS}
         attrs.update(segy_path=str(Path(layout.path).absolute()), file_mtime_ns=st.st_mtime_ns,
