@@ -134,7 +134,20 @@ def run(args) -> int:
         survey = Survey.open(args.input, args.index)
         idx = survey.index
         grid = _subgrid(survey.grid, ints(args.grid) if args.grid else None)
-        time = _time_axis(idx, args.tmax, None)
+        time = _time_axis(idx, args.tmax, None, n_bins=grid.n_bins,
+                          n_classes=args.offset_classes, mem_per_rank=args.mem_per_rank,
+                          out=out)
+        from seis_hpc.engine.decomposition import image_bytes
+        from seis_hpc.limits import check_in_memory
+
+        # rank 0 holds the gathers of a pass and the velocity (float32, and float64 while
+        # it is interpolated) for the RMO update
+        check_in_memory(image_bytes(grid.n_bins, time.size, args.offset_classes)
+                        + 12 * grid.n_bins * time.size,
+                        "the image gathers and the velocity of the RMO update",
+                        f"{grid.n_bins:,} points x {time.size:,} samples x "
+                        f"({args.offset_classes} offset classes + 1) x 4 bytes, and the "
+                        "velocity at 12 bytes a sample", "lower --tmax or use --grid")
         params = RmoParams(gamma_min=args.gamma_min, gamma_max=args.gamma_max,
                            min_semblance=args.min_semblance, smooth_m=args.smooth_m,
                            smooth_s=args.smooth_s, tmin=args.tmin)

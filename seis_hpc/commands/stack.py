@@ -51,6 +51,12 @@ def run(args) -> int:
     survey = Survey.open(args.input, args.index)
     idx = survey.index
     time = idx.times()
+    from seis_hpc.limits import check_in_memory
+
+    # the float64 sum and int64 live fold of every bin and sample, and the float32 result
+    n_bins = survey.grid.n_bins
+    check_in_memory(20 * n_bins * time.size, "the stack",
+                    f"{n_bins:,} bins x {time.size:,} samples x 20 bytes (sum, fold, result)")
     vel = open_vrms(args.velocity, survey.grid, time)
     from seis_hpc.progress import Progress
 

@@ -104,6 +104,11 @@ def run(args) -> int:
     survey = Survey.open(args.input, args.index)
     idx, grid = survey.index, survey.grid
     time = idx.times()
+    from seis_hpc.limits import check_in_memory
+
+    # the field is interpolated and smoothed in float64 (three copies) and written float32
+    check_in_memory(28 * grid.n_bins * time.size, "the velocity field",
+                    f"{grid.n_bins:,} bins x {time.size:,} samples x 28 bytes")
     if args.use_picks:
         picks = read_picks(args.use_picks, grid)
     else:
