@@ -33,7 +33,7 @@ import numpy as np
 
 from seis_hpc.errors import SeisError
 from seis_hpc.geometry import BinGrid
-from seis_hpc.io.headermap import load_headermap
+from seis_hpc.io.headermap import DEFAULT_FIELDS, TYPES, load_headermap
 from seis_hpc.io.index import TraceIndex
 from seis_hpc.io.traces import TraceReader
 
@@ -239,13 +239,64 @@ def open_traces(path: str | os.PathLike, bin_cmps: bool = False) -> TraceReader:
     return TraceIndex.for_file(path, save=False).reader()
 
 
+# index column -> header map name of the coordinate fields binned
+_COORDINATES = {"sx": "sx", "sy": "sy", "rx": "gx", "ry": "gy", "cdp_x": "cdp_x",
+                "cdp_y": "cdp_y"}
+
+
+def check_coordinates(idx: TraceIndex, columns) -> None:
+    """Refuse a trace whose coordinate, after the SEG-Y scalar, lies beyond
+    :data:`seis_hpc.limits.COORD_MAX` (1e8 m): a wrong scalar (+10000 for -100) or garbage in
+    the field would otherwise give bins of thousands of km and an all-zero image.
+
+    Raises
+    ------
+    SeisError
+        Naming the file, the trace (from 0, with FFID and channel), the header field with its
+        bytes, and the coordinate scalar of that trace.
+    """
+    from seis_hpc.limits import COORD_MAX
+
+    fields = {f.split(":")[0]: f.split(":")[1:] for f in
+              str(idx.attrs.get("headermap", "")).split(", ") if f.count(":") == 2}
+    for col in columns:
+        v = idx[col]
+        bad = np.flatnonzero(~(np.abs(v) <= COORD_MAX))
+        if not bad.size:
+            continue
+        k = int(bad[0])
+        name = _COORDINATES[col]
+        default = DEFAULT_FIELDS[name]
+        byte, kind = fields.get(name, (default.byte, default.type))
+        byte, size = int(byte), TYPES.get(kind, (None, 4))[1]
+        sbyte = int(fields.get("coordinate_scalar", (DEFAULT_FIELDS["coordinate_scalar"].byte,))[0])
+        raise SeisError(
+            f"trace {k} (FFID {int(idx['ffid'][k])}, channel {int(idx['channel'][k])}): "
+            f"{name} (trace header bytes {byte}-{byte + size - 1}) is {v[k]:.4g} m after the "
+            f"coordinate scalar{_scalar_text(idx, k, sbyte)}, beyond {COORD_MAX:g} m (wrong "
+            f"coordinate scalar, bytes {sbyte}-{sbyte + 1}?)", idx.segy_path)
+
+
+def _scalar_text(idx: TraceIndex, k: int, byte: int) -> str:
+    """`` <value>``: the coordinate scalar of trace ``k`` read from the file ('' if unread)."""
+    try:
+        bo = ">" if idx.attrs.get("endian", "big") == "big" else "<"
+        with open(idx.segy_path, "rb") as fh:
+            fh.seek(int(idx["byte_offset"][k]) + byte - 1)
+            return f" {int(np.frombuffer(fh.read(2), dtype=bo + 'i2')[0]):+d}"
+    except (OSError, IndexError, ValueError):
+        return ""
+
+
 def _points(idx: TraceIndex) -> tuple[np.ndarray, np.ndarray]:
     """The points to bin: midpoints, or CDP_X/CDP_Y when there are no source/receiver
-    coordinates (stacked data)."""
+    coordinates (stacked data). Coordinates beyond 1e8 m are refused."""
     s = [idx[k] for k in ("sx", "sy", "rx", "ry")]
     if any(np.any(a != 0) for a in s):
+        check_coordinates(idx, ("sx", "sy", "rx", "ry"))
         return idx["mx"], idx["my"]
     if np.any(idx["cdp_x"] != 0) or np.any(idx["cdp_y"] != 0):
+        check_coordinates(idx, ("cdp_x", "cdp_y"))
         return idx["cdp_x"], idx["cdp_y"]
     keys = ("ffid", "channel", "header_cdp", "header_offset", "header_inline",
             "header_crossline")
@@ -392,6 +443,7 @@ def _fit_headers(idx: TraceIndex, x: np.ndarray, y: np.ndarray) -> Geometry:
     il, xl = idx["header_inline"].astype(np.int64), idx["header_crossline"].astype(np.int64)
     exact = np.any(idx["cdp_x"] != 0) or np.any(idx["cdp_y"] != 0)
     if exact:
+        check_coordinates(idx, ("cdp_x", "cdp_y"))
         x, y = idx["cdp_x"], idx["cdp_y"]
     il0, xl0 = int(il.min()), int(xl.min())
     n_il, n_xl = int(il.max()) - il0 + 1, int(xl.max()) - xl0 + 1

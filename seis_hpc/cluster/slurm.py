@@ -300,10 +300,12 @@ def load_config(path: str | Path) -> JobConfig:
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
 
+    from seis_hpc.limits import read_text
+
     path = str(path)
+    text = read_text(path, "job file (TOML)")
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SeisError(f"not valid TOML: {exc}", path) from None
     unknown = sorted(set(data) - {"cluster", "job", "array"})

@@ -75,7 +75,32 @@ def describe_segy(path, headermap=None) -> dict:
 
 
 def describe_hdf5(path) -> dict:
-    """Summary of a seis_hpc HDF5 volume or trace index."""
+    """Summary of a seis_hpc HDF5 volume or trace index.
+
+    Raises
+    ------
+    SeisError
+        A truncated or damaged file (HDF5 cannot read it), or one that is not a seis_hpc
+        volume or index (missing grid attributes or data sets), naming the file.
+    """
+    from seis_hpc.errors import SeisError
+
+    try:
+        return _describe_hdf5(path)
+    except SeisError as exc:
+        if exc.path is None:
+            raise SeisError(str(exc), path) from None
+        raise
+    except KeyError as exc:
+        raise SeisError(f"not a seis_hpc volume: missing {exc.args[0]!r}", path) from None
+    except (OSError, RuntimeError) as exc:
+        if isinstance(exc, OSError) and exc.filename:
+            raise  # an OS error on the file itself (permission...): its own message
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise SeisError(f"damaged or truncated HDF5 file ({reason})", path) from None
+
+
+def _describe_hdf5(path) -> dict:
     import json
 
     import h5py

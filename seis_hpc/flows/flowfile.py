@@ -93,9 +93,10 @@ def load_flow(path: str | os.PathLike) -> Flow:
         ``<file>: line N: <problem>`` for the first problem found.
     """
     from seis_hpc.flows.steps import STEPS
+    from seis_hpc.limits import read_text
 
     path = Path(path)
-    text = path.read_text()
+    text = read_text(path, "flow file (TOML)")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

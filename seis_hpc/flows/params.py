@@ -8,6 +8,7 @@ error. No heavy imports here: ``seis-hpc --help`` reads these specs.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -44,6 +45,10 @@ class Param:
         Allowed values of a ``str`` parameter.
     list_unit : str
         Unit of the elements of a ``floats`` parameter.
+    limit : str
+        What a value must satisfy, checked with the value (before anything runs): ``">0"``,
+        ``">=0"``, ``">1"``, ``">=1"`` (each element of a ``floats`` list), or ``"corners"``
+        (four values 0 <= f1 <= f2 <= f3 <= f4). Numbers are always finite.
     """
 
     name: str
@@ -53,6 +58,7 @@ class Param:
     required: bool = False
     choices: tuple | None = None
     list_unit: str = ""
+    limit: str = ""
 
     @property
     def flag(self) -> str:
@@ -75,6 +81,8 @@ def _quantity(value, unit: str, where: str) -> float:
     if isinstance(value, bool):
         raise SeisError(f"{where}: expected a number in {unit or 'no unit'}, got {value!r}")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise SeisError(f"{where}: {value!r} is not a finite number")
         return float(value)
     if isinstance(value, str):
         m = _NUM.match(value)
@@ -88,9 +96,35 @@ def _quantity(value, unit: str, where: str) -> float:
     raise SeisError(f"{where}: expected a number in {unit or 'no unit'}, got {value!r}")
 
 
+_LIMITS = {">0": (lambda v: v > 0, "> 0"), ">=0": (lambda v: v >= 0, ">= 0"),
+           ">1": (lambda v: v > 1, "> 1"), ">=1": (lambda v: v >= 1, ">= 1")}
+
+
+def _check_limit(p: Param, value, where: str):
+    """Refuse a converted value outside ``p.limit``."""
+    if not p.limit or value is None:
+        return value
+    unit = p.list_unit if p.unit == "floats" else p.unit
+    unit = f" {unit}" if unit in UNITS and unit else ""
+    if p.limit == "corners":
+        if len(value) != 4 or value[0] < 0 or sorted(value) != list(value):
+            raise SeisError(f"{where}: must be four values 0 <= f1 <= f2 <= f3 <= f4{unit} "
+                            f"(got {', '.join(f'{v:g}' for v in value)})")
+        return value
+    ok, text = _LIMITS[p.limit]
+    for v in value if isinstance(value, list) else [value]:
+        if not ok(v):
+            raise SeisError(f"{where}: must be {text}{unit} (got {v:g})")
+    return value
+
+
 def convert(p: Param, value, where: str):
     """Check and convert ``value`` for parameter ``p``; ``where`` prefixes any error."""
     where = f"{where}: {p.name}"
+    return _check_limit(p, _convert(p, value, where), where)
+
+
+def _convert(p: Param, value, where: str):
     if p.unit in UNITS:
         return _quantity(value, p.unit, where)
     if p.unit == "int":

@@ -129,10 +129,12 @@ def load_headermap(path: str | os.PathLike | None = None) -> HeaderMap:
         return HeaderMap(dict(DEFAULT_FIELDS))
     if isinstance(path, HeaderMap):
         return path
+    from seis_hpc.limits import read_text
+
     path = os.fspath(path)
+    text = read_text(path, "header map (TOML)")
     try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SeisError(f"header map is not valid TOML ({exc})", path) from None
     table = doc.get("fields", doc)

@@ -47,8 +47,9 @@ FORMAT_NAMES = {
     7: "int24", 8: "int8", 9: "int64", 10: "uint32", 11: "uint16", 12: "uint64",
     15: "uint24", 16: "uint8",
 }
-# Plausible sample interval range (s); outside it the header is taken as corrupt.
-DT_MIN, DT_MAX = 1e-6, 0.1
+# Plausible sample interval range (s); outside it the header is taken as corrupt. The lower
+# bound is seis_hpc.limits.DT_MIN (10 us), finer than any seismic recorder.
+DT_MIN, DT_MAX = 1e-5, 0.1
 
 
 def _trace_field_sizes() -> dict[str, tuple[int, int]]:
@@ -348,13 +349,18 @@ def _probe_segy(path: str, head: bytes, size: int) -> Layout:
         if fits and ns not in fits:
             ns = fits[0]
     dt_us = bin_dt = _u16(head, 3217, bo, signed=True)
-    if dt_us <= 0 and len(th0) == TRACE_HEADER_BYTES:
-        dt_us = _u16(th0, 117, bo, signed=True)
+    tr_dt = _u16(th0, 117, bo, signed=True) if len(th0) == TRACE_HEADER_BYTES else None
+    field = "binary header bytes 3217-3218" + (
+        f"; the first trace header, bytes 117-118, says {tr_dt} us"
+        if tr_dt is not None and tr_dt != bin_dt else "")
+    if dt_us <= 0 and tr_dt is not None:
+        dt_us = tr_dt
         if dt_us <= 0:
             raise SeisError(f"sample interval is {bin_dt} us in the binary header (bytes "
                             f"3217-3218) and {dt_us} us in the first trace header (bytes "
                             "117-118)", path)
-    dt = _check_dt(path, dt_us)
+        field = f"first trace header bytes 117-118; the binary header says {bin_dt} us"
+    dt = _check_dt(path, dt_us, field)
     nb = FORMATS[fmt][0]
     trace_bytes = TRACE_HEADER_BYTES + ns * nb
     n_traces = _count_traces(path, size, data_offset, trace_bytes, ns)
@@ -388,17 +394,19 @@ def _probe_su(path: str, head: bytes, size: int) -> Layout:
                         "(little-endian) (truncated file?)", path)
     fits.sort()  # prefer the byte order whose sample interval is plausible
     _, endian, bo, ns, dt_us = fits[0]
-    dt = _check_dt(path, dt_us)
+    dt = _check_dt(path, dt_us, "trace header bytes 117-118")
     return Layout(path, "su", endian, 5, 5, ns, dt, _scaled_time_ms(head, bo) * 1e-3, 0,
                   TRACE_HEADER_BYTES + 4 * ns, size // (TRACE_HEADER_BYTES + 4 * ns), "", size)
 
 
-def _check_dt(path: str, dt_us: int) -> float:
+def _check_dt(path: str, dt_us: int, field: str) -> float:
+    """The sample interval (s) from ``dt_us`` read at ``field``; refused outside
+    :data:`DT_MIN`..:data:`DT_MAX`."""
     if dt_us <= 0:
-        raise SeisError(f"sample interval is {dt_us} us (trace header bytes 117-118)", path)
+        raise SeisError(f"sample interval is {dt_us} us ({field})", path)
     dt = dt_us * 1e-6
     if not DT_MIN <= dt <= DT_MAX:
-        raise SeisError(f"absurd sample interval {dt_us} us (expected "
+        raise SeisError(f"absurd sample interval {dt_us} us ({field}; expected "
                         f"{DT_MIN * 1e6:g}..{DT_MAX * 1e6:g} us)", path)
     return dt
 

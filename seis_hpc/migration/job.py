@@ -91,18 +91,61 @@ def select_grid(grid: BinGrid, sel: Sequence[int] | None) -> BinGrid:
                    grid.is_2d)
 
 
-def output_times(idx: TraceIndex, tmax: float | None = None, dt: float | None = None
-                 ) -> np.ndarray:
-    """Output two-way times (s): 0, dt, ... up to ``tmax`` (s; default the input's last
-    sample), ``dt`` (s; default the input's sample interval)."""
-    dt = float(dt or idx.dt)
+def output_times(idx: TraceIndex, tmax: float | None = None, dt: float | None = None, *,
+                 n_bins: int | None = None, n_classes: int = 0,
+                 mem_per_rank: str | int | None = None,
+                 out: str | os.PathLike | None = None) -> np.ndarray:
+    """The output time axis 0..tmax step dt (s), refused before it is allocated when a value
+    is impossible or when the image would not fit the memory of a rank or the output disk.
+
+    Parameters
+    ----------
+    idx : TraceIndex
+        The input (its last sample and interval are the defaults).
+    tmax, dt : float or None
+        ``--tmax`` and ``--dt`` (s).
+    n_bins, n_classes : int
+        Image points and offset classes, for the size check (no check when ``n_bins`` is None).
+    mem_per_rank : str or int
+        ``--mem-per-rank``: one image point (its trace, time axis, velocity and kernel output)
+        must fit it.
+    out : path-like
+        The output image, whose file system must hold the image.
+
+    Returns
+    -------
+    numpy.ndarray
+        Output two-way times (s).
+    """
+    import shutil
+
+    from seis_hpc.engine.decomposition import format_size, image_bytes, parse_size
+    from seis_hpc.limits import check_output_axis
+
+    dt = float(idx.dt) if dt is None else float(dt)
     last = float(idx.t_start + (idx.ns - 1) * idx.dt)
     tmax = last if tmax is None else float(tmax)
-    if not dt > 0:
-        raise SeisError(f"--dt must be > 0 s (got {dt})")
-    if not tmax > 0:
-        raise SeisError(f"--tmax must be > 0 s (got {tmax})")
-    n = int(np.floor(tmax / dt + 1e-9)) + 1
+    n = check_output_axis(dt, tmax)
+    if n_bins is not None:
+        image = image_bytes(n_bins, n, n_classes)
+        what = (f"--tmax {tmax:g} s at --dt {dt:g} s gives {n:,} output samples: the image "
+                f"would need {format_size(image)} ({n_bins:,} points x {n:,} samples"
+                + (f" x {1 + n_classes} (image + {n_classes} offset classes)" if n_classes
+                   else "") + " x 4 bytes)")
+        # per rank, at least one image point: its trace and gathers, the kernel's output
+        # and the velocity (float32), and the time axis (float64)
+        one = image_bytes(1, n, n_classes + 2) + 8 * n
+        budget = parse_size(mem_per_rank) if mem_per_rank is not None else None
+        if budget is not None and one > budget:
+            raise SeisError(f"{what}; one image point alone needs {format_size(one)} per "
+                            f"rank, more than --mem-per-rank {format_size(budget)}: lower "
+                            "--tmax or raise --dt")
+        if out is not None:
+            folder = os.path.dirname(os.path.abspath(out))
+            free = shutil.disk_usage(folder).free if os.path.isdir(folder) else None
+            if free is not None and image > free:
+                raise SeisError(f"{what}; only {format_size(free)} free in {folder}: lower "
+                                "--tmax or raise --dt")
     return np.arange(n) * dt
 
 
@@ -310,10 +353,12 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         sv = survey if isinstance(survey, Survey) else Survey.open(survey, index)
         idx = sv.index
         g = select_grid(sv.grid, grid)
-        time = output_times(idx, tmax, dt)
-        vel = _velocity_model(velocity, g, time, validate=True)
         edges = (offset_edges(offset_classes or "8", idx["offset"])
                  if gathers or offset_classes else None)
+        time = output_times(idx, tmax, dt, n_bins=g.n_bins,
+                            n_classes=0 if edges is None else len(edges) - 1,
+                            mem_per_rank=mem_per_rank, out=path)
+        vel = _velocity_model(velocity, g, time, validate=True)
         if backend != "cython":
             from seis_hpc.gpu import get_runtime
 

@@ -69,6 +69,7 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
         The picks the field was made from.
     """
     from seis_hpc.io.atomic import atomic_outputs, prepare_outputs
+    from seis_hpc.limits import check_in_memory
     from seis_hpc.progress import Progress
     from seis_hpc.survey import Survey
     from seis_hpc.velocity.field import field_from_picks, table_from_field, write_vrms
@@ -84,6 +85,9 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
     sv = survey if isinstance(survey, Survey) else Survey.open(survey, index)
     idx, grid = sv.index, sv.grid
     time = idx.times()
+    # the field is interpolated and smoothed in float64 (three copies) and written float32
+    check_in_memory(28 * grid.n_bins * time.size, "the velocity field",
+                    f"{grid.n_bins:,} bins x {time.size:,} samples x 28 bytes")
     if use_picks:
         found = read_picks(use_picks, grid)
     else:

@@ -15,6 +15,7 @@ tile's velocities.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 
 from seis_hpc.errors import SeisError
 from seis_hpc.geometry import BinGrid
+from seis_hpc.limits import VRMS_MAX, VRMS_MIN, check_vrms, read_text
 
 
 def _time_weights(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,18 +44,19 @@ def read_vrms_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     time : numpy.ndarray
         Two-way times (s), strictly increasing.
     vrms : numpy.ndarray
-        RMS velocities (m/s), all > 0.
+        RMS velocities (m/s), all within :data:`~seis_hpc.limits.VRMS_MIN` ..
+        :data:`~seis_hpc.limits.VRMS_MAX` (300..10,000 m/s).
 
     Raises
     ------
     SeisError
-        Missing columns, a value that is not a number, NaN, v <= 0 or times not increasing,
-        naming the file and the line.
+        Not UTF-8 text, missing columns, a value that is not a number, NaN, v <= 0, v outside
+        the physical range or times not increasing, naming the file and the line.
     """
     path = Path(path)
-    with open(path, newline="") as fh:
-        rows = [(n, r) for n, r in enumerate(csv.reader(fh), start=1)
-                if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    text = read_text(path, "velocity CSV (columns time_s,vrms_mps)")
+    rows = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text, newline="")), start=1)
+            if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
     if not rows:
         raise SeisError("empty velocity file (expected columns time_s,vrms_mps)", path)
     line0, head = rows[0]
@@ -74,6 +77,7 @@ def read_vrms_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             raise SeisError(f"line {n}: time_s/vrms_mps is NaN or infinite", path)
         if vv <= 0:
             raise SeisError(f"line {n}: vrms_mps must be > 0 m/s (got {vv:g})", path)
+        check_vrms(vv, f"line {n}", path)
         if t and tt <= t[-1]:
             raise SeisError(f"line {n}: time_s must increase (got {tt:g} s after "
                             f"{t[-1]:g} s)", path)
@@ -114,13 +118,21 @@ class VrmsVolume:
         except OSError as exc:
             if not os.path.exists(self.path):
                 raise FileNotFoundError(2, "No such file or directory", self.path) from None
-            raise SeisError(f"not an HDF5 file or CSV velocity ({exc.__class__.__name__})",
+            reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            raise SeisError(f"not a readable HDF5 velocity volume ({reason})",
                             self.path) from None
         with f:
             if "vrms" not in f:
                 raise SeisError("no 'vrms' data set (is this a seis_hpc velocity volume?)",
                                 self.path)
-            self.vgrid = BinGrid.from_attrs(f.attrs)
+            try:
+                self.vgrid = BinGrid.from_attrs(f.attrs)
+            except SeisError as exc:
+                raise SeisError(f"{exc} (a seis_hpc vrms volume carries its bin grid as "
+                                "grid_* attributes)", self.path) from None
+            if "time" not in f:
+                raise SeisError("no 'time' data set (two-way times of the vrms samples)",
+                                self.path)
             self.vtime = f["time"][...].astype(np.float64)
             shape = f["vrms"].shape
             if shape != self.vgrid.shape + (len(self.vtime),):
@@ -138,11 +150,23 @@ class VrmsVolume:
             block = ds[a:a + step]
             bad = ~np.isfinite(block)
             if bad.any():
-                pos = np.argwhere(bad)[0]
-                raise SeisError(f"vrms is NaN or infinite at index {tuple(int(p) for p in pos)}"
-                                f" (first axis offset {a})", self.path)
-            if (block <= 0).any():
-                raise SeisError(f"vrms must be > 0 m/s (min {float(block.min()):g})", self.path)
+                pos = tuple(int(p) for p in np.argwhere(bad)[0])
+                pos = (pos[0] + a,) + pos[1:]
+                raise SeisError(f"{self._where(pos)}: vrms is NaN or infinite", self.path)
+            out = (block < VRMS_MIN) | (block > VRMS_MAX)
+            if out.any():
+                first = np.argwhere(out)[0]
+                pos = (int(first[0]) + a,) + tuple(int(p) for p in first[1:])
+                check_vrms(float(block[tuple(first)]), self._where(pos), self.path)
+
+    def _where(self, pos: tuple) -> str:
+        """``pos`` (an index into the vrms data set) as inline/crossline (or CMP) and time."""
+        vg = self.vgrid
+        if vg.is_2d:
+            where = f"CMP {vg.crossline0 + pos[0]}"
+        else:
+            where = f"inline {vg.inline0 + pos[0]}, crossline {vg.crossline0 + pos[1]}"
+        return f"vrms[{', '.join(map(str, pos))}] ({where}, t = {self.vtime[pos[-1]]:g} s)"
 
     def window(self, i0: int, i1: int, j0: int, j1: int) -> np.ndarray:
         """Velocities (m/s) of the image bins ``[i0:i1, j0:j1]``, float32 ``(n_bins, nt)``."""
@@ -183,18 +207,44 @@ def open_vrms(path: str | os.PathLike, grid: BinGrid, time, validate: bool = Tru
     """A lazy velocity model for ``grid`` and the output ``time`` axis (s).
 
     ``.csv`` files (or any file whose first bytes are text) are read as a ``time_s,vrms_mps``
-    function; anything else as a seis_hpc ``vrms`` HDF5 volume. All values are checked here
-    (``validate=False`` skips the scan of a volume for NaN and v <= 0, for ranks other than
-    the one that already checked it).
+    function; anything else as a seis_hpc ``vrms`` HDF5 volume. A SEG-Y or SU file given
+    as the velocity is refused as such. All values are checked here (``validate=False`` skips
+    the scan of a volume for NaN and values outside 300..10,000 m/s, for ranks other than the
+    one that already checked it).
     """
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(2, "No such file or directory", str(p))
+    if p.is_dir():
+        raise SeisError("is a directory, not a velocity file", p)
     with open(p, "rb") as fh:
-        head = fh.read(8)
-    if p.suffix.lower() in (".csv", ".txt") or (head and not head.startswith(b"\x89HDF")):
-        return VrmsFunction(p, np.asarray(time, dtype=np.float64))
-    return VrmsVolume(p, grid, time, validate=validate)
+        head = fh.read(4096)
+    if head.startswith(b"\x89HDF"):
+        return VrmsVolume(p, grid, time, validate=validate)
+    _refuse_seismic(p, head)
+    return VrmsFunction(p, np.asarray(time, dtype=np.float64))
+
+
+def _refuse_seismic(path: Path, head: bytes) -> None:
+    """Refuse a SEG-Y or SU file given where a velocity is expected (a common slip: the survey
+    named twice); text files pass."""
+    seismic = path.suffix.lower() in (".sgy", ".segy", ".su", ".seg")
+    if not seismic:
+        try:
+            head.decode("utf-8")
+            return
+        except UnicodeDecodeError as exc:
+            if exc.reason == "unexpected end of data":  # a character cut by the 4 KiB read
+                return
+    from seis_hpc.io.segy import probe
+
+    try:
+        layout = probe(path)
+    except SeisError:
+        return  # not seismic either: the CSV reader says what is wrong
+    raise SeisError(f"is a {'SU' if layout.kind == 'su' else 'SEG-Y'} file ({layout.n_traces} "
+                    f"traces of {layout.ns} samples), not a velocity: give a vrms HDF5 volume "
+                    "(e.g. from seis-hpc velan) or a time_s,vrms_mps CSV", path)
 
 
 def load_vrms(path: str | os.PathLike, grid: BinGrid, time) -> np.ndarray:

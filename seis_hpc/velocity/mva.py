@@ -176,7 +176,19 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
         sv = Survey.open(survey, index)
         idx = sv.index
         g = select_grid(sv.grid, _ints(grid))
-        time = output_times(idx, tmax, None)
+        time = output_times(idx, tmax, None, n_bins=g.n_bins, n_classes=offset_classes,
+                            mem_per_rank=mem_per_rank, out=out)
+        from seis_hpc.engine.decomposition import image_bytes
+        from seis_hpc.limits import check_in_memory
+
+        # rank 0 holds the gathers of a pass and the velocity (float32, and float64 while
+        # it is interpolated) for the RMO update
+        check_in_memory(image_bytes(g.n_bins, time.size, offset_classes)
+                        + 12 * g.n_bins * time.size,
+                        "the image gathers and the velocity of the RMO update",
+                        f"{g.n_bins:,} points x {time.size:,} samples x "
+                        f"({offset_classes} offset classes + 1) x 4 bytes, and the "
+                        "velocity at 12 bytes a sample", "lower --tmax or use --grid")
         params = RmoParams(gamma_min=gamma_min, gamma_max=gamma_max,
                            min_semblance=min_semblance, smooth_m=smooth_m, smooth_s=smooth_s,
                            tmin=tmin)

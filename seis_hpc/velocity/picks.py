@@ -241,7 +241,9 @@ def read_picks(path: str | os.PathLike, grid=None) -> Picks:
         Unreadable file, missing or mismatched fields, bad picks (see :func:`dix`), naming the
         file and the location.
     """
-    text = Path(path).read_text()
+    from seis_hpc.limits import read_text
+
+    text = read_text(path, "picks table (TOML or SU par file)")
     if re.search(r"^\s*(cdp|tnmo|vnmo)\s*=", text, flags=re.MULTILINE) and \
             "[[location]]" not in text:
         if grid is None:
@@ -314,7 +316,9 @@ def read_su_picks(path: str | os.PathLike, grid) -> Picks:
     cdps: list[int] = []
     tn: list[list[float]] = []
     vn: list[list[float]] = []
-    for n, raw in enumerate(Path(path).read_text().splitlines(), start=1):
+    from seis_hpc.limits import read_text
+
+    for n, raw in enumerate(read_text(path, "SU par file").splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue

@@ -160,6 +160,7 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
         The stack, as written.
     """
     from seis_hpc.io.atomic import atomic_outputs, prepare_outputs
+    from seis_hpc.limits import check_in_memory
     from seis_hpc.progress import Progress
     from seis_hpc.survey import Survey
     from seis_hpc.velocity.model import open_vrms
@@ -173,6 +174,10 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
     sv = survey if isinstance(survey, Survey) else Survey.open(survey, index)
     idx = sv.index
     time = idx.times()
+    # the float64 sum and int64 live fold of every bin and sample, and the float32 result
+    n_bins = sv.grid.n_bins
+    check_in_memory(20 * n_bins * time.size, "the stack",
+                    f"{n_bins:,} bins x {time.size:,} samples x 20 bytes (sum, fold, result)")
     vel = open_vrms(velocity, sv.grid, time)
     with Progress(None, "stack", "inline", mode="auto" if progress else "off") as prog:
         result = nmo_stack_survey(idx, sv.bin_serial(), sv.grid, vel,
