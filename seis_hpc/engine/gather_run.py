@@ -208,7 +208,7 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
                             output_path)
         if Path(output_path).is_dir():
             raise SeisError("output is a directory", output_path)
-        reader = GatherReader(input_path, need_cmp=step.key == "cmp")
+        reader = GatherReader(input_path, need_cmp=step.gather_key(params) == "cmp")
         step.validate(params, reader)
         return str(temporary_name(output_path))
 
@@ -220,10 +220,15 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
     # one rank alone removes it on any exception.
     with registered(tmp, remove_on_error=size == 1):
         with abort_on_error(comm):
-            reader = GatherReader(input_path, need_cmp=step.key == "cmp")
-            groups = group_traces(reader.index, step.key)
+            reader = GatherReader(input_path, need_cmp=step.gather_key(params) == "cmp")
+            groups = group_traces(reader.index, step.gather_key(params))
             mine = assign(groups, size)[rank]
             impl = step.build(params)
+            # Steps that select or reorder traces (select, sort) give the input trace of every
+            # output position; the output then has len(order) traces.
+            order = impl.order(reader) if hasattr(impl, "order") else None
+            out_size = reader.layout.file_size if order is None else \
+                reader.layout.data_offset + len(order) * reader.layout.trace_bytes
             entry = {"step": step.name, "parameters": params, "input": input_path,
                      "output": output_path, "ranks": size,
                      "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
@@ -236,7 +241,7 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
                                                   if v is not None))
                 with open(tmp, "wb") as f:
                     f.write(head)
-                    f.truncate(reader.layout.file_size)
+                    f.truncate(out_size)
         if size > 1:
             comm.Barrier()
         with abort_on_error(comm):
@@ -247,7 +252,10 @@ def run_step(step, params: dict, input_path, output_path, *, comm=None, flow: di
             comm.Barrier()
         with abort_on_error(comm):
             try:
-                qc = _process(step, impl, reader, groups, mine, fd, comm)
+                if order is None:
+                    qc = _process(step, impl, reader, groups, mine, fd, comm)
+                else:
+                    qc = _copy_ordered(step, impl, reader, order, fd, comm)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -290,6 +298,8 @@ def _process(step, impl, reader, groups, mine, fd, comm) -> dict:
         order = np.argsort(ids, kind="stable")
         ids_sorted = ids[order]
         hdr = reader.header_bytes(ids_sorted)
+        if hasattr(impl, "headers"):
+            hdr = impl.headers(hdr, ids_sorted)
         samples = encode_samples(out[order], lay.format, lay.endian)
         block = np.concatenate([hdr, samples], axis=1)
         for a, n in _runs(ids_sorted):
@@ -299,6 +309,34 @@ def _process(step, impl, reader, groups, mine, fd, comm) -> dict:
             import time
 
             time.sleep(delay)
+    return qc
+
+
+def _copy_ordered(step, impl, reader, order, fd, comm, block_bytes: int = 64 << 20) -> dict:
+    """Copy the input traces ``order`` to output positions 0, 1, ... in large blocks (the
+    blocks dealt to ranks in turn); headers through ``impl.headers`` when the step has it."""
+    from seis_hpc.engine.comm import rank_size
+    from seis_hpc.progress import track
+
+    rank, size = rank_size(comm)
+    lay = reader.layout
+    qc = {"traces": 0, "gathers": 0, "sumsq_in": 0.0, "sumsq_out": 0.0}
+    per = max(1, block_bytes // lay.trace_bytes)
+    starts = list(range(0, len(order), per))[rank::size]
+    for a in track(starts, step.name, "block", rank=rank):
+        ids = np.asarray(order[a:a + per], np.int64)
+        srt = np.argsort(ids, kind="stable")
+        raw = np.empty((len(ids), lay.trace_bytes), np.uint8)
+        raw[srt] = reader._mm[ids[srt]]  # read in file order, place in output order
+        if hasattr(impl, "headers"):
+            raw[:, :TRACE_HEADER_BYTES] = impl.headers(raw[:, :TRACE_HEADER_BYTES], ids)
+        data = decode_samples(raw[:, TRACE_HEADER_BYTES:], lay.format, lay.endian, lay.ns)
+        ss = float(np.sum(np.where(np.isfinite(data), data, 0.0).astype(np.float64) ** 2))
+        qc["sumsq_in"] += ss
+        qc["sumsq_out"] += ss
+        qc["traces"] += len(ids)
+        qc["gathers"] += 1
+        os.pwrite(fd, raw.tobytes(), lay.data_offset + a * lay.trace_bytes)
     return qc
 
 

@@ -20,7 +20,8 @@ from seis_hpc.flows.params import Param, resolve
 
 @dataclass(frozen=True)
 class StepSpec:
-    """A flow step: ``key`` is the gather it works on (``shot``, ``cmp`` or ``line``)."""
+    """A flow step: ``key`` is the gather it works on (``shot``, ``cmp`` or ``line``; a
+    ``gathers`` parameter, where the step has one, chooses instead)."""
 
     name: str
     help: str
@@ -35,12 +36,21 @@ class StepSpec:
         return resolve(self.params, given, where)
 
     def validate(self, params: dict, reader) -> None:
-        """Checks that need the input (files named by parameters exist)."""
+        """Checks that need the input (files named by parameters exist, tables and
+        expressions are valid: building the implementation reads them, and its ``check``
+        looks at the input)."""
         for p in self.params:
             v = params.get(p.name)
-            if p.unit == "path" and v is not None and p.name in ("velocity",) \
+            if p.unit == "path" and v is not None and p.name != "report" \
                     and not os.path.isfile(v):
                 raise FileNotFoundError(2, "No such file or directory", v)
+        impl = self.build(params)
+        if hasattr(impl, "check"):
+            impl.check(reader)
+
+    def gather_key(self, params: dict) -> str:
+        """The gathers to work on for these parameters."""
+        return params.get("gathers") or self.key
 
     def build(self, params: dict):
         """The implementation object for these parameters."""
@@ -81,9 +91,11 @@ STEPS: dict[str, StepSpec] = {s.name: s for s in [
               _p("neighbours", "int", 6, "traces on each side compared (shot and CMP)")],
              f"{IMPL}:Edit", allow_bad=True),
     StepSpec("gain", "spherical divergence correction t*v(t)^2 or t^n (and its inverse)",
-             "Spherical divergence correction: multiply by t * (v(t)/v(0))^2 with --velocity,\n"
-             "else by t^power. --inverse divides instead (restores true amplitudes).", "shot",
-             [_p("velocity", "path", None, "Vrms CSV (time_s,vrms_mps)"),
+             "Spherical divergence correction: multiply by t * (v(t)/v(0))^2 with --velocity\n"
+             "(a Vrms CSV function, or velan's HDF5 Vrms field taken at each shot's mean\n"
+             "midpoint), else by t^power. --inverse divides instead (restores true\n"
+             "amplitudes).", "shot",
+             [_p("velocity", "path", None, "Vrms CSV (time_s,vrms_mps) or HDF5 field"),
               _p("power", "", 2.0, "exponent of t without --velocity"),
               _p("inverse", "bool", False, "remove the gain instead of applying it")],
              f"{IMPL}:Gain"),
@@ -130,8 +142,9 @@ STEPS: dict[str, StepSpec] = {s.name: s for s in [
               _p("tolerance", "s", 0.008, "gap shortened by this")], f"{IMPL}:Decon"),
     StepSpec("radon", "parabolic Radon demultiple of NMO-corrected CMP gathers",
              "High-resolution parabolic Radon: energy with residual moveout above --q-cut (s at\n"
-             "the largest offset) after NMO with --velocity is modelled and subtracted.", "cmp",
-             [_p("velocity", "path", None, "primaries' Vrms CSV (time_s,vrms_mps)",
+             "the largest offset) after NMO with --velocity (a Vrms CSV function, or velan's\n"
+             "HDF5 Vrms field taken at each CMP) is modelled and subtracted.", "cmp",
+             [_p("velocity", "path", None, "primaries' Vrms CSV (time_s,vrms_mps) or HDF5",
                  required=True),
               _p("q_cut", "s", 0.015, "residual moveout separating multiples"),
               _p("q_max", "s", 0.3, "largest residual moveout"),
@@ -148,6 +161,58 @@ STEPS: dict[str, StepSpec] = {s.name: s for s in [
               _p("window", "s", 0.1, "matching window length"),
               _p("traces", "int", 8, "matching window width (traces)"),
               _p("filter_length", "s", 0.02, "matching filter length")], f"{IMPL}:Srme"),
+    StepSpec("select", "keep the traces where a header expression is true",
+             "Keep the traces where --where is true, in file order, samples and headers\n"
+             "copied bit for bit. Expressions: field names (as `seis-hpc info` shows them:\n"
+             "ffid, channel, offset (m), cdp, cmp, sx, ..., trace; or segyio names:\n"
+             "FieldRecord, CDP, ShotPoint, ...), numbers, + - * / // %, comparisons,\n"
+             "and/or/not, parentheses. Example: --where 'offset < 400 and ffid <= 20'.",
+             "line", [_p("where", "str", None, "condition on header fields", required=True)],
+             f"{IMPL}:Select"),
+    StepSpec("sort", "reorder the traces by header keys (out of core)",
+             "Sort the traces by --keys (comma list of fields or expressions; -key for\n"
+             "descending; ties keep file order), e.g. cdp,offset for CMP gathers or\n"
+             "ffid,channel for shots. The trace index is sorted, then traces are copied in\n"
+             "that order in blocks of 64 MB, samples and headers bit for bit.", "line",
+             [_p("keys", "str", None, "sort keys, primary first", required=True)],
+             f"{IMPL}:Sort"),
+    StepSpec("headers", "header math: FIELD = EXPRESSION (segyio field names)",
+             "Set trace-header fields: each --set 'FIELD = EXPRESSION' (FIELD a segyio name\n"
+             "such as ShotPoint, CDP, offset; the value rounded to the field's integer), in\n"
+             "order, each seeing the fields set before it. Samples are unchanged.", "shot",
+             [_p("set", "texts", None, "assignment, e.g. 'ShotPoint = ffid * 2'",
+                 required=True)], f"{IMPL}:Headers"),
+    StepSpec("mute", "top and bottom mutes from offset-time tables",
+             "Zero the samples above a top mute and/or below a bottom mute, with a half-cosine\n"
+             "taper inside the kept zone. Tables: CSV offset_m,time_s (linear in absolute\n"
+             "offset, constant beyond the ends), optionally with a key column cdp or ffid\n"
+             "(one function per key, linear between keys).", "shot",
+             [_p("top", "path", None, "top-mute table"),
+              _p("bottom", "path", None, "bottom-mute table"),
+              _p("taper", "s", 0.02, "taper length"),
+              _p("gathers", "str", "shot", "gathers worked on", choices=("shot", "cmp"))],
+             f"{IMPL}:Mute"),
+    StepSpec("fk", "F-K fan filter rejecting apparent velocities below vmin",
+             "F-K dip filter: traces placed on the regular grid of their offsets (gaps\n"
+             "zero-filled), padded in time and space, energy with |f/k| <= vmin rejected,\n"
+             "kept whole above vmin*(1+taper), half-cosine fan edge between.", "shot",
+             [_p("vmin", "m/s", None, "highest apparent velocity rejected", required=True),
+              _p("taper", "", 0.2, "fan edge width as a fraction of vmin"),
+              _p("pad", "", 1.0, "padding in time and space (fraction of the gather)"),
+              _p("gathers", "str", "shot", "gathers worked on", choices=("shot", "cmp"))],
+             f"{IMPL}:Fk"),
+    StepSpec("statics", "static shifts by shot or station table, and tidal statics",
+             "Shift traces in time (positive: later) by a table ffid,shift_s (per shot) or\n"
+             "station,shift_s (source plus receiver station; station = round(u / interval),\n"
+             "u = x sin(az) + y cos(az) the distance along the line's azimuth az in [0, 180)\n"
+             "deg from the coordinate origin), plus tidal statics -2 h / vwater from a tide\n"
+             "table time,tide_m (ISO 8601 UTC times) at each shot's time headers (year, day\n"
+             "of year, hour, minute, second).", "shot",
+             [_p("table", "path", None, "statics table"),
+              _p("tide", "path", None, "tide table"),
+              _p("vwater", "m/s", 1500.0, "water velocity"),
+              _p("station_interval", "m", None, "station spacing (default: receiver spacing)")],
+             f"{IMPL}:Statics"),
 ]}
 
 
