@@ -346,3 +346,37 @@ def test_reorder_and_gather_steps_under_mpi_match_one_rank(tmp_path_factory):
             np.testing.assert_array_equal(_traces(root / f"{name}_mpi.sgy"),
                                           _traces(root / f"{name}_one.sgy"))
         comm.Barrier()
+
+
+# -- velan's HDF5 Vrms field as --velocity --------------------------------------------------------
+def test_gain_takes_velans_hdf5_field_at_each_shot(tmp_path):
+    from seis_hpc.flows.amplitude import spherical_divergence
+    from seis_hpc.geometry import BinGrid
+    from seis_hpc.velocity.field import write_vrms
+
+    h = _headers(3, 8)
+    h["SourceX"] = np.repeat([0.0, 1000.0, 2000.0], 8)
+    h["GroupX"] = h["SourceX"] - 50.0 - 12.5 * (h["TraceNumber"] - 1)
+    ns = 200
+    src = _write(tmp_path / "ones.sgy", np.ones((24, ns)), h)
+    # A line grid along x (azimuth 90), CMPs every 50 m from x = -200 m; the velocity grows
+    # 10 % per km along the line and with time.
+    grid = BinGrid.line(-200.0, 0.0, 90.0, 50.0, 1, 60)
+    t = DT * np.arange(ns)
+    xg = -200.0 + 50.0 * np.arange(60)
+    v = (1500.0 + 1000.0 * t)[None, :] * (1 + 1e-4 * xg)[:, None]
+    vel = tmp_path / "vrms.h5"
+    write_vrms(vel, v, grid, t)
+    out = tmp_path / "gain.sgy"
+    _seis("gain", src, "--out", out, "--velocity", vel)
+    got = _samples(out)
+    for s in range(3):
+        rows = slice(8 * s, 8 * s + 8)
+        mx = float(np.mean(0.5 * (h["SourceX"][rows] + h["GroupX"][rows])))
+        vt = (1500.0 + 1000.0 * t) * (1 + 1e-4 * mx)  # exact: linear in x between CMPs
+        want = spherical_divergence(np.ones((8, ns)), DT, velocity=vt)
+        np.testing.assert_allclose(got[rows], want, rtol=2e-5)
+    # A missing field is one line, exit 2.
+    p = _seis("gain", src, "--out", tmp_path / "x.sgy", "--velocity", tmp_path / "no.h5",
+              ok=False)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
