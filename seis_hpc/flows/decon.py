@@ -157,36 +157,66 @@ def taup_inverse(model, dt: float, offset, p) -> np.ndarray:
 def _radon(gather, dt, x, q, damping, power, sparse_iterations: int = 0, chunk: int = 64,
            fmax: float = 90.0):
     """Damped (optionally reweighted) least-squares Radon of ``gather`` over ``q``; all
-    frequencies of a chunk solved at once."""
+    frequencies of a chunk solved at once.
+
+    Per frequency the model is ``m = W^2 L^H (L W^2 L^H + lam I)^-1 d`` (``W`` the reweighting,
+    ``lam = damping * trace / n_q``): the same as ``W (W L^H L W + lam I)^-1 W L^H d`` but
+    solved in the data space, an ``n_x``-square system instead of an ``n_q``-square one,
+    when there are fewer traces than parabolas (a CMP gather: 24-60 traces, ~100 q), which
+    makes the transform ~20x cheaper.
+    """
     from scipy.fft import irfft, next_fast_len, rfft
 
     g = np.asarray(gather, np.float64)
-    ns = g.shape[1]
+    nx, ns = g.shape
+    nq = len(q)
     nfft = next_fast_len(2 * ns, real=True)
     spec = rfft(g, nfft, axis=1)
     w = 2 * np.pi * np.fft.rfftfreq(nfft, dt)
-    m = np.zeros((len(q), len(w)), complex)
-    eye = np.eye(len(q))
+    m = np.zeros((nq, len(w)), complex)
+    data_space = nx < nq
+    eye = np.eye(nx if data_space else nq)
     xp = x[:, None] ** power * q[None, :]
     kmax = int(np.searchsorted(w, 2 * np.pi * fmax, side="right"))  # no signal above fmax
     for k0 in range(1, kmax, chunk):
         ks = slice(k0, min(kmax, k0 + chunk))
-        L = np.exp(-1j * w[ks, None, None] * xp[None])  # (nk, nx, nq)
-        Lh = np.conj(np.swapaxes(L, 1, 2))
+        L = _phase_shifts(w[ks], xp)  # (nk, nx, nq)
+        Lh = np.ascontiguousarray(np.conj(np.swapaxes(L, 1, 2)))
         d = spec[:, ks].T[..., None]  # (nk, nx, 1)
-        A = Lh @ L
-        lam = damping * np.real(np.trace(A, axis1=1, axis2=2)) / len(q)
-        mk = np.linalg.solve(A + lam[:, None, None] * eye, Lh @ d)[..., 0]
-        for _ in range(sparse_iterations):
-            # Iteratively reweighted (Sacchi and Ulrych 1995): small coefficients damped more.
-            wts = np.abs(mk) + 1e-3 * np.abs(mk).max(axis=1, keepdims=True) + 1e-30
-            Lw = L * wts[:, None, :]
-            Lwh = np.conj(np.swapaxes(Lw, 1, 2))
-            A = Lwh @ Lw
-            lam = damping * np.real(np.trace(A, axis1=1, axis2=2)) / len(q)
-            mk = wts * np.linalg.solve(A + lam[:, None, None] * eye, Lwh @ d)[..., 0]
+        wts = None
+        for it in range(sparse_iterations + 1):
+            if it:
+                # Iteratively reweighted (Sacchi and Ulrych 1995): small coefficients damped
+                # more.
+                wts = np.abs(mk) + 1e-3 * np.abs(mk).max(axis=1, keepdims=True) + 1e-30
+            if data_space:
+                LW = L if wts is None else L * (wts ** 2)[:, None, :]
+                A = LW @ Lh  # L W^2 L^H, (nk, nx, nx)
+                lam = damping * np.real(np.trace(A, axis1=1, axis2=2)) / nq
+                y = np.linalg.solve(A + lam[:, None, None] * eye, d)
+                mk = (Lh @ y)[..., 0] * (1.0 if wts is None else wts ** 2)
+            else:
+                Lw = L if wts is None else L * wts[:, None, :]
+                Lwh = np.conj(np.swapaxes(Lw, 1, 2))
+                A = Lwh @ Lw
+                lam = damping * np.real(np.trace(A, axis1=1, axis2=2)) / nq
+                mk = np.linalg.solve(A + lam[:, None, None] * eye, Lwh @ d)[..., 0]
+                if wts is not None:
+                    mk = wts * mk
         m[:, ks] = mk.T
     return irfft(m, nfft, axis=1)[:, :ns].astype(np.float32)
+
+
+def _phase_shifts(w, xp) -> np.ndarray:
+    """``exp(-i w[k] xp)`` for equally spaced ``w`` (rad/s), ``(len(w),) + xp.shape``: one
+    complex exponential, then products (a complex ``exp`` per element is the slow part)."""
+    out = np.empty((len(w),) + xp.shape, complex)
+    out[0] = np.exp(-1j * w[0] * xp)
+    if len(w) > 1:
+        step = np.exp(-1j * (w[1] - w[0]) * xp)
+        for j in range(1, len(w)):
+            np.multiply(out[j - 1], step, out=out[j])
+    return out
 
 
 def _radon_apply(model, dt, x, q, power, fmax: float = 90.0):
@@ -202,8 +232,7 @@ def _radon_apply(model, dt, x, q, power, fmax: float = 90.0):
     d = np.zeros((len(x), len(w)), complex)
     for k0 in range(0, kmax, 64):
         ks = slice(k0, min(kmax, k0 + 64))
-        d[:, ks] = np.einsum("kxq,qk->xk", np.exp(-1j * w[ks, None, None] * xp[None]),
-                             spec[:, ks])
+        d[:, ks] = (_phase_shifts(w[ks], xp) @ spec[:, ks].T[..., None])[..., 0].T
     return irfft(d, nfft, axis=1)[:, :ns].astype(np.float32)
 
 
