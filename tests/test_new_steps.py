@@ -380,3 +380,30 @@ def test_gain_takes_velans_hdf5_field_at_each_shot(tmp_path):
     p = _seis("gain", src, "--out", tmp_path / "x.sgy", "--velocity", tmp_path / "no.h5",
               ok=False)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_radon_with_velans_hdf5_field_matches_the_csv_function(tmp_path):
+    from _conditioning_data import primaries_and_multiples
+
+    from seis_hpc.geometry import BinGrid
+    from seis_hpc.synth import Medium, vrms_function
+    from seis_hpc.velocity.field import write_vrms
+
+    d, _, _, h, _ = primaries_and_multiples(12, 48, 1.2)
+    cs, counts = np.unique(h["CDP"], return_counts=True)
+    keep = np.flatnonzero(np.isin(h["CDP"], cs[counts == counts.max()][:2]))
+    sub = {k: (v[keep] if np.ndim(v) else v) for k, v in h.items()}
+    src = _write(tmp_path / "cmps.sgy", d[keep], sub)
+    t, vr = vrms_function(Medium(), (d.shape[1] - 1) * DT, DT)
+    csv = tmp_path / "vrms.csv"
+    csv.write_text("time_s,vrms_mps\n" + "".join(f"{float(a)!r},{float(b)!r}\n"
+                                                  for a, b in zip(t, vr, strict=True)))
+    # A field that holds the same function everywhere (a 2D grid far larger than the line).
+    grid = BinGrid.line(499000.0, 3649000.0, 30.0, 100.0, 1, 40)
+    h5 = tmp_path / "vrms.h5"
+    write_vrms(h5, np.broadcast_to(vr, (40, len(vr))), grid, t)
+    _seis("radon", src, "--out", tmp_path / "a.sgy", "--velocity", csv)
+    _seis("radon", src, "--out", tmp_path / "b.sgy", "--velocity", h5)
+    a, b = _samples(tmp_path / "a.sgy"), _samples(tmp_path / "b.sgy")
+    assert np.abs(a - d[keep]).max() > 0.01 * np.abs(d[keep]).max()  # it did remove something
+    np.testing.assert_allclose(b, a, atol=1e-6 * np.abs(a).max())
