@@ -407,3 +407,21 @@ def test_radon_with_velans_hdf5_field_matches_the_csv_function(tmp_path):
     a, b = _samples(tmp_path / "a.sgy"), _samples(tmp_path / "b.sgy")
     assert np.abs(a - d[keep]).max() > 0.01 * np.abs(d[keep]).max()  # it did remove something
     np.testing.assert_allclose(b, a, atol=1e-6 * np.abs(a).max())
+
+
+def test_taup_decon_adds_nothing_above_the_first_multiple():
+    """The faint event above the water bottom (issue 17): tau-p decon must leave every sample
+    before the first-order water-layer multiple as it was."""
+    from _conditioning_data import line
+
+    from seis_hpc.flows import decon
+
+    d, h, _ = line(6, 48, 1.0)
+    g = d[h["FieldRecord"] == 3]
+    x = np.hypot(h["GroupX"] - h["SourceX"], h["GroupY"] - h["SourceY"])[h["FieldRecord"] == 3]
+    t_wb = decon.water_bottom_time(g, x, DT, velocity=1500.0)
+    out = decon.taup_decon(g, DT, x, t_wb)
+    t = DT * np.arange(g.shape[1])
+    before = t[None, :] < np.sqrt((2 * t_wb) ** 2 + (x / 1500.0) ** 2)[:, None] - 0.03
+    np.testing.assert_array_equal(out[before], g[before])
+    assert np.abs(out - g).max() > 0.05 * np.abs(g).max()  # and it does remove multiples

@@ -132,9 +132,11 @@ STEPS: dict[str, StepSpec] = {s.name: s for s in [
               _p("mu", "", 0.01, "damping")], f"{IMPL}:FxDecon"),
     StepSpec("decon", "predictive (gap) deconvolution of water-layer multiples, t-x or tau-p",
              "Predictive deconvolution with the prediction distance from the water-bottom\n"
-             "two-way time t_wb, picked from the first strong arrival of each shot (or given).",
+             "two-way time t_wb, picked from the first strong arrival of each shot (or given).\n"
+             "t-x (default) uses the reverberation period of each offset; tau-p the exact\n"
+             "period of each slowness (better at far offsets, ~10x slower than t-x).",
              "shot",
-             [_p("domain", "str", "taup", "t-x or tau-p", choices=("tx", "taup")),
+             [_p("domain", "str", "tx", "t-x or tau-p", choices=("tx", "taup")),
               _p("t_wb", "s", None, "water-bottom two-way time (default: picked)"),
               _p("vwater", "m/s", 1500.0, "water velocity"),
               _p("length", "s", 0.06, "operator length"),
