@@ -74,7 +74,7 @@ class Edit(_Step):
                             int(self.cols["cmp"][i]), f"{self.cols['offset'][i]:.2f}",
                             edit.ACTIONS[int(self.action[i])], self.reason[i]])
         names = {edit.KILL: "traces_killed", edit.DESPIKE: "traces_despiked",
-                 edit.FLIP: "traces_flipped"}
+                 edit.FLIP: "traces_flipped", edit.SWELL: "traces_swell"}
         for code, key in names.items():
             summary[key] = int(np.sum(self.action == code))
         summary["edit_report"] = out
