@@ -48,6 +48,7 @@ def plain_radon(gather, dt, x, q, damping, power, sparse_iterations=0, fmax=90.0
         L = np.exp(-1j * w[k] * xp)
         d = spec[:, k]
         wts = np.ones(len(q))
+        mk = np.zeros(len(q), complex)
         for it in range(sparse_iterations + 1):
             if it:
                 wts = np.abs(mk) + 1e-3 * np.abs(mk).max() + 1e-30

@@ -186,6 +186,7 @@ def _radon(gather, dt, x, q, damping, power, sparse_iterations: int = 0, chunk: 
         Lh = np.conj(np.swapaxes(L, 1, 2))  # a view: L^H y is computed as (y^H L)^H
         d = spec[:, ks].T[..., None]  # (nk, nx, 1)
         wts = None
+        mk = np.zeros((L.shape[0], nq), complex)  # the model of the previous pass
         for it in range(sparse_iterations + 1):
             if it:
                 # Iteratively reweighted (Sacchi and Ulrych 1995): small coefficients damped
