@@ -425,3 +425,26 @@ def test_taup_decon_adds_nothing_above_the_first_multiple():
     before = t[None, :] < np.sqrt((2 * t_wb) ** 2 + (x / 1500.0) ** 2)[:, None] - 0.03
     np.testing.assert_array_equal(out[before], g[before])
     assert np.abs(out - g).max() > 0.05 * np.abs(g).max()  # and it does remove multiples
+
+
+def test_expression_language_is_a_whitelist():
+    from seis_hpc.errors import SeisError
+    from seis_hpc.flows import headers
+    from seis_hpc.flows.expr import Expression, parse_assignment
+
+    known = headers.known_names()
+    cols = {"offset": np.array([50.0, 150.0, 450.0]), "ffid": np.array([1, 2, 3]),
+            "channel": np.array([1, 2, 5])}
+    e = Expression("100 <= offset < 400 or not (ffid > 2) and -channel % 4 == 3", known)
+    np.testing.assert_array_equal(e.evaluate(cols), [True, True, False])
+    assert Expression("ffid // 2 * 2 + ffid % 2", known).evaluate(cols).tolist() == [1, 2, 3]
+    for bad in ("__import__('os')", "ffid.real", "cols['ffid']", "lambda: 1", "ffid ** 2",
+                "[ffid]", "'text'", "ffid if 1 else 0", "True", "ffid @ ffid"):
+        with pytest.raises(SeisError):
+            Expression(bad, known)
+    with pytest.raises(SeisError, match="division by zero"):
+        Expression("ffid / (channel - 1)", known).evaluate(cols)
+    for bad in ("ShotPoint == 3", "= 3", "ffid = 2", "2 = ffid"):
+        with pytest.raises(SeisError):
+            parse_assignment(bad, known, headers.WRITABLE)
+    assert parse_assignment("CDP=ffid*2", known, headers.WRITABLE)[0] == "CDP"

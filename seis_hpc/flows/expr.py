@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import re
 
 import numpy as np
 
@@ -128,13 +129,10 @@ def parse_assignment(text: str, known, targets, where: str = "--set", hint: str 
 
     ``targets`` are the writable header fields; ``known`` the names the right side may read.
     """
-    if text.count("=") < 1 or "=" not in text.replace("==", "").replace("<=", "") \
-            .replace(">=", "").replace("!=", ""):
+    m = re.match(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)(.*)$", text, re.S)
+    if not m:
         raise SeisError(f"{where}: expected 'FIELD = EXPRESSION', got {text!r}")
-    # The first lone '=' splits target and expression.
-    i = next(k for k, ch in enumerate(text) if ch == "=" and text[k - 1:k] not in "<>!="
-             and text[k + 1:k + 2] != "=")
-    target, rhs = text[:i].strip(), text[i + 1:]
+    target, rhs = m.group(1), m.group(2)
     if target not in targets:
         raise SeisError(f"{where}: unknown or read-only header field {target!r} in {text!r} "
                         f"(writable: segyio names such as FieldRecord, CDP, offset, ShotPoint)")
