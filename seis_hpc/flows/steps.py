@@ -78,10 +78,11 @@ IMPL = "seis_hpc.flows.impl"
 STEPS: dict[str, StepSpec] = {s.name: s for s in [
     StepSpec("edit", "bad-trace editing: kill dead/NaN/noisy traces, despike, flip reversed",
              "Find dead (zero or constant), NaN/Inf, spiky, noisy (band RMS against the\n"
-             "neighbours in the shot and in the CMP) and reversed-polarity traces; kill,\n"
-             "despike or flip them, and list every edit with its reason in a CSV\n"
-             "(trace_index,ffid,channel,cmp,offset_m,action,reason; trace_index from 0 in file\n"
-             "order).", "shot",
+             "neighbours in the shot and in the CMP) and reversed-polarity traces (against\n"
+             "neighbours whose events agree); kill, despike or flip them; label swell-\n"
+             "contaminated traces 'swell' and leave them to the swell step; list every edit\n"
+             "with its reason in a CSV (trace_index,ffid,channel,cmp,offset_m,action,reason;\n"
+             "trace_index from 0 in file order).", "shot",
              [_p("report", "path", None, "CSV of every edited trace (default OUT.edits.csv)"),
               _p("spike_ratio", "", 4.0, "spike: |x - running median| / neighbours' peak"),
               _p("max_spikes", "int", 20, "kill instead of despike above this many spikes"),
