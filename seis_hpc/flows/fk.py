@@ -83,9 +83,10 @@ def fan_filter(gather, dt: float, x, vmin: float, *, taper: float = 0.2,
     ntr, ns = g.shape
     if vmin <= 0 or taper < 0:
         raise SeisError(f"fk: need vmin > 0 and taper >= 0 (got {vmin} m/s, {taper})")
-    if ntr < 2:
-        return g.copy()
-    slots, dx = regular_slots(x)
+    xs = np.asarray(x, np.float64)
+    if ntr < 2 or np.ptp(xs) <= 1e-6 * max(1.0, np.abs(xs).max()):
+        return g.copy()  # one position: no wavenumbers to filter
+    slots, dx = regular_slots(xs)
     nx = int(slots.max()) + 1
     grid = np.zeros((nx, ns), np.float64)
     count = np.zeros(nx)
