@@ -347,8 +347,10 @@ def _shot_times(reader) -> np.ndarray:
     from seis_hpc.flows.headers import decode
 
     names = ("YearDataRecorded", "DayOfYear", "HourOfDay", "MinuteOfHour", "SecondOfMinute")
-    h = decode(reader.header_bytes(np.arange(reader.index.n_traces)), names,
-               reader.layout.endian)
+    n = reader.index.n_traces
+    parts = [decode(reader.header_bytes(np.arange(a, min(n, a + (1 << 20)))), names,
+                    reader.layout.endian) for a in range(0, n, 1 << 20)]  # 240 MB at a time
+    h = {k: np.concatenate([p[k] for p in parts]) for k in names}
     year = h["YearDataRecorded"]
     year = np.where(year < 50, year + 2000, np.where(year < 100, year + 1900, year))
     bad = (h["YearDataRecorded"] <= 0) | (h["DayOfYear"] < 1) | (h["DayOfYear"] > 366)
