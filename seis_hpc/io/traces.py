@@ -77,6 +77,15 @@ class TraceReader:
         self._mm = None
 
     # -- reading ------------------------------------------------------------------------------
+    def raw(self, ids) -> np.ndarray:
+        """Traces ``ids`` as they lie in the file (uint8, ``(len(ids), trace bytes)``: header
+        then encoded samples), in the order of ``ids``; read in file order."""
+        ids = np.asarray(ids, np.int64)
+        srt = np.argsort(ids, kind="stable")
+        out = np.empty((len(ids), self.layout.trace_bytes), np.uint8)
+        out[srt] = self._memmap()[ids[srt]]
+        return out
+
     def read(self, ids, allow_bad: bool = False) -> np.ndarray:
         """Samples of the traces ``ids``.
 
