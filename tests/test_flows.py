@@ -124,9 +124,9 @@ def test_step_same_on_several_ranks(tmp_path_factory):
 
 
 def test_every_registered_step_is_a_gather_step():
-    from seis_hpc.flows.steps import STEPS, GatherStep, register
-
     import importlib
+
+    from seis_hpc.flows.steps import STEPS, GatherStep, register
 
     for name, spec in STEPS.items():
         mod, cls = spec.factory.split(":")
