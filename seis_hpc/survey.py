@@ -7,11 +7,18 @@ How the grid is found (distances in m, angles in degrees clockwise from north):
   (x, y) is solved by least squares over the traces, using CDP_X/CDP_Y where present, else the
   source-receiver midpoints. Its two columns must be perpendicular (a rotation and a scale),
   else the headers are refused. Bin numbers are the header numbers.
+* **2D line from header CDP numbers** (no inline/crossline headers, no ``cmp_interval`` given):
+  when the CDP header (bytes 21-24) numbers positions consistently - traces of one CDP within
+  half a CDP step of each other, consecutive CDP numbers a constant step apart, at least 1 m -
+  the CMP numbers are the header CDP numbers and the CMP interval is that step (method
+  ``"header-cdp"``). A file whose traces all carry one CDP number is one CMP gather. This also
+  makes post-stack arbitrary lines (crooked paths through a 3D cube) 2D lines; the grid is then
+  the straight line from the first to the last CDP, with CMPs spaced by the path length.
 * **2D line** (midpoints spread across the line by less than ``max(4 x CMP interval, 10 % of
   the line length)``): a straight line is fitted to the midpoints (principal axis); CMP number
   = rounded projected position / CMP interval, numbered from 1, bin centres placed on the
   midpoints' own lattice. The CMP interval defaults to half the median receiver-group interval
-  (6.25 m for 12.5 m groups). CMP numbers increase with the header CDP numbers when those vary,
+  (6.25 m for 12.5 m groups); an inferred interval below 1 m is never used (12.5 m instead). CMP numbers increase with the header CDP numbers when those vary,
   else toward azimuth 0..180.
 * **3D from midpoints** (no inline/crossline headers): the inline direction is the mean
   source -> receiver axis (the sail line for towed streamers), or the midpoints' principal axis
@@ -24,6 +31,7 @@ The index's ``cmp``, ``inline`` and ``crossline`` columns receive each trace's b
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -33,11 +41,13 @@ import numpy as np
 
 from seis_hpc.errors import SeisError
 from seis_hpc.geometry import BinGrid
+from seis_hpc.io.domain import GEOGRAPHIC_UNITS, UNIT_NAMES
 from seis_hpc.io.headermap import load_headermap
 from seis_hpc.io.index import TraceIndex
 
 DEFAULT_BIN_INLINE = 12.5  # m, when the receiver interval cannot be measured
 DEFAULT_BIN_CROSSLINE = 25.0  # m, 3D bins fitted to midpoints
+MIN_CMP_INTERVAL = 1.0  # m: never infer a CMP interval below this
 
 
 @dataclass
@@ -61,7 +71,8 @@ class Survey:
     grid : BinGrid
         The bin grid (2D line or rotated 3D grid).
     method : str
-        How the grid was found: ``"given"``, ``"headers"``, ``"line-fit"`` or ``"midpoints"``.
+        How the grid was found: ``"given"``, ``"headers"``, ``"header-cdp"``, ``"line-fit"`` or
+        ``"midpoints"``.
     """
 
     def __init__(self, index: TraceIndex, geometry: Geometry):
@@ -72,7 +83,8 @@ class Survey:
     @classmethod
     def open(cls, path: str | os.PathLike, index_path: str | os.PathLike | None = None,
              headermap=None, cmp_interval: float | None = None, grid: BinGrid | None = None,
-             *, is_2d: bool | None = None, save: bool = True) -> Survey:
+             *, is_2d: bool | None = None, save: bool = True,
+             coordinate_units: str | None = None) -> Survey:
         """Index ``path`` (or reuse its up-to-date index), bin its traces and save the bins.
 
         Parameters
@@ -92,6 +104,9 @@ class Survey:
         save : bool
             Write the index (atomically) when it is new or its bins changed; False keeps
             everything in memory.
+        coordinate_units : {"metres", "feet"}, optional
+            How to read coordinates whose headers (bytes 89-90) say they are geographic:
+            kept in the index, so later steps on the same index accept them.
 
         Raises
         ------
@@ -103,7 +118,9 @@ class Survey:
             idx = TraceIndex.open(path)
         else:
             idx = TraceIndex.for_file(path, index_path, hmap, save=False)
+        units_changed = assume_units(idx, coordinate_units)
         survey, changed = cls._from_index(idx, cmp_interval, grid, is_2d)
+        changed = changed or units_changed
         if save and changed:
             idx.save(index_path or idx.path)
         return survey
@@ -211,8 +228,72 @@ class Survey:
             "fold_max": int(live.max()) if live.size else 0,
             "offset_min_m": float(off.min()),
             "offset_max_m": float(off.max()),
-            "shots": int(self.index["source_id"].max() + 1),
+            "shots": 0 if self.domain == "post-stack" else int(self.index["source_id"].max() + 1),
+            "domain": self.domain,
+            "warnings": self.warnings(),
         }
+
+    @property
+    def domain(self) -> str:
+        """``"shot"``, ``"cmp"`` or ``"post-stack"`` (see :mod:`seis_hpc.io.domain`)."""
+        return str(self.index.attrs.get("domain", "shot"))
+
+    def warnings(self) -> list[str]:
+        """One-line findings about the headers (see :mod:`seis_hpc.io.domain`)."""
+        return header_warnings(self.index)
+
+    def check_for(self, step: str) -> None:
+        """Refuse what a prestack, geometry-dependent ``step`` cannot use: post-stack data,
+        and geographic coordinates nobody said how to read.
+
+        Raises
+        ------
+        SeisError
+            One line naming the file and the header that decides.
+        """
+        if self.domain == "post-stack":
+            raise SeisError(f"{step} needs prestack gathers, but this is post-stack data (offset "
+                            "header 0 and no receiver coordinates on every trace, one trace "
+                            "per bin)", self.index.segy_path)
+        code = int(self.index.attrs.get("coordinate_units", 0))
+        if code in GEOGRAPHIC_UNITS and not self.index.attrs.get("coordinate_units_assumed"):
+            raise SeisError(f"{step} needs coordinates in metres or feet, but trace header "
+                            f"bytes 89-90 say {UNIT_NAMES[code]} ({code}); if they are "
+                            "lengths, run seis-hpc index FILE --coordinate-units metres|feet",
+                            self.index.segy_path)
+
+
+def header_warnings(idx: TraceIndex) -> list[str]:
+    """The header warnings stored in an index (empty for indexes without them)."""
+    raw = idx.attrs.get("warnings")
+    return list(json.loads(raw)) if raw else []
+
+
+FEET = 0.3048  # m per international foot
+_LENGTH_COLUMNS = ("sx", "sy", "rx", "ry", "mx", "my", "cdp_x", "cdp_y", "offset")
+
+
+def assume_units(idx: TraceIndex, units: str | None) -> bool:
+    """Record how to read coordinates the headers call geographic; True if the index changed.
+
+    ``"feet"`` converts the coordinate columns to metres once (an index already converted
+    is left alone). A file whose headers say length units needs nothing.
+    """
+    if units is None:
+        return False
+    if units not in ("metres", "feet"):
+        raise SeisError(f"coordinate units must be 'metres' or 'feet' (got {units!r})")
+    before = idx.attrs.get("coordinate_units_assumed")
+    if before == units:
+        return False
+    if before:
+        raise SeisError(f"the index already reads coordinates as {before}; rebuild it to "
+                        f"read them as {units}", idx.segy_path)
+    if units == "feet":
+        for k in _LENGTH_COLUMNS:
+            idx[k] = np.asarray(idx[k], dtype=np.float64) * FEET
+    idx.attrs["coordinate_units_assumed"] = units
+    return True
 
 
 # -- fitting -----------------------------------------------------------------------------------
@@ -302,6 +383,10 @@ def fit_geometry(idx: TraceIndex, cmp_interval: float | None = None, grid: BinGr
         (np.unique(il_h).size > 1 or np.unique(xl_h).size > 1)
     if has_ilxl and is_2d is not True:
         return _fit_headers(idx, x, y)
+    if cmp_interval is None and is_2d is not False:
+        geo = _fit_header_cdp(idx, x, y)
+        if geo is not None:
+            return geo
     rec = receiver_interval(idx)
     c, major, minor = _pca(x, y)
     s = (x - c[0]) * major[0] + (y - c[1]) * major[1]
@@ -311,6 +396,8 @@ def fit_geometry(idx: TraceIndex, cmp_interval: float | None = None, grid: BinGr
         gaps = np.diff(np.unique(np.round(s, 3)))
         gaps = gaps[gaps > 1e-3]
         interval = float(np.median(gaps)) if gaps.size else DEFAULT_BIN_INLINE
+    if cmp_interval is None and interval < MIN_CMP_INTERVAL:
+        interval = DEFAULT_BIN_INLINE  # a sub-metre spacing is rounding noise, not a CMP interval
     if is_2d is None:
         spread_s = np.ptp(s) if s.size else 0.0
         spread_t = (np.percentile(t, 99) - np.percentile(t, 1)) if t.size else 0.0
@@ -318,6 +405,42 @@ def fit_geometry(idx: TraceIndex, cmp_interval: float | None = None, grid: BinGr
     if is_2d:
         return _fit_line(idx, c, major, s, interval)
     return _fit_midpoints(idx, x, y, interval)
+
+
+def _fit_header_cdp(idx: TraceIndex, x: np.ndarray, y: np.ndarray) -> Geometry | None:
+    """A 2D line numbered by the header CDPs, when they are consistent (module text); None
+    otherwise."""
+    cdp = np.asarray(idx["header_cdp"], dtype=np.int64)
+    u, inv = np.unique(cdp, return_inverse=True)
+    inv = inv.ravel()
+    if not np.any(u) or len(x) < 2:
+        return None
+    if u.size == 1:  # one CDP gather: one CMP at the midpoints' centre
+        c, major, _ = _pca(x, y)
+        if _azimuth(major) >= 180.0:
+            major = -major
+        grid = BinGrid.line(float(c[0]), float(c[1]), _azimuth(major), DEFAULT_BIN_INLINE,
+                            int(u[0]), 1)
+        return Geometry(grid, cdp.copy(), np.zeros_like(cdp), cdp.copy(), "header-cdp")
+    n = np.bincount(inv)
+    px, py = np.bincount(inv, x) / n, np.bincount(inv, y) / n
+    seg = np.hypot(np.diff(px), np.diff(py))
+    step = seg / np.diff(u)
+    b = float(np.median(step))
+    # post-stack, one trace per CDP (an arbitrary line): the numbers order the traces even
+    # where the path's steps vary; prestack CMPs must be evenly spaced to be trusted
+    one_each = idx.attrs.get("domain") == "post-stack" and u.size == len(cdp)
+    if b < MIN_CMP_INTERVAL or (not one_each and np.any(np.abs(step - b) > 0.25 * b)):
+        return None
+    if np.hypot(x - px[inv], y - py[inv]).max() > 0.5 * b:
+        return None
+    chord = np.array([px[-1] - px[0], py[-1] - py[0]])
+    length = float(np.hypot(*chord))
+    # straight: CMP interval from the chord (exact on a line); crooked: from the path
+    interval = length / float(u[-1] - u[0]) if length > 0.99 * seg.sum() else b
+    grid = BinGrid.line(float(px[0]), float(py[0]), _azimuth(chord / length), interval,
+                        int(u[0]), int(u[-1] - u[0]) + 1)
+    return Geometry(grid, cdp.copy(), np.zeros_like(cdp), cdp.copy(), "header-cdp")
 
 
 def _fit_line(idx: TraceIndex, c: np.ndarray, u: np.ndarray, s: np.ndarray, interval: float

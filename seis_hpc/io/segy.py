@@ -20,6 +20,7 @@ import numpy as np
 
 from seis_hpc.errors import SeisError
 from seis_hpc.io.atomic import atomic_output
+from seis_hpc.io.segy_rev2 import rev2_interval_us, rev2_samples, trace_extensions
 
 TEXT_BYTES = 3200
 BINARY_BYTES = 400
@@ -104,6 +105,8 @@ class Layout:
         SEG-Y revision (``"0"``, ``"1"``, ``"2.0"``...); ``""`` for SU.
     file_size : int
         Size of the file (bytes).
+    header_bytes : int
+        Trace header bytes per trace: 240, plus 240 per rev 2 trace header extension.
     """
 
     path: str
@@ -119,6 +122,7 @@ class Layout:
     n_traces: int
     revision: str
     file_size: int
+    header_bytes: int = TRACE_HEADER_BYTES  # trace header + rev 2 extensions, per trace
 
     @property
     def byteorder(self) -> str:
@@ -333,7 +337,7 @@ def _probe_segy(path: str, head: bytes, size: int) -> Layout:
                                                                TRACE_HEADER_BYTES)
     ns = _u16(head, 3221, bo)
     if ns == 0 and major >= 2:
-        ns = max(_i32(head, 3269, bo), 0)
+        ns = rev2_samples(head, bo)
     if ns == 0 and len(th0) == TRACE_HEADER_BYTES:
         ns = _u16(th0, 115, bo)
     if ns == 0:
@@ -348,6 +352,8 @@ def _probe_segy(path: str, head: bytes, size: int) -> Layout:
         if fits and ns not in fits:
             ns = fits[0]
     dt_us = bin_dt = _u16(head, 3217, bo, signed=True)
+    if dt_us == 0 and major >= 2:
+        dt_us = bin_dt = rev2_interval_us(head, bo)
     if dt_us <= 0 and len(th0) == TRACE_HEADER_BYTES:
         dt_us = _u16(th0, 117, bo, signed=True)
         if dt_us <= 0:
@@ -356,16 +362,19 @@ def _probe_segy(path: str, head: bytes, size: int) -> Layout:
                             "117-118)", path)
     dt = _check_dt(path, dt_us)
     nb = FORMATS[fmt][0]
-    trace_bytes = TRACE_HEADER_BYTES + ns * nb
+    n_th = trace_extensions(head, bo, size - data_offset, ns, nb) if major >= 2 else 0
+    header_bytes = TRACE_HEADER_BYTES * (1 + n_th)
+    trace_bytes = header_bytes + ns * nb
     n_traces = _count_traces(path, size, data_offset, trace_bytes, ns)
     t_start = _scaled_time_ms(th0, bo) * 1e-3 if len(th0) == TRACE_HEADER_BYTES else 0.0
     used = fmt
-    if fmt == 1 and _ieee_in_ibm_file(path, data_offset, trace_bytes, n_traces, ns, bo):
+    if fmt == 1 and _ieee_in_ibm_file(path, data_offset, trace_bytes, n_traces, ns, bo,
+                                      header_bytes):
         warnings.warn(f"{path}: binary header says IBM float (format 1) but the samples are "
                       "IEEE float; reading them as IEEE", stacklevel=3)
         used = 5
     return Layout(path, "segy", endian, used, fmt, ns, dt, t_start, data_offset, trace_bytes,
-                  n_traces, revision, size)
+                  n_traces, revision, size, header_bytes)
 
 
 def _probe_su(path: str, head: bytes, size: int) -> Layout:
@@ -435,7 +444,7 @@ def _read_at(path: str, offset: int, n: int) -> bytes:
 
 
 def _ieee_in_ibm_file(path: str, data_offset: int, trace_bytes: int, n_traces: int, ns: int,
-                      bo: str) -> bool:
+                      bo: str, header_bytes: int = TRACE_HEADER_BYTES) -> bool:
     """True when the samples of a file declared IBM are really IEEE floats.
 
     The IEEE reading of IBM words is a monotone (square-root-like) function of their IBM value,
@@ -447,7 +456,7 @@ def _ieee_in_ibm_file(path: str, data_offset: int, trace_bytes: int, n_traces: i
     picks = np.unique(np.linspace(0, n_traces - 1, min(n_traces, 32)).astype(np.int64))
     mm = np.memmap(path, dtype=np.uint8, mode="r", offset=data_offset,
                    shape=(n_traces, trace_bytes))
-    words = np.ascontiguousarray(mm[picks, TRACE_HEADER_BYTES:]).view(f"{bo}u4").ravel()
+    words = np.ascontiguousarray(mm[picks, header_bytes:]).view(f"{bo}u4").ravel()
     del mm
     words = words.astype(np.uint32)
     words = words[(words & 0x7FFFFFFF) != 0]
