@@ -18,8 +18,9 @@ How the grid is found (distances in m, angles in degrees clockwise from north):
   the line length)``): a straight line is fitted to the midpoints (principal axis); CMP number
   = rounded projected position / CMP interval, numbered from 1, bin centres placed on the
   midpoints' own lattice. The CMP interval defaults to half the median receiver-group interval
-  (6.25 m for 12.5 m groups); an inferred interval below 1 m is never used (12.5 m instead). CMP numbers increase with the header CDP numbers when those vary,
-  else toward azimuth 0..180.
+  (6.25 m for 12.5 m groups); an inferred interval below 1 m is never used (12.5 m
+  instead). CMP numbers increase with the header CDP numbers when those vary, else toward
+  azimuth 0..180.
 * **3D from midpoints** (no inline/crossline headers): the inline direction is the mean
   source -> receiver axis (the sail line for towed streamers), or the midpoints' principal axis
   for zero-offset data. Bin sizes: along the inline the CMP interval (default half the receiver

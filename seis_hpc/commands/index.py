@@ -17,6 +17,9 @@ Parameters:
                            [fields]
                            inline = { byte = 9, type = "int32" }
   --cmp-interval M       CMP interval [m] of a 2D line (default: half the receiver interval)
+  --coordinate-units U   metres or feet: how to read coordinates whose headers (bytes
+                         89-90) say arc seconds or degrees; kept in the index, so pstm,
+                         stack, velan and migstack then accept them
   --check-samples        decode every sample once and refuse NaN/Inf (otherwise they are
                          caught when the traces are read)
 
@@ -33,6 +36,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--header-map", metavar="MAP.toml", help="trace-header byte map")
     parser.add_argument("--cmp-interval", metavar="M", type=float,
                         help="CMP interval of a 2D line (m)")
+    parser.add_argument("--coordinate-units", choices=("metres", "feet"),
+                        help="read coordinates the headers call geographic (bytes 89-90) as "
+                        "metres or feet (kept in the index for later steps)")
     parser.add_argument("--check-samples", action="store_true",
                         help="scan every sample for NaN/Inf")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -51,7 +57,8 @@ def run(args) -> int:
     with open(args.file, "rb"):
         pass  # the OS error (missing, unreadable) is the message
     survey = Survey.open(args.file, index_path=args.index, headermap=args.header_map,
-                         cmp_interval=args.cmp_interval, save=False)
+                         cmp_interval=args.cmp_interval, save=False,
+                         coordinate_units=args.coordinate_units)
     if args.check_samples:
         survey.index.check_samples()
     out = survey.index.save(args.index)

@@ -221,6 +221,7 @@ def run(args) -> int:
         if not os.access(os.path.dirname(out) or ".", os.W_OK):
             raise SeisError("cannot write to the output directory", os.path.dirname(out))
         survey = Survey.open(args.input, args.index)
+        survey.check_for("pstm")  # prestack, lengths (issue 15)
         idx = survey.index
         grid = _subgrid(survey.grid, args.grid)
         time = _time_axis(idx, args.tmax, args.dt)

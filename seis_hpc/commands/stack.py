@@ -49,6 +49,7 @@ def run(args) -> int:
     if args.stretch_mute < 0:
         raise SeisError(f"--stretch-mute must be >= 0 (got {args.stretch_mute})")
     survey = Survey.open(args.input, args.index)
+    survey.check_for("stack")  # prestack, lengths (issue 15)
     idx = survey.index
     time = idx.times()
     vel = open_vrms(args.velocity, survey.grid, time)

@@ -102,6 +102,7 @@ def run(args) -> int:
     if args.every is not None and args.every_m is not None:
         raise SeisError("give --every or --every-m, not both")
     survey = Survey.open(args.input, args.index)
+    survey.check_for("velan")  # prestack, lengths (issue 15)
     idx, grid = survey.index, survey.grid
     time = idx.times()
     if args.use_picks:

@@ -88,6 +88,10 @@ def classify(cols: dict) -> str:
             + cols["header_crossline"]
     if np.any(cdp) and _runs(cdp) < _runs(cols["source_id"]):
         return "cmp"
+    no_sources = not np.any(cols["sx"]) and not np.any(cols["sy"]) and \
+        np.unique(cols["ffid"]).size == 1
+    if np.any(cdp) and no_sources and _runs(cdp) < n:  # bins of several traces, no shots
+        return "cmp"
     return "shot"
 
 
