@@ -6,7 +6,10 @@ How the grid is found (distances in m, angles in degrees clockwise from north):
 * **3D from headers**: when INLINE_3D/CROSSLINE_3D vary, the affine map (inline, crossline) ->
   (x, y) is solved by least squares over the traces, using CDP_X/CDP_Y where present, else the
   source-receiver midpoints. Its two columns must be perpendicular (a rotation and a scale),
-  else the headers are refused. Bin numbers are the header numbers.
+  else the headers are refused. Bin numbers are the header numbers. The points may scatter
+  inside their bins (true midpoints in CDP_X/CDP_Y, as many contractors write them): the RMS
+  and largest distance from the bin centres, in bins, are reported (``bin_scatter_rms``,
+  ``bin_scatter_max``); a point outside the bin its numbers name is refused.
 * **2D line from header CDP numbers** (no inline/crossline headers, no ``cmp_interval`` given):
   when the CDP header (bytes 21-24) numbers positions consistently - traces of one CDP within
   half a CDP step of each other, consecutive CDP numbers a constant step apart, at least 1 m -
@@ -60,6 +63,7 @@ class Geometry:
     inline: np.ndarray
     crossline: np.ndarray
     method: str
+    scatter: tuple[float, float] | None = None  # rms, max distance from bin centres (bins)
 
 
 class Survey:
@@ -145,6 +149,8 @@ class Survey:
         idx["cmp"], idx["inline"], idx["crossline"] = geo.cmp, geo.inline, geo.crossline
         idx.attrs.update(geo.grid.to_attrs())
         idx.attrs["geometry"] = geo.method
+        if geo.scatter is not None:
+            idx.attrs["bin_scatter_rms"], idx.attrs["bin_scatter_max"] = geo.scatter
         return cls(idx, geo), changed
 
     # -- properties -----------------------------------------------------------------------
@@ -232,6 +238,9 @@ class Survey:
             "shots": 0 if self.domain == "post-stack" else int(self.index["source_id"].max() + 1),
             "domain": self.domain,
             "warnings": self.warnings(),
+            **({"bin_scatter_rms": round(float(self.index.attrs["bin_scatter_rms"]), 4),
+                "bin_scatter_max": round(float(self.index.attrs["bin_scatter_max"]), 4)}
+               if self.method == "headers" and "bin_scatter_rms" in self.index.attrs else {}),
         }
 
     @property
@@ -499,6 +508,17 @@ def _fit_headers(idx: TraceIndex, x: np.ndarray, y: np.ndarray) -> Geometry:
     a = np.column_stack([il - il0, xl - xl0, np.ones(len(il))]).astype(np.float64)
     rank = np.linalg.matrix_rank(a)
     coef, *_ = np.linalg.lstsq(a, np.column_stack([x, y]), rcond=None)
+    if rank == 3 and len(il) > 3:
+        resid = np.column_stack([x, y]) - a @ coef
+        # traces outside their bin by the least-squares grid (refused below) stay out of it
+        try:
+            frac = resid @ np.linalg.inv(coef[:2])
+            keep = np.all(np.abs(frac) <= 0.5, axis=1)
+        except np.linalg.LinAlgError:
+            keep = np.ones(len(il), dtype=bool)
+        if keep.sum() > 3:
+            coef = coef + _minimax_correction(a[keep], resid[keep],
+                                              ((il - il0) * n_xl + (xl - xl0))[keep])
     d_il, d_xl, origin = coef[0], coef[1], coef[2]
     if rank < 3:  # one inline (or one crossline): the other direction is the perpendicular
         if n_xl > 1:
@@ -516,19 +536,65 @@ def _fit_headers(idx: TraceIndex, x: np.ndarray, y: np.ndarray) -> Geometry:
                         f"{math.degrees(math.acos(min(cosang, 1.0))):.1f} deg): the map from "
                         "inline/crossline to coordinates is not a rotation and scale",
                         idx.segy_path)
-    resid = np.hypot(*(a @ np.vstack([d_il, d_xl, origin]) - np.column_stack([x, y])).T)
-    tol = (0.05 if exact else 0.75) * min(b_inline, b_cross) + 0.02
-    if resid.size and float(np.sqrt(np.mean(resid ** 2))) > tol:
-        raise SeisError(f"coordinates do not follow INLINE_3D/CROSSLINE_3D (rms misfit "
-                        f"{float(np.sqrt(np.mean(resid ** 2))):.2f} m over bins of "
-                        f"{b_inline:.2f} x {b_cross:.2f} m)", idx.segy_path)
     az = _azimuth(along)
     ref = np.array([math.cos(math.radians(az)), -math.sin(math.radians(az))])
     hand = 1 if float(u_il @ ref) >= 0 else -1
     grid = BinGrid(float(origin[0]), float(origin[1]), az, b_inline, b_cross, il0, xl0, n_il,
                    n_xl, hand, False)
+    scatter = _check_scatter(idx, grid, x, y, il, xl, "CDP_X/CDP_Y (bytes 181-188)" if exact
+                             else "source-receiver midpoints")
     cmp = (il - il0) * n_xl + (xl - xl0) + 1
-    return Geometry(grid, cmp, il, xl, "headers")
+    return Geometry(grid, cmp, il, xl, "headers", scatter)
+
+
+def _minimax_correction(a: np.ndarray, resid: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Correction to a least-squares affine fit that minimises the largest residual instead.
+
+    Midpoints scattered inside their bins average to the bin centre only where the scatter is
+    balanced (rarely at the survey edges), which tilts and scales a least-squares grid; the
+    band they fill is centred on the bin centres wherever both sides occur. Solved for x and
+    y separately as a linear programme over each bin's extreme residuals."""
+    from scipy.optimize import linprog
+
+    ub, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    ab = a[first]
+    out = np.zeros((3, 2))
+    for j in range(2):
+        lo, hi = np.full(ub.size, np.inf), np.full(ub.size, -np.inf)
+        np.minimum.at(lo, inv, resid[:, j])
+        np.maximum.at(hi, inv, resid[:, j])
+        # variables: correction (3) and the half-width t; minimise t with lo..hi inside +-t
+        ones = np.ones((ub.size, 1))
+        a_ub = np.vstack([np.hstack([-ab, -ones]), np.hstack([ab, -ones])])
+        b_ub = np.concatenate([-hi, lo])
+        res = linprog(np.array([0, 0, 0, 1.0]), A_ub=a_ub, b_ub=b_ub,
+                      bounds=[(None, None)] * 3 + [(0, None)], method="highs")
+        if res.status == 0:
+            out[:, j] = res.x[:3]
+    return out
+
+
+def _check_scatter(idx: TraceIndex, grid: BinGrid, x, y, il, xl, what: str
+                   ) -> tuple[float, float]:
+    """RMS and largest distance (in bins) of the points from the centres of the bins their
+    INLINE_3D/CROSSLINE_3D name. Midpoints scattered inside their bins are normal (true
+    midpoints in CDP_X/CDP_Y); a point outside its bin is refused, naming the trace."""
+    fil, fxl = grid.world_to_grid(x, y)
+    # each axis in bins; 2 cm of coordinate rounding allowed at the bin edge
+    dil, dxl = np.abs(fil - il), np.abs(fxl - xl)
+    tol_il, tol_xl = 0.02 / grid.bin_crossline, 0.02 / grid.bin_inline
+    out = (dil > 0.5 + tol_il) | (dxl > 0.5 + tol_xl)
+    if out.any():
+        k = int(np.flatnonzero(out)[0])
+        raise SeisError(f"trace {k}: {what} ({x[k]:.2f}, {y[k]:.2f}) m lie in bin inline "
+                        f"{fil[k]:.2f} crossline {fxl[k]:.2f}, outside the bin INLINE_3D/"
+                        f"CROSSLINE_3D (bytes 189-196) name ({int(il[k])}, {int(xl[k])}); "
+                        f"{int(out.sum())} such traces; grid {grid.bin_inline:.2f} x "
+                        f"{grid.bin_crossline:.2f} m", idx.segy_path)
+    d = np.hypot(dil, dxl)
+    return (float(np.sqrt(np.mean(d ** 2))) if d.size else 0.0,
+            float(d.max()) if d.size else 0.0)
 
 
 def _bin_into(grid: BinGrid, x: np.ndarray, y: np.ndarray, method: str) -> Geometry:
