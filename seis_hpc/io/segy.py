@@ -322,9 +322,11 @@ def _probe_segy(path: str, head: bytes, size: int) -> Layout:
         raise SeisError("sample format 4 (fixed point with gain, obsolete) is not supported",
                         path)
     bo = ">" if endian == "big" else "<"
+    # bytes 3501 and 3502 are the major and minor revision, one byte each (not a 2-byte word:
+    # little-endian rev 2.1 files hold 02 01)
+    major, minor = head[3500], head[3501]
     rev_raw = _u16(head, 3501, bo)
-    major, minor = (rev_raw >> 8) & 0xFF, rev_raw & 0xFF
-    if rev_raw in (1, 2):  # some writers store the major number alone
+    if rev_raw in (1, 2):  # some writers store the major number alone as a 2-byte word
         major, minor = rev_raw, 0
     revision = "0" if major == 0 else (f"{major}" if major == 1 else f"{major}.{minor}")
     n_ext = _u16(head, 3505, bo, signed=True)
