@@ -583,7 +583,7 @@ def _plant_noise(data: np.ndarray, lay: dict, noise: Noise, dt: float) -> dict:
 
 
 def write_survey(p: Preset, out_dir: str | os.PathLike, backend: str = "cython",
-                 fmt: int = 5) -> dict:
+                 fmt: int = 5, revision: int = 1) -> dict:
     """Model preset ``p`` and write ``shots.sgy``, ``truth.json`` and ``velocity.csv``.
 
     Parameters
@@ -596,6 +596,8 @@ def write_survey(p: Preset, out_dir: str | os.PathLike, backend: str = "cython",
         Modelling backend (``"cython"`` or ``"numpy"``).
     fmt : int
         SEG-Y sample format code (5 IEEE, 1 IBM).
+    revision : {1, 2}
+        SEG-Y revision of ``shots.sgy``.
 
     Returns
     -------
@@ -611,7 +613,7 @@ def write_survey(p: Preset, out_dir: str | os.PathLike, backend: str = "cython",
     text = (f"seis_hpc synthetic survey, preset {p.name}. {p.description} "
             "Coordinates in m (scalar -100). Truth in truth.json beside this file.")
     segy = out / "shots.sgy"
-    write_segy(segy, data, headers, p.acquisition.dt, fmt=fmt, text=text)
+    write_segy(segy, data, headers, p.acquisition.dt, fmt=fmt, text=text, revision=revision)
     vel = out / "velocity.csv"
     with atomic_output(vel) as tmp:
         rows = zip(truth["vrms"]["time_s"], truth["vrms"]["vrms_mps"], strict=True)

@@ -165,3 +165,31 @@ def test_rev2_trace_header_extensions(external_data, name, n, hb):
     xl = idx["header_crossline"][:, None].astype(np.float64)
     truth = il + xl / 100 + np.arange(idx.ns)[None, :] / 1e5
     assert np.allclose(d, truth, atol=2e-6)
+
+
+@pytest.mark.parametrize("endian", ["big", "little"])
+def test_write_rev2_reads_back(tmp_path, endian):
+    """A rev 2.0 file as seis_hpc writes it; with its rev 1 sample count and interval zeroed,
+    the rev 2 fields (bytes 3269-3272, 3273-3280) alone give them."""
+    from seis_hpc.io.segy import write_segy
+
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(5, 70)).astype(np.float32)
+    hdr = {"INLINE_3D": np.arange(5) + 1, "CROSSLINE_3D": 7}
+    path = tmp_path / "r2.sgy"
+    write_segy(path, data, hdr, 0.002, endian=endian, revision=2)
+    raw = bytearray(path.read_bytes())
+    assert raw[3500:3502] == b"\x02\x00"
+    idx = TraceIndex.scan(path)
+    assert idx.attrs["revision"] == "2.0" and (idx.ns, idx.dt) == (70, 0.002)
+    for pos in (3217, 3221):  # rev 1 interval and sample count -> 0
+        raw[pos - 1:pos + 1] = b"\x00\x00"
+    for k in range(5):  # and in every trace header (bytes 115-118)
+        o = 3600 + k * (240 + 280) + 114
+        raw[o:o + 4] = b"\x00" * 4
+    (tmp_path / "r2b.sgy").write_bytes(bytes(raw))
+    idx = TraceIndex.scan(tmp_path / "r2b.sgy")
+    assert (idx.ns, idx.dt) == (70, 0.002)
+    assert np.array_equal(idx.read_traces(np.arange(5)), data)
+    with pytest.raises(SeisError, match="revision must be 1 or 2"):
+        write_segy(tmp_path / "r3.sgy", data, hdr, 0.002, revision=3)

@@ -325,9 +325,8 @@ def _probe_segy(path: str, head: bytes, size: int) -> Layout:
     # bytes 3501 and 3502 are the major and minor revision, one byte each (not a 2-byte word:
     # little-endian rev 2.1 files hold 02 01)
     major, minor = head[3500], head[3501]
-    rev_raw = _u16(head, 3501, bo)
-    if rev_raw in (1, 2):  # some writers store the major number alone as a 2-byte word
-        major, minor = rev_raw, 0
+    if major == 0 and minor in (1, 2):  # the major number alone as a 2-byte word (00 01)
+        major, minor = minor, 0
     revision = "0" if major == 0 else (f"{major}" if major == 1 else f"{major}.{minor}")
     n_ext = _u16(head, 3505, bo, signed=True)
     if n_ext < 0:
@@ -566,8 +565,8 @@ def _check_write_args(data: np.ndarray, dt: float, endian: str) -> tuple[int, in
 
 def write_segy(path: str | os.PathLike, data: np.ndarray, headers: dict, dt: float, *,
                t_start: float = 0.0, fmt: int = 5, endian: str = "big",
-               text: str | None = None) -> None:
-    """Write traces as a SEG-Y rev 1 file, atomically.
+               text: str | None = None, revision: int = 1) -> None:
+    """Write traces as a SEG-Y rev 1 (or rev 2.0) file, atomically.
 
     Parameters
     ----------
@@ -595,9 +594,14 @@ def write_segy(path: str | os.PathLike, data: np.ndarray, headers: dict, dt: flo
     text : str, optional
         Textual header (wrapped to 40 lines of 80 characters, EBCDIC); default lists the
         byte map.
+    revision : {1, 2}
+        SEG-Y revision: 2 also writes the rev 2.0 sample count (bytes 3269-3272) and interval
+        (3273-3280, IEEE double, us), no trace header extensions.
     """
     data = np.asarray(data)
     ntr, ns = _check_write_args(data, dt, endian)
+    if revision not in (1, 2):
+        raise SeisError(f"SEG-Y revision must be 1 or 2 (got {revision})")
     bo = ">" if endian == "big" else "<"
     binary = np.zeros(BINARY_BYTES, dtype=np.uint8)
 
@@ -612,9 +616,12 @@ def write_segy(path: str | os.PathLike, data: np.ndarray, headers: dict, dt: flo
     put(3223, ns)
     put(3225, fmt)
     put(3255, 1)  # measurement system: metres
-    put(3501, 0x0100)  # revision 1
+    binary[300:302] = (revision, 0)  # bytes 3501-3502: major, minor revision (one byte each)
     put(3503, 1)  # fixed-length traces
     put(3505, 0)  # no extended textual headers
+    if revision == 2:
+        put(3269, ns, 4)
+        binary[72:80] = np.array([round(dt * 1e6)], f"{bo}f8").view(np.uint8)
     head = _text_block(text, _default_text(fmt, endian)) + binary.tobytes()
     _write_traces(path, head, data, headers, dt, t_start, fmt, endian)
 
