@@ -44,7 +44,7 @@ import h5py
 import numpy as np
 
 from seis_hpc.errors import SeisError
-from seis_hpc.geometry import BinGrid
+from seis_hpc.geometry import BinGrid, load_bin_grid
 from seis_hpc.io.domain import GEOGRAPHIC_UNITS, UNIT_NAMES
 from seis_hpc.io.headermap import load_headermap
 from seis_hpc.io.index import TraceIndex
@@ -64,6 +64,7 @@ class Geometry:
     crossline: np.ndarray
     method: str
     scatter: tuple[float, float] | None = None  # rms, max distance from bin centres (bins)
+    outside: np.ndarray | None = None  # traces outside a given grid
 
 
 class Survey:
@@ -102,8 +103,9 @@ class Survey:
             Header byte map TOML file.
         cmp_interval : float, optional
             CMP interval (m) of a 2D line, or the inline bin size of a midpoint-fitted 3D grid.
-        grid : BinGrid, optional
-            Use this grid instead of finding one.
+        grid : BinGrid or path-like, optional
+            Use this grid instead of finding one (a path: a bin grid TOML file, see
+            :func:`seis_hpc.geometry.load_bin_grid`); traces outside it are reported.
         is_2d : bool, optional
             Force 2D or 3D instead of deciding from the midpoints' crossline spread.
         save : bool
@@ -119,6 +121,8 @@ class Survey:
             No usable coordinates, inconsistent inline/crossline headers, bad file.
         """
         hmap = load_headermap(headermap)
+        if grid is not None and not isinstance(grid, BinGrid):
+            grid = load_bin_grid(grid)
         if os.path.isfile(path) and h5py.is_hdf5(path):
             idx = TraceIndex.open(path)
         else:
@@ -151,6 +155,9 @@ class Survey:
         idx.attrs["geometry"] = geo.method
         if geo.scatter is not None:
             idx.attrs["bin_scatter_rms"], idx.attrs["bin_scatter_max"] = geo.scatter
+        out = geo.outside if geo.outside is not None else np.zeros(0, np.int64)
+        idx.attrs["outside_grid"] = int(out.size)
+        idx.attrs["first_outside_grid"] = int(out[0]) if out.size else -1
         return cls(idx, geo), changed
 
     # -- properties -----------------------------------------------------------------------
@@ -237,6 +244,7 @@ class Survey:
             "offset_max_m": float(off.max()),
             "shots": 0 if self.domain == "post-stack" else int(self.index["source_id"].max() + 1),
             "domain": self.domain,
+            "traces_outside_grid": int(self.index.attrs.get("outside_grid", 0)),
             "warnings": self.warnings(),
             **({"bin_scatter_rms": round(float(self.index.attrs["bin_scatter_rms"]), 4),
                 "bin_scatter_max": round(float(self.index.attrs["bin_scatter_max"]), 4)}
@@ -249,8 +257,14 @@ class Survey:
         return str(self.index.attrs.get("domain", "shot"))
 
     def warnings(self) -> list[str]:
-        """One-line findings about the headers (see :mod:`seis_hpc.io.domain`)."""
-        return header_warnings(self.index)
+        """One-line findings about the headers (see :mod:`seis_hpc.io.domain`) and the
+        traces outside a given grid."""
+        out = header_warnings(self.index)
+        n = int(self.index.attrs.get("outside_grid", 0))
+        if n:
+            out.append(f"{n} trace(s) fall outside the given bin grid (first: trace "
+                       f"{int(self.index.attrs['first_outside_grid'])}); they are not used")
+        return out
 
     def check_for(self, step: str) -> None:
         """Refuse what a prestack, geometry-dependent ``step`` cannot use: post-stack data,
@@ -599,9 +613,12 @@ def _check_scatter(idx: TraceIndex, grid: BinGrid, x, y, il, xl, what: str
 
 def _bin_into(grid: BinGrid, x: np.ndarray, y: np.ndarray, method: str) -> Geometry:
     il, xl = grid.bin_of(x, y)
+    inside = (xl >= grid.crossline0) & (xl < grid.crossline0 + grid.n_crossline)
     if grid.is_2d:
-        return Geometry(grid, xl, np.full_like(xl, grid.inline0), xl, method)
-    cmp = (il - grid.inline0) * grid.n_crossline + (xl - grid.crossline0) + 1
-    inside = (il >= grid.inline0) & (il < grid.inline0 + grid.n_inline) & \
-        (xl >= grid.crossline0) & (xl < grid.crossline0 + grid.n_crossline)
-    return Geometry(grid, np.where(inside, cmp, 0), il, xl, method)
+        geo = Geometry(grid, xl, np.full_like(xl, grid.inline0), xl, method)
+    else:
+        inside &= (il >= grid.inline0) & (il < grid.inline0 + grid.n_inline)
+        cmp = (il - grid.inline0) * grid.n_crossline + (xl - grid.crossline0) + 1
+        geo = Geometry(grid, np.where(inside, cmp, 0), il, xl, method)
+    geo.outside = np.flatnonzero(~inside)
+    return geo

@@ -66,17 +66,25 @@ def test_trace_outside_its_bin_is_refused(midpoint_survey):
         Survey.from_index(idx)
 
 
-def test_pstm_images_diffractor_in_its_header_bin(midpoint_survey, tmp_path):
+@pytest.mark.parametrize("given", [False, True])
+def test_pstm_images_diffractor_in_its_header_bin(midpoint_survey, tmp_path, given):
+    """On the grid of the headers, and on the same grid given as a file (numbered from 1001
+    x 501): the diffractor images in the bin the truth says."""
     d, truth = midpoint_survey
     dif = truth["diffractors"][0]
     il0, xl0 = round(dif["inline"]), round(dif["crossline"])
     assert abs(dif["inline"] - il0) < 1e-6  # the preset puts it on a bin centre
+    more = []
+    if given:
+        more = ["--bin-grid", str(_grid_toml(tmp_path / "g.toml", BinGrid(**truth["grid"]),
+                                             inline0=1001, crossline0=501))]
+        il0, xl0 = il0 + 1000, xl0 + 500
     out = tmp_path / "img.h5"
     r = subprocess.run([sys.executable, "-m", "seis_hpc", "pstm", str(d / "shots.sgy"),
                         "--velocity", str(d / "velocity.csv"), "--out", str(out),
-                        "--index", str(tmp_path / "i.h5"),
-                        "--grid", f"1,10,{xl0 - 10},{xl0 + 10}", "--tmax", "0.7",
-                        "--aperture", "300"],
+                        "--index", str(tmp_path / "i.h5"), *more,
+                        "--grid", f"{il0 - 2},{il0 + 2},{xl0 - 10},{xl0 + 10}", "--tmax",
+                        "0.7", "--aperture", "300"],
                        capture_output=True, text=True, timeout=300,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
@@ -89,3 +97,50 @@ def test_pstm_images_diffractor_in_its_header_bin(midpoint_survey, tmp_path):
     assert (g.inline0 + i, g.crossline0 + j) == (il0, xl0)
     assert abs(k * truth["dt_s"] - dif["t0_s"]) <= 2 * truth["dt_s"]
     assert json.loads((d / "truth.json").read_text())["n_traces"] == 1536
+
+
+def _grid_toml(path, g: BinGrid, **change):
+    d = {k: getattr(g, k) for k in ("x0", "y0", "azimuth", "bin_inline", "bin_crossline",
+                                    "inline0", "crossline0", "n_inline", "n_crossline")}
+    d.update(change)
+    path.write_text("\n".join(f"{k} = {v!r}" for k, v in d.items()) + "\n")
+    return path
+
+
+def test_given_bin_grid(midpoint_survey, tmp_path):
+    """index --bin-grid bins by the grid given; traces outside it are counted and named; the
+    same grid from its corners is the same grid."""
+    d, truth = midpoint_survey
+    design = BinGrid(**truth["grid"])
+    # the designed grid less its first 4 crosslines (and numbered from 101)
+    x0, y0 = design.grid_to_world(design.inline0, design.crossline0 + 4)
+    cut = _grid_toml(tmp_path / "cut.toml", design, x0=float(x0), y0=float(y0),
+                     crossline0=101, n_crossline=design.n_crossline - 4)
+    r = subprocess.run([sys.executable, "-m", "seis_hpc", "index", str(d / "shots.sgy"),
+                        "--index", str(tmp_path / "i.h5"), "--bin-grid", str(cut), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    idx = TraceIndex.open(tmp_path / "i.h5")
+    expect_out = int(np.sum(idx["header_crossline"] < design.crossline0 + 4))
+    assert rep["method"] == "given" and rep["traces_outside_grid"] == expect_out > 0
+    assert any("outside the given bin grid" in w for w in rep["warnings"])
+    inside = idx["header_crossline"] >= design.crossline0 + 4
+    assert np.array_equal(idx["crossline"][inside], idx["header_crossline"][inside] + 96)
+    assert np.array_equal(idx["inline"][inside], idx["header_inline"][inside])
+    # corners: first bin, last crossline of the first inline, last inline of the first xline
+    from seis_hpc.geometry import load_bin_grid
+
+    il1, xl1 = design.inline0 + design.n_inline - 1, design.crossline0 + design.n_crossline - 1
+    c = [design.grid_to_world(design.inline0, design.crossline0),
+         design.grid_to_world(design.inline0, xl1), design.grid_to_world(il1, design.crossline0)]
+    (tmp_path / "corners.toml").write_text(
+        f"inline0 = 1\ncrossline0 = 1\nn_inline = {design.n_inline}\nn_crossline = "
+        f"{design.n_crossline}\n[corners]\n" + "".join(
+            f"{k} = [{float(p[0])!r}, {float(p[1])!r}]\n"
+            for k, p in zip(("first", "last_crossline", "last_inline"), c, strict=True)))
+    g = load_bin_grid(tmp_path / "corners.toml")
+    assert np.allclose(g.points(), design.points(), atol=1e-6)
+    (tmp_path / "bad.toml").write_text("x0 = 1\nbin_size = 3\n")
+    with pytest.raises(SeisError, match="unknown bin grid key"):
+        load_bin_grid(tmp_path / "bad.toml")
