@@ -144,3 +144,26 @@ def test_given_bin_grid(midpoint_survey, tmp_path):
     (tmp_path / "bad.toml").write_text("x0 = 1\nbin_size = 3\n")
     with pytest.raises(SeisError, match="unknown bin grid key"):
         load_bin_grid(tmp_path / "bad.toml")
+
+
+def test_geometry_qc(midpoint_survey, tmp_path):
+    """qc --what geometry: the grid over the midpoints, fold/offset/azimuth maps, and the
+    offset/azimuth distribution; the grid lines pass through the bin edges."""
+    from seis_hpc.cli import main
+
+    d, truth = midpoint_survey
+    out = tmp_path / "q"
+    assert main(["qc", str(d / "shots.sgy"), "--what", "geometry", "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["shots_azimuth_sectors.png", "shots_bin_grid.png", "shots_fold.png",
+                     "shots_offset_azimuth.png", "shots_offset_max.png",
+                     "shots_offset_min.png"]
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(out / "shots_bin_grid.png")
+    assert img.shape[:2] == (800, 800)
+    # some green midpoints and grey grid lines are drawn
+    rgb = img[..., :3]
+    green = (rgb[..., 1] > 0.4) & (rgb[..., 0] < 0.3) & (rgb[..., 2] < 0.3)
+    grey = (np.abs(rgb[..., 0] - 0.6) < 0.05) & (np.abs(rgb[..., 1] - 0.6) < 0.05)
+    assert green.sum() > 500 and grey.sum() > 500
