@@ -462,6 +462,9 @@ def _fit_header_cdp(idx: TraceIndex, x: np.ndarray, y: np.ndarray) -> Geometry |
     length = float(np.hypot(*chord))
     # straight: CMP interval from the chord (exact on a line); crooked: from the path
     interval = length / float(u[-1] - u[0]) if length > 0.99 * seg.sum() else b
+    rec = receiver_interval(idx)
+    if rec and abs(rec / 2 - interval) < 0.01 * interval:
+        interval = rec / 2  # the nominal spacing, free of the coordinates' rounding
     grid = BinGrid.line(float(px[0]), float(py[0]), _azimuth(chord / length), interval,
                         int(u[0]), int(u[-1] - u[0]) + 1)
     return Geometry(grid, cdp.copy(), np.zeros_like(cdp), cdp.copy(), "header-cdp")
@@ -526,11 +529,12 @@ def _fit_headers(idx: TraceIndex, x: np.ndarray, y: np.ndarray) -> Geometry:
         resid = np.column_stack([x, y]) - a @ coef
         # traces outside their bin by the least-squares grid (refused below) stay out of it
         try:
-            frac = resid @ np.linalg.inv(coef[:2])
-            keep = np.all(np.abs(frac) <= 0.5, axis=1)
+            frac = np.abs(resid @ np.linalg.inv(coef[:2]))
         except np.linalg.LinAlgError:
-            keep = np.ones(len(il), dtype=bool)
-        if keep.sum() > 3:
+            frac = np.zeros((len(il), 2))
+        keep = np.all(frac <= 0.5, axis=1)
+        # bin centres in CDP_X/CDP_Y (to their rounding): least squares is exact already
+        if keep.sum() > 3 and float(frac[keep].max()) > 0.02:
             coef = coef + _minimax_correction(a[keep], resid[keep],
                                               ((il - il0) * n_xl + (xl - xl0))[keep])
     d_il, d_xl, origin = coef[0], coef[1], coef[2]
