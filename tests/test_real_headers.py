@@ -34,6 +34,9 @@ TABLE = {
     "segyio/normal-small.sgy": ("post-stack", "3D", 25, 25, []),
     "segyio/trace-header-extension1.sgy": ("post-stack", None, None, None, []),
     "segyio/small-ps.sgy": ("cmp", None, None, None, []),
+    "segyio/1x1.sgy": ("cmp", None, None, None, []),
+    "SeismicLab/syn_cmp.su": ("cmp", "2D", 1, 1, []),
+    "segyio/shot-gather.sgy": ("shot", None, None, None, []),
     "segyio/long.sgy": ("shot", None, None, None, ["sample count", "implausible"]),
 }
 

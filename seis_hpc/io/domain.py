@@ -11,8 +11,10 @@ Domains (from headers and fold):
   (GX/GY all zero, or equal to SX/SY), with one trace per bin (INLINE_3D/CROSSLINE_3D, else
   CDP, else position). Such a file's SX/SY or CDP_X/CDP_Y is the trace position, not a source:
   the index then sets midpoint = receiver = source = that position and offset 0.
-* ``"cmp"``: gathers sorted by CDP: the header CDP changes less often, trace to trace, than
-  the source (a single-CDP file with several sources is one CMP gather).
+* ``"cmp"``: gathers sorted by CDP: the header CDP (else the INLINE_3D/CROSSLINE_3D pair)
+  changes less often, trace to trace, than the source (a single-CDP file with several sources
+  is one CMP gather); or, with no shot identity at all (no source coordinates, one FFID),
+  several offsets in one bin (a lone synthetic CMP gather).
 * ``"shot"``: everything else with offsets (sorted by source).
 
 Checks (each a warning, never an error here; the geometry refuses what it cannot use):
@@ -90,7 +92,12 @@ def classify(cols: dict) -> str:
         return "cmp"
     no_sources = not np.any(cols["sx"]) and not np.any(cols["sy"]) and \
         np.unique(cols["ffid"]).size == 1
-    if np.any(cdp) and no_sources and _runs(cdp) < n:  # bins of several traces, no shots
+    if not np.any(cdp):  # nor bin numbers: the CDP position (often 0) names the bin
+        _, cdp = np.unique(np.column_stack([cols["cdp_x"], cols["cdp_y"]]), axis=0,
+                           return_inverse=True)
+        cdp = cdp.ravel() + 1
+    # no shot identity, several offsets per bin: CMP gathers (e.g. a lone synthetic gather)
+    if no_sources and _runs(cdp) < n and np.unique(cols["header_offset"]).size > 1:
         return "cmp"
     return "shot"
 
