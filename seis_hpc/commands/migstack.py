@@ -132,6 +132,7 @@ def run(args) -> int:
 
             get_runtime()  # no CuPy or no GPU: say so once, before any work
         survey = Survey.open(args.input, args.index)
+        survey.check_for("migstack")  # prestack, lengths (issue 15)
         idx = survey.index
         grid = _subgrid(survey.grid, ints(args.grid) if args.grid else None)
         time = _time_axis(idx, args.tmax, None, n_bins=grid.n_bins,

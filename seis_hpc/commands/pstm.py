@@ -1,7 +1,7 @@
 """``seis-hpc pstm``: Kirchhoff prestack time migration on any number of MPI ranks."""
 
 HELP = "Kirchhoff prestack time migration (MPI: mpiexec -n N seis-hpc pstm ...)"
-INPUTS = ("input", "velocity")
+INPUTS = ("input", "velocity", "bin_grid")
 OUTPUTS = ("out",)
 WRITES = ("index", "checkpoint_dir")  # the index is written when missing or stale
 
@@ -65,6 +65,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--velocity", "-v", required=True, metavar="V",
                         help="vrms HDF5 volume or time_s,vrms_mps CSV (m/s)")
     parser.add_argument("--out", "-o", required=True, metavar="IMAGE.h5", help="output image")
+    parser.add_argument("--bin-grid", metavar="GRID.toml", help="bin by this grid (origin, "
+                        "azimuth, bin sizes, first inline/crossline, or corners) instead of "
+                        "finding one; traces outside it are reported and not used")
     parser.add_argument("--index", metavar="PATH", help="trace index file (default: beside "
                         "the input or in the cache)")
     g = parser.add_argument_group("image")
@@ -258,7 +261,8 @@ def run(args) -> int:
             raise SeisError("output is a directory", out)
         if not os.access(os.path.dirname(out) or ".", os.W_OK):
             raise SeisError("cannot write to the output directory", os.path.dirname(out))
-        survey = Survey.open(args.input, args.index)
+        survey = Survey.open(args.input, args.index, grid=args.bin_grid)
+        survey.check_for("pstm")  # prestack, lengths (issue 15)
         idx = survey.index
         grid = _subgrid(survey.grid, args.grid)
         edges = _edges(args, idx)
@@ -311,7 +315,7 @@ def run(args) -> int:
     if rank == 0:
         idx, vel = held["idx"], held["vel"]
     else:
-        idx = Survey.open(args.input, args.index, save=False).index
+        idx = Survey.open(args.input, args.index, save=False, grid=args.bin_grid).index
         vel = open_vrms(args.velocity, job.plan.grid, job.time, validate=False)
     code = execute(job, idx, vel, comm)
     rec = getattr(args, "_record", None)  # the run record, when $SEIS_HPC_RUNDIR is set

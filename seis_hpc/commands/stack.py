@@ -1,7 +1,7 @@
 """``seis-hpc stack``: NMO stack (the section before migration)."""
 
 HELP = "NMO stack normalised by live fold -> HDF5 (+ SEG-Y)"
-INPUTS = ("input", "velocity")
+INPUTS = ("input", "velocity", "bin_grid")
 OUTPUTS = ("out", "segy")
 WRITES = ("index",)  # written when missing or stale
 DESCRIPTION = """NMO correction with a stretch mute and CMP stack normalised by the live fold.
@@ -27,6 +27,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stretch-mute", type=float, default=0.3,
                         help="NMO stretch limit (fraction; default 0.3; 0 for none)")
     parser.add_argument("--interp", default="linear", choices=("linear", "cubic"))
+    parser.add_argument("--bin-grid", metavar="GRID.toml", help="bin by this grid (origin, "
+                        "azimuth, bin sizes, first inline/crossline, or corners) instead of "
+                        "finding one; traces outside it are reported and not used")
     parser.add_argument("--index", metavar="PATH", help="trace index file")
 
 
@@ -48,7 +51,8 @@ def run(args) -> int:
     prepare_outputs(args.out, args.segy)  # a bad output name fails before any work
     if args.stretch_mute < 0:
         raise SeisError(f"--stretch-mute must be >= 0 (got {args.stretch_mute})")
-    survey = Survey.open(args.input, args.index)
+    survey = Survey.open(args.input, args.index, grid=args.bin_grid)
+    survey.check_for("stack")  # prestack, lengths (issue 15)
     idx = survey.index
     time = idx.times()
     from seis_hpc.limits import check_in_memory

@@ -1,7 +1,7 @@
 """``seis-hpc velan``: semblance velocity analysis with automatic picking -> Vrms volume."""
 
 HELP = "velocity analysis: semblance, automatic picks, smooth Vrms field (HDF5)"
-INPUTS = ("input", "use_picks", "reference")
+INPUTS = ("input", "use_picks", "reference", "bin_grid")
 OUTPUTS = ("out", "picks", "su_table")
 WRITES = ("index",)  # written when missing or stale
 DESCRIPTION = """Velocity analysis of CMP gathers into a smooth RMS-velocity field.
@@ -51,6 +51,9 @@ def add_arguments(parser) -> None:
                         "par file")
     parser.add_argument("--su-every", type=int, default=20, metavar="N",
                         help="CMP spacing of the SU table (default 20)")
+    parser.add_argument("--bin-grid", metavar="GRID.toml", help="bin by this grid (origin, "
+                        "azimuth, bin sizes, first inline/crossline, or corners) instead of "
+                        "finding one; traces outside it are reported and not used")
     parser.add_argument("--index", metavar="PATH", help="trace index file")
     g = parser.add_argument_group("analysis")
     g.add_argument("--every", type=int, metavar="N", help="analysis every N CMPs (default 20)")
@@ -101,7 +104,8 @@ def run(args) -> int:
     prepare_outputs(args.out, args.picks, args.su_table)  # bad names fail before any work
     if args.every is not None and args.every_m is not None:
         raise SeisError("give --every or --every-m, not both")
-    survey = Survey.open(args.input, args.index)
+    survey = Survey.open(args.input, args.index, grid=args.bin_grid)
+    survey.check_for("velan")  # prestack, lengths (issue 15)
     idx, grid = survey.index, survey.grid
     time = idx.times()
     from seis_hpc.limits import check_in_memory

@@ -239,7 +239,7 @@ def _copy_ordered(step: StepSpec, impl: GatherStep, reader: TraceReader, order: 
         ids = np.asarray(order[a:a + per], np.int64)
         raw = reader.raw(ids)
         raw[:, :TRACE_HEADER_BYTES] = impl.headers(raw[:, :TRACE_HEADER_BYTES], ids)
-        data = decode_samples(raw[:, TRACE_HEADER_BYTES:], lay.format, lay.endian, lay.ns)
+        data = decode_samples(raw[:, lay.header_bytes:], lay.format, lay.endian, lay.ns)
         ss = float(np.sum(np.where(np.isfinite(data), data, 0.0).astype(np.float64) ** 2))
         qc["sumsq_in"] += ss
         qc["sumsq_out"] += ss
