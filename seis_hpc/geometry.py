@@ -168,6 +168,96 @@ class BinGrid:
                 f"{self.azimuth:.2f} deg, origin ({self.x0:.1f}, {self.y0:.1f}) m")
 
 
+GRID_KEYS = ("x0", "y0", "azimuth", "bin_inline", "bin_crossline", "inline0", "crossline0",
+             "n_inline", "n_crossline")
+
+
+def load_bin_grid(path) -> BinGrid:
+    """Read a bin grid a processor was given from a TOML file.
+
+    Either the grid itself (distances in m, azimuth in degrees clockwise from north)::
+
+        x0 = 500000.0          # centre of bin (inline0, crossline0)
+        y0 = 3650000.0
+        azimuth = 30.0         # inline direction (crossline numbers increase along it)
+        bin_inline = 6.25      # bin size along the inline (between crosslines)
+        bin_crossline = 25.0   # bin size across (between inlines)
+        inline0 = 1001
+        crossline0 = 2001
+        n_inline = 200
+        n_crossline = 800
+        handedness = 1         # optional: +1 inlines increase toward azimuth + 90
+
+    or three corner bin centres and the numbering (``[corners]``: ``first`` = bin (inline0,
+    crossline0), ``last_crossline`` = (inline0, last crossline), ``last_inline`` = (last
+    inline, crossline0), each ``[x, y]``) with ``inline0``, ``crossline0``, ``n_inline``,
+    ``n_crossline``. A 2D line: ``is_2d = true`` with ``n_inline = 1``.
+
+    Raises
+    ------
+    SeisError
+        Unreadable TOML, a missing or unknown key, corners that are not a rectangle.
+    """
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        with open(path, "rb") as f:
+            d = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise SeisError(f"bin grid is not valid TOML ({exc})", path) from None
+    d = dict(d.get("grid", d))
+    known = set(GRID_KEYS) | {"handedness", "is_2d", "corners"}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise SeisError(f"unknown bin grid key(s) {', '.join(unknown)} (known: "
+                        f"{', '.join(sorted(known))})", path)
+    if "corners" in d:
+        d.update(_from_corners(d.pop("corners"), d, path))
+    missing = [k for k in GRID_KEYS if k not in d]
+    if missing:
+        raise SeisError(f"bin grid lacks {', '.join(missing)}", path)
+    try:
+        return BinGrid(float(d["x0"]), float(d["y0"]), float(d["azimuth"]) % 360.0,
+                       float(d["bin_inline"]), float(d["bin_crossline"]), int(d["inline0"]),
+                       int(d["crossline0"]), int(d["n_inline"]), int(d["n_crossline"]),
+                       int(d.get("handedness", 1)), bool(d.get("is_2d", False)))
+    except SeisError as exc:
+        raise SeisError(exc.detail, path) from None
+    except (TypeError, ValueError) as exc:
+        raise SeisError(f"bad bin grid value ({exc})", path) from None
+
+
+def _from_corners(c, d: dict, path) -> dict:
+    """Grid fields from three corner bin centres (see :func:`load_bin_grid`)."""
+    try:
+        p0, pc, pi = (np.asarray(c[k], dtype=np.float64) for k in
+                      ("first", "last_crossline", "last_inline"))
+        n_il, n_xl = int(d["n_inline"]), int(d["n_crossline"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SeisError(f"corners need first, last_crossline, last_inline = [x, y] and "
+                        f"n_inline, n_crossline ({exc})", path) from None
+    if n_xl < 2:
+        raise SeisError("corners need n_crossline >= 2", path)
+    along = (pc - p0) / (n_xl - 1)
+    b_in = float(np.hypot(*along))
+    az = math.degrees(math.atan2(along[0], along[1])) % 360.0
+    out = {"x0": float(p0[0]), "y0": float(p0[1]), "azimuth": az, "bin_inline": b_in}
+    if n_il > 1:
+        across = (pi - p0) / (n_il - 1)
+        b_cr = float(np.hypot(*across))
+        cosang = abs(float(along @ across)) / (b_in * b_cr)
+        if cosang > 0.01:
+            raise SeisError(f"corners are not a rectangle (angle "
+                            f"{math.degrees(math.acos(min(cosang, 1.0))):.2f} deg)", path)
+        ref = np.array([math.cos(math.radians(az)), -math.sin(math.radians(az))])
+        out.update(bin_crossline=b_cr, handedness=1 if float(across @ ref) >= 0 else -1)
+    else:
+        out["bin_crossline"] = d.get("bin_crossline", b_in)
+    return out
+
+
 def offset_classes(offset, edges) -> np.ndarray:
     """Offset class of each trace, for image gathers: ``k`` where
     ``edges[k] <= offset < edges[k+1]``, else -1.

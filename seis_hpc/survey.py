@@ -6,13 +6,24 @@ How the grid is found (distances in m, angles in degrees clockwise from north):
 * **3D from headers**: when INLINE_3D/CROSSLINE_3D vary, the affine map (inline, crossline) ->
   (x, y) is solved by least squares over the traces, using CDP_X/CDP_Y where present, else the
   source-receiver midpoints. Its two columns must be perpendicular (a rotation and a scale),
-  else the headers are refused. Bin numbers are the header numbers.
+  else the headers are refused. Bin numbers are the header numbers. The points may scatter
+  inside their bins (true midpoints in CDP_X/CDP_Y, as many contractors write them): the RMS
+  and largest distance from the bin centres, in bins, are reported (``bin_scatter_rms``,
+  ``bin_scatter_max``); a point outside the bin its numbers name is refused.
+* **2D line from header CDP numbers** (no inline/crossline headers, no ``cmp_interval`` given):
+  when the CDP header (bytes 21-24) numbers positions consistently - traces of one CDP within
+  half a CDP step of each other, consecutive CDP numbers a constant step apart, at least 1 m -
+  the CMP numbers are the header CDP numbers and the CMP interval is that step (method
+  ``"header-cdp"``). A file whose traces all carry one CDP number is one CMP gather. This also
+  makes post-stack arbitrary lines (crooked paths through a 3D cube) 2D lines; the grid is then
+  the straight line from the first to the last CDP, with CMPs spaced by the path length.
 * **2D line** (midpoints spread across the line by less than ``max(4 x CMP interval, 10 % of
   the line length)``): a straight line is fitted to the midpoints (principal axis); CMP number
   = rounded projected position / CMP interval, numbered from 1, bin centres placed on the
   midpoints' own lattice. The CMP interval defaults to half the median receiver-group interval
-  (6.25 m for 12.5 m groups). CMP numbers increase with the header CDP numbers when those vary,
-  else toward azimuth 0..180.
+  (6.25 m for 12.5 m groups); an inferred interval below 1 m is never used (12.5 m
+  instead). CMP numbers increase with the header CDP numbers when those vary, else toward
+  azimuth 0..180.
 * **3D from midpoints** (no inline/crossline headers): the inline direction is the mean
   source -> receiver axis (the sail line for towed streamers), or the midpoints' principal axis
   for zero-offset data. Bin sizes: along the inline the CMP interval (default half the receiver
@@ -24,6 +35,7 @@ The index's ``cmp``, ``inline`` and ``crossline`` columns receive each trace's b
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -32,13 +44,15 @@ import h5py
 import numpy as np
 
 from seis_hpc.errors import SeisError
-from seis_hpc.geometry import BinGrid
+from seis_hpc.geometry import BinGrid, load_bin_grid
+from seis_hpc.io.domain import GEOGRAPHIC_UNITS, UNIT_NAMES
 from seis_hpc.io.headermap import DEFAULT_FIELDS, TYPES, load_headermap
 from seis_hpc.io.index import TraceIndex
 from seis_hpc.io.traces import TraceReader
 
 DEFAULT_BIN_INLINE = 12.5  # m, when the receiver interval cannot be measured
 DEFAULT_BIN_CROSSLINE = 25.0  # m, 3D bins fitted to midpoints
+MIN_CMP_INTERVAL = 1.0  # m: never infer a CMP interval below this
 
 
 @dataclass
@@ -50,6 +64,8 @@ class Geometry:
     inline: np.ndarray
     crossline: np.ndarray
     method: str
+    scatter: tuple[float, float] | None = None  # rms, max distance from bin centres (bins)
+    outside: np.ndarray | None = None  # traces outside a given grid
 
 
 class Survey:
@@ -62,7 +78,8 @@ class Survey:
     grid : BinGrid
         The bin grid (2D line or rotated 3D grid).
     method : str
-        How the grid was found: ``"given"``, ``"headers"``, ``"line-fit"`` or ``"midpoints"``.
+        How the grid was found: ``"given"``, ``"headers"``, ``"header-cdp"``, ``"line-fit"`` or
+        ``"midpoints"``.
     """
 
     def __init__(self, index: TraceIndex, geometry: Geometry):
@@ -73,7 +90,8 @@ class Survey:
     @classmethod
     def open(cls, path: str | os.PathLike, index_path: str | os.PathLike | None = None,
              headermap=None, cmp_interval: float | None = None, grid: BinGrid | None = None,
-             *, is_2d: bool | None = None, save: bool = True) -> Survey:
+             *, is_2d: bool | None = None, save: bool = True,
+             coordinate_units: str | None = None) -> Survey:
         """Index ``path`` (or reuse its up-to-date index), bin its traces and save the bins.
 
         Parameters
@@ -86,13 +104,17 @@ class Survey:
             Header byte map TOML file.
         cmp_interval : float, optional
             CMP interval (m) of a 2D line, or the inline bin size of a midpoint-fitted 3D grid.
-        grid : BinGrid, optional
-            Use this grid instead of finding one.
+        grid : BinGrid or path-like, optional
+            Use this grid instead of finding one (a path: a bin grid TOML file, see
+            :func:`seis_hpc.geometry.load_bin_grid`); traces outside it are reported.
         is_2d : bool, optional
             Force 2D or 3D instead of deciding from the midpoints' crossline spread.
         save : bool
             Write the index (atomically) when it is new or its bins changed; False keeps
             everything in memory.
+        coordinate_units : {"metres", "feet"}, optional
+            How to read coordinates whose headers (bytes 89-90) say they are geographic:
+            kept in the index, so later steps on the same index accept them.
 
         Raises
         ------
@@ -100,11 +122,15 @@ class Survey:
             No usable coordinates, inconsistent inline/crossline headers, bad file.
         """
         hmap = load_headermap(headermap)
+        if grid is not None and not isinstance(grid, BinGrid):
+            grid = load_bin_grid(grid)
         if os.path.isfile(path) and h5py.is_hdf5(path):
             idx = TraceIndex.open(path)
         else:
             idx = TraceIndex.for_file(path, index_path, hmap, save=False)
+        units_changed = assume_units(idx, coordinate_units)
         survey, changed = cls._from_index(idx, cmp_interval, grid, is_2d)
+        changed = changed or units_changed
         if save and changed:
             idx.save(index_path or idx.path)
         return survey
@@ -128,6 +154,11 @@ class Survey:
         idx["cmp"], idx["inline"], idx["crossline"] = geo.cmp, geo.inline, geo.crossline
         idx.attrs.update(geo.grid.to_attrs())
         idx.attrs["geometry"] = geo.method
+        if geo.scatter is not None:
+            idx.attrs["bin_scatter_rms"], idx.attrs["bin_scatter_max"] = geo.scatter
+        out = geo.outside if geo.outside is not None else np.zeros(0, np.int64)
+        idx.attrs["outside_grid"] = int(out.size)
+        idx.attrs["first_outside_grid"] = int(out[0]) if out.size else -1
         return cls(idx, geo), changed
 
     # -- properties -----------------------------------------------------------------------
@@ -212,8 +243,82 @@ class Survey:
             "fold_max": int(live.max()) if live.size else 0,
             "offset_min_m": float(off.min()),
             "offset_max_m": float(off.max()),
-            "shots": int(self.index["source_id"].max() + 1),
+            "shots": 0 if self.domain == "post-stack" else int(self.index["source_id"].max() + 1),
+            "domain": self.domain,
+            "traces_outside_grid": int(self.index.attrs.get("outside_grid", 0)),
+            "warnings": self.warnings(),
+            **({"bin_scatter_rms": round(float(self.index.attrs["bin_scatter_rms"]), 4),
+                "bin_scatter_max": round(float(self.index.attrs["bin_scatter_max"]), 4)}
+               if self.method == "headers" and "bin_scatter_rms" in self.index.attrs else {}),
         }
+
+    @property
+    def domain(self) -> str:
+        """``"shot"``, ``"cmp"`` or ``"post-stack"`` (see :mod:`seis_hpc.io.domain`)."""
+        return str(self.index.attrs.get("domain", "shot"))
+
+    def warnings(self) -> list[str]:
+        """One-line findings about the headers (see :mod:`seis_hpc.io.domain`) and the
+        traces outside a given grid."""
+        out = header_warnings(self.index)
+        n = int(self.index.attrs.get("outside_grid", 0))
+        if n:
+            out.append(f"{n} trace(s) fall outside the given bin grid (first: trace "
+                       f"{int(self.index.attrs['first_outside_grid'])}); they are not used")
+        return out
+
+    def check_for(self, step: str) -> None:
+        """Refuse what a prestack, geometry-dependent ``step`` cannot use: post-stack data,
+        and geographic coordinates nobody said how to read.
+
+        Raises
+        ------
+        SeisError
+            One line naming the file and the header that decides.
+        """
+        if self.domain == "post-stack":
+            raise SeisError(f"{step} needs prestack gathers, but this is post-stack data (offset "
+                            "header 0 and no receiver coordinates on every trace, one trace "
+                            "per bin)", self.index.segy_path)
+        code = int(self.index.attrs.get("coordinate_units", 0))
+        if code in GEOGRAPHIC_UNITS and not self.index.attrs.get("coordinate_units_assumed"):
+            raise SeisError(f"{step} needs coordinates in metres or feet, but trace header "
+                            f"bytes 89-90 say {UNIT_NAMES[code]} ({code}); if they are "
+                            "lengths, run seis-hpc index FILE --coordinate-units metres|feet",
+                            self.index.segy_path)
+
+
+def header_warnings(idx: TraceIndex) -> list[str]:
+    """The header warnings stored in an index (empty for indexes without them)."""
+    raw = idx.attrs.get("warnings")
+    return list(json.loads(raw)) if raw else []
+
+
+FEET = 0.3048  # m per international foot
+_LENGTH_COLUMNS = ("sx", "sy", "rx", "ry", "mx", "my", "cdp_x", "cdp_y", "offset")
+
+
+def assume_units(idx: TraceIndex, units: str | None) -> bool:
+    """Record how to read coordinates the headers call geographic; True if the index changed.
+
+    ``"feet"`` converts the coordinate columns to metres once (an index already converted
+    is left alone). A file whose headers say length units needs nothing.
+    """
+    if units is None:
+        return False
+    if units not in ("metres", "feet"):
+        raise SeisError(f"coordinate units must be 'metres' or 'feet' (got {units!r})")
+    before = idx.attrs.get("coordinate_units_assumed")
+    if before == units:
+        return False
+    if before:
+        raise SeisError(f"the index already reads coordinates as {before}; rebuild it to "
+                        f"read them as {units}", idx.segy_path)
+    if units == "feet":
+        for k in _LENGTH_COLUMNS:
+            idx[k] = np.asarray(idx[k], dtype=np.float64) * FEET
+    idx.attrs["coordinate_units_assumed"] = units
+    return True
 
 
 # -- fitting -----------------------------------------------------------------------------------
@@ -376,6 +481,10 @@ def fit_geometry(idx: TraceIndex, cmp_interval: float | None = None, grid: BinGr
         (np.unique(il_h).size > 1 or np.unique(xl_h).size > 1)
     if has_ilxl and is_2d is not True:
         return _fit_headers(idx, x, y)
+    if cmp_interval is None and is_2d is not False:
+        geo = _fit_header_cdp(idx, x, y)
+        if geo is not None:
+            return geo
     rec = receiver_interval(idx)
     c, major, minor = _pca(x, y)
     s = (x - c[0]) * major[0] + (y - c[1]) * major[1]
@@ -385,6 +494,8 @@ def fit_geometry(idx: TraceIndex, cmp_interval: float | None = None, grid: BinGr
         gaps = np.diff(np.unique(np.round(s, 3)))
         gaps = gaps[gaps > 1e-3]
         interval = float(np.median(gaps)) if gaps.size else DEFAULT_BIN_INLINE
+    if cmp_interval is None and interval < MIN_CMP_INTERVAL:
+        interval = DEFAULT_BIN_INLINE  # a sub-metre spacing is rounding noise, not a CMP interval
     if is_2d is None:
         spread_s = np.ptp(s) if s.size else 0.0
         spread_t = (np.percentile(t, 99) - np.percentile(t, 1)) if t.size else 0.0
@@ -392,6 +503,45 @@ def fit_geometry(idx: TraceIndex, cmp_interval: float | None = None, grid: BinGr
     if is_2d:
         return _fit_line(idx, c, major, s, interval)
     return _fit_midpoints(idx, x, y, interval)
+
+
+def _fit_header_cdp(idx: TraceIndex, x: np.ndarray, y: np.ndarray) -> Geometry | None:
+    """A 2D line numbered by the header CDPs, when they are consistent (module text); None
+    otherwise."""
+    cdp = np.asarray(idx["header_cdp"], dtype=np.int64)
+    u, inv = np.unique(cdp, return_inverse=True)
+    inv = inv.ravel()
+    if not np.any(u) or len(x) < 2:
+        return None
+    if u.size == 1:  # one CDP gather: one CMP at the midpoints' centre
+        c, major, _ = _pca(x, y)
+        if _azimuth(major) >= 180.0:
+            major = -major
+        grid = BinGrid.line(float(c[0]), float(c[1]), _azimuth(major), DEFAULT_BIN_INLINE,
+                            int(u[0]), 1)
+        return Geometry(grid, cdp.copy(), np.zeros_like(cdp), cdp.copy(), "header-cdp")
+    n = np.bincount(inv)
+    px, py = np.bincount(inv, x) / n, np.bincount(inv, y) / n
+    seg = np.hypot(np.diff(px), np.diff(py))
+    step = seg / np.diff(u)
+    b = float(np.median(step))
+    # post-stack, one trace per CDP (an arbitrary line): the numbers order the traces even
+    # where the path's steps vary; prestack CMPs must be evenly spaced to be trusted
+    one_each = idx.attrs.get("domain") == "post-stack" and u.size == len(cdp)
+    if b < MIN_CMP_INTERVAL or (not one_each and np.any(np.abs(step - b) > 0.25 * b)):
+        return None
+    if np.hypot(x - px[inv], y - py[inv]).max() > 0.5 * b:
+        return None
+    chord = np.array([px[-1] - px[0], py[-1] - py[0]])
+    length = float(np.hypot(*chord))
+    # straight: CMP interval from the chord (exact on a line); crooked: from the path
+    interval = length / float(u[-1] - u[0]) if length > 0.99 * seg.sum() else b
+    rec = receiver_interval(idx)
+    if rec and abs(rec / 2 - interval) < 0.01 * interval:
+        interval = rec / 2  # the nominal spacing, free of the coordinates' rounding
+    grid = BinGrid.line(float(px[0]), float(py[0]), _azimuth(chord / length), interval,
+                        int(u[0]), int(u[-1] - u[0]) + 1)
+    return Geometry(grid, cdp.copy(), np.zeros_like(cdp), cdp.copy(), "header-cdp")
 
 
 def _fit_line(idx: TraceIndex, c: np.ndarray, u: np.ndarray, s: np.ndarray, interval: float
@@ -450,6 +600,18 @@ def _fit_headers(idx: TraceIndex, x: np.ndarray, y: np.ndarray) -> Geometry:
     a = np.column_stack([il - il0, xl - xl0, np.ones(len(il))]).astype(np.float64)
     rank = np.linalg.matrix_rank(a)
     coef, *_ = np.linalg.lstsq(a, np.column_stack([x, y]), rcond=None)
+    if rank == 3 and len(il) > 3:
+        resid = np.column_stack([x, y]) - a @ coef
+        # traces outside their bin by the least-squares grid (refused below) stay out of it
+        try:
+            frac = np.abs(resid @ np.linalg.inv(coef[:2]))
+        except np.linalg.LinAlgError:
+            frac = np.zeros((len(il), 2))
+        keep = np.all(frac <= 0.5, axis=1)
+        # bin centres in CDP_X/CDP_Y (to their rounding): least squares is exact already
+        if keep.sum() > 3 and float(frac[keep].max()) > 0.02:
+            coef = coef + _minimax_correction(a[keep], resid[keep],
+                                              ((il - il0) * n_xl + (xl - xl0))[keep])
     d_il, d_xl, origin = coef[0], coef[1], coef[2]
     if rank < 3:  # one inline (or one crossline): the other direction is the perpendicular
         if n_xl > 1:
@@ -467,26 +629,75 @@ def _fit_headers(idx: TraceIndex, x: np.ndarray, y: np.ndarray) -> Geometry:
                         f"{math.degrees(math.acos(min(cosang, 1.0))):.1f} deg): the map from "
                         "inline/crossline to coordinates is not a rotation and scale",
                         idx.segy_path)
-    resid = np.hypot(*(a @ np.vstack([d_il, d_xl, origin]) - np.column_stack([x, y])).T)
-    tol = (0.05 if exact else 0.75) * min(b_inline, b_cross) + 0.02
-    if resid.size and float(np.sqrt(np.mean(resid ** 2))) > tol:
-        raise SeisError(f"coordinates do not follow INLINE_3D/CROSSLINE_3D (rms misfit "
-                        f"{float(np.sqrt(np.mean(resid ** 2))):.2f} m over bins of "
-                        f"{b_inline:.2f} x {b_cross:.2f} m)", idx.segy_path)
     az = _azimuth(along)
     ref = np.array([math.cos(math.radians(az)), -math.sin(math.radians(az))])
     hand = 1 if float(u_il @ ref) >= 0 else -1
     grid = BinGrid(float(origin[0]), float(origin[1]), az, b_inline, b_cross, il0, xl0, n_il,
                    n_xl, hand, False)
+    scatter = _check_scatter(idx, grid, x, y, il, xl, "CDP_X/CDP_Y (bytes 181-188)" if exact
+                             else "source-receiver midpoints")
     cmp = (il - il0) * n_xl + (xl - xl0) + 1
-    return Geometry(grid, cmp, il, xl, "headers")
+    return Geometry(grid, cmp, il, xl, "headers", scatter)
+
+
+def _minimax_correction(a: np.ndarray, resid: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Correction to a least-squares affine fit that minimises the largest residual instead.
+
+    Midpoints scattered inside their bins average to the bin centre only where the scatter is
+    balanced (rarely at the survey edges), which tilts and scales a least-squares grid; the
+    band they fill is centred on the bin centres wherever both sides occur. Solved for x and
+    y separately as a linear programme over each bin's extreme residuals."""
+    from scipy.optimize import linprog
+
+    ub, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    ab = a[first]
+    out = np.zeros((3, 2))
+    for j in range(2):
+        lo, hi = np.full(ub.size, np.inf), np.full(ub.size, -np.inf)
+        np.minimum.at(lo, inv, resid[:, j])
+        np.maximum.at(hi, inv, resid[:, j])
+        # variables: correction (3) and the half-width t; minimise t with lo..hi inside +-t
+        ones = np.ones((ub.size, 1))
+        a_ub = np.vstack([np.hstack([-ab, -ones]), np.hstack([ab, -ones])])
+        b_ub = np.concatenate([-hi, lo])
+        res = linprog(np.array([0, 0, 0, 1.0]), A_ub=a_ub, b_ub=b_ub,
+                      bounds=[(None, None)] * 3 + [(0, None)], method="highs")
+        if res.status == 0:
+            out[:, j] = res.x[:3]
+    return out
+
+
+def _check_scatter(idx: TraceIndex, grid: BinGrid, x, y, il, xl, what: str
+                   ) -> tuple[float, float]:
+    """RMS and largest distance (in bins) of the points from the centres of the bins their
+    INLINE_3D/CROSSLINE_3D name. Midpoints scattered inside their bins are normal (true
+    midpoints in CDP_X/CDP_Y); a point outside its bin is refused, naming the trace."""
+    fil, fxl = grid.world_to_grid(x, y)
+    # each axis in bins; 2 cm of coordinate rounding allowed at the bin edge
+    dil, dxl = np.abs(fil - il), np.abs(fxl - xl)
+    tol_il, tol_xl = 0.02 / grid.bin_crossline, 0.02 / grid.bin_inline
+    out = (dil > 0.5 + tol_il) | (dxl > 0.5 + tol_xl)
+    if out.any():
+        k = int(np.flatnonzero(out)[0])
+        raise SeisError(f"trace {k}: {what} ({x[k]:.2f}, {y[k]:.2f}) m lie in bin inline "
+                        f"{fil[k]:.2f} crossline {fxl[k]:.2f}, outside the bin INLINE_3D/"
+                        f"CROSSLINE_3D (bytes 189-196) name ({int(il[k])}, {int(xl[k])}); "
+                        f"{int(out.sum())} such traces; grid {grid.bin_inline:.2f} x "
+                        f"{grid.bin_crossline:.2f} m", idx.segy_path)
+    d = np.hypot(dil, dxl)
+    return (float(np.sqrt(np.mean(d ** 2))) if d.size else 0.0,
+            float(d.max()) if d.size else 0.0)
 
 
 def _bin_into(grid: BinGrid, x: np.ndarray, y: np.ndarray, method: str) -> Geometry:
     il, xl = grid.bin_of(x, y)
+    inside = (xl >= grid.crossline0) & (xl < grid.crossline0 + grid.n_crossline)
     if grid.is_2d:
-        return Geometry(grid, xl, np.full_like(xl, grid.inline0), xl, method)
-    cmp = (il - grid.inline0) * grid.n_crossline + (xl - grid.crossline0) + 1
-    inside = (il >= grid.inline0) & (il < grid.inline0 + grid.n_inline) & \
-        (xl >= grid.crossline0) & (xl < grid.crossline0 + grid.n_crossline)
-    return Geometry(grid, np.where(inside, cmp, 0), il, xl, method)
+        geo = Geometry(grid, xl, np.full_like(xl, grid.inline0), xl, method)
+    else:
+        inside &= (il >= grid.inline0) & (il < grid.inline0 + grid.n_inline)
+        cmp = (il - grid.inline0) * grid.n_crossline + (xl - grid.crossline0) + 1
+        geo = Geometry(grid, np.where(inside, cmp, 0), il, xl, method)
+    geo.outside = np.flatnonzero(~inside)
+    return geo

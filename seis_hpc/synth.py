@@ -58,6 +58,12 @@ class Acquisition:
     sail_line_spacing: float = 400.0
     source_depth: float = 6.0
     streamer_depth: float = 8.0
+    # Receivers off their nominal place (m): across the line +-feather, along it
+    # +-jitter_along, alternating every second shot (flip-flop: every shot of one source) and,
+    # across, channel by channel - every bin then holds midpoints +-half that on both sides
+    # of its centre (the grid stays the nominal one).
+    feather: float = 0.0
+    jitter_along: float = 0.0
     dt: float = 0.002
     record_length: float = 3.0
     azimuth: float = 30.0
@@ -125,6 +131,9 @@ class Preset:
     events: Events = field(default_factory=Events)
     noise: Noise = field(default_factory=Noise)
     is_2d: bool = False
+    # CDP_X/CDP_Y: False writes the bin centre (SEG-Y rev 1), True each trace's true
+    # source-receiver midpoint (scattered inside its bin), as many contractors deliver 3D
+    midpoints_in_cdp: bool = False
 
 
 PRESETS: dict[str, Preset] = {
@@ -182,6 +191,20 @@ PRESETS: dict[str, Preset] = {
                     near_offset=25.0),
         events=Events(diffractors=((250.0, 0.0, 400.0, 1.0),), wavelet_peak_hz=20.0),
     ),
+    "tiny3d-midpoints": Preset(
+        "tiny3d-midpoints",
+        "tiny3d with feathered receivers (+-10 m across, +-4 m along), so midpoints scatter "
+        "+-0.2 bin across and +-0.32 bin along their 6.25 x 25 m bins, and the true midpoints "
+        "in CDP_X/CDP_Y (bin numbers in INLINE_3D/CROSSLINE_3D), as contractors deliver "
+        "prestack 3D; one diffractor on a bin centre.",
+        Acquisition(n_sail_lines=2, shots_per_line=16, shot_interval=25.0, n_sources=2,
+                    source_separation=50.0, n_streamers=2, streamer_separation=100.0,
+                    n_channels=24, sail_line_spacing=150.0, record_length=1.0, dt=0.004,
+                    near_offset=25.0, feather=10.0, jitter_along=4.0),
+        # across 12.5 m: a bin centre (the midpoint lattice sits 12.5 m off the sail line)
+        events=Events(diffractors=((250.0, 12.5, 400.0, 1.0),), wavelet_peak_hz=20.0),
+        midpoints_in_cdp=True,
+    ),
 }
 
 
@@ -237,7 +260,7 @@ def ricker(peak_hz: float, dt: float) -> np.ndarray:
 def _layout(acq: Acquisition, is_2d: bool) -> dict[str, np.ndarray]:
     """Source/receiver coordinates of every trace, in sail coordinates (along, across) m."""
     rows = {k: [] for k in ("ffid", "source", "line", "channel", "streamer", "sa", "sc", "ra",
-                            "rc")}
+                            "rc", "ra0", "rc0")}
     ffid = 0
     n_str = 1 if is_2d else acq.n_streamers
     for line in range(1 if is_2d else acq.n_sail_lines):
@@ -258,8 +281,12 @@ def _layout(acq: Acquisition, is_2d: bool) -> dict[str, np.ndarray]:
                     rows["sa"].append(sa)
                     rows["sc"].append(0.0 if is_2d else sc)
                     # Streamer towed behind the vessel: receivers trail the source.
-                    rows["ra"].append(sa - acq.near_offset - ch * acq.group_interval)
-                    rows["rc"].append(0.0 if is_2d else rc)
+                    ra = sa - acq.near_offset - ch * acq.group_interval
+                    rows["ra0"].append(ra)
+                    rows["ra"].append(ra + acq.jitter_along * (-1) ** (shot // 2))
+                    rows["rc0"].append(0.0 if is_2d else rc)
+                    rows["rc"].append(0.0 if is_2d else
+                                      rc + acq.feather * (-1) ** (ch + shot // 2))
     return {k: np.asarray(v) for k, v in rows.items()}
 
 
@@ -267,8 +294,8 @@ def survey_grid(acq: Acquisition, is_2d: bool, lay: dict[str, np.ndarray]) -> Bi
     """The bin grid the survey was designed for: CMP interval half the group interval;
     crossline bins a quarter of the streamer separation for dual sources (else a half)."""
     bin_in = acq.group_interval / 2.0
-    ma = 0.5 * (lay["sa"] + lay["ra"])
-    mc = 0.5 * (lay["sc"] + lay["rc"])
+    ma = 0.5 * (lay["sa"] + lay.get("ra0", lay["ra"]))  # nominal positions (no feathering)
+    mc = 0.5 * (lay["sc"] + lay.get("rc0", lay["rc"]))
     # Midpoints of this layout lie on the bin lattice: the extreme midpoints are bin centres.
     a0 = float(ma.min())
     n_in = int(round((ma.max() - a0) / bin_in)) + 1
@@ -455,8 +482,10 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
     noise_truth = _plant_noise(data, lay, p.noise, dt)
 
     il_tr, xl_tr = grid.bin_of(0.5 * (sx + rx), 0.5 * (sy + ry))
-    # CDP_X/CDP_Y carry the bin centre (SEG-Y rev 1), not the trace's own midpoint.
+    # CDP_X/CDP_Y carry the bin centre (SEG-Y rev 1), or the true midpoint when asked.
     cdp_x, cdp_y = grid.grid_to_world(il_tr, xl_tr)
+    if p.midpoints_in_cdp:
+        cdp_x, cdp_y = 0.5 * (sx + rx), 0.5 * (sy + ry)
     headers = {
         "TRACE_SEQUENCE_LINE": np.arange(1, ntr + 1),
         "TRACE_SEQUENCE_FILE": np.arange(1, ntr + 1),
@@ -554,7 +583,7 @@ def _plant_noise(data: np.ndarray, lay: dict, noise: Noise, dt: float) -> dict:
 
 
 def write_survey(p: Preset, out_dir: str | os.PathLike, backend: str = "cython",
-                 fmt: int = 5) -> dict:
+                 fmt: int = 5, revision: int = 1) -> dict:
     """Model preset ``p`` and write ``shots.sgy``, ``truth.json`` and ``velocity.csv``.
 
     Parameters
@@ -567,6 +596,8 @@ def write_survey(p: Preset, out_dir: str | os.PathLike, backend: str = "cython",
         Modelling backend (``"cython"`` or ``"numpy"``).
     fmt : int
         SEG-Y sample format code (5 IEEE, 1 IBM).
+    revision : {1, 2}
+        SEG-Y revision of ``shots.sgy``.
 
     Returns
     -------
@@ -582,7 +613,7 @@ def write_survey(p: Preset, out_dir: str | os.PathLike, backend: str = "cython",
     text = (f"seis_hpc synthetic survey, preset {p.name}. {p.description} "
             "Coordinates in m (scalar -100). Truth in truth.json beside this file.")
     segy = out / "shots.sgy"
-    write_segy(segy, data, headers, p.acquisition.dt, fmt=fmt, text=text)
+    write_segy(segy, data, headers, p.acquisition.dt, fmt=fmt, text=text, revision=revision)
     vel = out / "velocity.csv"
     with atomic_output(vel) as tmp:
         rows = zip(truth["vrms"]["time_s"], truth["vrms"]["vrms_mps"], strict=True)

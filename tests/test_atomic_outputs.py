@@ -175,10 +175,11 @@ def test_flow_step_leaves_no_output_without_its_qc_summary(tmp_path, capsys):
                 "GroupX": np.repeat([0, 50], 4) + np.tile([100, 125, 150, 175], 2),
                 "offset": np.tile([100, 125, 150, 175], 2)}, 0.004)
     (tmp_path / "o.sgy.qc.json").mkdir()
-    # An OS error in a flow step stops every rank with status 1 (engine.comm.abort_on_error).
+    # An OS error in a flow step stops every rank with status 2, as bad input does
+    # (engine.comm.abort_on_error).
     with pytest.raises(SystemExit) as info:
         main(["gain", str(x), "-o", str(tmp_path / "o.sgy")])
-    assert info.value.code == 1
+    assert info.value.code == 2
     err = _one_error(capsys.readouterr().err)
     assert str(tmp_path / "o.sgy.qc.json") in err and ".tmp-" not in err, err
     assert _listing(tmp_path) == ["X.sgy", "o.sgy.qc.json"]

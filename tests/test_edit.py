@@ -214,3 +214,58 @@ def test_each_threshold_straddled_through_the_command_line(tmp_path):
     names = {0: None, **edit.ACTIONS}
     assert {i: names[int(a)] for i, a in enumerate(action) if a} == \
         {i: a for i, (a, _) in expect.items()}
+
+
+def _edits(csv_path):
+    with open(csv_path, newline="") as fh:
+        return {int(r["trace_index"]): (r["action"], r["reason"]) for r in csv.DictReader(fh)}
+
+
+def test_real_shots_no_flip_where_neighbours_agree_and_a_planted_reversal_found(
+        external_data, tmp_path):
+    """viking_small.segy (4 real shots x 120 channels): the events of neighbouring channels
+    agree everywhere, so nothing is flipped (issue 17: 17 traces were, at the same channels
+    in every shot); one trace reversed on purpose is the only one flipped."""
+    import shutil
+
+    from seis_hpc.io.segy import TRACE_HEADER_BYTES, decode_samples, encode_samples, probe
+
+    src = external_data / "segyio" / "viking_small.segy"
+    assert main(["edit", str(src), "--out", str(tmp_path / "a.sgy"), "--report",
+                 str(tmp_path / "a.csv")]) == 0
+    assert not any(a == "flip" for a, _ in _edits(tmp_path / "a.csv").values())
+    planted = tmp_path / "planted.sgy"
+    shutil.copy(src, planted)
+    lay = probe(planted)
+    k = 200  # shot 2, channel 81
+    pos = lay.data_offset + k * lay.trace_bytes + TRACE_HEADER_BYTES
+    with open(planted, "r+b") as f:
+        f.seek(pos)
+        raw = np.frombuffer(f.read(lay.trace_bytes - TRACE_HEADER_BYTES), np.uint8)[None]
+        s = decode_samples(raw, lay.format, lay.endian, lay.ns)
+        f.seek(pos)
+        f.write(encode_samples(-s, lay.format, lay.endian).tobytes())
+    assert main(["edit", str(planted), "--out", str(tmp_path / "b.sgy"), "--report",
+                 str(tmp_path / "b.csv")]) == 0
+    flips = [i for i, (a, _) in _edits(tmp_path / "b.csv").items() if a == "flip"]
+    assert flips == [k]
+
+
+def test_swell_traces_labelled_not_killed(tmp_path):
+    """Swell bursts on the built-in line: every swell trace the edit step reports is labelled
+    swell and left unchanged (the swell step repairs it), none killed."""
+    p = small_preset(shots=12, channels=48, record=1.2, noise=Noise(swell_bursts=5, seed=3))
+    truth = write_survey(p, tmp_path)
+    out = tmp_path / "e.sgy"
+    assert main(["edit", str(tmp_path / "shots.sgy"), "--out", str(out), "--report",
+                 str(tmp_path / "e.csv")]) == 0
+    got = _edits(tmp_path / "e.csv")
+    swell = set(truth["noise"]["swell"])
+    labelled = {i for i, (a, _) in got.items() if a == "swell"}
+    assert labelled and labelled <= swell
+    assert not [i for i in swell if got.get(i, ("",))[0] == "kill"]
+    ids = sorted(labelled)
+    np.testing.assert_array_equal(open_traces(out).read(ids),
+                                  open_traces(tmp_path / "shots.sgy").read(ids))
+    assert json.loads((tmp_path / "e.sgy.qc.json").read_text())["summary"]["traces_swell"] \
+        == len(labelled)

@@ -124,11 +124,14 @@ def test_step_same_on_several_ranks(tmp_path_factory):
 
 
 def test_every_registered_step_is_a_gather_step():
+    import importlib
+
     from seis_hpc.flows.steps import STEPS, GatherStep, register
 
     for name, spec in STEPS.items():
-        impl = spec.build({})
-        assert isinstance(impl, GatherStep), name
+        mod, cls = spec.factory.split(":")
+        impl = getattr(importlib.import_module(mod), cls)
+        assert GatherStep in impl.__mro__, name  # subclasses it, so it has every hook
         assert impl.two_pass == (name == "edit")  # only editing decides from the whole line
     with pytest.raises(ValueError, match="already registered"):
         register(STEPS["gain"])

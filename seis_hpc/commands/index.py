@@ -1,7 +1,7 @@
 """``seis-hpc index``: build the trace index of a SEG-Y/SU file and report its geometry."""
 
 HELP = "index a SEG-Y/SU file's trace headers (HDF5) and report the survey geometry"
-INPUTS = ("file", "header_map")
+INPUTS = ("file", "header_map", "bin_grid")
 OUTPUTS = ("index",)
 DESCRIPTION = """Read every trace header of FILE once, bin the traces (2D CMP line or 3D grid)
 and write the trace index (HDF5, one row per trace: FFID, channel, source/receiver/midpoint
@@ -17,6 +17,12 @@ Parameters:
                            [fields]
                            inline = { byte = 9, type = "int32" }
   --cmp-interval M       CMP interval [m] of a 2D line (default: half the receiver interval)
+  --bin-grid GRID.toml   the survey's bin grid as given (x0, y0, azimuth, bin_inline,
+                         bin_crossline, inline0, crossline0, n_inline, n_crossline; or
+                         [corners] first, last_crossline, last_inline): bin by it
+  --coordinate-units U   metres or feet: how to read coordinates whose headers (bytes
+                         89-90) say arc seconds or degrees; kept in the index, so pstm,
+                         stack, velan and migstack then accept them
   --check-samples        decode every sample once and refuse NaN/Inf (otherwise they are
                          caught when the traces are read)
 
@@ -30,9 +36,15 @@ def add_arguments(parser) -> None:
     """FILE and the options above."""
     parser.add_argument("file", metavar="FILE", help="SEG-Y or SU file")
     parser.add_argument("--index", metavar="OUT", help="index file to write")
+    parser.add_argument("--bin-grid", metavar="GRID.toml", help="bin by this grid (origin, "
+                        "azimuth, bin sizes, first inline/crossline, or corners) instead of "
+                        "finding one; traces outside it are reported and not used")
     parser.add_argument("--header-map", metavar="MAP.toml", help="trace-header byte map")
     parser.add_argument("--cmp-interval", metavar="M", type=float,
                         help="CMP interval of a 2D line (m)")
+    parser.add_argument("--coordinate-units", choices=("metres", "feet"),
+                        help="read coordinates the headers call geographic (bytes 89-90) as "
+                        "metres or feet (kept in the index for later steps)")
     parser.add_argument("--check-samples", action="store_true",
                         help="scan every sample for NaN/Inf")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -51,7 +63,8 @@ def run(args) -> int:
     with open(args.file, "rb"):
         pass  # the OS error (missing, unreadable) is the message
     survey = Survey.open(args.file, index_path=args.index, headermap=args.header_map,
-                         cmp_interval=args.cmp_interval, save=False)
+                         cmp_interval=args.cmp_interval, save=False,
+                         coordinate_units=args.coordinate_units, grid=args.bin_grid)
     if args.check_samples:
         survey.index.check_samples()
     out = survey.index.save(args.index)

@@ -6,8 +6,10 @@ HELP = "summarise a SEG-Y, SU, trace index or seis_hpc volume file"
 DESCRIPTION = """Print a summary of FILE:
 
   SEG-Y / SU   traces, samples, interval (ms), record length, sample format, byte order,
-               revision, geometry (2D/3D, grid, fold min/mean/max) and ranges of the key
-               headers (FFID, channel, CDP, offset, SX/SY, GX/GY, inline, crossline).
+               revision, geometry (2D/3D, grid, fold min/mean/max), ranges of the key
+               headers (FFID, channel, CDP, offset, SX/SY, GX/GY, inline, crossline), the
+               domain (shot, cmp or post-stack, from headers and fold) and warnings where
+               the headers contradict themselves (coordinate units, sample counts, offsets).
                Uses an up-to-date trace index when there is one; writes nothing.
   HDF5         a seis_hpc volume (image, vrms, gathers): grid, axes, history;
                a trace index: the file it indexes, its layout and geometry.
@@ -52,6 +54,7 @@ def describe_segy(path, headermap=None) -> dict:
     """Summary of a SEG-Y or SU file as a dict (see module help)."""
     from seis_hpc.io.index import TraceIndex
     from seis_hpc.io.segy import FORMAT_NAMES
+    from seis_hpc.survey import header_warnings
 
     idx = TraceIndex.for_file(path, headermap=headermap, save=False)
     a = idx.attrs
@@ -67,6 +70,8 @@ def describe_segy(path, headermap=None) -> dict:
         "byte_order": a["endian"],
         "revision": a["revision"] or "-",
         "header_ranges": _ranges(idx),
+        "domain": a.get("domain", "shot"),
+        "warnings": header_warnings(idx),
     }
     if a["declared_format"] != a["format"]:
         info["format"] += f", header says {a['declared_format']}"
@@ -187,6 +192,8 @@ def format_text(info: dict) -> str:
             lines.append("header ranges:")
             for name, (lo, hi) in v.items():
                 lines.append(f"  {name:<18} {lo:g} .. {hi:g}")
+        elif k == "warnings" and isinstance(v, list):
+            lines.extend(f"warning: {w}" for w in v)
         elif k == "history" and isinstance(v, list):
             lines.append("history:")
             lines.extend(f"  {h}" for h in v)

@@ -1,7 +1,7 @@
 """``seis-hpc pstm``: Kirchhoff prestack time migration on any number of MPI ranks."""
 
 HELP = "Kirchhoff prestack time migration (MPI: mpiexec -n N seis-hpc pstm ...)"
-INPUTS = ("input", "velocity")
+INPUTS = ("input", "velocity", "bin_grid")
 OUTPUTS = ("out",)
 WRITES = ("index", "checkpoint_dir")  # the index is written when missing or stale
 
@@ -58,6 +58,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--velocity", "-v", required=True, metavar="V",
                         help="vrms HDF5 volume or time_s,vrms_mps CSV (m/s)")
     parser.add_argument("--out", "-o", required=True, metavar="IMAGE.h5", help="output image")
+    parser.add_argument("--bin-grid", metavar="GRID.toml", help="bin by this grid (origin, "
+                        "azimuth, bin sizes, first inline/crossline, or corners) instead of "
+                        "finding one; traces outside it are reported and not used")
     parser.add_argument("--index", metavar="PATH", help="trace index file (default: beside "
                         "the input or in the cache)")
     g = parser.add_argument_group("image")
@@ -117,21 +120,15 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import datetime as dt
-    import json
-    import sys
-
+    from seis_hpc.commands import provenance
     from seis_hpc.engine.comm import CheckedInputError, input_error, rank_size, world
     from seis_hpc.migration.job import migrate
 
     comm = world()
-    config = json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")},
-                        default=str, indent=1)
-    history = [f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} "
-               f"seis-hpc pstm {' '.join(sys.argv[2:] if len(sys.argv) > 2 else [])} "
-               f"({rank_size(comm)[1]} ranks)"]
+    config, history = provenance(args, "pstm", f"({rank_size(comm)[1]} ranks)")
     try:
-        res = migrate(args.input, args.velocity, args.out, index=args.index, grid=args.grid,
+        res = migrate(args.input, args.velocity, args.out, index=args.index, bin_grid=args.bin_grid,
+                      grid=args.grid,
                       tmax=args.tmax, dt=args.dt, gathers=args.gathers,
                       offset_classes=args.offset_classes, aperture=args.aperture,
                       max_angle=args.max_angle, taper=args.taper,

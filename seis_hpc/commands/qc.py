@@ -23,6 +23,8 @@ SEG-Y / SU (--what, default all):
   maps        fold, minimum/maximum offset and azimuth coverage per bin, azimuth rose,
               source/receiver/midpoint positions (2D line: fold and offsets along the line)
   spectrum    amplitude spectrum of the shot
+  geometry    the bin grid (and its corner bins) over the midpoints, traces outside it in
+              red; fold and offset/azimuth coverage maps; offset/azimuth distribution
 HDF5 volume (image, e.g. NMO stack or PSTM; vrms; gathers) (--what, default all that apply):
   inline      section along --inline (2D: the line)      crossline  section along --crossline
   slice       time slice at --time (default: the strongest)

@@ -1,7 +1,7 @@
 """``seis-hpc stack``: NMO stack (the section before migration)."""
 
 HELP = "NMO stack normalised by live fold -> HDF5 (+ SEG-Y)"
-INPUTS = ("input", "velocity")
+INPUTS = ("input", "velocity", "bin_grid")
 OUTPUTS = ("out", "segy")
 WRITES = ("index",)  # written when missing or stale
 DESCRIPTION = """NMO correction with a stretch mute and CMP stack normalised by the live fold.
@@ -27,23 +27,22 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stretch-mute", type=float, default=0.3,
                         help="NMO stretch limit (fraction; default 0.3; 0 for none)")
     parser.add_argument("--interp", default="linear", choices=("linear", "cubic"))
+    parser.add_argument("--bin-grid", metavar="GRID.toml", help="bin by this grid (origin, "
+                        "azimuth, bin sizes, first inline/crossline, or corners) instead of "
+                        "finding one; traces outside it are reported and not used")
     parser.add_argument("--index", metavar="PATH", help="trace index file")
 
 
 def run(args) -> int:
-    import datetime as dt
-    import json
     import sys
 
+    from seis_hpc.commands import provenance
     from seis_hpc.velocity.stack import stack
 
-    config = json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")},
-                        default=str, indent=1)
-    history = [f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} seis-hpc "
-               f"stack {' '.join(sys.argv[2:])}"]
+    config, history = provenance(args, "stack")
     stack(args.input, args.velocity, args.out, segy=args.segy,
           stretch_mute=args.stretch_mute, interp=args.interp, index=args.index,
-          config=config, history=history)
+          bin_grid=args.bin_grid, config=config, history=history)
     print(f"stack: wrote {args.out}" + (f" and {args.segy}" if args.segy else ""),
           file=sys.stderr)
     return 0

@@ -40,6 +40,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--spikes", type=int, default=0, help="number of spiky traces")
     parser.add_argument("--dead", type=int, default=0, help="number of dead traces")
     parser.add_argument("--seed", type=int, default=12345, help="noise random seed")
+    parser.add_argument("--midpoints-in-cdp", action="store_true",
+                        help="write each trace's true midpoint in CDP_X/CDP_Y (3D: bin "
+                        "numbers stay in INLINE_3D/CROSSLINE_3D), not the bin centre")
+    parser.add_argument("--segy-revision", type=int, choices=(1, 2), default=1,
+                        help="SEG-Y revision of shots.sgy: 1 (default) or 2 (rev 2.0 binary "
+                        "header fields for sample count and interval)")
     parser.add_argument("--format", type=int, choices=(1, 5), default=5,
                         help="SEG-Y sample format: 1 IBM float, 5 IEEE float (default 5)")
 
@@ -63,7 +69,9 @@ def run(args) -> int:
         events = replace(events, multiples=True)
     noise = Noise(random_snr=args.snr, swell_bursts=args.swell, spikes=args.spikes,
                   dead=args.dead, seed=args.seed)
-    truth = write_survey(replace(p, events=events, noise=noise), args.out, fmt=args.format)
+    p = replace(p, midpoints_in_cdp=p.midpoints_in_cdp or args.midpoints_in_cdp)
+    truth = write_survey(replace(p, events=events, noise=noise), args.out, fmt=args.format,
+                         revision=args.segy_revision)
     print(f"{args.out}/shots.sgy: {truth['n_traces']} traces x {truth['ns']} samples at "
           f"{truth['dt_s'] * 1000:g} ms ({'2D' if truth['is_2d'] else '3D'}, preset {p.name})")
     print(f"{args.out}/truth.json: {len(truth['diffractors'])} diffractors, "

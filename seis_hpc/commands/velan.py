@@ -1,7 +1,7 @@
 """``seis-hpc velan``: semblance velocity analysis with automatic picking -> Vrms volume."""
 
 HELP = "velocity analysis: semblance, automatic picks, smooth Vrms field (HDF5)"
-INPUTS = ("input", "use_picks", "reference")
+INPUTS = ("input", "use_picks", "reference", "bin_grid")
 OUTPUTS = ("out", "picks", "su_table")
 WRITES = ("index",)  # written when missing or stale
 DESCRIPTION = """Velocity analysis of CMP gathers into a smooth RMS-velocity field.
@@ -51,6 +51,9 @@ def add_arguments(parser) -> None:
                         "par file")
     parser.add_argument("--su-every", type=int, default=20, metavar="N",
                         help="CMP spacing of the SU table (default 20)")
+    parser.add_argument("--bin-grid", metavar="GRID.toml", help="bin by this grid (origin, "
+                        "azimuth, bin sizes, first inline/crossline, or corners) instead of "
+                        "finding one; traces outside it are reported and not used")
     parser.add_argument("--index", metavar="PATH", help="trace index file")
     g = parser.add_argument_group("analysis")
     g.add_argument("--every", type=int, metavar="N", help="analysis every N CMPs (default 20)")
@@ -83,26 +86,22 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import datetime as dt
-    import json
     import sys
 
+    from seis_hpc.commands import provenance
     from seis_hpc.velocity.analysis import velan
 
-    config = json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")},
-                        default=str, indent=1)
-    history = [f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} seis-hpc "
-               f"velan {' '.join(sys.argv[2:])}"]
+    config, history = provenance(args, "velan")
     picks = velan(args.input, args.out, picks=args.picks, use_picks=args.use_picks,
                   su_table=args.su_table, su_every=args.su_every, every=args.every,
                   every_m=args.every_m, min_fold=args.min_fold, reference=args.reference,
                   smooth_m=args.smooth_m, smooth_s=args.smooth_s, index=args.index,
-                  config=config, history=history, vmin=args.vmin, vmax=args.vmax,
-                  dv=args.dv, window=args.window, stretch_mute=args.stretch_mute,
-                  supergather=args.supergather, method=args.method, vint_min=args.vint_min,
-                  vint_max=args.vint_max, corridor=args.corridor,
-                  min_semblance=args.min_semblance, outlier=args.outlier or None,
-                  tmin=args.tmin, tmax=args.tmax)
+                  bin_grid=args.bin_grid, config=config, history=history, vmin=args.vmin,
+                  vmax=args.vmax, dv=args.dv, window=args.window,
+                  stretch_mute=args.stretch_mute, supergather=args.supergather,
+                  method=args.method, vint_min=args.vint_min, vint_max=args.vint_max,
+                  corridor=args.corridor, min_semblance=args.min_semblance,
+                  outlier=args.outlier or None, tmin=args.tmin, tmax=args.tmax)
     n = sum(len(p.time) for p in picks.locations)
     print(f"velan: {len(picks.locations)} locations, {n} picks; wrote {args.out}",
           file=sys.stderr)

@@ -84,7 +84,9 @@ def fail(comm: MPI.Comm | None, message: str, status: int = EXIT_FAILED) -> int:
 def abort_on_error(comm: MPI.Comm | None) -> Iterator[None]:
     """Turn any exception on this rank into a one-line message and an abort of every rank.
 
-    A :class:`SeisError` aborts with status 2, anything else with :data:`EXIT_FAILED`. On a
+    A :class:`SeisError` or an :class:`OSError` (a file that cannot be read or written: the
+    user's to fix, as in :func:`seis_hpc.cli.main`) aborts with status 2, anything else with
+    :data:`EXIT_FAILED`. On a
     single rank the exception is re-raised as :class:`SystemExit` with that status, so the
     process ends the same way without MPI.
     """
@@ -93,7 +95,7 @@ def abort_on_error(comm: MPI.Comm | None) -> Iterator[None]:
     except SystemExit:
         raise
     except BaseException as exc:  # noqa: BLE001 - every error must stop all ranks
-        status = EXIT_USAGE if isinstance(exc, SeisError) else EXIT_FAILED
+        status = EXIT_USAGE if isinstance(exc, SeisError | OSError) else EXIT_FAILED
         if isinstance(exc, KeyboardInterrupt):
             status = 130
         raise SystemExit(fail(comm, one_line(exc), status)) from None

@@ -26,7 +26,7 @@ import numpy as np
 from seis_hpc.engine import faults
 from seis_hpc.engine.decomposition import assign_longest_first
 from seis_hpc.errors import SeisError
-from seis_hpc.io.segy import preallocate, pwrite_traces
+from seis_hpc.io.segy import TRACE_HEADER_BYTES, decode_samples, preallocate, pwrite_traces
 
 if TYPE_CHECKING:
     from mpi4py import MPI
@@ -135,7 +135,7 @@ def run_step(step: StepSpec, params: dict, input_path: str | os.PathLike,
                             output_path)
         if Path(output_path).is_dir():
             raise SeisError("output is a directory", output_path)
-        reader = open_traces(input_path, bin_cmps=step.key == "cmp")
+        reader = open_traces(input_path, bin_cmps=step.gather_key(params) == "cmp")
         step.validate(params, reader)
         return str(temporary_name(output_path))
 
@@ -147,10 +147,15 @@ def run_step(step: StepSpec, params: dict, input_path: str | os.PathLike,
     # one rank alone removes it on any exception.
     with registered(tmp, remove_on_error=size == 1):
         with abort_on_error(comm):
-            reader = open_traces(input_path, bin_cmps=step.key == "cmp")
-            groups = group_traces(reader.index, step.key)
+            reader = open_traces(input_path, bin_cmps=step.gather_key(params) == "cmp")
+            groups = group_traces(reader.index, step.gather_key(params))
             mine = sorted(assign_longest_first([len(g) for g in groups], size)[rank])
             impl = step.build(params)
+            # Steps that select or reorder traces (select, sort) give the input trace of every
+            # output position; the output then has len(order) traces.
+            order = impl.order(reader)
+            out_size = reader.layout.file_size if order is None else \
+                reader.layout.data_offset + len(order) * reader.layout.trace_bytes
             entry = {"step": step.name, "parameters": params, "input": input_path,
                      "output": output_path, "ranks": size,
                      "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
@@ -161,7 +166,7 @@ def run_step(step: StepSpec, params: dict, input_path: str | os.PathLike,
                 head = _history_header(reader.file_header(), "seis-hpc " + step.name + " "
                                        + " ".join(f"{k}={v}" for k, v in params.items()
                                                   if v is not None))
-                preallocate(tmp, head, reader.layout.file_size)
+                preallocate(tmp, head, out_size)
         if size > 1:
             comm.Barrier()
         with abort_on_error(comm):
@@ -172,7 +177,10 @@ def run_step(step: StepSpec, params: dict, input_path: str | os.PathLike,
             comm.Barrier()
         with abort_on_error(comm):
             try:
-                qc = _process(step, impl, reader, groups, mine, fd, comm)
+                if order is None:
+                    qc = _process(step, impl, reader, groups, mine, fd, comm)
+                else:
+                    qc = _copy_ordered(step, impl, reader, order, fd, comm)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -210,8 +218,34 @@ def _process(step: StepSpec, impl: GatherStep, reader: TraceReader, groups: list
         qc["sumsq_out"] += float(np.sum(out.astype(np.float64) ** 2))
         qc["traces"] += len(ids)
         qc["gathers"] += 1
-        pwrite_traces(fd, lay, ids, reader.header_bytes(ids), out)
+        pwrite_traces(fd, lay, ids, impl.headers(reader.header_bytes(ids), ids), out)
         faults.after_gather()
+    return qc
+
+
+def _copy_ordered(step: StepSpec, impl: GatherStep, reader: TraceReader, order: np.ndarray,
+                  fd: int, comm: MPI.Comm | None, block_bytes: int = 64 << 20) -> dict:
+    """Copy the input traces ``order`` to output positions 0, 1, ... in large blocks (the
+    blocks dealt to ranks in turn); headers through ``impl.headers`` when the step has it."""
+    from seis_hpc.engine.comm import rank_size
+    from seis_hpc.progress import track
+
+    rank, size = rank_size(comm)
+    lay = reader.layout
+    qc = {"traces": 0, "gathers": 0, "sumsq_in": 0.0, "sumsq_out": 0.0}
+    per = max(1, block_bytes // lay.trace_bytes)
+    starts = list(range(0, len(order), per))[rank::size]
+    for a in track(starts, step.name, "block", rank=rank):
+        ids = np.asarray(order[a:a + per], np.int64)
+        raw = reader.raw(ids)
+        raw[:, :TRACE_HEADER_BYTES] = impl.headers(raw[:, :TRACE_HEADER_BYTES], ids)
+        data = decode_samples(raw[:, lay.header_bytes:], lay.format, lay.endian, lay.ns)
+        ss = float(np.sum(np.where(np.isfinite(data), data, 0.0).astype(np.float64) ** 2))
+        qc["sumsq_in"] += ss
+        qc["sumsq_out"] += ss
+        qc["traces"] += len(ids)
+        qc["gathers"] += 1
+        os.pwrite(fd, raw.tobytes(), lay.data_offset + a * lay.trace_bytes)
     return qc
 
 

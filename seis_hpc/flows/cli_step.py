@@ -26,6 +26,10 @@ def command(name: str) -> SimpleNamespace:
             if p.unit == "bool":
                 parser.add_argument(p.flag, dest=p.name, action="store_true", help=p.help)
                 continue
+            if p.unit == "texts":
+                parser.add_argument(p.flag, dest=p.name, action="append", metavar="TEXT",
+                                    default=None, help=p.help + " (repeatable)")
+                continue
             meta = {"s": "S", "Hz": "HZ", "m": "M", "m/s": "MPS", "int": "N", "path": "PATH",
                     "floats": "F1,F2,..", "str": "|".join(p.choices or ("TEXT",))}.get(unit, "X")
             parser.add_argument(p.flag, dest=p.name, metavar=meta, default=None,

@@ -8,11 +8,16 @@ Two stages, so that a trace is judged against its neighbours in the shot *and* i
    median exceeds ``spike_ratio`` times the median peak amplitude of the neighbouring traces),
    band RMS above ``fmin`` Hz after despiking (the swell band below is left to the swell
    step), and the polarity score (median, over the 2 + 2 nearest channels, of the normalised
-   cross-correlation at the lag of largest magnitude within ``max_lag`` s);
+   cross-correlation at the lag of largest magnitude within ``max_lag`` s per channel of
+   distance; undecided where the nearest neighbours on either side do not share coherent
+   events);
 2. :func:`classify` over the whole survey: a trace is *noisy* when its band RMS exceeds
    ``noisy_ratio`` times the median of its live neighbours both in its shot (by channel) and
    in its CMP (by offset; shot only when its CMP has no other live trace), and *reversed*
    when its polarity score is below ``reversed_corr``.
+
+Swell: a noisy trace whose excess over its shot neighbours is ``SWELL_DOMINANCE`` times larger
+below ``fmin`` than above it is labelled ``swell`` and left unchanged for the swell step.
 
 Actions: NaN/Inf, dead and noisy traces are killed (zeroed), traces with more than
 ``max_spikes`` spike samples too; other spiky traces are despiked (each spike sample and its
@@ -23,8 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 
-OK, KILL, DESPIKE, FLIP = 0, 1, 2, 3
-ACTIONS = {KILL: "kill", DESPIKE: "despike", FLIP: "flip"}
+OK, KILL, DESPIKE, FLIP, SWELL = 0, 1, 2, 3, 4
+ACTIONS = {KILL: "kill", DESPIKE: "despike", FLIP: "flip", SWELL: "swell"}
+# A noisy trace whose excess over its neighbours is this many times larger below fmin than
+# above it is swell-contaminated: labelled, left unchanged for the swell step.
+SWELL_DOMINANCE = 2.0
 
 
 def spike_mask(gather, *, spike_ratio: float = 4.0, neighbours: int = 4) -> np.ndarray:
@@ -67,27 +75,44 @@ def _neighbour_stat(values: np.ndarray, n: int, fn) -> np.ndarray:
     return out
 
 
-def _polarity(g: np.ndarray, live: np.ndarray, dt: float, max_lag: float, n: int = 2
-              ) -> np.ndarray:
-    """Median signed peak correlation of each trace with its n + n nearest live channels."""
+def _polarity(g: np.ndarray, live: np.ndarray, dt: float, max_lag: float, n: int = 2,
+              coherent: float = 0.5) -> np.ndarray:
+    """Median signed peak correlation of each trace with its n + n nearest live channels,
+    where those neighbours share coherent events; NaN (undecided) where they do not.
+
+    The lag searched grows with the channel distance (``max_lag`` per channel), so steep
+    events (refractions at far offsets) are compared at their own moveout, not at a side
+    lobe. A trace is judged only when its nearest live neighbours on either side correlate
+    with each other at ``coherent`` or more (their events agree): a sign alone, against
+    neighbours that disagree among themselves, says nothing about polarity.
+    """
     from scipy.fft import irfft, next_fast_len, rfft
 
     ntr, ns = g.shape
     nfft = next_fast_len(2 * ns, real=True)
     spec = rfft(g, nfft, axis=1)
     norm = np.sqrt(np.sum(g * g, axis=1))
-    lag = max(1, int(round(max_lag / dt)))
-    lags = np.r_[np.arange(0, lag + 1), np.arange(nfft - lag, nfft)]
+    lag1 = max(1, int(round(max_lag / dt)))
+
+    def peak(i, j):
+        lag = min(lag1 * abs(i - j), nfft // 2 - 1)
+        lags = np.r_[np.arange(0, lag + 1), np.arange(nfft - lag, nfft)]
+        cc = irfft(spec[i] * np.conj(spec[j]), nfft)[lags] / (norm[i] * norm[j])
+        return cc[np.argmax(np.abs(cc))]
+
     score = np.full(ntr, np.nan)
     for i in range(ntr):
         if not live[i]:
             continue
-        vals = []
-        for j in range(max(0, i - n), min(ntr, i + n + 1)):
-            if j == i or not live[j]:
-                continue
-            cc = irfft(spec[i] * np.conj(spec[j]), nfft)[lags] / (norm[i] * norm[j])
-            vals.append(cc[np.argmax(np.abs(cc))])
+        left = [j for j in range(i - 1, max(-1, i - n - 1), -1) if live[j]]
+        right = [j for j in range(i + 1, min(ntr, i + n + 1)) if live[j]]
+        if left and right and peak(left[0], right[0]) < coherent:
+            continue  # the neighbours' events disagree: undecided
+        if not left and len(right) >= 2 and peak(right[0], right[1]) < coherent:
+            continue
+        if not right and len(left) >= 2 and peak(left[0], left[1]) < coherent:
+            continue
+        vals = [peak(i, j) for j in left + right]
         if vals:
             score[i] = float(np.median(vals))
     return score
@@ -116,7 +141,8 @@ def trace_attributes(gather, dt: float, *, spike_ratio: float = 4.0, fmin: float
     -------
     dict
         ``finite`` (int8), ``dead`` (int8), ``spikes`` (int64 count), ``band_rms``
-        (float64), ``polarity`` (float64, NaN when undecided).
+        (float64), ``low_rms`` (float64, RMS below ``fmin``: the swell band), ``polarity``
+        (float64, NaN when undecided).
     """
     from seis_hpc.flows.noise import bandpass
 
@@ -129,9 +155,11 @@ def trace_attributes(gather, dt: float, *, spike_ratio: float = 4.0, fmin: float
     clean = despike(g0, mask).astype(np.float64)
     band = bandpass(clean, dt, (fmin, fmin + 5.0, 1e9, 1e9)).astype(np.float64)
     band_rms = np.sqrt(np.mean(band ** 2, axis=1))
+    low_rms = np.sqrt(np.maximum(np.mean(clean ** 2, axis=1) - band_rms ** 2, 0.0))
     live = finite & ~dead
     return {"finite": finite.astype(np.int8), "dead": dead.astype(np.int8),
             "spikes": mask.sum(axis=1).astype(np.int64), "band_rms": band_rms,
+            "low_rms": low_rms,
             "polarity": _polarity(clean, live, dt, max_lag)}
 
 
@@ -157,7 +185,7 @@ def classify(attrs: dict, cols: dict, *, noisy_ratio: float = 3.0, reversed_corr
     Returns
     -------
     action : numpy.ndarray
-        int8 per trace: 0 keep, 1 kill, 2 despike, 3 flip.
+        int8 per trace: 0 keep, 1 kill, 2 despike, 3 flip, 4 swell (labelled, unchanged).
     reason : list of str
         Why (empty for kept traces).
     """
@@ -173,8 +201,21 @@ def classify(attrs: dict, cols: dict, *, noisy_ratio: float = 3.0, reversed_corr
     over_shot = logr - shot_med > lim
     over_cmp = np.where(np.isfinite(cmp_med), logr - cmp_med > lim, True)
     noisy = live & over_shot & over_cmp
+    # Swell: the excess lives below fmin (leaking above it); the swell step repairs it.
+    swell = np.zeros(n, bool)
+    if "low_rms" in attrs:
+        logl = np.where(live & (attrs["low_rms"] > 0),
+                        np.log(np.maximum(attrs["low_rms"], 1e-300)), np.nan)
+        low_med = _grouped_median(logl, cols["source_id"], cols["channel"], neighbours)
+        low_cmp = _grouped_median(logl, cols["cmp"], cols["offset"], neighbours)
+        dom = np.log(SWELL_DOMINANCE)
+        # In the shot, or in the CMP (other shots: clean of this shot's swell burst).
+        swell = noisy & ((logl - low_med > logr - shot_med + dom)
+                         | (np.isfinite(low_cmp) & (logl - low_cmp > logr - cmp_med + dom)))
+        noisy &= ~swell
     pol = attrs["polarity"]
     reversed_ = live & ~noisy & np.isfinite(pol) & (pol < reversed_corr)
+    # (a swell trace's polarity is judged on its swell-free band in the swell step's output)
     spikes = attrs["spikes"]
     action = np.zeros(n, np.int8)
     reason = [""] * n
@@ -187,12 +228,19 @@ def classify(attrs: dict, cols: dict, *, noisy_ratio: float = 3.0, reversed_corr
         reason[i] = (f"noisy: band RMS {np.exp(logr[i] - shot_med[i]):.1f}x shot neighbours"
                      + (f", {np.exp(logr[i] - cmp_med[i]):.1f}x CMP neighbours"
                         if np.isfinite(cmp_med[i]) else ""))
-    for i in np.flatnonzero(live & ~noisy & (spikes > 0)):
+    for i in np.flatnonzero(swell):
+        action[i] = SWELL
+        ref, hi, where = (low_cmp[i], cmp_med[i], "CMP") if np.isfinite(low_cmp[i]) and \
+            logl[i] - low_cmp[i] > logl[i] - low_med[i] else (low_med[i], shot_med[i], "shot")
+        reason[i] = (f"swell: RMS below fmin {np.exp(logl[i] - ref):.1f}x {where} "
+                     f"neighbours (above: {np.exp(logr[i] - hi):.1f}x); left to the "
+                     "swell step")
+    for i in np.flatnonzero(live & ~noisy & ~swell & (spikes > 0)):
         if spikes[i] > max_spikes:
             action[i], reason[i] = KILL, f"{int(spikes[i])} spike samples (> {max_spikes})"
         else:
             action[i], reason[i] = DESPIKE, f"{int(spikes[i])} spike samples"
-    for i in np.flatnonzero(reversed_):
+    for i in np.flatnonzero(reversed_ & ~swell):
         if action[i] == DESPIKE:
             reason[i] += f"; also reversed polarity (score {pol[i]:.2f}), not flipped"
         else:

@@ -7,15 +7,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from seis_hpc.errors import SeisError
 from seis_hpc.flows import amplitude, decon, edit, noise, radon, srme
 from seis_hpc.flows.steps import GatherStep
 
 
-def _velocity_trace(path: str, ns: int, dt: float, t_start: float) -> np.ndarray:
-    from seis_hpc.velocity.model import read_vrms_csv
+def _velocity_trace(path: str, ns: int, dt: float, t_start: float, at=None,
+                    validate: bool = False) -> np.ndarray:
+    """Vrms (m/s) at every sample: a CSV function, or velan's HDF5 field at the point ``at``
+    (x, y m; bilinear in space, linear in time, clamped at the field's edges)."""
+    from seis_hpc.geometry import BinGrid
+    from seis_hpc.velocity.model import open_vrms
 
-    t, v = read_vrms_csv(path)
-    return np.interp(t_start + dt * np.arange(ns), t, v).astype(np.float32)
+    x, y = at if at is not None else (0.0, 0.0)
+    point = BinGrid(float(x), float(y), 0.0, 1.0, 1.0, 0, 0, 1, 1)
+    return open_vrms(path, point, t_start + dt * np.arange(ns), validate=validate
+                     ).window(0, 1, 0, 1)[0].astype(np.float32)
+
+
+def _midpoint(ctx) -> tuple[float, float]:
+    """Mean midpoint (m) of a gather."""
+    return (float(np.mean(0.5 * (ctx["sx"] + ctx["rx"]))),
+            float(np.mean(0.5 * (ctx["sy"] + ctx["ry"]))))
 
 
 class _Step(GatherStep):
@@ -66,21 +79,30 @@ class Edit(_Step):
                             int(self.cols["cmp"][i]), f"{self.cols['offset'][i]:.2f}",
                             edit.ACTIONS[int(self.action[i])], self.reason[i]])
         names = {edit.KILL: "traces_killed", edit.DESPIKE: "traces_despiked",
-                 edit.FLIP: "traces_flipped"}
+                 edit.FLIP: "traces_flipped", edit.SWELL: "traces_swell"}
         for code, key in names.items():
             summary[key] = int(np.sum(self.action == code))
         summary["edit_report"] = out
 
 
 class Gain(_Step):
-    """Spherical divergence (or its inverse)."""
+    """Spherical divergence (or its inverse); Vrms at the gather's mean midpoint."""
+
+    def check(self, reader):
+        _check_velocity(self.p["velocity"], reader)
 
     def apply(self, g, ctx):
         v = None
         if self.p["velocity"]:
-            v = _velocity_trace(self.p["velocity"], g.shape[1], ctx["dt"], ctx["t_start"])
+            v = _velocity_trace(self.p["velocity"], g.shape[1], ctx["dt"], ctx["t_start"],
+                                at=_midpoint(ctx))
         return amplitude.spherical_divergence(g, ctx["dt"], t_start=ctx["t_start"], velocity=v,
                                               power=self.p["power"], inverse=self.p["inverse"])
+
+
+def _check_velocity(path, reader) -> None:
+    if path:
+        _velocity_trace(path, reader.layout.ns, reader.dt, reader.t_start, validate=True)
 
 
 class Agc(_Step):
@@ -156,10 +178,14 @@ class Decon(_Step):
 
 
 class Radon(_Step):
-    """Parabolic Radon demultiple on CMP gathers."""
+    """Parabolic Radon demultiple on CMP gathers; Vrms at the CMP."""
+
+    def check(self, reader):
+        _check_velocity(self.p["velocity"], reader)
 
     def apply(self, g, ctx):
-        v = _velocity_trace(self.p["velocity"], g.shape[1], ctx["dt"], ctx["t_start"])
+        v = _velocity_trace(self.p["velocity"], g.shape[1], ctx["dt"], ctx["t_start"],
+                            at=_midpoint(ctx))
         return radon.radon_demultiple(g, ctx["dt"], ctx["offset"], v, q_cut=self.p["q_cut"],
                                       q_max=self.p["q_max"], n_q=self.p["n_q"],
                                       iterations=self.p["iterations"],
@@ -199,3 +225,253 @@ class Srme(_Step):
         return srme.adaptive_subtract(g, model, ctx["dt"], window=self.p["window"],
                                       traces=self.p["traces"],
                                       filter_length=self.p["filter_length"])[0]
+
+
+class Mute(_Step):
+    """Top/bottom mutes from offset-time tables (optionally keyed by CDP or FFID)."""
+
+    def __init__(self, params):
+        from seis_hpc.flows.tables import read_mute_table
+
+        super().__init__(params)
+        if not params["top"] and not params["bottom"]:
+            raise SeisError("mute: give --top and/or --bottom (offset_m,time_s tables)")
+        self.tables = {k: read_mute_table(params[k]) for k in ("top", "bottom") if params[k]}
+
+    def prepare(self, reader, my_groups):
+        self.index = reader.index
+
+    def apply(self, g, ctx):
+        from seis_hpc.flows import mute
+
+        times = {}
+        for which, (key, knots) in self.tables.items():
+            kv = None if key is None else np.asarray(
+                self.index["header_cdp" if key == "cdp" else "ffid"])[ctx["ids"]]
+            times[which] = mute.table_times(ctx["offset"], kv, knots)
+        return mute.apply_mute(g, ctx["dt"], t_start=ctx["t_start"], top=times.get("top"),
+                               bottom=times.get("bottom"), taper=self.p["taper"])
+
+
+class Fk(_Step):
+    """F-K fan filter on shot or CMP gathers (trace positions: offsets)."""
+
+    def apply(self, g, ctx):
+        from seis_hpc.flows import fk
+
+        try:
+            return fk.fan_filter(g, ctx["dt"], ctx["offset"], self.p["vmin"],
+                                 taper=self.p["taper"], pad=self.p["pad"])
+        except SeisError as exc:
+            i = int(ctx["ids"][0])
+            raise SeisError(f"gather of trace {i} (FFID {int(ctx['ffid'][0])}): {exc}") from None
+
+
+class Statics(_Step):
+    """Static shifts by FFID or station table, plus tidal statics from the shot times."""
+
+    def __init__(self, params):
+        from seis_hpc.flows.tables import read_statics_table, read_tide_table
+
+        super().__init__(params)
+        if not params["table"] and not params["tide"]:
+            raise SeisError("statics: give --table and/or --tide")
+        self.table = read_statics_table(params["table"]) if params["table"] else None
+        self.tide = read_tide_table(params["tide"]) if params["tide"] else None
+
+    def check(self, reader):
+        self.shifts(reader)
+
+    def shifts(self, reader) -> np.ndarray:
+        """Static (s) of every trace of the input."""
+        from seis_hpc.flows import statics
+
+        idx = reader.index
+        n = idx.n_traces
+        total = np.zeros(n)
+        if self.table is not None:
+            kind, keys, vals = self.table
+            lut = dict(zip(keys.tolist(), vals.tolist(), strict=True))
+            if kind == "ffid":
+                total += _lookup(lut, np.asarray(idx["ffid"]), "ffid", self.p["table"])
+            else:
+                pts = (np.r_[idx["sx"], idx["rx"]], np.r_[idx["sy"], idx["ry"]])
+                az = statics.line_azimuth(*pts)
+                step = self.p["station_interval"] or _receiver_spacing(idx, az)
+                for c, who in (("s", "source"), ("r", "receiver")):
+                    st = statics.station_numbers(idx[c + "x"], idx[c + "y"], step, az)
+                    total += _lookup(lut, st, f"{who} station", self.p["table"])
+        if self.tide is not None:
+            t_shot = _shot_times(reader)
+            tt, hh = self.tide
+            out = (t_shot < tt[0]) | (t_shot > tt[-1])
+            if out.any():
+                import datetime as _dt
+
+                i = int(np.argmax(out))
+                when = _dt.datetime.fromtimestamp(t_shot[i], _dt.timezone.utc).isoformat()
+                raise SeisError(f"trace {i} (FFID {int(idx['ffid'][i])}): shot time {when} is "
+                                "outside the tide table", self.p["tide"])
+            total += statics.tidal_shift(t_shot, tt, hh, self.p["vwater"])
+        return total
+
+    def prepare(self, reader, my_groups):
+        self.all_shifts = self.shifts(reader)
+
+    def apply(self, g, ctx):
+        from seis_hpc.flows import statics
+
+        return statics.shift_traces(g, ctx["dt"], self.all_shifts[ctx["ids"]])
+
+
+def _lookup(lut: dict, keys: np.ndarray, what: str, path) -> np.ndarray:
+    uniq, inv = np.unique(keys, return_inverse=True)
+    missing = [int(k) for k in uniq if int(k) not in lut]
+    if missing:
+        raise SeisError(f"{what} {missing[0]} of the input is not in the statics table", path)
+    return np.array([lut[int(k)] for k in uniq])[inv.ravel()]
+
+
+def _receiver_spacing(idx, azimuth: float) -> float:
+    """Median spacing (m) along the line of distinct receiver positions: the default station
+    interval."""
+    a = np.radians(azimuth)
+    u = np.unique(np.round(np.asarray(idx["rx"]) * np.sin(a) + np.asarray(idx["ry"])
+                           * np.cos(a), 3))
+    d = np.diff(u)
+    d = d[d > 0.01]
+    if len(d) == 0:
+        raise SeisError("statics: cannot find a station interval (give --station-interval)")
+    return float(np.median(d))
+
+
+def _shot_times(reader) -> np.ndarray:
+    """Shot time of every trace (POSIX s, UTC) from the year/day/hour/minute/second headers."""
+    import datetime as _dt
+
+    from seis_hpc.flows.headers import decode
+
+    names = ("YearDataRecorded", "DayOfYear", "HourOfDay", "MinuteOfHour", "SecondOfMinute")
+    n = reader.index.n_traces
+    parts = [decode(reader.header_bytes(np.arange(a, min(n, a + (1 << 20)))), names,
+                    reader.layout.endian) for a in range(0, n, 1 << 20)]  # 240 MB at a time
+    h = {k: np.concatenate([p[k] for p in parts]) for k in names}
+    year = h["YearDataRecorded"]
+    year = np.where(year < 50, year + 2000, np.where(year < 100, year + 1900, year))
+    bad = (h["YearDataRecorded"] <= 0) | (h["DayOfYear"] < 1) | (h["DayOfYear"] > 366)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise SeisError(f"trace {i}: no shot time in the headers (YearDataRecorded "
+                        f"{int(h['YearDataRecorded'][i])}, DayOfYear {int(h['DayOfYear'][i])})"
+                        "; tidal statics need them", reader.path)
+    uy, inv = np.unique(year, return_inverse=True)
+    jan1 = np.array([_dt.datetime(int(y), 1, 1, tzinfo=_dt.timezone.utc).timestamp()
+                     for y in uy])[inv.ravel()]
+    return (jan1 + (h["DayOfYear"] - 1) * 86400.0 + h["HourOfDay"] * 3600.0
+            + h["MinuteOfHour"] * 60.0 + h["SecondOfMinute"])
+
+
+class _Reorder(_Step):
+    """A step that keeps or reorders whole traces (samples and headers copied verbatim)."""
+
+    def apply(self, g, ctx):
+        return g
+
+    def check(self, reader):
+        if len(self.order(reader)) == 0:
+            raise SeisError(f"no trace of the input matches {self.text!r}", reader.path)
+
+    def finish(self, merged, reader, summary):
+        summary["traces_in"] = int(reader.index.n_traces)
+
+
+def _header_columns(reader, names, ids) -> dict:
+    from seis_hpc.flows import headers
+
+    raw = [n for n in names if n not in headers.INDEX_NAMES]
+    hdr = reader.header_bytes(ids) if raw else None
+    cols = {n: np.asarray(reader.index[headers.index_column(n)])[ids]
+            for n in names if n in headers.INDEX_NAMES and n != "trace"}
+    out = headers.columns(names, cols, hdr, reader.layout.endian, ids)
+    return out
+
+
+class Select(_Reorder):
+    """Keep the traces where a header expression is true (file order kept)."""
+
+    def __init__(self, params):
+        from seis_hpc.flows import headers
+        from seis_hpc.flows.expr import Expression
+
+        super().__init__(params)
+        self.text = params["where"]
+        self.expr = Expression(self.text, headers.known_names(), "--where", headers.HINT)
+
+    def order(self, reader, chunk: int = 1 << 20) -> np.ndarray:
+        n = reader.index.n_traces
+        keep = []
+        for a in range(0, n, chunk):
+            ids = np.arange(a, min(n, a + chunk))
+            v = self.expr.evaluate(_header_columns(reader, self.expr.names, ids))
+            if v.dtype != bool:
+                raise SeisError(f"--where: {self.text!r} is not a condition (use a comparison "
+                                "such as 'offset < 400')")
+            keep.append(ids[np.broadcast_to(v, ids.shape)])
+        return np.concatenate(keep)
+
+
+class Sort(_Reorder):
+    """Reorder the traces by header keys (ascending; ``-key`` descending; ties in file
+    order)."""
+
+    def __init__(self, params):
+        from seis_hpc.flows import headers
+        from seis_hpc.flows.expr import Expression
+
+        super().__init__(params)
+        self.text = params["keys"]
+        self.keys = []
+        for k in (s.strip() for s in self.text.split(",")):
+            desc = k.startswith("-")
+            e = Expression(k.lstrip("-") or "?", headers.known_names(), "--keys", headers.HINT)
+            self.keys.append((e, desc))
+
+    def order(self, reader) -> np.ndarray:
+        n = reader.index.n_traces
+        ids = np.arange(n)
+        cols = []
+        for e, desc in self.keys:
+            v = np.broadcast_to(e.evaluate(_header_columns(reader, e.names, ids)), (n,))
+            cols.append(-v.astype(np.float64) if desc else v)
+        return np.lexsort([ids] + cols[::-1])
+
+
+class Headers(_Step):
+    """Header math: ``FIELD = EXPRESSION`` assignments in order (samples unchanged)."""
+
+    def __init__(self, params):
+        from seis_hpc.flows import headers
+        from seis_hpc.flows.expr import parse_assignment
+
+        super().__init__(params)
+        self.sets = [parse_assignment(t, headers.known_names(), headers.WRITABLE, "--set",
+                                      headers.HINT) for t in params["set"]]
+
+    def prepare(self, reader, my_groups):
+        self.reader = reader
+
+    def apply(self, g, ctx):
+        return g
+
+    def headers(self, hdr, ids):
+        from seis_hpc.flows import headers
+
+        hdr = np.array(hdr, np.uint8)
+        endian = self.reader.layout.endian
+        for target, e in self.sets:
+            idx_names = [n for n in e.names if n in headers.INDEX_NAMES and n != "trace"]
+            cols = {n: np.asarray(self.reader.index[headers.index_column(n)])[ids]
+                    for n in idx_names}
+            v = e.evaluate(headers.columns(e.names, cols, hdr, endian, ids))
+            headers.encode(hdr, target, v, endian, ids)
+        return hdr

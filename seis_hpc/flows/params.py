@@ -33,8 +33,8 @@ class Param:
         The field's name (``window``, ``fmax``, ``gap``); ``--name`` on the command line.
     unit : str
         SI unit: ``"s"``, ``"Hz"``, ``"m"``, ``"m/s"``, ``""`` (a number without unit),
-        ``"int"``, ``"bool"``, ``"str"``, ``"path"`` or ``"floats"`` (comma list, SI unit in
-        ``list_unit``).
+        ``"int"``, ``"bool"``, ``"str"``, ``"path"``, ``"floats"`` (comma list, SI unit in
+        ``list_unit``) or ``"texts"`` (several strings: a repeated flag, a TOML list).
     default : object
         Default value (None: optional without default, or required when ``required``).
     help : str
@@ -146,6 +146,12 @@ def _convert(p: Param, value, where: str):
             raise SeisError(f"{where}: expected a list of numbers, got {value!r}")
         return [_quantity(v.strip() if isinstance(v, str) else v, p.list_unit, where)
                 for v in items]
+    if p.unit == "texts":
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not items or \
+                not all(isinstance(v, str) for v in items):
+            raise SeisError(f"{where}: expected text or a list of texts, got {value!r}")
+        return list(items)
     if not isinstance(value, str):
         raise SeisError(f"{where}: expected text, got {value!r}")
     if p.choices and value not in p.choices:

@@ -66,10 +66,26 @@ class GatherStep(Protocol):
         """Rank 0, after every gather: add to the QC ``summary`` (and write side files)."""
         return None
 
+    def check(self, reader: TraceReader) -> None:
+        """Refuse bad parameters against the input (tables, expressions, velocity) before
+        any output is written; raises :class:`~seis_hpc.errors.SeisError`."""
+        return None
+
+    def order(self, reader: TraceReader) -> np.ndarray | None:
+        """Steps that select or reorder traces (select, sort): the input trace of every output
+        position, the output then having that many traces; None (default) keeps the file."""
+        return None
+
+    def headers(self, hdr: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The trace headers (uint8, traces x 240) written for input traces ``ids``; the
+        default writes them unchanged (``headers`` sets fields)."""
+        return hdr
+
 
 @dataclass(frozen=True)
 class StepSpec:
-    """A flow step: ``key`` is the gather it works on (``shot``, ``cmp`` or ``line``)."""
+    """A flow step: ``key`` is the gather it works on (``shot``, ``cmp`` or ``line``; a
+    ``gathers`` parameter, where the step has one, chooses instead)."""
 
     name: str
     help: str
@@ -84,12 +100,19 @@ class StepSpec:
         return resolve(self.params, given, where)
 
     def validate(self, params: dict, reader) -> None:
-        """Checks that need the input (files named by parameters exist)."""
+        """Checks that need the input (files named by parameters exist, tables and
+        expressions are valid: building the implementation reads them, and its ``check``
+        looks at the input)."""
         for p in self.params:
             v = params.get(p.name)
-            if p.unit == "path" and v is not None and p.name in ("velocity",) \
+            if p.unit == "path" and v is not None and p.name != "report" \
                     and not os.path.isfile(v):
                 raise FileNotFoundError(2, "No such file or directory", v)
+        self.build(params).check(reader)
+
+    def gather_key(self, params: dict) -> str:
+        """The gathers to work on for these parameters."""
+        return params.get("gathers") or self.key
 
     def build(self, params: dict):
         """The implementation object for these parameters."""
@@ -133,10 +156,11 @@ def register(spec: StepSpec) -> StepSpec:
 for _spec in [
     StepSpec("edit", "bad-trace editing: kill dead/NaN/noisy traces, despike, flip reversed",
              "Find dead (zero or constant), NaN/Inf, spiky, noisy (band RMS against the\n"
-             "neighbours in the shot and in the CMP) and reversed-polarity traces; kill,\n"
-             "despike or flip them, and list every edit with its reason in a CSV\n"
-             "(trace_index,ffid,channel,cmp,offset_m,action,reason; trace_index from 0 in file\n"
-             "order).", "shot",
+             "neighbours in the shot and in the CMP) and reversed-polarity traces (against\n"
+             "neighbours whose events agree); kill, despike or flip them; label swell-\n"
+             "contaminated traces 'swell' and leave them to the swell step; list every edit\n"
+             "with its reason in a CSV (trace_index,ffid,channel,cmp,offset_m,action,reason;\n"
+             "trace_index from 0 in file order).", "shot",
              [_p("report", "path", None, "CSV of every edited trace (default OUT.edits.csv)"),
               _p("spike_ratio", "", 4.0, "spike: |x - running median| / neighbours' peak",
                  limit=">0"),
@@ -149,9 +173,11 @@ for _spec in [
                  limit=">=1")],
              f"{IMPL}:Edit", allow_bad=True),
     StepSpec("gain", "spherical divergence correction t*v(t)^2 or t^n (and its inverse)",
-             "Spherical divergence correction: multiply by t * (v(t)/v(0))^2 with --velocity,\n"
-             "else by t^power. --inverse divides instead (restores true amplitudes).", "shot",
-             [_p("velocity", "path", None, "Vrms CSV (time_s,vrms_mps)"),
+             "Spherical divergence correction: multiply by t * (v(t)/v(0))^2 with --velocity\n"
+             "(a Vrms CSV function, or velan's HDF5 Vrms field taken at each shot's mean\n"
+             "midpoint), else by t^power. --inverse divides instead (restores true\n"
+             "amplitudes).", "shot",
+             [_p("velocity", "path", None, "Vrms CSV (time_s,vrms_mps) or HDF5 field"),
               _p("power", "", 2.0, "exponent of t without --velocity"),
               _p("inverse", "bool", False, "remove the gain instead of applying it")],
              f"{IMPL}:Gain"),
@@ -188,9 +214,11 @@ for _spec in [
               _p("mu", "", 0.01, "damping", limit=">=0")], f"{IMPL}:FxDecon"),
     StepSpec("decon", "predictive (gap) deconvolution of water-layer multiples, t-x or tau-p",
              "Predictive deconvolution with the prediction distance from the water-bottom\n"
-             "two-way time t_wb, picked from the first strong arrival of each shot (or given).",
+             "two-way time t_wb, picked from the first strong arrival of each shot (or given).\n"
+             "t-x (default) uses the reverberation period of each offset; tau-p the exact\n"
+             "period of each slowness (better at far offsets, ~10x slower than t-x).",
              "shot",
-             [_p("domain", "str", "taup", "t-x or tau-p", choices=("tx", "taup")),
+             [_p("domain", "str", "tx", "t-x or tau-p", choices=("tx", "taup")),
               _p("t_wb", "s", None, "water-bottom two-way time (default: picked)", limit=">0"),
               _p("vwater", "m/s", 1500.0, "water velocity", limit=">0"),
               _p("length", "s", 0.06, "operator length", limit=">0"),
@@ -198,8 +226,9 @@ for _spec in [
               _p("tolerance", "s", 0.008, "gap shortened by this", limit=">=0")], f"{IMPL}:Decon"),
     StepSpec("radon", "parabolic Radon demultiple of NMO-corrected CMP gathers",
              "High-resolution parabolic Radon: energy with residual moveout above --q-cut (s at\n"
-             "the largest offset) after NMO with --velocity is modelled and subtracted.", "cmp",
-             [_p("velocity", "path", None, "primaries' Vrms CSV (time_s,vrms_mps)",
+             "the largest offset) after NMO with --velocity (a Vrms CSV function, or velan's\n"
+             "HDF5 Vrms field taken at each CMP) is modelled and subtracted.", "cmp",
+             [_p("velocity", "path", None, "primaries' Vrms CSV (time_s,vrms_mps) or HDF5",
                  required=True),
               _p("q_cut", "s", 0.015, "residual moveout separating multiples", limit=">=0"),
               _p("q_max", "s", 0.3, "largest residual moveout", limit=">0"),
@@ -218,6 +247,61 @@ for _spec in [
               _p("traces", "int", 8, "matching window width (traces)", limit=">=1"),
               _p("filter_length", "s", 0.02, "matching filter length",
                  limit=">0")], f"{IMPL}:Srme"),
+    StepSpec("select", "keep the traces where a header expression is true",
+             "Keep the traces where --where is true, in file order, samples and headers\n"
+             "copied bit for bit. Expressions: field names (as `seis-hpc info` shows them:\n"
+             "ffid, channel, offset (m), cdp, cmp, sx, ..., trace; or segyio names:\n"
+             "FieldRecord, CDP, ShotPoint, ...), numbers, + - * / // %, comparisons,\n"
+             "and/or/not, parentheses. Example: --where 'offset < 400 and ffid <= 20'.",
+             "line", [_p("where", "str", None, "condition on header fields", required=True)],
+             f"{IMPL}:Select"),
+    StepSpec("sort", "reorder the traces by header keys (out of core)",
+             "Sort the traces by --keys (comma list of fields or expressions; -key for\n"
+             "descending; ties keep file order), e.g. cdp,offset for CMP gathers or\n"
+             "ffid,channel for shots. The trace index is sorted, then traces are copied in\n"
+             "that order in blocks of 64 MB, samples and headers bit for bit.", "line",
+             [_p("keys", "str", None, "sort keys, primary first", required=True)],
+             f"{IMPL}:Sort"),
+    StepSpec("headers", "header math: FIELD = EXPRESSION (segyio field names)",
+             "Set trace-header fields: each --set 'FIELD = EXPRESSION' (FIELD a segyio name\n"
+             "such as ShotPoint, CDP, offset; the value rounded to the field's integer), in\n"
+             "order, each seeing the fields set before it. Samples are unchanged.", "shot",
+             [_p("set", "texts", None, "assignment, e.g. 'ShotPoint = ffid * 2'",
+                 required=True)], f"{IMPL}:Headers"),
+    StepSpec("mute", "top and bottom mutes from offset-time tables",
+             "Zero the samples above a top mute and/or below a bottom mute, with a half-cosine\n"
+             "taper inside the kept zone. Tables: CSV offset_m,time_s (linear in absolute\n"
+             "offset, constant beyond the ends), optionally with a key column cdp or ffid\n"
+             "(one function per key, linear between keys).", "shot",
+             [_p("top", "path", None, "top-mute table"),
+              _p("bottom", "path", None, "bottom-mute table"),
+              _p("taper", "s", 0.02, "taper length", limit=">=0"),
+              _p("gathers", "str", "shot", "gathers worked on", choices=("shot", "cmp"))],
+             f"{IMPL}:Mute"),
+    StepSpec("fk", "F-K fan filter rejecting apparent velocities below vmin",
+             "F-K dip filter: traces placed on the regular grid of their offsets (gaps\n"
+             "zero-filled), padded in time and space, energy with |f/k| <= vmin rejected,\n"
+             "kept whole above vmin*(1+taper), half-cosine fan edge between.", "shot",
+             [_p("vmin", "m/s", None, "highest apparent velocity rejected", required=True,
+                 limit=">0"),
+              _p("taper", "", 0.2, "fan edge width as a fraction of vmin", limit=">0"),
+              _p("pad", "", 1.0, "padding in time and space (fraction of the gather)",
+                 limit=">=0"),
+              _p("gathers", "str", "shot", "gathers worked on", choices=("shot", "cmp"))],
+             f"{IMPL}:Fk"),
+    StepSpec("statics", "static shifts by shot or station table, and tidal statics",
+             "Shift traces in time (positive: later) by a table ffid,shift_s (per shot) or\n"
+             "station,shift_s (source plus receiver station; station = round(u / interval),\n"
+             "u = x sin(az) + y cos(az) the distance along the line's azimuth az in [0, 180)\n"
+             "deg from the coordinate origin), plus tidal statics -2 h / vwater from a tide\n"
+             "table time,tide_m (ISO 8601 UTC times) at each shot's time headers (year, day\n"
+             "of year, hour, minute, second).", "shot",
+             [_p("table", "path", None, "statics table"),
+              _p("tide", "path", None, "tide table"),
+              _p("vwater", "m/s", 1500.0, "water velocity", limit=">0"),
+              _p("station_interval", "m", None, "station spacing (default: receiver spacing)",
+                 limit=">0")],
+             f"{IMPL}:Statics"),
 ]:
     register(_spec)
 

@@ -51,9 +51,9 @@ def volume_traces(vol) -> np.ndarray:
     return np.ascontiguousarray(data.reshape(-1, nt))
 
 
-def write_volume_segy(path: str | os.PathLike, vol, *, fmt: int = 5, endian: str = "big"
-                      ) -> None:
-    """Write a :class:`~seis_hpc.io.volume.Volume` as SEG-Y rev 1 (atomically).
+def write_volume_segy(path: str | os.PathLike, vol, *, fmt: int = 5, endian: str = "big",
+                      revision: int = 1) -> None:
+    """Write a :class:`~seis_hpc.io.volume.Volume` as SEG-Y rev 1 or 2.0 (atomically).
 
     Parameters
     ----------
@@ -65,6 +65,8 @@ def write_volume_segy(path: str | os.PathLike, vol, *, fmt: int = 5, endian: str
         Sample format code (5 IEEE float, 1 IBM float, ...).
     endian : {"big", "little"}
         Byte order.
+    revision : {1, 2}
+        SEG-Y revision of the file (see :func:`seis_hpc.io.segy.write_segy`).
 
     Raises
     ------
@@ -93,4 +95,4 @@ def write_volume_segy(path: str | os.PathLike, vol, *, fmt: int = 5, endian: str
     for line in vol.history[-4:]:
         text += "\n" + str(line)
     write_segy(path, volume_traces(vol), volume_headers(vol), round(dt, 9), t_start=float(t[0]),
-               fmt=fmt, endian=endian, text=text)
+               fmt=fmt, endian=endian, text=text, revision=revision)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -52,7 +53,8 @@ UNITS = {"sx": "m", "sy": "m", "rx": "m", "ry": "m", "mx": "m", "my": "m", "offs
          "azimuth": "deg", "cdp_x": "m", "cdp_y": "m", "byte_offset": "byte",
          **{k: "m" for k in ELEVATION_KEYS}}
 _LAYOUT_ATTRS = ("kind", "endian", "format", "declared_format", "ns", "dt", "t_start",
-                 "data_offset", "trace_bytes", "n_traces", "revision", "file_size")
+                 "data_offset", "trace_bytes", "n_traces", "revision", "file_size",
+                 "header_bytes")
 
 
 def cache_dir() -> Path:
@@ -193,10 +195,14 @@ class TraceIndex:
         layout = probe(segy_path)
         raw = read_headers(layout, hmap)
         cols = derive_columns(raw, layout)
+        from seis_hpc.io import domain  # header sanity: domain and warnings (issue 15)
+
+        dom, warns, units = domain.inspect(raw, cols, layout)
         st = os.stat(layout.path)
         attrs = {k: getattr(layout, k) for k in _LAYOUT_ATTRS}
         attrs.update(segy_path=str(Path(layout.path).absolute()), file_mtime_ns=st.st_mtime_ns,
-                     headermap=hmap.describe(), headermap_source=hmap.source)
+                     headermap=hmap.describe(), headermap_source=hmap.source,
+                     domain=dom, warnings=json.dumps(warns), coordinate_units=units)
         idx = cls(cols, attrs)
         if check_samples:
             idx.check_samples()
@@ -281,7 +287,8 @@ class TraceIndex:
         return (str(p) == self.attrs.get("segy_path")
                 and st.st_size == self.attrs.get("file_size")
                 and st.st_mtime_ns == self.attrs.get("file_mtime_ns")
-                and load_headermap(headermap).describe() == self.attrs.get("headermap"))
+                and load_headermap(headermap).describe() == self.attrs.get("headermap")
+                and "domain" in self.attrs)  # older indexes lack the header checks
 
     def is_stale(self) -> bool:
         """True when the SEG-Y file changed (size or modification time) since indexing."""

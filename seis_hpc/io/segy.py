@@ -20,6 +20,7 @@ import numpy as np
 
 from seis_hpc.errors import SeisError
 from seis_hpc.io.atomic import atomic_output
+from seis_hpc.io.segy_rev2 import rev2_interval_us, rev2_samples, trace_extensions
 
 TEXT_BYTES = 3200
 BINARY_BYTES = 400
@@ -105,6 +106,8 @@ class Layout:
         SEG-Y revision (``"0"``, ``"1"``, ``"2.0"``...); ``""`` for SU.
     file_size : int
         Size of the file (bytes).
+    header_bytes : int
+        Trace header bytes per trace: 240, plus 240 per rev 2 trace header extension.
     """
 
     path: str
@@ -120,6 +123,7 @@ class Layout:
     n_traces: int
     revision: str
     file_size: int
+    header_bytes: int = TRACE_HEADER_BYTES  # trace header + rev 2 extensions, per trace
 
     @property
     def byteorder(self) -> str:
@@ -319,10 +323,11 @@ def _probe_segy(path: str, head: bytes, size: int) -> Layout:
         raise SeisError("sample format 4 (fixed point with gain, obsolete) is not supported",
                         path)
     bo = ">" if endian == "big" else "<"
-    rev_raw = _u16(head, 3501, bo)
-    major, minor = (rev_raw >> 8) & 0xFF, rev_raw & 0xFF
-    if rev_raw in (1, 2):  # some writers store the major number alone
-        major, minor = rev_raw, 0
+    # bytes 3501 and 3502 are the major and minor revision, one byte each (not a 2-byte word:
+    # little-endian rev 2.1 files hold 02 01)
+    major, minor = head[3500], head[3501]
+    if major == 0 and minor in (1, 2):  # the major number alone as a 2-byte word (00 01)
+        major, minor = minor, 0
     revision = "0" if major == 0 else (f"{major}" if major == 1 else f"{major}.{minor}")
     n_ext = _u16(head, 3505, bo, signed=True)
     if n_ext < 0:
@@ -334,7 +339,7 @@ def _probe_segy(path: str, head: bytes, size: int) -> Layout:
                                                                TRACE_HEADER_BYTES)
     ns = _u16(head, 3221, bo)
     if ns == 0 and major >= 2:
-        ns = max(_i32(head, 3269, bo), 0)
+        ns = rev2_samples(head, bo)
     if ns == 0 and len(th0) == TRACE_HEADER_BYTES:
         ns = _u16(th0, 115, bo)
     if ns == 0:
@@ -349,6 +354,8 @@ def _probe_segy(path: str, head: bytes, size: int) -> Layout:
         if fits and ns not in fits:
             ns = fits[0]
     dt_us = bin_dt = _u16(head, 3217, bo, signed=True)
+    if dt_us == 0 and major >= 2:
+        dt_us = bin_dt = rev2_interval_us(head, bo)
     tr_dt = _u16(th0, 117, bo, signed=True) if len(th0) == TRACE_HEADER_BYTES else None
     field = "binary header bytes 3217-3218" + (
         f"; the first trace header, bytes 117-118, says {tr_dt} us"
@@ -362,16 +369,19 @@ def _probe_segy(path: str, head: bytes, size: int) -> Layout:
         field = f"first trace header bytes 117-118; the binary header says {bin_dt} us"
     dt = _check_dt(path, dt_us, field)
     nb = FORMATS[fmt][0]
-    trace_bytes = TRACE_HEADER_BYTES + ns * nb
+    n_th = trace_extensions(head, bo, size - data_offset, ns, nb) if major >= 2 else 0
+    header_bytes = TRACE_HEADER_BYTES * (1 + n_th)
+    trace_bytes = header_bytes + ns * nb
     n_traces = _count_traces(path, size, data_offset, trace_bytes, ns)
     t_start = _scaled_time_ms(th0, bo) * 1e-3 if len(th0) == TRACE_HEADER_BYTES else 0.0
     used = fmt
-    if fmt == 1 and _ieee_in_ibm_file(path, data_offset, trace_bytes, n_traces, ns, bo):
+    if fmt == 1 and _ieee_in_ibm_file(path, data_offset, trace_bytes, n_traces, ns, bo,
+                                      header_bytes):
         warnings.warn(f"{path}: binary header says IBM float (format 1) but the samples are "
                       "IEEE float; reading them as IEEE", stacklevel=3)
         used = 5
     return Layout(path, "segy", endian, used, fmt, ns, dt, t_start, data_offset, trace_bytes,
-                  n_traces, revision, size)
+                  n_traces, revision, size, header_bytes)
 
 
 def _probe_su(path: str, head: bytes, size: int) -> Layout:
@@ -443,7 +453,7 @@ def _read_at(path: str, offset: int, n: int) -> bytes:
 
 
 def _ieee_in_ibm_file(path: str, data_offset: int, trace_bytes: int, n_traces: int, ns: int,
-                      bo: str) -> bool:
+                      bo: str, header_bytes: int = TRACE_HEADER_BYTES) -> bool:
     """True when the samples of a file declared IBM are really IEEE floats.
 
     The IEEE reading of IBM words is a monotone (square-root-like) function of their IBM value,
@@ -455,7 +465,7 @@ def _ieee_in_ibm_file(path: str, data_offset: int, trace_bytes: int, n_traces: i
     picks = np.unique(np.linspace(0, n_traces - 1, min(n_traces, 32)).astype(np.int64))
     mm = np.memmap(path, dtype=np.uint8, mode="r", offset=data_offset,
                    shape=(n_traces, trace_bytes))
-    words = np.ascontiguousarray(mm[picks, TRACE_HEADER_BYTES:]).view(f"{bo}u4").ravel()
+    words = np.ascontiguousarray(mm[picks, header_bytes:]).view(f"{bo}u4").ravel()
     del mm
     words = words.astype(np.uint32)
     words = words[(words & 0x7FFFFFFF) != 0]
@@ -563,8 +573,8 @@ def _check_write_args(data: np.ndarray, dt: float, endian: str) -> tuple[int, in
 
 def write_segy(path: str | os.PathLike, data: np.ndarray, headers: dict, dt: float, *,
                t_start: float = 0.0, fmt: int = 5, endian: str = "big",
-               text: str | None = None) -> None:
-    """Write traces as a SEG-Y rev 1 file, atomically.
+               text: str | None = None, revision: int = 1) -> None:
+    """Write traces as a SEG-Y rev 1 (or rev 2.0) file, atomically.
 
     Parameters
     ----------
@@ -592,9 +602,14 @@ def write_segy(path: str | os.PathLike, data: np.ndarray, headers: dict, dt: flo
     text : str, optional
         Textual header (wrapped to 40 lines of 80 characters, EBCDIC); default lists the
         byte map.
+    revision : {1, 2}
+        SEG-Y revision: 2 also writes the rev 2.0 sample count (bytes 3269-3272) and interval
+        (3273-3280, IEEE double, us), no trace header extensions.
     """
     data = np.asarray(data)
     ntr, ns = _check_write_args(data, dt, endian)
+    if revision not in (1, 2):
+        raise SeisError(f"SEG-Y revision must be 1 or 2 (got {revision})")
     bo = ">" if endian == "big" else "<"
     binary = np.zeros(BINARY_BYTES, dtype=np.uint8)
 
@@ -609,9 +624,12 @@ def write_segy(path: str | os.PathLike, data: np.ndarray, headers: dict, dt: flo
     put(3223, ns)
     put(3225, fmt)
     put(3255, 1)  # measurement system: metres
-    put(3501, 0x0100)  # revision 1
+    binary[300:302] = (revision, 0)  # bytes 3501-3502: major, minor revision (one byte each)
     put(3503, 1)  # fixed-length traces
     put(3505, 0)  # no extended textual headers
+    if revision == 2:
+        put(3269, ns, 4)
+        binary[72:80] = np.array([round(dt * 1e6)], f"{bo}f8").view(np.uint8)
     head = _text_block(text, _default_text(fmt, endian)) + binary.tobytes()
     _write_traces(path, head, data, headers, dt, t_start, fmt, endian)
 

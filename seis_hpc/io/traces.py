@@ -77,6 +77,15 @@ class TraceReader:
         self._mm = None
 
     # -- reading ------------------------------------------------------------------------------
+    def raw(self, ids) -> np.ndarray:
+        """Traces ``ids`` as they lie in the file (uint8, ``(len(ids), trace bytes)``: header
+        then encoded samples), in the order of ``ids``; read in file order."""
+        ids = np.asarray(ids, np.int64)
+        srt = np.argsort(ids, kind="stable")
+        out = np.empty((len(ids), self.layout.trace_bytes), np.uint8)
+        out[srt] = self._memmap()[ids[srt]]
+        return out
+
     def read(self, ids, allow_bad: bool = False) -> np.ndarray:
         """Samples of the traces ``ids``.
 
@@ -103,7 +112,7 @@ class TraceReader:
         if ids.size and (ids.min() < 0 or ids.max() >= n):
             bad = ids[(ids < 0) | (ids >= n)][0]
             raise SeisError(f"trace {bad} out of range (file has {n} traces)", self.path)
-        raw = self._memmap()[ids, TRACE_HEADER_BYTES:]
+        raw = self._memmap()[ids, self.layout.header_bytes:]  # past any rev 2 extensions
         data = decode_samples(raw, self.layout.format, self.layout.endian, self.layout.ns)
         if not allow_bad:
             finite = np.isfinite(data).all(axis=1)
@@ -122,9 +131,10 @@ class TraceReader:
                         "first)", self.path)
 
     def header_bytes(self, ids) -> np.ndarray:
-        """The 240-byte trace headers of ``ids``, verbatim (uint8 ``(n, 240)``)."""
+        """The trace headers of ``ids``, verbatim: 240 bytes, plus the rev 2 trace header
+        extensions where the file has them (uint8 ``(n, layout.header_bytes)``)."""
         return np.ascontiguousarray(self._memmap()[np.asarray(ids, np.int64),
-                                                   :TRACE_HEADER_BYTES])
+                                                   :self.layout.header_bytes])
 
     def file_header(self) -> bytes:
         """Everything before the first trace (textual, binary and extended headers)."""
@@ -153,4 +163,5 @@ def layout_of_index(attrs: dict) -> Layout:
                   dt=float(attrs["dt"]), t_start=float(attrs["t_start"]),
                   data_offset=int(attrs["data_offset"]), trace_bytes=int(attrs["trace_bytes"]),
                   n_traces=int(attrs["n_traces"]), revision=str(attrs.get("revision", "")),
-                  file_size=int(attrs["file_size"]))
+                  file_size=int(attrs["file_size"]),
+                  header_bytes=int(attrs.get("header_bytes", TRACE_HEADER_BYTES)))

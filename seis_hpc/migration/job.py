@@ -226,6 +226,7 @@ def _velocity_stamp(velocity: Any, model: Any, grid: BinGrid) -> dict | str:
 
 def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | VelocityModel,
             out: str | os.PathLike, *, index: str | os.PathLike | None = None,
+            bin_grid: BinGrid | str | os.PathLike | None = None,
             grid: Sequence[int] | None = None, tmax: float | None = None,
             dt: float | None = None, gathers: bool = False,
             offset_classes: str | int | Sequence[float] | None = None,
@@ -258,6 +259,9 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         'gathers' (offset class, inline, crossline, time).
     index : path-like, optional
         Trace index of a survey given by path (default beside the input or in the cache).
+    bin_grid : BinGrid or path-like, optional
+        Bin a survey given by path by this grid (or bin grid TOML file) instead of finding
+        one; traces outside it are reported and not used.
     grid : sequence of int, optional
         Image range ``(il0, il1, xl0, xl1)`` (2D ``(cmp0, cmp1)``), inclusive; default all.
     tmax, dt : float, optional
@@ -341,7 +345,7 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
     held = {}
 
     def setup():
-        paths = [p for p in (survey, velocity) if isinstance(p, (str, os.PathLike))]
+        paths = [p for p in (survey, velocity, bin_grid) if isinstance(p, (str, os.PathLike))]
         for p in paths:
             if not os.path.exists(p):
                 raise FileNotFoundError(2, "No such file or directory", os.fspath(p))
@@ -350,7 +354,8 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
             raise SeisError("output is a directory", path)
         if not os.access(os.path.dirname(path) or ".", os.W_OK):
             raise SeisError("cannot write to the output directory", os.path.dirname(path))
-        sv = survey if isinstance(survey, Survey) else Survey.open(survey, index)
+        sv = survey if isinstance(survey, Survey) else Survey.open(survey, index, grid=bin_grid)
+        sv.check_for("pstm")  # prestack, lengths (issue 15)
         idx = sv.index
         g = select_grid(sv.grid, grid)
         edges = (offset_edges(offset_classes or "8", idx["offset"])
@@ -388,7 +393,7 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         idx, vel = held["idx"], held["vel"]
     else:
         idx = survey.index if isinstance(survey, Survey) else \
-            Survey.open(survey, index, save=False).index
+            Survey.open(survey, index, save=False, grid=bin_grid).index
         vel = _velocity_model(velocity, job.plan.grid, job.time, validate=False)
     status = execute(job, idx, vel, comm)
     return Migration(status=int(status), out=os.fspath(out), strategy=job.plan.strategy,

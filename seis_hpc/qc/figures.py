@@ -345,6 +345,69 @@ def positions_figure(idx, *, title: str, size=(8, 8), max_points: int = 200_000)
     return _finish(fig, ax, title, "x (m)", "y (m)")
 
 
+def bin_grid_figure(grid, mx: np.ndarray, my: np.ndarray, *, title: str, outside=None,
+                    size=(8, 8), max_points: int = 200_000, max_lines: int = 400):
+    """The bin grid (bin edges, m) over the midpoints, its four corner bins labelled with
+    their (inline, crossline) numbers; midpoints outside the grid in red.
+
+    Bin edges are drawn every bin up to ``max_lines`` lines each way, else every n-th."""
+    fig = _figure(size)
+    ax = fig.add_subplot()
+    n_il, n_xl = grid.n_inline, grid.n_crossline
+    s_il = max(1, -(-n_il // max_lines))
+    s_xl = max(1, -(-n_xl // max_lines))
+    il_e = np.append(np.arange(0, n_il, s_il), n_il) - 0.5 + grid.inline0
+    xl_e = np.append(np.arange(0, n_xl, s_xl), n_xl) - 0.5 + grid.crossline0
+    lo_xl, hi_xl = grid.crossline0 - 0.5, grid.crossline0 + n_xl - 0.5
+    lo_il, hi_il = grid.inline0 - 0.5, grid.inline0 + n_il - 0.5
+    for v in il_e:
+        x, y = grid.grid_to_world([v, v], [lo_xl, hi_xl])
+        ax.plot(x, y, "-", color="0.6", lw=0.5)
+    for v in xl_e:
+        x, y = grid.grid_to_world([lo_il, hi_il], [v, v])
+        ax.plot(x, y, "-", color="0.6", lw=0.5)
+    step = max(1, len(mx) // max_points)
+    out = np.zeros(len(mx), bool) if outside is None else np.asarray(outside, bool)
+    ax.plot(mx[~out][::step], my[~out][::step], ".", color="tab:green", ms=2,
+            label="midpoints")
+    if out.any():
+        ax.plot(mx[out], my[out], ".", color="red", ms=4,
+                label=f"outside the grid ({int(out.sum())})")
+    for il, xl in ((grid.inline0, grid.crossline0),
+                   (grid.inline0, grid.crossline0 + n_xl - 1),
+                   (grid.inline0 + n_il - 1, grid.crossline0),
+                   (grid.inline0 + n_il - 1, grid.crossline0 + n_xl - 1)):
+        x, y = grid.grid_to_world(il, xl)
+        ax.plot(x, y, "s", mfc="none", mec="k", ms=8)
+        ax.annotate(f"IL {il}\nXL {xl}" if not grid.is_2d else f"CMP {xl}", (x, y),
+                    textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(loc="best", markerscale=3)
+    ax.ticklabel_format(useOffset=False, style="plain")
+    return _finish(fig, ax, title, "x (m)", "y (m)")
+
+
+def offset_azimuth_figure(offset: np.ndarray, azimuth: np.ndarray, *, title: str,
+                          n_sectors: int = 24, n_rings: int = 12, size=(7, 7)):
+    """Traces per (azimuth sector, offset ring): the offset/azimuth distribution (polar, north
+    up, clockwise; radius offset in m)."""
+    offset = np.asarray(offset, dtype=np.float64)
+    top = float(offset.max()) if offset.size and offset.max() > 0 else 1.0
+    a_e = np.linspace(0.0, 2 * np.pi, n_sectors + 1)
+    r_e = np.linspace(0.0, top, n_rings + 1)
+    h, _, _ = np.histogram2d(np.radians(np.asarray(azimuth) % 360.0), offset, bins=[a_e, r_e])
+    fig = _figure(size)
+    ax = fig.add_subplot(projection="polar")
+    ax.set_theta_zero_location("N")
+    ax.set_theta_direction(-1)
+    im = ax.pcolormesh(a_e, r_e, np.ma.masked_equal(h.T, 0), cmap="viridis", shading="flat")
+    fig.colorbar(im, ax=ax, label="traces", pad=0.1)
+    ax.set_title(title)
+    ax.set_xlabel("azimuth (deg from north), radius: offset (m)")
+    fig.tight_layout()
+    return fig
+
+
 # -- before/after and spectra ------------------------------------------------------------------
 def compare_figure(before: np.ndarray, after: np.ndarray, time: np.ndarray, x: np.ndarray, *,
                    title: str, xlabel: str, clip: float = 99.0,

@@ -26,7 +26,9 @@ import numpy as np
 
 from seis_hpc.errors import SeisError
 from seis_hpc.qc.figures import (
+    bin_grid_figure,
     line_figure,
+    offset_azimuth_figure,
     plot_compare,
     plot_gather,
     plot_map,
@@ -38,7 +40,7 @@ from seis_hpc.qc.figures import (
     save_png,
 )
 
-SURVEY_PICTURES = ("shot", "cmp", "semblance", "maps", "spectrum")
+SURVEY_PICTURES = ("shot", "cmp", "semblance", "maps", "spectrum", "geometry")
 VOLUME_PICTURES = ("inline", "crossline", "slice", "spectrum", "gather")
 
 
@@ -177,6 +179,10 @@ def survey_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
                                        size=_scaled((10, 8), size)))
     if "maps" in what:
         made += geometry_pictures(s, out_dir, prefix, size=size)
+    if "geometry" in what:
+        made += bin_grid_pictures(s, out_dir, prefix, size=size)
+        if "maps" not in what:
+            made += geometry_pictures(s, out_dir, prefix, size=size, overview=False)
     if "spectrum" in what:
         data = idx.read_traces(shot_ids)
         made.append(plot_spectrum(data, idx.dt, out_dir / f"{prefix}_spectrum_{ffid}.png",
@@ -202,10 +208,10 @@ def _bin_label(s, b: int) -> str:
 
 
 def geometry_pictures(s, out_dir: str | os.PathLike, prefix: str, *, size=None,
-                      n_sectors: int = 12) -> list[Path]:
-    """Fold, offset and azimuth maps of a :class:`~seis_hpc.survey.Survey`, and its source,
-    receiver and midpoint positions (m). A 2D line gets curves along the CMP axis instead of
-    maps."""
+                      n_sectors: int = 12, overview: bool = True) -> list[Path]:
+    """Fold, offset and azimuth maps of a :class:`~seis_hpc.survey.Survey`, and (with
+    ``overview``) its azimuth rose and source, receiver and midpoint positions (m). A 2D line
+    gets curves along the CMP axis instead of maps."""
     out_dir = Path(out_dir)
     g = s.grid
     fold = s.fold()
@@ -235,6 +241,8 @@ def geometry_pictures(s, out_dir: str | os.PathLike, prefix: str, *, size=None,
         made.append(plot_map(cover, out_dir / f"{prefix}_azimuth_sectors.png",
                              title=f"Azimuth coverage ({360 // n_sectors} deg sectors)",
                              label="occupied sectors", cmap="cividis", **kw))
+    if not overview:
+        return made
     made.append(save_png(rose_figure(counts.reshape(-1, n_sectors).sum(axis=0), edges,
                                      title="Source-receiver azimuths",
                                      size=_scaled((6, 6), size)),
@@ -242,6 +250,25 @@ def geometry_pictures(s, out_dir: str | os.PathLike, prefix: str, *, size=None,
     made.append(save_png(positions_figure(s.index, title="Sources, receivers, midpoints",
                                           size=_scaled((8, 8), size)),
                          out_dir / f"{prefix}_positions.png"))
+    return made
+
+
+def bin_grid_pictures(s, out_dir: str | os.PathLike, prefix: str, *, size=None) -> list[Path]:
+    """Geometry QC of a :class:`~seis_hpc.survey.Survey`: the bin grid (and its corners) over
+    the midpoints, the traces outside it in red, and the offset/azimuth distribution."""
+    out_dir = Path(out_dir)
+    idx, g = s.index, s.grid
+    outside = s.bin_serial() < 0
+    method = {"given": "given", "headers": "from INLINE_3D/CROSSLINE_3D"}.get(s.method,
+                                                                              s.method)
+    made = [save_png(bin_grid_figure(g, idx["mx"], idx["my"], outside=outside,
+                                     title=f"Bin grid ({method}) over the midpoints",
+                                     size=_scaled((8, 8), size)),
+                     out_dir / f"{prefix}_bin_grid.png")]
+    made.append(save_png(offset_azimuth_figure(idx["offset"], idx["azimuth"],
+                                               title="Offset / azimuth distribution",
+                                               size=_scaled((7, 7), size)),
+                         out_dir / f"{prefix}_offset_azimuth.png"))
     return made
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from seis_hpc.errors import SeisError
 
 if TYPE_CHECKING:
+    from seis_hpc.geometry import BinGrid
     from seis_hpc.survey import Survey
     from seis_hpc.velocity.picks import Picks
 
@@ -20,7 +21,8 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
           su_table: str | os.PathLike | None = None, su_every: int = 20,
           every: int | None = None, every_m: float | None = None, min_fold: int = 6,
           reference: str | os.PathLike | None = None, smooth_m: float = 250.0,
-          smooth_s: float = 0.05, index: str | os.PathLike | None = None, config: str = "",
+          smooth_s: float = 0.05, index: str | os.PathLike | None = None,
+          bin_grid: BinGrid | str | os.PathLike | None = None, config: str = "",
           history: Sequence[str] = (), progress: bool = True, **scan: Any) -> Picks:
     """Semblance velocity analysis with automatic picks into a smooth Vrms volume.
 
@@ -53,6 +55,9 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
         Smoothing of the field laterally (m) and in time (s).
     index : path-like, optional
         Trace index of a survey given by path.
+    bin_grid : BinGrid or path-like, optional
+        Bin a survey given by path by this grid (or bin grid TOML file) instead of finding
+        one; traces outside it are reported and not used.
     config : str
         Configuration text stored in the output.
     history : sequence of str
@@ -82,7 +87,8 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
     prepare_outputs(out, picks, su_table)  # bad names fail before any work
     if every is not None and every_m is not None:
         raise SeisError("give --every or --every-m, not both")
-    sv = survey if isinstance(survey, Survey) else Survey.open(survey, index)
+    sv = survey if isinstance(survey, Survey) else Survey.open(survey, index, grid=bin_grid)
+    sv.check_for("velan")  # prestack, lengths (issue 15)
     idx, grid = sv.index, sv.grid
     time = idx.times()
     # the field is interpolated and smoothed in float64 (three copies) and written float32

@@ -174,6 +174,7 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
 
             get_runtime()  # no CuPy or no GPU: say so once, before any work
         sv = Survey.open(survey, index)
+        sv.check_for("migstack")  # prestack, lengths (issue 15)
         idx = sv.index
         g = select_grid(sv.grid, _ints(grid))
         time = output_times(idx, tmax, None, n_bins=g.n_bins, n_classes=offset_classes,

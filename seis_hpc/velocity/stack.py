@@ -124,7 +124,8 @@ def write_stack(path: str | os.PathLike, stack: np.ndarray, grid: BinGrid, time:
 def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
           out: str | os.PathLike, *, segy: str | os.PathLike | None = None,
           stretch_mute: float = 0.3, interp: str = "linear",
-          index: str | os.PathLike | None = None, config: str = "",
+          index: str | os.PathLike | None = None,
+          bin_grid: BinGrid | str | os.PathLike | None = None, config: str = "",
           history: Sequence[str] = (), progress: bool = True) -> np.ndarray:
     """NMO stack of a survey normalised by the live fold, written to HDF5 (and SEG-Y).
 
@@ -147,6 +148,9 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
         Interpolation of the NMO correction.
     index : path-like, optional
         Trace index of a survey given by path.
+    bin_grid : BinGrid or path-like, optional
+        Bin a survey given by path by this grid (or bin grid TOML file) instead of finding
+        one; traces outside it are reported and not used.
     config : str
         Configuration text stored in the output.
     history : sequence of str
@@ -171,7 +175,8 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
     prepare_outputs(out, segy)  # a bad output name fails before any work
     if stretch_mute < 0:
         raise SeisError(f"--stretch-mute must be >= 0 (got {stretch_mute})")
-    sv = survey if isinstance(survey, Survey) else Survey.open(survey, index)
+    sv = survey if isinstance(survey, Survey) else Survey.open(survey, index, grid=bin_grid)
+    sv.check_for("stack")  # prestack, lengths (issue 15)
     idx = sv.index
     time = idx.times()
     # the float64 sum and int64 live fold of every bin and sample, and the float32 result
