@@ -127,11 +127,10 @@ def run(args) -> int:
     comm = world()
     config, history = provenance(args, "pstm", f"({rank_size(comm)[1]} ranks)")
     try:
-        res = migrate(args.input, args.velocity, args.out, index=args.index, bin_grid=args.bin_grid,
-                      grid=args.grid,
-                      tmax=args.tmax, dt=args.dt, gathers=args.gathers,
-                      offset_classes=args.offset_classes, aperture=args.aperture,
-                      max_angle=args.max_angle, taper=args.taper,
+        res = migrate(args.input, args.velocity, args.out, index=args.index,
+                      bin_grid=args.bin_grid, grid=args.grid, tmax=args.tmax, dt=args.dt,
+                      gathers=args.gathers, offset_classes=args.offset_classes,
+                      aperture=args.aperture, max_angle=args.max_angle, taper=args.taper,
                       antialias=not args.no_antialias, weights=args.weights,
                       interp=args.interp, stretch_mute=args.stretch_mute, threads=args.threads,
                       backend=args.backend, mem_per_rank=args.mem_per_rank,
