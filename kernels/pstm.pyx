@@ -68,6 +68,27 @@ cdef struct Params:
     int m0                 # first sparse-t0 knot with t0 > 0
 
 
+cdef struct Settings:
+    # the scalar parameters of pstm_3d and model_3d, passed from Python as one dict (the
+    # parameter dict of seis_hpc.migration; Cython fills the struct by key, missing keys
+    # raise, extra keys are ignored); model_3d ignores c_mute, antialias, dx_aa, aa_max, pad
+    double dt              # sample interval (s)
+    double t_start         # time of data sample 0 (s)
+    double aperture        # maximum midpoint distance (m)
+    double taper           # tapered fraction of the aperture and of the angle range
+    double max_angle_rad   # maximum leg angle from vertical (rad)
+    int obliquity          # 1: obliquity weight
+    int spreading          # 1: spreading weight
+    double spread_pow      # 1 in 3D, 0.5 in 2D
+    double c_mute          # minimum obliquity dt/dt0 kept (stretch mute); 0 = none
+    int interp             # 1 linear, 3 cubic
+    int antialias          # 1: triangle anti-aliasing filter
+    double dx_aa           # output bin spacing for the AA length (m)
+    double aa_max          # maximum AA half-length (samples)
+    int pad                # padding of the double-integrated traces (samples)
+    int threads            # OpenMP threads
+
+
 # --- Per (point, trace) pair, in three passes over the output samples --------------------
 #
 # 1. _terms: data position k, weight w, AA half-length L and the angle/mute mask of every
@@ -447,51 +468,49 @@ cdef void _migrate_point(const Params* P, int p, int tr0, int tr1, const real* d
                        jlo, jhi)
 
 
-cdef Params _params(double dt, double t_start, int ns, int nt, int j0, double aperture,
-                    double taper, double max_angle_rad, int obliquity, int spreading,
-                    double spread_pow, double c_mute, int interp, int antialias,
-                    double dx_aa, double aa_max, int pad):
+cdef Params _params(const Settings* S, int ns, int nt, int j0, bint migration):
+    """The kernel's parameters from the caller's ``S``; ``migration`` False: modelling (no
+    mute, no AA)."""
     cdef Params P
-    P.dt = dt
-    P.idt = 1.0 / dt
-    P.t_start = t_start
+    cdef double taper = S.taper, max_angle_rad = S.max_angle_rad
+    P.dt = S.dt
+    P.idt = 1.0 / S.dt
+    P.t_start = S.t_start
     P.ns = ns
     P.nt = nt
     P.j0 = j0
-    P.aperture = aperture
-    P.ap_taper0 = (1.0 - taper) * aperture
+    P.aperture = S.aperture
+    P.ap_taper0 = (1.0 - taper) * S.aperture
     P.th_max = max_angle_rad
     P.th_taper0 = (1.0 - taper) * max_angle_rad
     P.cos_max = cos(max_angle_rad)
     P.cos_taper0 = cos(P.th_taper0) if taper > 0 else -1.0
-    P.obliquity = obliquity
-    P.spreading = spreading
-    P.spread_pow = spread_pow
-    P.c_mute = c_mute
-    P.interp = interp
-    P.antialias = antialias
-    P.aa_scale = dx_aa / dt
-    P.aa_max = aa_max
-    P.pad = pad
-    P.ltrace = ns + 2 * pad
+    P.obliquity = S.obliquity
+    P.spreading = S.spreading
+    P.spread_pow = S.spread_pow
+    P.c_mute = S.c_mute if migration else 0.0
+    P.interp = S.interp
+    P.antialias = S.antialias if migration else 0
+    P.aa_scale = S.dx_aa / S.dt if migration else 0.0
+    P.aa_max = S.aa_max if migration else 0.0
+    P.pad = S.pad if migration else 0
+    P.ltrace = ns + 2 * P.pad
     P.m0 = 0
-    P.need_inv = (obliquity or spreading or antialias or c_mute > 0.0
+    P.need_inv = (P.obliquity or P.spreading or P.antialias or P.c_mute > 0.0
                   or P.cos_max > 1e-12 or P.cos_taper0 > -1.0)
     return P
 
 
-def pstm_3d(const real[:, ::1] data, const double[:, ::1] s2, int pad, double dt,
-            double t_start, const double[::1] sx, const double[::1] sy,
-            const double[::1] rx, const double[::1] ry, const double[:, ::1] points,
-            const double[::1] a, const double[::1] a2, const double[:, ::1] iv2,
-            real[:, ::1] out, double aperture, double taper, double max_angle_rad,
-            int obliquity, int spreading, double spread_pow, double c_mute, int interp,
-            int antialias, double dx_aa, double aa_max, const int[::1] knots,
-            int threads, int block=256):
+def pstm_3d(const real[:, ::1] data, const double[:, ::1] s2, const double[::1] sx,
+            const double[::1] sy, const double[::1] rx, const double[::1] ry,
+            const double[:, ::1] points, const double[::1] a, const double[::1] a2,
+            const double[:, ::1] iv2, real[:, ::1] out, const int[::1] knots, Settings S,
+            int block=256):
     """Accumulate the Kirchhoff PSTM of ``data`` into ``out`` (npts, nt); see module doc.
 
-    ``s2`` is the padded double-integrated data (ntr, ns + 2 pad), used when ``antialias``;
-    ``knots`` (sample indices, empty for exact traveltimes) selects sparse-t0 evaluation.
+    ``s2`` is the padded double-integrated data (ntr, ns + 2 S.pad), used when
+    ``S.antialias``; ``knots`` (sample indices, empty for exact traveltimes) selects sparse-t0
+    evaluation; ``S`` the scalar parameters (a dict with the fields of ``Settings``).
     """
     cdef int ntr = data.shape[0], ns = data.shape[1]
     cdef int npts = points.shape[0], nt = a.shape[0]
@@ -501,9 +520,8 @@ def pstm_3d(const real[:, ::1] data, const double[:, ::1] s2, int pad, double dt
     cdef Knots K
     while j0 < nt and a[j0] <= 0.0:
         j0 += 1
-    cdef Params P = _params(dt, t_start, ns, nt, j0, aperture, taper, max_angle_rad,
-                            obliquity, spreading, spread_pow, c_mute, interp, antialias,
-                            dx_aa, aa_max, pad)
+    cdef Params P = _params(&S, ns, nt, j0, 1)
+    cdef int threads = S.threads
     if ntr == 0 or npts == 0 or nt == 0:
         return
     while P.m0 < nknots and knots[P.m0] < j0:
@@ -589,10 +607,9 @@ cdef void _model_trace(const Params* P, real* d, const real* image, const double
 def model_3d(const real[:, ::1] image, const double[:, ::1] points, const double[::1] a,
              const double[::1] a2, const double[:, ::1] iv2, const double[::1] sx,
              const double[::1] sy, const double[::1] rx, const double[::1] ry,
-             real[:, ::1] data, double dt, double t_start, double aperture, double taper,
-             double max_angle_rad, int obliquity, int spreading, double spread_pow,
-             int interp, int threads):
-    """Accumulate the Kirchhoff modelling (adjoint of :func:`pstm_3d` without AA) into ``data``."""
+             real[:, ::1] data, Settings S):
+    """Accumulate the Kirchhoff modelling (adjoint of :func:`pstm_3d` without AA) into ``data``;
+    ``S`` as for :func:`pstm_3d` (its mute and AA fields are not used)."""
     cdef int ntr = data.shape[0], ns = data.shape[1]
     cdef int npts = points.shape[0], nt = a.shape[0]
     cdef int j0 = 0, tr
@@ -600,8 +617,8 @@ def model_3d(const real[:, ::1] image, const double[:, ::1] points, const double
     cdef Rows R
     while j0 < nt and a[j0] <= 0.0:
         j0 += 1
-    cdef Params P = _params(dt, t_start, ns, nt, j0, aperture, taper, max_angle_rad,
-                            obliquity, spreading, spread_pow, 0.0, interp, 0, 0.0, 0.0, 0)
+    cdef Params P = _params(&S, ns, nt, j0, 0)
+    cdef int threads = S.threads
     if ntr == 0 or npts == 0 or nt == 0:
         return
     cdef int failed = 0
