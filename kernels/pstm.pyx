@@ -29,12 +29,19 @@ cdef extern from *:
     #else
     #define seis_barrier() ((void)0)
     #endif
+    #define seis_imin(a, b) ((a) < (b) ? (a) : (b))
+    #define seis_imax(a, b) ((a) > (b) ? (a) : (b))
     """
     # every thread of the team waits here (Cython's prange inside parallel() is nowait)
     void seis_barrier() nogil
+    # min and max as C expressions (a Cython conditional becomes an if statement, which keeps
+    # gcc from vectorising a loop that reduces with it)
+    int seis_imin(int, int) nogil
+    int seis_imax(int, int) nogil
     # restrict-qualified rows: tells the compiler the scratch rows do not overlap, so the
     # per-sample loops vectorise without run-time alias checks
     ctypedef double* drow "double * __restrict__"
+    ctypedef int* irow "int * __restrict__"
 
 ctypedef fused real:
     float
@@ -375,6 +382,130 @@ cdef void _fold(const Params* P, Rows* R, double wa, int* jlo, int* jhi) noexcep
     jhi[0] = j
 
 
+cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
+                             const double* iv2, double ds2, double dr2, double dxs,
+                             double dys, double dxr, double dyr, double wa, drow f0,
+                             drow f1, drow f2, drow w, drow il2, drow cm, irow i0, irow i1,
+                             irow i2, int* jr, bint inv, bint aa, bint spread,
+                             bint root) noexcept nogil:
+    """Passes 1 and 2 in one for exact traveltimes, samples ``j0 <= j < nt``: the sample's
+    terms (as ``_terms_loop``) go straight into the fold (as ``_fold_loop``) without scratch
+    rows in between. ``jr`` gets the live range [jr[0], jr[1]) and, where ``taper``, jr[2]:
+    one past the last live sample inside the angle-taper zone (0 if none); ``cm`` gets the cos
+    of the larger leg angle.
+
+    ``inv`` (anything beyond the traveltime), ``aa``, ``spread`` and ``root`` are
+    constants at every call site: one branch-free loop per combination; the range reductions
+    are min/max, so the loop stays vectorised.
+    """
+    cdef int j, nt = P.nt, jlo = P.nt, jhi = 0, jtp = 0
+    cdef double ts, tr, q, its, itr, cmin, c, wt, sp, gx, gy, hl, kj, Lj, kp, x0, x1, x2, L2
+    cdef bint ok, tri, live
+    cdef double t_start = P.t_start, idt = P.idt, cos_max = P.cos_max, c_mute = P.c_mute
+    cdef double cos_t0 = P.cos_taper0
+    cdef double aa_scale = P.aa_scale, aa_max = P.aa_max
+    cdef bint obl = P.obliquity != 0
+    cdef double pad = P.pad, kend = P.ltrace - 1
+    cdef double lo = 0.0 if P.interp == 1 else 1.0
+    cdef double hi = P.ns - 1.0 if P.interp == 1 else P.ns - 2.0
+    for j in range(P.j0, P.nt):
+        ts = sqrt(a2[j] + ds2 * iv2[j])
+        tr = sqrt(a2[j] + dr2 * iv2[j])
+        kj = (ts + tr - t_start) * idt
+        if inv:
+            # one division gives both reciprocals
+            q = 1.0 / (ts * tr)
+            its = tr * q
+            itr = ts * q
+            cmin = a[j] * (its if its < itr else itr)
+            c = 0.5 * a[j] * (its + itr)
+            wt = c if obl else 1.0
+            if spread:
+                sp = a[j] * sqrt(q)
+                if root:
+                    sp = sqrt(sp)
+                wt = wt * sp
+            ok = (cmin >= cos_max) & (c >= c_mute)
+        else:
+            wt = 1.0
+            cmin = 1.0
+            ok = True
+        if aa:
+            gx = iv2[j] * (dxs * its + dxr * itr)
+            gy = iv2[j] * (dys * its + dyr * itr)
+            hl = sqrt(gx * gx + gy * gy) * aa_scale
+            Lj = hl if hl < aa_max else aa_max
+        else:
+            Lj = 0.0
+        kp = kj + pad
+        tri = Lj > 1.0
+        live = ok & ((tri & (kp - Lj >= 0.0) & (kp + Lj < kend))
+                     | ((not tri) & (kj >= lo) & (kj < hi)))
+        w[j] = wa * wt if live else 0.0
+        # the ranges as branch-free min / max reductions, so the loop still vectorises
+        jlo = seis_imin(jlo, j + (1 - live) * nt)
+        jhi = seis_imax(jhi, (j + 1) * live)
+        cm[j] = cmin
+        jtp = seis_imax(jtp, (j + 1) * (live & (cmin < cos_t0)))
+        tri = tri & live
+        x0 = kp if tri else (kj if live else lo)
+        x1 = kp - Lj if tri else x0
+        x2 = kp + Lj if tri else x0
+        L2 = Lj * Lj
+        il2[j] = 1.0 / (L2 if tri else 1.0)
+        i0[j] = <int>x0
+        i1[j] = <int>x1
+        i2[j] = <int>x2
+        f0[j] = x0 - <int>x0
+        f1[j] = x1 - <int>x1
+        f2[j] = x2 - <int>x2
+    jr[0] = jlo if jlo < nt else nt
+    jr[1] = jhi if jhi > jr[0] else jr[0]
+    jr[2] = jtp
+
+
+cdef void _exact(const Params* P, const double* a, const double* a2, const double* iv2,
+                 double ds2, double dr2, double dxs, double dys, double dxr, double dyr,
+                 double wa, Rows* R, int* jlo, int* jhi) noexcept nogil:
+    """Passes 1 and 2 for exact traveltimes (``_terms`` then ``_fold``, merged): the read
+    rows of samples ``j0 <= j < nt`` and the live range ``[jlo, jhi)`` outside which w = 0."""
+    cdef int j, jr[3]
+    cdef double th
+    # R.ok is free in exact mode: it gets the cos of the larger leg angle
+    if not P.need_inv:
+        _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                    R.il2, R.ok, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0)
+    elif P.antialias:
+        if not P.spreading:
+            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0)
+        elif P.spread_pow == 1.0:
+            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0)
+        else:
+            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1)
+    else:
+        if not P.spreading:
+            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0)
+        elif P.spread_pow == 1.0:
+            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0)
+        else:
+            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1)
+    jlo[0] = jr[0]
+    jhi[0] = jr[1]
+    if P.cos_taper0 > -1.0:
+        # angle taper on the live samples of its zone (acos there only)
+        for j in range(jr[0], jr[2]):
+            if R.ok[j] < P.cos_taper0 and R.w[j] != 0.0:
+                th = acos(R.ok[j])
+                R.w[j] = R.w[j] * 0.5 * (1.0 + _cospi((th - P.th_taper0)
+                                                      / (P.th_max - P.th_taper0)))
+
+
 cdef inline double _lin(const double* s, int i, double f) noexcept nogil:
     """Linear interpolation of a padded double-integrated trace at ``i + f``."""
     return s[i] + f * (s[i + 1] - s[i])
@@ -456,12 +587,12 @@ cdef void _migrate_point(const Params* P, int p, int tr0, int tr1, const real* d
         dxr = px - rx[tr]
         dyr = py - ry[tr]
         if nknots == 0:
-            _terms(P, a, a2, iv, dxs * dxs + dys * dys, dxr * dxr + dyr * dyr,
-                   dxs, dys, dxr, dyr, P.j0, P.nt, R)
+            _exact(P, a, a2, iv, dxs * dxs + dys * dys, dxr * dxr + dyr * dyr,
+                   dxs, dys, dxr, dyr, wa, R, &jlo, &jhi)
         else:
             _terms_sparse(P, a, a2, iv, dxs * dxs + dys * dys, dxr * dxr + dyr * dyr,
                           dxs, dys, dxr, dyr, knots, nknots, K, R)
-        _fold(P, R, wa, &jlo, &jhi)
+            _fold(P, R, wa, &jlo, &jhi)
         if jlo < jhi:
             _read_pair(P, data + <Py_ssize_t>tr * P.ns,
                        s2 + <Py_ssize_t>tr * P.ltrace if P.antialias else s2, o, R,
@@ -581,9 +712,8 @@ cdef void _model_trace(const Params* P, real* d, const real* image, const double
         dys = py - sy
         dxr = px - rx
         dyr = py - ry
-        _terms(P, a, a2, iv2 + <Py_ssize_t>p * P.nt, dxs * dxs + dys * dys,
-               dxr * dxr + dyr * dyr, dxs, dys, dxr, dyr, P.j0, P.nt, R)
-        _fold(P, R, wa, &jlo, &jhi)
+        _exact(P, a, a2, iv2 + <Py_ssize_t>p * P.nt, dxs * dxs + dys * dys,
+               dxr * dxr + dyr * dyr, dxs, dys, dxr, dyr, wa, R, &jlo, &jhi)
         m = image + <Py_ssize_t>p * P.nt
         # adjoint of the read pass: spread w m into the interpolation stencil
         if P.interp == 1:
