@@ -19,7 +19,7 @@ Conventions shared with the reference (all times in s, distances in m):
 """
 
 from cython.parallel cimport parallel, prange
-from libc.math cimport sqrt, acos, cos, M_PI
+from libc.math cimport sqrt, sqrtf, acos, cos, M_PI
 from libc.stdlib cimport free, malloc
 
 cdef extern from *:
@@ -386,20 +386,31 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
                              const double* iv2, double ds2, double dr2, double dxs,
                              double dys, double dxr, double dyr, double wa, drow f0,
                              drow f1, drow f2, drow w, drow il2, drow cm, irow i0, irow i1,
-                             irow i2, int* jr, bint inv, bint aa, bint spread,
-                             bint root) noexcept nogil:
+                             irow i2, int* jr, bint inv, bint aa, bint spread, bint root,
+                             bint f32) noexcept nogil:
     """Passes 1 and 2 in one for exact traveltimes, samples ``j0 <= j < nt``: the sample's
     terms (as ``_terms_loop``) go straight into the fold (as ``_fold_loop``) without scratch
-    rows in between. ``jr`` gets the live range [jr[0], jr[1]) and, where ``taper``, jr[2]:
-    one past the last live sample inside the angle-taper zone (0 if none); ``cm`` gets the cos
-    of the larger leg angle.
+    rows in between. ``jr`` gets the live range [jr[0], jr[1]) and jr[2]: one past the last
+    live sample inside the angle-taper zone (0 if none); ``cm`` gets the cos of the larger
+    leg angle.
 
-    ``inv`` (anything beyond the traveltime), ``aa``, ``spread`` and ``root`` are
+    ``f32`` (float32 data): the square roots and reciprocals in float32, at twice the SIMD
+    width: the leg times go back to double by one Newton step from the float32 root (error
+    ~1e-14 relative, so the read position keeps double precision), the weights, angles and
+    AA length stay float32 (~1e-7 relative). Otherwise all in double, as ``_terms_loop``.
+
+    ``inv`` (anything beyond the traveltime), ``aa``, ``spread``, ``root`` and ``f32`` are
     constants at every call site: one branch-free loop per combination; the range reductions
     are min/max, so the loop stays vectorised.
     """
     cdef int j, nt = P.nt, jlo = P.nt, jhi = 0, jtp = 0
     cdef double ts, tr, q, its, itr, cmin, c, wt, sp, gx, gy, hl, kj, Lj, kp, x0, x1, x2, L2
+    cdef double xs, xr
+    cdef float s0, s1, rs, rr, fa, fcmin, fc, fwt, fsp, fiv, fgx, fgy, fhl, fL
+    cdef float one = 1.0, half = 0.5
+    cdef float fcos_max = P.cos_max, fc_mute = P.c_mute, faa_scale = P.aa_scale
+    cdef float faa_max = P.aa_max
+    cdef float fdxs = dxs, fdys = dys, fdxr = dxr, fdyr = dyr
     cdef bint ok, tri, live
     cdef double t_start = P.t_start, idt = P.idt, cos_max = P.cos_max, c_mute = P.c_mute
     cdef double cos_t0 = P.cos_taper0
@@ -409,10 +420,33 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
     cdef double lo = 0.0 if P.interp == 1 else 1.0
     cdef double hi = P.ns - 1.0 if P.interp == 1 else P.ns - 2.0
     for j in range(P.j0, P.nt):
-        ts = sqrt(a2[j] + ds2 * iv2[j])
-        tr = sqrt(a2[j] + dr2 * iv2[j])
+        if f32:
+            xs = a2[j] + ds2 * iv2[j]
+            xr = a2[j] + dr2 * iv2[j]
+            s0 = sqrtf(<float>xs)
+            s1 = sqrtf(<float>xr)
+            rs = one / s0
+            rr = one / s1
+            ts = s0 + 0.5 * (xs - <double>s0 * s0) * rs
+            tr = s1 + 0.5 * (xr - <double>s1 * s1) * rr
+        else:
+            ts = sqrt(a2[j] + ds2 * iv2[j])
+            tr = sqrt(a2[j] + dr2 * iv2[j])
         kj = (ts + tr - t_start) * idt
-        if inv:
+        if inv and f32:
+            fa = <float>a[j]
+            fcmin = fa * (rs if rs < rr else rr)
+            fc = half * fa * (rs + rr)
+            fwt = fc if obl else one
+            if spread:
+                fsp = fa * sqrtf(rs * rr)
+                if root:
+                    fsp = sqrtf(fsp)
+                fwt = fwt * fsp
+            ok = (fcmin >= fcos_max) & (fc >= fc_mute)
+            wt = fwt
+            cmin = fcmin
+        elif inv:
             # one division gives both reciprocals
             q = 1.0 / (ts * tr)
             its = tr * q
@@ -430,7 +464,14 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
             wt = 1.0
             cmin = 1.0
             ok = True
-        if aa:
+        if aa and f32:
+            fiv = <float>iv2[j]
+            fgx = fiv * (fdxs * rs + fdxr * rr)
+            fgy = fiv * (fdys * rs + fdyr * rr)
+            fhl = sqrtf(fgx * fgx + fgy * fgy) * faa_scale
+            fL = fhl if fhl < faa_max else faa_max
+            Lj = fL
+        elif aa:
             gx = iv2[j] * (dxs * its + dxr * itr)
             gy = iv2[j] * (dys * its + dyr * itr)
             hl = sqrt(gx * gx + gy * gy) * aa_scale
@@ -451,8 +492,11 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
         x0 = kp if tri else (kj if live else lo)
         x1 = kp - Lj if tri else x0
         x2 = kp + Lj if tri else x0
-        L2 = Lj * Lj
-        il2[j] = 1.0 / (L2 if tri else 1.0)
+        if aa and f32:
+            il2[j] = one / (fL * fL if tri else one)
+        else:
+            L2 = Lj * Lj
+            il2[j] = 1.0 / (L2 if tri else 1.0)
         i0[j] = <int>x0
         i1[j] = <int>x1
         i2[j] = <int>x2
@@ -466,35 +510,63 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
 
 cdef void _exact(const Params* P, const double* a, const double* a2, const double* iv2,
                  double ds2, double dr2, double dxs, double dys, double dxr, double dyr,
-                 double wa, Rows* R, int* jlo, int* jhi) noexcept nogil:
+                 double wa, Rows* R, int* jlo, int* jhi, bint f32) noexcept nogil:
     """Passes 1 and 2 for exact traveltimes (``_terms`` then ``_fold``, merged): the read
     rows of samples ``j0 <= j < nt`` and the live range ``[jlo, jhi)`` outside which w = 0."""
     cdef int j, jr[3]
     cdef double th
     # R.ok is free in exact mode: it gets the cos of the larger leg angle
     if not P.need_inv:
-        _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                    R.il2, R.ok, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0)
+        if f32:
+            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 1)
+        else:
+            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 0)
     elif P.antialias:
         if not P.spreading:
-            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0)
+            if f32:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 1)
+            else:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 0)
         elif P.spread_pow == 1.0:
-            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0)
+            if f32:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 1)
+            else:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 0)
         else:
-            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1)
+            if f32:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 1)
+            else:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 0)
     else:
         if not P.spreading:
-            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0)
+            if f32:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 1)
+            else:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 0)
         elif P.spread_pow == 1.0:
-            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0)
+            if f32:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 1)
+            else:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 0)
         else:
-            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1)
+            if f32:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 1)
+            else:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 0)
     jlo[0] = jr[0]
     jhi[0] = jr[1]
     if P.cos_taper0 > -1.0:
@@ -576,6 +648,9 @@ cdef void _migrate_point(const Params* P, int p, int tr0, int tr1, const real* d
     cdef double dxs, dys, dxr, dyr, mx, my, wa
     cdef const double* iv = iv2 + <Py_ssize_t>p * P.nt
     cdef real* o = out + <Py_ssize_t>p * P.nt
+    cdef bint f32 = False
+    if real is float:
+        f32 = True
     for tr in range(tr0, tr1):
         mx = 0.5 * (sx[tr] + rx[tr]) - px
         my = 0.5 * (sy[tr] + ry[tr]) - py
@@ -588,7 +663,7 @@ cdef void _migrate_point(const Params* P, int p, int tr0, int tr1, const real* d
         dyr = py - ry[tr]
         if nknots == 0:
             _exact(P, a, a2, iv, dxs * dxs + dys * dys, dxr * dxr + dyr * dyr,
-                   dxs, dys, dxr, dyr, wa, R, &jlo, &jhi)
+                   dxs, dys, dxr, dyr, wa, R, &jlo, &jhi, f32)
         else:
             _terms_sparse(P, a, a2, iv, dxs * dxs + dys * dys, dxr * dxr + dyr * dyr,
                           dxs, dys, dxr, dyr, knots, nknots, K, R)
@@ -700,6 +775,9 @@ cdef void _model_trace(const Params* P, real* d, const real* image, const double
     cdef int p, j, i, jlo, jhi
     cdef double px, py, mx, my, wa, dxs, dys, dxr, dyr, f, v
     cdef const real* m
+    cdef bint f32 = False
+    if real is float:
+        f32 = True
     for p in range(npts):
         px = points[2 * p]
         py = points[2 * p + 1]
@@ -713,7 +791,7 @@ cdef void _model_trace(const Params* P, real* d, const real* image, const double
         dxr = px - rx
         dyr = py - ry
         _exact(P, a, a2, iv2 + <Py_ssize_t>p * P.nt, dxs * dxs + dys * dys,
-               dxr * dxr + dyr * dyr, dxs, dys, dxr, dyr, wa, R, &jlo, &jhi)
+               dxr * dxr + dyr * dyr, dxs, dys, dxr, dyr, wa, R, &jlo, &jhi, f32)
         m = image + <Py_ssize_t>p * P.nt
         # adjoint of the read pass: spread w m into the interpolation stencil
         if P.interp == 1:
