@@ -110,6 +110,12 @@ cdef struct Settings:
 # 3. the read pass (_read_pair in migration, the scatter in _model_trace) over the live
 #    range only.
 #
+# With exact traveltimes passes 1 and 2 are one loop (_exact, _exact_loop): the terms of a
+# sample go straight into the fold, without scratch rows in between; for float32 data its
+# square roots and reciprocals are float32 (twice the SIMD width), the leg times brought
+# back to double precision by one Newton step so the read position stays exact to ~1e-14.
+# Sparse t0 keeps the separate passes (_terms_sparse, then _fold).
+#
 # Migration and modelling share passes 1 and 2, so they stay exact adjoints.
 
 cdef struct Rows:
