@@ -102,8 +102,8 @@ cdef struct Settings:
 #    sample, branch-free so that the compiler vectorises it (SIMD square roots and divisions;
 #    this needs -fno-math-errno and -fno-trapping-math, see setup.py, which change no value);
 #    the angle taper, which needs acos, is applied afterwards to the samples in its zone.
-#    On sparse t0 (_terms_sparse) the knots go through the same loop, packed, and the
-#    samples in between are interpolated.
+#    On sparse t0 (_sparse) the knots go through the same loop, packed, and the samples
+#    in between are interpolated.
 # 2. _fold: the trace-bounds test of the read each sample will do, folded into the weight
 #    (times the aperture weight: w = 0 where nothing is read), and the integer sample and
 #    fraction of each read position, all vectorised, so that the read pass is only gathers.
@@ -114,7 +114,8 @@ cdef struct Settings:
 # sample go straight into the fold, without scratch rows in between; for float32 data its
 # square roots and reciprocals are float32 (twice the SIMD width), the leg times brought
 # back to double precision by one Newton step so the read position stays exact to ~1e-14.
-# Sparse t0 keeps the separate passes (_terms_sparse, then _fold).
+# On sparse t0 (_sparse) a segment between two live knots is interpolated and folded in
+# one loop (_interp_fold_loop); the other segments go through passes 1 and 2 separately.
 #
 # Migration and modelling share passes 1 and 2, so they stay exact adjoints.
 
@@ -283,58 +284,6 @@ cdef void _terms(const Params* P, const double* a, const double* a2, const doubl
                                                       / (P.th_max - P.th_taper0)))
 
 
-cdef inline void _interp_segment(int jl, int jr, drow k, drow w, drow L,
-                                 drow ok) noexcept nogil:
-    """Linear interpolation of k, w and L strictly between the knots ``jl`` and ``jr``."""
-    cdef int j
-    cdef double g, h = 1.0 / (jr - jl)
-    cdef double kl = k[jl], dk = k[jr] - k[jl]
-    cdef double wl = w[jl], dw = w[jr] - w[jl]
-    cdef double Ll = L[jl], dL = L[jr] - L[jl]
-    for j in range(jl + 1, jr):
-        g = (j - jl) * h
-        k[j] = kl + g * dk
-        w[j] = wl + g * dw
-        L[j] = Ll + g * dL
-        ok[j] = 1.0
-
-
-cdef void _terms_sparse(const Params* P, const double* a, const double* a2,
-                        const double* iv2, double ds2, double dr2, double dxs, double dys,
-                        double dxr, double dyr, const int* knots, int nknots, Knots* K,
-                        Rows* R) noexcept nogil:
-    """Pass 1 on sparse t0: exact at the knots, linear in between; a segment with an end
-    outside the angle range or muted (or at t0 <= 0) is evaluated exactly sample by sample.
-
-    ``K.a`` and ``K.a2`` hold ``a`` and ``a2`` at the knots; ``P.m0`` is the first knot with
-    t0 > 0.
-    """
-    cdef int m, j, jl, jr
-    # the knots, packed, in one vectorised pass
-    for m in range(P.m0, nknots):
-        K.iv2[m] = iv2[knots[m]]
-    _terms(P, K.a, K.a2, K.iv2, ds2, dr2, dxs, dys, dxr, dyr, P.m0, nknots, &K.R)
-    for m in range(nknots):
-        j = knots[m]
-        if m < P.m0:
-            R.ok[j] = 0.0
-        else:
-            R.k[j] = K.R.k[m]
-            R.w[j] = K.R.w[m]
-            R.L[j] = K.R.L[m]
-            R.ok[j] = K.R.ok[m]
-    jl = knots[0]
-    for m in range(1, nknots):
-        jr = knots[m]
-        if jr - jl > 1:
-            if R.ok[jl] != 0.0 and R.ok[jr] != 0.0:
-                _interp_segment(jl, jr, R.k, R.w, R.L, R.ok)
-            else:
-                _terms(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr,
-                       jl + 1 if jl + 1 > P.j0 else P.j0, jr, R)
-        jl = jr
-
-
 cdef inline void _fold_loop(const Params* P, double wa, int j0, int nt, drow k_f0,
                             drow L_f1, drow cm_f2, drow w, drow il2, const double* ok,
                             int* i0, int* i1, int* i2) noexcept nogil:
@@ -372,12 +321,88 @@ cdef inline void _fold_loop(const Params* P, double wa, int j0, int nt, drow k_f
         cm_f2[j] = x2 - <int>x2
 
 
-cdef void _fold(const Params* P, Rows* R, double wa, int* jlo, int* jhi) noexcept nogil:
-    """Pass 2 over ``j0 <= j < nt``: fold the read's bounds test and the aperture weight
-    ``wa`` into the weight, split the read positions into sample and fraction; set the
-    live range ``[jlo, jhi)`` outside which w = 0."""
+cdef inline void _interp_fold_loop(const Params* P, double wa, int jl, int jr, double kl,
+                                   double dk, double wl, double dw, double Ll, double dL,
+                                   drow f0, drow f1, drow f2, drow w, drow il2, irow i0,
+                                   irow i1, irow i2) noexcept nogil:
+    """Sparse t0, a segment with both knots live: linear interpolation of k, w and L and the
+    fold (as ``_fold_loop``) in one loop over ``jl <= j < jr`` (at the left knot g = 0 gives
+    its values exactly); the same arithmetic as interpolating into rows and folding them,
+    so the same image to the bit."""
     cdef int j
-    _fold_loop(P, wa, P.j0, P.nt, R.k, R.L, R.cm, R.w, R.il2, R.ok, R.i0, R.i1, R.i2)
+    cdef bint tri, live
+    cdef double g, h = 1.0 / (jr - jl), kj, Lj, L2, wj, kp, x0, x1, x2
+    cdef double pad = P.pad, kend = P.ltrace - 1
+    cdef double lo = 0.0 if P.interp == 1 else 1.0
+    cdef double hi = P.ns - 1.0 if P.interp == 1 else P.ns - 2.0
+    for j in range(jl, jr):
+        g = (j - jl) * h
+        kj = kl + g * dk
+        wj = wl + g * dw
+        Lj = Ll + g * dL
+        kp = kj + pad
+        tri = Lj > 1.0
+        live = (tri & (kp - Lj >= 0.0) & (kp + Lj < kend)) | ((not tri) & (kj >= lo) & (kj < hi))
+        wj = wa * wj
+        w[j] = wj if live else 0.0
+        tri = tri & live
+        x0 = kp if tri else (kj if live else lo)
+        x1 = kp - Lj if tri else x0
+        x2 = kp + Lj if tri else x0
+        L2 = Lj * Lj
+        il2[j] = 1.0 / (L2 if tri else 1.0)
+        i0[j] = <int>x0
+        i1[j] = <int>x1
+        i2[j] = <int>x2
+        f0[j] = x0 - <int>x0
+        f1[j] = x1 - <int>x1
+        f2[j] = x2 - <int>x2
+
+
+cdef inline void _knot_to_rows(const Knots* K, int m, int j, Rows* R) noexcept nogil:
+    R.k[j] = K.R.k[m]
+    R.w[j] = K.R.w[m]
+    R.L[j] = K.R.L[m]
+    R.ok[j] = K.R.ok[m]
+
+
+cdef void _sparse(const Params* P, const double* a, const double* a2, const double* iv2,
+                  double ds2, double dr2, double dxs, double dys, double dxr, double dyr,
+                  const int* knots, int nknots, Knots* K, Rows* R, double wa, int* jlo,
+                  int* jhi) noexcept nogil:
+    """Passes 1 and 2 on sparse t0: exact at the knots, linear in between; a segment with an
+    end outside the angle range or muted (or at t0 <= 0) is evaluated exactly sample by
+    sample (``_terms``, then ``_fold_loop``); one between two live knots is interpolated and
+    folded in one loop. Sets the live range ``[jlo, jhi)`` outside which w = 0.
+
+    ``K.a`` and ``K.a2`` hold ``a`` and ``a2`` at the knots; ``P.m0`` is the first knot with
+    t0 > 0.
+    """
+    cdef int m, j, jl, jr, jb
+    for m in range(P.m0, nknots):
+        K.iv2[m] = iv2[knots[m]]
+    _terms(P, K.a, K.a2, K.iv2, ds2, dr2, dxs, dys, dxr, dyr, P.m0, nknots, &K.R)
+    for m in range(1, nknots):
+        jl = knots[m - 1]
+        jr = knots[m]
+        if m - 1 >= P.m0 and K.R.ok[m - 1] != 0.0 and K.R.ok[m] != 0.0:
+            _interp_fold_loop(P, wa, jl, jr, K.R.k[m - 1], K.R.k[m] - K.R.k[m - 1],
+                              K.R.w[m - 1], K.R.w[m] - K.R.w[m - 1], K.R.L[m - 1],
+                              K.R.L[m] - K.R.L[m - 1], R.k, R.L, R.cm, R.w, R.il2, R.i0,
+                              R.i1, R.i2)
+        else:
+            if m - 1 >= P.m0:
+                _knot_to_rows(K, m - 1, jl, R)
+            jb = jl + 1 if jl + 1 > P.j0 else P.j0
+            if jr > jb:
+                _terms(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, jr, R)
+            jb = jl if jl > P.j0 else P.j0
+            if jr > jb:
+                _fold_loop(P, wa, jb, jr, R.k, R.L, R.cm, R.w, R.il2, R.ok, R.i0, R.i1, R.i2)
+    jl = knots[nknots - 1]
+    if nknots - 1 >= P.m0:
+        _knot_to_rows(K, nknots - 1, jl, R)
+        _fold_loop(P, wa, jl, jl + 1, R.k, R.L, R.cm, R.w, R.il2, R.ok, R.i0, R.i1, R.i2)
     j = P.j0
     while j < P.nt and R.w[j] == 0.0:
         j += 1
@@ -517,7 +542,7 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
 cdef void _exact(const Params* P, const double* a, const double* a2, const double* iv2,
                  double ds2, double dr2, double dxs, double dys, double dxr, double dyr,
                  double wa, Rows* R, int* jlo, int* jhi, bint f32) noexcept nogil:
-    """Passes 1 and 2 for exact traveltimes (``_terms`` then ``_fold``, merged): the read
+    """Passes 1 and 2 for exact traveltimes (``_terms`` then the fold, merged): the read
     rows of samples ``j0 <= j < nt`` and the live range ``[jlo, jhi)`` outside which w = 0."""
     cdef int j, jr[3]
     cdef double th
@@ -671,9 +696,8 @@ cdef void _migrate_point(const Params* P, int p, int tr0, int tr1, const real* d
             _exact(P, a, a2, iv, dxs * dxs + dys * dys, dxr * dxr + dyr * dyr,
                    dxs, dys, dxr, dyr, wa, R, &jlo, &jhi, f32)
         else:
-            _terms_sparse(P, a, a2, iv, dxs * dxs + dys * dys, dxr * dxr + dyr * dyr,
-                          dxs, dys, dxr, dyr, knots, nknots, K, R)
-            _fold(P, R, wa, &jlo, &jhi)
+            _sparse(P, a, a2, iv, dxs * dxs + dys * dys, dxr * dxr + dyr * dyr,
+                    dxs, dys, dxr, dyr, knots, nknots, K, R, wa, &jlo, &jhi)
         if jlo < jhi:
             _read_pair(P, data + <Py_ssize_t>tr * P.ns,
                        s2 + <Py_ssize_t>tr * P.ltrace if P.antialias else s2, o, R,
