@@ -77,7 +77,7 @@ cdef struct Params:
 
 cdef struct Settings:
     # the scalar parameters of pstm_3d and model_3d, passed from Python as one dict (the
-    # parameter dict of seis_hpc.migration; Cython fills the struct by key, missing keys
+    # parameter dict of seis_hpc.migration.pstm; Cython fills the struct by key, missing keys
     # raise, extra keys are ignored); model_3d ignores c_mute, antialias, dx_aa, aa_max, pad
     double dt              # sample interval (s)
     double t_start         # time of data sample 0 (s)
