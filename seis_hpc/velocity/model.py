@@ -206,3 +206,26 @@ def load_vrms(path: str | os.PathLike, grid: BinGrid, time) -> np.ndarray:
         float32 ``(grid.n_bins, len(time))``, bins in inline-major order (as ``grid.points()``).
     """
     return open_vrms(path, grid, time).window(0, grid.n_inline, 0, grid.n_crossline)
+
+
+def write_vrms_table_csv(path: str | os.PathLike, picks) -> None:
+    """Write velocity functions as CSV: columns ``cdp,time_s,vrms_mps`` (atomically).
+
+    One row per (location, time), locations in order. A file holding one location reads back
+    with :func:`read_vrms_csv` (the ``cdp`` column is ignored there); several locations are
+    for other tools (spreadsheets, SU ``sunmo`` scripts).
+
+    Parameters
+    ----------
+    path : path-like
+        Output CSV.
+    picks : seis_hpc.velocity.picks.Picks
+        Functions per location (e.g. :func:`seis_hpc.velocity.field.table_from_field`).
+    """
+    from seis_hpc.io.atomic import atomic_output
+
+    lines = ["cdp,time_s,vrms_mps"]
+    for p in picks.locations:
+        lines += [f"{p.cdp},{t:.4f},{v:.1f}" for t, v in zip(p.time, p.vrms, strict=True)]
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n")
