@@ -101,8 +101,8 @@ def add_arguments(parser) -> None:
                    help="water velocity (m/s; default 1500; 0: land data, no water)")
     p.add_argument("--water-bottom", type=float, metavar="S",
                    help="water-bottom two-way time (s; default: detected)")
-    p.add_argument("--trend-corridor", type=float, default=0.06,
-                   help="second-pass corridor around the fitted trend (default 0.06)")
+    p.add_argument("--trend-corridor", type=float, default=0.1,
+                   help="second-pass corridor around the fitted trend (default 0.1)")
     p.add_argument("--extrapolate", default="trend", choices=("trend", "constant"),
                    help="below the deepest kept pick: the trend's interval velocity (default) "
                    "or a constant one")
@@ -114,20 +114,23 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import datetime as dt
     import json
-
-    import numpy as np
     import os
     import sys
+
+    import numpy as np
 
     from seis_hpc.errors import SeisError
     from seis_hpc.io.atomic import atomic_outputs, prepare_outputs
     from seis_hpc.survey import Survey
     from seis_hpc.velocity.field import field_from_picks, table_from_field, write_vrms
-    from seis_hpc.velocity.model import read_vrms_csv
+    from seis_hpc.velocity.model import read_vrms_csv, write_vrms_table_csv
     from seis_hpc.velocity.picks import read_picks, write_picks, write_su_picks
-    from seis_hpc.velocity.model import write_vrms_table_csv
-    from seis_hpc.velocity.velan import (ScanParams, analysis_locations, rejection_summary,
-                                         velocity_analysis)
+    from seis_hpc.velocity.velan import (
+        ScanParams,
+        analysis_locations,
+        rejection_summary,
+        velocity_analysis,
+    )
 
     if not os.path.exists(args.input):
         raise FileNotFoundError(2, "No such file or directory", args.input)

@@ -11,9 +11,9 @@ from seis_hpc.flows import amplitude, decon, edit, noise, radon, srme
 
 
 def _velocity_trace(path: str, ns: int, dt: float, t_start: float) -> np.ndarray:
-    from seis_hpc.velocity.model import read_vrms_csv
+    from seis_hpc.velocity.model import read_velocity_function
 
-    t, v = read_vrms_csv(path)
+    t, v = read_velocity_function(path)  # CSV function, velan's CSV table or vrms HDF5
     return np.interp(t_start + dt * np.arange(ns), t, v).astype(np.float32)
 
 

@@ -391,7 +391,7 @@ class ScanParams:
     water_velocity: float | None = 1500.0
     water_bottom: float | None = None
     sediment_min: float | None = None
-    trend_corridor: float = 0.06
+    trend_corridor: float = 0.1
     trend_vint: float = 0.3
     multiple_window: float = 0.024
     multiple_speedup: float = 1.05
@@ -479,12 +479,14 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
             progress(n + 1, len(locations))
     if not scans:
         raise SeisError("velocity analysis: no analysis location has two traces")
-    # Where the sea floor was not found (no strong event), use the survey's median.
+    # Where the sea floor was not found (no strong event), use the survey's median ...
     found = [s[3] for s in scans if s[3] is not None]
     t_wb_all = float(np.median(found)) if found else None
     if vw and t_wb_all is None:
         vw = None  # no water bottom anywhere: not marine data, pick without the water
-    scans = [(il, xl, p, (tw if tw is not None else t_wb_all) if vw else None)
+    # ... and where a detection is far from it (low-fold edges with only far offsets).
+    scans = [(il, xl, p, (tw if tw is not None and abs(tw / t_wb_all - 1) <= 0.2
+                          else t_wb_all) if vw else None)
              for il, xl, p, tw in scans]
     counts = {k: 0 for k in REASONS}
 
@@ -499,7 +501,7 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
 
     # Pass 1: physics only; its picks (less the multiples) define the trend.
     first = []
-    for il, xl, panel, t_wb in scans:
+    for _il, _xl, panel, t_wb in scans:
         tp, vp, sp = pick(panel, t_wb, ref=reference)
         if vw:
             keep = ~_multiple_band(tp, t_wb, params) | (vp > params.multiple_speedup * vw)
@@ -898,7 +900,9 @@ def _anchor_and_extrapolate(picks: Picks, scans, time, trend, vw,
     for p in picks.locations:
         t_wb = where.get((p.inline, p.crossline))
         t, v, s = list(p.time), list(p.vrms), list(p.semblance)
-        if t_wb is not None and t_wb > 0 and (not t or t[0] > t_wb):
+        # A location whose first pick is deep (a low-fold edge: shallow events muted) says
+        # nothing about the shallow section: the field takes it from its neighbours there.
+        if t_wb is not None and t_wb > 0 and t and t_wb < t[0] <= t_wb + 0.4:
             t, v, s = [t_wb] + t, [vw] + v, [1.0] + s
         if trend is not None and t and t[-1] < t_end - 0.05:
             w, tk = v[-1] ** 2 * t[-1], t[-1]
