@@ -75,9 +75,10 @@ def add_arguments(parser) -> None:
     g = parser.add_argument_group("analysis")
     g.add_argument("--every", type=int, metavar="N", help="analysis every N CMPs (default 20)")
     g.add_argument("--every-m", type=float, metavar="M", help="analysis every M metres")
-    g.add_argument("--supergather", type=int, default=3, metavar="N",
-                   help="CMPs pooled per location (default 3)")
-    g.add_argument("--min-fold", type=int, default=6, help="skip bins with fewer traces")
+    g.add_argument("--supergather", type=int, metavar="N",
+                   help="CMPs pooled per location (default: from the fold map, at least 3)")
+    g.add_argument("--min-fold", type=int,
+                   help="skip bins with fewer traces (default: half the typical fold, <= 6)")
     g.add_argument("--vmin", type=float, default=1400.0, help="first trial velocity (m/s)")
     g.add_argument("--vmax", type=float, default=4000.0, help="last trial velocity (m/s)")
     g.add_argument("--dv", type=float, default=10.0, help="velocity step (m/s)")
@@ -101,8 +102,8 @@ def add_arguments(parser) -> None:
                    help="water velocity (m/s; default 1500; 0: land data, no water)")
     p.add_argument("--water-bottom", type=float, metavar="S",
                    help="water-bottom two-way time (s; default: detected)")
-    p.add_argument("--trend-corridor", type=float, default=0.1,
-                   help="second-pass corridor around the fitted trend (default 0.1)")
+    p.add_argument("--trend-corridor", type=float, default=0.06,
+                   help="second-pass corridor around the fitted trend (default 0.06)")
     p.add_argument("--extrapolate", default="trend", choices=("trend", "constant"),
                    help="below the deepest kept pick: the trend's interval velocity (default) "
                    "or a constant one")
@@ -148,8 +149,19 @@ def run(args) -> int:
     if args.use_picks:
         picks = read_picks(args.use_picks, grid)
     else:
+        from seis_hpc.velocity.velan import choose_supergather
+
+        fold = survey.fold()
+        size, min_fold = choose_supergather(fold, grid.is_2d)
+        if args.supergather is not None:
+            size = args.supergather
+        if args.min_fold is not None:
+            min_fold = args.min_fold
+        if args.supergather is None or args.min_fold is None:
+            print(f"velan: super-gathers of {size} {'CMPs' if grid.is_2d else 'bins a side'}, "
+                  f"locations with fold >= {min_fold} (from the fold map)", file=sys.stderr)
         params = ScanParams(vmin=args.vmin, vmax=args.vmax, dv=args.dv, window=args.window,
-                            stretch_mute=args.stretch_mute, supergather=args.supergather,
+                            stretch_mute=args.stretch_mute, supergather=size,
                             method=args.method, vint_min=args.vint_min, vint_max=args.vint_max,
                             corridor=args.corridor, min_semblance=args.min_semblance,
                             outlier=args.outlier or None, tmin=args.tmin, tmax=args.tmax,
@@ -159,8 +171,8 @@ def run(args) -> int:
         params.velocities()
         reference = read_vrms_csv(args.reference) if args.reference else None
         every = args.every if args.every is not None or args.every_m is not None else 20
-        locs = analysis_locations(grid, survey.fold(), every=every, every_m=args.every_m,
-                                  min_fold=args.min_fold)
+        locs = analysis_locations(grid, fold, every=every, every_m=args.every_m,
+                                  min_fold=min_fold)
         from seis_hpc.progress import Progress
 
         with Progress(len(locs), "velan", "location") as prog:

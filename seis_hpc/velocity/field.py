@@ -144,6 +144,11 @@ def field_from_picks(picks, grid, time, *, smooth_m: float = 0.0, smooth_s: floa
     # A location speaks for the times between its first and last pick; at each time the
     # lateral interpolation uses the locations that picked around it (all where none did).
     valid = np.array([(t >= p.time[0]) & (t <= p.time[-1]) for p in locs])
+    # Above every first pick, the locations picked shallowest speak (their first value held):
+    # a low-fold edge whose first pick is deep says nothing about the shallow section.
+    first = np.array([p.time[0] for p in locs])
+    none = ~valid.any(axis=0)
+    valid[:, none] = (first <= first.min() + 0.05)[:, None]
     valid[:, ~valid.any(axis=0)] = True
     il = np.array([p.inline for p in locs], dtype=np.float64)
     xl = np.array([p.crossline for p in locs], dtype=np.float64)

@@ -87,6 +87,41 @@ def analysis_locations(grid, fold: np.ndarray, *, every: int | None = None,
     return out
 
 
+def choose_supergather(fold: np.ndarray, is_2d: bool, *, min_traces: int = 24,
+                       largest: int = 21) -> tuple[int, int]:
+    """Super-gather size and minimum bin fold from the fold map.
+
+    The size (CMPs along a 2D line; edge of the square of bins in 3D; odd, at least 3) is the
+    smallest that pools ``min_traces`` traces at the typical (median live) fold, so low-fold
+    surveys (3D patches, short lines) still give a semblance worth picking instead of
+    stopping. The minimum fold of an analysis location is half the typical fold, at most 6.
+
+    Parameters
+    ----------
+    fold : numpy.ndarray
+        Traces per bin.
+    is_2d : bool
+        2D line.
+    min_traces : int
+        Traces wanted per super-gather.
+    largest : int
+        Upper limit of the size.
+
+    Returns
+    -------
+    (size, min_fold) : (int, int)
+    """
+    f = np.asarray(fold).ravel()
+    live = f[f > 0]
+    if live.size == 0:
+        raise SeisError("no bin holds a trace: nowhere to analyse velocities")
+    typical = float(np.median(live))
+    need = min_traces / typical
+    n = math.ceil(need) if is_2d else math.ceil(math.sqrt(need))
+    size = int(min(max(3, n + (n + 1) % 2), largest if is_2d else max(3, largest // 2 | 1)))
+    return size, int(min(6, max(1, typical // 2)))
+
+
 def supergather_ids(inline: np.ndarray, crossline: np.ndarray, il: int, xl: int, size: int,
                     is_2d: bool) -> np.ndarray:
     """Trace numbers of the super-gather centred on bin (il, xl).
@@ -368,7 +403,7 @@ class ScanParams:
         constant interval velocity (the trend's at that pick).
     min_support : float
         Picks that fewer than this fraction of the neighbouring locations share are dropped
-        (:func:`lateral_support`); 0 keeps them.
+        (:func:`lateral_support`; with 5 locations or more); 0 keeps them.
     """
 
     vmin: float = 1400.0
@@ -391,7 +426,7 @@ class ScanParams:
     water_velocity: float | None = 1500.0
     water_bottom: float | None = None
     sediment_min: float | None = None
-    trend_corridor: float = 0.1
+    trend_corridor: float = 0.06
     trend_vint: float = 0.3
     multiple_window: float = 0.024
     multiple_speedup: float = 1.05
@@ -474,6 +509,14 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
             if vw:
                 t_wb = params.water_bottom if params.water_bottom is not None else \
                     water_bottom_time(g, offset[ids], dt, t0, vw)
+                if params.water_bottom is None and t_wb is not None:
+                    # The sea floor has the water's moveout: the most coherent velocity
+                    # there must be the water's, else it is no sea floor.
+                    k = int(round((t_wb - t0) / dt))
+                    cell = panel[:, max(k - 4, 0):k + 5]
+                    if cell.size == 0 or abs(vel[int(np.argmax(cell.max(axis=1)))] / vw - 1) \
+                            > 0.04:
+                        t_wb = None
             scans.append((il, xl, panel.astype(np.float32), t_wb))
         if progress is not None:
             progress(n + 1, len(locations))
@@ -514,10 +557,22 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
         trend = fit_trend([(tp, vp, tw, w) for (tp, vp, tw), w in zip(first, sup, strict=True)],
                           vw, vint_max=params.vint_max)
     out = []
-    for (il, xl, panel, t_wb), _ in zip(scans, first, strict=True):
+    scale = [1.0] * len(scans)
+    if trend is not None:
+        # Lateral variation: each location's trend is scaled by the median ratio of its own
+        # laterally supported first-pass picks to the trend (within +-10 %).
+        for n, ((tp, vp, t_wb), w) in enumerate(zip(first, sup, strict=True)):
+            ok = (w >= 0.5) & (tp > t_wb + 0.03)
+            if ok.sum() >= 2:
+                r = vp[ok] / trend.vrms(tp[ok], t_wb)
+                scale[n] = float(np.clip(np.median(r), 0.9, 1.1))
+    for (il, xl, panel, t_wb), sc in zip(scans, scale, strict=True):
         if trend is not None:
-            ref = trend.vrms(time, t_wb)
-            tv = trend.vint
+            ref = sc * trend.vrms(time, t_wb)
+            ref[time <= t_wb] = vw
+
+            def tv(t, t_wb=t_wb, sc=sc):
+                return sc * trend.vint(t, t_wb)
 
             def lo_fn(t, tv=tv, t_wb=t_wb):
                 base = _sediment_floor(params, vw, t_wb)(t)
@@ -548,7 +603,7 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
                         f"(min_semblance {params.min_semblance:g})")
     picks = Picks(out, grid.is_2d, params={k: v for k, v in vars(params).items()
                                            if not isinstance(v, (list, tuple))})
-    if params.min_support and len(picks.locations) >= 3:
+    if params.min_support and len(picks.locations) >= 5:
         picks, counts["no lateral support"] = _drop_unsupported(picks, params.min_support,
                                                                  min_time=t_wb_all)
     if params.outlier is not None:
@@ -556,7 +611,9 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
         picks = reject_outliers(picks, params.outlier)
         counts["lateral outlier"] = n0 - sum(p.time.size for p in picks.locations)
     if vw:
-        picks = _anchor_and_extrapolate(picks, scans, time, trend, vw, params.extrapolate)
+        scales = {(il, xl): sc for (il, xl, _, _), sc in zip(scans, scale, strict=True)}
+        picks = _anchor_and_extrapolate(picks, scans, time, trend, vw, params.extrapolate,
+                                        scales)
         picks.params["water_velocity"] = vw
         picks.params["water_bottom_s"] = round(t_wb_all, 4)
     if trend is not None:
@@ -889,7 +946,7 @@ def screen_picks(tp, vp, sp, *, time, ref, corridor, t_wb, params, water_velocit
 
 
 def _anchor_and_extrapolate(picks: Picks, scans, time, trend, vw,
-                            mode: str = "trend") -> Picks:
+                            mode: str = "trend", scales: dict | None = None) -> Picks:
     """Start every location with the sea floor at the water velocity; below its deepest
     pick continue with the trend's interval velocity (``mode="trend"``: growing with time as
     the trend's does) or at a constant one (``"constant"``: the trend's at that pick), as knots
@@ -906,13 +963,14 @@ def _anchor_and_extrapolate(picks: Picks, scans, time, trend, vw,
             t, v, s = [t_wb] + t, [vw] + v, [1.0] + s
         if trend is not None and t and t[-1] < t_end - 0.05:
             w, tk = v[-1] ** 2 * t[-1], t[-1]
-            vd2 = float(trend.vint(tk, t_wb)) ** 2
+            sc2 = (scales or {}).get((p.inline, p.crossline), 1.0) ** 2
+            vd2 = sc2 * float(trend.vint(tk, t_wb)) ** 2
             for tn in np.append(np.arange(tk + 0.1, t_end - 0.05, 0.1), t_end):
                 if mode == "constant":
                     w += vd2 * (tn - tk)
                 else:
                     ts = np.linspace(tk, tn, 9)
-                    vi2 = trend.vint(ts, t_wb) ** 2
+                    vi2 = sc2 * trend.vint(ts, t_wb) ** 2
                     w += float(np.sum(0.5 * (vi2[1:] + vi2[:-1]) * np.diff(ts)))
                 t.append(float(tn))
                 v.append(math.sqrt(w / tn))
