@@ -685,7 +685,7 @@ def _multiple_band(tp, t_wb, params) -> np.ndarray:
 
 def water_bottom_time(gather, offset, dt: float, t_start: float = 0.0,
                       water_velocity: float = 1500.0, near_fraction: float = 0.3,
-                      threshold: float = 0.3) -> float | None:
+                      threshold: float = 0.3, max_spread: float = 0.008) -> float | None:
     """Water-bottom two-way zero-offset time (s) detected from the near offsets.
 
     On each trace among the nearest ``near_fraction`` of offsets, the first sample after the
@@ -707,6 +707,9 @@ def water_bottom_time(gather, offset, dt: float, t_start: float = 0.0,
         Fraction of the traces (nearest offsets) used.
     threshold : float
         Relative amplitude of the first strong event.
+    max_spread : float
+        Largest interquartile range (s) of the traces' zero-offset times: beyond it the event
+        has no water moveout and None is returned.
 
     Returns
     -------
@@ -732,7 +735,12 @@ def water_bottom_time(gather, offset, dt: float, t_start: float = 0.0,
         tt = time[k] ** 2 - (x[i] / water_velocity) ** 2
         if tt > 0:
             found.append(math.sqrt(tt))
-    return float(np.median(found)) if found else None
+    if not found:
+        return None
+    q1, q3 = np.percentile(found, [25, 75])
+    # The sea floor has the water's moveout: its zero-offset times agree; a deeper event
+    # moved out at the water velocity does not.
+    return float(np.median(found)) if q3 - q1 <= max_spread else None
 
 
 @dataclass
