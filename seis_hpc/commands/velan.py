@@ -157,9 +157,6 @@ def run(args) -> int:
             size = args.supergather
         if args.min_fold is not None:
             min_fold = args.min_fold
-        if args.supergather is None or args.min_fold is None:
-            print(f"velan: super-gathers of {size} {'CMPs' if grid.is_2d else 'bins a side'}, "
-                  f"locations with fold >= {min_fold} (from the fold map)", file=sys.stderr)
         params = ScanParams(vmin=args.vmin, vmax=args.vmax, dv=args.dv, window=args.window,
                             stretch_mute=args.stretch_mute, supergather=size,
                             method=args.method, vint_min=args.vint_min, vint_max=args.vint_max,
@@ -173,6 +170,9 @@ def run(args) -> int:
         every = args.every if args.every is not None or args.every_m is not None else 20
         locs = analysis_locations(grid, fold, every=every, every_m=args.every_m,
                                   min_fold=min_fold)
+        if args.supergather is None or args.min_fold is None:
+            print(f"velan: super-gathers of {size} {'CMPs' if grid.is_2d else 'bins a side'}, "
+                  f"locations with fold >= {min_fold} (from the fold map)", file=sys.stderr)
         from seis_hpc.progress import Progress
 
         with Progress(len(locs), "velan", "location") as prog:
