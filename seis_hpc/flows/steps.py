@@ -83,7 +83,7 @@ STEPS: dict[str, StepSpec] = {s.name: s for s in [
     StepSpec("gain", "spherical divergence correction t*v(t)^2 or t^n (and its inverse)",
              "Spherical divergence correction: multiply by t * (v(t)/v(0))^2 with --velocity,\n"
              "else by t^power. --inverse divides instead (restores true amplitudes).", "shot",
-             [_p("velocity", "path", None, "Vrms CSV (time_s,vrms_mps)"),
+             [_p("velocity", "path", None, "Vrms CSV or velan HDF5 (median)"),
               _p("power", "", 2.0, "exponent of t without --velocity"),
               _p("inverse", "bool", False, "remove the gain instead of applying it")],
              f"{IMPL}:Gain"),
@@ -131,7 +131,7 @@ STEPS: dict[str, StepSpec] = {s.name: s for s in [
     StepSpec("radon", "parabolic Radon demultiple of NMO-corrected CMP gathers",
              "High-resolution parabolic Radon: energy with residual moveout above --q-cut (s at\n"
              "the largest offset) after NMO with --velocity is modelled and subtracted.", "cmp",
-             [_p("velocity", "path", None, "primaries' Vrms CSV (time_s,vrms_mps)",
+             [_p("velocity", "path", None, "primaries' Vrms: CSV or velan HDF5",
                  required=True),
               _p("q_cut", "s", 0.015, "residual moveout separating multiples"),
               _p("q_max", "s", 0.3, "largest residual moveout"),
