@@ -568,8 +568,11 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
                 scale[n] = float(np.clip(np.median(r), 0.9, 1.1))
     for (il, xl, panel, t_wb), sc in zip(scans, scale, strict=True):
         if trend is not None:
-            ref = sc * trend.vrms(time, t_wb)
-            ref[time <= t_wb] = vw
+            # Scale the sediments' interval velocities, not the water.
+            tr2t = trend.vrms(time, t_wb) ** 2 * time
+            w_wb = vw * vw * min(t_wb, time[-1])
+            ref = np.sqrt(np.where(time > t_wb, (w_wb + sc * sc * (tr2t - w_wb))
+                                   / np.maximum(time, 1e-12), vw * vw))
 
             def tv(t, t_wb=t_wb, sc=sc):
                 return sc * trend.vint(t, t_wb)
@@ -585,7 +588,11 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
                                            (1 + params.trend_vint) * tv(t), np.inf))
 
             corridor = params.trend_corridor
-            tp, vp, sp = pick(panel, t_wb, ref=ref, corridor=corridor, lo=lo_fn, hi=hi_fn)
+            try:
+                tp, vp, sp = pick(panel, t_wb, ref=ref, corridor=corridor, lo=lo_fn, hi=hi_fn)
+            except SeisError:  # the trend does not fit here: physics only, as the first pass
+                ref, corridor = None, params.corridor
+                tp, vp, sp = pick(panel, t_wb)
         else:
             ref = None if reference is None else _interp_velocity(reference, time)
             corridor = params.corridor
