@@ -119,7 +119,7 @@ def run(args) -> int:
 
     def setup():
         from seis_hpc.velocity.field import write_vrms
-        from seis_hpc.velocity.rmo import RmoParams, class_offsets, detect_water_bottom
+        from seis_hpc.velocity.rmo import RmoParams, class_offsets, detect_water_bottom, rmo_fold
         from seis_hpc.velocity.velan import analysis_locations
 
         for p in (args.input, args.velocity):
@@ -146,8 +146,9 @@ def run(args) -> int:
         params.gammas()
         top = float(np.abs(idx["offset"]).max()) * (1 + 1e-6) + 1e-3
         edges = np.linspace(0.0, top, args.offset_classes + 1)
-        fold = np.ones(grid.shape, dtype=np.int64)
-        locs = analysis_locations(grid, fold, every=args.every) if args.iterations else []
+        # Only where the gathers hold most offsets (not the tapering ends of the line).
+        locs = analysis_locations(grid, rmo_fold(survey, grid), every=args.every) \
+            if args.iterations else []
         v0 = load_vrms(args.velocity, grid, time).reshape(grid.shape + (time.size,))
         write_vrms(f"{stem}.vrms-iter0.h5", v0, grid, time,
                    history=[f"seis-hpc migstack: starting velocity from {args.velocity}"])

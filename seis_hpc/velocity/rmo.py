@@ -331,6 +331,18 @@ def rmo_update(gathers, offsets, time, vrms_at, locations, grid, vrms_field, par
     return new.reshape(shape_in).astype(np.float32), report
 
 
+def rmo_fold(survey, grid, fraction: float = 0.5) -> np.ndarray:
+    """Fold of the image ``grid`` (a part of the survey's grid, same bin numbers) with the
+    bins below ``fraction`` of the survey's largest fold set to 0: RMO is analysed only where
+    the image gathers hold most offsets (not at the tapering ends of a line, whose partial
+    gathers show residual moveout that is no velocity error)."""
+    sg = survey.grid
+    full = np.asarray(survey.fold()).reshape(sg.n_inline, sg.n_crossline)
+    i0, j0 = grid.inline0 - sg.inline0, grid.crossline0 - sg.crossline0
+    f = full[i0:i0 + grid.n_inline, j0:j0 + grid.n_crossline]
+    return np.where(f >= fraction * full.max(), f, 0)
+
+
 def detect_water_bottom(index, water_velocity: float = 1500.0, n: int = 200) -> float | None:
     """Water-bottom two-way time (s) from the ``n`` nearest-offset traces of a survey index
     (:func:`seis_hpc.velocity.velan.water_bottom_time`); None when there is no sea floor."""
