@@ -55,6 +55,9 @@ class RmoParams:
     min_gain : float
         An update is kept at a pick only where it raises the flatness (residual semblance
         at the applied gamma against gamma = 1) by at least this much.
+    min_flatness : float
+        Locations whose gathers are less flat than this fraction of the median location's
+        (partial gathers at the ends of a line) are not used (with 3 locations or more).
     vint_min, vint_max : float
         The updated field's Dix interval velocities are kept within these (m/s).
     """
@@ -70,6 +73,7 @@ class RmoParams:
     smooth_s: float = 0.0
     tmin: float = 0.0
     min_gain: float = 0.01
+    min_flatness: float = 0.8
     water_bottom: float | None = None
     multiple_window: float = 0.04
     vint_min: float = 1400.0
@@ -265,6 +269,13 @@ def rmo_update(gathers, offsets, time, vrms_at, locations, grid, vrms_field, par
     # Keep a pick only where the smoothed, interpolated update flattens the gather there;
     # a pick that does not becomes a pin (gamma = 1: no change there), so neither it nor its
     # neighbours' updates move that event. Pins change the interpolation: check again.
+    # Gathers much less flat than the line's typical one are partial (migration edges, missing
+    # offsets): their residual moveout is no velocity error, their picks are not used.
+    typical = np.nanmedian(before) if np.isfinite(before).any() else np.nan
+    for n in range(len(picks)):
+        if len(picks) >= 3 and np.isfinite(typical) and \
+                not before[n] >= params.min_flatness * typical:
+            picks[n] = [a[:0] for a in picks[n]]
     # Events (weaker ones too) that may have peg-legs below them.
     ev_times = [pick_gamma(p, gm, t, min_semblance=0.5 * params.min_semblance,
                            min_separation=0.5 * params.min_separation)[0] for p in panels]
