@@ -68,6 +68,9 @@ def add_arguments(parser) -> None:
     r.add_argument("--gamma-max", type=float, default=1.15)
     r.add_argument("--min-semblance", type=float, default=0.5)
     r.add_argument("--tmin", type=float, default=0.0, help="no RMO picks above (s)")
+    r.add_argument("--water-bottom", type=float, metavar="S",
+                   help="water-bottom time (s): the water is kept and multiples are not "
+                   "flattened (default: detected on the near offsets; 0: none)")
     r.add_argument("--smooth-m", type=float, default=250.0, help="lateral smoothing (m)")
     r.add_argument("--smooth-s", type=float, default=0.05, help="smoothing in time (s)")
 
@@ -116,7 +119,7 @@ def run(args) -> int:
 
     def setup():
         from seis_hpc.velocity.field import write_vrms
-        from seis_hpc.velocity.rmo import RmoParams, class_offsets
+        from seis_hpc.velocity.rmo import RmoParams, class_offsets, detect_water_bottom, rmo_fold
         from seis_hpc.velocity.velan import analysis_locations
 
         for p in (args.input, args.velocity):
@@ -151,12 +154,15 @@ def run(args) -> int:
                         "velocity at 12 bytes a sample", "lower --tmax or use --grid")
         params = RmoParams(gamma_min=args.gamma_min, gamma_max=args.gamma_max,
                            min_semblance=args.min_semblance, smooth_m=args.smooth_m,
-                           smooth_s=args.smooth_s, tmin=args.tmin)
+                           smooth_s=args.smooth_s, tmin=args.tmin,
+                           water_bottom=(args.water_bottom if args.water_bottom is not None
+                                         else detect_water_bottom(idx)) or None)
         params.gammas()
         top = float(np.abs(idx["offset"]).max()) * (1 + 1e-6) + 1e-3
         edges = np.linspace(0.0, top, args.offset_classes + 1)
-        fold = np.ones(grid.shape, dtype=np.int64)
-        locs = analysis_locations(grid, fold, every=args.every) if args.iterations else []
+        # Only where the gathers hold most offsets (not the tapering ends of the line).
+        locs = analysis_locations(grid, rmo_fold(survey, grid), every=args.every) \
+            if args.iterations else []
         v0 = load_vrms(args.velocity, grid, time).reshape(grid.shape + (time.size,))
         write_vrms(f"{stem}.vrms-iter0.h5", v0, grid, time,
                    history=[f"seis-hpc migstack: starting velocity from {args.velocity}"])
@@ -210,8 +216,10 @@ def run(args) -> int:
                                   grid, v, setup_out["params"])
             gam = np.concatenate([r[3] for r in rep]) if rep else np.zeros(0)
             dev = float(np.median(np.abs(gam - 1))) if gam.size else 0.0
-            print(f"migstack: pass {k}: {gam.size} RMO picks, median |gamma - 1| = {dev:.4f}",
-                  file=sys.stderr, flush=True)
+            fb = np.nanmean([r[5] for r in rep]) if rep else float("nan")
+            fa = np.nanmean([r[6] for r in rep]) if rep else float("nan")
+            print(f"migstack: pass {k}: {gam.size} RMO picks, median |gamma - 1| = {dev:.4f}, "
+                  f"flatness {fb:.3f} -> {fa:.3f} (predicted)", file=sys.stderr, flush=True)
             write_vrms(f"{stem}.vrms-iter{k + 1}.h5", new, grid, time,
                        history=[f"seis-hpc migstack: RMO update {k + 1} from {target}"])
             return True
