@@ -1,4 +1,4 @@
-"""Throughput of the PSTM kernels against the NumPy reference and a plain C loop (the ceiling).
+"""Throughput of the PSTM kernels against a float32 SIMD plain C loop (the ceiling).
 
 Fixed 3D problem (printed): random marine-like traces over a 1.5 x 1.5 km patch migrated to a
 20 x 20 grid of output points at 25 m, 600 output samples at 4 ms, 1000 m aperture. One
@@ -6,10 +6,16 @@ evaluation = one (trace, output sample) pair inside the aperture, i.e. pairs wit
 aperture x output samples with t0 > 0, whatever the variant does per evaluation. Figures are
 evaluations per second per core (divided by the thread count), best of ``--repeat`` runs.
 
-The plain C loop (``benchmarks/plain_loop.c``: DSR + linear interpolation + accumulate, one
-thread) is compiled in the same run with the kernels' flags (``gcc -O3 -march=native
--ffp-contract=fast -fno-math-errno -fno-trapping-math``, see ``setup.py``; no ``-ffast-math``:
-neither flag changes a computed value) and loaded with ctypes.
+Yardsticks (``benchmarks/plain_loop.c``: DSR + linear interpolation + accumulate, one thread,
+compiled in the same run and loaded with ctypes):
+
+* the ceiling, ``plain_pstm_f32``: float32 throughout, output samples vectorised
+  (``omp simd``), read index clamped, compiled with whatever helps it (``C_FLAGS_F32``,
+  ``-ffast-math`` included: it is a yardstick, not the product);
+* the former ceiling, ``plain_pstm_f64``: the same loop scalar in float64, compiled with the
+  kernels' flags (``setup.py``);
+* Seismic Unix's ``suktmig2d`` (``SU_RATE``, not run here: measured on the 2-core
+  development VM, issue #20), for the ratio of each variant to it.
 
     .venv/bin/python benchmarks/bench_kernels.py [--repeat 3] [--json]
     seis-hpc bench [--repeat 3] [--json]
@@ -30,9 +36,15 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-# the kernels' flags (setup.py), so that the ceiling is compiled exactly as the kernels are
+# the kernels' flags (setup.py), for the float64 loop
 C_FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-math",
            "-fPIC", "-shared"]
+# the float32 ceiling: any flag that makes it faster
+C_FLAGS_F32 = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC", "-shared"]
+# Seismic Unix suktmig2d (2D Kirchhoff PSTM, one core), evaluations/s: ~5.4e6 on the 2-core
+# development VM (issue #20); a published figure, not measured by this script
+SU_RATE = 5.4e6
+CEILING = "plain C float32 SIMD (ceiling)"
 
 NTR, NS, DT, NT, APERTURE = 1200, 700, 0.004, 600, 1000.0
 GRID_N, GRID_DX = 20, 25.0
@@ -72,19 +84,26 @@ def best_time(fn, repeat: int) -> float:
 
 
 def build_plain_loop(tmp: Path):
-    """Compile plain_loop.c into a shared library; None when no C compiler is found."""
+    """Compile plain_loop.c twice (ceiling flags, kernel flags); (f32, f64) functions, or None
+    when no C compiler is found."""
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
         return None
-    so = tmp / "plain_loop.so"
-    subprocess.run([cc, *C_FLAGS, str(HERE / "plain_loop.c"), "-o", str(so), "-lm"], check=True)
-    lib = ctypes.CDLL(str(so))
-    dp = np.ctypeslib.ndpointer(np.float64, flags="C_CONTIGUOUS")
-    fp = np.ctypeslib.ndpointer(np.float32, flags="C_CONTIGUOUS")
-    i, d = ctypes.c_int, ctypes.c_double
-    lib.plain_pstm.argtypes = [fp, i, i, d, d, dp, dp, dp, dp, dp, i, dp, i, dp, d, fp]
-    lib.plain_pstm.restype = None
-    return lib
+    funcs = []
+    for name, flags in (("f32", C_FLAGS_F32), ("f64", C_FLAGS)):
+        so = tmp / f"plain_loop_{name}.so"
+        subprocess.run([cc, *flags, str(HERE / "plain_loop.c"), "-o", str(so), "-lm"],
+                       check=True)
+        fn = getattr(ctypes.CDLL(str(so)), f"plain_pstm_{name}")
+        dtype, real = ((np.float32, ctypes.c_float) if name == "f32"
+                       else (np.float64, ctypes.c_double))
+        rp = np.ctypeslib.ndpointer(dtype, flags="C_CONTIGUOUS")
+        fp = np.ctypeslib.ndpointer(np.float32, flags="C_CONTIGUOUS")
+        i = ctypes.c_int
+        fn.argtypes = [fp, i, i, real, real, rp, rp, rp, rp, rp, i, rp, i, rp, real, fp]
+        fn.restype = None
+        funcs.append(fn)
+    return funcs
 
 
 def run_benchmark(repeat: int = 3, log=print) -> dict:
@@ -97,7 +116,8 @@ def run_benchmark(repeat: int = 3, log=print) -> dict:
     log(f"problem: {NTR} traces x {NS} samples at {DT * 1e3:g} ms -> {len(pts)} points "
         f"({GRID_N} x {GRID_N} at {GRID_DX:g} m) x {NT} samples, aperture {APERTURE:g} m: "
         f"{n_eval:.3e} evaluations")
-    log(f"OpenMP: {'on' if openmp.have_openmp() else 'off'}; plain C flags: {' '.join(C_FLAGS)}")
+    log(f"OpenMP: {'on' if openmp.have_openmp() else 'off'}; plain C flags: float32 "
+        f"{' '.join(C_FLAGS_F32)}; float64 {' '.join(C_FLAGS)}")
     base = {"aperture": APERTURE, "taper": 0.0, "weights": "none", "antialias": False}
     full = {"aperture": APERTURE, "taper": 0.1, "weights": "spreading+obliquity",
             "antialias": True}
@@ -112,7 +132,8 @@ def run_benchmark(repeat: int = 3, log=print) -> dict:
     ]
     results = {"problem": {"ntr": NTR, "ns": NS, "dt": DT, "npts": len(pts), "nt": NT,
                            "aperture_m": APERTURE, "evaluations": n_eval},
-               "c_flags": " ".join(C_FLAGS), "rates": {}}
+               "c_flags": {"float32": " ".join(C_FLAGS_F32), "float64": " ".join(C_FLAGS)},
+               "su_rate": SU_RATE, "rates": {}}
     rates = results["rates"]
 
     # NumPy reference on a subset of points (it is slow); rate per evaluation is what counts
@@ -123,27 +144,34 @@ def run_benchmark(repeat: int = 3, log=print) -> dict:
     rates["numpy reference, no AA, linear"] = n_sub / t
 
     with tempfile.TemporaryDirectory() as tmp:
-        lib = build_plain_loop(Path(tmp))
-        if lib is not None:
-            a2 = (0.5 * time_axis) ** 2
-            iv2 = np.ascontiguousarray(1.0 / vr.astype(np.float64) ** 2)
-            out = np.zeros((len(pts), NT), np.float32)
-            # t0 = 0 is not imaged by the kernels; the C loop skips it the same way
-            t = best_time(lambda: lib.plain_pstm(
-                data, NTR, NS, DT, 0.0, sx, sy, rx, ry, np.ascontiguousarray(pts), len(pts),
-                a2[1:].copy(), NT - 1, np.ascontiguousarray(iv2[:, 1:]), APERTURE, out),
-                repeat)
-            rates["plain C loop (ceiling)"] = n_eval / t
+        funcs = build_plain_loop(Path(tmp))
+    if funcs is not None:
+        f32, f64 = funcs
+        # t0 = 0 is not imaged by the kernels; the C loops skip it the same way
+        a2 = (0.5 * time_axis[1:]) ** 2
+        iv2 = np.ascontiguousarray(1.0 / vr[:, 1:].astype(np.float64) ** 2)
+        geo = [np.ascontiguousarray(v) for v in (sx, sy, rx, ry, pts)]
+        out = np.zeros((len(pts), NT - 1), np.float32)
+        for fn, dtype, name in ((f32, np.float32, CEILING),
+                                (f64, np.float64, "plain C float64 scalar (former ceiling)")):
+            args = ([data, NTR, NS, DT, 0.0, *(g.astype(dtype) for g in geo[:4]),
+                     geo[4].astype(dtype), len(pts), a2.astype(dtype), NT - 1,
+                     iv2.astype(dtype), APERTURE, out])
+            rates[name] = n_eval / best_time(lambda fn=fn, args=args: fn(*args), repeat)
     for name, kw, threads in variants:
         t = best_time(lambda kw=kw, th=threads: pstm(data, DT, sx, sy, rx, ry, pts, time_axis,
                                                      vr, threads=th, **kw), repeat)
         rates[name] = n_eval / t / threads
     ref = rates["numpy reference, no AA, linear"]
-    ceiling = rates.get("plain C loop (ceiling)")
-    log(f"{'variant':58s} {'evals/s/core':>13s} {'x numpy':>8s} {'x plain C':>9s}")
+    ceiling = rates.get(CEILING)
+    if ceiling:
+        results["x_ceiling"] = {name: r / ceiling for name, r in rates.items()}
+    results["x_su"] = {name: r / SU_RATE for name, r in rates.items()}
+    log(f"{'variant':58s} {'evals/s/core':>13s} {'x numpy':>8s} {'x ceiling':>9s} {'x SU':>6s}")
     for name, r in rates.items():
         c = f"{r / ceiling:9.2f}" if ceiling else "      n/a"
-        log(f"{name:58s} {r:13.3e} {r / ref:8.1f} {c}")
+        log(f"{name:58s} {r:13.3e} {r / ref:8.1f} {c} {r / SU_RATE:6.1f}")
+    log(f"x SU: against Seismic Unix suktmig2d at {SU_RATE:.2g} evaluations/s (not run here)")
     one = rates["cython PSTM, AA + weights + taper"]
     two = rates["cython PSTM, AA + weights + taper, 2 threads"] * 2
     results["speedup_2_threads"] = two / one

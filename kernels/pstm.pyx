@@ -19,7 +19,7 @@ Conventions shared with the reference (all times in s, distances in m):
 """
 
 from cython.parallel cimport parallel, prange
-from libc.math cimport sqrt, acos, cos, M_PI
+from libc.math cimport sqrt, sqrtf, acos, cos, M_PI
 from libc.stdlib cimport free, malloc
 
 cdef extern from *:
@@ -29,12 +29,19 @@ cdef extern from *:
     #else
     #define seis_barrier() ((void)0)
     #endif
+    #define seis_imin(a, b) ((a) < (b) ? (a) : (b))
+    #define seis_imax(a, b) ((a) > (b) ? (a) : (b))
     """
     # every thread of the team waits here (Cython's prange inside parallel() is nowait)
     void seis_barrier() nogil
+    # min and max as C expressions (a Cython conditional becomes an if statement, which keeps
+    # gcc from vectorising a loop that reduces with it)
+    int seis_imin(int, int) nogil
+    int seis_imax(int, int) nogil
     # restrict-qualified rows: tells the compiler the scratch rows do not overlap, so the
     # per-sample loops vectorise without run-time alias checks
     ctypedef double* drow "double * __restrict__"
+    ctypedef int* irow "int * __restrict__"
 
 ctypedef fused real:
     float
@@ -68,19 +75,47 @@ cdef struct Params:
     int m0                 # first sparse-t0 knot with t0 > 0
 
 
+cdef struct Settings:
+    # the scalar parameters of pstm_3d and model_3d, passed from Python as one dict (the
+    # parameter dict of seis_hpc.migration.pstm; Cython fills the struct by key, missing keys
+    # raise, extra keys are ignored); model_3d ignores c_mute, antialias, dx_aa, aa_max, pad
+    double dt              # sample interval (s)
+    double t_start         # time of data sample 0 (s)
+    double aperture        # maximum midpoint distance (m)
+    double taper           # tapered fraction of the aperture and of the angle range
+    double max_angle_rad   # maximum leg angle from vertical (rad)
+    int obliquity          # 1: obliquity weight
+    int spreading          # 1: spreading weight
+    double spread_pow      # 1 in 3D, 0.5 in 2D
+    double c_mute          # minimum obliquity dt/dt0 kept (stretch mute); 0 = none
+    int interp             # 1 linear, 3 cubic
+    int antialias          # 1: triangle anti-aliasing filter
+    double dx_aa           # output bin spacing for the AA length (m)
+    double aa_max          # maximum AA half-length (samples)
+    int pad                # padding of the double-integrated traces (samples)
+    int threads            # OpenMP threads
+
+
 # --- Per (point, trace) pair, in three passes over the output samples --------------------
 #
 # 1. _terms: data position k, weight w, AA half-length L and the angle/mute mask of every
 #    sample, branch-free so that the compiler vectorises it (SIMD square roots and divisions;
 #    this needs -fno-math-errno and -fno-trapping-math, see setup.py, which change no value);
 #    the angle taper, which needs acos, is applied afterwards to the samples in its zone.
-#    On sparse t0 (_terms_sparse) the knots go through the same loop, packed, and the
-#    samples in between are interpolated.
+#    On sparse t0 (_sparse) the knots go through the same loop, packed, and the samples
+#    in between are interpolated.
 # 2. _fold: the trace-bounds test of the read each sample will do, folded into the weight
 #    (times the aperture weight: w = 0 where nothing is read), and the integer sample and
 #    fraction of each read position, all vectorised, so that the read pass is only gathers.
 # 3. the read pass (_read_pair in migration, the scatter in _model_trace) over the live
 #    range only.
+#
+# With exact traveltimes passes 1 and 2 are one loop (_exact, _exact_loop): the terms of a
+# sample go straight into the fold, without scratch rows in between; for float32 data its
+# square roots and reciprocals are float32 (twice the SIMD width), the leg times brought
+# back to double precision by one Newton step so the read position stays exact to ~1e-14.
+# On sparse t0 (_sparse) a segment between two live knots is interpolated and folded in
+# one loop (_interp_fold_loop); the other segments go through passes 1 and 2 separately.
 #
 # Migration and modelling share passes 1 and 2, so they stay exact adjoints.
 
@@ -249,58 +284,6 @@ cdef void _terms(const Params* P, const double* a, const double* a2, const doubl
                                                       / (P.th_max - P.th_taper0)))
 
 
-cdef inline void _interp_segment(int jl, int jr, drow k, drow w, drow L,
-                                 drow ok) noexcept nogil:
-    """Linear interpolation of k, w and L strictly between the knots ``jl`` and ``jr``."""
-    cdef int j
-    cdef double g, h = 1.0 / (jr - jl)
-    cdef double kl = k[jl], dk = k[jr] - k[jl]
-    cdef double wl = w[jl], dw = w[jr] - w[jl]
-    cdef double Ll = L[jl], dL = L[jr] - L[jl]
-    for j in range(jl + 1, jr):
-        g = (j - jl) * h
-        k[j] = kl + g * dk
-        w[j] = wl + g * dw
-        L[j] = Ll + g * dL
-        ok[j] = 1.0
-
-
-cdef void _terms_sparse(const Params* P, const double* a, const double* a2,
-                        const double* iv2, double ds2, double dr2, double dxs, double dys,
-                        double dxr, double dyr, const int* knots, int nknots, Knots* K,
-                        Rows* R) noexcept nogil:
-    """Pass 1 on sparse t0: exact at the knots, linear in between; a segment with an end
-    outside the angle range or muted (or at t0 <= 0) is evaluated exactly sample by sample.
-
-    ``K.a`` and ``K.a2`` hold ``a`` and ``a2`` at the knots; ``P.m0`` is the first knot with
-    t0 > 0.
-    """
-    cdef int m, j, jl, jr
-    # the knots, packed, in one vectorised pass
-    for m in range(P.m0, nknots):
-        K.iv2[m] = iv2[knots[m]]
-    _terms(P, K.a, K.a2, K.iv2, ds2, dr2, dxs, dys, dxr, dyr, P.m0, nknots, &K.R)
-    for m in range(nknots):
-        j = knots[m]
-        if m < P.m0:
-            R.ok[j] = 0.0
-        else:
-            R.k[j] = K.R.k[m]
-            R.w[j] = K.R.w[m]
-            R.L[j] = K.R.L[m]
-            R.ok[j] = K.R.ok[m]
-    jl = knots[0]
-    for m in range(1, nknots):
-        jr = knots[m]
-        if jr - jl > 1:
-            if R.ok[jl] != 0.0 and R.ok[jr] != 0.0:
-                _interp_segment(jl, jr, R.k, R.w, R.L, R.ok)
-            else:
-                _terms(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr,
-                       jl + 1 if jl + 1 > P.j0 else P.j0, jr, R)
-        jl = jr
-
-
 cdef inline void _fold_loop(const Params* P, double wa, int j0, int nt, drow k_f0,
                             drow L_f1, drow cm_f2, drow w, drow il2, const double* ok,
                             int* i0, int* i1, int* i2) noexcept nogil:
@@ -338,12 +321,88 @@ cdef inline void _fold_loop(const Params* P, double wa, int j0, int nt, drow k_f
         cm_f2[j] = x2 - <int>x2
 
 
-cdef void _fold(const Params* P, Rows* R, double wa, int* jlo, int* jhi) noexcept nogil:
-    """Pass 2 over ``j0 <= j < nt``: fold the read's bounds test and the aperture weight
-    ``wa`` into the weight, split the read positions into sample and fraction; set the
-    live range ``[jlo, jhi)`` outside which w = 0."""
+cdef inline void _interp_fold_loop(const Params* P, double wa, int jl, int jr, double kl,
+                                   double dk, double wl, double dw, double Ll, double dL,
+                                   drow f0, drow f1, drow f2, drow w, drow il2, irow i0,
+                                   irow i1, irow i2) noexcept nogil:
+    """Sparse t0, a segment with both knots live: linear interpolation of k, w and L and the
+    fold (as ``_fold_loop``) in one loop over ``jl <= j < jr`` (at the left knot g = 0 gives
+    its values exactly); the same arithmetic as interpolating into rows and folding them,
+    so the same image to the bit."""
     cdef int j
-    _fold_loop(P, wa, P.j0, P.nt, R.k, R.L, R.cm, R.w, R.il2, R.ok, R.i0, R.i1, R.i2)
+    cdef bint tri, live
+    cdef double g, h = 1.0 / (jr - jl), kj, Lj, L2, wj, kp, x0, x1, x2
+    cdef double pad = P.pad, kend = P.ltrace - 1
+    cdef double lo = 0.0 if P.interp == 1 else 1.0
+    cdef double hi = P.ns - 1.0 if P.interp == 1 else P.ns - 2.0
+    for j in range(jl, jr):
+        g = (j - jl) * h
+        kj = kl + g * dk
+        wj = wl + g * dw
+        Lj = Ll + g * dL
+        kp = kj + pad
+        tri = Lj > 1.0
+        live = (tri & (kp - Lj >= 0.0) & (kp + Lj < kend)) | ((not tri) & (kj >= lo) & (kj < hi))
+        wj = wa * wj
+        w[j] = wj if live else 0.0
+        tri = tri & live
+        x0 = kp if tri else (kj if live else lo)
+        x1 = kp - Lj if tri else x0
+        x2 = kp + Lj if tri else x0
+        L2 = Lj * Lj
+        il2[j] = 1.0 / (L2 if tri else 1.0)
+        i0[j] = <int>x0
+        i1[j] = <int>x1
+        i2[j] = <int>x2
+        f0[j] = x0 - <int>x0
+        f1[j] = x1 - <int>x1
+        f2[j] = x2 - <int>x2
+
+
+cdef inline void _knot_to_rows(const Knots* K, int m, int j, Rows* R) noexcept nogil:
+    R.k[j] = K.R.k[m]
+    R.w[j] = K.R.w[m]
+    R.L[j] = K.R.L[m]
+    R.ok[j] = K.R.ok[m]
+
+
+cdef void _sparse(const Params* P, const double* a, const double* a2, const double* iv2,
+                  double ds2, double dr2, double dxs, double dys, double dxr, double dyr,
+                  const int* knots, int nknots, Knots* K, Rows* R, double wa, int* jlo,
+                  int* jhi) noexcept nogil:
+    """Passes 1 and 2 on sparse t0: exact at the knots, linear in between; a segment with an
+    end outside the angle range or muted (or at t0 <= 0) is evaluated exactly sample by
+    sample (``_terms``, then ``_fold_loop``); one between two live knots is interpolated and
+    folded in one loop. Sets the live range ``[jlo, jhi)`` outside which w = 0.
+
+    ``K.a`` and ``K.a2`` hold ``a`` and ``a2`` at the knots; ``P.m0`` is the first knot with
+    t0 > 0.
+    """
+    cdef int m, j, jl, jr, jb
+    for m in range(P.m0, nknots):
+        K.iv2[m] = iv2[knots[m]]
+    _terms(P, K.a, K.a2, K.iv2, ds2, dr2, dxs, dys, dxr, dyr, P.m0, nknots, &K.R)
+    for m in range(1, nknots):
+        jl = knots[m - 1]
+        jr = knots[m]
+        if m - 1 >= P.m0 and K.R.ok[m - 1] != 0.0 and K.R.ok[m] != 0.0:
+            _interp_fold_loop(P, wa, jl, jr, K.R.k[m - 1], K.R.k[m] - K.R.k[m - 1],
+                              K.R.w[m - 1], K.R.w[m] - K.R.w[m - 1], K.R.L[m - 1],
+                              K.R.L[m] - K.R.L[m - 1], R.k, R.L, R.cm, R.w, R.il2, R.i0,
+                              R.i1, R.i2)
+        else:
+            if m - 1 >= P.m0:
+                _knot_to_rows(K, m - 1, jl, R)
+            jb = jl + 1 if jl + 1 > P.j0 else P.j0
+            if jr > jb:
+                _terms(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, jr, R)
+            jb = jl if jl > P.j0 else P.j0
+            if jr > jb:
+                _fold_loop(P, wa, jb, jr, R.k, R.L, R.cm, R.w, R.il2, R.ok, R.i0, R.i1, R.i2)
+    jl = knots[nknots - 1]
+    if nknots - 1 >= P.m0:
+        _knot_to_rows(K, nknots - 1, jl, R)
+        _fold_loop(P, wa, jl, jl + 1, R.k, R.L, R.cm, R.w, R.il2, R.ok, R.i0, R.i1, R.i2)
     j = P.j0
     while j < P.nt and R.w[j] == 0.0:
         j += 1
@@ -352,6 +411,202 @@ cdef void _fold(const Params* P, Rows* R, double wa, int* jlo, int* jhi) noexcep
     while j > jlo[0] and R.w[j - 1] == 0.0:
         j -= 1
     jhi[0] = j
+
+
+cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
+                             const double* iv2, double ds2, double dr2, double dxs,
+                             double dys, double dxr, double dyr, double wa, drow f0,
+                             drow f1, drow f2, drow w, drow il2, drow cm, irow i0, irow i1,
+                             irow i2, int* jr, bint inv, bint aa, bint spread, bint root,
+                             bint f32) noexcept nogil:
+    """Passes 1 and 2 in one for exact traveltimes, samples ``j0 <= j < nt``: the sample's
+    terms (as ``_terms_loop``) go straight into the fold (as ``_fold_loop``) without scratch
+    rows in between. ``jr`` gets the live range [jr[0], jr[1]) and jr[2]: one past the last
+    live sample inside the angle-taper zone (0 if none); ``cm`` gets the cos of the larger
+    leg angle.
+
+    ``f32`` (float32 data): the square roots and reciprocals in float32, at twice the SIMD
+    width: the leg times go back to double by one Newton step from the float32 root (error
+    ~1e-14 relative, so the read position keeps double precision), the weights, angles and
+    AA length stay float32 (~1e-7 relative). Otherwise all in double, as ``_terms_loop``.
+
+    ``inv`` (anything beyond the traveltime), ``aa``, ``spread``, ``root`` and ``f32`` are
+    constants at every call site: one branch-free loop per combination; the range reductions
+    are min/max, so the loop stays vectorised.
+    """
+    cdef int j, nt = P.nt, jlo = P.nt, jhi = 0, jtp = 0
+    cdef double ts, tr, q, its, itr, cmin, c, wt, sp, gx, gy, hl, kj, Lj, kp, x0, x1, x2, L2
+    cdef double xs, xr
+    cdef float s0, s1, rs, rr, fa, fcmin, fc, fwt, fsp, fiv, fgx, fgy, fhl, fL
+    cdef float one = 1.0, half = 0.5
+    cdef float fcos_max = P.cos_max, fc_mute = P.c_mute, faa_scale = P.aa_scale
+    cdef float faa_max = P.aa_max
+    cdef float fdxs = dxs, fdys = dys, fdxr = dxr, fdyr = dyr
+    cdef bint ok, tri, live
+    cdef double t_start = P.t_start, idt = P.idt, cos_max = P.cos_max, c_mute = P.c_mute
+    cdef double cos_t0 = P.cos_taper0
+    cdef double aa_scale = P.aa_scale, aa_max = P.aa_max
+    cdef bint obl = P.obliquity != 0
+    cdef double pad = P.pad, kend = P.ltrace - 1
+    cdef double lo = 0.0 if P.interp == 1 else 1.0
+    cdef double hi = P.ns - 1.0 if P.interp == 1 else P.ns - 2.0
+    for j in range(P.j0, P.nt):
+        if f32:
+            xs = a2[j] + ds2 * iv2[j]
+            xr = a2[j] + dr2 * iv2[j]
+            s0 = sqrtf(<float>xs)
+            s1 = sqrtf(<float>xr)
+            rs = one / s0
+            rr = one / s1
+            ts = s0 + 0.5 * (xs - <double>s0 * s0) * rs
+            tr = s1 + 0.5 * (xr - <double>s1 * s1) * rr
+        else:
+            ts = sqrt(a2[j] + ds2 * iv2[j])
+            tr = sqrt(a2[j] + dr2 * iv2[j])
+        kj = (ts + tr - t_start) * idt
+        if inv and f32:
+            fa = <float>a[j]
+            fcmin = fa * (rs if rs < rr else rr)
+            fc = half * fa * (rs + rr)
+            fwt = fc if obl else one
+            if spread:
+                fsp = fa * sqrtf(rs * rr)
+                if root:
+                    fsp = sqrtf(fsp)
+                fwt = fwt * fsp
+            ok = (fcmin >= fcos_max) & (fc >= fc_mute)
+            wt = fwt
+            cmin = fcmin
+        elif inv:
+            # one division gives both reciprocals
+            q = 1.0 / (ts * tr)
+            its = tr * q
+            itr = ts * q
+            cmin = a[j] * (its if its < itr else itr)
+            c = 0.5 * a[j] * (its + itr)
+            wt = c if obl else 1.0
+            if spread:
+                sp = a[j] * sqrt(q)
+                if root:
+                    sp = sqrt(sp)
+                wt = wt * sp
+            ok = (cmin >= cos_max) & (c >= c_mute)
+        else:
+            wt = 1.0
+            cmin = 1.0
+            ok = True
+        if aa and f32:
+            fiv = <float>iv2[j]
+            fgx = fiv * (fdxs * rs + fdxr * rr)
+            fgy = fiv * (fdys * rs + fdyr * rr)
+            fhl = sqrtf(fgx * fgx + fgy * fgy) * faa_scale
+            fL = fhl if fhl < faa_max else faa_max
+            Lj = fL
+        elif aa:
+            gx = iv2[j] * (dxs * its + dxr * itr)
+            gy = iv2[j] * (dys * its + dyr * itr)
+            hl = sqrt(gx * gx + gy * gy) * aa_scale
+            Lj = hl if hl < aa_max else aa_max
+        else:
+            Lj = 0.0
+        kp = kj + pad
+        tri = Lj > 1.0
+        live = ok & ((tri & (kp - Lj >= 0.0) & (kp + Lj < kend))
+                     | ((not tri) & (kj >= lo) & (kj < hi)))
+        w[j] = wa * wt if live else 0.0
+        # the ranges as branch-free min / max reductions, so the loop still vectorises
+        jlo = seis_imin(jlo, j + (1 - live) * nt)
+        jhi = seis_imax(jhi, (j + 1) * live)
+        cm[j] = cmin
+        jtp = seis_imax(jtp, (j + 1) * (live & (cmin < cos_t0)))
+        tri = tri & live
+        x0 = kp if tri else (kj if live else lo)
+        x1 = kp - Lj if tri else x0
+        x2 = kp + Lj if tri else x0
+        if aa and f32:
+            il2[j] = one / (fL * fL if tri else one)
+        else:
+            L2 = Lj * Lj
+            il2[j] = 1.0 / (L2 if tri else 1.0)
+        i0[j] = <int>x0
+        i1[j] = <int>x1
+        i2[j] = <int>x2
+        f0[j] = x0 - <int>x0
+        f1[j] = x1 - <int>x1
+        f2[j] = x2 - <int>x2
+    jr[0] = jlo if jlo < nt else nt
+    jr[1] = jhi if jhi > jr[0] else jr[0]
+    jr[2] = jtp
+
+
+cdef void _exact(const Params* P, const double* a, const double* a2, const double* iv2,
+                 double ds2, double dr2, double dxs, double dys, double dxr, double dyr,
+                 double wa, Rows* R, int* jlo, int* jhi, bint f32) noexcept nogil:
+    """Passes 1 and 2 for exact traveltimes (``_terms`` then the fold, merged): the read
+    rows of samples ``j0 <= j < nt`` and the live range ``[jlo, jhi)`` outside which w = 0."""
+    cdef int j, jr[3]
+    cdef double th
+    # R.ok is free in exact mode: it gets the cos of the larger leg angle
+    if not P.need_inv:
+        if f32:
+            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 1)
+        else:
+            _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 0)
+    elif P.antialias:
+        if not P.spreading:
+            if f32:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 1)
+            else:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 0)
+        elif P.spread_pow == 1.0:
+            if f32:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 1)
+            else:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 0)
+        else:
+            if f32:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 1)
+            else:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 0)
+    else:
+        if not P.spreading:
+            if f32:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 1)
+            else:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 0)
+        elif P.spread_pow == 1.0:
+            if f32:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 1)
+            else:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 0)
+        else:
+            if f32:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 1)
+            else:
+                _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
+                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 0)
+    jlo[0] = jr[0]
+    jhi[0] = jr[1]
+    if P.cos_taper0 > -1.0:
+        # angle taper on the live samples of its zone (acos there only)
+        for j in range(jr[0], jr[2]):
+            if R.ok[j] < P.cos_taper0 and R.w[j] != 0.0:
+                th = acos(R.ok[j])
+                R.w[j] = R.w[j] * 0.5 * (1.0 + _cospi((th - P.th_taper0)
+                                                      / (P.th_max - P.th_taper0)))
 
 
 cdef inline double _lin(const double* s, int i, double f) noexcept nogil:
@@ -424,6 +679,9 @@ cdef void _migrate_point(const Params* P, int p, int tr0, int tr1, const real* d
     cdef double dxs, dys, dxr, dyr, mx, my, wa
     cdef const double* iv = iv2 + <Py_ssize_t>p * P.nt
     cdef real* o = out + <Py_ssize_t>p * P.nt
+    cdef bint f32 = False
+    if real is float:
+        f32 = True
     for tr in range(tr0, tr1):
         mx = 0.5 * (sx[tr] + rx[tr]) - px
         my = 0.5 * (sy[tr] + ry[tr]) - py
@@ -435,63 +693,60 @@ cdef void _migrate_point(const Params* P, int p, int tr0, int tr1, const real* d
         dxr = px - rx[tr]
         dyr = py - ry[tr]
         if nknots == 0:
-            _terms(P, a, a2, iv, dxs * dxs + dys * dys, dxr * dxr + dyr * dyr,
-                   dxs, dys, dxr, dyr, P.j0, P.nt, R)
+            _exact(P, a, a2, iv, dxs * dxs + dys * dys, dxr * dxr + dyr * dyr,
+                   dxs, dys, dxr, dyr, wa, R, &jlo, &jhi, f32)
         else:
-            _terms_sparse(P, a, a2, iv, dxs * dxs + dys * dys, dxr * dxr + dyr * dyr,
-                          dxs, dys, dxr, dyr, knots, nknots, K, R)
-        _fold(P, R, wa, &jlo, &jhi)
+            _sparse(P, a, a2, iv, dxs * dxs + dys * dys, dxr * dxr + dyr * dyr,
+                    dxs, dys, dxr, dyr, knots, nknots, K, R, wa, &jlo, &jhi)
         if jlo < jhi:
             _read_pair(P, data + <Py_ssize_t>tr * P.ns,
                        s2 + <Py_ssize_t>tr * P.ltrace if P.antialias else s2, o, R,
                        jlo, jhi)
 
 
-cdef Params _params(double dt, double t_start, int ns, int nt, int j0, double aperture,
-                    double taper, double max_angle_rad, int obliquity, int spreading,
-                    double spread_pow, double c_mute, int interp, int antialias,
-                    double dx_aa, double aa_max, int pad):
+cdef Params _params(const Settings* S, int ns, int nt, int j0, bint migration):
+    """The kernel's parameters from the caller's ``S``; ``migration`` False: modelling (no
+    mute, no AA)."""
     cdef Params P
-    P.dt = dt
-    P.idt = 1.0 / dt
-    P.t_start = t_start
+    cdef double taper = S.taper, max_angle_rad = S.max_angle_rad
+    P.dt = S.dt
+    P.idt = 1.0 / S.dt
+    P.t_start = S.t_start
     P.ns = ns
     P.nt = nt
     P.j0 = j0
-    P.aperture = aperture
-    P.ap_taper0 = (1.0 - taper) * aperture
+    P.aperture = S.aperture
+    P.ap_taper0 = (1.0 - taper) * S.aperture
     P.th_max = max_angle_rad
     P.th_taper0 = (1.0 - taper) * max_angle_rad
     P.cos_max = cos(max_angle_rad)
     P.cos_taper0 = cos(P.th_taper0) if taper > 0 else -1.0
-    P.obliquity = obliquity
-    P.spreading = spreading
-    P.spread_pow = spread_pow
-    P.c_mute = c_mute
-    P.interp = interp
-    P.antialias = antialias
-    P.aa_scale = dx_aa / dt
-    P.aa_max = aa_max
-    P.pad = pad
-    P.ltrace = ns + 2 * pad
+    P.obliquity = S.obliquity
+    P.spreading = S.spreading
+    P.spread_pow = S.spread_pow
+    P.c_mute = S.c_mute if migration else 0.0
+    P.interp = S.interp
+    P.antialias = S.antialias if migration else 0
+    P.aa_scale = S.dx_aa / S.dt if migration else 0.0
+    P.aa_max = S.aa_max if migration else 0.0
+    P.pad = S.pad if migration else 0
+    P.ltrace = ns + 2 * P.pad
     P.m0 = 0
-    P.need_inv = (obliquity or spreading or antialias or c_mute > 0.0
+    P.need_inv = (P.obliquity or P.spreading or P.antialias or P.c_mute > 0.0
                   or P.cos_max > 1e-12 or P.cos_taper0 > -1.0)
     return P
 
 
-def pstm_3d(const real[:, ::1] data, const double[:, ::1] s2, int pad, double dt,
-            double t_start, const double[::1] sx, const double[::1] sy,
-            const double[::1] rx, const double[::1] ry, const double[:, ::1] points,
-            const double[::1] a, const double[::1] a2, const double[:, ::1] iv2,
-            real[:, ::1] out, double aperture, double taper, double max_angle_rad,
-            int obliquity, int spreading, double spread_pow, double c_mute, int interp,
-            int antialias, double dx_aa, double aa_max, const int[::1] knots,
-            int threads, int block=256):
+def pstm_3d(const real[:, ::1] data, const double[:, ::1] s2, const double[::1] sx,
+            const double[::1] sy, const double[::1] rx, const double[::1] ry,
+            const double[:, ::1] points, const double[::1] a, const double[::1] a2,
+            const double[:, ::1] iv2, real[:, ::1] out, const int[::1] knots, Settings S,
+            int block=256):
     """Accumulate the Kirchhoff PSTM of ``data`` into ``out`` (npts, nt); see module doc.
 
-    ``s2`` is the padded double-integrated data (ntr, ns + 2 pad), used when ``antialias``;
-    ``knots`` (sample indices, empty for exact traveltimes) selects sparse-t0 evaluation.
+    ``s2`` is the padded double-integrated data (ntr, ns + 2 S.pad), used when
+    ``S.antialias``; ``knots`` (sample indices, empty for exact traveltimes) selects sparse-t0
+    evaluation; ``S`` the scalar parameters (a dict with the fields of ``Settings``).
     """
     cdef int ntr = data.shape[0], ns = data.shape[1]
     cdef int npts = points.shape[0], nt = a.shape[0]
@@ -501,9 +756,8 @@ def pstm_3d(const real[:, ::1] data, const double[:, ::1] s2, int pad, double dt
     cdef Knots K
     while j0 < nt and a[j0] <= 0.0:
         j0 += 1
-    cdef Params P = _params(dt, t_start, ns, nt, j0, aperture, taper, max_angle_rad,
-                            obliquity, spreading, spread_pow, c_mute, interp, antialias,
-                            dx_aa, aa_max, pad)
+    cdef Params P = _params(&S, ns, nt, j0, 1)
+    cdef int threads = S.threads
     if ntr == 0 or npts == 0 or nt == 0:
         return
     while P.m0 < nknots and knots[P.m0] < j0:
@@ -551,6 +805,9 @@ cdef void _model_trace(const Params* P, real* d, const real* image, const double
     cdef int p, j, i, jlo, jhi
     cdef double px, py, mx, my, wa, dxs, dys, dxr, dyr, f, v
     cdef const real* m
+    cdef bint f32 = False
+    if real is float:
+        f32 = True
     for p in range(npts):
         px = points[2 * p]
         py = points[2 * p + 1]
@@ -563,9 +820,8 @@ cdef void _model_trace(const Params* P, real* d, const real* image, const double
         dys = py - sy
         dxr = px - rx
         dyr = py - ry
-        _terms(P, a, a2, iv2 + <Py_ssize_t>p * P.nt, dxs * dxs + dys * dys,
-               dxr * dxr + dyr * dyr, dxs, dys, dxr, dyr, P.j0, P.nt, R)
-        _fold(P, R, wa, &jlo, &jhi)
+        _exact(P, a, a2, iv2 + <Py_ssize_t>p * P.nt, dxs * dxs + dys * dys,
+               dxr * dxr + dyr * dyr, dxs, dys, dxr, dyr, wa, R, &jlo, &jhi, f32)
         m = image + <Py_ssize_t>p * P.nt
         # adjoint of the read pass: spread w m into the interpolation stencil
         if P.interp == 1:
@@ -589,10 +845,9 @@ cdef void _model_trace(const Params* P, real* d, const real* image, const double
 def model_3d(const real[:, ::1] image, const double[:, ::1] points, const double[::1] a,
              const double[::1] a2, const double[:, ::1] iv2, const double[::1] sx,
              const double[::1] sy, const double[::1] rx, const double[::1] ry,
-             real[:, ::1] data, double dt, double t_start, double aperture, double taper,
-             double max_angle_rad, int obliquity, int spreading, double spread_pow,
-             int interp, int threads):
-    """Accumulate the Kirchhoff modelling (adjoint of :func:`pstm_3d` without AA) into ``data``."""
+             real[:, ::1] data, Settings S):
+    """Accumulate the Kirchhoff modelling (adjoint of :func:`pstm_3d` without AA) into ``data``;
+    ``S`` as for :func:`pstm_3d` (its mute and AA fields are not used)."""
     cdef int ntr = data.shape[0], ns = data.shape[1]
     cdef int npts = points.shape[0], nt = a.shape[0]
     cdef int j0 = 0, tr
@@ -600,8 +855,8 @@ def model_3d(const real[:, ::1] image, const double[:, ::1] points, const double
     cdef Rows R
     while j0 < nt and a[j0] <= 0.0:
         j0 += 1
-    cdef Params P = _params(dt, t_start, ns, nt, j0, aperture, taper, max_angle_rad,
-                            obliquity, spreading, spread_pow, 0.0, interp, 0, 0.0, 0.0, 0)
+    cdef Params P = _params(&S, ns, nt, j0, 0)
+    cdef int threads = S.threads
     if ntr == 0 or npts == 0 or nt == 0:
         return
     cdef int failed = 0

@@ -202,6 +202,8 @@ MAX_COMMAND_LINES = 110
 LONG_COMMANDS: dict[str, str] = {
     "pstm.py": "declares ~30 options (with units) and the --help text; run() is one call of "
                "seis_hpc.migration.job.migrate",
+    "velan.py": "declares ~35 options of the scan, the picker and the field (with units) and "
+                "the --help text; run() is one call of seis_hpc.velocity.analysis.velan",
     "info.py": "being rewritten by the real-header geometry work (issue 14 follow-up); thin it "
                "after that lands",
     "qc.py": "three validating argument types (--size, --vrange, --clip) and the choice of "

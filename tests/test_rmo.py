@@ -175,3 +175,47 @@ def test_migstack_gpu_backend_without_a_gpu(tmp_path, monkeypatch, capsys):
                  str(out), "--backend", "gpu"]) == 2
     err = capsys.readouterr().err
     assert "CuPy is not installed" in err and "Traceback" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("start", ["true", "slow"])
+def test_rmo_updates_never_worsen_error_or_physics(line, start):
+    """Issue 16: two RMO updates (as ``migstack --iterations 2`` runs them) never increase the
+    Vrms error against the truth nor the unphysical Dix samples, starting from the true
+    velocity or from one 3 % slow below the sea floor; flatness is reported per update."""
+    from seis_hpc.velocity.accuracy import dix_unphysical, vrms_errors
+    from seis_hpc.velocity.rmo import rmo_fold
+    from seis_hpc.velocity.velan import analysis_locations
+
+    survey, truth, data, geo, time, true = line
+    grid = survey.grid
+    # The locations migstack analyses (every 40 CMPs where the gathers hold most offsets).
+    locs = analysis_locations(grid, rmo_fold(survey, grid), every=40)
+    j = np.array([c for _, c in locs]) - grid.crossline0
+    edges = np.linspace(0.0, 1300.0, 11)
+    offs = class_offsets(survey.index["offset"], edges)
+    t_wb = truth["water_bottom_t0_s"]
+    v = true.astype(np.float64).copy()
+    if start == "slow":
+        v = np.sqrt(np.where(time > t_wb, (0.97 ** 2 * v ** 2 * time + (1 - 0.97 ** 2)
+                                          * 1500.0 ** 2 * t_wb) / np.maximum(time, 1e-9),
+                             v ** 2))
+    params = RmoParams(smooth_s=0.04, tmin=0.3, water_bottom=t_wb)
+    live = slice(None)  # every CMP of the line, the tapering ends too
+
+    def figures(f):
+        e = vrms_errors(f[live], time, true[live], t_wb, time[-1])
+        return e["median"], e["p99"], dix_unphysical(f[live], time)
+
+    prev = figures(v)
+    for _ in range(2):
+        g = pstm_gathers(data, survey.index.dt, *geo, grid.points()[j], time,
+                         v[j].astype(np.float32), edges, dx_aa=grid.bin_inline, **KW)
+        v, rep = rmo_update(g, offs, time, v[j], locs, grid, v, params)
+        v = v.astype(np.float64)
+        now = figures(v)
+        assert now[0] <= prev[0] + 1e-4 and now[1] <= prev[1] + 1e-4, (prev, now)
+        assert now[2] <= prev[2] == 0 or now[2] <= prev[2], (prev, now)
+        before = np.nanmean([r[5] for r in rep])
+        after = np.nanmean([r[6] for r in rep])
+        assert after >= before - 0.01, (before, after)
+        prev = now

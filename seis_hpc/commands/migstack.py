@@ -64,6 +64,9 @@ def add_arguments(parser) -> None:
     r.add_argument("--gamma-max", type=float, default=1.15)
     r.add_argument("--min-semblance", type=float, default=0.5)
     r.add_argument("--tmin", type=float, default=0.0, help="no RMO picks above (s)")
+    r.add_argument("--water-bottom", type=float, metavar="S",
+                   help="water-bottom time (s): the water is kept and multiples are not "
+                   "flattened (default: detected on the near offsets; 0: none)")
     r.add_argument("--smooth-m", type=float, default=250.0, help="lateral smoothing (m)")
     r.add_argument("--smooth-s", type=float, default=0.05, help="smoothing in time (s)")
 
@@ -83,7 +86,8 @@ def run(args) -> int:
                         max_angle=args.max_angle, mem_per_rank=args.mem_per_rank,
                         backend=args.backend, every=args.every, gamma_min=args.gamma_min,
                         gamma_max=args.gamma_max, min_semblance=args.min_semblance,
-                        tmin=args.tmin, smooth_m=args.smooth_m, smooth_s=args.smooth_s,
+                        tmin=args.tmin, water_bottom=args.water_bottom,
+                        smooth_m=args.smooth_m, smooth_s=args.smooth_s,
                         comm=comm, config=json.dumps(vars(args), default=str))
     except CheckedInputError as exc:
         return input_error(comm, str(exc))

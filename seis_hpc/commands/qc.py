@@ -104,7 +104,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--clip", type=_clip, default=99.0, metavar="P",
                         help="clip percentile (default 99)")
     parser.add_argument("--size", type=_size, metavar="WxH", help="picture size in pixels")
-    parser.add_argument("--velocity", metavar="CSV", help="time_s,vrms_mps picks")
+    parser.add_argument("--velocity", metavar="CSV|H5", help="time_s,vrms_mps picks or velan's "
+                        "vrms volume")
     parser.add_argument("--vrange", type=_vrange, metavar="V0,V1,DV",
                         help="semblance trial velocities (m/s)")
     parser.add_argument("--dataset", choices=("image", "vrms", "gathers"),
@@ -132,9 +133,9 @@ def run(args) -> int:
         with open(p, "rb"):
             pass  # the OS error (missing, unreadable) is the message
     if args.velocity:
-        from seis_hpc.velocity.model import read_vrms_csv
+        from seis_hpc.velocity.model import read_velocity_function
 
-        read_vrms_csv(args.velocity)  # bad picks are refused before any picture is drawn
+        read_velocity_function(args.velocity)  # bad picks refused before any picture is drawn
     what = [w.strip() for w in args.what.split(",") if w.strip()] if args.what else None
     out = Path(args.out) if args.out else Path(args.file).resolve().parent / "qc"
     size = None if args.size is None else (args.size[0] / DPI, args.size[1] / DPI)

@@ -2,7 +2,7 @@
 
 HELP = "velocity analysis: semblance, automatic picks, smooth Vrms field (HDF5)"
 INPUTS = ("input", "use_picks", "reference", "bin_grid")
-OUTPUTS = ("out", "picks", "su_table")
+OUTPUTS = ("out", "picks", "su_table", "csv")
 WRITES = ("index",)  # written when missing or stale
 DESCRIPTION = """Velocity analysis of CMP gathers into a smooth RMS-velocity field.
 
@@ -18,9 +18,17 @@ the water layer be slower), optionally within --corridor of a --reference functi
 are dropped. The picks are interpolated (linear in V^2 t in time, linear between locations)
 and smoothed over --smooth-m metres and --smooth-s seconds.
 
-Outputs: velocity.h5 (seis_hpc 'vrms' volume on the survey grid; seis-hpc pstm/stack
---velocity read it); --picks PICKS.toml (editable table); --su-table FILE (SU par file
-cdp=.. tnmo=.. vnmo=.., sampled every --su-every CMPs). To use edited picks instead of
+Marine data: the picker knows the water (--water-velocity, default 1500 m/s; 0 for land):
+no velocity below it, the sea floor (--water-bottom seconds, else detected on the near
+offsets) at the water velocity, picks on the water-bottom multiple train and peg-legs
+rejected, a second pass inside --trend-corridor of a smooth trend fitted to all locations,
+and below the deepest kept pick the trend's interval velocity instead of noise. The field's
+Dix interval velocities are kept within --vint-min..--vint-max everywhere.
+
+Outputs: velocity.h5 (seis_hpc 'vrms' volume on the survey grid; every --velocity reads
+it); --picks PICKS.toml (editable table; an existing one is kept unless --force);
+--su-table FILE (SU par file cdp=.. tnmo=.. vnmo=.., sampled every --su-every CMPs);
+--csv FILE (cdp,time_s,vrms_mps at the same places). To use edited picks instead of
 picking, give --use-picks PICKS.toml (or an SU par file).
 
 Exit status: 0 written; 2 bad input (one line, nothing written).
@@ -49,6 +57,10 @@ def add_arguments(parser) -> None:
                         "SU par file) instead of picking")
     parser.add_argument("--su-table", metavar="FILE", help="also export the field as an SU "
                         "par file")
+    parser.add_argument("--csv", metavar="FILE", help="also export the field as CSV "
+                        "(cdp,time_s,vrms_mps)")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite an existing --picks table")
     parser.add_argument("--su-every", type=int, default=20, metavar="N",
                         help="CMP spacing of the SU table (default 20)")
     parser.add_argument("--bin-grid", metavar="GRID.toml", help="bin by this grid (origin, "
@@ -58,9 +70,10 @@ def add_arguments(parser) -> None:
     g = parser.add_argument_group("analysis")
     g.add_argument("--every", type=int, metavar="N", help="analysis every N CMPs (default 20)")
     g.add_argument("--every-m", type=float, metavar="M", help="analysis every M metres")
-    g.add_argument("--supergather", type=int, default=3, metavar="N",
-                   help="CMPs pooled per location (default 3)")
-    g.add_argument("--min-fold", type=int, default=6, help="skip bins with fewer traces")
+    g.add_argument("--supergather", type=int, metavar="N",
+                   help="CMPs pooled per location (default: from the fold map, at least 3)")
+    g.add_argument("--min-fold", type=int,
+                   help="skip bins with fewer traces (default: half the typical fold, <= 6)")
     g.add_argument("--vmin", type=float, default=1400.0, help="first trial velocity (m/s)")
     g.add_argument("--vmax", type=float, default=4000.0, help="last trial velocity (m/s)")
     g.add_argument("--dv", type=float, default=10.0, help="velocity step (m/s)")
@@ -80,6 +93,15 @@ def add_arguments(parser) -> None:
                    help="drop picks this far (relative) from their neighbours (0: keep all)")
     p.add_argument("--tmin", type=float, help="first pick time (s)")
     p.add_argument("--tmax", type=float, help="last pick time (s)")
+    p.add_argument("--water-velocity", type=float, default=1500.0, metavar="M/S",
+                   help="water velocity (m/s; default 1500; 0: land data, no water)")
+    p.add_argument("--water-bottom", type=float, metavar="S",
+                   help="water-bottom two-way time (s; default: detected)")
+    p.add_argument("--trend-corridor", type=float, default=0.06,
+                   help="second-pass corridor around the fitted trend (default 0.06)")
+    p.add_argument("--extrapolate", default="trend", choices=("trend", "constant"),
+                   help="below the deepest kept pick: the trend's interval velocity (default) "
+                   "or a constant one")
     f = parser.add_argument_group("field")
     f.add_argument("--smooth-m", type=float, default=250.0, help="lateral smoothing (m)")
     f.add_argument("--smooth-s", type=float, default=0.05, help="smoothing in time (s)")
@@ -90,19 +112,25 @@ def run(args) -> int:
 
     from seis_hpc.commands import provenance
     from seis_hpc.velocity.analysis import velan
+    from seis_hpc.velocity.velan import rejection_summary
 
     config, history = provenance(args, "velan")
     picks = velan(args.input, args.out, picks=args.picks, use_picks=args.use_picks,
-                  su_table=args.su_table, su_every=args.su_every, every=args.every,
-                  every_m=args.every_m, min_fold=args.min_fold, reference=args.reference,
-                  smooth_m=args.smooth_m, smooth_s=args.smooth_s, index=args.index,
-                  bin_grid=args.bin_grid, config=config, history=history, vmin=args.vmin,
-                  vmax=args.vmax, dv=args.dv, window=args.window,
-                  stretch_mute=args.stretch_mute, supergather=args.supergather,
-                  method=args.method, vint_min=args.vint_min, vint_max=args.vint_max,
-                  corridor=args.corridor, min_semblance=args.min_semblance,
-                  outlier=args.outlier or None, tmin=args.tmin, tmax=args.tmax)
+                  su_table=args.su_table, csv=args.csv, force=args.force,
+                  su_every=args.su_every, every=args.every, every_m=args.every_m,
+                  min_fold=args.min_fold, reference=args.reference, smooth_m=args.smooth_m,
+                  smooth_s=args.smooth_s, index=args.index, bin_grid=args.bin_grid,
+                  config=config, history=history, vmin=args.vmin, vmax=args.vmax, dv=args.dv,
+                  window=args.window, stretch_mute=args.stretch_mute,
+                  supergather=args.supergather, method=args.method, vint_min=args.vint_min,
+                  vint_max=args.vint_max, corridor=args.corridor,
+                  min_semblance=args.min_semblance, outlier=args.outlier or None,
+                  tmin=args.tmin, tmax=args.tmax, water_velocity=args.water_velocity or None,
+                  water_bottom=args.water_bottom, trend_corridor=args.trend_corridor,
+                  extrapolate=args.extrapolate)
     n = sum(len(p.time) for p in picks.locations)
     print(f"velan: {len(picks.locations)} locations, {n} picks; wrote {args.out}",
           file=sys.stderr)
+    if not args.use_picks:
+        print(f"velan: {rejection_summary(picks)}", file=sys.stderr)
     return 0

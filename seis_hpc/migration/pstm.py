@@ -349,10 +349,7 @@ def pstm(data, dt, sx, sy, rx, ry, points, time, vrms, *, t_start=0.0, aperture=
 
     s2 = (double_integral(d, p["pad"]) if p["antialias"]
           else np.zeros((1, 1)))
-    kern.pstm_3d(d, s2, p["pad"], p["dt"], p["t_start"], sx, sy, rx, ry, pts, a, a2, iv2, out,
-                 p["aperture"], p["taper"], p["max_angle_rad"], p["obliquity"],
-                 p["spreading"], p["spread_pow"], p["c_mute"], p["interp"], p["antialias"],
-                 p["dx_aa"], p["aa_max"], knots, p["threads"], TRACE_BLOCK)
+    kern.pstm_3d(d, s2, sx, sy, rx, ry, pts, a, a2, iv2, out, knots, p, TRACE_BLOCK)
     return out
 
 
@@ -431,7 +428,5 @@ def kirchhoff_model(image, points, time, vrms, sx, sy, rx, ry, ns, dt, *, t_star
     from seis_hpc.kernels import pstm as kern
 
     data = np.zeros((sx.size, ns), dtype=m.dtype)
-    kern.model_3d(m, pts, a, a2, iv2, sx, sy, rx, ry, data, p["dt"], p["t_start"],
-                  p["aperture"], p["taper"], p["max_angle_rad"], p["obliquity"],
-                  p["spreading"], p["spread_pow"], p["interp"], p["threads"])
+    kern.model_3d(m, pts, a, a2, iv2, sx, sy, rx, ry, data, p)
     return data

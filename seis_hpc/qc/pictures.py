@@ -168,9 +168,9 @@ def survey_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
             panel = semblance(g, off, idx.dt, vel, t_start=idx.t_start, window=0.02)
             picks = None
             if velocity is not None:
-                from seis_hpc.velocity.model import read_vrms_csv
+                from seis_hpc.velocity.model import read_velocity_function
 
-                pt, pv = read_vrms_csv(velocity)
+                pt, pv = read_velocity_function(velocity, cdp=number)
                 picks = np.column_stack([pt, pv])
             made.append(plot_semblance(panel, t, vel,
                                        out_dir / f"{prefix}_semblance_{number}.png",

@@ -65,8 +65,48 @@ def _odd(length: float, step: float) -> int:
     return max(1, n + (n + 1) % 2)
 
 
+def bound_dix(vrms, time, vint_min: float = 1400.0, vint_max: float = 6000.0
+              ) -> np.ndarray:
+    """Make a Vrms field physical: every Dix interval velocity within the bounds.
+
+    Walking down each trace, the increment of ``V^2 t`` between consecutive samples (the
+    interval velocity squared times the sample interval) is clamped to
+    ``[vint_min^2, vint_max^2] * dt``; samples already physical are unchanged. Because every
+    sample step is bounded, so is every longer interval (e.g. the 20 ms Dix steps of QC).
+
+    Parameters
+    ----------
+    vrms : numpy.ndarray, shape (..., nt)
+        RMS velocity (m/s).
+    time : array_like, shape (nt,)
+        Two-way times (s), increasing.
+    vint_min, vint_max : float
+        Interval-velocity bounds (m/s).
+
+    Returns
+    -------
+    numpy.ndarray
+        The bounded field, same shape, float64.
+    """
+    t = np.asarray(time, dtype=np.float64)
+    v = np.array(vrms, dtype=np.float64)
+    if t.size < 2:
+        return v
+    # A hair inside the bounds so resampling and float32 storage keep them.
+    lo, hi = (1.002 * vint_min) ** 2, (0.998 * vint_max) ** 2
+    start = int(np.searchsorted(t, 0.0, side="right"))  # V^2 t is 0 at t = 0
+    flat = v.reshape(-1, t.size)
+    w = flat[:, start] ** 2 * t[start] if start < t.size else None
+    for k in range(start + 1, t.size):
+        dtk = t[k] - t[k - 1]
+        w = w + np.clip(flat[:, k] ** 2 * t[k] - w, lo * dtk, hi * dtk)
+        flat[:, k] = np.sqrt(w / t[k])
+    return flat.reshape(v.shape)
+
+
 def field_from_picks(picks, grid, time, *, smooth_m: float = 0.0, smooth_s: float = 0.0,
-                     interp: str = "v2t") -> np.ndarray:
+                     interp: str = "v2t", vint_bounds: tuple[float, float] | None = None
+                     ) -> np.ndarray:
     """Interpolate picks to a smooth Vrms field on ``grid`` x ``time``.
 
     Parameters
@@ -83,6 +123,9 @@ def field_from_picks(picks, grid, time, *, smooth_m: float = 0.0, smooth_s: floa
         Smoothing length in time (s), likewise.
     interp : {"v2t", "linear"}
         Interpolation in time (see :func:`vrms_function`).
+    vint_bounds : (float, float), optional
+        Interval-velocity bounds (m/s) applied after smoothing (:func:`bound_dix`), so the
+        field is physical everywhere.
 
     Returns
     -------
@@ -101,6 +144,11 @@ def field_from_picks(picks, grid, time, *, smooth_m: float = 0.0, smooth_s: floa
     # A location speaks for the times between its first and last pick; at each time the
     # lateral interpolation uses the locations that picked around it (all where none did).
     valid = np.array([(t >= p.time[0]) & (t <= p.time[-1]) for p in locs])
+    # Above every first pick, the locations picked shallowest speak (their first value held):
+    # a low-fold edge whose first pick is deep says nothing about the shallow section.
+    first = np.array([p.time[0] for p in locs])
+    none = ~valid.any(axis=0)
+    valid[:, none] = (first <= first.min() + 0.05)[:, None]
     valid[:, ~valid.any(axis=0)] = True
     il = np.array([p.inline for p in locs], dtype=np.float64)
     xl = np.array([p.crossline for p in locs], dtype=np.float64)
@@ -123,6 +171,8 @@ def field_from_picks(picks, grid, time, *, smooth_m: float = 0.0, smooth_s: floa
         out = _smooth(out, 0, _odd(smooth_m, grid.bin_crossline))
         out = _smooth(out, 1, _odd(smooth_m, grid.bin_inline))
         out = _smooth(out, 2, _odd(smooth_s, dt))
+    if vint_bounds is not None:
+        out = bound_dix(out, t, *vint_bounds)
     return np.ascontiguousarray(out, dtype=np.float32)
 
 

@@ -256,3 +256,111 @@ def load_vrms(path: str | os.PathLike, grid: BinGrid, time) -> np.ndarray:
         float32 ``(grid.n_bins, len(time))``, bins in inline-major order (as ``grid.points()``).
     """
     return open_vrms(path, grid, time).window(0, grid.n_inline, 0, grid.n_crossline)
+
+
+def write_vrms_table_csv(path: str | os.PathLike, picks) -> None:
+    """Write velocity functions as CSV: columns ``cdp,time_s,vrms_mps`` (atomically).
+
+    One row per (location, time), locations in order. A file holding one location reads back
+    with :func:`read_vrms_csv` (the ``cdp`` column is ignored there); several locations are
+    for other tools (spreadsheets, SU ``sunmo`` scripts).
+
+    Parameters
+    ----------
+    path : path-like
+        Output CSV.
+    picks : seis_hpc.velocity.picks.Picks
+        Functions per location (e.g. :func:`seis_hpc.velocity.field.table_from_field`).
+    """
+    from seis_hpc.io.atomic import atomic_output
+
+    lines = ["cdp,time_s,vrms_mps"]
+    for p in picks.locations:
+        lines += [f"{p.cdp},{t:.4f},{v:.1f}" for t, v in zip(p.time, p.vrms, strict=True)]
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n")
+
+
+def read_velocity_function(path: str | os.PathLike, cdp: int | None = None
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """One Vrms(t) function from any velocity file ``seis-hpc`` writes or reads.
+
+    * a ``time_s,vrms_mps`` CSV function (:func:`read_vrms_csv`);
+    * ``velan --csv`` tables (``cdp,time_s,vrms_mps``): the location nearest ``cdp`` (the
+      middle one without it);
+    * a ``vrms`` HDF5 volume (``velan --out``): the function at CDP ``cdp`` (2D: CMP number;
+      3D: bin serial number from 1), or the median over all bins without it.
+
+    Every ``--velocity`` that needs one function for a whole survey (``gain``, ``radon``,
+    ``qc``) reads it here.
+
+    Returns
+    -------
+    time : numpy.ndarray
+        Two-way times (s), increasing.
+    vrms : numpy.ndarray
+        RMS velocities (m/s), > 0.
+
+    Raises
+    ------
+    SeisError
+        Not a velocity file, or bad values, naming the file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(2, "No such file or directory", str(p))
+    if p.is_dir():
+        raise SeisError("is a directory, not a velocity file (CSV or vrms HDF5)", p)
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"\x89HDF"):
+        import h5py
+
+        with h5py.File(p, "r") as f:
+            if "vrms" not in f or "time" not in f:
+                raise SeisError("no 'vrms' data set (is this a seis_hpc velocity volume?)", p)
+            grid = BinGrid.from_attrs(f.attrs)
+            t = f["time"][...].astype(np.float64)
+            v = f["vrms"][...].reshape(grid.n_bins, t.size).astype(np.float64)
+        if cdp is None:
+            out = np.median(v, axis=0)
+        else:
+            from seis_hpc.velocity.picks import bin_of_cdp
+
+            c = int(cdp)
+            if grid.is_2d:
+                c = int(np.clip(c, grid.crossline0, grid.crossline0 + grid.n_crossline - 1))
+            il, xl = bin_of_cdp(grid, c)
+            out = v[(il - grid.inline0) * grid.n_crossline + (xl - grid.crossline0)]
+        if not (np.all(np.isfinite(out)) and out.min() > 0):
+            raise SeisError("vrms must be finite and > 0 m/s", p)
+        return t, out
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SeisError("not a velocity file: neither a time_s,vrms_mps CSV nor a vrms HDF5 "
+                        "volume", p) from None
+    del text
+    first = ""
+    with open(p, errors="replace") as fh:
+        for line in fh:
+            if line.strip() and not line.lstrip().startswith("#"):
+                first = line
+                break
+    if "cdp" not in [c.strip().lower() for c in first.split(",")]:
+        return read_vrms_csv(p)
+    names = [c.strip().lower() for c in first.split(",")]
+    try:
+        rows = np.loadtxt(p, delimiter=",", comments="#", skiprows=1, ndmin=2)
+    except ValueError as exc:
+        raise SeisError(f"cdp,time_s,vrms_mps table: {exc}", p) from None
+    if "time_s" not in names or "vrms_mps" not in names or rows.shape[1] < len(names):
+        raise SeisError("a velocity table needs the columns cdp,time_s,vrms_mps", p)
+    cd = rows[:, names.index("cdp")]
+    cdps = np.unique(cd)
+    pick = cdps[len(cdps) // 2] if cdp is None else cdps[np.argmin(np.abs(cdps - cdp))]
+    sel = rows[cd == pick]
+    t, v = sel[:, names.index("time_s")], sel[:, names.index("vrms_mps")]
+    if np.any(np.diff(t) <= 0) or not np.all(v > 0):
+        raise SeisError(f"cdp {pick:g}: time_s must increase and vrms_mps be > 0", p)
+    return t, v

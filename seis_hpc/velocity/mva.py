@@ -79,7 +79,8 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
              aperture: float = float("inf"), max_angle: float = 60.0,
              mem_per_rank: str | int = "2G", backend: str = "cython", every: int = 20,
              gamma_min: float = 0.85, gamma_max: float = 1.15, min_semblance: float = 0.5,
-             tmin: float = 0.0, smooth_m: float = 250.0, smooth_s: float = 0.05,
+             tmin: float = 0.0, water_bottom: float | None = None, smooth_m: float = 250.0,
+             smooth_s: float = 0.05,
              comm: MPI.Comm | None | str = "auto", config: str | None = None) -> int:
     """PSTM stack and gathers, with ``iterations`` residual-moveout velocity updates
     (collective).
@@ -123,6 +124,9 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
         Weakest semblance picked.
     tmin : float
         No RMO picks above this time (s).
+    water_bottom : float, optional
+        Water-bottom time (s): the water is kept and multiples are not flattened (default:
+        detected on the near offsets; 0: none).
     smooth_m, smooth_s : float
         Smoothing of the update laterally (m) and in time (s).
     comm : mpi4py.MPI.Comm, None or "auto"
@@ -158,7 +162,12 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
 
     def setup():
         from seis_hpc.velocity.field import write_vrms
-        from seis_hpc.velocity.rmo import RmoParams, class_offsets
+        from seis_hpc.velocity.rmo import (
+            RmoParams,
+            class_offsets,
+            detect_water_bottom,
+            rmo_fold,
+        )
         from seis_hpc.velocity.velan import analysis_locations
 
         for p in (survey, velocity):
@@ -192,12 +201,14 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
                         "velocity at 12 bytes a sample", "lower --tmax or use --grid")
         params = RmoParams(gamma_min=gamma_min, gamma_max=gamma_max,
                            min_semblance=min_semblance, smooth_m=smooth_m, smooth_s=smooth_s,
-                           tmin=tmin)
+                           tmin=tmin,
+                           water_bottom=(water_bottom if water_bottom is not None
+                                         else detect_water_bottom(idx)) or None)
         params.gammas()
         top = float(np.abs(idx["offset"]).max()) * (1 + 1e-6) + 1e-3
         edges = np.linspace(0.0, top, offset_classes + 1)
-        fold = np.ones(g.shape, dtype=np.int64)
-        locs = analysis_locations(g, fold, every=every) if iterations else []
+        # Only where the gathers hold most offsets (not the tapering ends of the line).
+        locs = analysis_locations(g, rmo_fold(sv, g), every=every) if iterations else []
         v0 = load_vrms(velocity, g, time).reshape(g.shape + (time.size,))
         write_vrms(f"{stem}.vrms-iter0.h5", v0, g, time,
                    history=[f"seis-hpc migstack: starting velocity from {velocity}"])
@@ -247,8 +258,10 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
                                   g, v, setup_out["params"])
             gam = np.concatenate([r[3] for r in rep]) if rep else np.zeros(0)
             dev = float(np.median(np.abs(gam - 1))) if gam.size else 0.0
-            print(f"migstack: pass {k}: {gam.size} RMO picks, median |gamma - 1| = {dev:.4f}",
-                  file=sys.stderr, flush=True)
+            fb = np.nanmean([r[5] for r in rep]) if rep else float("nan")
+            fa = np.nanmean([r[6] for r in rep]) if rep else float("nan")
+            print(f"migstack: pass {k}: {gam.size} RMO picks, median |gamma - 1| = {dev:.4f}, "
+                  f"flatness {fb:.3f} -> {fa:.3f} (predicted)", file=sys.stderr, flush=True)
             write_vrms(f"{stem}.vrms-iter{k + 1}.h5", new, g, time,
                        history=[f"seis-hpc migstack: RMO update {k + 1} from {target}"])
             return True

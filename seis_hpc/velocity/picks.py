@@ -199,13 +199,13 @@ def write_picks(path: str | os.PathLike, picks: Picks) -> None:
     One ``[[location]]`` table per analysis location with ``cdp``, ``inline``, ``crossline``,
     ``x``, ``y`` (m), ``time`` (s), ``vrms`` (m/s) and ``semblance``; the scan parameters in
     ``[params]``. Edit the times and velocities and give the file back to ``seis-hpc velan
-    --picks``.
+    --use-picks``.
     """
     from seis_hpc.io.atomic import atomic_output
 
     lines = ["# seis_hpc velocity picks: two-way time (s), RMS velocity (m/s).",
              "# Edit time/vrms freely (same length, times increasing); delete a [[location]]",
-             "# to drop it. Read back with: seis-hpc velan GATHERS --picks THIS_FILE ...",
+             "# to drop it. Read back with: seis-hpc velan GATHERS --use-picks THIS_FILE ...",
              f"is_2d = {'true' if picks.is_2d else 'false'}", ""]
     if picks.params:
         lines.append("[params]")

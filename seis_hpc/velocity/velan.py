@@ -87,6 +87,41 @@ def analysis_locations(grid, fold: np.ndarray, *, every: int | None = None,
     return out
 
 
+def choose_supergather(fold: np.ndarray, is_2d: bool, *, min_traces: int = 24,
+                       largest: int = 21) -> tuple[int, int]:
+    """Super-gather size and minimum bin fold from the fold map.
+
+    The size (CMPs along a 2D line; edge of the square of bins in 3D; odd, at least 3) is the
+    smallest that pools ``min_traces`` traces at the typical (median live) fold, so low-fold
+    surveys (3D patches, short lines) still give a semblance worth picking instead of
+    stopping. The minimum fold of an analysis location is half the typical fold, at most 6.
+
+    Parameters
+    ----------
+    fold : numpy.ndarray
+        Traces per bin.
+    is_2d : bool
+        2D line.
+    min_traces : int
+        Traces wanted per super-gather.
+    largest : int
+        Upper limit of the size.
+
+    Returns
+    -------
+    (size, min_fold) : (int, int)
+    """
+    f = np.asarray(fold).ravel()
+    live = f[f > 0]
+    if live.size == 0:
+        raise SeisError("no bin holds a trace: nowhere to analyse velocities")
+    typical = float(np.median(live))
+    need = min_traces / typical
+    n = math.ceil(need) if is_2d else math.ceil(math.sqrt(need))
+    size = int(min(max(3, n + (n + 1) % 2), largest if is_2d else max(3, largest // 2 | 1)))
+    return size, int(min(6, max(1, typical // 2)))
+
+
 def supergather_ids(inline: np.ndarray, crossline: np.ndarray, il: int, xl: int, size: int,
                     is_2d: bool) -> np.ndarray:
     """Trace numbers of the super-gather centred on bin (il, xl).
@@ -135,7 +170,8 @@ def _interp_velocity(ref, time: np.ndarray) -> np.ndarray:
 def auto_pick(panel, time, velocities, *, vint_min: float = 1400.0, vint_max: float = 6000.0,
               reference=None, corridor: float = 0.1, dt_pick: float = 0.012,
               tmin: float | None = None, tmax: float | None = None,
-              min_semblance: float = 0.2, min_separation: float = 0.04
+              min_semblance: float = 0.2, min_separation: float = 0.04,
+              water: tuple[float, float] | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pick the highest-coherence Vrms(t) path through a semblance panel, under constraints.
 
@@ -178,6 +214,9 @@ def auto_pick(panel, time, velocities, *, vint_min: float = 1400.0, vint_max: fl
         Weakest coherence that makes a pick.
     min_separation : float
         Closest spacing of two picks (s): one pick per event, not one per side lobe.
+    water : (float, float), optional
+        ``(water velocity m/s, water-bottom two-way time s)``: no path velocity below the
+        water's (2 % tolerance), and above the water bottom the path stays within 2 % of it.
 
     Returns
     -------
@@ -228,16 +267,24 @@ def auto_pick(panel, time, velocities, *, vint_min: float = 1400.0, vint_max: fl
         ref_k = np.interp(t_knot, t, vref)
         off = np.abs(vel[None, :] / ref_k[:, None] - 1.0) > corridor
         gain = np.where(off, -np.inf, gain)
+    if water is not None:
+        vw, t_wb = float(water[0]), float(water[1])
+        gain = np.where(vel[None, :] < 0.98 * vw, -np.inf, gain)
+        in_water = (t_knot < t_wb - 0.5 * dt_pick)[:, None] & (np.abs(vel / vw - 1) > 0.02)[None]
+        gain = np.where(in_water, -np.inf, gain)
     # Dynamic programming; allowed[i, j]: velocity i at knot k-1 may precede j at knot k.
     v2 = vel * vel
     best = gain[0].copy()
     back = np.zeros((starts.size, vel.size), dtype=np.int64)
     lower = np.tril(np.ones((vel.size, vel.size), dtype=bool))  # j >= i: monotonic
+    onestep = np.eye(vel.size, k=1, dtype=bool)
     for k in range(1, starts.size):
         t1, t2 = t_knot[k - 1], t_knot[k]
         vint2 = (v2[None, :] * t2 - v2[:, None] * t1) / (t2 - t1)
         tm = 0.5 * (t1 + t2)
-        ok = lower.T & (vint2 >= lo_fn(tm) ** 2) & (vint2 <= hi_fn(tm) ** 2)
+        # One velocity step up is always allowed: deep down, a step of dv over one knot
+        # interval is a larger interval velocity than any bound (a discretisation limit).
+        ok = lower.T & (vint2 >= lo_fn(tm) ** 2) & ((vint2 <= hi_fn(tm) ** 2) | onestep)
         cand = np.where(ok, best[:, None], -np.inf)
         back[k] = np.argmax(cand, axis=0)
         best = cand[back[k], np.arange(vel.size)] + gain[k]
@@ -283,8 +330,10 @@ def bound_function(bound, name: str):
 
     ``bound`` is a number (m/s, every time) or a sequence of ``(time s, velocity m/s)``
     pairs, interpolated linearly and held constant outside, e.g. ``[(0, 1450), (0.2, 1550)]``
-    to let the water layer have its own velocity.
+    to let the water layer have its own velocity; a callable is returned as is.
     """
+    if callable(bound):
+        return bound
     if np.ndim(bound) == 0:
         b = float(bound)
         if not (np.isfinite(b) and b > 0):
@@ -333,6 +382,28 @@ class ScanParams:
     outlier : float or None
         Lateral edit (:func:`reject_outliers`): drop picks further than this fraction from
         the median of the neighbouring locations; None keeps every pick.
+    water_velocity : float or None
+        Water velocity (m/s): the floor of every Vrms and interval velocity, and the
+        velocity above the sea floor; None: not marine data, no water constraints.
+    water_bottom : float or None
+        Water-bottom two-way time (s); None: detected at each location
+        (:func:`water_bottom_time`).
+    sediment_min : float or None
+        Lowest interval velocity below the sea floor (m/s); default 1.03 x water velocity.
+    trend_corridor : float
+        Second-pass corridor around the fitted trend (relative).
+    trend_vint : float
+        Interval velocities within this fraction of the trend's (relative).
+    multiple_window : float
+        Half-width (s) of the time bands of water-bottom multiples and peg-legs.
+    multiple_speedup : float
+        A pick in a multiple band no faster than this times the water velocity is a multiple.
+    extrapolate : {"trend", "constant"}
+        Below the deepest kept pick: the trend's interval velocity (growing with time) or a
+        constant interval velocity (the trend's at that pick).
+    min_support : float
+        Picks that fewer than this fraction of the neighbouring locations share are dropped
+        (:func:`lateral_support`; with 5 locations or more); 0 keeps them.
     """
 
     vmin: float = 1400.0
@@ -352,6 +423,15 @@ class ScanParams:
     outlier: float | None = 0.04
     tmin: float | None = None
     tmax: float | None = None
+    water_velocity: float | None = 1500.0
+    water_bottom: float | None = None
+    sediment_min: float | None = None
+    trend_corridor: float = 0.06
+    trend_vint: float = 0.3
+    multiple_window: float = 0.024
+    multiple_speedup: float = 1.05
+    min_support: float = 0.25
+    extrapolate: str = "trend"
 
     def velocities(self) -> np.ndarray:
         """The trial velocities (m/s)."""
@@ -364,7 +444,27 @@ class ScanParams:
 
 def velocity_analysis(source, inline, crossline, grid, locations, params: ScanParams,
                       reference=None, progress=None) -> Picks:
-    """Semblance scan and automatic picks at each analysis location.
+    """Semblance scan and automatic picks at each analysis location, guided by physics.
+
+    1. A semblance panel per location (its super-gather) and, when ``params.water_velocity``
+       is set, the water-bottom time (``params.water_bottom`` or detected from the near
+       offsets, :func:`water_bottom_time`).
+    2. A first pass of :func:`auto_pick` with the water as floor (no Vrms below the water
+       velocity, Vrms = water velocity above the sea floor, sediment interval velocities at
+       least ``params.sediment_min``); picks on the water-bottom multiple train are dropped.
+    3. A smooth trend (:func:`fit_trend`: water over sediments whose interval velocity grows
+       linearly with time) fitted robustly to all the first-pass picks.
+    4. A second pass inside ``params.trend_corridor`` of the trend (or ``params.corridor``
+       of a given ``reference``), with interval velocities within
+       ``params.trend_vint`` (relative) of the trend's. Picks are then screened
+       (:func:`screen_picks`): water-bottom multiples, peg-legs (slow events at a primary's
+       time plus multiples of the water-bottom time), picks pinned at the corridor's edge and
+       intervals that Dix finds unphysical; then the lateral edit (:func:`reject_outliers`).
+    5. Each location starts with the sea floor at the water velocity, and below its deepest
+       kept pick the Vrms continues with the trend's interval velocity (``params.extrapolate``;
+       knots every 0.1 s to the end of the record, semblance 0), rather than picking noise.
+
+    The counts of rejected picks by reason are in ``picks.params`` (``rejected_<reason>``).
 
     Parameters
     ----------
@@ -380,7 +480,8 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
     params : ScanParams
         Scan and picking parameters.
     reference : optional
-        Reference Vrms (see :func:`auto_pick`).
+        Reference Vrms (see :func:`auto_pick`); replaces the fitted trend as the corridor's
+        centre.
     progress : callable, optional
         Called with (done, total) after each location.
 
@@ -394,36 +495,505 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
     offset = np.asarray(source["offset"], dtype=np.float64)
     dt, t0, ns = float(source.dt), float(source.t_start), int(source.ns)
     time = t0 + dt * np.arange(ns)
-    out = []
+    vw = params.water_velocity
+    scans = []  # (il, xl, panel, water-bottom time)
     for n, (il, xl) in enumerate(locations):
         ids = supergather_ids(inline, crossline, il, xl, params.supergather, grid.is_2d)
-        if ids.size < 2:
-            continue
-        g = source.read_traces(ids)
-        panel = semblance(g, offset[ids], dt, vel, t_start=t0, window=params.window,
-                          method=params.method, stretch_mute=params.stretch_mute)
-        # Coherence of a handful of traces means nothing: blank where too few are live.
-        panel[live_traces(offset[ids], time, vel, params.stretch_mute) < params.min_live] = 0.0
-        tp, vp, sp = auto_pick(panel, time, vel, vint_min=params.vint_min,
-                               vint_max=params.vint_max, reference=reference,
-                               corridor=params.corridor, dt_pick=params.dt_pick,
-                               tmin=params.tmin, tmax=params.tmax,
-                               min_semblance=params.min_semblance,
-                               min_separation=params.min_separation)
+        if ids.size >= 2:
+            g = source.read_traces(ids)
+            panel = semblance(g, offset[ids], dt, vel, t_start=t0, window=params.window,
+                              method=params.method, stretch_mute=params.stretch_mute)
+            # Coherence of a handful of traces means nothing: blank where too few are live.
+            panel[live_traces(offset[ids], time, vel, params.stretch_mute) < params.min_live] = 0
+            t_wb = None
+            if vw:
+                t_wb = params.water_bottom if params.water_bottom is not None else \
+                    water_bottom_time(g, offset[ids], dt, t0, vw)
+                if params.water_bottom is None and t_wb is not None:
+                    # The sea floor has the water's moveout: the most coherent velocity
+                    # there must be the water's, else it is no sea floor.
+                    k = int(round((t_wb - t0) / dt))
+                    cell = panel[:, max(k - 4, 0):k + 5]
+                    if cell.size == 0 or abs(vel[int(np.argmax(cell.max(axis=1)))] / vw - 1) \
+                            > 0.04:
+                        t_wb = None
+            scans.append((il, xl, panel.astype(np.float32), t_wb))
+        if progress is not None:
+            progress(n + 1, len(locations))
+    if not scans:
+        raise SeisError("velocity analysis: no analysis location has two traces")
+    # Where the sea floor was not found (no strong event), use the survey's median ...
+    found = [s[3] for s in scans if s[3] is not None]
+    t_wb_all = float(np.median(found)) if found else None
+    if vw and t_wb_all is None:
+        vw = None  # no water bottom anywhere: not marine data, pick without the water
+    # ... and where a detection is far from it (low-fold edges with only far offsets).
+    scans = [(il, xl, p, (tw if tw is not None and abs(tw / t_wb_all - 1) <= 0.2
+                          else t_wb_all) if vw else None)
+             for il, xl, p, tw in scans]
+    counts = {k: 0 for k in REASONS}
+
+    def pick(panel, t_wb, ref=None, corridor=None, lo=None, hi=None):
+        lo = lo or _sediment_floor(params, vw, t_wb)
+        return auto_pick(panel, time, vel, vint_min=lo, vint_max=hi or params.vint_max,
+                         reference=ref, corridor=corridor or params.corridor,
+                         dt_pick=params.dt_pick, tmin=params.tmin, tmax=params.tmax,
+                         min_semblance=params.min_semblance,
+                         min_separation=params.min_separation,
+                         water=(vw, t_wb) if vw else None)
+
+    # Pass 1: physics only; its picks (less the multiples) define the trend.
+    first = []
+    for _il, _xl, panel, t_wb in scans:
+        tp, vp, sp = pick(panel, t_wb, ref=reference)
+        if vw:
+            keep = ~_multiple_band(tp, t_wb, params) | (vp > params.multiple_speedup * vw)
+            tp, vp = tp[keep], vp[keep]
+        first.append((tp, vp, t_wb))
+    trend = None
+    if vw and reference is None:
+        xy = np.array([grid.grid_to_world(il, xl) for il, xl, _, _ in scans], dtype=np.float64)
+        sup = lateral_support([(tp, vp) for tp, vp, _ in first], xy)
+        trend = fit_trend([(tp, vp, tw, w) for (tp, vp, tw), w in zip(first, sup, strict=True)],
+                          vw, vint_max=params.vint_max)
+    out = []
+    scale = [1.0] * len(scans)
+    if trend is not None:
+        # Lateral variation: each location's trend is scaled by the median ratio of its own
+        # laterally supported first-pass picks to the trend (within +-10 %).
+        for n, ((tp, vp, t_wb), w) in enumerate(zip(first, sup, strict=True)):
+            ok = (w >= 0.5) & (tp > t_wb + 0.03)
+            if ok.sum() >= 2:
+                r = vp[ok] / trend.vrms(tp[ok], t_wb)
+                scale[n] = float(np.clip(np.median(r), 0.9, 1.1))
+    for (il, xl, panel, t_wb), sc in zip(scans, scale, strict=True):
+        if trend is not None:
+            # Scale the sediments' interval velocities, not the water.
+            tr2t = trend.vrms(time, t_wb) ** 2 * time
+            w_wb = vw * vw * min(t_wb, time[-1])
+            ref = np.sqrt(np.where(time > t_wb, (w_wb + sc * sc * (tr2t - w_wb))
+                                   / np.maximum(time, 1e-12), vw * vw))
+
+            def tv(t, t_wb=t_wb, sc=sc):
+                return sc * trend.vint(t, t_wb)
+
+            def lo_fn(t, tv=tv, t_wb=t_wb):
+                base = _sediment_floor(params, vw, t_wb)(t)
+                return np.maximum(base, np.where(np.asarray(t) > t_wb + 0.02,
+                                                 (1 - params.trend_vint) * tv(t), 0.0))
+
+            def hi_fn(t, tv=tv, t_wb=t_wb):
+                return np.minimum(bound_function(params.vint_max, "vint_max")(t),
+                                  np.where(np.asarray(t) > t_wb + 0.02,
+                                           (1 + params.trend_vint) * tv(t), np.inf))
+
+            corridor = params.trend_corridor
+            try:
+                tp, vp, sp = pick(panel, t_wb, ref=ref, corridor=corridor, lo=lo_fn, hi=hi_fn)
+            except SeisError:  # the trend does not fit here: physics only, as the first pass
+                ref, corridor = None, params.corridor
+                tp, vp, sp = pick(panel, t_wb)
+        else:
+            ref = None if reference is None else _interp_velocity(reference, time)
+            corridor = params.corridor
+            tp, vp, sp = pick(panel, t_wb, ref=reference)
+        tp, vp, sp, why = screen_picks(tp, vp, sp, time=time, ref=ref, corridor=corridor,
+                                       t_wb=t_wb, params=params, water_velocity=vw)
+        for k, c in why.items():
+            counts[k] += c
         if tp.size:
             x, y = grid.grid_to_world(il, xl)
             out.append(PickLocation(il, xl, cdp_number(grid, il, xl), float(x), float(y), tp, vp,
                                     sp))
-        if progress is not None:
-            progress(n + 1, len(locations))
     if not out:
         raise SeisError("velocity analysis found no coherent event to pick at any location "
                         f"(min_semblance {params.min_semblance:g})")
     picks = Picks(out, grid.is_2d, params={k: v for k, v in vars(params).items()
                                            if not isinstance(v, (list, tuple))})
+    if params.min_support and len(picks.locations) >= 5:
+        picks, counts["no lateral support"] = _drop_unsupported(picks, params.min_support,
+                                                                 min_time=t_wb_all)
     if params.outlier is not None:
+        n0 = sum(p.time.size for p in picks.locations)
         picks = reject_outliers(picks, params.outlier)
+        counts["lateral outlier"] = n0 - sum(p.time.size for p in picks.locations)
+    if vw:
+        scales = {(il, xl): sc for (il, xl, _, _), sc in zip(scans, scale, strict=True)}
+        picks = _anchor_and_extrapolate(picks, scans, time, trend, vw, params.extrapolate,
+                                        scales)
+        picks.params["water_velocity"] = vw
+        picks.params["water_bottom_s"] = round(t_wb_all, 4)
+    if trend is not None:
+        picks.params["trend_vint0_mps"] = round(trend.vint0, 1)
+        picks.params["trend_gradient_mps_per_s"] = round(trend.gradient, 1)
+    for k, c in counts.items():
+        picks.params["rejected_" + k.replace(" ", "_").replace("-", "_")] = int(c)
     return picks
+
+
+#: Reasons a pick is rejected, as counted in ``Picks.params["rejected_<reason>"]``.
+REASONS = ("water-bottom multiple", "peg-leg", "corridor edge", "above sea floor",
+           "unphysical interval", "no lateral support", "lateral outlier")
+
+
+def _drop_unsupported(picks: Picks, min_support: float, min_time=None) -> tuple[Picks, int]:
+    """Drop picks that fewer than ``min_support`` of the neighbours share
+    (:func:`lateral_support`); returns the new picks and how many were dropped."""
+    locs = picks.locations
+    xy = np.array([[p.x, p.y] for p in locs])
+    sup = lateral_support([(p.time, p.vrms) for p in locs], xy)
+    out, n = [], 0
+    for p, s in zip(locs, sup, strict=True):
+        keep = s >= min_support
+        if min_time is not None:
+            keep |= p.time <= min_time + 0.02
+        n += int((~keep).sum())
+        if keep.any():
+            out.append(PickLocation(p.inline, p.crossline, p.cdp, p.x, p.y, p.time[keep],
+                                    p.vrms[keep], p.semblance[keep]))
+    return Picks(out, picks.is_2d, dict(picks.params)), n
+
+
+def rejection_summary(picks: Picks) -> str:
+    """One line: how many picks were rejected, and why (from ``picks.params``)."""
+    parts = []
+    for k in REASONS:
+        n = picks.params.get("rejected_" + k.replace(" ", "_").replace("-", "_"), 0)
+        if n:
+            parts.append(f"{n} {k}")
+    total = sum(picks.params.get("rejected_" + k.replace(" ", "_").replace("-", "_"), 0)
+                for k in REASONS)
+    return f"{total} picks rejected" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _sediment_floor(params, vw, t_wb):
+    """Lowest interval velocity as a function of time: the water's above the sea floor,
+    ``params.sediment_min`` below it, never below ``params.vint_min``."""
+    base = bound_function(params.vint_min, "vint_min")
+    if not vw or t_wb is None:
+        return base
+    sed = params.sediment_min if params.sediment_min else 1.03 * vw
+
+    def lo(t):
+        t = np.asarray(t, dtype=np.float64)
+        return np.where(t > t_wb + 0.02, np.maximum(base(t), sed),
+                        np.minimum(base(t), 0.97 * vw))
+    return lo
+
+
+def _multiple_band(tp, t_wb, params) -> np.ndarray:
+    """Picks within ``params.multiple_window`` of a water-bottom multiple time k t_wb, k >= 2."""
+    tp = np.asarray(tp, dtype=np.float64)
+    if t_wb is None or t_wb <= 0 or tp.size == 0:
+        return np.zeros(tp.shape, bool)
+    k = np.rint(tp / t_wb)
+    return (k >= 2) & (np.abs(tp - k * t_wb) <= params.multiple_window)
+
+
+def water_bottom_time(gather, offset, dt: float, t_start: float = 0.0,
+                      water_velocity: float = 1500.0, near_fraction: float = 0.3,
+                      threshold: float = 0.3, max_spread: float = 0.008) -> float | None:
+    """Water-bottom two-way zero-offset time (s) detected from the near offsets.
+
+    On each trace among the nearest ``near_fraction`` of offsets, the first sample after the
+    direct wave (``|x| / water_velocity + 30 ms``) whose amplitude reaches ``threshold`` of
+    the trace's largest is found, then the peak within 16 ms of it; its time is moved out to
+    zero offset at the water velocity. The median over the traces is returned.
+
+    Parameters
+    ----------
+    gather : numpy.ndarray, shape (ntr, ns)
+        Traces.
+    offset : numpy.ndarray, shape (ntr,)
+        Source-receiver offsets (m).
+    dt, t_start : float
+        Sample interval and first time (s).
+    water_velocity : float
+        m/s.
+    near_fraction : float
+        Fraction of the traces (nearest offsets) used.
+    threshold : float
+        Relative amplitude of the first strong event.
+    max_spread : float
+        Largest interquartile range (s) of the traces' zero-offset times: beyond it the event
+        has no water moveout and None is returned.
+
+    Returns
+    -------
+    float or None
+        The time (s), or None when no trace has a strong event.
+    """
+    g = np.abs(np.asarray(gather, dtype=np.float64))
+    x = np.abs(np.asarray(offset, dtype=np.float64))
+    if g.ndim != 2 or g.shape[0] == 0:
+        return None
+    near = np.argsort(x, kind="stable")[:max(1, int(round(near_fraction * x.size)))]
+    ns = g.shape[1]
+    time = t_start + dt * np.arange(ns)
+    found = []
+    for i in near:
+        a = g[i].copy()
+        a[time < x[i] / water_velocity + 0.03] = 0.0  # past the direct wave
+        peak = a.max()
+        if not peak > 0:
+            continue
+        k = int(np.argmax(a >= threshold * peak))
+        k = k + int(np.argmax(a[k:k + max(1, int(round(0.016 / dt)))]))
+        tt = time[k] ** 2 - (x[i] / water_velocity) ** 2
+        if tt > 0:
+            found.append(math.sqrt(tt))
+    if not found:
+        return None
+    q1, q3 = np.percentile(found, [25, 75])
+    # The sea floor has the water's moveout: its zero-offset times agree; a deeper event
+    # moved out at the water velocity does not.
+    return float(np.median(found)) if q3 - q1 <= max_spread else None
+
+
+@dataclass
+class Trend:
+    """A smooth Vrms trend: water over sediments whose interval velocity grows linearly.
+
+    ``vint(t) = water_velocity`` above the sea floor (``t <= t_wb``), then
+    ``min(vint0 + gradient (t - t_wb), vint_max)`` (m/s; t two-way, s).
+    """
+
+    water_velocity: float
+    water_bottom: float
+    vint0: float
+    gradient: float
+    vint_max: float = 6000.0
+
+    def vint(self, t, t_wb: float | None = None) -> np.ndarray:
+        """Interval velocity (m/s) at times ``t`` (s); ``t_wb`` overrides the sea floor."""
+        tw = self.water_bottom if t_wb is None else t_wb
+        t = np.asarray(t, dtype=np.float64)
+        return np.where(t <= tw, self.water_velocity,
+                        np.minimum(self.vint0 + self.gradient * (t - tw), self.vint_max))
+
+    def vrms(self, t, t_wb: float | None = None) -> np.ndarray:
+        """Vrms (m/s) at times ``t`` (s) for a sea floor at ``t_wb`` (default the trend's)."""
+        tw = self.water_bottom if t_wb is None else t_wb
+        t = np.asarray(t, dtype=np.float64)
+        s = np.clip(t - tw, 0.0, None)
+        a, b, vw = self.vint0, self.gradient, self.water_velocity
+        # Time where the linear growth reaches vint_max, then constant.
+        sc = (self.vint_max - a) / b if b > 0 else np.inf
+        s1 = np.minimum(s, sc)
+        w = (vw * vw * np.minimum(t, tw) + a * a * s1 + a * b * s1 ** 2 + b * b * s1 ** 3 / 3
+             + self.vint_max ** 2 * np.clip(s - sc, 0.0, None))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(t > 0, np.sqrt(w / np.where(t > 0, t, 1.0)), vw)
+
+
+def fit_trend(picks, water_velocity: float, vint_max: float = 6000.0) -> Trend:
+    """Fit a :class:`Trend` to picks robustly (least absolute relative error).
+
+    Parameters
+    ----------
+    picks : list of (time, vrms, t_wb) or (time, vrms, t_wb, weight)
+        Per location: pick times (s), Vrms (m/s), the water-bottom time (s) and optionally a
+        weight per pick (e.g. :func:`lateral_support`, so that events seen at neighbouring
+        locations outweigh diffraction tails).
+    water_velocity : float
+        m/s.
+    vint_max : float
+        Cap of the trend's interval velocity (m/s).
+
+    Returns
+    -------
+    Trend
+        Fitted by a grid search over ``vint0`` (water velocity .. 4,000 m/s, 10 m/s steps)
+        and ``gradient`` (0 .. 2,000 m/s per s); picks further than 10 % from a first fit are
+        dropped and the fit repeated (diffraction tails, multiples).
+    """
+    vw = float(water_velocity)
+    tt, vv, tw, ww = [], [], [], []
+    for item in picks:
+        tp, vp, t_wb = (np.asarray(item[0]), np.asarray(item[1]), item[2])
+        wt = np.asarray(item[3]) if len(item) > 3 else np.ones(tp.size)
+        sel = tp > t_wb + 0.03
+        tt.append(tp[sel])
+        vv.append(vp[sel])
+        tw.append(np.full(int(sel.sum()), t_wb))
+        ww.append(wt[sel])
+    t, v, w, wgt = (np.concatenate(a) if a else np.zeros(0) for a in (tt, vv, tw, ww))
+    if wgt.size and wgt.max() <= 0:
+        wgt = np.ones_like(wgt)
+    t_wb = float(np.median(w)) if w.size else 0.0
+    if t.size < 2:
+        return Trend(vw, t_wb, 1.1 * vw, 500.0, vint_max)
+    a_grid = np.arange(vw, 4000.0 + 1e-9, 10.0)
+    b_grid = np.arange(0.0, 2000.0 + 1e-9, 10.0)
+    keep = np.ones(t.size, bool)
+    best = (1.1 * vw, 500.0)
+    for _ in range(2):
+        tk, vk, wk, gk = t[keep], v[keep], w[keep], wgt[keep]
+        s = tk - wk
+        cost = np.empty((a_grid.size, b_grid.size))
+        for i, a in enumerate(a_grid):
+            b = b_grid[:, None]
+            model = np.sqrt((vw * vw * wk + a * a * s + a * b * s ** 2 + b * b * s ** 3 / 3)
+                            / tk)
+            cost[i] = (gk * np.abs(model / vk - 1.0)).sum(axis=1)
+        i, j = np.unravel_index(int(np.argmin(cost)), cost.shape)
+        best = (float(a_grid[i]), float(b_grid[j]))
+        tr = Trend(vw, t_wb, best[0], best[1], vint_max)
+        fit = np.array([tr.vrms(ti, wi) for ti, wi in zip(t, w, strict=True)])
+        keep = np.abs(v / fit - 1.0) <= 0.10
+        if keep.sum() < 2:
+            break
+    return Trend(vw, t_wb, best[0], best[1], vint_max)
+
+
+def lateral_support(picks, xy, *, radius: float | None = None, dt: float = 0.024,
+                    dv: float = 0.03) -> list[np.ndarray]:
+    """Fraction of the neighbouring locations that picked the same event, per pick.
+
+    A neighbour (within ``radius`` m; default 2.5 x the median spacing of the locations)
+    supports a pick when it has a pick within ``dt`` seconds and ``dv`` (relative) of it.
+    Primaries and multiples are seen at every location; diffraction tails move in time and
+    velocity from one location to the next, and noise is random.
+
+    Parameters
+    ----------
+    picks : list of (time, vrms)
+        Per location (s, m/s).
+    xy : numpy.ndarray, shape (nloc, 2)
+        Location coordinates (m).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Per location, the support (0..1) of each pick; 1 where a location has no neighbour.
+    """
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    n = len(picks)
+    if n < 2:
+        return [np.ones(np.size(p[0])) for p in picks]
+    d = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
+    if radius is None:
+        radius = 2.5 * float(np.median(np.sort(d, axis=1)[:, 1]))
+    out = []
+    for i, (tp, vp) in enumerate(picks):
+        tp, vp = np.asarray(tp, dtype=np.float64), np.asarray(vp, dtype=np.float64)
+        nb = [j for j in np.flatnonzero(d[i] <= radius) if j != i]
+        if not nb:
+            out.append(np.ones(tp.size))
+            continue
+        hits = np.zeros(tp.size)
+        for j in nb:
+            tj, vj = (np.asarray(a, dtype=np.float64) for a in picks[j][:2])
+            if tj.size:
+                close = (np.abs(tp[:, None] - tj[None, :]) <= dt) & \
+                    (np.abs(vp[:, None] / vj[None, :] - 1.0) <= dv)
+                hits += close.any(axis=1)
+        out.append(hits / len(nb))
+    return out
+
+
+def screen_picks(tp, vp, sp, *, time, ref, corridor, t_wb, params, water_velocity):
+    """Reject picks a processor would not keep.
+
+    * above the sea floor (the water-bottom pick itself is replaced by the water velocity);
+    * on the water-bottom multiple train: within ``params.multiple_window`` of ``k t_wb``
+      (k >= 2) and slower than the corridor's centre by more than half the corridor, or
+      close to the water velocity;
+    * peg-legs: within the window of ``t_p + k t_wb`` (k = 1..3) for a kept pick at ``t_p``
+      and slower than the corridor's centre by more than half the corridor;
+    * pinned at the edge of the corridor (the event wants a velocity outside it);
+    * unphysical: the Dix interval velocity from the previous kept pick outside
+      ``params.vint_min .. params.vint_max`` or imaginary.
+
+    Returns
+    -------
+    (time, vrms, semblance, counts)
+        The kept picks and a dict of rejections by reason (see :data:`REASONS`).
+    """
+    why = {k: 0 for k in REASONS}
+    tp, vp, sp = (np.asarray(a, dtype=np.float64) for a in (tp, vp, sp))
+    if tp.size == 0:
+        return tp, vp, sp, why
+    centre = None if ref is None else np.interp(tp, time, ref)
+    keep = np.ones(tp.size, bool)
+    vw = water_velocity
+    if vw and t_wb is not None:
+        above = tp <= t_wb + 0.02
+        why["above sea floor"] += int(above.sum())
+        keep &= ~above
+        slow = vp <= params.multiple_speedup * vw
+        if centre is not None:
+            slow |= vp < centre * (1 - 0.5 * corridor)
+        mult = keep & _multiple_band(tp, t_wb, params) & slow
+        why["water-bottom multiple"] += int(mult.sum())
+        keep &= ~mult
+        if centre is not None:
+            for i in np.flatnonzero(keep):
+                prim = tp[keep & (tp < tp[i] - 0.5 * t_wb)]
+                lag = (tp[i] - prim) / t_wb
+                peg = np.any((np.rint(lag) >= 1) & (np.rint(lag) <= 3)
+                             & (np.abs(tp[i] - prim - np.rint(lag) * t_wb)
+                                <= params.multiple_window))
+                if peg and vp[i] < centre[i] * (1 - 0.5 * corridor):
+                    keep[i] = False
+                    why["peg-leg"] += 1
+    if centre is not None:
+        dv = params.dv
+        edge = keep & ((vp <= centre * (1 - corridor) + 1.5 * dv)
+                       | (vp >= centre * (1 + corridor) - 1.5 * dv))
+        why["corridor edge"] += int(edge.sum())
+        keep &= ~edge
+    # Dix from the previous kept pick (the water bottom at the water velocity first).
+    lo = bound_function(params.vint_min, "vint_min")
+    hi = bound_function(params.vint_max, "vint_max")
+    prev_t, prev_w = (t_wb, vw * vw * t_wb) if vw and t_wb is not None else (0.0, 0.0)
+    for i in np.flatnonzero(keep):
+        if tp[i] <= prev_t:
+            continue
+        d = (vp[i] ** 2 * tp[i] - prev_w) / (tp[i] - prev_t)
+        tm = 0.5 * (tp[i] + prev_t)
+        if prev_t > 0 and not (lo(tm) ** 2 <= d <= hi(tm) ** 2):
+            keep[i] = False
+            why["unphysical interval"] += 1
+            continue
+        prev_t, prev_w = tp[i], vp[i] ** 2 * tp[i]
+    return tp[keep], vp[keep], sp[keep], why
+
+
+def _anchor_and_extrapolate(picks: Picks, scans, time, trend, vw,
+                            mode: str = "trend", scales: dict | None = None) -> Picks:
+    """Start every location with the sea floor at the water velocity; below its deepest
+    pick continue with the trend's interval velocity (``mode="trend"``: growing with time as
+    the trend's does) or at a constant one (``"constant"``: the trend's at that pick), as knots
+    every 0.1 s with semblance 0."""
+    t_end = float(time[-1])
+    where = {(il, xl): tw for il, xl, _, tw in scans}
+    out = []
+    for p in picks.locations:
+        t_wb = where.get((p.inline, p.crossline))
+        t, v, s = list(p.time), list(p.vrms), list(p.semblance)
+        # A location whose first pick is deep (a low-fold edge: shallow events muted) says
+        # nothing about the shallow section: the field takes it from its neighbours there.
+        if t_wb is not None and t_wb > 0 and t and t_wb < t[0] <= t_wb + 0.4:
+            t, v, s = [t_wb] + t, [vw] + v, [1.0] + s
+        if trend is not None and t and t[-1] < t_end - 0.05:
+            w, tk = v[-1] ** 2 * t[-1], t[-1]
+            sc2 = (scales or {}).get((p.inline, p.crossline), 1.0) ** 2
+            vd2 = sc2 * float(trend.vint(tk, t_wb)) ** 2
+            for tn in np.append(np.arange(tk + 0.1, t_end - 0.05, 0.1), t_end):
+                if mode == "constant":
+                    w += vd2 * (tn - tk)
+                else:
+                    ts = np.linspace(tk, tn, 9)
+                    vi2 = sc2 * trend.vint(ts, t_wb) ** 2
+                    w += float(np.sum(0.5 * (vi2[1:] + vi2[:-1]) * np.diff(ts)))
+                t.append(float(tn))
+                v.append(math.sqrt(w / tn))
+                s.append(0.0)
+                tk = tn
+        out.append(PickLocation(p.inline, p.crossline, p.cdp, p.x, p.y, np.round(t, 4),
+                                np.round(v, 1), s))
+    return Picks(out, picks.is_2d, dict(picks.params))
 
 
 def reject_outliers(picks: Picks, tolerance: float = 0.04, radius: float | None = None
