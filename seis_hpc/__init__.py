@@ -2,6 +2,9 @@
 
 The public API, importable from here (``from seis_hpc import Survey, pstm``):
 
+* whole surveys, file to file (MPI-aware where the command is): :func:`migrate` (PSTM into
+  an HDF5 image), :func:`migstack` (PSTM with RMO velocity updates), :func:`stack` (NMO
+  stack), :func:`velan` (velocity analysis to a Vrms volume)
 * surveys and grids: :class:`Survey`, :class:`BinGrid`
 * migration: :func:`pstm`, :func:`kirchhoff_model`, :func:`dsr_traveltime`
 * velocity: :func:`nmo_correct`, :func:`semblance`, :func:`open_vrms`, :func:`read_picks`,
@@ -23,6 +26,10 @@ __version__ = "0.1.0"
 # name -> the module that defines it. Strings, not imports: nothing loads until a name is used,
 # and the package's own modules may import seis_hpc (for __version__) without a cycle.
 _API = {
+    "migrate": "seis_hpc.migration.job",
+    "migstack": "seis_hpc.velocity.mva",
+    "stack": "seis_hpc.velocity.stack",
+    "velan": "seis_hpc.velocity.analysis",
     "Survey": "seis_hpc.survey",
     "BinGrid": "seis_hpc.geometry",
     "pstm": "seis_hpc.migration.pstm",

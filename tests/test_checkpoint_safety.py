@@ -164,8 +164,9 @@ def test_pstm_restart_fresh_keeps_user_files(survey, reference, tmp_path):
 def late_trace(segy: Path) -> tuple[int, int]:
     """A trace of the unit handed out last by the job that :func:`cmd` runs, and the byte
     offset of the first trace."""
-    from seis_hpc.commands.pstm import _subgrid, _time_axis
     from seis_hpc.engine.decomposition import plan_job
+    from seis_hpc.migration.job import output_times as _time_axis
+    from seis_hpc.migration.job import select_grid as _subgrid
     from seis_hpc.survey import Survey
 
     s = Survey.open(segy)

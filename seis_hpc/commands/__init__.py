@@ -33,3 +33,17 @@ COMMANDS: list[str] = [
     "report",
     "verify",
 ]
+
+
+def provenance(args, command: str, note: str = "") -> tuple[str, list[str]]:
+    """The configuration text (the parsed options as JSON) and the history line
+    (``<UTC time> seis-hpc <command> <arguments>[ note]``) a command stores in its output."""
+    import datetime as dt
+    import json
+    import sys
+
+    config = json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")},
+                        default=str, indent=1)
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return config, [f"{now} seis-hpc {command} {' '.join(sys.argv[2:])}" + (
+        f" {note}" if note else "")]

@@ -34,49 +34,15 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import datetime as dt
-    import json
-    import os
     import sys
 
-    from seis_hpc.errors import SeisError
-    from seis_hpc.io.atomic import atomic_outputs, prepare_outputs
-    from seis_hpc.survey import Survey
-    from seis_hpc.velocity.model import open_vrms
-    from seis_hpc.velocity.stack import nmo_stack_survey, write_stack
+    from seis_hpc.commands import provenance
+    from seis_hpc.velocity.stack import stack
 
-    for p in (args.input, args.velocity):
-        if not os.path.exists(p):
-            raise FileNotFoundError(2, "No such file or directory", p)
-    prepare_outputs(args.out, args.segy)  # a bad output name fails before any work
-    if args.stretch_mute < 0:
-        raise SeisError(f"--stretch-mute must be >= 0 (got {args.stretch_mute})")
-    survey = Survey.open(args.input, args.index, grid=args.bin_grid)
-    survey.check_for("stack")  # prestack, lengths (issue 15)
-    idx = survey.index
-    time = idx.times()
-    from seis_hpc.limits import check_in_memory
-
-    # the float64 sum and int64 live fold of every bin and sample, and the float32 result
-    n_bins = survey.grid.n_bins
-    check_in_memory(20 * n_bins * time.size, "the stack",
-                    f"{n_bins:,} bins x {time.size:,} samples x 20 bytes (sum, fold, result)")
-    vel = open_vrms(args.velocity, survey.grid, time)
-    from seis_hpc.progress import Progress
-
-    with Progress(None, "stack", "inline") as prog:
-        stack = nmo_stack_survey(idx, survey.bin_serial(), survey.grid, vel,
-                                 stretch_mute=args.stretch_mute or None, interp=args.interp,
-                                 progress=lambda done, total: (setattr(prog, "total", total),
-                                                               prog.set(done)))
-    config = json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")},
-                        default=str, indent=1)
-    history = [f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} seis-hpc "
-               f"stack {' '.join(sys.argv[2:])}"]
-    # Both outputs or neither: each goes to its temporary name, renamed when both are done.
-    with atomic_outputs(args.out, args.segy) as (out, segy):
-        write_stack(out, stack, survey.grid, time, segy=segy, config=config,
-                    history=history, attrs={"velocity": os.path.abspath(args.velocity)})
+    config, history = provenance(args, "stack")
+    stack(args.input, args.velocity, args.out, segy=args.segy,
+          stretch_mute=args.stretch_mute, interp=args.interp, index=args.index,
+          bin_grid=args.bin_grid, config=config, history=history)
     print(f"stack: wrote {args.out}" + (f" and {args.segy}" if args.segy else ""),
           file=sys.stderr)
     return 0

@@ -47,14 +47,6 @@ def _bound(text: str):
                                          ) from None
 
 
-def _lowest(bound) -> float:
-    return float(bound) if not isinstance(bound, list) else min(v for _, v in bound)
-
-
-def _highest(bound) -> float:
-    return float(bound) if not isinstance(bound, list) else max(v for _, v in bound)
-
-
 def add_arguments(parser) -> None:
     """Parameters of ``seis-hpc velan`` (field names, SI units)."""
     parser.add_argument("input", metavar="GATHERS", help="SEG-Y/SU prestack file (or index)")
@@ -116,98 +108,26 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import datetime as dt
-    import json
-    import os
     import sys
 
-    import numpy as np
+    from seis_hpc.commands import provenance
+    from seis_hpc.velocity.analysis import velan
+    from seis_hpc.velocity.velan import rejection_summary
 
-    from seis_hpc.errors import SeisError
-    from seis_hpc.io.atomic import atomic_outputs, prepare_outputs
-    from seis_hpc.survey import Survey
-    from seis_hpc.velocity.field import field_from_picks, table_from_field, write_vrms
-    from seis_hpc.velocity.model import read_vrms_csv, write_vrms_table_csv
-    from seis_hpc.velocity.picks import read_picks, write_picks, write_su_picks
-    from seis_hpc.velocity.velan import (
-        ScanParams,
-        analysis_locations,
-        rejection_summary,
-        velocity_analysis,
-    )
-
-    if not os.path.exists(args.input):
-        raise FileNotFoundError(2, "No such file or directory", args.input)
-    if args.picks and not args.picks.lower().endswith(".toml"):
-        raise SeisError(f"--picks {args.picks}: the picks table is TOML; name it .toml")
-    if args.picks and os.path.exists(args.picks) and not args.force:
-        raise SeisError(f"--picks {args.picks} exists (edited picks?): read it back with "
-                        "--use-picks, or give --force to overwrite it")
-    prepare_outputs(args.out, args.picks, args.su_table, args.csv)  # bad names fail first
-    if args.every is not None and args.every_m is not None:
-        raise SeisError("give --every or --every-m, not both")
-    survey = Survey.open(args.input, args.index, grid=args.bin_grid)
-    survey.check_for("velan")  # prestack, lengths (issue 15)
-    idx, grid = survey.index, survey.grid
-    time = idx.times()
-    from seis_hpc.limits import check_in_memory
-
-    # the field is interpolated and smoothed in float64 (three copies) and written float32
-    check_in_memory(28 * grid.n_bins * time.size, "the velocity field",
-                    f"{grid.n_bins:,} bins x {time.size:,} samples x 28 bytes")
-    if args.use_picks:
-        picks = read_picks(args.use_picks, grid)
-    else:
-        from seis_hpc.velocity.velan import choose_supergather
-
-        fold = survey.fold()
-        size, min_fold = choose_supergather(fold, grid.is_2d)
-        if args.supergather is not None:
-            size = args.supergather
-        if args.min_fold is not None:
-            min_fold = args.min_fold
-        params = ScanParams(vmin=args.vmin, vmax=args.vmax, dv=args.dv, window=args.window,
-                            stretch_mute=args.stretch_mute, supergather=size,
-                            method=args.method, vint_min=args.vint_min, vint_max=args.vint_max,
-                            corridor=args.corridor, min_semblance=args.min_semblance,
-                            outlier=args.outlier or None, tmin=args.tmin, tmax=args.tmax,
-                            water_velocity=args.water_velocity or None,
-                            water_bottom=args.water_bottom,
-                            trend_corridor=args.trend_corridor, extrapolate=args.extrapolate)
-        params.velocities()
-        reference = read_vrms_csv(args.reference) if args.reference else None
-        every = args.every if args.every is not None or args.every_m is not None else 20
-        locs = analysis_locations(grid, fold, every=every, every_m=args.every_m,
-                                  min_fold=min_fold)
-        if args.supergather is None or args.min_fold is None:
-            print(f"velan: super-gathers of {size} {'CMPs' if grid.is_2d else 'bins a side'}, "
-                  f"locations with fold >= {min_fold} (from the fold map)", file=sys.stderr)
-        from seis_hpc.progress import Progress
-
-        with Progress(len(locs), "velan", "location") as prog:
-            picks = velocity_analysis(idx, idx["inline"], idx["crossline"], grid, locs, params,
-                                      reference=reference,
-                                      progress=lambda done, total: prog.set(done))
-    bounds = (min(_lowest(args.vint_min), args.water_velocity or np.inf),
-              _highest(args.vint_max))
-    field = field_from_picks(picks, grid, time, smooth_m=args.smooth_m, smooth_s=args.smooth_s,
-                             vint_bounds=bounds)
-    config = json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")},
-                        default=str, indent=1)
-    history = [f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} seis-hpc "
-               f"velan {' '.join(sys.argv[2:])}"]
-    # Every output or none: each goes to its temporary name, renamed when all are done.
-    with atomic_outputs(args.out, args.picks, args.su_table, args.csv) as (out, picks_out,
-                                                                           su_out, csv_out):
-        if picks_out:
-            write_picks(picks_out, picks)
-        write_vrms(out, field, grid, time, config=config, history=history,
-                   attrs={"n_locations": len(picks.locations)})
-        if su_out:
-            write_su_picks(su_out, table_from_field(field, grid, time, every=args.su_every))
-        if csv_out:
-            write_vrms_table_csv(csv_out, table_from_field(field, grid, time,
-                                                           every=args.su_every))
+    config, history = provenance(args, "velan")
+    picks = velan(args.input, args.out, picks=args.picks, use_picks=args.use_picks,
+                  su_table=args.su_table, csv=args.csv, force=args.force,
+                  su_every=args.su_every, every=args.every, every_m=args.every_m,
+                  min_fold=args.min_fold, reference=args.reference, smooth_m=args.smooth_m,
+                  smooth_s=args.smooth_s, index=args.index, bin_grid=args.bin_grid,
+                  config=config, history=history, vmin=args.vmin, vmax=args.vmax, dv=args.dv,
+                  window=args.window, stretch_mute=args.stretch_mute,
+                  supergather=args.supergather, method=args.method, vint_min=args.vint_min,
+                  vint_max=args.vint_max, corridor=args.corridor,
+                  min_semblance=args.min_semblance, outlier=args.outlier or None,
+                  tmin=args.tmin, tmax=args.tmax, water_velocity=args.water_velocity or None,
+                  water_bottom=args.water_bottom, trend_corridor=args.trend_corridor,
+                  extrapolate=args.extrapolate)
     n = sum(len(p.time) for p in picks.locations)
     print(f"velan: {len(picks.locations)} locations, {n} picks; wrote {args.out}",
           file=sys.stderr)

@@ -75,14 +75,14 @@ def sha256_file(path: str | os.PathLike, progress=None) -> tuple[int, str]:
     return size, h.hexdigest()
 
 
-def _inside(path: Path, base: Path) -> bool:
+def is_inside(path: Path, base: Path) -> bool:
     """Whether ``path`` (symbolic links followed) lies in folder ``base``."""
     real, root = os.path.realpath(path), os.path.realpath(base)
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _relative(path: Path, base: Path) -> str:
-    if not _inside(path, base):
+    if not is_inside(path, base):
         raise SeisError(f"deliverable lies outside the manifest's folder {base}; a manifest "
                         "lists only files under its own folder", path)
     rel = os.path.relpath(path.resolve(), base.resolve())
@@ -216,7 +216,7 @@ def verify_manifest(manifest: str | os.PathLike, show_progress: bool = True) -> 
     entries = read_manifest(manifest)
     base = manifest.parent
     for e in entries:
-        if (base / e.path).exists() and not _inside(base / e.path, base):
+        if (base / e.path).exists() and not is_inside(base / e.path, base):
             raise SeisError(f"{e.path!r} is a symbolic link leading out of the manifest's "
                             "folder; refused", manifest)
     problems = []

@@ -185,7 +185,7 @@ def _deliverables(rundir: Path, steps: list[dict], base: Path
                   ) -> tuple[list[Path], list[str], list[str]]:
     """Files of the successful steps' outputs, QC pictures and inputs found under ``base``
     (the manifest's folder); outputs that no longer exist; outputs outside ``base``."""
-    from seis_hpc.delivery.manifest import _inside
+    from seis_hpc.delivery.manifest import is_inside
 
     files, missing, outside = [], [], []
     for st in steps:
@@ -196,7 +196,7 @@ def _deliverables(rundir: Path, steps: list[dict], base: Path
             for f in found:
                 if not f.is_file():
                     missing.append(p)
-                elif not _inside(f, base):
+                elif not is_inside(f, base):
                     outside.append(str(f))
                 else:
                     files.append(f)
@@ -204,7 +204,7 @@ def _deliverables(rundir: Path, steps: list[dict], base: Path
         # too: verify would otherwise list them as added.
         for p in st.get("inputs") or []:
             f = _resolve(rundir, p)
-            if f.is_file() and _inside(f, base):
+            if f.is_file() and is_inside(f, base):
                 files.append(f)
     return files, missing, outside
 

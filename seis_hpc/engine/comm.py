@@ -33,6 +33,20 @@ def world() -> MPI.Comm | None:
     return MPI.COMM_WORLD
 
 
+def default_comm(comm: MPI.Comm | None | str = "auto") -> MPI.Comm | None:
+    """The communicator of a library call: ``comm`` itself, or for ``"auto"``
+    ``MPI.COMM_WORLD`` when mpi4py is imported and MPI initialised (a script run under
+    mpiexec that imported mpi4py), else None (serial; a notebook does not start MPI)."""
+    if not isinstance(comm, str):
+        return comm
+    if comm != "auto":
+        raise SeisError(f"comm: an mpi4py communicator, None or 'auto' (got {comm!r})")
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+        return mpi.COMM_WORLD
+    return None
+
+
 def rank_size(comm: MPI.Comm | None) -> tuple[int, int]:
     """(rank, size); (0, 1) without MPI."""
     return (0, 1) if comm is None else (comm.Get_rank(), comm.Get_size())
@@ -105,6 +119,21 @@ def checked_on_root(comm: MPI.Comm | None, fn: Callable[[], object]) -> tuple[ob
     if size > 1:
         result, err = comm.bcast((result, err), root=0)
     return result, err
+
+
+class CheckedInputError(SeisError):
+    """An input error found once on rank 0 by :func:`checked_on_root`, raised on every rank by
+    :func:`on_root` (a library call raises it; a command reports it with :func:`input_error`:
+    one line from rank 0, exit status 2 on every rank, no abort)."""
+
+
+def on_root(comm: MPI.Comm | None, fn: Callable[[], object]) -> object:
+    """:func:`checked_on_root` for the library: the result on every rank, or
+    :class:`CheckedInputError` raised on every rank."""
+    result, err = checked_on_root(comm, fn)
+    if err is not None:
+        raise CheckedInputError(err)
+    return result
 
 
 def input_error(comm: MPI.Comm | None, err: str) -> int:

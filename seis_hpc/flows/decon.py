@@ -144,18 +144,18 @@ def taup_forward(gather, dt: float, offset, p, *, damping: float = 0.01) -> np.n
     numpy.ndarray
         float32 ``(np, ns)``.
     """
-    return _radon(gather, dt, np.asarray(offset, np.float64), np.asarray(p, np.float64),
-                  damping, power=1)
+    return radon_solve(gather, dt, np.asarray(offset, np.float64), np.asarray(p, np.float64),
+                       damping, power=1)
 
 
 def taup_inverse(model, dt: float, offset, p) -> np.ndarray:
     """Forward-model traces at ``offset`` (m) from a tau-p panel: ``d = L m``."""
-    return _radon_apply(model, dt, np.asarray(offset, np.float64), np.asarray(p, np.float64),
-                        power=1)
+    return radon_apply(model, dt, np.asarray(offset, np.float64), np.asarray(p, np.float64),
+                       power=1)
 
 
-def _radon(gather, dt, x, q, damping, power, sparse_iterations: int = 0, chunk: int = 64,
-           fmax: float = 90.0):
+def radon_solve(gather, dt, x, q, damping, power, sparse_iterations: int = 0,
+                chunk: int = 64, fmax: float = 90.0):
     """Damped (optionally reweighted) least-squares Radon of ``gather`` over ``q``; all
     frequencies of a chunk solved at once.
 
@@ -250,7 +250,9 @@ def _phase_shifts(w, xp) -> np.ndarray:
     return out
 
 
-def _radon_apply(model, dt, x, q, power, fmax: float = 90.0):
+def radon_apply(model, dt, x, q, power, fmax: float = 90.0):
+    """Traces at positions ``x`` (m; offset, raised to ``power``) from the Radon model
+    (nq, ns) over ``q`` (s/m^power), sample interval ``dt`` (s), up to ``fmax`` (Hz)."""
     from scipy.fft import irfft, next_fast_len, rfft
 
     m = np.asarray(model, np.float64)

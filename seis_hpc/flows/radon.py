@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from seis_hpc.errors import SeisError
-from seis_hpc.flows.decon import _radon, _radon_apply
+from seis_hpc.flows.decon import radon_apply, radon_solve
 
 
 def radon_demultiple(gather, dt: float, offset, vnmo, *, q_cut: float = 0.015,
@@ -69,8 +69,8 @@ def radon_demultiple(gather, dt: float, offset, vnmo, *, q_cut: float = 0.015,
     flat = nmo_correct(g, x, dt, vnmo, t_start=t_start, stretch_mute=stretch_mute)
     q = np.linspace(-q_max / 4, q_max, n_q)
     xn = x / xr
-    m = _radon(flat, dt, xn, q, damping, power=2, sparse_iterations=iterations)
+    m = radon_solve(flat, dt, xn, q, damping, power=2, sparse_iterations=iterations)
     m[q <= q_cut] = 0.0
-    mult_flat = _radon_apply(m, dt, xn, q, power=2)
+    mult_flat = radon_apply(m, dt, xn, q, power=2)
     mult = inverse_nmo(mult_flat, x, dt, vnmo, t_start=t_start)
     return (g - mult).astype(np.float32), mult

@@ -35,6 +35,7 @@ y = 0 (more generally, collinear points, sources and receivers: detected automat
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -113,6 +114,89 @@ def is_2d(points, sx, sy, rx, ry) -> bool:
     return bool(sv.size < 2 or sv[1] <= 1e-9 * max(sv[0], 1e-300))
 
 
+@dataclass(frozen=True)
+class PstmParams:
+    """The migration parameters of :func:`pstm` that do not depend on the data, checked once.
+
+    A job validates them on one rank before any work (:meth:`check`), then hands
+    :meth:`kernel_args` to every rank's :func:`pstm` calls.
+
+    Parameters
+    ----------
+    aperture : float
+        Maximum distance (m) from output point to trace midpoint (inf: unlimited).
+    max_angle : float
+        Maximum emergence angle (degrees from vertical) of either leg, in (0, 90].
+    taper : float
+        Fraction of the aperture and of the angle range tapered by a half cosine, in [0, 1).
+    antialias : bool
+        Apply the triangle anti-aliasing filter.
+    weights : {"none", "spreading", "obliquity", "spreading+obliquity"}
+        Amplitude weights.
+    interp : {"linear", "cubic"}
+        Interpolation of the data at the traveltime.
+    stretch_mute : float, optional
+        Maximum wavelet stretch fraction ``1/c - 1`` (> 0); None for no mute.
+    backend : {"cython", "numpy", "gpu"}
+        Kernel backend.
+    threads : int, optional
+        OpenMP threads per process (>= 1); None: the OpenMP default.
+    """
+
+    aperture: float = np.inf
+    max_angle: float = 90.0
+    taper: float = 0.1
+    antialias: bool = True
+    weights: str = "spreading+obliquity"
+    interp: str = "linear"
+    stretch_mute: float | None = None
+    backend: str = "cython"
+    threads: int | None = None
+
+    def validate(self) -> PstmParams:
+        """Raise :class:`SeisError` naming the first bad parameter; return ``self``."""
+        if not self.aperture > 0:
+            raise SeisError(f"aperture: must be > 0 m (got {self.aperture})")
+        if not 0 < self.max_angle <= 90:
+            raise SeisError(f"max_angle: must be in (0, 90] degrees (got {self.max_angle})")
+        if not 0 <= self.taper < 1:
+            raise SeisError(f"taper: fraction must be in [0, 1) (got {self.taper})")
+        if self.weights not in WEIGHTS:
+            raise SeisError(f"weights: expected one of {', '.join(WEIGHTS)}, "
+                            f"got {self.weights!r}")
+        if self.interp not in INTERP:
+            raise SeisError(f"interp: expected one of {', '.join(INTERP)}, got {self.interp!r}")
+        if self.backend not in BACKENDS:
+            raise SeisError(f"backend: expected one of {', '.join(BACKENDS)}, "
+                            f"got {self.backend!r}")
+        if self.threads is not None and int(self.threads) < 1:
+            raise SeisError(f"threads: must be >= 1 (got {self.threads})")
+        if self.stretch_mute is not None and not self.stretch_mute > 0:
+            raise SeisError(f"stretch_mute: must be > 0 (got {self.stretch_mute})")
+        return self
+
+    def check(self, points, time, vrms, dt: float, t_start: float = 0.0) -> PstmParams:
+        """:meth:`validate`, and check the output points (m), times (s), Vrms (m/s) of shape
+        (npts, nt) and the input's sample interval ``dt`` and first time ``t_start`` (s) as
+        :func:`pstm` would (a job checks a few points once, before any work)."""
+        _setup(points, time, vrms, [0.0], [0.0], [0.0], [0.0], dt, t_start, self.aperture,
+               self.max_angle, self.taper, self.weights, self.interp, self.backend, None,
+               self.threads)
+        return self.validate()
+
+    def kernel_args(self) -> dict:
+        """Keyword arguments of :func:`pstm` (``threads`` only when set, ``backend`` only when
+        not the default: the job's parameter hash is the same as before either existed)."""
+        args = {"aperture": self.aperture, "max_angle": self.max_angle, "taper": self.taper,
+                "antialias": self.antialias, "weights": self.weights, "interp": self.interp,
+                "stretch_mute": self.stretch_mute}
+        if self.threads:
+            args["threads"] = self.threads
+        if self.backend != "cython":
+            args["backend"] = self.backend
+        return args
+
+
 def _setup(points, time, vrms, sx, sy, rx, ry, dt, t_start, aperture, max_angle, taper,
            weights, interp, backend, dims, threads):
     """Check the shared inputs; return arrays and the parameter dict of the kernels."""
@@ -121,18 +205,8 @@ def _setup(points, time, vrms, sx, sy, rx, ry, dt, t_start, aperture, max_angle,
         raise SeisError(f"dt: sample interval must be > 0 s (got {dt})")
     if not np.isfinite(t_start):
         raise SeisError(f"t_start: must be finite (got {t_start})")
-    if not aperture > 0:
-        raise SeisError(f"aperture: must be > 0 m (got {aperture})")
-    if not 0 < max_angle <= 90:
-        raise SeisError(f"max_angle: must be in (0, 90] degrees (got {max_angle})")
-    if not 0 <= taper < 1:
-        raise SeisError(f"taper: fraction must be in [0, 1) (got {taper})")
-    if weights not in WEIGHTS:
-        raise SeisError(f"weights: expected one of {', '.join(WEIGHTS)}, got {weights!r}")
-    if interp not in INTERP:
-        raise SeisError(f"interp: expected one of {', '.join(INTERP)}, got {interp!r}")
-    if backend not in BACKENDS:
-        raise SeisError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    PstmParams(aperture=aperture, max_angle=max_angle, taper=taper, weights=weights,
+               interp=interp, backend=backend).validate()
     if dims is None:
         dims = 2 if is_2d(pts, sx, sy, rx, ry) else 3
     if dims not in (2, 3):

@@ -31,7 +31,9 @@ BACKENDS = ("cython", "numpy")
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_gather(gather, where: str) -> np.ndarray:
+def check_gather(gather, where: str) -> np.ndarray:
+    """A gather (ntr, ns) of finite real samples as C-contiguous float32; SeisError naming
+    ``where``, the trace and the sample otherwise."""
     g = np.asarray(gather)
     if g.ndim != 2:
         raise SeisError(f"{where}: gather must be 2-D (ntr, ns), got shape {g.shape}")
@@ -47,7 +49,8 @@ def _check_gather(gather, where: str) -> np.ndarray:
     return g
 
 
-def _check_offset(offset, ntr: int, where: str) -> np.ndarray:
+def check_offset(offset, ntr: int, where: str) -> np.ndarray:
+    """Offsets (m), one finite value per trace, as float64 of shape (ntr,)."""
     x = np.asarray(offset, dtype=np.float64)
     if x.shape != (ntr,):
         raise SeisError(f"{where}: offset must have shape ({ntr},) (one per trace), got {x.shape}")
@@ -56,7 +59,9 @@ def _check_offset(offset, ntr: int, where: str) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def _check_scalar(value, name: str, where: str, *, unit: str, positive: bool = True) -> float:
+def check_scalar(value, name: str, where: str, *, unit: str, positive: bool = True) -> float:
+    """``value`` as a finite float (> 0 when ``positive``); the error names ``name`` and its
+    ``unit``."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -105,21 +110,23 @@ def _check_eta(eta, ntr: int, ns: int, where: str) -> np.ndarray | None:
     return e
 
 
-def _check_choice(value, choices, name: str, where: str):
+def check_choice(value, choices, name: str, where: str):
+    """``value`` when it is one of ``choices``; else SeisError naming ``name``."""
     if value not in choices:
         raise SeisError(f"{where}: {name} must be one of {', '.join(map(repr, choices))}, "
                         f"got {value!r}")
     return value
 
 
-def _check_stretch(stretch_mute, where: str) -> float:
+def check_stretch(stretch_mute, where: str) -> float:
     """Stretch limit as a float; 0 means no stretch mute (the kernels' convention)."""
     if stretch_mute is None:
         return 0.0
-    return _check_scalar(stretch_mute, "stretch_mute", where, unit="fraction, or None for off")
+    return check_scalar(stretch_mute, "stretch_mute", where, unit="fraction, or None for off")
 
 
-def _kernels():
+def nmo_kernels():
+    """The compiled NMO kernels (:mod:`seis_hpc.kernels.nmo`); SeisError when not built."""
     try:
         from seis_hpc.kernels import nmo as knmo
     except ImportError as exc:  # pragma: no cover - only on a checkout that was never built
@@ -172,7 +179,10 @@ def _sample_np(g: np.ndarray, u: np.ndarray, interp: int) -> np.ndarray:
     return w0 * at(i0 - 1) + w1 * at(i0) + w2 * at(i0 + 1) + w3 * at(i0 + 2)
 
 
-def _nmo_numpy(g, offset, v, eta, dt, t_start, smax, interp):
+def nmo_numpy(g, offset, v, eta, dt, t_start, smax, interp):
+    """NMO of gather ``g`` (ntr, ns) in NumPy, the reference of the Cython kernel: offsets
+    (m), vnmo ``v`` (m/s) and ``eta`` per sample, ``dt`` and ``t_start`` (s), stretch limit
+    ``smax`` (fraction; 0: none), ``interp`` (kernel code)."""
     ns = g.shape[1]
     u = _input_samples(offset, v, eta, dt, t_start, ns)
     slope = np.gradient(u, axis=1)  # centred inside, one-sided at the ends, as the kernel
@@ -209,15 +219,15 @@ def _inverse_numpy(g, offset, v, eta, dt, t_start, interp):
 
 
 def _prepare(where, gather, offset, dt, vnmo, t_start, eta, interp, backend):
-    g = _check_gather(gather, where)
+    g = check_gather(gather, where)
     ntr, ns = g.shape
-    x = _check_offset(offset, ntr, where)
-    dt = _check_scalar(dt, "dt", where, unit="s")
-    t_start = _check_scalar(t_start, "t_start", where, unit="s", positive=False)
+    x = check_offset(offset, ntr, where)
+    dt = check_scalar(dt, "dt", where, unit="s")
+    t_start = check_scalar(t_start, "t_start", where, unit="s", positive=False)
     v = _check_velocity(vnmo, ntr, ns, where)
     e = _check_eta(eta, ntr, ns, where)
-    _check_choice(interp, tuple(INTERP), "interp", where)
-    _check_choice(backend, BACKENDS, "backend", where)
+    check_choice(interp, tuple(INTERP), "interp", where)
+    check_choice(backend, BACKENDS, "backend", where)
     # Read-only (ntr, ns) views: a shared velocity function costs no copy (stride 0).
     v = np.broadcast_to(v, (ntr, ns))
     e = None if e is None else np.broadcast_to(e, (ntr, ns))
@@ -227,12 +237,12 @@ def _prepare(where, gather, offset, dt, vnmo, t_start, eta, interp, backend):
 def _nmo(where, gather, offset, dt, vnmo, t_start, stretch_mute, eta, interp, backend):
     g, x, dt, v, e, t_start = _prepare(where, gather, offset, dt, vnmo, t_start, eta, interp,
                                        backend)
-    smax = _check_stretch(stretch_mute, where)
+    smax = check_stretch(stretch_mute, where)
     if backend == "numpy":
-        return _nmo_numpy(g, x, v, e, dt, t_start, smax, INTERP[interp])
+        return nmo_numpy(g, x, v, e, dt, t_start, smax, INTERP[interp])
     out = np.empty_like(g)
     live = np.empty_like(g)
-    _kernels().nmo_correct(g, x, v, v if e is None else e, int(e is not None), dt, t_start,
+    nmo_kernels().nmo_correct(g, x, v, v if e is None else e, int(e is not None), dt, t_start,
                            smax, INTERP[interp], out, live)
     return out, live
 
@@ -342,7 +352,7 @@ def inverse_nmo(
     if backend == "numpy":
         return _inverse_numpy(g, x, v, e, dt, t_start, INTERP[interp])
     out = np.empty_like(g)
-    _kernels().inverse_nmo(g, x, v, v if e is None else e, int(e is not None), dt, t_start,
+    nmo_kernels().inverse_nmo(g, x, v, v if e is None else e, int(e is not None), dt, t_start,
                            INTERP[interp], out)
     return out
 

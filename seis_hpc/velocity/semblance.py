@@ -25,13 +25,13 @@ from seis_hpc.errors import SeisError
 from seis_hpc.velocity.nmo import (
     BACKENDS,
     INTERP,
-    _check_choice,
-    _check_gather,
-    _check_offset,
-    _check_scalar,
-    _check_stretch,
-    _kernels,
-    _nmo_numpy,
+    check_choice,
+    check_gather,
+    check_offset,
+    check_scalar,
+    check_stretch,
+    nmo_kernels,
+    nmo_numpy,
 )
 
 METHODS = ("conventional", "ab")
@@ -69,7 +69,7 @@ def _semblance_numpy(g, x, vel, dt, t_start, smax, interp, half, ab):
     num = np.empty((vel.size, ns))
     den = np.empty((vel.size, ns))
     for k, v in enumerate(vel):
-        c, live = _nmo_numpy(g, x, np.full((ntr, ns), v), None, dt, t_start, smax, interp)
+        c, live = nmo_numpy(g, x, np.full((ntr, ns), v), None, dt, t_start, smax, interp)
         c = c.astype(np.float64)
         n = live.sum(axis=0).astype(np.float64)
         r0 = c.sum(axis=0)
@@ -145,18 +145,18 @@ def semblance(
         option.
     """
     where = "semblance"
-    g = _check_gather(gather, where)
-    x = _check_offset(offset, g.shape[0], where)
-    dt = _check_scalar(dt, "dt", where, unit="s")
-    t_start = _check_scalar(t_start, "t_start", where, unit="s", positive=False)
+    g = check_gather(gather, where)
+    x = check_offset(offset, g.shape[0], where)
+    dt = check_scalar(dt, "dt", where, unit="s")
+    t_start = check_scalar(t_start, "t_start", where, unit="s", positive=False)
     vel = _check_velocities(velocities, where)
-    window = _check_scalar(window, "window", where, unit="s", positive=False)
+    window = check_scalar(window, "window", where, unit="s", positive=False)
     if window < 0.0:
         raise SeisError(f"{where}: window must be >= 0 s, got {window:g}")
-    _check_choice(method, METHODS, "method", where)
-    _check_choice(interp, tuple(INTERP), "interp", where)
-    _check_choice(backend, BACKENDS, "backend", where)
-    smax = _check_stretch(stretch_mute, where)
+    check_choice(method, METHODS, "method", where)
+    check_choice(interp, tuple(INTERP), "interp", where)
+    check_choice(backend, BACKENDS, "backend", where)
+    smax = check_stretch(stretch_mute, where)
     half = int(round(0.5 * window / dt))
     ab = method == "ab"
     if backend == "numpy":
@@ -165,6 +165,6 @@ def semblance(
     out = np.empty((nv, ns))
     num = np.empty((nv, ns))
     den = np.empty((nv, ns))
-    _kernels().semblance_scan(g, x, vel, dt, t_start, smax, INTERP[interp], half, int(ab), out,
+    nmo_kernels().semblance_scan(g, x, vel, dt, t_start, smax, INTERP[interp], half, int(ab), out,
                               num, den)
     return out

@@ -10,15 +10,27 @@ gather, so mute zones and dead traces do not dim the stack.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from seis_hpc.errors import SeisError
 
+if TYPE_CHECKING:
+    from seis_hpc.geometry import BinGrid
+    from seis_hpc.io.index import TraceIndex
+    from seis_hpc.survey import Survey
+    from seis_hpc.velocity.model import VrmsFunction, VrmsVolume
+
 TRACE_BLOCK = 4096  # traces per NMO call (4096 x 1000 samples x 8 bytes of velocity: 33 MB)
 
 
-def nmo_stack_survey(source, bins: np.ndarray, grid, velocity, *, stretch_mute: float | None = 0.3,
-                     interp: str = "linear", progress=None) -> np.ndarray:
+def nmo_stack_survey(source: TraceIndex, bins: np.ndarray, grid: BinGrid,
+                     velocity: VrmsVolume | VrmsFunction, *, stretch_mute: float | None = 0.3,
+                     interp: str = "linear",
+                     progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """NMO stack of every bin of a survey.
 
     Parameters
@@ -79,8 +91,9 @@ def nmo_stack_survey(source, bins: np.ndarray, grid, velocity, *, stretch_mute: 
     return stack.reshape(grid.shape + (ns,))
 
 
-def write_stack(path, stack: np.ndarray, grid, time, *, segy=None, config: str = "",
-                history=(), attrs: dict | None = None) -> None:
+def write_stack(path: str | os.PathLike, stack: np.ndarray, grid: BinGrid, time: np.ndarray, *,
+                segy: str | os.PathLike | None = None, config: str = "",
+                history: Sequence[str] = (), attrs: dict | None = None) -> None:
     """Write a stack as an HDF5 ``image`` volume and, optionally, SEG-Y.
 
     Parameters
@@ -106,3 +119,77 @@ def write_stack(path, stack: np.ndarray, grid, time, *, segy=None, config: str =
     write_volume(path, vol)
     if segy is not None:
         write_volume_segy(segy, vol)
+
+
+def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
+          out: str | os.PathLike, *, segy: str | os.PathLike | None = None,
+          stretch_mute: float = 0.3, interp: str = "linear",
+          index: str | os.PathLike | None = None,
+          bin_grid: BinGrid | str | os.PathLike | None = None, config: str = "",
+          history: Sequence[str] = (), progress: bool = True) -> np.ndarray:
+    """NMO stack of a survey normalised by the live fold, written to HDF5 (and SEG-Y).
+
+    Both outputs or neither: each goes to a temporary name, renamed when both are written.
+
+    Parameters
+    ----------
+    survey : path-like or Survey
+        SEG-Y/SU prestack file (or its trace index), or an open
+        :class:`~seis_hpc.survey.Survey`.
+    velocity : path-like
+        Vrms (m/s): an HDF5 'vrms' volume on any bin grid or a ``time_s,vrms_mps`` CSV.
+    out : path-like
+        HDF5 'image' volume: (cmp, time) or (inline, crossline, time).
+    segy : path-like, optional
+        Also write SEG-Y (INLINE_3D/CROSSLINE_3D/CDP/CDP_X/CDP_Y headers).
+    stretch_mute : float
+        NMO stretch limit (fraction, >= 0; 0 for none).
+    interp : {"linear", "cubic"}
+        Interpolation of the NMO correction.
+    index : path-like, optional
+        Trace index of a survey given by path.
+    bin_grid : BinGrid or path-like, optional
+        Bin a survey given by path by this grid (or bin grid TOML file) instead of finding
+        one; traces outside it are reported and not used.
+    config : str
+        Configuration text stored in the output.
+    history : sequence of str
+        History lines stored in the output.
+    progress : bool
+        Show the progress line on stderr.
+
+    Returns
+    -------
+    numpy.ndarray, shape ``grid.shape + (nt,)``
+        The stack, as written.
+    """
+    from seis_hpc.io.atomic import atomic_outputs, prepare_outputs
+    from seis_hpc.limits import check_in_memory
+    from seis_hpc.progress import Progress
+    from seis_hpc.survey import Survey
+    from seis_hpc.velocity.model import open_vrms
+
+    for p in (survey, velocity):
+        if isinstance(p, (str, os.PathLike)) and not os.path.exists(p):
+            raise FileNotFoundError(2, "No such file or directory", os.fspath(p))
+    prepare_outputs(out, segy)  # a bad output name fails before any work
+    if stretch_mute < 0:
+        raise SeisError(f"--stretch-mute must be >= 0 (got {stretch_mute})")
+    sv = survey if isinstance(survey, Survey) else Survey.open(survey, index, grid=bin_grid)
+    sv.check_for("stack")  # prestack, lengths (issue 15)
+    idx = sv.index
+    time = idx.times()
+    # the float64 sum and int64 live fold of every bin and sample, and the float32 result
+    n_bins = sv.grid.n_bins
+    check_in_memory(20 * n_bins * time.size, "the stack",
+                    f"{n_bins:,} bins x {time.size:,} samples x 20 bytes (sum, fold, result)")
+    vel = open_vrms(velocity, sv.grid, time)
+    with Progress(None, "stack", "inline", mode="auto" if progress else "off") as prog:
+        result = nmo_stack_survey(idx, sv.bin_serial(), sv.grid, vel,
+                                  stretch_mute=stretch_mute or None, interp=interp,
+                                  progress=lambda done, total: (setattr(prog, "total", total),
+                                                                prog.set(done)))
+    with atomic_outputs(out, segy) as (out_tmp, segy_tmp):
+        write_stack(out_tmp, result, sv.grid, time, segy=segy_tmp, config=config,
+                    history=history, attrs={"velocity": os.path.abspath(velocity)})
+    return result

@@ -1,0 +1,400 @@
+"""PSTM of a whole survey into an HDF5 image: :func:`migrate`, the library call behind
+``seis-hpc pstm`` (and the job scripts that run it), MPI-aware.
+
+A notebook migrates a survey with::
+
+    import seis_hpc
+    seis_hpc.migrate("line.sgy", "vrms.csv", "image.h5", aperture=2000.0)
+
+and under ``mpiexec -n N python script.py`` (with ``from mpi4py import MPI`` in the script) the
+same call runs on every rank. The array-level kernel is :func:`seis_hpc.migration.pstm.pstm`;
+this module plans the job, checks every input once on rank 0 and runs the MPI engine
+(:mod:`seis_hpc.engine.pstm_run`), so it sits above the engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from seis_hpc.errors import SeisError
+from seis_hpc.geometry import BinGrid
+from seis_hpc.migration.pstm import PstmParams
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
+
+    from seis_hpc.engine.pstm_run import VelocityModel
+    from seis_hpc.io.index import TraceIndex
+    from seis_hpc.survey import Survey
+
+
+@dataclass
+class Migration:
+    """What :func:`migrate` did.
+
+    Attributes
+    ----------
+    status : int
+        0 when the image is written; 75 (``EXIT_CHECKPOINTED``) when a signal stopped the job
+        after a clean checkpoint (run the same call again to resume).
+    out : str
+        The image file.
+    strategy : str
+        ``"shard"`` or ``"tile"``.
+    units : int
+        Work units of the job.
+    ranks : int
+        MPI ranks that ran it.
+    traces_in : int
+        Traces of the input survey.
+    """
+
+    status: int
+    out: str
+    strategy: str
+    units: int
+    ranks: int
+    traces_in: int
+
+
+def select_grid(grid: BinGrid, sel: Sequence[int] | None) -> BinGrid:
+    """The part of ``grid`` in ``sel``: ``(il0, il1, xl0, xl1)``, 2D ``(cmp0, cmp1)``
+    (inclusive bin numbers); None for the whole grid. A range outside the grid is refused."""
+    if sel is None:
+        return grid
+    if grid.is_2d:
+        if len(sel) != 2:
+            raise SeisError(f"--grid for a 2D line is CMP0,CMP1 (got {sel})")
+        i0 = i1 = grid.inline0
+        j0, j1 = sel
+    else:
+        if len(sel) != 4:
+            raise SeisError(f"--grid is IL0,IL1,XL0,XL1 (got {sel})")
+        i0, i1, j0, j1 = sel
+    lo_i, hi_i = grid.inline0, grid.inline0 + grid.n_inline - 1
+    lo_j, hi_j = grid.crossline0, grid.crossline0 + grid.n_crossline - 1
+    if not (lo_i <= i0 <= i1 <= hi_i and lo_j <= j0 <= j1 <= hi_j):
+        what = f"CMP {lo_j}..{hi_j}" if grid.is_2d else \
+            f"inline {lo_i}..{hi_i}, crossline {lo_j}..{hi_j}"
+        raise SeisError(f"--grid {','.join(map(str, sel))} is outside the survey ({what})")
+    x0, y0 = grid.grid_to_world(i0, j0)
+    return BinGrid(float(x0), float(y0), grid.azimuth, grid.bin_inline, grid.bin_crossline,
+                   int(i0), int(j0), int(i1 - i0 + 1), int(j1 - j0 + 1), grid.handedness,
+                   grid.is_2d)
+
+
+def output_times(idx: TraceIndex, tmax: float | None = None, dt: float | None = None, *,
+                 n_bins: int | None = None, n_classes: int = 0,
+                 mem_per_rank: str | int | None = None,
+                 out: str | os.PathLike | None = None) -> np.ndarray:
+    """The output time axis 0..tmax step dt (s), refused before it is allocated when a value
+    is impossible or when the image would not fit the memory of a rank or the output disk.
+
+    Parameters
+    ----------
+    idx : TraceIndex
+        The input (its last sample and interval are the defaults).
+    tmax, dt : float or None
+        ``--tmax`` and ``--dt`` (s).
+    n_bins, n_classes : int
+        Image points and offset classes, for the size check (no check when ``n_bins`` is None).
+    mem_per_rank : str or int
+        ``--mem-per-rank``: one image point (its trace, time axis, velocity and kernel output)
+        must fit it.
+    out : path-like
+        The output image, whose file system must hold the image.
+
+    Returns
+    -------
+    numpy.ndarray
+        Output two-way times (s).
+    """
+    import shutil
+
+    from seis_hpc.engine.decomposition import format_size, image_bytes, parse_size
+    from seis_hpc.limits import check_output_axis
+
+    dt = float(idx.dt) if dt is None else float(dt)
+    last = float(idx.t_start + (idx.ns - 1) * idx.dt)
+    tmax = last if tmax is None else float(tmax)
+    n = check_output_axis(dt, tmax)
+    if n_bins is not None:
+        image = image_bytes(n_bins, n, n_classes)
+        what = (f"--tmax {tmax:g} s at --dt {dt:g} s gives {n:,} output samples: the image "
+                f"would need {format_size(image)} ({n_bins:,} points x {n:,} samples"
+                + (f" x {1 + n_classes} (image + {n_classes} offset classes)" if n_classes
+                   else "") + " x 4 bytes)")
+        # per rank, at least one image point: its trace and gathers, the kernel's output
+        # and the velocity (float32), and the time axis (float64)
+        one = image_bytes(1, n, n_classes + 2) + 8 * n
+        budget = parse_size(mem_per_rank) if mem_per_rank is not None else None
+        if budget is not None and one > budget:
+            raise SeisError(f"{what}; one image point alone needs {format_size(one)} per "
+                            f"rank, more than --mem-per-rank {format_size(budget)}: lower "
+                            "--tmax or raise --dt")
+        if out is not None:
+            folder = os.path.dirname(os.path.abspath(out))
+            free = shutil.disk_usage(folder).free if os.path.isdir(folder) else None
+            if free is not None and image > free:
+                raise SeisError(f"{what}; only {format_size(free)} free in {folder}: lower "
+                                "--tmax or raise --dt")
+    return np.arange(n) * dt
+
+
+def offset_edges(spec: str | int | Sequence[float] | None, offset: np.ndarray) -> np.ndarray:
+    """Offset-class edges (m) of the image gathers: ``spec`` a number of equal classes up to
+    the largest ``|offset|`` (m), or the edges themselves (text ``"0,500,1000"`` or numbers)."""
+    text = spec if isinstance(spec, str) else ",".join(map(str, np.atleast_1d(spec)))
+    if isinstance(spec, str):
+        try:
+            vals = [float(v) for v in spec.split(",") if v.strip()]
+        except ValueError:
+            raise SeisError(f"--offset-classes: numbers wanted, got {spec!r}") from None
+    else:
+        vals = [float(v) for v in np.atleast_1d(spec)]
+    if len(vals) == 1:
+        n = int(vals[0])
+        if n < 1 or n != vals[0]:
+            raise SeisError(f"--offset-classes: a number of classes must be a positive "
+                            f"integer (got {text})")
+        top = float(np.abs(offset).max()) * (1 + 1e-6) + 1e-3
+        return np.linspace(0.0, top, n + 1)
+    e = np.asarray(vals)
+    if np.any(np.diff(e) <= 0) or e[0] < 0:
+        raise SeisError(f"--offset-classes: edges must be >= 0 and increasing (got {text})")
+    return e
+
+
+def file_stamp(path: str | os.PathLike) -> dict:
+    """Absolute path, size and modification time of a file (a job's hash includes them, so
+    that a changed input refuses the old checkpoint)."""
+    st = os.stat(path)
+    return {"path": os.path.abspath(path), "size": st.st_size, "mtime": int(st.st_mtime)}
+
+
+class ArrayVelocity:
+    """Vrms (m/s) in memory on the output grid: shape (n_inline, n_crossline, nt) or (nt,)
+    (one function everywhere); the :class:`~seis_hpc.engine.pstm_run.VelocityModel` of an
+    array given to :func:`migrate`."""
+
+    def __init__(self, values: np.ndarray, grid: BinGrid, time: np.ndarray):
+        v = np.asarray(values, dtype=np.float32)
+        if v.shape == (time.size,):
+            v = np.broadcast_to(v, grid.shape + (time.size,))
+        if v.shape != grid.shape + (time.size,):
+            raise SeisError(f"velocity: expected shape {grid.shape + (time.size,)} or "
+                            f"({time.size},), got {v.shape}")
+        if not np.all(np.isfinite(v) & (v > 0)):
+            raise SeisError("velocity: every value must be finite and > 0 m/s")
+        self.values = v
+
+    def window(self, i0: int, i1: int, j0: int, j1: int) -> np.ndarray:
+        """Vrms of bins [i0, i1) x [j0, j1), shape (n_bins, nt), float32 (m/s)."""
+        w = self.values[i0:i1, j0:j1]
+        return np.ascontiguousarray(w.reshape(-1, w.shape[-1]))
+
+
+def _velocity_model(velocity: Any, grid: BinGrid, time: np.ndarray, validate: bool):
+    """``velocity`` as a model on (grid, time): a file opened, an array wrapped, a model kept."""
+    if isinstance(velocity, (str, os.PathLike)):
+        from seis_hpc.velocity.model import open_vrms
+
+        return open_vrms(velocity, grid, time, validate=validate)
+    if isinstance(velocity, np.ndarray):
+        return ArrayVelocity(velocity, grid, time)
+    if not callable(getattr(velocity, "window", None)):
+        raise SeisError("velocity: a vrms file, an array or a model with window(i0, i1, j0, j1)")
+    return velocity
+
+
+def _velocity_stamp(velocity: Any, model: Any, grid: BinGrid) -> dict | str:
+    """What identifies the velocity in the job's hash: the file's stamp, else a digest of the
+    model's values on the grid (read once, on rank 0)."""
+    if isinstance(velocity, (str, os.PathLike)):
+        return file_stamp(velocity)
+    v = np.asarray(model.window(0, grid.n_inline, 0, grid.n_crossline), dtype=np.float32)
+    return "sha1:" + hashlib.sha1(np.ascontiguousarray(v).tobytes()).hexdigest()
+
+
+def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | VelocityModel,
+            out: str | os.PathLike, *, index: str | os.PathLike | None = None,
+            bin_grid: BinGrid | str | os.PathLike | None = None,
+            grid: Sequence[int] | None = None, tmax: float | None = None,
+            dt: float | None = None, gathers: bool = False,
+            offset_classes: str | int | Sequence[float] | None = None,
+            aperture: float = float("inf"), max_angle: float = 60.0, taper: float = 0.1,
+            antialias: bool = True, weights: str = "spreading+obliquity",
+            interp: str = "linear", stretch_mute: float | None = None,
+            threads: int | None = None, backend: str = "cython", mem_per_rank: str | int = "2G",
+            strategy: str = "auto", tile: int | None = None, units: int = 256,
+            checkpoint_dir: str | os.PathLike | None = None,
+            checkpoint_interval: float = 120.0, restart: str = "auto",
+            keep_checkpoint: bool = False, progress_every: float = 10.0,
+            parallel_hdf5: str = "auto", comm: MPI.Comm | None | str = "auto",
+            config: str | None = None, history: list[str] | None = None) -> Migration:
+    """Kirchhoff prestack time migration of a survey into one HDF5 image (collective).
+
+    Every input is checked once, on rank 0, before any work; then each rank reads only its
+    own traces. Checkpoints make a rerun of the same call resume (see ``seis-hpc pstm
+    --help``).
+
+    Parameters
+    ----------
+    survey : path-like or Survey
+        SEG-Y/SU file (or its trace index), or an open :class:`~seis_hpc.survey.Survey`.
+    velocity : path-like, VelocityModel or numpy.ndarray
+        Vrms (m/s): an HDF5 'vrms' volume on any bin grid or a ``time_s,vrms_mps`` CSV; a
+        model with ``window(i0, i1, j0, j1) -> (n_bins, nt)`` on the output grid and times;
+        or an array on them, shape (n_inline, n_crossline, nt) or (nt,).
+    out : path-like
+        Output image: 'image' (inline, crossline, time) or (cmp, time); with gathers also
+        'gathers' (offset class, inline, crossline, time).
+    index : path-like, optional
+        Trace index of a survey given by path (default beside the input or in the cache).
+    bin_grid : BinGrid or path-like, optional
+        Bin a survey given by path by this grid (or bin grid TOML file) instead of finding
+        one; traces outside it are reported and not used.
+    grid : sequence of int, optional
+        Image range ``(il0, il1, xl0, xl1)`` (2D ``(cmp0, cmp1)``), inclusive; default all.
+    tmax, dt : float, optional
+        Last output time and output sample interval (s); default the input's.
+    gathers : bool
+        Also write offset-class image gathers (8 classes unless ``offset_classes``).
+    offset_classes : str, int or sequence of float, optional
+        Number of equal classes or class edges (m); implies gathers.
+    aperture : float
+        Maximum distance output point - trace midpoint (m).
+    max_angle : float
+        Maximum emergence angle (degrees from vertical).
+    taper : float
+        Taper fraction of aperture and angle.
+    antialias : bool
+        Triangle anti-aliasing filter.
+    weights : {"none", "spreading", "obliquity", "spreading+obliquity"}
+        Amplitude weights.
+    interp : {"linear", "cubic"}
+        Interpolation of the data at the traveltime.
+    stretch_mute : float, optional
+        Mute where the wavelet stretch fraction exceeds this (> 0).
+    threads : int, optional
+        OpenMP threads per rank (default ``OMP_NUM_THREADS``).
+    backend : {"cython", "gpu"}
+        Kernel (gpu: CUDA through CuPy, one GPU per rank).
+    mem_per_rank : str or int
+        Memory budget per rank (bytes, or text such as ``"2G"``).
+    strategy : {"auto", "shard", "tile"}
+        Input sharding or output tiles (auto: by memory).
+    tile : int, optional
+        Tile edge (bins) of the tile strategy.
+    units : int
+        Target number of work units of the shard strategy.
+    checkpoint_dir : path-like, optional
+        Checkpoint folder (default ``<out>.ckpt``).
+    checkpoint_interval : float
+        Seconds between flushes of partial images.
+    restart : {"auto", "fresh"}
+        Resume a checkpoint of this job, or discard it.
+    keep_checkpoint : bool
+        Keep the checkpoint folder after success.
+    progress_every : float
+        Seconds between progress lines when not on a terminal.
+    parallel_hdf5 : {"auto", "on", "off"}
+        Output writer (see :class:`~seis_hpc.engine.job.PstmJob`).
+    comm : mpi4py.MPI.Comm, None or "auto"
+        Communicator; None runs in this process; "auto" is ``COMM_WORLD`` when mpi4py has
+        initialised MPI, else None.
+    config : str, optional
+        Configuration text stored in the image (default: these parameters as JSON).
+    history : list of str, optional
+        History lines stored in the image.
+
+    Returns
+    -------
+    Migration
+        Status (0 written, 75 stopped by a signal after a checkpoint), strategy, units, ranks.
+
+    Raises
+    ------
+    seis_hpc.engine.comm.CheckedInputError
+        Bad input (a :class:`~seis_hpc.errors.SeisError`), found on rank 0 and raised on every
+        rank; nothing is written.
+    """
+    from seis_hpc.engine.comm import default_comm, on_root, rank_size
+    from seis_hpc.engine.pstm_run import execute, make_job
+    from seis_hpc.survey import Survey
+
+    comm = default_comm(comm)
+    rank, size = rank_size(comm)
+    params = PstmParams(aperture=aperture, max_angle=max_angle, taper=taper,
+                        antialias=antialias, weights=weights, interp=interp,
+                        stretch_mute=stretch_mute, backend=backend, threads=threads)
+    if config is None:
+        config = json.dumps({"survey": str(survey), "velocity": str(velocity), "out": str(out),
+                             "grid": grid, "tmax": tmax, "dt": dt, "gathers": gathers,
+                             "offset_classes": offset_classes, **dataclasses.asdict(params),
+                             "mem_per_rank": mem_per_rank, "strategy": strategy,
+                             "tile": tile, "units": units}, default=str, indent=1)
+    held = {}
+
+    def setup():
+        paths = [p for p in (survey, velocity, bin_grid) if isinstance(p, (str, os.PathLike))]
+        for p in paths:
+            if not os.path.exists(p):
+                raise FileNotFoundError(2, "No such file or directory", os.fspath(p))
+        path = os.path.abspath(out)
+        if os.path.isdir(path):
+            raise SeisError("output is a directory", path)
+        if not os.access(os.path.dirname(path) or ".", os.W_OK):
+            raise SeisError("cannot write to the output directory", os.path.dirname(path))
+        sv = survey if isinstance(survey, Survey) else Survey.open(survey, index, grid=bin_grid)
+        sv.check_for("pstm")  # prestack, lengths (issue 15)
+        idx = sv.index
+        g = select_grid(sv.grid, grid)
+        edges = (offset_edges(offset_classes or "8", idx["offset"])
+                 if gathers or offset_classes else None)
+        time = output_times(idx, tmax, dt, n_bins=g.n_bins,
+                            n_classes=0 if edges is None else len(edges) - 1,
+                            mem_per_rank=mem_per_rank, out=path)
+        vel = _velocity_model(velocity, g, time, validate=True)
+        if backend != "cython":
+            from seis_hpc.gpu import get_runtime
+
+            get_runtime()  # no CuPy or no GPU: say so once, before any work
+        # The kernel parameters, checked once here instead of failing on every rank later.
+        n = min(2, g.n_crossline)
+        dataclasses.replace(params, stretch_mute=None).check(
+            g.points()[:n], time, vel.window(0, 1, 0, n), idx.dt, idx.t_start)
+        if stretch_mute is not None and not stretch_mute > 0:
+            raise SeisError(f"--stretch-mute must be > 0 (got {stretch_mute})")
+        source_id = file_stamp(survey) if not isinstance(survey, Survey) else \
+            file_stamp(idx.attrs["segy_path"])
+        hash_params = {"input": source_id, "velocity": _velocity_stamp(velocity, vel, g),
+                       "out": path}
+        job = make_job(idx, g, time, path, kernel_args=params.kernel_args(),
+                       mem_per_rank=mem_per_rank, strategy=strategy, tile=tile,
+                       n_units=units, offset_edges=edges, checkpoint_dir=checkpoint_dir,
+                       restart=restart, checkpoint_interval=checkpoint_interval,
+                       hash_params=hash_params, config=config, history=list(history or []),
+                       progress_period=progress_every, parallel_hdf5=parallel_hdf5)
+        job.keep_checkpoint = bool(keep_checkpoint)
+        held.update(idx=idx, vel=vel)
+        return job
+
+    job = on_root(comm, setup)
+    if rank == 0:
+        idx, vel = held["idx"], held["vel"]
+    else:
+        idx = survey.index if isinstance(survey, Survey) else \
+            Survey.open(survey, index, save=False, grid=bin_grid).index
+        vel = _velocity_model(velocity, job.plan.grid, job.time, validate=False)
+    status = execute(job, idx, vel, comm)
+    return Migration(status=int(status), out=os.fspath(out), strategy=job.plan.strategy,
+                     units=len(job.plan.units), ranks=size, traces_in=int(idx.n_traces))
