@@ -108,7 +108,7 @@ def test_stack_segy_failing_while_written_leaves_no_image(tmp_path, capsys, monk
     left, no temporary, and the message names the user's SEG-Y path."""
     import seis_hpc.io.export as export
 
-    def full_disk(path, vol):
+    def full_disk(path, vol, **kw):
         with open(path, "wb") as f:
             f.write(b"\0" * 3600)
         raise OSError(errno.ENOSPC, "No space left on device", str(path))

@@ -4,6 +4,7 @@ against truth, normalisation by live fold, HDF5 + SEG-Y outputs."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import segyio
 import velocity_line as vl
 
@@ -86,3 +87,23 @@ def test_stack_is_normalised_by_live_fold():
     # traces (the peak is 1 less the linear-interpolation loss on this 8 ms Gaussian).
     np.testing.assert_allclose(st[:, k], st[0, k], rtol=2e-3)
     assert 0.985 <= st[0, k] <= 1.0
+
+
+def test_stack_segy_revision_2(tmp_path):
+    """`stack --segy-revision 2`: a rev 2.0 file (bytes 3501-3502) with the same traces, CDP
+    numbers and sample interval as the stack volume, read back by seis_hpc's own reader."""
+    from seis_hpc.io.index import TraceIndex
+
+    path, truth = vl.line("marine2d")
+    csv = tmp_path / "v.csv"
+    csv.write_text("time_s,vrms_mps\n0,1500\n2,2500\n")
+    out, sgy = tmp_path / "stack.h5", tmp_path / "stack.sgy"
+    assert main(["stack", str(path), "--velocity", str(csv), "--out", str(out), "--segy",
+                 str(sgy), "--segy-revision", "2"]) == 0
+    assert sgy.read_bytes()[3500:3502] == b"\x02\x00"
+    vol = read_volume(out)
+    idx = TraceIndex.scan(sgy)
+    assert idx.attrs["revision"] == "2.0" and idx.n_traces == vol.grid.n_crossline
+    assert (idx.ns, idx.dt) == (vol.time.size, pytest.approx(vol.time[1] - vol.time[0]))
+    np.testing.assert_array_equal(idx["header_cdp"], vol.grid.crosslines())
+    np.testing.assert_allclose(idx.read_traces(np.arange(idx.n_traces)), vol.data, atol=1e-6)

@@ -43,6 +43,8 @@ def add_arguments(parser) -> None:
                         help="starting vrms HDF5 volume or time_s,vrms_mps CSV (m/s)")
     parser.add_argument("--out", "-o", required=True, metavar="IMAGE.h5")
     parser.add_argument("--segy", metavar="IMAGE.sgy", help="also write the stack as SEG-Y")
+    parser.add_argument("--segy-revision", type=int, choices=(1, 2), default=1,
+                        help="SEG-Y revision of --segy (default 1)")
     parser.add_argument("--velocity-out", metavar="VEL.h5", help="final velocity volume")
     parser.add_argument("--iterations", type=int, default=1, metavar="N",
                         help="RMO velocity updates (default 1; 0: migrate only)")
@@ -80,6 +82,7 @@ def run(args) -> int:
     comm = world()
     try:
         return migstack(args.input, args.velocity, args.out, segy=args.segy,
+                        segy_revision=args.segy_revision,
                         velocity_out=args.velocity_out, iterations=args.iterations,
                         index=args.index, grid=args.grid, tmax=args.tmax,
                         offset_classes=args.offset_classes, aperture=args.aperture,

@@ -30,6 +30,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--bin-grid", metavar="GRID.toml", help="bin by this grid (origin, "
                         "azimuth, bin sizes, first inline/crossline, or corners) instead of "
                         "finding one; traces outside it are reported and not used")
+    parser.add_argument("--segy-revision", type=int, choices=(1, 2), default=1,
+                        help="SEG-Y revision of --segy (default 1)")
     parser.add_argument("--index", metavar="PATH", help="trace index file")
 
 
@@ -40,7 +42,7 @@ def run(args) -> int:
     from seis_hpc.velocity.stack import stack
 
     config, history = provenance(args, "stack")
-    stack(args.input, args.velocity, args.out, segy=args.segy,
+    stack(args.input, args.velocity, args.out, segy=args.segy, segy_revision=args.segy_revision,
           stretch_mute=args.stretch_mute, interp=args.interp, index=args.index,
           bin_grid=args.bin_grid, config=config, history=history)
     print(f"stack: wrote {args.out}" + (f" and {args.segy}" if args.segy else ""),

@@ -72,7 +72,7 @@ def _ints(grid: str | Sequence[int] | None) -> list[int] | None:
 
 
 def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | os.PathLike,
-             *, segy: str | os.PathLike | None = None,
+             *, segy: str | os.PathLike | None = None, segy_revision: int = 1,
              velocity_out: str | os.PathLike | None = None, iterations: int = 1,
              index: str | os.PathLike | None = None, grid: str | Sequence[int] | None = None,
              tmax: float | None = None, offset_classes: int = 8,
@@ -96,6 +96,8 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
         (:func:`pass_files`).
     segy : path-like, optional
         Also write the final stack as SEG-Y.
+    segy_revision : {1, 2}
+        SEG-Y revision of that file.
     velocity_out : path-like, optional
         Also write the final velocity here.
     iterations : int
@@ -279,6 +281,7 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
             if vout:
                 shutil.copyfile(final_v, vout)
             if segy_tmp:
-                write_volume_segy(segy_tmp, read_volume(final_image, "image"))
+                write_volume_segy(segy_tmp, read_volume(final_image, "image"),
+                                  revision=segy_revision)
             os.replace(final_image, o)
     return 0

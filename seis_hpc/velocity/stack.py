@@ -92,8 +92,9 @@ def nmo_stack_survey(source: TraceIndex, bins: np.ndarray, grid: BinGrid,
 
 
 def write_stack(path: str | os.PathLike, stack: np.ndarray, grid: BinGrid, time: np.ndarray, *,
-                segy: str | os.PathLike | None = None, config: str = "",
-                history: Sequence[str] = (), attrs: dict | None = None) -> None:
+                segy: str | os.PathLike | None = None, segy_revision: int = 1,
+                config: str = "", history: Sequence[str] = (),
+                attrs: dict | None = None) -> None:
     """Write a stack as an HDF5 ``image`` volume and, optionally, SEG-Y.
 
     Parameters
@@ -108,6 +109,8 @@ def write_stack(path: str | os.PathLike, stack: np.ndarray, grid: BinGrid, time:
         Two-way times (s).
     segy : path-like, optional
         Also write SEG-Y (:func:`seis_hpc.io.export.write_volume_segy`).
+    segy_revision : {1, 2}
+        SEG-Y revision of that file.
     config, history, attrs
         Provenance.
     """
@@ -118,12 +121,12 @@ def write_stack(path: str | os.PathLike, stack: np.ndarray, grid: BinGrid, time:
                  "image", config=config, history=list(history), attrs=dict(attrs or {}))
     write_volume(path, vol)
     if segy is not None:
-        write_volume_segy(segy, vol)
+        write_volume_segy(segy, vol, revision=segy_revision)
 
 
 def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
           out: str | os.PathLike, *, segy: str | os.PathLike | None = None,
-          stretch_mute: float = 0.3, interp: str = "linear",
+          segy_revision: int = 1, stretch_mute: float = 0.3, interp: str = "linear",
           index: str | os.PathLike | None = None,
           bin_grid: BinGrid | str | os.PathLike | None = None, config: str = "",
           history: Sequence[str] = (), progress: bool = True) -> np.ndarray:
@@ -142,6 +145,8 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
         HDF5 'image' volume: (cmp, time) or (inline, crossline, time).
     segy : path-like, optional
         Also write SEG-Y (INLINE_3D/CROSSLINE_3D/CDP/CDP_X/CDP_Y headers).
+    segy_revision : {1, 2}
+        SEG-Y revision of that file.
     stretch_mute : float
         NMO stretch limit (fraction, >= 0; 0 for none).
     interp : {"linear", "cubic"}
@@ -190,6 +195,7 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
                                   progress=lambda done, total: (setattr(prog, "total", total),
                                                                 prog.set(done)))
     with atomic_outputs(out, segy) as (out_tmp, segy_tmp):
-        write_stack(out_tmp, result, sv.grid, time, segy=segy_tmp, config=config,
+        write_stack(out_tmp, result, sv.grid, time, segy=segy_tmp,
+                    segy_revision=segy_revision, config=config,
                     history=history, attrs={"velocity": os.path.abspath(velocity)})
     return result
