@@ -61,6 +61,11 @@ def report_failure(message: str) -> int:
             from seis_hpc.io.atomic import remove_temporaries
 
             remove_temporaries()  # the ranks the abort kills cannot remove a shared temporary
+            import time
+
+            from seis_hpc.engine.comm import ABORT_GRACE
+
+            time.sleep(ABORT_GRACE)  # let mpiexec forward the line before the abort
             comm.Abort(EXIT_USAGE)
     return EXIT_USAGE
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ def pytest_runtest_makereport(item, call):
                 f"[rank {comm.Get_rank()}] aborting all ranks\n"
             )
             sys.stderr.flush()
+            time.sleep(0.3)  # let mpiexec forward the report: hydra can drop it at an abort
             comm.Abort(1)
 
 

@@ -187,12 +187,13 @@ def _exit_on_signal(signum: int) -> None:
     # only if rank 0 has not within a second (the signal was sent to that rank alone).
     # Unwinding instead could leave the other ranks blocked in a collective.
     rank = world.Get_rank()
-    if rank:
-        import time
+    import time
 
+    if rank:
         time.sleep(1.0)
     print(f"seis-hpc: {f'rank {rank}: ' if rank else ''}stopped by {name}", file=sys.stderr,
           flush=True)
+    time.sleep(0.3)  # let mpiexec forward the line: hydra can drop it at an abort
     world.Abort(status)
     raise SystemExit(status)
 
