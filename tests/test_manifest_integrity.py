@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ def _delivery(tmp_path: Path) -> Path:
 
 def _line(digest_of: Path, path: str) -> str:
     data = digest_of.read_bytes()
-    return f"{hashlib.sha256(data).hexdigest()}  {len(data)}  {path}\n"
+    return f"# size {len(data)}  {path}\n{hashlib.sha256(data).hexdigest()}  {path}\n"
 
 
 def test_added_files_are_listed_and_fail(tmp_path):
@@ -77,7 +78,7 @@ def test_paths_leaving_the_folder_are_refused(tmp_path, kind):
     assert p.stderr.startswith("seis-hpc: error: ") and str(manifest) in p.stderr
     assert "leav" in p.stderr and path in p.stderr
     if kind != "symlink":
-        with pytest.raises(SeisError, match="line 5"):
+        with pytest.raises(SeisError, match="line 8"):  # 2 header lines, 2 per entry
             read_manifest(manifest)
 
 
@@ -130,11 +131,67 @@ def test_run_manifest_covers_side_files_and_verifies(tmp_path, monkeypatch, caps
     out = capsys.readouterr().out
     assert "outside the manifest's folder" in out and "g.sgy" in out
     listed = {e.path for e in read_manifest(run / "MANIFEST.sha256")}
-    assert {"X.sgy", "X.sgy.index.h5", "e.sgy", "e.sgy.qc.json", "e.sgy.edits.csv",
+    assert {"X.sgy", "X.sgy.index.h5", "e.sgy.qc.json", "e.sgy.edits.csv",
             "steps.jsonl", "report.html"} <= listed
+    # e.sgy is intermediate (gain read it): listed as scratch, not as a deliverable
+    assert "e.sgy" not in listed
+    assert "e.sgy" in (run / "SCRATCH.txt").read_text().split()
     assert not any(".." in p or p.startswith("/") for p in listed)
     p = _verify(run / "MANIFEST.sha256")
     assert p.returncode == 0, p.stdout + p.stderr
     (run / "e.sgy.edits.csv").write_text("trace_index\n")  # a side file is checked too
     p = _verify(run / "MANIFEST.sha256")
     assert p.returncode == 1 and "CHANGED  e.sgy.edits.csv" in p.stdout, p.stdout
+
+
+@pytest.mark.skipif(shutil.which("sha256sum") is None, reason="no sha256sum")
+def test_scratch_is_left_out_and_sha256sum_checks_the_rest(tmp_path):
+    """A run whose intermediate files are an output read by a later step (vel.csv, c.sgy),
+    files under work/ and migstack's iter<N>/ pass files: the manifest holds only the
+    deliverables and passes ``sha256sum -c`` in the run folder; SCRATCH.txt lists the rest
+    with sizes, verify does not call them added, and still catches a real addition."""
+    from seis_hpc.delivery import runlog
+    from seis_hpc.delivery.report import build_report
+
+    run = tmp_path / "run"
+    files = {"raw.sgy": b"r" * 40, "vel.csv": b"t,v\n0,1500\n", "work/c.sgy": b"c" * 30,
+             "work/c.sgy.edits.csv": b"trace_index\n3\n", "mig/iter0/pass.h5": b"p" * 20,
+             "mig/final.sgy": b"f" * 50, "stack.sgy": b"s" * 25, "qc/final.png": b"\x89PNG"}
+    for rel, data in files.items():
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_bytes(data)
+    with runlog.step("velan", {}, rundir=run, inputs=[run / "raw.sgy"]) as rec:
+        rec.outputs.append(run / "vel.csv")
+    with runlog.step("edit", {}, rundir=run, inputs=[run / "raw.sgy"]) as rec:
+        rec.outputs += [run / "work" / "c.sgy", run / "work" / "c.sgy.edits.csv"]
+    with runlog.step("stack", {}, rundir=run, inputs=[run / "work/c.sgy", run / "vel.csv"]) as rec:
+        rec.outputs.append(run / "stack.sgy")
+    with runlog.step("migstack", {}, rundir=run,
+                     inputs=[run / "work/c.sgy", run / "vel.csv"]) as rec:
+        rec.outputs.append(run / "mig")
+    with runlog.step("qc", {}, rundir=run, inputs=[run / "mig/final.sgy"]) as rec:
+        rec.qc.append(run / "qc/final.png")
+    rep = build_report(run, show_progress=False)
+
+    listed = {e.path for e in read_manifest(run / "MANIFEST.sha256")}
+    assert listed == {"raw.sgy", "stack.sgy", "mig/final.sgy", "qc/final.png",
+                      "steps.jsonl", "report.html"}
+    scratch = {"vel.csv", "work/c.sgy", "work/c.sgy.edits.csv", "mig/iter0/pass.h5"}
+    assert dict(rep.scratch) == {rel: len(files[rel]) for rel in scratch}
+    rows = [r for r in (run / "SCRATCH.txt").read_text().splitlines() if not r.startswith("#")]
+    assert {r.split("  ", 1)[1]: int(r.split("  ", 1)[0]) for r in rows} == dict(rep.scratch)
+    html = (run / "report.html").read_text()
+    assert "<h2>Scratch</h2>" in html and "mig/iter0/pass.h5" in html
+
+    p = subprocess.run(["sha256sum", "--strict", "-c", "MANIFEST.sha256"], cwd=run,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.count(": OK") == len(listed)
+    assert _verify(run / "MANIFEST.sha256").returncode == 0
+    (run / "mig" / "iter1.h5").write_bytes(b"n")  # not scratch: a real addition
+    p = _verify(run / "MANIFEST.sha256")
+    assert p.returncode == 1 and "ADDED    mig/iter1.h5: 1 bytes" in p.stdout, p.stdout
+    (run / "stack.sgy").write_bytes(b"s" * 24)  # sha256sum sees the change too
+    p = subprocess.run(["sha256sum", "-c", "MANIFEST.sha256"], cwd=run, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 1 and "stack.sgy: FAILED" in p.stdout

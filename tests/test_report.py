@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -117,11 +118,16 @@ def test_report_is_self_contained(run):
 def test_manifest_covers_every_deliverable(run):
     entries = {e.path: e for e in read_manifest(run / "MANIFEST.sha256")}
     steps = runlog.read_steps(run)
-    expect = {"image.h5", "survey/shots.sgy", "survey/truth.json", "survey/velocity.csv",
-              "survey/shots.sgy.index.h5", "steps.jsonl", "report.html"}
+    expect = {"image.h5", "survey/truth.json", "survey/shots.sgy.index.h5", "steps.jsonl",
+              "report.html"}
     for s in steps:
         expect.update(s["qc"])
     assert expect <= set(entries)
+    # synth's shots and velocity were read by a later step (pstm): scratch, listed apart
+    scratch = {"survey/shots.sgy", "survey/velocity.csv"}
+    assert not scratch & set(entries)
+    rows = (run / "SCRATCH.txt").read_text().splitlines()
+    assert scratch <= {r.split("  ", 1)[1] for r in rows if not r.startswith("#")}
     for path, e in entries.items():
         data = (run / path).read_bytes()
         assert e.size == len(data)
@@ -159,7 +165,7 @@ def test_verify_passes_then_catches_a_flipped_byte_and_a_missing_file(run, tmp_p
         raw[k] ^= 0x01
         image.write_bytes(bytes(raw))
         pic.write_bytes(saved)
-    truncated = run / "survey" / "velocity.csv"
+    truncated = run / "survey" / "truth.json"
     text = truncated.read_bytes()
     truncated.write_bytes(text[:-1])
     try:
@@ -169,6 +175,19 @@ def test_verify_passes_then_catches_a_flipped_byte_and_a_missing_file(run, tmp_p
     finally:
         truncated.write_bytes(text)
     assert _verify(run).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("sha256sum") is None, reason="no sha256sum")
+def test_sha256sum_checks_the_manifest(run):
+    """The manifest is in the standard sha256sum format: anyone can check the delivery
+    without seis_hpc, and every line checked is a deliverable (none is scratch)."""
+    p = subprocess.run(["sha256sum", "--strict", "-c", "MANIFEST.sha256"], cwd=run,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    checked = {line.rsplit(": ", 1)[0] for line in p.stdout.splitlines()
+               if line.endswith(": OK")}
+    assert checked == {e.path for e in read_manifest(run / "MANIFEST.sha256")}
+    assert "survey/shots.sgy" not in checked and "image.h5" in checked
 
 
 def test_bad_input_is_one_line_exit_2(tmp_path):

@@ -26,9 +26,14 @@ Writes:
                            start/end/duration, trace counts, edits, metrics and QC pictures.
                            Self-contained: pictures embedded, no external file, script or link;
                            opens offline.
-  RUNDIR/MANIFEST.sha256   size and SHA-256 of every deliverable (outputs and QC pictures of
-                           the steps that succeeded, steps.jsonl, report.html); check it later
-                           with  seis-hpc verify RUNDIR/MANIFEST.sha256
+  RUNDIR/MANIFEST.sha256   SHA-256 of every deliverable (final outputs and QC pictures of
+                           the steps that succeeded, steps.jsonl, report.html) in sha256sum
+                           format, sizes in '# size' comments; check it later with
+                           seis-hpc verify RUNDIR/MANIFEST.sha256  or, without seis_hpc,
+                           cd RUNDIR && sha256sum -c MANIFEST.sha256
+  RUNDIR/SCRATCH.txt       the intermediate files (sizes only, not in the manifest): outputs
+                           that a later data step read (a qc step does not count), and files
+                           under a work/ or iter<N>/ folder
 
 Parameters:
   --out FILE.html          report file (default RUNDIR/report.html)
@@ -55,6 +60,9 @@ def run(args) -> int:
     print(f"{rep.html}: report of {rep.steps} steps")
     print(f"{rep.manifest}: {len(rep.entries)} deliverables, "
           f"{sum(e.size for e in rep.entries)} bytes")
+    if rep.scratch:
+        print(f"{len(rep.scratch)} scratch files ({sum(n for _, n in rep.scratch)} bytes) "
+              "listed in SCRATCH.txt, not in the manifest")
     for m in rep.missing:
         print(f"warning: recorded output no longer exists: {m}")
     for m in rep.outside:

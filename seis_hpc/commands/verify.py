@@ -4,10 +4,13 @@ INPUTS = ("manifest",)  # reads only
 
 HELP = "check every file of a MANIFEST.sha256 (size and SHA-256); exit 1 if any changed"
 DESCRIPTION = """Re-hash every file listed in MANIFEST (paths relative to the manifest's folder)
-and compare size and SHA-256 with the manifest.
+and compare size and SHA-256 with the manifest. The manifest is in the standard sha256sum
+format (sizes in '# size BYTES  PATH' comments; a plain sha256sum file without them is checked
+by SHA-256 alone), so  cd FOLDER && sha256sum -c MANIFEST.sha256  checks it too.
 
 Prints one line per file that is MISSING or CHANGED, then one per file of the manifest's
-folder (and subfolders) that the manifest does not list (ADDED), then a summary.
+folder (and subfolders) that the manifest does not list (ADDED; the intermediate files
+listed in SCRATCH.txt next to the manifest do not count), then a summary.
 Exit status: 0 every file matches and none was added; 1 some file is missing, changed or
 added; 2 the manifest itself cannot be read, is not a seis_hpc manifest, or lists a path
 that leaves its folder (absolute, '..', or a symbolic link pointing out).

@@ -1,13 +1,27 @@
 """``MANIFEST.sha256``: size and SHA-256 of every deliverable, and the check against it.
 
-Format (UTF-8 text, one file a line, paths relative to the manifest's folder, ``/``-separated)::
+Format: the standard ``sha256sum`` text format (UTF-8, paths relative to the manifest's
+folder, ``/``-separated), so anyone can check a delivery without seis_hpc::
 
-    # seis_hpc manifest v1: sha256  size_bytes  path
+    cd RUN && sha256sum -c MANIFEST.sha256
+
+Each file has one ``<64 hex>  <path>`` line, preceded by a ``# size <bytes>  <path>``
+comment that ``seis-hpc verify`` also checks (GNU ``sha256sum -c`` skips lines starting with
+``#``, even with ``--strict``)::
+
+    # seis_hpc manifest v2 (sha256sum format): cd to this folder, then sha256sum -c MANIFEST.sha256
     # created 2024-05-01T10:00:00+00:00 by seis_hpc 0.1.0
-    9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  1914384  survey/shots.sgy
+    # size 1914384  image.h5
+    9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  image.h5
 
-Lines starting with ``#`` are comments. The path is everything after the second field, so it
-may contain spaces; a path holding a newline is refused. A path must stay inside the
+The path is everything after the two spaces, so it may contain spaces; a path holding a
+newline or starting with a backslash (``sha256sum``'s escape mark) is refused. Manifests of
+the older v1 format (``sha256  size  path`` rows) are still read.
+
+Scratch (intermediate files of a run, see :mod:`seis_hpc.delivery.report`) is not in the
+manifest: it is listed, with sizes and without hashes, in ``SCRATCH.txt`` next to it
+(``# ...`` comments, then ``<bytes>  <path>`` lines); :func:`verify_manifest` does not count
+the files it lists, nor ``SCRATCH.txt`` itself, as added. A path must stay inside the
 manifest's folder: an absolute path, a ``..`` component or a symbolic link leading out is
 refused (reading a manifest and building one), so a manifest can never vouch for
 ``/etc/hostname``. :func:`verify_manifest` also lists every file of the folder that the
@@ -29,14 +43,20 @@ from seis_hpc.errors import SeisError
 from seis_hpc.io.atomic import atomic_output
 
 MANIFEST_NAME = "MANIFEST.sha256"
-HEADER = "# seis_hpc manifest v1: sha256  size_bytes  path"
-_LINE = re.compile(r"^([0-9a-f]{64})  (\d+)  (.+)$")
+SCRATCH_NAME = "SCRATCH.txt"
+HEADER = ("# seis_hpc manifest v2 (sha256sum format): cd to this folder, then "
+          "sha256sum -c MANIFEST.sha256")
+_V1_HEADER = "# seis_hpc manifest v1:"
+_V1_LINE = re.compile(r"^([0-9a-f]{64})  (\d+)  (.+)$")
+_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")  # sha256sum text (" ") or binary ("*")
+_SIZE = re.compile(r"^# size (\d+)  (.+)$")
 _BLOCK = 8 << 20  # bytes read at a time while hashing
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One deliverable: its path relative to the manifest, size (bytes) and SHA-256 (hex)."""
+    """One deliverable: its path relative to the manifest, size (bytes; -1 when the manifest
+    does not record it) and SHA-256 (hex)."""
 
     path: str
     size: int
@@ -86,8 +106,9 @@ def _relative(path: Path, base: Path) -> str:
         raise SeisError(f"deliverable lies outside the manifest's folder {base}; a manifest "
                         "lists only files under its own folder", path)
     rel = os.path.relpath(path.resolve(), base.resolve())
-    if "\n" in rel or "\r" in rel:
-        raise SeisError("a deliverable's name holds a line break; rename it", path)
+    if "\n" in rel or "\r" in rel or rel.startswith("\\"):
+        raise SeisError("a deliverable's name holds a line break or starts with a backslash "
+                        "(sha256sum could not read it); rename it", path)
     return Path(rel).as_posix()
 
 
@@ -145,14 +166,42 @@ def hash_files(files: Iterable[str | os.PathLike], base: str | os.PathLike,
 
 
 def write_manifest(entries: Iterable[Entry], manifest: str | os.PathLike) -> Path:
-    """Write ``entries`` to ``manifest`` atomically; returns its path."""
+    """Write ``entries`` to ``manifest`` atomically in ``sha256sum`` format (sizes in
+    ``# size`` comments); returns its path."""
     manifest = Path(manifest)
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     lines = [HEADER, f"# created {stamp} by seis_hpc {__version__}"]
-    lines += [f"{e.sha256}  {e.size}  {e.path}" for e in entries]
+    for e in entries:
+        lines += [f"# size {e.size}  {e.path}", f"{e.sha256}  {e.path}"]
     with atomic_output(manifest) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return manifest
+
+
+def write_scratch(files: Iterable[tuple[str, int]], manifest: str | os.PathLike) -> Path:
+    """Write ``SCRATCH.txt`` next to ``manifest`` atomically: the intermediate files of a run
+    as ``(path relative to the manifest's folder, size in bytes)``; returns its path."""
+    path = Path(manifest).parent / SCRATCH_NAME
+    lines = ["# seis_hpc scratch: intermediate files of the run (outputs a later step read,",
+             "# work/, iter*/), not deliverables and not in the manifest; bytes  path"]
+    lines += [f"{size}  {rel}" for rel, size in files]
+    with atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def read_scratch(manifest: str | os.PathLike) -> list[str]:
+    """Paths listed in the ``SCRATCH.txt`` next to ``manifest`` (empty when there is none)."""
+    path = Path(manifest).parent / SCRATCH_NAME
+    if not path.is_file():
+        return []
+    out = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\n").rstrip("\r")
+            if line.strip() and not line.startswith("#"):
+                out.append(line.split("  ", 1)[-1])
+    return out
 
 
 def build_manifest(files: Iterable[str | os.PathLike], manifest: str | os.PathLike,
@@ -170,22 +219,37 @@ def read_manifest(manifest: str | os.PathLike) -> list[Entry]:
     Raises
     ------
     SeisError
-        A line that is not ``sha256  size  path``, or no entry at all.
+        A line that is not ``sha256  path`` (or ``sha256  size  path`` in a v1 manifest), or
+        no entry at all.
     """
     manifest = Path(manifest)
     if manifest.is_dir():
         raise SeisError("is a folder; give the MANIFEST.sha256 file", manifest)
-    entries = []
+    entries, sizes, v1 = [], {}, False
     with open(manifest, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, 1):
             line = line.rstrip("\n").rstrip("\r")
-            if not line.strip() or line.startswith("#"):
+            if n == 1 and line.startswith(_V1_HEADER):
+                v1 = True
+            if line.startswith("#"):
+                m = _SIZE.match(line)
+                if m:
+                    sizes[m.group(2)] = int(m.group(1))
                 continue
-            m = _LINE.match(line)
-            if not m:
-                raise SeisError(f"line {n}: not 'sha256  size  path'", manifest)
-            check_entry_path(m.group(3), f"line {n}", manifest)
-            entries.append(Entry(m.group(3), int(m.group(2)), m.group(1)))
+            if not line.strip():
+                continue
+            if v1:
+                m = _V1_LINE.match(line)
+                if not m:
+                    raise SeisError(f"line {n}: not 'sha256  size  path'", manifest)
+                path, size, digest = m.group(3), int(m.group(2)), m.group(1)
+            else:
+                m = _LINE.match(line)
+                if not m:
+                    raise SeisError(f"line {n}: not 'sha256  path'", manifest)
+                path, size, digest = m.group(2), sizes.get(m.group(2), -1), m.group(1).lower()
+            check_entry_path(path, f"line {n}", manifest)
+            entries.append(Entry(path, size, digest))
     if not entries:
         raise SeisError("no entries (is this a seis_hpc manifest?)", manifest)
     return entries
@@ -221,7 +285,7 @@ def verify_manifest(manifest: str | os.PathLike, show_progress: bool = True) -> 
                             "folder; refused", manifest)
     problems = []
     present = [e for e in entries if (base / e.path).is_file()]
-    total = sum(e.size for e in present)
+    total = sum(max(e.size, 0) for e in present)
     with Progress(total, "verify", "byte", mode="auto" if show_progress else "off") as prog:
         for e in entries:
             p = base / e.path
@@ -236,7 +300,7 @@ def verify_manifest(manifest: str | os.PathLike, show_progress: bool = True) -> 
             except OSError as exc:
                 problems.append(Problem(e, "missing", (exc.strerror or str(exc)).lower()))
                 continue
-            if size != e.size:
+            if e.size >= 0 and size != e.size:
                 problems.append(Problem(e, "changed", f"size {size} bytes, expected {e.size}"))
             elif digest != e.sha256:
                 problems.append(Problem(e, "changed",
@@ -249,11 +313,14 @@ def verify_manifest(manifest: str | os.PathLike, show_progress: bool = True) -> 
 def added_files(manifest: str | os.PathLike, entries: Iterable[Entry]) -> list[tuple[str, int]]:
     """Files under the manifest's folder (symbolic links not followed) that ``entries`` do
     not list, as ``(path relative to the folder, size in bytes)``, sorted; the manifest
-    itself is not counted."""
+    itself, ``SCRATCH.txt`` and the scratch files it lists are not counted."""
     manifest = Path(manifest)
     base = manifest.parent
     listed = {os.path.normpath(e.path) for e in entries}
     listed.add(os.path.normpath(os.path.relpath(manifest, base)))
+    if (base / SCRATCH_NAME).is_file():
+        listed.add(SCRATCH_NAME)
+        listed.update(os.path.normpath(p) for p in read_scratch(manifest))
     found = []
     for folder, dirs, files in os.walk(base):
         dirs.sort()

@@ -6,13 +6,24 @@
   outputs (with sizes), start, end and duration, trace counts, edits, metrics and QC pictures.
   Pictures are embedded as base64 ``data:`` URIs; the file has no external asset, script,
   style sheet or link, so it opens offline and can be mailed as it is.
-* ``RUNDIR/MANIFEST.sha256``: size and SHA-256 of every deliverable — the outputs of the
-  steps that succeeded (folders expanded to their files) with their side files
-  (``OUT.qc.json``, ``OUT.edits.csv``, recorded by :mod:`seis_hpc.cli`), their QC pictures,
-  the recorded inputs that lie in the run folder (a flow file, a trace index),
-  ``steps.jsonl`` and ``report.html`` itself (see :mod:`seis_hpc.delivery.manifest`). A manifest
-  lists only files under its own folder: outputs recorded outside it are reported
-  (``Report.outside``) and left out.
+* ``RUNDIR/MANIFEST.sha256``: SHA-256 (and size) of every deliverable, in ``sha256sum`` format
+  (``cd RUNDIR && sha256sum -c MANIFEST.sha256`` checks it) — the outputs of the steps that
+  succeeded (folders expanded to their files) with their side files (``OUT.qc.json``,
+  ``OUT.edits.csv``, recorded by :mod:`seis_hpc.cli`), their QC pictures, the recorded inputs
+  that lie in the run folder (a flow file, a trace index), ``steps.jsonl`` and ``report.html``
+  itself (see :mod:`seis_hpc.delivery.manifest`). A manifest lists only files under its own
+  folder: outputs recorded outside it are reported (``Report.outside``) and left out.
+* ``RUNDIR/SCRATCH.txt``: the intermediate files, with sizes, not hashed and not in the
+  manifest. The rule: a file is scratch when
+
+  - a later successful step that writes data read it (it is an output of one step, or a
+    file of a folder output, and an input of a later step; a ``qc`` step, which only draws
+    pictures of a product, does not make its input scratch), or
+  - its path in the run folder has a ``work`` folder or an ``iter<N>`` folder (the pass files
+    of ``migstack``) in it.
+
+  QC pictures, side files (``OUT.qc.json``, ``OUT.edits.csv``), ``steps.jsonl`` and the
+  report are always deliverables. The report lists scratch in its own section.
 """
 
 from __future__ import annotations
@@ -22,16 +33,27 @@ import datetime as _dt
 import html
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from seis_hpc import __version__
-from seis_hpc.delivery.manifest import MANIFEST_NAME, Entry, hash_files, write_manifest
+from seis_hpc.delivery.manifest import (
+    MANIFEST_NAME,
+    SCRATCH_NAME,
+    Entry,
+    hash_files,
+    write_manifest,
+    write_scratch,
+)
 from seis_hpc.delivery.runlog import STEPS_FILE, read_steps
 from seis_hpc.errors import SeisError
 from seis_hpc.io.atomic import atomic_output
 
 REPORT_NAME = "report.html"
+# steps that only look at a product (pictures of it): reading a file does not make it scratch
+_LOOK_ONLY_STEPS = frozenset({"qc"})
+_SCRATCH_DIR = re.compile(r"^(work|iter\d+)$")
 _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 _CSS = """
@@ -60,6 +82,7 @@ class Report:
     entries: list[Entry] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     outside: list[str] = field(default_factory=list)
+    scratch: list[tuple[str, int]] = field(default_factory=list)
 
 
 def _esc(v) -> str:
@@ -181,19 +204,51 @@ def _step_html(n: int, st: dict, rundir: Path, hashes: dict[Path, Entry]) -> str
     return "\n".join(parts)
 
 
+def _in_scratch_dir(f: Path, rundir: Path) -> bool:
+    """Whether ``f`` lies under a ``work`` or ``iter<N>`` folder of the run folder."""
+    try:
+        rel = Path(os.path.relpath(f.resolve(), rundir.resolve()))
+    except ValueError:  # another drive (Windows)
+        return False
+    return any(_SCRATCH_DIR.match(part) for part in rel.parts[:-1])
+
+
 def _deliverables(rundir: Path, steps: list[dict], base: Path
-                  ) -> tuple[list[Path], list[str], list[str]]:
+                  ) -> tuple[list[Path], list[str], list[str], list[Path]]:
     """Files of the successful steps' outputs, QC pictures and inputs found under ``base``
-    (the manifest's folder); outputs that no longer exist; outputs outside ``base``."""
+    (the manifest's folder); outputs that no longer exist; outputs outside ``base``; and the
+    scratch files under ``base`` (see module help for the rule), left out of the first list."""
     from seis_hpc.delivery.manifest import is_inside
 
-    files, missing, outside = [], [], []
-    for st in steps:
-        if st.get("status", "ok") != "ok":
-            continue
-        for p in list(st.get("outputs") or []) + list(st.get("qc") or []):
-            found = _files_of(rundir, p)
-            for f in found:
+    ok = [st for st in steps if st.get("status", "ok") == "ok"]
+    # read_after[i]: files read by a data-writing step after step i
+    read_after: list[set[Path]] = [set() for _ in ok]
+    later: set[Path] = set()
+    for i in range(len(ok) - 1, -1, -1):
+        read_after[i] = set(later)
+        if ok[i].get("step") not in _LOOK_ONLY_STEPS:
+            later |= {_resolve(rundir, p).resolve() for p in ok[i].get("inputs") or []}
+    written: set[Path] = set()
+    files, missing, outside, scratch = [], [], [], []
+
+    def _add(f: Path, intermediate: bool) -> None:
+        if intermediate or _in_scratch_dir(f, rundir):
+            scratch.append(f)
+        else:
+            files.append(f)
+
+    for i, st in enumerate(ok):
+        for p in st.get("outputs") or []:
+            for f in _files_of(rundir, p):
+                if not f.is_file():
+                    missing.append(p)
+                elif not is_inside(f, base):
+                    outside.append(str(f))
+                else:
+                    written.add(f.resolve())
+                    _add(f, f.resolve() in read_after[i])
+        for p in st.get("qc") or []:
+            for f in _files_of(rundir, p):
                 if not f.is_file():
                     missing.append(p)
                 elif not is_inside(f, base):
@@ -201,16 +256,25 @@ def _deliverables(rundir: Path, steps: list[dict], base: Path
                 else:
                     files.append(f)
         # Inputs kept in the run folder (a flow file, a trace index) belong to the delivery
-        # too: verify would otherwise list them as added.
+        # too (verify would otherwise list them as added), unless an earlier step wrote them.
         for p in st.get("inputs") or []:
             f = _resolve(rundir, p)
             if f.is_file() and is_inside(f, base):
-                files.append(f)
-    return files, missing, outside
+                _add(f, f.resolve() in written)
+    keep = {f.resolve() for f in files}
+    seen: set[Path] = set()
+    uniq = []
+    for f in scratch:
+        key = f.resolve()
+        if key not in keep and key not in seen:
+            seen.add(key)
+            uniq.append(f)
+    return files, missing, outside, uniq
 
 
 def render_html(rundir: Path, steps: list[dict], entries: list[Entry], missing: list[str],
-                title: str, hashes: dict[Path, Entry]) -> str:
+                title: str, hashes: dict[Path, Entry],
+                scratch: list[tuple[str, int]] | None = None) -> str:
     """The report text (see module help)."""
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     summary = []
@@ -236,9 +300,18 @@ def render_html(rundir: Path, steps: list[dict], entries: list[Entry], missing: 
     out += [_step_html(n, st, rundir, hashes) for n, st in enumerate(steps, 1)]
     out.append("<h2>Deliverables</h2>")
     out.append(f"<p>Listed in <code>{MANIFEST_NAME}</code> with this report; check them with "
-               f"<code>seis-hpc verify {MANIFEST_NAME}</code>.</p>")
+               f"<code>seis-hpc verify {MANIFEST_NAME}</code>, or without seis_hpc with "
+               f"<code>sha256sum -c {MANIFEST_NAME}</code> in this folder.</p>")
     out.append(_table([(e.path, e.size, _Raw(f"<code>{e.sha256}</code>")) for e in entries],
                       ("path", "bytes", "SHA-256")))
+    out.append("<h2>Scratch</h2>")
+    if scratch:
+        out.append(f"<p>Intermediate files (read by a later step, or under <code>work/</code> "
+                   f"or <code>iter*/</code>), not in the manifest; listed in "
+                   f"<code>{SCRATCH_NAME}</code>.</p>")
+        out.append(_table([(p, n) for p, n in scratch], ("path", "bytes")))
+    else:
+        out.append("<p>none</p>")
     if missing:
         out.append('<p class="missing">Recorded outputs that no longer exist: '
                    + ", ".join(_esc(m) for m in missing) + "</p>")
@@ -276,15 +349,19 @@ def build_report(rundir: str | os.PathLike, out: str | os.PathLike | None = None
     steps = read_steps(rundir)
     out = Path(out) if out else rundir / REPORT_NAME
     manifest = Path(manifest) if manifest else rundir / MANIFEST_NAME
-    files, missing, outside = _deliverables(rundir, steps, manifest.parent)
+    files, missing, outside, scratch_files = _deliverables(rundir, steps, manifest.parent)
     files.append(rundir / STEPS_FILE)
-    skip = [manifest, out]
+    base = manifest.parent
+    scratch = [(Path(os.path.relpath(f.resolve(), base.resolve())).as_posix(), f.stat().st_size)
+               for f in scratch_files]
+    skip = [manifest, out, base / SCRATCH_NAME]
     entries = hash_files(files, manifest.parent, show_progress, skip=skip)
     hashes = {(manifest.parent / e.path).resolve(): e for e in entries}
     title = title or f"Processing report: {rundir.resolve().name}"
-    text = render_html(rundir, steps, entries, missing, title, hashes)
+    text = render_html(rundir, steps, entries, missing, title, hashes, scratch)
     with atomic_output(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     entries += hash_files([out], manifest.parent, show_progress=False)
+    write_scratch(scratch, manifest)
     write_manifest(entries, manifest)
-    return Report(out, manifest, len(steps), entries, missing, outside)
+    return Report(out, manifest, len(steps), entries, missing, outside, scratch)
