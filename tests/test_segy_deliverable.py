@@ -157,3 +157,53 @@ def test_stack_segy_headers_fold_units_and_text(tmp_path):
     assert Path(path).name in text and "metres" in text
     assert f"{(vol.time[1] - vol.time[0]) * 1e3:g} ms" in text
     assert "stack" in text and str(vel.name) in text  # history / config of the command
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "mpiexec").exists(),
+                    reason="no mpiexec in .venv")
+def test_pstm_segy_on_two_ranks(survey, tmp_path):
+    """Two ranks (parallel or rank-0 writer): rank 0 writes the SEG-Y of the summed image;
+    an unwritable SEG-Y name is one error line, exit 2 on every rank, nothing written."""
+    mpiexec = str(ROOT / ".venv" / "bin" / "mpiexec")
+    out, sgy = tmp_path / "img.h5", tmp_path / "img.sgy"
+    base = [mpiexec, "-n", "2", PY, "-m", "seis_hpc", "pstm", str(survey / "shots.sgy"),
+            "--velocity", str(survey / "velocity.csv"), *SMALL_ARGS]
+    r = run([*base, "--out", str(out), "--segy", str(sgy)])
+    assert r.returncode == 0, r.stderr
+    vol = read_volume(out, "image")
+    with segyio.open(sgy, ignore_geometry=True) as f:
+        np.testing.assert_array_equal(f.trace.raw[:], vol.data.reshape(vol.grid.n_bins, -1))
+        np.testing.assert_array_equal(f.attributes(TF.NStackedTraces)[:],
+                                      _input_fold(survey / "shots.sgy", vol.grid))
+    (tmp_path / "afile").write_text("x")
+    bad = tmp_path / "afile" / "x.sgy"
+    r = run([*base, "--out", str(tmp_path / "b.h5"), "--segy", str(bad)])
+    assert r.returncode == 2, r.stderr
+    errs = [ln for ln in r.stderr.splitlines() if ln.startswith("seis-hpc: error:")]
+    assert len(errs) == 1 and str(bad) in errs[0], r.stderr
+    assert not (tmp_path / "b.h5").exists()
+
+
+def test_write_volume_segy_shotpoint_fold_clip_and_long_history(tmp_path):
+    """Shot points go to bytes 197-200; a fold beyond the 2-byte field is clipped, not
+    wrapped; a history longer than 40 cards is cut, the first cards kept."""
+    from seis_hpc.geometry import BinGrid
+    from seis_hpc.io.export import write_volume_segy
+    from seis_hpc.io.volume import Volume
+
+    g = BinGrid(1000.0, 2000.0, 0.0, 12.5, 25.0, 10, 100, 2, 3)
+    data = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    vol = Volume(data, g, np.arange(4) * 0.002, "image", config="{}",
+                 history=[f"step {k} [x]" for k in range(60)], attrs={"line": "L7"})
+    fold = np.array([[0, 1, 2], [3, 40000, 5]])
+    sp = np.array([[101, 102, 103], [104, 105, 106]])
+    path = tmp_path / "v.sgy"
+    write_volume_segy(path, vol, fold=fold, shotpoint=sp)
+    with segyio.open(path, ignore_geometry=True) as f:
+        np.testing.assert_array_equal(f.attributes(TF.NStackedTraces)[:],
+                                      [0, 1, 2, 3, 32767, 5])
+        np.testing.assert_array_equal(f.attributes(TF.ShotPoint)[:], sp.ravel())
+        np.testing.assert_array_equal(f.trace.raw[:], data.reshape(6, 4))
+        text = _text(f)
+    assert "line: L7" in text and "2 ms" in text and "step 0 (x)" in text
+    assert "step 59" not in text  # cut at 40 cards
