@@ -339,7 +339,8 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         Also write the (stacked) image as SEG-Y
         (:func:`seis_hpc.io.export.write_volume_segy`), on rank 0 after the image;
         ``NStackedTraces`` is the number of input traces binned into each image bin. If it
-        fails, the image is removed too (all or none) and the error raised on every rank.
+        fails, the image is removed too (all or none) and the error raised on every rank;
+        the checkpoint is kept, so that the same call again only writes the outputs.
     segy_revision : {1, 2}
         SEG-Y revision of that file.
 
@@ -434,9 +435,18 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         idx = survey.index if isinstance(survey, Survey) else \
             Survey.open(survey, index, save=False, grid=bin_grid).index
         vel = _velocity_model(velocity, job.plan.grid, job.time, validate=False)
+    keep = job.keep_checkpoint
+    if segy is not None:
+        job.keep_checkpoint = True  # until the SEG-Y is written: a rerun then only rewrites
     status = execute(job, idx, vel, comm)
     if status == 0 and segy is not None:
-        on_root(comm, lambda: _write_image_segy(out, segy, segy_revision, held["fold"],
-                                                     held["line"]))
+        def write_segy_then_drop_checkpoint():
+            _write_image_segy(out, segy, segy_revision, held["fold"], held["line"])
+            if not keep:
+                from seis_hpc.engine.checkpoint import Checkpoint
+
+                Checkpoint(job.checkpoint_dir, job.phash).remove()
+
+        on_root(comm, write_segy_then_drop_checkpoint)
     return Migration(status=int(status), out=os.fspath(out), strategy=job.plan.strategy,
                      units=len(job.plan.units), ranks=size, traces_in=int(idx.n_traces))
