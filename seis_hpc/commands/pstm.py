@@ -2,7 +2,7 @@
 
 HELP = "Kirchhoff prestack time migration (MPI: mpiexec -n N seis-hpc pstm ...)"
 INPUTS = ("input", "velocity", "bin_grid")
-OUTPUTS = ("out",)
+OUTPUTS = ("out", "segy")
 WRITES = ("index", "checkpoint_dir")  # the index is written when missing or stale
 
 
@@ -13,7 +13,7 @@ def side_files(args):
     return [], [("checkpoint folder", args.out + ".ckpt")]
 DESCRIPTION = """Kirchhoff prestack time migration of a SEG-Y/SU survey into one HDF5 image.
 
-  seis-hpc pstm INPUT.sgy --velocity V --out IMAGE.h5 [options]
+  seis-hpc pstm INPUT.sgy --velocity V --out IMAGE.h5 [--segy IMAGE.sgy] [options]
   mpiexec -n N seis-hpc pstm INPUT.sgy --velocity V --out IMAGE.h5 [options]
 
 INPUT      SEG-Y or SU file (or its trace index); each rank reads only its own traces.
@@ -21,6 +21,9 @@ V          vrms (m/s): a seis_hpc HDF5 volume with a 'vrms' data set on any bin 
            CSV file with the columns time_s,vrms_mps (one function for the whole survey).
 IMAGE.h5   seis_hpc volume: 'image' (inline, crossline, time) or (cmp, time); with
            --gathers also 'gathers' (offset, inline, crossline, time) in the same file.
+IMAGE.sgy  --segy: the stacked image as SEG-Y (INLINE_3D/CROSSLINE_3D/CDP, CDP_X/CDP_Y in m,
+           NStackedTraces = input traces in the bin), written by rank 0 after IMAGE.h5; if
+           it fails, IMAGE.h5 is removed too.
 
 Work is split into units handed out dynamically to free ranks (every rank computes).
 Strategy (--mem-per-rank): 'shard' (traces split across ranks, partial images summed at the
@@ -58,6 +61,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--velocity", "-v", required=True, metavar="V",
                         help="vrms HDF5 volume or time_s,vrms_mps CSV (m/s)")
     parser.add_argument("--out", "-o", required=True, metavar="IMAGE.h5", help="output image")
+    parser.add_argument("--segy", metavar="IMAGE.sgy", help="also write the (stacked) image "
+                        "as SEG-Y (all or none with IMAGE.h5)")
+    parser.add_argument("--segy-revision", type=int, choices=(1, 2), default=1,
+                        help="SEG-Y revision of --segy (default 1)")
     parser.add_argument("--bin-grid", metavar="GRID.toml", help="bin by this grid (origin, "
                         "azimuth, bin sizes, first inline/crossline, or corners) instead of "
                         "finding one; traces outside it are reported and not used")
@@ -139,7 +146,7 @@ def run(args) -> int:
                       checkpoint_interval=args.checkpoint_interval, restart=args.restart,
                       keep_checkpoint=args.keep_checkpoint, progress_every=args.progress_every,
                       parallel_hdf5=args.parallel_hdf5, comm=comm, config=config,
-                      history=history)
+                      history=history, segy=args.segy, segy_revision=args.segy_revision)
     except CheckedInputError as exc:
         return input_error(comm, str(exc))
     rec = getattr(args, "_record", None)  # the run record, when $SEIS_HPC_RUNDIR is set

@@ -21,14 +21,29 @@ import numpy as np
 from seis_hpc.errors import SeisError
 
 
-def volume_headers(vol) -> dict[str, np.ndarray]:
-    """Trace headers for the traces of ``vol`` in export order (see the module doc)."""
+def volume_headers(vol, fold: np.ndarray | None = None,
+                   shotpoint: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Trace headers for the traces of ``vol`` in export order (see the module doc).
+
+    ``fold`` (traces stacked per bin, shape ``grid.shape`` or (n_bins,)) goes to
+    ``NStackedTraces`` (33; 1 where not given); ``shotpoint`` (per bin) to ``ShotPoint`` (197).
+    Coordinate units (89) are 1: metres.
+    """
     g = vol.grid
     il, xl = np.meshgrid(g.inlines(), g.crosslines(), indexing="ij")
     il, xl = il.ravel(), xl.ravel()
     x, y = g.grid_to_world(il, xl)
     serial = (il - g.inline0) * g.n_crossline + (xl - g.crossline0) + 1
-    h = {"CDP": xl if g.is_2d else serial, "CDP_X": x, "CDP_Y": y}
+    h = {"CDP": xl if g.is_2d else serial, "CDP_X": x, "CDP_Y": y,
+         "CoordinateUnits": np.ones(g.n_bins, dtype=np.int64)}
+    nst = np.ones(g.n_bins, dtype=np.int64)
+    if fold is not None:
+        f = np.asarray(fold).reshape(g.n_bins)
+        # 2-byte field: clip a huge fold instead of wrapping it to a negative number
+        nst = np.clip(np.rint(f), 0, 32767).astype(np.int64)
+    h["NStackedTraces"] = nst
+    if shotpoint is not None:
+        h["ShotPoint"] = np.rint(np.asarray(shotpoint, dtype=np.float64).reshape(g.n_bins))
     if not g.is_2d:
         h["INLINE_3D"], h["CROSSLINE_3D"] = il, xl
     if vol.name == "gathers":
@@ -51,8 +66,43 @@ def volume_traces(vol) -> np.ndarray:
     return np.ascontiguousarray(data.reshape(-1, nt))
 
 
+def volume_text(vol, dt: float, t0: float) -> str:
+    """The textual header of ``vol``: what it is, line, CRS/units, sampling, software, history.
+
+    Wrapped by :func:`seis_hpc.io.segy.write_segy` to 40 lines of 80 characters (the end of a
+    long history or configuration is cut there).
+    """
+    import seis_hpc
+
+    g = vol.grid
+    what = {"image": "stack/image (amplitude)", "vrms": "RMS velocity (m/s)",
+            "gathers": "offset-class image gathers"}.get(vol.name, vol.name)
+    line = vol.attrs.get("line") or vol.attrs.get("survey") or vol.attrs.get("input")
+    crs = vol.attrs.get("crs", "local (not given)")
+    lines = [f"seis_hpc {seis_hpc.__version__} export: {what}",
+             f"line: {line}" if line else f"line: {'2D' if g.is_2d else '3D'} {g.describe()}",
+             f"CRS: {crs}; coordinates and offsets in metres (units 89 = 1)",
+             f"sample interval {dt * 1e3:g} ms, two-way time from {t0:g} s, "
+             f"{len(vol.time)} samples",
+             ("2D: CDP (21) = CMP number. " if g.is_2d else
+              "INLINE_3D (189), CROSSLINE_3D (193), CDP (21) = bin serial. ")
+             + "CDP_X/CDP_Y (181/185) = bin centre, m, scalar -100. "
+             + "NStackedTraces (33) = fold. "
+             + ("offset (37) = class centre, m." if vol.name == "gathers" else ""),
+             "history:"]
+    lines += [str(h) for h in vol.history]
+    if vol.config:
+        lines.append("config: " + " ".join(str(vol.config).split()))
+    text = "\n".join(lines)
+    # Square brackets have no one EBCDIC code (cp037 and segyio's table differ): readers
+    # would show other letters; other non-ASCII characters have none at all.
+    text = text.translate({ord("["): "(", ord("]"): ")"})
+    return text.encode("ascii", "replace").decode("ascii")
+
+
 def write_volume_segy(path: str | os.PathLike, vol, *, fmt: int = 5, endian: str = "big",
-                      revision: int = 1) -> None:
+                      revision: int = 1, fold: np.ndarray | None = None,
+                      shotpoint: np.ndarray | None = None) -> None:
     """Write a :class:`~seis_hpc.io.volume.Volume` as SEG-Y rev 1 or 2.0 (atomically).
 
     Parameters
@@ -67,6 +117,11 @@ def write_volume_segy(path: str | os.PathLike, vol, *, fmt: int = 5, endian: str
         Byte order.
     revision : {1, 2}
         SEG-Y revision of the file (see :func:`seis_hpc.io.segy.write_segy`).
+    fold : numpy.ndarray, optional
+        Traces stacked into each bin (shape ``grid.shape``), written to ``NStackedTraces``
+        (bytes 33-34); 1 when not given.
+    shotpoint : numpy.ndarray, optional
+        Shot point number of each bin (``ShotPoint``, bytes 197-200).
 
     Raises
     ------
@@ -83,16 +138,6 @@ def write_volume_segy(path: str | os.PathLike, vol, *, fmt: int = 5, endian: str
         raise SeisError("time axis is not regular: SEG-Y needs one sample interval", path)
     if t[0] < 0:
         raise SeisError(f"first time {t[0]:g} s is negative: SEG-Y delay must be >= 0", path)
-    g = vol.grid
-    what = {"image": "stack/image (amplitude)", "vrms": "RMS velocity (m/s)",
-            "gathers": "offset-class image gathers"}.get(vol.name, vol.name)
-    text = (f"seis_hpc export: {what}. {g.describe()}. "
-            + ("2D: CDP (21) = CMP number. " if g.is_2d else
-               "INLINE_3D (189), CROSSLINE_3D (193), CDP (21) = bin serial. ")
-            + "CDP_X/CDP_Y (181/185) = bin centre, m, scalar -100. "
-            + ("offset (37) = class centre, m. " if vol.name == "gathers" else "")
-            + f"Two-way time from {t[0]:g} s every {dt * 1e3:g} ms.")
-    for line in vol.history[-4:]:
-        text += "\n" + str(line)
-    write_segy(path, volume_traces(vol), volume_headers(vol), round(dt, 9), t_start=float(t[0]),
-               fmt=fmt, endian=endian, text=text, revision=revision)
+    write_segy(path, volume_traces(vol), volume_headers(vol, fold, shotpoint), round(dt, 9),
+               t_start=float(t[0]), fmt=fmt, endian=endian, text=volume_text(vol, dt, t[0]),
+               revision=revision)

@@ -14,6 +14,7 @@ this module plans the job, checks every input once on rank 0 and runs the MPI en
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -224,6 +225,24 @@ def _velocity_stamp(velocity: Any, model: Any, grid: BinGrid) -> dict | str:
     return "sha1:" + hashlib.sha1(np.ascontiguousarray(v).tobytes()).hexdigest()
 
 
+def _write_image_segy(out, segy, revision: int, fold: np.ndarray, line: str) -> None:
+    """Rank 0: the written image as SEG-Y, atomically; on failure remove the image as well."""
+    from seis_hpc.io.atomic import atomic_output
+    from seis_hpc.io.export import write_volume_segy
+    from seis_hpc.io.volume import read_volume
+
+    try:
+        vol = read_volume(out, "image")
+        vol.attrs.setdefault("input", line)  # the line the text header names
+        with atomic_output(segy) as tmp:
+            write_volume_segy(tmp, vol, revision=revision, fold=fold)
+    except BaseException:
+        # all or none, as stack --segy: no image without its SEG-Y
+        with contextlib.suppress(OSError):
+            os.remove(out)
+        raise
+
+
 def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | VelocityModel,
             out: str | os.PathLike, *, index: str | os.PathLike | None = None,
             bin_grid: BinGrid | str | os.PathLike | None = None,
@@ -239,7 +258,8 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
             checkpoint_interval: float = 120.0, restart: str = "auto",
             keep_checkpoint: bool = False, progress_every: float = 10.0,
             parallel_hdf5: str = "auto", comm: MPI.Comm | None | str = "auto",
-            config: str | None = None, history: list[str] | None = None) -> Migration:
+            config: str | None = None, history: list[str] | None = None,
+            segy: str | os.PathLike | None = None, segy_revision: int = 1) -> Migration:
     """Kirchhoff prestack time migration of a survey into one HDF5 image (collective).
 
     Every input is checked once, on rank 0, before any work; then each rank reads only its
@@ -315,6 +335,14 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         Configuration text stored in the image (default: these parameters as JSON).
     history : list of str, optional
         History lines stored in the image.
+    segy : path-like, optional
+        Also write the (stacked) image as SEG-Y
+        (:func:`seis_hpc.io.export.write_volume_segy`), on rank 0 after the image;
+        ``NStackedTraces`` is the number of input traces binned into each image bin. If it
+        fails, the image is removed too (all or none) and the error raised on every rank;
+        the checkpoint is kept, so that the same call again only writes the outputs.
+    segy_revision : {1, 2}
+        SEG-Y revision of that file.
 
     Returns
     -------
@@ -350,6 +378,12 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
             if not os.path.exists(p):
                 raise FileNotFoundError(2, "No such file or directory", os.fspath(p))
         path = os.path.abspath(out)
+        if segy is not None:
+            from seis_hpc.io.atomic import prepare_outputs
+
+            prepare_outputs(out, segy)  # a bad SEG-Y name fails before any work
+            if segy_revision not in (1, 2):
+                raise SeisError(f"SEG-Y revision must be 1 or 2 (got {segy_revision})")
         if os.path.isdir(path):
             raise SeisError("output is a directory", path)
         if not os.access(os.path.dirname(path) or ".", os.W_OK):
@@ -386,6 +420,12 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
                        progress_period=progress_every, parallel_hdf5=parallel_hdf5)
         job.keep_checkpoint = bool(keep_checkpoint)
         held.update(idx=idx, vel=vel)
+        if segy is not None:
+            # input traces per image bin (the SEG-Y fold); the image may be a part of the grid
+            f = sv.fold().reshape(sv.grid.n_inline, sv.grid.n_crossline)
+            i0, j0 = g.inline0 - sv.grid.inline0, g.crossline0 - sv.grid.crossline0
+            held["fold"] = f[i0:i0 + g.n_inline, j0:j0 + g.n_crossline]
+            held["line"] = str(idx.attrs.get("segy_path", survey))
         return job
 
     job = on_root(comm, setup)
@@ -395,6 +435,18 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         idx = survey.index if isinstance(survey, Survey) else \
             Survey.open(survey, index, save=False, grid=bin_grid).index
         vel = _velocity_model(velocity, job.plan.grid, job.time, validate=False)
+    keep = job.keep_checkpoint
+    if segy is not None:
+        job.keep_checkpoint = True  # until the SEG-Y is written: a rerun then only rewrites
     status = execute(job, idx, vel, comm)
+    if status == 0 and segy is not None:
+        def write_segy_then_drop_checkpoint():
+            _write_image_segy(out, segy, segy_revision, held["fold"], held["line"])
+            if not keep:
+                from seis_hpc.engine.checkpoint import Checkpoint
+
+                Checkpoint(job.checkpoint_dir, job.phash).remove()
+
+        on_root(comm, write_segy_then_drop_checkpoint)
     return Migration(status=int(status), out=os.fspath(out), strategy=job.plan.strategy,
                      units=len(job.plan.units), ranks=size, traces_in=int(idx.n_traces))

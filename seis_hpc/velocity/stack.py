@@ -30,8 +30,13 @@ TRACE_BLOCK = 4096  # traces per NMO call (4096 x 1000 samples x 8 bytes of velo
 def nmo_stack_survey(source: TraceIndex, bins: np.ndarray, grid: BinGrid,
                      velocity: VrmsVolume | VrmsFunction, *, stretch_mute: float | None = 0.3,
                      interp: str = "linear",
-                     progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                     progress: Callable[[int, int], None] | None = None,
+                     return_fold: bool = False) -> np.ndarray:
     """NMO stack of every bin of a survey.
+
+    With ``return_fold`` also return the fold of each bin, shape ``grid.shape`` (int64): the
+    largest live fold over its samples, i.e. the number of live traces stacked into it where
+    no mute removes any.
 
     Parameters
     ----------
@@ -88,13 +93,22 @@ def nmo_stack_survey(source: TraceIndex, bins: np.ndarray, grid: BinGrid,
             progress(i + 1, ni)
     # Normalised by the live fold of each sample (as nmo_stack and SU sustack count it).
     stack = np.where(fold > 0, total / np.maximum(fold, 1), 0.0).astype(np.float32)
+    if return_fold:
+        return stack.reshape(grid.shape + (ns,)), fold.max(axis=1).reshape(grid.shape)
     return stack.reshape(grid.shape + (ns,))
+
+
+def _input_path(survey, idx) -> str:
+    """The input file of a survey (the line the SEG-Y text header names)."""
+    if isinstance(survey, (str, os.PathLike)):
+        return os.path.abspath(survey)
+    return str(getattr(idx, "attrs", {}).get("segy_path", ""))
 
 
 def write_stack(path: str | os.PathLike, stack: np.ndarray, grid: BinGrid, time: np.ndarray, *,
                 segy: str | os.PathLike | None = None, segy_revision: int = 1,
                 config: str = "", history: Sequence[str] = (),
-                attrs: dict | None = None) -> None:
+                attrs: dict | None = None, fold: np.ndarray | None = None) -> None:
     """Write a stack as an HDF5 ``image`` volume and, optionally, SEG-Y.
 
     Parameters
@@ -113,6 +127,8 @@ def write_stack(path: str | os.PathLike, stack: np.ndarray, grid: BinGrid, time:
         SEG-Y revision of that file.
     config, history, attrs
         Provenance.
+    fold : numpy.ndarray, optional
+        Live traces stacked per bin (``grid.shape``), written to the SEG-Y ``NStackedTraces``.
     """
     from seis_hpc.io.export import write_volume_segy
     from seis_hpc.io.volume import Volume, write_volume
@@ -121,7 +137,7 @@ def write_stack(path: str | os.PathLike, stack: np.ndarray, grid: BinGrid, time:
                  "image", config=config, history=list(history), attrs=dict(attrs or {}))
     write_volume(path, vol)
     if segy is not None:
-        write_volume_segy(segy, vol, revision=segy_revision)
+        write_volume_segy(segy, vol, revision=segy_revision, fold=fold)
 
 
 def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
@@ -190,12 +206,14 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
                     f"{n_bins:,} bins x {time.size:,} samples x 20 bytes (sum, fold, result)")
     vel = open_vrms(velocity, sv.grid, time)
     with Progress(None, "stack", "inline", mode="auto" if progress else "off") as prog:
-        result = nmo_stack_survey(idx, sv.bin_serial(), sv.grid, vel,
-                                  stretch_mute=stretch_mute or None, interp=interp,
-                                  progress=lambda done, total: (setattr(prog, "total", total),
-                                                                prog.set(done)))
+        result, fold = nmo_stack_survey(
+            idx, sv.bin_serial(), sv.grid, vel, return_fold=True,
+            stretch_mute=stretch_mute or None, interp=interp,
+            progress=lambda done, total: (setattr(prog, "total", total), prog.set(done)))
     with atomic_outputs(out, segy) as (out_tmp, segy_tmp):
         write_stack(out_tmp, result, sv.grid, time, segy=segy_tmp,
                     segy_revision=segy_revision, config=config,
-                    history=history, attrs={"velocity": os.path.abspath(velocity)})
+                    history=history, fold=fold,
+                    attrs={"velocity": os.path.abspath(velocity),
+                           "input": _input_path(survey, idx)})
     return result
