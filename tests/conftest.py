@@ -85,3 +85,19 @@ def random_case():
     vr = (1600 + 300 * rng.random((len(pts), 1)) + 800 * time[None]).astype(np.float32)
     data = rng.standard_normal((ntr, ns)).astype(np.float32)
     return data, sx, sy, rx, ry, pts, time, vr
+
+
+@pytest.fixture(scope="module")
+def tiny3d(tmp_path_factory) -> Path:
+    """The tiny3d synthetic survey (``shots.sgy``, ``truth.json``, ``velocity.csv``), indexed
+    once so that the runs of a test module do not race to write the index; one per module."""
+    import subprocess
+
+    d = tmp_path_factory.mktemp("tiny3d")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    for args in (["synth", "--preset", "tiny3d", "--out", str(d)],
+                 ["index", str(d / "shots.sgy")]):
+        r = subprocess.run([sys.executable, "-m", "seis_hpc", *args], capture_output=True,
+                           text=True, timeout=300, env=env)
+        assert r.returncode == 0, r.stderr
+    return d

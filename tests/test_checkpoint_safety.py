@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_engine_restart import MPIEXEC, PY, ROOT, SMALL, close, cmd, env, image, run
+from test_engine_restart import MPIEXEC, ROOT, SMALL, close, cmd, env, image, run
 
 from seis_hpc.engine.checkpoint import MARKER, Checkpoint
 from seis_hpc.errors import SeisError
@@ -33,14 +33,8 @@ needs_mpi = pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec in .venv
 
 
 @pytest.fixture(scope="module")
-def survey(tmp_path_factory):
-    """The tiny3d synthetic, indexed (as in tests/test_engine_restart.py)."""
-    d = tmp_path_factory.mktemp("tiny3d")
-    r = run([PY, "-m", "seis_hpc", "synth", "--preset", "tiny3d", "--out", str(d)])
-    assert r.returncode == 0, r.stderr
-    r = run([PY, "-m", "seis_hpc", "index", str(d / "shots.sgy")])
-    assert r.returncode == 0, r.stderr
-    return d
+def survey(tiny3d):
+    return tiny3d
 
 
 @pytest.fixture(scope="module")

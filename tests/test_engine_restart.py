@@ -66,14 +66,8 @@ def img_volume(like, data):
 
 
 @pytest.fixture(scope="module")
-def survey(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny3d")
-    r = run([PY, "-m", "seis_hpc", "synth", "--preset", "tiny3d", "--out", str(d)])
-    assert r.returncode == 0, r.stderr
-    # Index once, so the timed runs below do not race to write it.
-    r = run([PY, "-m", "seis_hpc", "index", str(d / "shots.sgy")])
-    assert r.returncode == 0, r.stderr
-    return d
+def survey(tiny3d):
+    return tiny3d
 
 
 @pytest.fixture(scope="module")
