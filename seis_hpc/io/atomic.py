@@ -173,15 +173,17 @@ def atomic_outputs(*paths: str | os.PathLike | None) -> Iterator[list[Path | Non
 
 def _exit_on_signal(signum: int) -> None:
     """After the temporary files are gone: end this process as the signal asked."""
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    status = 128 + signum  # the shell's convention: 143 for SIGTERM
+    # SIGINT ends as SystemExit(130), like SIGTERM, not as KeyboardInterrupt: a
+    # KeyboardInterrupt that surfaces again during unwinding or interpreter shutdown makes
+    # CPython kill itself with SIGINT (exit -2) after the message was printed.
+    status = 128 + signum  # the shell's convention: 143 for SIGTERM, 130 for SIGINT
     mpi = sys.modules.get("mpi4py.MPI")
     world = mpi.COMM_WORLD if mpi is not None and mpi.Is_initialized() \
         and not mpi.Is_finalized() and mpi.COMM_WORLD.Get_size() > 1 else None
     name = signal.Signals(signum).name
+    said = "interrupted" if signum == signal.SIGINT else f"stopped by {name}"
     if world is None:
-        print(f"seis-hpc: stopped by {name}", file=sys.stderr, flush=True)
+        print(f"seis-hpc: {said}", file=sys.stderr, flush=True)
         raise SystemExit(status)
     # mpiexec signals every rank: rank 0 speaks and aborts the job; another rank does so
     # only if rank 0 has not within a second (the signal was sent to that rank alone).
@@ -191,8 +193,7 @@ def _exit_on_signal(signum: int) -> None:
 
     if rank:
         time.sleep(1.0)
-    print(f"seis-hpc: {f'rank {rank}: ' if rank else ''}stopped by {name}", file=sys.stderr,
-          flush=True)
+    print(f"seis-hpc: {f'rank {rank}: ' if rank else ''}{said}", file=sys.stderr, flush=True)
     time.sleep(0.3)  # let mpiexec forward the line: hydra can drop it at an abort
     world.Abort(status)
     raise SystemExit(status)
@@ -202,13 +203,13 @@ def _exit_on_signal(signum: int) -> None:
 def cleanup_on_signals(signals=(signal.SIGTERM, signal.SIGINT)) -> Iterator[None]:
     """While the block runs, SIGTERM and SIGINT first remove the registered temporary files.
 
-    Then the process ends: SIGINT raises ``KeyboardInterrupt`` (exit 130 in ``seis-hpc``),
-    SIGTERM raises ``SystemExit(143)`` so that ``finally`` blocks still run (under MPI with
-    several ranks: ``Abort(143)``). Handlers installed inside the block (the PSTM engine's
-    checkpoint-on-SIGTERM) take precedence while they are installed. A signal that is ignored,
-    or handled by the program that called this (other than Python's default SIGINT handler),
-    is left alone (``atexit`` still removes the files); outside the main thread nothing is
-    installed.
+    Then the process ends: SIGINT says "interrupted" and raises ``SystemExit(130)``, SIGTERM
+    says "stopped by SIGTERM" and raises ``SystemExit(143)``, so that ``finally`` blocks still
+    run (under MPI with several ranks: ``Abort(130)`` or ``Abort(143)``). Handlers installed
+    inside the block (the PSTM engine's checkpoint-on-SIGTERM) take precedence while they are
+    installed. A signal that is ignored, or handled by the program that called this (other
+    than Python's default SIGINT handler), is left alone (``atexit`` still removes the files);
+    outside the main thread nothing is installed.
     """
     old = {}
 
