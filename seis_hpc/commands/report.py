@@ -65,6 +65,8 @@ def run(args) -> int:
               "listed in SCRATCH.txt, not in the manifest")
     for m in rep.missing:
         print(f"warning: recorded output no longer exists: {m}")
+    for m in rep.mismatches:
+        print(f"warning: step {m.step} ({m.name}): {m.path}: {m.text()}")
     for m in rep.outside:
         print(f"warning: recorded output outside the manifest's folder, not listed: {m}")
     return 0
