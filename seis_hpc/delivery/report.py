@@ -547,7 +547,7 @@ def render_html(rundir: Path, steps: list[dict], entries: list[Entry], missing: 
                    "them (SHA-256 taken as each step ended):</p>")
         out.append(_table([(_Raw(f'<a href="#step{m.step}">{m.step}</a>'), m.name,
                             "wrote" if m.role == "written" else "read", m.path, _now_cell(m))
-                           for m in bad.values()], ("#", "step", "", "path", "now")))
+                           for m in bad.values()], ("#", "step", "role", "path", "now")))
     elif any("written" in st for st in steps):
         out.append('<p class="ok">none: every recorded file is as its step wrote or read '
                    "it.</p>")

@@ -160,7 +160,9 @@ def _jsonable(v):
     return str(v)
 
 
-Snapshot = dict  # resolved file path -> (size, mtime_ns, inode) of a folder's files
+# resolved path -> (size, mtime_ns, inode) of each file; None for each folder (or absent
+# path) looked at, so that a file under it missing from the snapshot is new
+Snapshot = dict
 
 
 def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
@@ -188,6 +190,8 @@ def snapshot(paths: Iterable[PathLike]) -> Snapshot:
     for p in paths:
         q = Path(p)
         try:
+            if not q.is_file():
+                snap[str(q.resolve())] = None
             if q.is_dir():
                 for f in _folder_files(q):
                     snap[str(f.resolve())] = _stat_key(f.stat())
@@ -223,7 +227,7 @@ def _entry(f: Path, rundir: Path, known: dict[str, dict] | None = None) -> dict:
             and old.get("sha256"):
         digest = old["sha256"]
     else:
-        size, digest = sha256_file(f)
+        _, digest = sha256_file(f)
         st = f.stat()
     return {"path": rel, "bytes": st.st_size, "sha256": digest, "mtime_ns": st.st_mtime_ns}
 
@@ -255,9 +259,10 @@ def file_entries(inputs: Iterable[PathLike], outputs: Iterable[PathLike], rundir
     rundir : Path
         Run folder (entry paths are relative to it when inside).
     before : dict, optional
-        :func:`snapshot` of the outputs taken when the step started: a folder output
-        contributes the files that are new or changed since. Without it, the files of a
-        folder modified at or after ``start``.
+        :func:`snapshot` of the outputs taken when the step started: a folder output looked
+        at there contributes the files that are new or changed since. Any other folder
+        output (one named only as the step ended) contributes the files modified at or after
+        ``start`` (less 1 s for coarse file-system clocks).
     start : float, optional
         When the step started (UNIX time, s).
     """
@@ -277,16 +282,16 @@ def file_entries(inputs: Iterable[PathLike], outputs: Iterable[PathLike], rundir
         q = Path(p)
         if q.is_dir():
             files = []
+            looked = before is not None and str(q.resolve()) in before
             for f in _folder_files(q):
                 try:
                     st = f.stat()
                 except OSError:
                     continue
-                key = str(f.resolve())
-                if before is not None and key in before:
-                    if before[key] != _stat_key(st):
+                if looked:
+                    if before.get(str(f.resolve())) != _stat_key(st):
                         files.append(f)
-                elif before is not None or start is None or st.st_mtime >= start - 1.0:
+                elif start is None or st.st_mtime >= start - 1.0:
                     files.append(f)
         else:
             files = [q] if q.is_file() else []
