@@ -198,10 +198,13 @@ def _run_recorded(args: argparse.Namespace) -> int:
         args._record = rec
         code = int(mod.run(args) or 0)
         # Side files (OUT.qc.json, OUT.edits.csv, a pass's velocity) are deliverables too:
-        # the manifest of `seis-hpc report` must cover every file the step wrote.
+        # the manifest of `seis-hpc report` must cover every file the step wrote; the files a
+        # flow reads (its input, tables) are the step's inputs.
         side = getattr(mod, "side_files", None)
         if code == 0 and side is not None:
-            rec.outputs += [p for _, p in side(args)[1] if os.path.isfile(p)]
+            ins, outs = side(args)
+            rec.inputs += [p for _, p in ins if os.path.isfile(p) and p not in rec.inputs]
+            rec.outputs += [p for _, p in outs if os.path.isfile(p)]
         if code == 75:
             rec.status = "stopped"
         elif code != 0:

@@ -126,6 +126,18 @@ def test_run_manifest_covers_side_files_and_verifies(tmp_path, monkeypatch, caps
     (tmp_path / "elsewhere").mkdir()
     assert main(["gain", str(run / "e.sgy"), "-o", str(tmp_path / "elsewhere" / "g.sgy")]) == 0
     monkeypatch.delenv("SEIS_HPC_RUNDIR")
+    # the standalone edit step records its edits from the QC summary it wrote, per kind
+    import json
+
+    from seis_hpc.delivery.runlog import read_steps
+
+    summary = json.loads((run / "e.sgy.qc.json").read_text())["summary"]
+    rec = read_steps(run)[1]
+    assert rec["step"] == "edit"
+    assert rec["edits"] == {"killed": summary["traces_killed"],
+                            "despiked": summary["traces_despiked"],
+                            "flipped": summary["traces_flipped"],
+                            "swell": summary["traces_swell"]}
     capsys.readouterr()
     assert main(["report", str(run)]) == 0
     out = capsys.readouterr().out

@@ -23,7 +23,14 @@ one line per step, written by every seis-hpc step run with --rundir or $SEIS_HPC
 
 Writes:
   RUNDIR/report.html       every step with its command line, parameters, inputs and outputs,
-                           start/end/duration, trace counts, edits, metrics and QC pictures.
+                           start/end/duration, trace counts, edits (per flow step: traces
+                           killed, despiked, flipped...), metrics and QC pictures.
+                           Each input and output shows the size and SHA-256 the step recorded
+                           when it read or wrote the file (a folder output: the files written
+                           into it); a file changed or missing since is flagged there and under
+                           "Changed or missing files" ("changed after this step wrote it:
+                           recorded sha256 ... now ...; rewritten by step N"), and printed
+                           here as a warning.
                            Self-contained: pictures embedded, no external file, script or link;
                            opens offline.
   RUNDIR/MANIFEST.sha256   SHA-256 of every deliverable (final outputs and QC pictures of
@@ -65,6 +72,8 @@ def run(args) -> int:
               "listed in SCRATCH.txt, not in the manifest")
     for m in rep.missing:
         print(f"warning: recorded output no longer exists: {m}")
+    for m in rep.mismatches:
+        print(f"warning: step {m.step} ({m.name}): {m.path}: {m.text()}")
     for m in rep.outside:
         print(f"warning: recorded output outside the manifest's folder, not listed: {m}")
     return 0

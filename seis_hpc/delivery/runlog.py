@@ -7,10 +7,32 @@ deliverables. Every step appends one line when it finishes (or fails)::
      "inputs": ["survey/shots.sgy", ...], "outputs": ["image.h5"],
      "start": "2024-05-01T10:00:00+00:00", "end": "...", "seconds": 812.4,
      "traces_in": 1536, "traces_out": null, "edits": {"killed": 12},
+     "edit_table": [{"flow_step": 1, "step": "edit", "output": "work/01_edit.sgy",
+                     "edit": "killed", "traces": 12, "report": "work/01_edit.sgy.edits.csv"}],
+     "read": [{"path": "survey/shots.sgy", "bytes": 1914384, "sha256": "a663...",
+               "mtime_ns": 1764768000123456789}],
+     "written": [{"path": "image.h5", "bytes": 871816, "sha256": "46a8...",
+                  "mtime_ns": 1764768812345678901, "of": "image.h5"}],
      "metrics": {"units": 366}, "qc": ["qc/image_inline_5.png"], "status": "ok",
      "host": "node12", "ranks": 4, "software": "seis_hpc 0.1.0"}
 
 Paths are stored relative to RUNDIR when they lie under it, absolute otherwise.
+
+File hashes are taken when the step ends, not when the report is built (a later re-run of a
+step must not change what an earlier step is said to have written):
+
+* ``written``: every file the step wrote, with its size (bytes), SHA-256 and modification
+  time (ns); ``of`` names the recorded output it belongs to. A folder output is expanded to
+  the files created or changed under it while the step ran (a snapshot of the folder is taken
+  when :func:`step` starts), so ``synth --out .`` records its three files, not the folder.
+  The trace index a step makes beside an input in the run folder (``IN.index.h5``) is
+  recorded as an output too.
+* ``read``: every input file as the step found it (size, SHA-256, modification time); an
+  input whose size and modification time match an earlier record's entry for the same path
+  reuses that entry's SHA-256 instead of reading the file again.
+* ``edit_table`` and ``edits``: the trace edits of the step, read from the QC summaries
+  (``OUT.qc.json``, ``summary.traces_<action>``) that the step wrote, one row per flow step
+  and action; ``edits`` holds the totals by action.
 
 Where the record goes (:func:`resolve_rundir`): the ``rundir`` argument, else
 ``$SEIS_HPC_RUNDIR``, else the folder of the first output. Only MPI rank 0 writes; every other
@@ -47,6 +69,13 @@ from seis_hpc.errors import SeisError
 
 STEPS_FILE = "steps.jsonl"
 RUNDIR_ENV = "SEIS_HPC_RUNDIR"
+_QC_SUFFIX = ".qc.json"  # as seis_hpc.engine.gather_run.qc_path
+_INDEX_SUFFIX = ".index.h5"  # as seis_hpc.io.index.INDEX_SUFFIX
+# summary.traces_<x> keys of a QC summary that count edits, and their names in the report;
+# any other traces_<x> key except these counts is an edit too, named <x>.
+_NOT_EDITS = frozenset({"traces", "traces_in", "traces_out"})
+EDIT_NAMES = {"killed": "killed", "despiked": "despiked", "flipped": "flipped",
+              "swell": "swell (flagged, left for the swell step)"}
 
 PathLike = str | os.PathLike
 
@@ -131,6 +160,198 @@ def _jsonable(v):
     return str(v)
 
 
+# resolved path -> (size, mtime_ns, inode) of each file; None for each folder (or absent
+# path) looked at, so that a file under it missing from the snapshot is new
+Snapshot = dict
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    """Files under ``folder`` (symbolic links not followed), without hidden files and the
+    temporaries of :mod:`seis_hpc.io.atomic`."""
+    out = []
+    for base, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            if not name.startswith(".") and ".tmp-" not in name:
+                out.append(Path(base) / name)
+    return out
+
+
+def snapshot(paths: Iterable[PathLike]) -> Snapshot:
+    """What a step may overwrite, before it runs: size, modification time and inode of every
+    file under each existing folder of ``paths`` and of each existing file of ``paths``.
+
+    :func:`record_step` compares the folders against it to find the files the step wrote."""
+    snap: Snapshot = {}
+    for p in paths:
+        q = Path(p)
+        try:
+            if not q.is_file():
+                snap[str(q.resolve())] = None
+            if q.is_dir():
+                for f in _folder_files(q):
+                    snap[str(f.resolve())] = _stat_key(f.stat())
+            elif q.is_file():
+                snap[str(q.resolve())] = _stat_key(q.stat())
+        except OSError:
+            continue  # vanished while we looked: nothing to compare against
+    return snap
+
+
+def _index_candidates(inputs: Iterable[PathLike], rundir: Path) -> list[Path]:
+    """``IN.index.h5`` beside each input file lying in the run folder: the trace index a step
+    makes when it reads an input that has none."""
+    from seis_hpc.delivery.manifest import is_inside
+
+    out = []
+    for p in inputs:
+        q = Path(p)
+        if q.is_file() and not q.name.endswith(_INDEX_SUFFIX) and is_inside(q, rundir):
+            out.append(q.with_name(q.name + _INDEX_SUFFIX))
+    return out
+
+
+def _entry(f: Path, rundir: Path, known: dict[str, dict] | None = None) -> dict:
+    """Size, SHA-256 and modification time of ``f``; the SHA-256 of ``known[rel]`` is reused
+    when its size and modification time match (the file was not touched since)."""
+    from seis_hpc.delivery.manifest import sha256_file
+
+    rel = _rel(f, rundir)
+    st = f.stat()
+    old = (known or {}).get(rel)
+    if old and old.get("bytes") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns \
+            and old.get("sha256"):
+        digest = old["sha256"]
+    else:
+        _, digest = sha256_file(f)
+        st = f.stat()
+    return {"path": rel, "bytes": st.st_size, "sha256": digest, "mtime_ns": st.st_mtime_ns}
+
+
+def _known_entries(rundir: Path) -> dict[str, dict]:
+    """The latest ``read``/``written`` entry of every path in the run record (for reuse)."""
+    known: dict[str, dict] = {}
+    try:
+        steps = read_steps(rundir) if (rundir / STEPS_FILE).is_file() else []
+    except (SeisError, OSError, UnicodeError):
+        return known
+    for st in steps:
+        for key in ("read", "written"):
+            for e in st.get(key) or []:
+                if isinstance(e, dict) and isinstance(e.get("path"), str):
+                    known[e["path"]] = e
+    return known
+
+
+def file_entries(inputs: Iterable[PathLike], outputs: Iterable[PathLike], rundir: Path,
+                 before: Snapshot | None = None, start: float | None = None
+                 ) -> tuple[list[dict], list[dict]]:
+    """The ``read`` and ``written`` entries of a step (see module help).
+
+    Parameters
+    ----------
+    inputs, outputs : iterable of path-like
+        The step's recorded inputs and outputs (files or folders).
+    rundir : Path
+        Run folder (entry paths are relative to it when inside).
+    before : dict, optional
+        :func:`snapshot` of the outputs taken when the step started: a folder output looked
+        at there contributes the files that are new or changed since. Any other folder
+        output (one named only as the step ended) contributes the files modified at or after
+        ``start`` (less 1 s for coarse file-system clocks).
+    start : float, optional
+        When the step started (UNIX time, s).
+    """
+    known = _known_entries(rundir)
+    read, seen = [], set()
+    for p in inputs:
+        q = Path(p)
+        files = _folder_files(q) if q.is_dir() else [q] if q.is_file() else []
+        for f in files:
+            key = str(f.resolve())
+            if key not in seen:
+                seen.add(key)
+                with contextlib.suppress(OSError):
+                    read.append(_entry(f, rundir, known))
+    written, seen = [], set()
+    for p in outputs:
+        q = Path(p)
+        if q.is_dir():
+            files = []
+            looked = before is not None and str(q.resolve()) in before
+            for f in _folder_files(q):
+                try:
+                    st = f.stat()
+                except OSError:
+                    continue
+                if looked:
+                    if before.get(str(f.resolve())) != _stat_key(st):
+                        files.append(f)
+                elif start is None or st.st_mtime >= start - 1.0:
+                    files.append(f)
+        else:
+            files = [q] if q.is_file() else []
+        for f in files:
+            key = str(f.resolve())
+            if key not in seen:
+                seen.add(key)
+                with contextlib.suppress(OSError):
+                    written.append({**_entry(f, rundir), "of": _rel(q, rundir)})
+    return read, written
+
+
+def edits_from_qc(written: Iterable[dict], rundir: Path) -> tuple[list[dict], dict]:
+    """The edit table of a step from the QC summaries (``OUT.qc.json``) it wrote.
+
+    Returns
+    -------
+    table : list of dict
+        One row per QC summary and edit kind: ``flow_step`` (1-based position among the
+        summaries), ``step``, ``output``, ``edit``, ``traces`` and ``report`` (the edit
+        report file, or None); a step that keeps fewer traces than it read (``select``)
+        gets a ``removed`` row.
+    counts : dict
+        ``traces_in`` of the first summary and ``traces_out`` of the last (None without one).
+    """
+    table: list[dict] = []
+    first_in = last_out = None
+    n = 0
+    for e in written:
+        path = e.get("path", "")
+        if not path.endswith(_QC_SUFFIX):
+            continue
+        q = Path(path) if Path(path).is_absolute() else rundir / path
+        try:
+            summary = json.loads(q.read_text(encoding="utf-8")).get("summary")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if not isinstance(summary, dict):
+            continue
+        n += 1
+        out = path[: -len(_QC_SUFFIX)]
+        traces = summary.get("traces")
+        t_in = summary.get("traces_in", traces)
+        if first_in is None and isinstance(t_in, int):
+            first_in = t_in
+        if isinstance(traces, int):
+            last_out = traces
+        report = summary.get("edit_report")
+        report = _rel(report, rundir) if isinstance(report, str) else None
+        row = {"flow_step": n, "step": str(summary.get("step", "")), "output": out,
+               "report": report}
+        for k, v in summary.items():
+            if k.startswith("traces_") and k not in _NOT_EDITS and isinstance(v, int) \
+                    and not isinstance(v, bool):
+                table.append({**row, "edit": k[len("traces_"):], "traces": v})
+        if isinstance(t_in, int) and isinstance(traces, int) and traces < t_in:
+            table.append({**row, "edit": "removed", "traces": t_in - traces})
+    return table, {"traces_in": first_in, "traces_out": last_out}
+
+
 def params_from_args(args: argparse.Namespace | dict) -> dict:
     """A command's parameters from its parsed arguments, without the CLI's private entries
     (``_module``, ``_parser``, ``command``), as JSON-ready values."""
@@ -144,7 +365,8 @@ def record_step(step: str, *, rundir: PathLike | None = None, argv: list[str] | 
                 end: float | _dt.datetime | None = None, traces_in: int | None = None,
                 traces_out: int | None = None, edits: dict | None = None,
                 metrics: dict | None = None, qc: Iterable[PathLike] = (),
-                status: str = "ok", message: str = "") -> dict | None:
+                status: str = "ok", message: str = "", before: Snapshot | None = None
+                ) -> dict | None:
     """Append one step to ``RUNDIR/steps.jsonl``; on MPI ranks other than 0 do nothing.
 
     Parameters
@@ -173,6 +395,15 @@ def record_step(step: str, *, rundir: PathLike | None = None, argv: list[str] | 
         Outcome of the step.
     message : str
         Error or stop message when ``status`` is not ``"ok"``.
+    before : dict, optional
+        :func:`snapshot` of the outputs when the step started (see :func:`file_entries`).
+
+    Notes
+    -----
+    Every input and output file is hashed here (SHA-256, see the module help), so the
+    record says what the step read and wrote even after a later step overwrites a file. The
+    trace edits and trace counts of the QC summaries it wrote fill ``edits`` and
+    ``edit_table`` (and ``traces_in``/``traces_out`` when not given).
 
     Returns
     -------
@@ -186,6 +417,14 @@ def record_step(step: str, *, rundir: PathLike | None = None, argv: list[str] | 
     folder = resolve_rundir(rundir, outputs)
     end = time.time() if end is None else end
     start = end if start is None else start
+    read, written = file_entries(inputs, outputs, folder, before, _seconds(start))
+    written += [{**e, "kind": "qc"} for e in file_entries((), qc, folder)[1]]
+    table, counts = edits_from_qc(written, folder)
+    edits = dict(edits or {})
+    for row in table:  # totals by kind, next to what the step recorded itself
+        edits[row["edit"]] = edits.get(row["edit"], 0) + row["traces"]
+    traces_in = counts["traces_in"] if traces_in is None else traces_in
+    traces_out = counts["traces_out"] if traces_out is None else traces_out
     rec = {
         "step": str(step),
         "argv": [str(a) for a in (_command_line() if argv is None else argv)],
@@ -197,9 +436,12 @@ def record_step(step: str, *, rundir: PathLike | None = None, argv: list[str] | 
         "seconds": round(_seconds(end) - _seconds(start), 3),
         "traces_in": None if traces_in is None else int(traces_in),
         "traces_out": None if traces_out is None else int(traces_out),
-        "edits": _jsonable(edits or {}),
+        "edits": _jsonable(edits),
+        "edit_table": _jsonable(table),
         "metrics": _jsonable(metrics or {}),
         "qc": [_rel(p, folder) for p in qc],
+        "read": read,
+        "written": written,
         "status": status,
         "message": message,
         "host": socket.gethostname(),
@@ -293,6 +535,15 @@ def step(name: str, args: argparse.Namespace | dict | None = None, *,
     rec = StepRecord(name, params_from_args(args) if args is not None else {},
                      list(inputs), list(outputs))
     t0 = time.time()
+    comm = _world()
+    before: Snapshot | None = None
+    indexes: list[Path] = []
+    if comm is None or comm.Get_rank() == 0:
+        # What the outputs (and the indexes beside inputs) were before the step, so that a
+        # folder output records only the files this step wrote into it.
+        with contextlib.suppress(SeisError, OSError):
+            indexes = _index_candidates(rec.inputs, resolve_rundir(rundir, rec.outputs))
+        before = snapshot([*rec.outputs, *indexes])
     status, message = "ok", ""
     try:
         yield rec
@@ -306,9 +557,14 @@ def step(name: str, args: argparse.Namespace | dict | None = None, *,
         # A failure to record must not hide the step's own exception.
         guard = contextlib.suppress(Exception) if status != "ok" else contextlib.nullcontext()
         with guard:
+            for f in indexes:  # a trace index the step made beside one of its inputs
+                with contextlib.suppress(OSError):
+                    if f.is_file() and before.get(str(f.resolve())) != _stat_key(f.stat()) \
+                            and f.resolve() not in {Path(o).resolve() for o in rec.outputs}:
+                        rec.outputs.append(f)
             record_step(rec.name, rundir=rundir, argv=argv, params=rec.params,
                         inputs=rec.inputs, outputs=rec.outputs, start=t0, end=time.time(),
                         traces_in=rec.traces_in, traces_out=rec.traces_out, edits=rec.edits,
                         metrics=rec.metrics, qc=rec.qc,
                         status=rec.status if status == "ok" and rec.status else status,
-                        message=message)
+                        message=message, before=before)
