@@ -48,6 +48,13 @@ def add_arguments(parser) -> None:
                         "header fields for sample count and interval)")
     parser.add_argument("--format", type=int, choices=(1, 5), default=5,
                         help="SEG-Y sample format: 1 IBM float, 5 IEEE float (default 5)")
+    a = parser.add_argument_group("acquisition (a shorter line or record than the preset's)")
+    a.add_argument("--shots", type=int, metavar="N",
+                   help="shots per sail line (default: the preset's)")
+    a.add_argument("--channels", type=int, metavar="N",
+                   help="channels per streamer (default: the preset's)")
+    a.add_argument("--record-length", type=float, metavar="S",
+                   help="record length (s; default: the preset's)")
 
 
 def run(args) -> int:
@@ -62,6 +69,18 @@ def run(args) -> int:
             raise SeisError(f"--{name} must be >= 0 (got {getattr(args, name)})")
     if args.snr is not None and args.snr <= 0:
         raise SeisError(f"--snr must be > 0 (got {args.snr})")
+    acq = p.acquisition
+    for name, field in (("shots", "shots_per_line"), ("channels", "n_channels"),
+                        ("record_length", "record_length")):
+        value = getattr(args, name)
+        if value is not None:
+            if not value > 0:
+                raise SeisError(f"--{name.replace('_', '-')} must be > 0 (got {value})")
+            acq = replace(acq, **{field: value})
+    if acq.record_length < 10 * acq.dt:
+        raise SeisError(f"--record-length {acq.record_length:g} s: shorter than ten samples "
+                        f"({acq.dt * 1000:g} ms)")
+    p = replace(p, acquisition=acq)
     events = p.events
     if args.no_multiples:
         events = replace(events, multiples=False)
