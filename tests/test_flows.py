@@ -89,9 +89,14 @@ def test_example_flow_is_valid(tmp_path, monkeypatch, capsys):
     assert fl.input == tmp_path / "raw" / "shots.sgy"
     assert fl.output == tmp_path / "conditioned.sgy" and fl.workdir == tmp_path / "work"
     assert fl.steps[0][1]["report"] == str(tmp_path / "edits.csv")
+    # Listed bare; printed with --out -.
+    capsys.readouterr()
+    assert main(["example"]) == 0
+    assert capsys.readouterr().out.split()[0] == "marine2d"
+    assert main(["example", "marine2d", "--out", "-"]) == 0
+    assert capsys.readouterr().out == ROOT_FLOW.read_text()
     # An existing flow file (edited?) is kept; an unknown example is named.
     (tmp_path / "marine2d.toml").write_text("# edited\n")
-    capsys.readouterr()
     assert main(["example", "marine2d"]) == 2
     assert main(["example", "marine3d"]) == 2
     err = capsys.readouterr().err.splitlines()
