@@ -61,7 +61,7 @@ def run(args) -> int:
     from dataclasses import replace
 
     from seis_hpc.errors import SeisError
-    from seis_hpc.synth import Noise, preset, write_survey
+    from seis_hpc.synth import Noise, preset, vertical_time, write_survey
 
     p = preset(args.preset)
     for name in ("swell", "spikes", "dead"):
@@ -86,6 +86,12 @@ def run(args) -> int:
         events = replace(events, multiples=False)
     elif args.multiples:
         events = replace(events, multiples=True)
+    if args.record_length is not None and events.diffractors:
+        # a shortened record keeps the diffractors it records (the truth lists only those)
+        t0 = vertical_time(p.medium, [d[2] for d in events.diffractors])
+        last = acq.record_length - acq.dt
+        events = replace(events, diffractors=tuple(
+            d for d, t in zip(events.diffractors, t0, strict=True) if t <= last))
     noise = Noise(random_snr=args.snr, swell_bursts=args.swell, spikes=args.spikes,
                   dead=args.dead, seed=args.seed)
     p = replace(p, midpoints_in_cdp=p.midpoints_in_cdp or args.midpoints_in_cdp)
