@@ -89,6 +89,7 @@ def test_readme_flow_commands_are_the_processing_sequence():
     assert not any("flows/" in c or ".venv" in c for c in cmds), cmds
 
 
+@pytest.mark.slow  # nine commands, pstm on 2 ranks: 15-35 s on 2 busy cores
 def test_readme_flow_runs_from_any_folder_to_verify(tmp_path):
     """Run the README block with cwd = a temporary folder: both SEG-Y deliverables (stack
     before and after migration) are written from the conditioned data, the report and
