@@ -10,9 +10,10 @@ Without OpenMP, ``prange`` loops run serially and give the same result.
 
 Package data copied into the build (so a wheel needs no checkout; not kept twice in git):
 ``slurm/templates/*`` and ``jobs/lib.sh`` into ``seis_hpc/cluster/data/`` (what ``seis-hpc
-slurm render`` fills in and what the rendered scripts source), and the benchmark scripts that
-``seis-hpc bench`` runs into ``seis_hpc/_bench/``. An editable install reads them from the
-checkout instead.
+slurm render`` fills in and what the rendered scripts source), the benchmark scripts that
+``seis-hpc bench`` runs into ``seis_hpc/_bench/``, and the example flow files ``flows/*.toml``
+(what ``seis-hpc example`` copies into a run folder) into ``seis_hpc/flows/examples/``. An
+editable install reads them from the checkout instead.
 
 ``SEIS_HPC_REUSE_INPLACE=1`` packs the kernels already built in place (``make build``) instead
 of compiling them again when they are newer than their ``.pyx``/``.pxd`` sources (the wheel
@@ -42,6 +43,7 @@ PACKAGE_DATA = [
     ("benchmarks/bench_kernels.py", "seis_hpc/_bench/bench_kernels.py"),
     ("benchmarks/bench_gpu.py", "seis_hpc/_bench/bench_gpu.py"),
     ("benchmarks/plain_loop.c", "seis_hpc/_bench/plain_loop.c"),
+    ("flows", "seis_hpc/flows/examples"),
 ]
 
 

@@ -2,7 +2,6 @@
 (the same output on several ranks as on one)."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -78,13 +77,31 @@ def test_flow_runs_and_records_history(line):
     assert "seis-hpc edit" in open(out, "rb").read(3200).decode("cp037")
 
 
-def test_example_flow_is_valid(tmp_path):
-    # The example flow validates against a survey where it expects one.
-    (tmp_path / "flows").mkdir()
-    shutil.copy(ROOT_FLOW, tmp_path / "flows" / "marine2d.toml")
-    write_survey(small_preset(shots=4, channels=12, record=0.4), tmp_path / "line1")
-    fl = load_flow(tmp_path / "flows" / "marine2d.toml")
+def test_example_flow_is_valid(tmp_path, monkeypatch, capsys):
+    # `seis-hpc example marine2d` copies the example flow into the current folder, where it
+    # validates against the survey it expects (raw/) and writes into that folder only.
+    monkeypatch.chdir(tmp_path)
+    assert main(["example", "marine2d"]) == 0
+    assert (tmp_path / "marine2d.toml").read_bytes() == ROOT_FLOW.read_bytes()
+    write_survey(small_preset(shots=4, channels=12, record=0.4), tmp_path / "raw")
+    fl = load_flow("marine2d.toml")
     assert [s.name for s, _ in fl.steps] == ["edit", "swell", "srme", "bandpass"]
+    assert fl.input == tmp_path / "raw" / "shots.sgy"
+    assert fl.output == tmp_path / "conditioned.sgy" and fl.workdir == tmp_path / "work"
+    assert fl.steps[0][1]["report"] == str(tmp_path / "edits.csv")
+    # Listed bare; printed with --out -.
+    capsys.readouterr()
+    assert main(["example"]) == 0
+    assert capsys.readouterr().out.split()[0] == "marine2d"
+    assert main(["example", "marine2d", "--out", "-"]) == 0
+    assert capsys.readouterr().out == ROOT_FLOW.read_text()
+    # An existing flow file (edited?) is kept; an unknown example is named.
+    (tmp_path / "marine2d.toml").write_text("# edited\n")
+    assert main(["example", "marine2d"]) == 2
+    assert main(["example", "marine3d"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "marine2d.toml exists" in err[0] and "'marine3d'" in err[1] and "marine2d" in err[1]
+    assert (tmp_path / "marine2d.toml").read_text() == "# edited\n"
 
 
 def test_gathers_cover_every_trace_once(line):

@@ -204,6 +204,9 @@ LONG_COMMANDS: dict[str, str] = {
                "seis_hpc.migration.job.migrate",
     "velan.py": "declares ~35 options of the scan, the picker and the field (with units) and "
                 "the --help text; run() is one call of seis_hpc.velocity.analysis.velan",
+    "migstack.py": "declares ~20 options of the image and the residual moveout (with units "
+                   "and defaults) and the --help text; run() is one call of "
+                   "seis_hpc.velocity.mva.migstack",
     "info.py": "being rewritten by the real-header geometry work (issue 14 follow-up); thin it "
                "after that lands",
     "qc.py": "three validating argument types (--size, --vrange, --clip) and the choice of "

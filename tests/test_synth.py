@@ -115,6 +115,30 @@ def test_synth_command_writes_segy_truth_and_velocity(tmp_path):
         assert sx == pytest.approx(truth["acquisition"]["x0"], abs=30)  # flip-flop: +-25 m
 
 
+def test_synth_shortens_the_line_and_record(tmp_path, capsys):
+    """--shots, --channels, --record-length: a short line of the preset (the README flow's
+    test), the geometry of the preset otherwise; impossible values are one-line errors."""
+    from seis_hpc.cli import main
+
+    out = tmp_path / "s"
+    assert main(["synth", "--preset", "marine2d", "--out", str(out), "--shots", "5",
+                 "--channels", "12", "--record-length", "1.0"]) == 0
+    truth = json.loads((out / "truth.json").read_text())
+    acq = truth["acquisition"]
+    assert (acq["shots_per_line"], acq["n_channels"], acq["record_length"]) == (5, 12, 1.0)
+    assert acq["group_interval"] == 12.5 and acq["shot_interval"] == 25.0  # the preset's
+    assert truth["n_traces"] == 5 * 12 and truth["ns"] == 501  # 0..1 s at 2 ms
+    # the deepest diffractor (t0 1.19 s) is below the record: left out of data and truth alike
+    t0 = [d["t0_s"] for d in truth["diffractors"]]
+    assert len(t0) == 2 and max(t0) < 1.0, t0
+    capsys.readouterr()
+    for bad in (["--shots", "0"], ["--channels", "-3"], ["--record-length", "0.01"]):
+        assert main(["synth", "--preset", "marine2d", "--out", str(tmp_path / "b"), *bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"seis-hpc: error: {bad[0]}") and err.count("\n") == 1, err
+    assert not (tmp_path / "b").exists()
+
+
 def test_unknown_preset_is_a_clear_error(capsys):
     from seis_hpc.cli import main
 

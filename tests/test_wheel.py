@@ -24,9 +24,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # What setup.py reads: the package, the kernel sources and the top-level run-time files it ships.
 SOURCES = ["setup.py", "pyproject.toml", "README.md", "seis_hpc", "kernels", "jobs", "slurm",
-           "benchmarks"]
+           "benchmarks", "flows"]
 # Build outputs, and the build-time copies of package data should a build have left them.
-STALE = [ROOT / "seis_hpc" / "cluster" / "data", ROOT / "seis_hpc" / "_bench"]
+STALE = [ROOT / "seis_hpc" / "cluster" / "data", ROOT / "seis_hpc" / "_bench",
+         ROOT / "seis_hpc" / "flows" / "examples"]
 
 
 def _ignore(folder, names):
@@ -123,6 +124,13 @@ def test_wheel_runs_without_the_checkout(installed, tmp_path):
     for s in shipped:
         assert Path(s).is_relative_to(venv) and Path(s).is_file()
     assert (Path(shipped[0]).parent / "plain_loop.c").is_file()
+
+    # The example flow of the README, from the package into the working folder.
+    _run([exe, "example", "marine2d"], work, env)
+    assert (work / "marine2d.toml").read_bytes() == (ROOT / "flows" / "marine2d.toml").read_bytes()
+    shipped = _run([py, "-c", "from seis_hpc.flows.flowfile import example_flows; "
+                    "print(example_flows()['marine2d'])"], work, env).stdout.strip()
+    assert Path(shipped).is_relative_to(venv), shipped
 
     # synth, then pstm on it: the diffractor focuses where the truth puts it.
     _run([exe, "synth", "--preset", "tiny3d", "--out", "d"], work, env)

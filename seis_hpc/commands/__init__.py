@@ -22,6 +22,7 @@ COMMANDS: list[str] = [
     "decon",
     "radon",
     "srme",
+    "example",
     "run",
     "velan",
     "stack",

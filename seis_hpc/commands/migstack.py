@@ -41,36 +41,53 @@ def add_arguments(parser) -> None:
     parser.add_argument("input", metavar="GATHERS", help="SEG-Y/SU prestack file (or index)")
     parser.add_argument("--velocity", "-v", required=True, metavar="V",
                         help="starting vrms HDF5 volume or time_s,vrms_mps CSV (m/s)")
-    parser.add_argument("--out", "-o", required=True, metavar="IMAGE.h5")
-    parser.add_argument("--segy", metavar="IMAGE.sgy", help="also write the stack as SEG-Y")
+    parser.add_argument("--out", "-o", required=True, metavar="IMAGE.h5",
+                        help="final image: stack and offset-class gathers")
+    parser.add_argument("--segy", metavar="IMAGE.sgy", help="also write the stack as SEG-Y "
+                        "(default: none)")
     parser.add_argument("--segy-revision", type=int, choices=(1, 2), default=1,
                         help="SEG-Y revision of --segy (default 1)")
-    parser.add_argument("--velocity-out", metavar="VEL.h5", help="final velocity volume")
+    parser.add_argument("--velocity-out", metavar="VEL.h5", help="also write the final "
+                        "velocity here (m/s; default: none, the last IMAGE.vrms-iterK.h5 "
+                        "holds it)")
     parser.add_argument("--iterations", type=int, default=1, metavar="N",
                         help="RMO velocity updates (default 1; 0: migrate only)")
-    parser.add_argument("--index", metavar="PATH", help="trace index file")
+    parser.add_argument("--index", metavar="PATH", help="trace index file (default: "
+                        "beside the input or in the cache)")
     g = parser.add_argument_group("image")
-    g.add_argument("--grid", metavar="IL0,IL1,XL0,XL1", help="image range (2D: CMP0,CMP1)")
-    g.add_argument("--tmax", type=float, metavar="S", help="last output time (s)")
+    g.add_argument("--grid", metavar="IL0,IL1,XL0,XL1", help="image range, inclusive; 2D: "
+                   "CMP0,CMP1 (default: the survey's grid)")
+    g.add_argument("--tmax", type=float, metavar="S", help="last output time (s; default: "
+                   "the input's last sample)")
     g.add_argument("--offset-classes", type=int, default=8, metavar="N",
                    help="equal offset classes of the gathers (default 8)")
-    g.add_argument("--aperture", type=float, default=float("inf"), metavar="M")
-    g.add_argument("--max-angle", type=float, default=60.0, metavar="DEG")
-    g.add_argument("--mem-per-rank", default="2G", metavar="SIZE")
+    g.add_argument("--aperture", type=float, default=float("inf"), metavar="M",
+                   help="max distance output point - trace midpoint (m; default: unlimited)")
+    g.add_argument("--max-angle", type=float, default=60.0, metavar="DEG",
+                   help="max emergence angle from vertical (degrees; default 60)")
+    g.add_argument("--mem-per-rank", default="2G", metavar="SIZE",
+                   help="memory budget per rank, e.g. 2G, 512M (default 2G)")
     g.add_argument("--backend", default="cython", choices=("cython", "gpu"),
-                   help="PSTM kernel: cython (CPU) or gpu (CUDA through CuPy, one GPU per rank)")
+                   help="PSTM kernel: cython (CPU) or gpu (CUDA through CuPy, one GPU per rank; "
+                   "default cython)")
     r = parser.add_argument_group("residual moveout")
     r.add_argument("--every", type=int, default=20, metavar="N",
                    help="RMO analysis every N CMPs (default 20)")
-    r.add_argument("--gamma-min", type=float, default=0.85)
-    r.add_argument("--gamma-max", type=float, default=1.15)
-    r.add_argument("--min-semblance", type=float, default=0.5)
-    r.add_argument("--tmin", type=float, default=0.0, help="no RMO picks above (s)")
+    r.add_argument("--gamma-min", type=float, default=0.85, metavar="G",
+                   help="lowest gamma = v_mig / v scanned (ratio; default 0.85)")
+    r.add_argument("--gamma-max", type=float, default=1.15, metavar="G",
+                   help="highest gamma = v_mig / v scanned (ratio; default 1.15)")
+    r.add_argument("--min-semblance", type=float, default=0.5, metavar="SEMB",
+                   help="weakest residual semblance picked (0-1; default 0.5)")
+    r.add_argument("--tmin", type=float, default=0.0, metavar="S",
+                   help="no RMO picks above this time (s; default 0)")
     r.add_argument("--water-bottom", type=float, metavar="S",
                    help="water-bottom time (s): the water is kept and multiples are not "
                    "flattened (default: detected on the near offsets; 0: none)")
-    r.add_argument("--smooth-m", type=float, default=250.0, help="lateral smoothing (m)")
-    r.add_argument("--smooth-s", type=float, default=0.05, help="smoothing in time (s)")
+    r.add_argument("--smooth-m", type=float, default=250.0, metavar="M",
+                   help="lateral smoothing length of the update (m; default 250)")
+    r.add_argument("--smooth-s", type=float, default=0.05, metavar="S",
+                   help="smoothing length of the update in time (s; default 0.05)")
 
 
 def run(args) -> int:

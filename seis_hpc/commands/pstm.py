@@ -62,12 +62,13 @@ def add_arguments(parser) -> None:
                         help="vrms HDF5 volume or time_s,vrms_mps CSV (m/s)")
     parser.add_argument("--out", "-o", required=True, metavar="IMAGE.h5", help="output image")
     parser.add_argument("--segy", metavar="IMAGE.sgy", help="also write the (stacked) image "
-                        "as SEG-Y (all or none with IMAGE.h5)")
+                        "as SEG-Y, all or none with IMAGE.h5 (default: none)")
     parser.add_argument("--segy-revision", type=int, choices=(1, 2), default=1,
                         help="SEG-Y revision of --segy (default 1)")
     parser.add_argument("--bin-grid", metavar="GRID.toml", help="bin by this grid (origin, "
                         "azimuth, bin sizes, first inline/crossline, or corners) instead of "
-                        "finding one; traces outside it are reported and not used")
+                        "finding one; traces outside it are reported and not used (default: "
+                        "the grid found from the headers)")
     parser.add_argument("--index", metavar="PATH", help="trace index file (default: beside "
                         "the input or in the cache)")
     g = parser.add_argument_group("image")
@@ -81,26 +82,29 @@ def add_arguments(parser) -> None:
     g.add_argument("--gathers", action="store_true",
                    help="also write offset-class image gathers")
     g.add_argument("--offset-classes", metavar="EDGES",
-                   help="offset-class edges in m (e.g. 0,500,1000,2000) or a number of equal "
-                   "classes up to the largest offset (default 8; implies --gathers)")
+                   help="offset-class edges (m), e.g. 0,500,1000,2000, or a number of equal "
+                   "classes up to the largest offset (default 8 classes; implies --gathers)")
     k = parser.add_argument_group("migration")
     k.add_argument("--aperture", type=float, default=float("inf"), metavar="M",
                    help="max distance output point - trace midpoint (m; default: unlimited)")
     k.add_argument("--max-angle", type=float, default=60.0, metavar="DEG",
                    help="max emergence angle from vertical (degrees; default 60)")
-    k.add_argument("--taper", type=float, default=0.1, help="taper fraction of aperture and "
-                   "angle (default 0.1)")
+    k.add_argument("--taper", type=float, default=0.1, metavar="F",
+                   help="taper at the edges of aperture and angle (fraction; default 0.1)")
     k.add_argument("--no-antialias", action="store_true", help="no anti-aliasing filter")
     k.add_argument("--weights", default="spreading+obliquity",
-                   choices=("none", "spreading", "obliquity", "spreading+obliquity"))
-    k.add_argument("--interp", default="linear", choices=("linear", "cubic"))
+                   choices=("none", "spreading", "obliquity", "spreading+obliquity"),
+                   help="amplitude weights of the Kirchhoff sum (default spreading+obliquity)")
+    k.add_argument("--interp", default="linear", choices=("linear", "cubic"),
+                   help="interpolation of the input traces (default linear)")
     k.add_argument("--stretch-mute", type=float, metavar="F",
-                   help="mute where the wavelet stretch exceeds F (e.g. 0.5)")
-    k.add_argument("--threads", type=int, help="OpenMP threads per rank (default "
-                   "OMP_NUM_THREADS)")
+                   help="mute where the wavelet stretch exceeds F, e.g. 0.5 (fraction; default: "
+                   "no mute)")
+    k.add_argument("--threads", type=int, metavar="N", help="OpenMP threads per rank "
+                   "(default OMP_NUM_THREADS)")
     k.add_argument("--backend", default="cython", choices=("cython", "gpu"),
                    help="kernel: cython (CPU, OpenMP) or gpu (CUDA through CuPy, one GPU per "
-                   "rank: local rank r uses GPU r %% n_gpus)")
+                   "rank: local rank r uses GPU r %% n_gpus; default cython)")
     j = parser.add_argument_group("parallel job")
     j.add_argument("--mem-per-rank", default="2G", metavar="SIZE",
                    help="memory budget per rank, e.g. 2G, 512M (default 2G)")
@@ -113,13 +117,13 @@ def add_arguments(parser) -> None:
     j.add_argument("--checkpoint-dir", metavar="DIR", help="new, empty or an earlier "
                    "checkpoint of seis-hpc (default IMAGE.h5.ckpt/)")
     j.add_argument("--checkpoint-interval", type=float, default=120.0, metavar="S",
-                   help="seconds between flushes of partial images (default 120)")
+                   help="time between flushes of partial images (s; default 120)")
     j.add_argument("--restart", default="auto", choices=("auto", "fresh"),
-                   help="auto: resume a checkpoint of this job; fresh: discard it")
+                   help="auto: resume a checkpoint of this job; fresh: discard it (default auto)")
     j.add_argument("--keep-checkpoint", action="store_true",
                    help="keep the checkpoint directory after success")
     j.add_argument("--progress-every", type=float, default=10.0, metavar="S",
-                   help="seconds between progress lines when not on a terminal (default 10)")
+                   help="time between progress lines when not on a terminal (s; default 10)")
     j.add_argument("--parallel-hdf5", default="auto", choices=("auto", "on", "off"),
                    help="output writer: on = every rank writes its share through parallel "
                    "HDF5 (h5py built with MPI); off = rank 0 assembles the file; auto = "

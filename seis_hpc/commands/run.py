@@ -12,7 +12,9 @@ steps' names (see seis-hpc <step> --help) and SI units (s, m, m/s, Hz); a value 
 string with a unit ("500 ms", "1.5 km/s"). Intermediate outputs go to [flow] workdir; every
 output gets OUT.qc.json with the flow, the step, its parameters and the QC summary.
 
-Example: flows/marine2d.toml (seis-hpc synth --preset marine2d --out line1 first).
+Relative paths in the flow file are relative to the flow file, so keep it in the run folder:
+seis-hpc example marine2d writes the example flow of the built-in marine2d line there
+(after seis-hpc synth --preset marine2d --out raw).
 """
 INPUTS = ("flow",)
 OUTPUTS = ()

@@ -22,17 +22,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("input", metavar="GATHERS", help="SEG-Y/SU prestack file (or index)")
     parser.add_argument("--velocity", "-v", required=True, metavar="V",
                         help="vrms HDF5 volume or time_s,vrms_mps CSV (m/s)")
-    parser.add_argument("--out", "-o", required=True, metavar="STACK.h5")
-    parser.add_argument("--segy", metavar="STACK.sgy", help="also write SEG-Y")
-    parser.add_argument("--stretch-mute", type=float, default=0.3,
+    parser.add_argument("--out", "-o", required=True, metavar="STACK.h5",
+                        help="output stack (HDF5 image volume)")
+    parser.add_argument("--segy", metavar="STACK.sgy", help="also write SEG-Y (default: none)")
+    parser.add_argument("--stretch-mute", type=float, default=0.3, metavar="F",
                         help="NMO stretch limit (fraction; default 0.3; 0 for none)")
-    parser.add_argument("--interp", default="linear", choices=("linear", "cubic"))
+    parser.add_argument("--interp", default="linear", choices=("linear", "cubic"),
+                        help="interpolation of the NMO correction (default linear)")
     parser.add_argument("--bin-grid", metavar="GRID.toml", help="bin by this grid (origin, "
                         "azimuth, bin sizes, first inline/crossline, or corners) instead of "
-                        "finding one; traces outside it are reported and not used")
+                        "finding one; traces outside it are reported and not used (default: "
+                        "the grid found from the headers)")
     parser.add_argument("--segy-revision", type=int, choices=(1, 2), default=1,
                         help="SEG-Y revision of --segy (default 1)")
-    parser.add_argument("--index", metavar="PATH", help="trace index file")
+    parser.add_argument("--index", metavar="PATH", help="trace index file (default: "
+                        "beside the input or in the cache)")
 
 
 def run(args) -> int:

@@ -48,13 +48,20 @@ def add_arguments(parser) -> None:
                         "header fields for sample count and interval)")
     parser.add_argument("--format", type=int, choices=(1, 5), default=5,
                         help="SEG-Y sample format: 1 IBM float, 5 IEEE float (default 5)")
+    a = parser.add_argument_group("acquisition (a shorter line or record than the preset's)")
+    a.add_argument("--shots", type=int, metavar="N",
+                   help="shots per sail line (default: the preset's)")
+    a.add_argument("--channels", type=int, metavar="N",
+                   help="channels per streamer (default: the preset's)")
+    a.add_argument("--record-length", type=float, metavar="S",
+                   help="record length (s; default: the preset's)")
 
 
 def run(args) -> int:
     from dataclasses import replace
 
     from seis_hpc.errors import SeisError
-    from seis_hpc.synth import Noise, preset, write_survey
+    from seis_hpc.synth import Noise, preset, vertical_time, write_survey
 
     p = preset(args.preset)
     for name in ("swell", "spikes", "dead"):
@@ -62,11 +69,29 @@ def run(args) -> int:
             raise SeisError(f"--{name} must be >= 0 (got {getattr(args, name)})")
     if args.snr is not None and args.snr <= 0:
         raise SeisError(f"--snr must be > 0 (got {args.snr})")
+    acq = p.acquisition
+    for name, field in (("shots", "shots_per_line"), ("channels", "n_channels"),
+                        ("record_length", "record_length")):
+        value = getattr(args, name)
+        if value is not None:
+            if not value > 0:
+                raise SeisError(f"--{name.replace('_', '-')} must be > 0 (got {value})")
+            acq = replace(acq, **{field: value})
+    if acq.record_length < 10 * acq.dt:
+        raise SeisError(f"--record-length {acq.record_length:g} s: shorter than ten samples "
+                        f"({acq.dt * 1000:g} ms)")
+    p = replace(p, acquisition=acq)
     events = p.events
     if args.no_multiples:
         events = replace(events, multiples=False)
     elif args.multiples:
         events = replace(events, multiples=True)
+    if args.record_length is not None and events.diffractors:
+        # a shortened record keeps the diffractors it records (the truth lists only those)
+        t0 = vertical_time(p.medium, [d[2] for d in events.diffractors])
+        last = acq.record_length - acq.dt
+        events = replace(events, diffractors=tuple(
+            d for d, t in zip(events.diffractors, t0, strict=True) if t <= last))
     noise = Noise(random_snr=args.snr, swell_bursts=args.swell, spikes=args.spikes,
                   dead=args.dead, seed=args.seed)
     p = replace(p, midpoints_in_cdp=p.midpoints_in_cdp or args.midpoints_in_cdp)

@@ -51,60 +51,82 @@ def add_arguments(parser) -> None:
     """Parameters of ``seis-hpc velan`` (field names, SI units)."""
     parser.add_argument("input", metavar="GATHERS", help="SEG-Y/SU prestack file (or index)")
     parser.add_argument("--out", "-o", required=True, metavar="VELOCITY.h5",
-                        help="output vrms volume")
-    parser.add_argument("--picks", metavar="PICKS.toml", help="write the picks table here")
+                        help="output vrms volume (m/s)")
+    parser.add_argument("--picks", metavar="PICKS.toml", help="write the picks table here "
+                        "(default: not written)")
     parser.add_argument("--use-picks", metavar="TABLE", help="use this picks table (TOML or "
-                        "SU par file) instead of picking")
+                        "SU par file) instead of picking (default: pick)")
     parser.add_argument("--su-table", metavar="FILE", help="also export the field as an SU "
-                        "par file")
+                        "par file (default: none)")
     parser.add_argument("--csv", metavar="FILE", help="also export the field as CSV "
-                        "(cdp,time_s,vrms_mps)")
+                        "(cdp,time_s,vrms_mps; default: none)")
     parser.add_argument("--force", action="store_true",
                         help="overwrite an existing --picks table")
     parser.add_argument("--su-every", type=int, default=20, metavar="N",
-                        help="CMP spacing of the SU table (default 20)")
+                        help="spacing of the SU table and the CSV in CMPs (default 20)")
     parser.add_argument("--bin-grid", metavar="GRID.toml", help="bin by this grid (origin, "
                         "azimuth, bin sizes, first inline/crossline, or corners) instead of "
-                        "finding one; traces outside it are reported and not used")
-    parser.add_argument("--index", metavar="PATH", help="trace index file")
+                        "finding one; traces outside it are reported and not used (default: "
+                        "the grid found from the headers)")
+    parser.add_argument("--index", metavar="PATH", help="trace index file (default: "
+                        "beside the input or in the cache)")
     g = parser.add_argument_group("analysis")
-    g.add_argument("--every", type=int, metavar="N", help="analysis every N CMPs (default 20)")
-    g.add_argument("--every-m", type=float, metavar="M", help="analysis every M metres")
+    g.add_argument("--every", type=int, metavar="N", help="analysis every N CMPs; 3D: inlines "
+                   "and crosslines (default 20)")
+    g.add_argument("--every-m", type=float, metavar="M", help="analysis every M metres instead "
+                   "(m; default: --every)")
     g.add_argument("--supergather", type=int, metavar="N",
-                   help="CMPs pooled per location (default: from the fold map, at least 3)")
-    g.add_argument("--min-fold", type=int,
-                   help="skip bins with fewer traces (default: half the typical fold, <= 6)")
-    g.add_argument("--vmin", type=float, default=1400.0, help="first trial velocity (m/s)")
-    g.add_argument("--vmax", type=float, default=4000.0, help="last trial velocity (m/s)")
-    g.add_argument("--dv", type=float, default=10.0, help="velocity step (m/s)")
-    g.add_argument("--window", type=float, default=0.024, help="semblance window (s)")
-    g.add_argument("--stretch-mute", type=float, default=0.5, help="scan stretch mute")
-    g.add_argument("--method", default="conventional", choices=("conventional", "ab"))
+                   help="CMPs pooled per location; 3D: the square's edge in bins (default: "
+                   "from the fold map, at least 3)")
+    g.add_argument("--min-fold", type=int, metavar="N",
+                   help="skip bins with fewer traces (default: half the typical fold, at most 6)")
+    g.add_argument("--vmin", type=float, default=1400.0, metavar="M/S",
+                   help="first trial velocity (m/s; default 1400)")
+    g.add_argument("--vmax", type=float, default=4000.0, metavar="M/S",
+                   help="last trial velocity (m/s; default 4000)")
+    g.add_argument("--dv", type=float, default=10.0, metavar="M/S",
+                   help="trial velocity step (m/s; default 10)")
+    g.add_argument("--window", type=float, default=0.024, metavar="S",
+                   help="semblance time window (s; default 0.024)")
+    g.add_argument("--stretch-mute", type=float, default=0.5, metavar="F",
+                   help="no semblance where NMO stretches the wavelet by more than F "
+                   "(fraction; default 0.5)")
+    g.add_argument("--method", default="conventional", choices=("conventional", "ab"),
+                   help="semblance: constant fit across offset, or intercept-plus-gradient "
+                   "(AB, for amplitude changes with offset; default conventional)")
     p = parser.add_argument_group("picking")
     p.add_argument("--vint-min", type=_bound, default=1400.0, metavar="V|T:V,..",
                    help="lowest interval velocity (m/s; default 1400)")
     p.add_argument("--vint-max", type=_bound, default=6000.0, metavar="V|T:V,..",
                    help="highest interval velocity (m/s; default 6000)")
-    p.add_argument("--reference", metavar="CSV", help="reference time_s,vrms_mps function")
-    p.add_argument("--corridor", type=float, default=0.1,
-                   help="allowed relative departure from the reference (default 0.1)")
-    p.add_argument("--min-semblance", type=float, default=0.2)
-    p.add_argument("--outlier", type=float, default=0.04,
-                   help="drop picks this far (relative) from their neighbours (0: keep all)")
-    p.add_argument("--tmin", type=float, help="first pick time (s)")
-    p.add_argument("--tmax", type=float, help="last pick time (s)")
+    p.add_argument("--reference", metavar="CSV", help="reference time_s,vrms_mps function "
+                   "(s, m/s; default: none)")
+    p.add_argument("--corridor", type=float, default=0.1, metavar="F",
+                   help="allowed departure from the reference (fraction; default 0.1)")
+    p.add_argument("--min-semblance", type=float, default=0.2, metavar="SEMB",
+                   help="weakest semblance picked (0-1; default 0.2)")
+    p.add_argument("--outlier", type=float, default=0.04, metavar="F",
+                   help="drop picks this far from their neighbours (fraction; default 0.04; "
+                   "0: keep all)")
+    p.add_argument("--tmin", type=float, metavar="S",
+                   help="first pick time (s; default: the first sample)")
+    p.add_argument("--tmax", type=float, metavar="S",
+                   help="last pick time (s; default: the last sample)")
     p.add_argument("--water-velocity", type=float, default=1500.0, metavar="M/S",
                    help="water velocity (m/s; default 1500; 0: land data, no water)")
     p.add_argument("--water-bottom", type=float, metavar="S",
                    help="water-bottom two-way time (s; default: detected)")
-    p.add_argument("--trend-corridor", type=float, default=0.06,
-                   help="second-pass corridor around the fitted trend (default 0.06)")
+    p.add_argument("--trend-corridor", type=float, default=0.06, metavar="F",
+                   help="second-pass corridor around the fitted trend (fraction; default "
+                   "0.06)")
     p.add_argument("--extrapolate", default="trend", choices=("trend", "constant"),
-                   help="below the deepest kept pick: the trend's interval velocity (default) "
-                   "or a constant one")
+                   help="below the deepest kept pick: the trend's interval velocity or a constant "
+                   "one (default trend)")
     f = parser.add_argument_group("field")
-    f.add_argument("--smooth-m", type=float, default=250.0, help="lateral smoothing (m)")
-    f.add_argument("--smooth-s", type=float, default=0.05, help="smoothing in time (s)")
+    f.add_argument("--smooth-m", type=float, default=250.0, metavar="M",
+                   help="lateral smoothing length (m; default 250)")
+    f.add_argument("--smooth-s", type=float, default=0.05, metavar="S",
+                   help="smoothing length in time (s; default 0.05)")
 
 
 def run(args) -> int:

@@ -1,12 +1,13 @@
 """Flow files: a sequence of steps with their parameters, validated whole before anything runs.
 
-Example (``flows/marine2d.toml``)::
+Example (``flows/marine2d.toml``, which ``seis-hpc example marine2d`` copies into the run
+folder; :func:`example_flows`)::
 
     [flow]
     name = "marine2d conditioning"
-    input = "line/shots.sgy"          # relative paths are relative to the flow file
-    output = "line/conditioned.sgy"
-    workdir = "line/work"             # intermediate files (default: beside the output)
+    input = "raw/shots.sgy"           # relative paths are relative to the flow file
+    output = "conditioned.sgy"
+    workdir = "work"                  # intermediate files (default: beside the output)
 
     [[step]]
     name = "edit"
@@ -61,6 +62,21 @@ def _key_lines(text: str) -> tuple[dict[str, int], list[dict[str, int]], list[in
             elif section == "step" and steps:
                 steps[-1].setdefault(m.group(1), n)
     return flow, steps, headers
+
+
+def example_flows() -> dict[str, Path]:
+    """The example flow files shipped with seis_hpc, by name (``marine2d``: its file).
+
+    Read from ``seis_hpc/flows/examples`` of an installed package (setup.py copies ``flows/``
+    there when it builds a wheel), else from ``flows/`` of the source checkout this package
+    runs from (an editable install); empty when neither exists.
+    """
+    from importlib import resources
+
+    shipped = resources.files("seis_hpc.flows").joinpath("examples")
+    folder = shipped if isinstance(shipped, Path) and shipped.is_dir() else \
+        Path(__file__).resolve().parents[2] / "flows"
+    return {f.stem: f for f in sorted(folder.glob("*.toml"))} if folder.is_dir() else {}
 
 
 class Flow:
