@@ -22,8 +22,8 @@
 #                                          with swell noise, spikes and dead traces)
 #   --out DIR          SEIS_HPC_OUT        output folder (default process_2d_out)
 #   --preset NAME      SEIS_HPC_PRESET     synthetic preset without --input (marine2d)
-#   --flow FLOW.toml   SEIS_HPC_FLOW       conditioning flow (default flows/marine2d.toml of
-#                                          the checkout; "none": no conditioning). Its steps
+#   --flow FLOW.toml   SEIS_HPC_FLOW       conditioning flow (default: the packaged example,
+#                                          seis-hpc example marine2d; "none": no conditioning). Its steps
 #                                          run on --input; its own input/output are replaced.
 #   --every N          SEIS_HPC_EVERY      velocity analysis every N CMPs (default 20)
 #   --reference CSV    SEIS_HPC_REFERENCE  velan guide function time_s,vrms_mps (optional)
@@ -66,7 +66,7 @@ SEIS_HPC_REFERENCE=${SEIS_HPC_REFERENCE:-}
 SEIS_HPC_ITERATIONS=${SEIS_HPC_ITERATIONS:-1}
 SEIS_HPC_APERTURE=${SEIS_HPC_APERTURE:-1000}
 SEIS_HPC_TMAX=${SEIS_HPC_TMAX:-}
-SEIS_HPC_FLOW=${SEIS_HPC_FLOW:-$SEIS_ROOT/flows/marine2d.toml}
+SEIS_HPC_FLOW=${SEIS_HPC_FLOW:-}
 seis_options input=SEIS_HPC_INPUT out=SEIS_HPC_OUT preset=SEIS_HPC_PRESET flow=SEIS_HPC_FLOW \
     every=SEIS_HPC_EVERY reference=SEIS_HPC_REFERENCE iterations=SEIS_HPC_ITERATIONS \
     aperture=SEIS_HPC_APERTURE tmax=SEIS_HPC_TMAX ranks=SEIS_HPC_RANKS
@@ -89,7 +89,14 @@ done
 
 if [ "$SEIS_HPC_FLOW" != none ]; then
     seis_has_command run || seis_die "this seis_hpc has no 'seis-hpc run' (use --flow none)"
-    [ -f "$SEIS_HPC_FLOW" ] || seis_die "no flow file $SEIS_HPC_FLOW"
+    if [ -z "$SEIS_HPC_FLOW" ]; then
+        # The example flow shipped in the package: works from a wheel install as from a checkout.
+        mkdir -p -- "$out/work"
+        SEIS_HPC_FLOW=$out/work/marine2d.example.toml
+        [ -f "$SEIS_HPC_FLOW" ] || seis_step "${SEIS[@]}" example marine2d --out "$SEIS_HPC_FLOW"
+    fi
+    [ -f "$SEIS_HPC_FLOW" ] || [ "${SEIS_HPC_DRY_RUN:-0}" = 1 ] \
+        || seis_die "no flow file $SEIS_HPC_FLOW"
     if [ -f "$out/conditioned.sgy" ]; then
         seis_log "conditioned.sgy exists: skipping the conditioning flow"
     else
