@@ -32,7 +32,7 @@ from seis_hpc.engine.comm import (
     rank_size,
 )
 from seis_hpc.engine.decomposition import TRACE_CHUNK
-from seis_hpc.engine.job import PstmJob
+from seis_hpc.engine.job import PstmJob, compact_plan
 from seis_hpc.engine.outputs import (
     PARALLEL_HDF5,
     PARALLEL_HDF5_MISSING,
@@ -105,6 +105,16 @@ class _Signals:
             signal.signal(s, h)
 
 
+def take_columns(source: TraceSource, names, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Columns ``names`` (float64) of the traces ``ids`` of ``source``: through its
+    ``take`` (a :class:`~seis_hpc.io.index.TraceIndex` reads only those rows from its file)
+    where it has one, else by indexing its whole columns."""
+    take = getattr(source, "take", None)
+    cols = take(names, ids) if take is not None else {k: np.asarray(source[k])[ids]
+                                                        for k in names}
+    return {k: np.asarray(cols[k], dtype=np.float64) for k in names}
+
+
 class _Compute:
     """The kernel on blocks of bins: this rank's traces, velocities and grid points."""
 
@@ -113,10 +123,10 @@ class _Compute:
         self.job, self.src, self.vel, self.kernel, self.tm = job, source, velocity, kernel, tm
         grid = job.plan.grid
         self.nt = len(job.time)
-        self.cls = None
-        if job.offset_edges is not None:
-            self.cls = offset_classes(np.abs(source["offset"]), job.offset_edges)
-        self.cols = {k: np.asarray(source[k], dtype=np.float64) for k in ("sx", "sy", "rx", "ry")}
+        # The geometry of a chunk of traces is read with the chunk (take_columns), never
+        # every trace's on every rank: a rank's memory follows its units, not the survey.
+        self.names = ("sx", "sy", "rx", "ry") + (("offset",) if job.offset_edges is not None
+                                                 else ())
         self.points = grid.points().reshape(grid.n_inline, grid.n_crossline, 2)
         # A tile or shard must be migrated exactly as the whole grid would be: fix the
         # spreading law and the anti-aliasing bin spacing instead of letting the kernel
@@ -153,18 +163,18 @@ class _Compute:
             chunk = ids[a:a + TRACE_CHUNK]
             with self.tm("io"):
                 data = np.asarray(self.src.read_traces(chunk), dtype=np.float32)
+                geo = take_columns(self.src, self.names, chunk)
             groups = [(-1, np.arange(len(chunk)))]
-            if self.cls is not None:
-                c = self.cls[chunk]
+            if self.job.offset_edges is not None:
+                c = offset_classes(np.abs(geo["offset"]), self.job.offset_edges)
                 groups = [(int(k), np.flatnonzero(c == k)) for k in np.unique(c)]
             for k, sel in groups:
-                tr = chunk[sel]
                 with self.tm("compute"):
                     part = self.kernel(
                         np.ascontiguousarray(data[sel]), float(self.src.dt),
-                        self.cols["sx"][tr], self.cols["sy"][tr], self.cols["rx"][tr],
-                        self.cols["ry"][tr], pts, self.job.time, vrms,
-                        t_start=float(self.src.t_start), **self.kargs)
+                        geo["sx"][sel], geo["sy"][sel], geo["rx"][sel], geo["ry"][sel],
+                        pts, self.job.time, vrms, t_start=float(self.src.t_start),
+                        **self.kargs)
                     part = np.asarray(part, dtype=np.float32).reshape(i1 - i0, j1 - j0, self.nt)
                     image[rows, cols] += part
                     if gathers is not None and k >= 0:
@@ -238,6 +248,19 @@ class _Results:
             self.units_done.append(uid)
         self.tm.units += 1
         faults.after_unit()
+
+
+def reads_per_trace(job: PstmJob) -> float:
+    """Planned trace reads per trace read at all (1 in shard mode; tiles re-read the traces
+    whose aperture reaches several tiles)."""
+    return job.plan.n_traces_total / job.traces_distinct if job.traces_distinct else 0.0
+
+
+def reads_line(job: PstmJob) -> str:
+    """The log line of the planned input reads."""
+    return (f"input reads: {job.plan.n_traces_total} trace reads of {job.traces_distinct} "
+            f"traces ({reads_per_trace(job):.2f} per trace; {job.n_input_traces} traces "
+            "in the input)")
 
 
 def _progress(job: PstmJob, queue) -> tuple[Progress, Callable[[], None]]:
@@ -324,6 +347,7 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
         plan = job.plan
         if rank == 0:
             log(plan.describe(size))
+            log(f"{job.log_prefix}: {reads_line(job)}")
             done_before = len(plan.units) - len(job.pending)
             if done_before:
                 log(f"{job.log_prefix}: resuming from {job.checkpoint_dir}: {done_before} of "
@@ -382,6 +406,10 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
         if rank == 0 and ok:
             log(f"{job.log_prefix}: wrote {job.out}")
             log(timing_table(per_rank))
+            if job.traces_distinct:
+                done = sum(int(r.get("traces", 0)) for r in per_rank or [])
+                log(f"{job.log_prefix}: this run read {done} traces, "
+                    f"{done / job.traces_distinct:.2f} reads per trace")
             if not job.keep_checkpoint:
                 results.ckpt.remove()
         return 0
@@ -394,7 +422,8 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
              checkpoint_dir: str | os.PathLike | None = None, restart: str = "auto",
              checkpoint_interval: float = 120.0, hash_params: dict | None = None,
              config: str = "", history: list[str] | None = None,
-             progress_period: float = 10.0, parallel_hdf5: str = "auto") -> PstmJob:
+             progress_period: float = 10.0, parallel_hdf5: str = "auto",
+             traces: np.ndarray | None = None) -> PstmJob:
     """Plan a job and read its checkpoint (rank 0; broadcast the result to the others).
 
     Parameters
@@ -426,6 +455,9 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
     parallel_hdf5 : {"auto", "on", "off"}
         Output writer (see :class:`PstmJob`); ``on`` without an MPI h5py is refused here,
         before any work.
+    traces : numpy.ndarray, optional
+        Migrate only these traces (trace numbers from 0, increasing): one part of a job
+        split by input traces, whose images ``seis-hpc image sum`` adds. Default all.
     """
     from seis_hpc.engine.checkpoint import parameter_hash
     from seis_hpc.engine.decomposition import plan_job
@@ -437,15 +469,26 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
     if parallel_hdf5 == "on" and not h5py_has_mpi():
         raise SeisError(PARALLEL_HDF5_MISSING)
     aperture = float(kernel_args.get("aperture", np.inf))
+    sel = slice(None) if traces is None else np.asarray(traces, dtype=np.int64)
     try:
-        order = source["byte_offset"]
+        order = source["byte_offset"][sel]
     except (KeyError, IndexError, ValueError):
         order = None
-    plan = plan_job(grid, len(time), int(source.ns), source["mx"], source["my"],
-                    source["source_id"], aperture, mem_per_rank,
-                    offset=source["offset"] if offset_edges is not None else None,
+    plan = plan_job(grid, len(time), int(source.ns), source["mx"][sel], source["my"][sel],
+                    source["source_id"][sel], aperture, mem_per_rank,
+                    offset=source["offset"][sel] if offset_edges is not None else None,
                     offset_edges=offset_edges, strategy=strategy, tile=tile, n_units=n_units,
                     trace_order=order)
+    if traces is not None:
+        for u in plan.units:  # positions in the selection -> trace numbers
+            u.traces = sel[u.traces]
+    n_input = len(source["mx"])
+    seen = np.zeros(n_input, bool)
+    for u in plan.units:
+        seen[u.traces] = True
+    distinct = int(seen.sum())
+    del seen
+    compact_plan(plan)
     params = dict(hash_params or {})
     params.update(
         strategy=plan.strategy, tile=plan.tile, n_units=len(plan.units),
@@ -456,6 +499,10 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
         kernel={k: (v if not isinstance(v, float) or np.isfinite(v) else "inf")
                 for k, v in kernel_args.items() if k != "backend"},
     )
+    if traces is not None:  # a part of a split job: its traces define it
+        import hashlib
+
+        params["traces"] = hashlib.sha1(np.ascontiguousarray(sel).tobytes()).hexdigest()
     params = json.loads(json.dumps(params, default=str))
     phash = parameter_hash(params)
     ckdir = Path(checkpoint_dir) if checkpoint_dir else Path(f"{out}.ckpt")
@@ -476,4 +523,5 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
                    pending=pending, partial_files={i: str(p) for i, p in partials.items()},
                    checkpoint_interval=checkpoint_interval, config=config,
                    history=list(history or []), progress_period=progress_period,
-                   parallel_hdf5=parallel_hdf5)
+                   parallel_hdf5=parallel_hdf5, n_input_traces=n_input,
+                   traces_distinct=distinct)
