@@ -26,6 +26,7 @@ COMMANDS: list[str] = [
     "velan",
     "stack",
     "pstm",
+    "image",
     "migstack",
     "bench",
     "slurm",
