@@ -241,7 +241,7 @@ def _add(parts: list[Part], name: str, dst: h5py.Dataset) -> None:
             bad = ~np.isfinite(block)
             if bad.any():
                 where = np.unravel_index(int(np.flatnonzero(bad)[0]), block.shape)
-                pos = list(where)
+                pos = [int(i) for i in where]
                 pos[lead] += a
                 raise SeisError(f"{name} has a NaN/Inf sample at index {tuple(pos)}", p.path)
             acc = block.astype(np.float64) if acc is None else acc + block
