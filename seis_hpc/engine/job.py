@@ -119,6 +119,9 @@ class PstmJob:
     part_runs : numpy.ndarray or None
         A part of a job split by input traces: its trace numbers as runs
         (:func:`to_runs`), written to the image's ``part_traces`` data set.
+    cache_traces : int
+        Tile mode: traces each rank keeps after reading them (``TraceCache``), within
+        the memory budget; 0 for none.
     traces_distinct : int
         Traces that some unit reads: the plan's trace reads over this give the reads per
         trace (1 in shard mode; tiles re-read the traces that reach several tiles).
@@ -144,4 +147,5 @@ class PstmJob:
     image_attrs: dict = field(default_factory=dict)
     n_input_traces: int = 0
     traces_distinct: int = 0
+    cache_traces: int = 0
     part_runs: np.ndarray | None = None

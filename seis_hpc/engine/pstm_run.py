@@ -115,6 +115,66 @@ def take_columns(source: TraceSource, names, ids: np.ndarray) -> dict[str, np.nd
     return {k: np.asarray(cols[k], dtype=np.float64) for k in names}
 
 
+class TraceCache:
+    """This rank's most recently read traces (samples and geometry), at most ``capacity``.
+
+    In tile mode a trace is migrated into every tile its aperture reaches; consecutive tiles
+    of a rank share most of their traces (tiles are handed out along the grid's rows), so
+    keeping the last traces read saves most re-reads. First in, first out; lookups by
+    binary search in the sorted trace numbers (no per-trace table of the survey's size).
+
+    Parameters
+    ----------
+    capacity : int
+        Traces kept (bytes: ``capacity x (4 x ns + 8 x columns + 8)``).
+    """
+
+    def __init__(self, capacity: int):
+        self.cap = int(capacity)
+        self.ids = np.full(self.cap, -1, np.int64)
+        self.data: np.ndarray | None = None
+        self.geo: dict[str, np.ndarray] = {}
+        self.next = 0
+
+    def get(self, ids: np.ndarray, read: Callable[[np.ndarray],
+                                                  tuple[np.ndarray, dict[str, np.ndarray]]]
+            ) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+        """Samples and geometry of ``ids`` (from the cache, the rest through ``read``) and
+        the number of traces ``read`` had to read."""
+        order = np.argsort(self.ids, kind="stable")
+        keys = self.ids[order]
+        pos = np.minimum(np.searchsorted(keys, ids), self.cap - 1)
+        hit = keys[pos] == ids
+        miss = ~hit
+        if not miss.any():
+            slots = order[pos]
+            return self.data[slots], {k: v[slots] for k, v in self.geo.items()}, 0
+        fresh, fgeo = read(ids[miss])
+        if self.data is None:
+            self.data = np.empty((self.cap, fresh.shape[1]), fresh.dtype)
+            self.geo = {k: np.empty(self.cap, v.dtype) for k, v in fgeo.items()}
+        data = np.empty((len(ids), fresh.shape[1]), fresh.dtype)
+        geo = {k: np.empty(len(ids), v.dtype) for k, v in fgeo.items()}
+        if hit.any():
+            slots = order[pos[hit]]
+            data[hit] = self.data[slots]
+            for k in geo:
+                geo[k][hit] = self.geo[k][slots]
+        data[miss] = fresh
+        for k in geo:
+            geo[k][miss] = fgeo[k]
+        # keep the newest (at most capacity) of the traces just read
+        keep = np.flatnonzero(miss)[-self.cap:]
+        src = slice(len(fresh) - len(keep), len(fresh))
+        slots = (self.next + np.arange(len(keep))) % self.cap
+        self.ids[slots] = ids[keep]
+        self.data[slots] = fresh[src]
+        for k in geo:
+            self.geo[k][slots] = fgeo[k][src]
+        self.next = int((self.next + len(keep)) % self.cap)
+        return data, geo, int(miss.sum())
+
+
 class _Compute:
     """The kernel on blocks of bins: this rank's traces, velocities and grid points."""
 
@@ -133,6 +193,12 @@ class _Compute:
         # guess them from the (partial) set of points.
         self.kargs = {"dims": 2 if grid.is_2d else 3, "dx_aa": grid.bin_inline,
                       **job.kernel_args}
+        self.cache = TraceCache(job.cache_traces) if job.cache_traces > 0 else None
+
+    def _read(self, ids: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Samples (float32) and geometry of the traces ``ids``, read from the source."""
+        return (np.asarray(self.src.read_traces(ids), dtype=np.float32),
+                take_columns(self.src, self.names, ids))
 
     def migrate(self, ids: np.ndarray, window: tuple[int, int, int, int], image: np.ndarray,
                 gathers: np.ndarray | None, r0: int, c0: int) -> None:
@@ -162,8 +228,12 @@ class _Compute:
         for a in range(0, len(ids), TRACE_CHUNK):
             chunk = ids[a:a + TRACE_CHUNK]
             with self.tm("io"):
-                data = np.asarray(self.src.read_traces(chunk), dtype=np.float32)
-                geo = take_columns(self.src, self.names, chunk)
+                if self.cache is None:
+                    data, geo = self._read(chunk)
+                    self.tm.reads += len(chunk)
+                else:
+                    data, geo, n_read = self.cache.get(chunk, self._read)
+                    self.tm.reads += n_read
             groups = [(-1, np.arange(len(chunk)))]
             if self.job.offset_edges is not None:
                 c = offset_classes(np.abs(geo["offset"]), self.job.offset_edges)
@@ -248,6 +318,22 @@ class _Results:
             self.units_done.append(uid)
         self.tm.units += 1
         faults.after_unit()
+
+
+def tile_order(plan) -> list[int]:
+    """Hand-out order of tiles: along each row of tiles (the grid's inline direction,
+    usually along the sail lines), back and forth, so that consecutive tiles - and the tiles
+    a rank takes one after the other - share most of their traces (:class:`TraceCache`);
+    tiles without traces last."""
+    units = sorted(plan.units, key=lambda u: (u.window[0], u.window[2]))
+    rows: dict[int, list] = {}
+    for u in units:
+        rows.setdefault(u.window[0], []).append(u)
+    out = []
+    for r, i0 in enumerate(sorted(rows)):
+        row = rows[i0] if r % 2 == 0 else rows[i0][::-1]
+        out += [u.uid for u in row if u.n_traces]
+    return out + [u.uid for u in units if not u.n_traces]
 
 
 def reads_per_trace(job: PstmJob) -> float:
@@ -407,9 +493,11 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
             log(f"{job.log_prefix}: wrote {job.out}")
             log(timing_table(per_rank))
             if job.traces_distinct:
-                done = sum(int(r.get("traces", 0)) for r in per_rank or [])
-                log(f"{job.log_prefix}: this run read {done} traces, "
-                    f"{done / job.traces_distinct:.2f} reads per trace")
+                done = sum(int(r.get("reads", 0)) for r in per_rank or [])
+                log(f"{job.log_prefix}: this run read {done} traces from the input, "
+                    f"{done / job.traces_distinct:.2f} reads per trace"
+                    + (f" (trace cache of {job.cache_traces} traces per rank)"
+                       if job.cache_traces else ""))
             if not job.keep_checkpoint:
                 results.ckpt.remove()
         return 0
@@ -516,7 +604,15 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
             partials, done = ck.partials()
         else:
             done = ck.tiles_done()
+    if plan.strategy == "tile":
+        order_all = tile_order(plan)
     pending = [u for u in order_all if u not in done]
+    cache = 0
+    if plan.strategy == "tile" and plan.units:
+        # what the budget leaves beside one tile holds recently read traces (samples and
+        # 4-5 float64 columns); no more than the traces of the whole job
+        per_trace = 4 * int(source.ns) + 8 * (6 if offset_edges is not None else 5)
+        cache = int(min(max(plan.budget - plan.bytes_tile, 0) // per_trace, distinct))
     return PstmJob(plan=plan, time=np.asarray(time, dtype=np.float64), out=str(out),
                    kernel_args=dict(kernel_args), checkpoint_dir=str(ckdir), phash=phash,
                    offset_edges=None if offset_edges is None else np.asarray(offset_edges, float),
@@ -524,4 +620,4 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
                    checkpoint_interval=checkpoint_interval, config=config,
                    history=list(history or []), progress_period=progress_period,
                    parallel_hdf5=parallel_hdf5, n_input_traces=n_input,
-                   traces_distinct=distinct)
+                   traces_distinct=distinct, cache_traces=cache)
