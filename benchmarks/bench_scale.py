@@ -70,14 +70,14 @@ index, ckpt, tmax, aperture, mem = sys.argv[1:6]
 t0 = time.perf_counter()
 sv = Survey.open(index)
 t1 = time.perf_counter()
-time_axis = np.arange(int(round(float(tmax) / {dt})) + 1) * {dt}
+time_axis = np.arange(int(round(float(tmax) / DT_S)) + 1) * DT_S
 job = make_job(sv.index, sv.grid, time_axis, ckpt + "/plan.h5", checkpoint_dir=ckpt,
                kernel_args=PstmParams(aperture=float(aperture)).kernel_args(),
                mem_per_rank=mem)
 t2 = time.perf_counter()
-print(f"open {{t1 - t0:.3f}} plan {{t2 - t1:.3f}} units {{len(job.plan.units)}} "
-      f"strategy {{job.plan.strategy}}")
-""".format(dt=DT)
+print(f"open {t1 - t0:.3f} plan {t2 - t1:.3f} units {len(job.plan.units)} "
+      f"strategy {job.plan.strategy}")
+""".replace("DT_S", repr(DT))
 
 
 def layout(n_traces: int) -> tuple[int, int]:
