@@ -151,34 +151,39 @@ def test_take_reads_rows_as_whole_columns_would(tmp_path):
     assert not disk._columns  # nothing loaded whole
 
 
-def test_trace_cache_returns_what_a_read_returns():
-    """Random overlapping requests through a small cache: the same samples and columns as
-    direct reads, and only the traces not kept are read."""
+@pytest.mark.parametrize(("capacity", "width"), [(60, 60), (2500, 900)])
+def test_trace_cache_returns_what_a_read_returns(capacity, width):
+    """Random overlapping requests moving along the traces through a cache (small; and one
+    whose buffers grow past 1024 traces and then wrap): the same samples and columns as
+    direct reads, only traces not kept are read, and most requests come from the cache."""
     from seis_hpc.engine.pstm_run import TraceCache
 
     rng = np.random.default_rng(5)
-    table = rng.normal(size=(500, 7)).astype(np.float32)
-    col = rng.normal(size=500)
+    n = 12 * width
+    table = rng.normal(size=(n, 7)).astype(np.float32)
+    col = rng.normal(size=n)
     log = []
 
     def read(ids):
         log.append(ids.copy())
         return table[ids], {"sx": col[ids]}
 
-    cache = TraceCache(60)
-    start = 0
+    cache = TraceCache(capacity)
+    start, asked = 0, 0
     for _ in range(80):
-        start = int(np.clip(start + rng.integers(-20, 30), 0, 440))
-        ids = np.unique(rng.integers(start, start + 60, 45))
+        start = int(np.clip(start + rng.integers(-width // 3, width // 2), 0, n - width))
+        ids = np.unique(rng.integers(start, start + width, 3 * width // 4))
+        asked += len(ids)
         before = len(log)
-        data, geo, n = cache.get(ids, read)
+        data, geo, k = cache.get(ids, read)
         np.testing.assert_array_equal(data, table[ids])
         np.testing.assert_array_equal(geo["sx"], col[ids])
         read_now = np.concatenate(log[before:]) if len(log) > before else np.zeros(0, int)
-        assert n == len(read_now) <= len(ids)
+        assert k == len(read_now) <= len(ids)
         assert np.isin(read_now, ids).all()
-    total = sum(len(x) for x in log)
-    assert total < 0.6 * 80 * 45  # most requests are served from the cache
+        assert len(cache.ids) <= capacity
+    assert sum(len(x) for x in log) < 0.6 * asked
+    assert len(cache.ids) == capacity  # filled up
 
 
 def test_tile_images_do_not_depend_on_the_trace_cache(tiny3d, tmp_path):

@@ -122,55 +122,75 @@ class TraceCache:
     of a rank share most of their traces (tiles are handed out along the grid's rows), so
     keeping the last traces read saves most re-reads. First in, first out; lookups by
     binary search in the sorted trace numbers (no per-trace table of the survey's size).
+    The buffers grow with the traces read, up to ``capacity``: the memory follows this
+    rank's units, within its budget.
 
     Parameters
     ----------
     capacity : int
-        Traces kept (bytes: ``capacity x (4 x ns + 8 x columns + 8)``).
+        Most traces kept (bytes: ``capacity x (4 x ns + 8 x columns + 8)``).
     """
 
     def __init__(self, capacity: int):
         self.cap = int(capacity)
-        self.ids = np.full(self.cap, -1, np.int64)
+        self.ids = np.zeros(0, np.int64)
         self.data: np.ndarray | None = None
         self.geo: dict[str, np.ndarray] = {}
-        self.next = 0
+        self.next = 0  # where the next trace goes (the oldest once full)
+
+    def _grow(self, need: int, like: np.ndarray, geo: dict[str, np.ndarray]) -> None:
+        """Room for ``need`` more traces while below capacity (doubling the buffers)."""
+        have = len(self.ids)
+        if have >= self.cap or self.next + need <= have:
+            return
+        size = min(self.cap, max(2 * have, self.next + need, 1024))
+        ids = np.full(size, -1, np.int64)
+        ids[:have] = self.ids
+        data = np.empty((size, like.shape[1]), like.dtype)
+        if self.data is not None:
+            data[:have] = self.data
+        self.ids, self.data = ids, data
+        for k, v in geo.items():
+            g = np.empty(size, v.dtype)
+            if k in self.geo:
+                g[:have] = self.geo[k]
+            self.geo[k] = g
 
     def get(self, ids: np.ndarray, read: Callable[[np.ndarray],
                                                   tuple[np.ndarray, dict[str, np.ndarray]]]
             ) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
         """Samples and geometry of ``ids`` (from the cache, the rest through ``read``) and
         the number of traces ``read`` had to read."""
-        order = np.argsort(self.ids, kind="stable")
-        keys = self.ids[order]
-        pos = np.minimum(np.searchsorted(keys, ids), self.cap - 1)
-        hit = keys[pos] == ids
+        hit = np.zeros(len(ids), bool)
+        if len(self.ids):
+            order = np.argsort(self.ids, kind="stable")
+            keys = self.ids[order]
+            pos = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
+            hit = keys[pos] == ids
+            slots_hit = order[pos[hit]]
         miss = ~hit
         if not miss.any():
-            slots = order[pos]
-            return self.data[slots], {k: v[slots] for k, v in self.geo.items()}, 0
+            return self.data[slots_hit], {k: v[slots_hit] for k, v in self.geo.items()}, 0
         fresh, fgeo = read(ids[miss])
-        if self.data is None:
-            self.data = np.empty((self.cap, fresh.shape[1]), fresh.dtype)
-            self.geo = {k: np.empty(self.cap, v.dtype) for k, v in fgeo.items()}
         data = np.empty((len(ids), fresh.shape[1]), fresh.dtype)
         geo = {k: np.empty(len(ids), v.dtype) for k, v in fgeo.items()}
         if hit.any():
-            slots = order[pos[hit]]
-            data[hit] = self.data[slots]
+            data[hit] = self.data[slots_hit]
             for k in geo:
-                geo[k][hit] = self.geo[k][slots]
+                geo[k][hit] = self.geo[k][slots_hit]
         data[miss] = fresh
         for k in geo:
             geo[k][miss] = fgeo[k]
         # keep the newest (at most capacity) of the traces just read
         keep = np.flatnonzero(miss)[-self.cap:]
+        self._grow(len(keep), fresh, fgeo)
         src = slice(len(fresh) - len(keep), len(fresh))
-        slots = (self.next + np.arange(len(keep))) % self.cap
+        slots = (self.next + np.arange(len(keep))) % len(self.ids)
         self.ids[slots] = ids[keep]
         self.data[slots] = fresh[src]
         for k in geo:
             self.geo[k][slots] = fgeo[k][src]
+        # wrap to the oldest only once the buffers are full (below capacity they grow)
         self.next = int((self.next + len(keep)) % self.cap)
         return data, geo, int(miss.sum())
 
