@@ -42,14 +42,17 @@ DT = 0.002
 BLOCK_TRACES = 100_000  # traces written at a time
 
 # Runs a command in this interpreter and writes its peak RSS (kB) to $BENCH_RSS_DIR on exit
-# (one file per process: the MPI rank's from the launcher's environment).
+# (one file per process: the MPI rank's from the launcher's environment). VmHWM, not
+# getrusage's ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec.
 RSS_WRAPPER = """
-import atexit, os, resource, runpy, sys
+import atexit, os, runpy, sys
 def _rss():
     rank = next((os.environ[k] for k in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
                  if k in os.environ), "0")
+    with open("/proc/self/status") as f:
+        kb = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
     with open(os.path.join(os.environ["BENCH_RSS_DIR"], f"rank{rank}.kb"), "w") as f:
-        f.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+        f.write(kb)
 atexit.register(_rss)
 sys.argv = sys.argv[1:]
 if sys.argv[0] == "-m":
