@@ -108,9 +108,10 @@ def add_arguments(parser) -> None:
     s = parser.add_argument_group("input split (a part of a job, added by seis-hpc image sum)")
     s.add_argument("--traces", metavar="A:B[,C:D]", help="migrate only these trace numbers "
                    "(from 0, B excluded), e.g. 0:500000 for the first part of a job split "
-                   "by trace ranges")
+                   "by trace ranges (default all traces)")
     s.add_argument("--ffid", metavar="LO:HI[,..]", help="migrate only the shots of these FFID "
-                   "ranges (both ends included), e.g. one sail line's records")
+                   "ranges (both ends included), e.g. one sail line's records (default all "
+                   "shots)")
     j = parser.add_argument_group("parallel job")
     j.add_argument("--mem-per-rank", default="2G", metavar="SIZE",
                    help="memory budget per rank, e.g. 2G, 512M (default 2G)")
