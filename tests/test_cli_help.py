@@ -41,7 +41,8 @@ NO_UNIT = {"--out", "--segy", "--segy-revision", "--picks", "--use-picks", "--su
            "--su-every", "--bin-grid", "--index", "--every", "--supergather", "--min-fold",
            "--method", "--extrapolate", "--iterations", "--grid", "--offset-classes",
            "--mem-per-rank", "--backend", "--weights", "--interp", "--threads", "--strategy",
-           "--tile", "--units", "--checkpoint-dir", "--restart", "--parallel-hdf5"}
+           "--tile", "--units", "--checkpoint-dir", "--restart", "--parallel-hdf5", "--traces",
+           "--ffid"}
 
 
 def _help_text(command: str, capsys) -> str:

@@ -27,6 +27,7 @@ COMMANDS: list[str] = [
     "velan",
     "stack",
     "pstm",
+    "image",
     "migstack",
     "bench",
     "slurm",

@@ -30,6 +30,10 @@ Strategy (--mem-per-rank): 'shard' (traces split across ranks, partial images su
 end) when one rank holds the whole image, else 'tile' (image tiles of --tile bins, each with
 the traces whose aperture reaches it).
 
+A survey can also be cut in space or in time by its input traces: run one job per part with
+--traces A:B (trace numbers) or --ffid LO:HI (shot records, e.g. a sail line), same grid,
+velocity and parameters, then add the part images with seis-hpc image sum.
+
 Checkpoints go to --checkpoint-dir (default IMAGE.h5.ckpt/). Run the same command again after
 a crash, a kill or a stop to resume; with other parameters it is refused (--restart fresh
 discards the checkpoint). SIGTERM or SIGUSR1 (e.g. sbatch --signal=USR1@120 --requeue)
@@ -105,6 +109,13 @@ def add_arguments(parser) -> None:
     k.add_argument("--backend", default="cython", choices=("cython", "gpu"),
                    help="kernel: cython (CPU, OpenMP) or gpu (CUDA through CuPy, one GPU per "
                    "rank: local rank r uses GPU r %% n_gpus; default cython)")
+    s = parser.add_argument_group("input split (a part of a job, added by seis-hpc image sum)")
+    s.add_argument("--traces", metavar="A:B[,C:D]", help="migrate only these trace numbers "
+                   "(from 0, B excluded), e.g. 0:500000 for the first part of a job split "
+                   "by trace ranges (default all traces)")
+    s.add_argument("--ffid", metavar="LO:HI[,..]", help="migrate only the shots of these FFID "
+                   "ranges (both ends included), e.g. one sail line's records (default all "
+                   "shots)")
     j = parser.add_argument_group("parallel job")
     j.add_argument("--mem-per-rank", default="2G", metavar="SIZE",
                    help="memory budget per rank, e.g. 2G, 512M (default 2G)")
@@ -150,11 +161,14 @@ def run(args) -> int:
                       checkpoint_interval=args.checkpoint_interval, restart=args.restart,
                       keep_checkpoint=args.keep_checkpoint, progress_every=args.progress_every,
                       parallel_hdf5=args.parallel_hdf5, comm=comm, config=config,
-                      history=history, segy=args.segy, segy_revision=args.segy_revision)
+                      history=history, segy=args.segy, segy_revision=args.segy_revision,
+                      traces=args.traces, ffid=args.ffid)
     except CheckedInputError as exc:
         return input_error(comm, str(exc))
     rec = getattr(args, "_record", None)  # the run record, when $SEIS_HPC_RUNDIR is set
     if rec is not None:
         rec.traces_in = res.traces_in
-        rec.metrics.update(strategy=res.strategy, units=res.units, ranks=res.ranks)
+        rec.metrics.update(strategy=res.strategy, units=res.units, ranks=res.ranks,
+                           traces_selected=res.traces_selected,
+                           reads_per_trace=res.reads_per_trace)
     return res.status

@@ -7,7 +7,67 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from seis_hpc.engine.decomposition import Plan
+from seis_hpc.engine.decomposition import Plan, WorkUnit
+
+
+def to_runs(ids: np.ndarray) -> np.ndarray:
+    """Trace numbers as runs of consecutive numbers: int64 ``(n_runs, 2)``, ``[start, stop)``.
+
+    ``np.concatenate([np.arange(a, b) for a, b in runs])`` gives ``ids`` back, in their order.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    if ids.size == 0:
+        return np.zeros((0, 2), np.int64)
+    brk = np.flatnonzero(np.diff(ids) != 1) + 1
+    starts = ids[np.r_[0, brk]]
+    stops = ids[np.r_[brk - 1, ids.size - 1]] + 1
+    return np.column_stack([starts, stops])
+
+
+def from_runs(runs: np.ndarray) -> np.ndarray:
+    """The trace numbers of :func:`to_runs` runs (int64, in run order)."""
+    runs = np.asarray(runs, dtype=np.int64).reshape(-1, 2)
+    if runs.size == 0:
+        return np.zeros(0, np.int64)
+    lengths = runs[:, 1] - runs[:, 0]
+    # each run's start, then steps of one: a cumulative sum rebuilds every run at once
+    steps = np.ones(int(lengths.sum()), np.int64)
+    first = np.r_[0, np.cumsum(lengths)[:-1]]
+    steps[first] = runs[:, 0] - np.r_[0, runs[:-1, 1] - 1]
+    return np.cumsum(steps)
+
+
+class CompactUnit(WorkUnit):
+    """A :class:`~seis_hpc.engine.decomposition.WorkUnit` whose traces are kept as runs of
+    consecutive trace numbers (:func:`to_runs`) and rebuilt when the unit is run.
+
+    The job broadcast to every rank holds every unit; with the traces as runs it costs
+    16 bytes per run instead of 8 per trace (a unit of whole shot records, or a tile's
+    traces in a file sorted by shot and channel, is a few runs), so a rank's memory does not
+    grow with the traces of the units that other ranks take.
+    """
+
+    def __init__(self, unit: WorkUnit):  # noqa: D107 - not the dataclass's __init__
+        self.uid, self.work, self.window = unit.uid, unit.work, unit.window
+        self.offset_class = unit.offset_class
+        self.runs = to_runs(unit.traces)
+        self._n = int(len(unit.traces))
+
+    @property
+    def traces(self) -> np.ndarray:  # type: ignore[override]
+        """Trace numbers (0-based, file order), rebuilt from the runs."""
+        return from_runs(self.runs)
+
+    @property
+    def n_traces(self) -> int:
+        """Number of traces."""
+        return self._n
+
+
+def compact_plan(plan: Plan) -> Plan:
+    """``plan`` with its units' traces held as runs (:class:`CompactUnit`), in place."""
+    plan.units = [u if isinstance(u, CompactUnit) else CompactUnit(u) for u in plan.units]
+    return plan
 
 
 @dataclass
@@ -48,6 +108,23 @@ class PstmJob:
         Output writer: ``on`` every rank writes its share through parallel HDF5 (h5py built
         with MPI); ``off`` rank 0 assembles the file; ``auto`` parallel when h5py has MPI and
         there is more than one rank.
+    index_path : str
+        The trace index file the other ranks open (each reads only the rows of the units
+        it takes); empty when the survey is only in memory.
+    image_attrs : dict
+        Further attributes of the output image (the input and velocity stamps, a trace
+        selection: what ``seis-hpc image sum`` checks).
+    n_input_traces : int
+        Traces of the input survey.
+    part_runs : numpy.ndarray or None
+        A part of a job split by input traces: its trace numbers as runs
+        (:func:`to_runs`), written to the image's ``part_traces`` data set.
+    cache_traces : int
+        Tile mode: traces each rank keeps after reading them (``TraceCache``), within
+        the memory budget; 0 for none.
+    traces_distinct : int
+        Traces that some unit reads: the plan's trace reads over this give the reads per
+        trace (1 in shard mode; tiles re-read the traces that reach several tiles).
     """
 
     plan: Plan
@@ -66,3 +143,9 @@ class PstmJob:
     keep_checkpoint: bool = False
     log_prefix: str = "pstm"
     parallel_hdf5: str = "auto"
+    index_path: str = ""
+    image_attrs: dict = field(default_factory=dict)
+    n_input_traces: int = 0
+    traces_distinct: int = 0
+    cache_traces: int = 0
+    part_runs: np.ndarray | None = None

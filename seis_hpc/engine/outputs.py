@@ -151,6 +151,16 @@ class ImageOutput:
         for k, v in self.job.kernel_args.items():
             f.attrs[f"pstm_{k}"] = v if v is not None else "none"
         f.attrs["writer"] = writer
+        # trace reads per trace read at all: 1 in shard mode; tiles re-read the traces
+        # whose aperture reaches several tiles (planned over the whole job)
+        if self.job.traces_distinct:
+            f.attrs["reads_per_trace"] = self.plan.n_traces_total / self.job.traces_distinct
+        for k, v in self.job.image_attrs.items():
+            f.attrs[k] = v
+        if self.job.part_runs is not None:
+            # the part's traces as [start, stop) runs: image sum refuses overlapping parts
+            ds = f.create_dataset("part_traces", data=np.asarray(self.job.part_runs, np.int64))
+            ds.attrs["units"] = "trace number [start, stop)"
 
     def _write_tiles(self, w: VolumeWriter, uids: Iterable[int]) -> None:
         """Copy the finished tiles ``uids`` from the checkpoint into the output."""

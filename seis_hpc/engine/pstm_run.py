@@ -32,7 +32,7 @@ from seis_hpc.engine.comm import (
     rank_size,
 )
 from seis_hpc.engine.decomposition import TRACE_CHUNK
-from seis_hpc.engine.job import PstmJob
+from seis_hpc.engine.job import PstmJob, compact_plan
 from seis_hpc.engine.outputs import (
     PARALLEL_HDF5,
     PARALLEL_HDF5_MISSING,
@@ -105,6 +105,96 @@ class _Signals:
             signal.signal(s, h)
 
 
+def take_columns(source: TraceSource, names, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Columns ``names`` (float64) of the traces ``ids`` of ``source``: through its
+    ``take`` (a :class:`~seis_hpc.io.index.TraceIndex` reads only those rows from its file)
+    where it has one, else by indexing its whole columns."""
+    take = getattr(source, "take", None)
+    cols = take(names, ids) if take is not None else {k: np.asarray(source[k])[ids]
+                                                        for k in names}
+    return {k: np.asarray(cols[k], dtype=np.float64) for k in names}
+
+
+class TraceCache:
+    """This rank's most recently read traces (samples and geometry), at most ``capacity``.
+
+    In tile mode a trace is migrated into every tile its aperture reaches; consecutive tiles
+    of a rank share most of their traces (tiles are handed out along the grid's rows), so
+    keeping the last traces read saves most re-reads. First in, first out; lookups by
+    binary search in the sorted trace numbers (no per-trace table of the survey's size).
+    The buffers grow with the traces read, up to ``capacity``: the memory follows this
+    rank's units, within its budget.
+
+    Parameters
+    ----------
+    capacity : int
+        Most traces kept (bytes: ``capacity x (4 x ns + 8 x columns + 8)``).
+    """
+
+    def __init__(self, capacity: int):
+        self.cap = int(capacity)
+        self.ids = np.zeros(0, np.int64)
+        self.data: np.ndarray | None = None
+        self.geo: dict[str, np.ndarray] = {}
+        self.next = 0  # where the next trace goes (the oldest once full)
+
+    def _grow(self, need: int, like: np.ndarray, geo: dict[str, np.ndarray]) -> None:
+        """Room for ``need`` more traces while below capacity (doubling the buffers)."""
+        have = len(self.ids)
+        if have >= self.cap or self.next + need <= have:
+            return
+        size = min(self.cap, max(2 * have, self.next + need, 1024))
+        ids = np.full(size, -1, np.int64)
+        ids[:have] = self.ids
+        data = np.empty((size, like.shape[1]), like.dtype)
+        if self.data is not None:
+            data[:have] = self.data
+        self.ids, self.data = ids, data
+        for k, v in geo.items():
+            g = np.empty(size, v.dtype)
+            if k in self.geo:
+                g[:have] = self.geo[k]
+            self.geo[k] = g
+
+    def get(self, ids: np.ndarray, read: Callable[[np.ndarray],
+                                                  tuple[np.ndarray, dict[str, np.ndarray]]]
+            ) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+        """Samples and geometry of ``ids`` (from the cache, the rest through ``read``) and
+        the number of traces ``read`` had to read."""
+        hit = np.zeros(len(ids), bool)
+        if len(self.ids):
+            order = np.argsort(self.ids, kind="stable")
+            keys = self.ids[order]
+            pos = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
+            hit = keys[pos] == ids
+            slots_hit = order[pos[hit]]
+        miss = ~hit
+        if not miss.any():
+            return self.data[slots_hit], {k: v[slots_hit] for k, v in self.geo.items()}, 0
+        fresh, fgeo = read(ids[miss])
+        data = np.empty((len(ids), fresh.shape[1]), fresh.dtype)
+        geo = {k: np.empty(len(ids), v.dtype) for k, v in fgeo.items()}
+        if hit.any():
+            data[hit] = self.data[slots_hit]
+            for k in geo:
+                geo[k][hit] = self.geo[k][slots_hit]
+        data[miss] = fresh
+        for k in geo:
+            geo[k][miss] = fgeo[k]
+        # keep the newest (at most capacity) of the traces just read
+        keep = np.flatnonzero(miss)[-self.cap:]
+        self._grow(len(keep), fresh, fgeo)
+        src = slice(len(fresh) - len(keep), len(fresh))
+        slots = (self.next + np.arange(len(keep))) % len(self.ids)
+        self.ids[slots] = ids[keep]
+        self.data[slots] = fresh[src]
+        for k in geo:
+            self.geo[k][slots] = fgeo[k][src]
+        # wrap to the oldest only once the buffers are full (below capacity they grow)
+        self.next = int((self.next + len(keep)) % self.cap)
+        return data, geo, int(miss.sum())
+
+
 class _Compute:
     """The kernel on blocks of bins: this rank's traces, velocities and grid points."""
 
@@ -113,16 +203,22 @@ class _Compute:
         self.job, self.src, self.vel, self.kernel, self.tm = job, source, velocity, kernel, tm
         grid = job.plan.grid
         self.nt = len(job.time)
-        self.cls = None
-        if job.offset_edges is not None:
-            self.cls = offset_classes(np.abs(source["offset"]), job.offset_edges)
-        self.cols = {k: np.asarray(source[k], dtype=np.float64) for k in ("sx", "sy", "rx", "ry")}
+        # The geometry of a chunk of traces is read with the chunk (take_columns), never
+        # every trace's on every rank: a rank's memory follows its units, not the survey.
+        self.names = ("sx", "sy", "rx", "ry") + (("offset",) if job.offset_edges is not None
+                                                 else ())
         self.points = grid.points().reshape(grid.n_inline, grid.n_crossline, 2)
         # A tile or shard must be migrated exactly as the whole grid would be: fix the
         # spreading law and the anti-aliasing bin spacing instead of letting the kernel
         # guess them from the (partial) set of points.
         self.kargs = {"dims": 2 if grid.is_2d else 3, "dx_aa": grid.bin_inline,
                       **job.kernel_args}
+        self.cache = TraceCache(job.cache_traces) if job.cache_traces > 0 else None
+
+    def _read(self, ids: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Samples (float32) and geometry of the traces ``ids``, read from the source."""
+        return (np.asarray(self.src.read_traces(ids), dtype=np.float32),
+                take_columns(self.src, self.names, ids))
 
     def migrate(self, ids: np.ndarray, window: tuple[int, int, int, int], image: np.ndarray,
                 gathers: np.ndarray | None, r0: int, c0: int) -> None:
@@ -152,19 +248,23 @@ class _Compute:
         for a in range(0, len(ids), TRACE_CHUNK):
             chunk = ids[a:a + TRACE_CHUNK]
             with self.tm("io"):
-                data = np.asarray(self.src.read_traces(chunk), dtype=np.float32)
+                if self.cache is None:
+                    data, geo = self._read(chunk)
+                    self.tm.reads += len(chunk)
+                else:
+                    data, geo, n_read = self.cache.get(chunk, self._read)
+                    self.tm.reads += n_read
             groups = [(-1, np.arange(len(chunk)))]
-            if self.cls is not None:
-                c = self.cls[chunk]
+            if self.job.offset_edges is not None:
+                c = offset_classes(np.abs(geo["offset"]), self.job.offset_edges)
                 groups = [(int(k), np.flatnonzero(c == k)) for k in np.unique(c)]
             for k, sel in groups:
-                tr = chunk[sel]
                 with self.tm("compute"):
                     part = self.kernel(
                         np.ascontiguousarray(data[sel]), float(self.src.dt),
-                        self.cols["sx"][tr], self.cols["sy"][tr], self.cols["rx"][tr],
-                        self.cols["ry"][tr], pts, self.job.time, vrms,
-                        t_start=float(self.src.t_start), **self.kargs)
+                        geo["sx"][sel], geo["sy"][sel], geo["rx"][sel], geo["ry"][sel],
+                        pts, self.job.time, vrms, t_start=float(self.src.t_start),
+                        **self.kargs)
                     part = np.asarray(part, dtype=np.float32).reshape(i1 - i0, j1 - j0, self.nt)
                     image[rows, cols] += part
                     if gathers is not None and k >= 0:
@@ -238,6 +338,35 @@ class _Results:
             self.units_done.append(uid)
         self.tm.units += 1
         faults.after_unit()
+
+
+def tile_order(plan) -> list[int]:
+    """Hand-out order of tiles: along each row of tiles (the grid's inline direction,
+    usually along the sail lines), back and forth, so that consecutive tiles - and the tiles
+    a rank takes one after the other - share most of their traces (:class:`TraceCache`);
+    tiles without traces last."""
+    units = sorted(plan.units, key=lambda u: (u.window[0], u.window[2]))
+    rows: dict[int, list] = {}
+    for u in units:
+        rows.setdefault(u.window[0], []).append(u)
+    out = []
+    for r, i0 in enumerate(sorted(rows)):
+        row = rows[i0] if r % 2 == 0 else rows[i0][::-1]
+        out += [u.uid for u in row if u.n_traces]
+    return out + [u.uid for u in units if not u.n_traces]
+
+
+def reads_per_trace(job: PstmJob) -> float:
+    """Planned trace reads per trace read at all (1 in shard mode; tiles re-read the traces
+    whose aperture reaches several tiles)."""
+    return job.plan.n_traces_total / job.traces_distinct if job.traces_distinct else 0.0
+
+
+def reads_line(job: PstmJob) -> str:
+    """The log line of the planned input reads."""
+    return (f"input reads: {job.plan.n_traces_total} trace reads of {job.traces_distinct} "
+            f"traces ({reads_per_trace(job):.2f} per trace; {job.n_input_traces} traces "
+            "in the input)")
 
 
 def _progress(job: PstmJob, queue) -> tuple[Progress, Callable[[], None]]:
@@ -324,6 +453,7 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
         plan = job.plan
         if rank == 0:
             log(plan.describe(size))
+            log(f"{job.log_prefix}: {reads_line(job)}")
             done_before = len(plan.units) - len(job.pending)
             if done_before:
                 log(f"{job.log_prefix}: resuming from {job.checkpoint_dir}: {done_before} of "
@@ -382,6 +512,12 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
         if rank == 0 and ok:
             log(f"{job.log_prefix}: wrote {job.out}")
             log(timing_table(per_rank))
+            if job.traces_distinct:
+                done = sum(int(r.get("reads", 0)) for r in per_rank or [])
+                log(f"{job.log_prefix}: this run read {done} traces from the input, "
+                    f"{done / job.traces_distinct:.2f} reads per trace"
+                    + (f" (trace cache of {job.cache_traces} traces per rank)"
+                       if job.cache_traces else ""))
             if not job.keep_checkpoint:
                 results.ckpt.remove()
         return 0
@@ -394,7 +530,8 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
              checkpoint_dir: str | os.PathLike | None = None, restart: str = "auto",
              checkpoint_interval: float = 120.0, hash_params: dict | None = None,
              config: str = "", history: list[str] | None = None,
-             progress_period: float = 10.0, parallel_hdf5: str = "auto") -> PstmJob:
+             progress_period: float = 10.0, parallel_hdf5: str = "auto",
+             traces: np.ndarray | None = None) -> PstmJob:
     """Plan a job and read its checkpoint (rank 0; broadcast the result to the others).
 
     Parameters
@@ -426,6 +563,9 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
     parallel_hdf5 : {"auto", "on", "off"}
         Output writer (see :class:`PstmJob`); ``on`` without an MPI h5py is refused here,
         before any work.
+    traces : numpy.ndarray, optional
+        Migrate only these traces (trace numbers from 0, increasing): one part of a job
+        split by input traces, whose images ``seis-hpc image sum`` adds. Default all.
     """
     from seis_hpc.engine.checkpoint import parameter_hash
     from seis_hpc.engine.decomposition import plan_job
@@ -437,15 +577,26 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
     if parallel_hdf5 == "on" and not h5py_has_mpi():
         raise SeisError(PARALLEL_HDF5_MISSING)
     aperture = float(kernel_args.get("aperture", np.inf))
+    sel = slice(None) if traces is None else np.asarray(traces, dtype=np.int64)
     try:
-        order = source["byte_offset"]
+        order = source["byte_offset"][sel]
     except (KeyError, IndexError, ValueError):
         order = None
-    plan = plan_job(grid, len(time), int(source.ns), source["mx"], source["my"],
-                    source["source_id"], aperture, mem_per_rank,
-                    offset=source["offset"] if offset_edges is not None else None,
+    plan = plan_job(grid, len(time), int(source.ns), source["mx"][sel], source["my"][sel],
+                    source["source_id"][sel], aperture, mem_per_rank,
+                    offset=source["offset"][sel] if offset_edges is not None else None,
                     offset_edges=offset_edges, strategy=strategy, tile=tile, n_units=n_units,
                     trace_order=order)
+    if traces is not None:
+        for u in plan.units:  # positions in the selection -> trace numbers
+            u.traces = sel[u.traces]
+    n_input = len(source["mx"])
+    seen = np.zeros(n_input, bool)
+    for u in plan.units:
+        seen[u.traces] = True
+    distinct = int(seen.sum())
+    del seen
+    compact_plan(plan)
     params = dict(hash_params or {})
     params.update(
         strategy=plan.strategy, tile=plan.tile, n_units=len(plan.units),
@@ -456,6 +607,10 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
         kernel={k: (v if not isinstance(v, float) or np.isfinite(v) else "inf")
                 for k, v in kernel_args.items() if k != "backend"},
     )
+    if traces is not None:  # a part of a split job: its traces define it
+        import hashlib
+
+        params["traces"] = hashlib.sha1(np.ascontiguousarray(sel).tobytes()).hexdigest()
     params = json.loads(json.dumps(params, default=str))
     phash = parameter_hash(params)
     ckdir = Path(checkpoint_dir) if checkpoint_dir else Path(f"{out}.ckpt")
@@ -469,11 +624,20 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
             partials, done = ck.partials()
         else:
             done = ck.tiles_done()
+    if plan.strategy == "tile":
+        order_all = tile_order(plan)
     pending = [u for u in order_all if u not in done]
+    cache = 0
+    if plan.strategy == "tile" and plan.units:
+        # what the budget leaves beside one tile holds recently read traces (samples and
+        # 4-5 float64 columns); no more than the traces of the whole job
+        per_trace = 4 * int(source.ns) + 8 * (6 if offset_edges is not None else 5)
+        cache = int(min(max(plan.budget - plan.bytes_tile, 0) // per_trace, distinct))
     return PstmJob(plan=plan, time=np.asarray(time, dtype=np.float64), out=str(out),
                    kernel_args=dict(kernel_args), checkpoint_dir=str(ckdir), phash=phash,
                    offset_edges=None if offset_edges is None else np.asarray(offset_edges, float),
                    pending=pending, partial_files={i: str(p) for i, p in partials.items()},
                    checkpoint_interval=checkpoint_interval, config=config,
                    history=list(history or []), progress_period=progress_period,
-                   parallel_hdf5=parallel_hdf5)
+                   parallel_hdf5=parallel_hdf5, n_input_traces=n_input,
+                   traces_distinct=distinct, cache_traces=cache)

@@ -49,6 +49,8 @@ from seis_hpc.io.traces import TraceReader, layout_of_index
 
 INDEX_SUFFIX = ".index.h5"
 _CHUNK = 200_000  # traces per header-reading block (48 MB of headers)
+# TraceIndex.take reads rows closer than this as one slice (a gap costs at most 8 B a row).
+TAKE_GAP = 512
 UNITS = {"sx": "m", "sy": "m", "rx": "m", "ry": "m", "mx": "m", "my": "m", "offset": "m",
          "azimuth": "deg", "cdp_x": "m", "cdp_y": "m", "byte_offset": "byte",
          **{k: "m" for k in ELEVATION_KEYS}}
@@ -357,6 +359,57 @@ class TraceIndex:
                     raise KeyError(name)
                 self._columns[name] = f[name][...]
         return self._columns[name]
+
+    def take(self, names, ids) -> dict[str, np.ndarray]:
+        """Columns ``names`` of the traces ``ids`` only, without loading whole columns.
+
+        A column already in memory is indexed; otherwise the rows are read from the index
+        file in a few contiguous slices (runs of ``ids`` closer than :data:`TAKE_GAP` rows
+        are read as one slice), so the memory used follows ``len(ids)``, not the survey.
+
+        Parameters
+        ----------
+        names : sequence of str
+            Column names (``"sx"``, ``"offset"``...).
+        ids : array-like of int
+            Trace numbers (file order, from 0), any order.
+
+        Returns
+        -------
+        dict
+            ``name -> values``, each of ``len(ids)``, in the order of ``ids``.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        out = {n: self._columns[n][ids] for n in names if n in self._columns}
+        rest = [n for n in names if n not in out]
+        if not rest:
+            return out
+        if self.path is None:
+            raise KeyError(rest[0])
+        order = None
+        s = ids
+        if ids.size > 1 and np.any(np.diff(ids) < 0):
+            order = np.argsort(ids, kind="stable")
+            s = ids[order]
+        groups = []
+        if s.size:
+            brk = np.flatnonzero(np.diff(s) > TAKE_GAP) + 1
+            groups = list(zip(np.r_[0, brk], np.r_[brk, s.size], strict=True))
+        with h5py.File(self.path, "r") as f:
+            for n in rest:
+                if n not in f:
+                    raise KeyError(n)
+                ds = f[n]
+                vals = np.empty(s.size, dtype=ds.dtype)
+                for a, b in groups:
+                    lo = int(s[a])
+                    vals[a:b] = ds[lo:int(s[b - 1]) + 1][s[a:b] - lo]
+                if order is not None:
+                    back = np.empty_like(vals)
+                    back[order] = vals
+                    vals = back
+                out[n] = vals
+        return out
 
     def __setitem__(self, name: str, values: np.ndarray) -> None:
         values = np.asarray(values)

@@ -56,6 +56,10 @@ class Migration:
         MPI ranks that ran it.
     traces_in : int
         Traces of the input survey.
+    traces_selected : int
+        Traces this job migrates (all, or the ``traces``/``ffid`` selection).
+    reads_per_trace : float
+        Planned trace reads per trace read (1 in shard mode; > 1 when tiles re-read).
     """
 
     status: int
@@ -64,6 +68,8 @@ class Migration:
     units: int
     ranks: int
     traces_in: int
+    traces_selected: int = 0
+    reads_per_trace: float = 0.0
 
 
 def select_grid(grid: BinGrid, sel: Sequence[int] | None) -> BinGrid:
@@ -174,6 +180,84 @@ def offset_edges(spec: str | int | Sequence[float] | None, offset: np.ndarray) -
     return e
 
 
+def _ranges(text: str, what: str) -> list[tuple[int, int]]:
+    """``"A:B,C:D"`` as integer pairs (``"A"`` alone is ``A:A+1``)."""
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        a, sep, b = part.partition(":")
+        try:
+            lo = int(a)
+            hi = int(b) if sep else lo + 1
+        except ValueError:
+            raise SeisError(f"{what} {text!r}: ranges A:B of integers wanted "
+                            "(e.g. 0:50000,80000:90000)") from None
+        out.append((lo, hi))
+    if not out:
+        raise SeisError(f"{what} {text!r}: no range given")
+    return out
+
+
+def select_traces(idx: TraceIndex, traces: str | Sequence | None = None,
+                  ffid: str | Sequence | None = None) -> np.ndarray | None:
+    """The trace numbers a part of a split job migrates (None: every trace).
+
+    Parameters
+    ----------
+    idx : TraceIndex
+        The input survey.
+    traces : str or sequence of (int, int), optional
+        Trace-number ranges ``A:B`` (from 0, B excluded), comma-separated, e.g.
+        ``"0:50000,80000:90000"``.
+    ffid : str or sequence of (int, int), optional
+        FFID (field record) ranges ``LO:HI``, both included, e.g. a sail line's shots.
+        With ``traces`` too, the traces in both.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        Increasing int64 trace numbers.
+
+    Raises
+    ------
+    SeisError
+        A malformed or reversed range, trace numbers past the end of the file, or a
+        selection without traces.
+    """
+    if traces is None and ffid is None:
+        return None
+    n = idx.n_traces
+    keep = np.ones(n, bool)
+    if traces is not None:
+        pairs = _ranges(traces, "--traces") if isinstance(traces, str) else \
+            [(int(a), int(b)) for a, b in traces]
+        mask = np.zeros(n, bool)
+        for a, b in pairs:
+            if not 0 <= a < b:
+                raise SeisError(f"--traces {a}:{b}: trace numbers count from 0 and A < B")
+            if b > n:
+                raise SeisError(f"--traces {a}:{b}: the file has {n} traces (0:{n})",
+                                idx.segy_path)
+            mask[a:b] = True
+        keep &= mask
+    if ffid is not None:
+        pairs = _ranges(ffid, "--ffid") if isinstance(ffid, str) else \
+            [(int(a), int(b)) for a, b in ffid]
+        f = np.asarray(idx["ffid"])
+        mask = np.zeros(n, bool)
+        for a, b in pairs:
+            if b < a:
+                raise SeisError(f"--ffid {a}:{b}: LO <= HI wanted (both included)")
+            mask |= (f >= a) & (f <= b)
+        keep &= mask
+    sel = np.flatnonzero(keep)
+    if sel.size == 0:
+        raise SeisError("the trace selection (--traces/--ffid) holds no trace", idx.segy_path)
+    return sel
+
+
 def file_stamp(path: str | os.PathLike) -> dict:
     """Absolute path, size and modification time of a file (a job's hash includes them, so
     that a changed input refuses the old checkpoint)."""
@@ -259,7 +343,9 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
             keep_checkpoint: bool = False, progress_every: float = 10.0,
             parallel_hdf5: str = "auto", comm: MPI.Comm | None | str = "auto",
             config: str | None = None, history: list[str] | None = None,
-            segy: str | os.PathLike | None = None, segy_revision: int = 1) -> Migration:
+            segy: str | os.PathLike | None = None, segy_revision: int = 1,
+            traces: str | Sequence | None = None,
+            ffid: str | Sequence | None = None) -> Migration:
     """Kirchhoff prestack time migration of a survey into one HDF5 image (collective).
 
     Every input is checked once, on rank 0, before any work; then each rank reads only its
@@ -343,6 +429,11 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         the checkpoint is kept, so that the same call again only writes the outputs.
     segy_revision : {1, 2}
         SEG-Y revision of that file.
+    traces, ffid : str or sequence of (int, int), optional
+        Migrate only a part of the input (:func:`select_traces`): trace-number ranges
+        ``"A:B,..."`` (from 0, B excluded) and/or FFID ranges ``"LO:HI,..."`` (included).
+        The image holds that part's raw sums; ``seis-hpc image sum`` adds the parts of a
+        job split this way (each part records its traces in ``part_traces``).
 
     Returns
     -------
@@ -410,19 +501,44 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
             raise SeisError(f"--stretch-mute must be > 0 (got {stretch_mute})")
         source_id = file_stamp(survey) if not isinstance(survey, Survey) else \
             file_stamp(idx.attrs["segy_path"])
-        hash_params = {"input": source_id, "velocity": _velocity_stamp(velocity, vel, g),
-                       "out": path}
+        vstamp = _velocity_stamp(velocity, vel, g)
+        hash_params = {"input": source_id, "velocity": vstamp, "out": path}
+        sel = select_traces(idx, traces, ffid)
         job = make_job(idx, g, time, path, kernel_args=params.kernel_args(),
                        mem_per_rank=mem_per_rank, strategy=strategy, tile=tile,
                        n_units=units, offset_edges=edges, checkpoint_dir=checkpoint_dir,
                        restart=restart, checkpoint_interval=checkpoint_interval,
                        hash_params=hash_params, config=config, history=list(history or []),
-                       progress_period=progress_every, parallel_hdf5=parallel_hdf5)
+                       progress_period=progress_every, parallel_hdf5=parallel_hdf5,
+                       traces=sel)
         job.keep_checkpoint = bool(keep_checkpoint)
+        # Other ranks open the index file and read only their units' rows from it.
+        job.index_path = str(idx.path) if idx.path is not None else ""
+        # What seis-hpc image sum checks before adding the images of a split job's parts.
+        job.image_attrs = {
+            "input": json.dumps(file_stamp(idx.attrs["segy_path"]), sort_keys=True),
+            "velocity": json.dumps(vstamp, sort_keys=True, default=str),
+            "n_traces_input": int(idx.n_traces),
+            "traces_selected": int(idx.n_traces if sel is None else sel.size),
+            "trace_selection": "all" if sel is None else json.dumps(
+                {"traces": traces if traces is None or isinstance(traces, str)
+                 else [list(map(int, p)) for p in traces],
+                 "ffid": ffid if ffid is None or isinstance(ffid, str)
+                 else [list(map(int, p)) for p in ffid]}),
+        }
+        if sel is not None:
+            from seis_hpc.engine.job import to_runs
+
+            job.part_runs = to_runs(sel)
         held.update(idx=idx, vel=vel)
         if segy is not None:
             # input traces per image bin (the SEG-Y fold); the image may be a part of the grid
-            f = sv.fold().reshape(sv.grid.n_inline, sv.grid.n_crossline)
+            if sel is None:
+                f = sv.fold().reshape(sv.grid.n_inline, sv.grid.n_crossline)
+            else:  # a part's image: the fold of its own traces
+                b = sv.bin_serial()[sel]
+                f = np.bincount(b[b >= 0], minlength=sv.grid.n_bins).reshape(
+                    sv.grid.n_inline, sv.grid.n_crossline)
             i0, j0 = g.inline0 - sv.grid.inline0, g.crossline0 - sv.grid.crossline0
             held["fold"] = f[i0:i0 + g.n_inline, j0:j0 + g.n_crossline]
             held["line"] = str(idx.attrs.get("segy_path", survey))
@@ -431,9 +547,17 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
     job = on_root(comm, setup)
     if rank == 0:
         idx, vel = held["idx"], held["vel"]
+    elif isinstance(survey, Survey):
+        idx = survey.index
+    elif job.index_path:
+        from seis_hpc.io.index import TraceIndex
+
+        # Columns are read lazily: a rank reads the rows of the units it takes, when it takes
+        # them (TraceIndex.take), so its memory does not follow the survey's size.
+        idx = TraceIndex.open(job.index_path)
     else:
-        idx = survey.index if isinstance(survey, Survey) else \
-            Survey.open(survey, index, save=False, grid=bin_grid).index
+        idx = Survey.open(survey, index, save=False, grid=bin_grid).index
+    if rank != 0:
         vel = _velocity_model(velocity, job.plan.grid, job.time, validate=False)
     keep = job.keep_checkpoint
     if segy is not None:
@@ -448,5 +572,10 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
                 Checkpoint(job.checkpoint_dir, job.phash).remove()
 
         on_root(comm, write_segy_then_drop_checkpoint)
+    from seis_hpc.engine.pstm_run import reads_per_trace
+
     return Migration(status=int(status), out=os.fspath(out), strategy=job.plan.strategy,
-                     units=len(job.plan.units), ranks=size, traces_in=int(idx.n_traces))
+                     units=len(job.plan.units), ranks=size, traces_in=int(idx.n_traces),
+                     traces_selected=int(job.image_attrs.get("traces_selected",
+                                                             idx.n_traces)),
+                     reads_per_trace=round(reads_per_trace(job), 4))
