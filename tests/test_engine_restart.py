@@ -198,6 +198,27 @@ def test_failure_on_one_rank_stops_all(survey, tmp_path):
     assert not out.exists()
 
 
+def test_setup_failure_on_another_rank_stops_all(survey, tmp_path):
+    """A script calling ``seis_hpc.migrate`` under mpiexec: a rank that cannot open its inputs
+    after the plan (rank 0 already serving work) aborts every rank with its one line, instead
+    of leaving rank 0 waiting for it forever."""
+    out = tmp_path / "img.h5"
+    script = tmp_path / "job.py"
+    script.write_text(
+        "from mpi4py import MPI\n"
+        "import seis_hpc\n"
+        f"seis_hpc.migrate({str(survey / 'shots.sgy')!r}, {str(survey / 'velocity.csv')!r},"
+        f" {str(out)!r}, grid=(1, 5, 44, 80), tmax=0.6, aperture=250.0, units=24)\n")
+    t0 = time.time()
+    r = run([str(MPIEXEC), "-n", "2", PY, str(script)], timeout=60,
+            env=env(SEIS_HPC_FAIL_SETUP_RANK=1))
+    assert time.time() - t0 < 20
+    assert r.returncode == 2, r.stderr
+    assert "rank 1: " in r.stderr and "injected read failure" in r.stderr
+    assert r.stderr.count("seis-hpc: error") == 1 and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("case", ["missing-velocity", "bad-velocity", "bad-grid"])
 def test_bad_input_reported_once(survey, tmp_path, case):
     out = tmp_path / "img.h5"

@@ -12,6 +12,8 @@ Variable                       Effect
                                the job part-way (:func:`after_unit`)
 ``SEIS_HPC_FAIL_WRITE_RANK=R`` PSTM, parallel HDF5 writer: rank R raises while writing its
                                share of the output (:func:`before_parallel_write`)
+``SEIS_HPC_FAIL_SETUP_RANK=R`` PSTM: rank R (not 0) cannot open its inputs after the plan was
+                               broadcast (:func:`before_rank_setup`)
 ``SEIS_HPC_GATHER_DELAY=S``    Flow steps: sleep S seconds after writing each gather, so that a
                                test can interrupt a step while its temporary output exists
                                (:func:`after_gather`)
@@ -28,6 +30,7 @@ FAIL_UNIT = "SEIS_HPC_FAIL_UNIT"
 UNIT_DELAY = "SEIS_HPC_UNIT_DELAY"
 FAIL_WRITE_RANK = "SEIS_HPC_FAIL_WRITE_RANK"
 GATHER_DELAY = "SEIS_HPC_GATHER_DELAY"
+FAIL_SETUP_RANK = "SEIS_HPC_FAIL_SETUP_RANK"
 
 
 @cache
@@ -39,6 +42,7 @@ def _settings() -> dict:
         "unit_delay": float(env.get(UNIT_DELAY, "0") or 0),
         "fail_write_rank": env.get(FAIL_WRITE_RANK, ""),
         "gather_delay": float(env.get(GATHER_DELAY, "0") or 0),
+        "fail_setup_rank": env.get(FAIL_SETUP_RANK, ""),
     }
 
 
@@ -77,6 +81,19 @@ def before_parallel_write(rank: int) -> None:
     if _settings()["fail_write_rank"] == str(rank):
         raise RuntimeError(f"injected failure while writing its share "
                            f"({FAIL_WRITE_RANK}={rank})")
+
+
+def before_rank_setup(rank: int) -> None:
+    """Raise an OSError on the rank ``$SEIS_HPC_FAIL_SETUP_RANK`` names, as if this node
+    could not read the inputs that rank 0 checked.
+
+    Parameters
+    ----------
+    rank : int
+        This process's MPI rank.
+    """
+    if _settings()["fail_setup_rank"] == str(rank):
+        raise OSError(5, f"injected read failure on rank {rank} ({FAIL_SETUP_RANK}={rank})")
 
 
 def after_gather() -> None:

@@ -547,18 +547,25 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
     job = on_root(comm, setup)
     if rank == 0:
         idx, vel = held["idx"], held["vel"]
-    elif isinstance(survey, Survey):
-        idx = survey.index
-    elif job.index_path:
-        from seis_hpc.io.index import TraceIndex
-
-        # Columns are read lazily: a rank reads the rows of the units it takes, when it takes
-        # them (TraceIndex.take), so its memory does not follow the survey's size.
-        idx = TraceIndex.open(job.index_path)
     else:
-        idx = Survey.open(survey, index, save=False, grid=bin_grid).index
-    if rank != 0:
-        vel = _velocity_model(velocity, job.plan.grid, job.time, validate=False)
+        from seis_hpc.engine import faults
+        from seis_hpc.engine.comm import abort_on_error
+
+        # An error here (a file this node cannot read) must stop every rank: rank 0 is
+        # already waiting for work requests and would wait for this rank forever.
+        with abort_on_error(comm):
+            faults.before_rank_setup(rank)
+            if isinstance(survey, Survey):
+                idx = survey.index
+            elif job.index_path:
+                from seis_hpc.io.index import TraceIndex
+
+                # Columns are read lazily: a rank reads the rows of the units it takes, when
+                # it takes them (TraceIndex.take), so its memory does not follow the survey.
+                idx = TraceIndex.open(job.index_path)
+            else:
+                idx = Survey.open(survey, index, save=False, grid=bin_grid).index
+            vel = _velocity_model(velocity, job.plan.grid, job.time, validate=False)
     keep = job.keep_checkpoint
     if segy is not None:
         job.keep_checkpoint = True  # until the SEG-Y is written: a rerun then only rewrites
