@@ -259,3 +259,14 @@ def test_velan_qc_all_or_none(tmp_path, monkeypatch, capsys):
               every=100, progress=False)
     assert not (tmp_path / "v.h5").exists() and not (tmp_path / "p.toml").exists()
     assert list((tmp_path / "qc").iterdir()) == []  # the section pictures went too
+
+
+def test_velan_use_picks_qc_draws_the_sections(analysed, tmp_path, capsys):
+    from seis_hpc.velocity.picks import write_picks
+
+    picks = analysed[0]
+    path, _ = vl.line("marine2d")
+    write_picks(tmp_path / "p.toml", picks)
+    assert main(["velan", str(path), "--out", str(tmp_path / "v.h5"), "--use-picks",
+                 str(tmp_path / "p.toml"), "--qc", str(tmp_path / "qc")]) == 0
+    assert sorted(p.name for p in (tmp_path / "qc").iterdir()) == ["v_vint.png", "v_vrms.png"]

@@ -538,6 +538,8 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
     t_wb_all = float(np.median(found)) if found else None
     if vw and t_wb_all is None:
         vw = None  # no water bottom anywhere: not marine data, pick without the water
+        if qc is not None:
+            qc.water_velocity = None
     # ... and where a detection is far from it (low-fold edges with only far offsets).
     scans = [(il, xl, p, (tw if tw is not None and abs(tw / t_wb_all - 1) <= 0.2
                           else t_wb_all) if vw else None)
