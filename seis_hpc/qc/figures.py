@@ -128,19 +128,15 @@ class TitleBlock:
         import seis_hpc
 
         rows = [f"Line: {self.line}   |   {self.what}"]
-        second = []
         if self.clip is not None:
             c = f"Clip: {self.clip:g}th percentile of |amplitude|"
             if self.clip_value is not None:
                 c += f" = {self.clip_value:.4g}"
-            second.append(c)
+            rows.append(c)
         if self.scale:
-            second.append(f"Colour scale: {self.scale}")
-        second.append(f"Units: {self.units}")
-        rows.append("   |   ".join(second))
-        rows += [str(e) for e in self.extra]
-        rows[-1] += f"   |   seis_hpc {seis_hpc.__version__}"
-        return "\n".join(rows)
+            rows.append(f"Colour scale: {self.scale}")
+        rows.append(f"Units: {self.units}   |   seis_hpc {seis_hpc.__version__}")
+        return "\n".join(rows + [str(e) for e in self.extra])
 
 
 def title_block_text(fig) -> str | None:

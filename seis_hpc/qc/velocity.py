@@ -175,17 +175,17 @@ def _plan(qc, picks, field, grid, time, out: Path, line, prefix, clip, vint_boun
     n_rej = {k: picks.params.get("rejected_" + k.replace(" ", "_").replace("-", "_"), 0)
              for k in REASONS}
     n_rej = {k: v for k, v in n_rej.items() if v}
-    extra = f"{len(picks.locations)} locations, " \
-        f"{sum(int((~(p.semblance == 0)).sum()) for p in picks.locations)} picks " \
-        "(extrapolated knots not counted)"
+    extra = (f"{len(picks.locations)} locations, "
+             f"{sum(int((~(p.semblance == 0)).sum()) for p in picks.locations)} picks "
+             "(extrapolated knots not counted)",)
     if n_rej:
-        extra += f"; rejected: {', '.join(f'{v} {k}' for k, v in n_rej.items())}"
+        extra += (f"rejected: {', '.join(f'{v} {k}' for k, v in n_rej.items())}",)
     plan = [
         (out / f"{prefix}_vrms.png", lambda: velocity_figure(
             sec, time, x, title=f"Vrms, {where} (white dots: picks)", xlabel=xlabel,
             size=(10, 6.5), coords=coords, picks=(px, pt),
             block=TitleBlock(line, f"RMS (stacking) velocity, {where}", VELOCITY_UNITS,
-                             extra=(extra,)))),
+                             extra=extra))),
         (out / f"{prefix}_vint.png", lambda: velocity_figure(
             vint, t_mid, x, title=f"Interval velocity (Dix, 20 ms), {where}", xlabel=xlabel,
             label="Vint (m/s)", size=(10, 6.5), coords=coords, bad=bad,
@@ -213,7 +213,7 @@ def _semblance_drawer(rec, qc, grid, line, clip, dt, t0):
         for *_, why in rej:
             reasons[why] = reasons.get(why, 0) + 1
         rows = [f"{where}, x {rec.x:.0f} m, y {rec.y:.0f} m; super-gather of "
-                f"{0 if rec.gather is None else len(rec.gather)} traces; "
+                f"{0 if rec.gather is None else len(rec.gather)} traces",
                 f"{len(acc)} picks accepted, {len(rej)} rejected"
                 + (f" ({', '.join(f'{n} {k}' for k, n in reasons.items())})" if reasons else "")]
         water = []
