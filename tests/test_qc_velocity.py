@@ -14,7 +14,7 @@ import velocity_line as vl
 from seis_hpc.cli import main
 from seis_hpc.qc import figures
 from seis_hpc.qc.figures import TitleBlock, overlay, title_block_text
-from seis_hpc.qc.velocity import _plan, interval_velocity, velan_pictures
+from seis_hpc.qc.velocity import interval_velocity, picture_plan, velan_pictures
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -88,7 +88,7 @@ def test_semblance_picture_overlays_what_the_picker_did(analysed):
     recs = [r for r in qc.locations.values() if r.final is not None and r.rejected()
             and r.corridor is not None]
     rec = recs[len(recs) // 2]
-    plan = dict(_plan(qc, picks, np.zeros((grid.n_bins, time.size)) + 2000.0, grid, time,
+    plan = dict(picture_plan(qc, picks, np.zeros((grid.n_bins, time.size)) + 2000.0, grid, time,
                       Path("."), "L-16", "v", 99.0, (1400.0, 6000.0)))
     fig = plan[Path(f"v_semblance_cdp{rec.cdp}.png")]()
     acc = rec.accepted()
@@ -123,7 +123,7 @@ def test_vrms_and_interval_sections(analysed, tmp_path):
     assert [p.name for p in made] == ["v_vrms.png", "v_vint.png"]  # no QC: sections only
     for p in made:
         _assert_png(p, 1000, 650)
-    plan = dict(_plan(None, picks, field, grid, time, tmp_path, "L-16", "v", 99.0,
+    plan = dict(picture_plan(None, picks, field, grid, time, tmp_path, "L-16", "v", 99.0,
                       (1400.0, 6000.0)))
     fig = plan[tmp_path / "v_vint.png"]()
     text = title_block_text(fig)

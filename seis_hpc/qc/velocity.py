@@ -132,7 +132,8 @@ def velan_pictures(qc, picks, field: np.ndarray, grid, time, out_dir: str | os.P
     list of Path
         The final paths, in the order of :func:`velan_picture_paths`.
     """
-    plan = _plan(qc, picks, field, grid, time, Path(out_dir), line, prefix, clip, vint_bounds)
+    plan = picture_plan(qc, picks, field, grid, time, Path(out_dir), line, prefix, clip,
+                        vint_bounds)
     made = []
     for final, draw in plan:
         save_png(draw(), dest(final) if dest else final)
@@ -155,7 +156,10 @@ def _qc_records(qc) -> list:
     return [qc.locations[k] for k in sorted(qc.locations) if qc.locations[k].final is not None]
 
 
-def _plan(qc, picks, field, grid, time, out: Path, line, prefix, clip, vint_bounds):
+def picture_plan(qc, picks, field, grid, time, out: Path, line: str, prefix: str,
+                 clip: float, vint_bounds: tuple[float, float]) -> list[tuple[Path, Callable]]:
+    """The pictures of :func:`velan_pictures` as ``(final path, draw)`` pairs, where
+    ``draw()`` returns the matplotlib Figure (for notebooks and tests; same parameters)."""
     time = np.asarray(time, dtype=np.float64)
     field = np.asarray(field, dtype=np.float64).reshape(grid.n_inline, grid.n_crossline, -1)
     i, x, xlabel, where = _section_of(grid, qc)
