@@ -113,7 +113,7 @@ def test_segy_survey_pictures(survey, tmp_path, capsys):
                      "image_image_slice_0.200s.png", "image_image_spectrum.png"]),
     ("stack2d", None, ["stack2d_image_line.png", "stack2d_image_spectrum.png"]),
     ("vrms", None, ["vrms_vrms_inline_103.png", "vrms_vrms_crossline_204.png",
-                    "vrms_vrms_slice_0.200s.png"]),
+                    "vrms_vrms_slice_0.200s.png", "vrms_vrms_interval_inline_103.png"]),
     ("gathers", "gather,inline", ["gathers_gathers_inline_103.png",
                                   "gathers_gathers_cig_103_204.png"]),
 ])

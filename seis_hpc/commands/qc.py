@@ -28,7 +28,9 @@ SEG-Y / SU (--what, default all):
 HDF5 volume (image, e.g. NMO stack or PSTM; vrms; gathers) (--what, default all that apply):
   inline      section along --inline (2D: the line)      crossline  section along --crossline
   slice       time slice at --time (default: the strongest)
-  spectrum    amplitude spectrum (images, gathers)       gather     image gather (gathers)
+  spectrum    amplitude spectrum (images, gathers)       gather     five image gathers
+                                                          of the section (gathers)
+  interval    Dix interval-velocity section, unphysical samples in red (vrms)
 Before / after (--before FILE0): before, after and difference panels at one clip, and the three
   spectra: the same shot (--ffid) of two SEG-Y/SU files, or the same inline of two volumes.
 
@@ -44,6 +46,11 @@ Parameters:
   --dataset NAME       image, vrms or gathers (default: the file's kind)
   --rundir DIR         record this step in DIR/steps.jsonl (default $SEIS_HPC_RUNDIR; no
                        record when neither is set)
+  --line NAME          line name of the title blocks (default: the volume's line or input
+                       file, else FILE's name)
+
+Sections, gathers and semblance panels have a title block (line, what the picture is, clip
+value or colour scale, units); sections name the bins' CDP_X / CDP_Y (m) on the top axis.
 
 Examples:
   seis-hpc qc line12.sgy --what shot,maps --ffid 1201
@@ -111,6 +118,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dataset", choices=("image", "vrms", "gathers"),
                         help="data set of an HDF5 volume")
     parser.add_argument("--rundir", metavar="DIR", help="run folder to record this step in")
+    parser.add_argument("--line", metavar="NAME", help="line name of the title blocks "
+                        "(default: the volume's line or input, else the file's name)")
 
 
 def run(args) -> int:
@@ -148,11 +157,13 @@ def run(args) -> int:
     elif is_hdf5:
         made = qc.volume_pictures(args.file, out, what=what, name=args.dataset,
                                   inline=args.inline, crossline=args.crossline, time=args.time,
-                                  clip=args.clip, style=args.style or "density", size=size)
+                                  clip=args.clip, style=args.style or "density", size=size,
+                                  line=args.line)
     else:
         made = qc.survey_pictures(args.file, out, what=what, ffid=args.ffid, cmp=args.cmp,
                                   clip=args.clip, style=args.style or "both",
-                                  velocity=args.velocity, vrange=args.vrange, size=size)
+                                  velocity=args.velocity, vrange=args.vrange, size=size,
+                                  line=args.line)
     for p in made:
         print(p)
     rundir = args.rundir or os.environ.get("SEIS_HPC_RUNDIR")

@@ -3,7 +3,7 @@
 HELP = "velocity analysis: semblance, automatic picks, smooth Vrms field (HDF5)"
 INPUTS = ("input", "use_picks", "reference", "bin_grid")
 OUTPUTS = ("out", "picks", "su_table", "csv")
-WRITES = ("index",)  # written when missing or stale
+WRITES = ("index", "qc")  # the index when missing or stale; the QC picture folder
 DESCRIPTION = """Velocity analysis of CMP gathers into a smooth RMS-velocity field.
 
   seis-hpc velan GATHERS.sgy --out velocity.h5 [--picks picks.toml] [--every N]
@@ -30,6 +30,14 @@ it); --picks PICKS.toml (editable table; an existing one is kept unless --force)
 --su-table FILE (SU par file cdp=.. tnmo=.. vnmo=.., sampled every --su-every CMPs);
 --csv FILE (cdp,time_s,vrms_mps at the same places). To use edited picks instead of
 picking, give --use-picks PICKS.toml (or an SU par file).
+
+QC pictures (--qc DIR, PNG, written with the other outputs, named after --out): per
+analysis location (at most --qc-locations) the semblance panel beside its super-gather
+NMO-corrected with the final Vrms, with the accepted picks, the rejected ones marked by
+reason, the picker's corridor, the water-velocity floor and the water-bottom multiple times
+k t_wb (VELOCITY_semblance_cdpN.png); the Vrms section with the picks (VELOCITY_vrms.png)
+and the Dix interval-velocity section, unphysical samples in red (VELOCITY_vint.png). Each
+has a title block (--line name, what it is, clip or colour scale, units).
 
 Exit status: 0 written; 2 bad input (one line, nothing written).
 """
@@ -70,6 +78,12 @@ def add_arguments(parser) -> None:
                         "the grid found from the headers)")
     parser.add_argument("--index", metavar="PATH", help="trace index file (default: "
                         "beside the input or in the cache)")
+    parser.add_argument("--qc", metavar="DIR", help="write the QC pictures (PNG) into DIR "
+                        "(default: none)")
+    parser.add_argument("--qc-locations", type=int, default=60, metavar="N",
+                        help="most semblance pictures, evenly spread (default 60)")
+    parser.add_argument("--line", metavar="NAME", help="line name of the pictures' title "
+                        "blocks (default: the input file's name)")
     g = parser.add_argument_group("analysis")
     g.add_argument("--every", type=int, metavar="N", help="analysis every N CMPs; 3D: inlines "
                    "and crosslines (default 20)")
@@ -149,10 +163,16 @@ def run(args) -> int:
                   min_semblance=args.min_semblance, outlier=args.outlier or None,
                   tmin=args.tmin, tmax=args.tmax, water_velocity=args.water_velocity or None,
                   water_bottom=args.water_bottom, trend_corridor=args.trend_corridor,
-                  extrapolate=args.extrapolate)
+                  extrapolate=args.extrapolate, qc=args.qc, line=args.line,
+                  qc_locations=args.qc_locations)
     n = sum(len(p.time) for p in picks.locations)
     print(f"velan: {len(picks.locations)} locations, {n} picks; wrote {args.out}",
           file=sys.stderr)
     if not args.use_picks:
         print(f"velan: {rejection_summary(picks)}", file=sys.stderr)
+    if args.qc:
+        print(f"velan: {len(picks.pictures)} QC pictures in {args.qc}", file=sys.stderr)
+        rec = getattr(args, "_record", None)
+        if rec is not None:
+            rec.qc = list(picks.pictures)
     return 0

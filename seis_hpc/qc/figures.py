@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -92,18 +93,113 @@ def _wiggle(ax, data, time, x, c):
     ax.set_ylim(time[-1], time[0])
 
 
-def _finish(fig, ax, title, xlabel, ylabel="two-way time (s)"):
+@dataclass(frozen=True)
+class TitleBlock:
+    """The title block of a picture for a client: what it shows, of which line, at what clip.
+
+    Attributes
+    ----------
+    line : str
+        Line (survey) name.
+    what : str
+        What the picture is (e.g. ``"NMO stack, 2D line"``, ``"Semblance, CDP 1201"``).
+    units : str
+        Units of the axes and of the colour scale.
+    clip : float, optional
+        Clip percentile of |amplitude| (%); the drawing fills in ``clip_value``.
+    clip_value : float, optional
+        The amplitude shown at full scale (the data's units).
+    scale : str, optional
+        Colour scale of a picture that is not clipped (e.g. ``"1480-3200 m/s"``).
+    extra : tuple of str
+        More lines (parameters, pick counts, ...).
+    """
+
+    line: str
+    what: str
+    units: str = "two-way time s"
+    clip: float | None = None
+    clip_value: float | None = None
+    scale: str | None = None
+    extra: tuple[str, ...] = field(default_factory=tuple)
+
+    def text(self) -> str:
+        """The block's text, one line per row."""
+        import seis_hpc
+
+        rows = [f"Line: {self.line}   |   {self.what}"]
+        if self.clip is not None:
+            c = f"Clip: {self.clip:g}th percentile of |amplitude|"
+            if self.clip_value is not None:
+                c += f" = {self.clip_value:.4g}"
+            rows.append(c)
+        if self.scale:
+            rows.append(f"Colour scale: {self.scale}")
+        rows.append(f"Units: {self.units}   |   seis_hpc {seis_hpc.__version__}")
+        return "\n".join(rows + [str(e) for e in self.extra])
+
+
+def title_block_text(fig) -> str | None:
+    """The title-block text drawn on ``fig`` (None when it has none)."""
+    for t in fig.texts:
+        if t.get_gid() == "title-block":
+            return t.get_text()
+    return None
+
+
+def _finish(fig, ax, title, xlabel, ylabel="two-way time (s)", block: TitleBlock | None = None):
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    fig.tight_layout()
+    _layout(fig, block)
     return fig
+
+
+def _layout(fig, block: TitleBlock | None) -> None:
+    """Tight layout, leaving room at the bottom for the title block when there is one."""
+    if block is None:
+        fig.tight_layout()
+        return
+    text = block.text()
+    n = text.count("\n") + 1
+    h_in = fig.get_size_inches()[1]
+    frac = min(0.45, (0.16 * n + 0.14) / h_in)
+    fig.text(0.008, 0.008, text, ha="left", va="bottom", fontsize=7.5, family="monospace",
+             gid="title-block", bbox={"boxstyle": "square,pad=0.4", "fc": "0.96", "ec": "0.3",
+                                      "lw": 0.8})
+    fig.tight_layout(rect=(0.0, frac, 1.0, 1.0))
+
+
+def _coordinate_axis(ax, x, coords, sp=None) -> None:
+    """A top axis naming the bin-centre coordinates (m) and, when known, the shot point of the
+    bottom axis' ticks (CDP numbers, crosslines).
+
+    ``coords`` is ``(cdp_x, cdp_y)`` of each trace of ``x`` (m); ``sp`` the shot point."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < 2 or _edges(x) is None:
+        return
+    order = np.argsort(x)
+    xs = x[order]
+    cx, cy = (np.asarray(c, dtype=np.float64)[order] for c in coords)
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if min(lo, hi) <= t <= max(lo, hi)
+             and xs[0] <= t <= xs[-1]]
+    labels = []
+    for t in ticks:
+        row = f"{np.interp(t, xs, cx):.0f}\n{np.interp(t, xs, cy):.0f}"
+        if sp is not None:
+            row = f"SP {np.interp(t, xs, np.asarray(sp, dtype=np.float64)[order]):.0f}\n" + row
+        labels.append(row)
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(ticks)
+    top.set_xticklabels(labels, fontsize=7)
+    top.set_xlabel(("SP, " if sp is not None else "") + "CDP_X / CDP_Y (m)", fontsize=8)
 
 
 # -- gathers and sections ----------------------------------------------------------------------
 def gather_figure(data: np.ndarray, time: np.ndarray, x: np.ndarray, *, title: str,
                   xlabel: str, style: str = "density", clip: float = 99.0, marks=None,
-                  size=(10, 6)):
+                  size=(10, 6), block: TitleBlock | None = None, coords=None, sp=None):
     """A gather or section: ``data`` (n_x, nt) against ``x`` and ``time`` (s).
 
     Parameters
@@ -124,6 +220,12 @@ def gather_figure(data: np.ndarray, time: np.ndarray, x: np.ndarray, *, title: s
         Points drawn as red circles (e.g. the truth).
     size : (float, float)
         Figure size in inches (pixels = inches x DPI).
+    block : TitleBlock, optional
+        Title block drawn under the picture; its ``clip_value`` is filled in.
+    coords : (numpy.ndarray, numpy.ndarray), optional
+        Bin-centre coordinates (m) of each trace, annotated on a top axis.
+    sp : numpy.ndarray, optional
+        Shot point of each trace, annotated with the coordinates.
     """
     if style not in ("density", "wiggle", "both"):
         raise SeisError(f"gather style must be density, wiggle or both (got {style!r})")
@@ -143,32 +245,111 @@ def gather_figure(data: np.ndarray, time: np.ndarray, x: np.ndarray, *, title: s
     ax.set_ylim(time[-1], time[0])
     for mx, mt in marks or ():
         ax.plot(mx, mt, "o", mfc="none", mec="red", ms=14, mew=1.5)
-    return _finish(fig, ax, title, xlabel)
+    if coords is not None:
+        _coordinate_axis(ax, x, coords, sp)
+    if block is not None:
+        block = replace(block, clip=clip, clip_value=c)
+    return _finish(fig, ax, title, xlabel, block=block)
 
 
 def plot_gather(data: np.ndarray, time: np.ndarray, x: np.ndarray, path, *, title: str,
                 xlabel: str, style: str = "density", clip: float = 99.0, marks=None,
-                size=(10, 6)) -> Path:
+                size=(10, 6), block: TitleBlock | None = None, coords=None, sp=None) -> Path:
     """Write :func:`gather_figure` as a PNG at ``path``; returns the path."""
     return save_png(gather_figure(data, time, x, title=title, xlabel=xlabel, style=style,
-                                  clip=clip, marks=marks, size=size), path)
+                                  clip=clip, marks=marks, size=size, block=block,
+                                  coords=coords, sp=sp), path)
 
 
 def plot_section(data: np.ndarray, time: np.ndarray, x: np.ndarray, path, *, title: str,
                  xlabel: str, clip: float = 99.0, marks=None, size=(10, 6),
-                 style: str = "density") -> Path:
+                 style: str = "density", block: TitleBlock | None = None, coords=None,
+                 sp=None) -> Path:
     """Variable-density section: ``data`` (n_x, nt) against ``x`` (traces, CMPs, crosslines)
-    and ``time`` (s). ``marks`` is an optional list of (x, t) points drawn as circles (truth).
+    and ``time`` (s). ``marks`` is an optional list of (x, t) points drawn as circles (truth);
+    ``block``, ``coords`` and ``sp`` as in :func:`gather_figure`.
     """
     return plot_gather(data, time, x, path, title=title, xlabel=xlabel, style=style,
-                       clip=clip, marks=marks, size=size)
+                       clip=clip, marks=marks, size=size, block=block, coords=coords, sp=sp)
+
+
+def image_gathers_figure(gathers: np.ndarray, time: np.ndarray, offset: np.ndarray,
+                         labels: Sequence[str], *, title: str, clip: float = 99.0,
+                         size=(12, 7), block: TitleBlock | None = None, tmax=None):
+    """Image (common-image-point) gathers side by side, as a processor reads them.
+
+    Each gather is drawn in its own panel, offsets increasing to the right, as wiggles with
+    the positive lobes filled over variable density, all at one clip (so that amplitudes
+    compare between gathers); a flat event means a right velocity.
+
+    Parameters
+    ----------
+    gathers : numpy.ndarray, shape (n_gathers, n_offsets, nt)
+        The gathers.
+    time : numpy.ndarray
+        Two-way time of each sample (s).
+    offset : numpy.ndarray
+        Offset (class centre) of each trace of a gather (m).
+    labels : sequence of str
+        Name of each gather (e.g. ``"CDP 1201"``), drawn over its panel.
+    title : str
+        Title.
+    clip : float
+        Clip percentile of |amplitude| over all gathers (%).
+    size : (float, float)
+        Figure size in inches.
+    block : TitleBlock, optional
+        Title block (its ``clip_value`` is filled in).
+    tmax : float, optional
+        Last time drawn (s).
+    """
+    g = np.asarray(gathers, dtype=np.float32)
+    time = np.asarray(time, dtype=np.float64)
+    offset = np.asarray(offset, dtype=np.float64)
+    if g.ndim != 3 or g.shape[1:] != (len(offset), len(time)) or len(labels) != g.shape[0]:
+        raise SeisError(f"image gathers picture: shape {g.shape} does not match "
+                        f"{len(labels)} gathers x {len(offset)} offsets x {len(time)} samples")
+    if tmax is not None:
+        keep = time <= tmax
+        g, time = g[:, :, keep], time[keep]
+    c = _clip(g, clip)
+    fig = _figure(size)
+    axes = np.atleast_1d(fig.subplots(1, g.shape[0], sharey=True, squeeze=False)[0])
+    for ax, d, name in zip(axes, g, labels, strict=True):
+        _density(ax, d, time, offset, c)
+        _wiggle(ax, d, time, offset, c)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("offset (m)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("two-way time (s)")
+    axes[0].set_ylim(time[-1], time[0])
+    fig.suptitle(title)
+    if block is not None:
+        block = replace(block, clip=clip, clip_value=c)
+    _layout(fig, block)
+    return fig
 
 
 # -- velocity analysis ------------------------------------------------------------------------
+#: Marker and colour of each reason a pick was rejected (seis_hpc.velocity.velan.REASONS).
+REJECT_STYLE = {"water-bottom multiple": ("v", "cyan"), "peg-leg": ("^", "deepskyblue"),
+                "corridor edge": ("D", "orange"), "above sea floor": ("s", "lightgrey"),
+                "unphysical interval": ("X", "red"), "no lateral support": ("P", "yellow"),
+                "lateral outlier": ("*", "magenta")}
+
+
 def semblance_figure(panel: np.ndarray, time: np.ndarray, velocities: np.ndarray, *,
                      title: str, picks=None, gather=None, offset=None, clip: float = 99.0,
-                     size=(10, 8)):
+                     size=(10, 8), rejected=None, corridor=None, water_velocity=None,
+                     water_bottom=None, extrapolated=None, gather_title: str = "CMP gather",
+                     block: TitleBlock | None = None):
     """A semblance panel with its picks, optionally beside its CMP gather.
+
+    What the picker saw and did, for a processor to accept or edit the picks: the accepted
+    picks, the rejected ones marked by reason, the corridor it picked in, the water-velocity
+    floor and the water-bottom multiple times. Each overlay is a line of the panel's axes
+    whose ``gid`` names it (``"picks"``, ``"extrapolated"``, ``"rejected: <reason>"``,
+    ``"corridor"``, ``"water velocity"``, ``"multiples"``), so its data can be read back.
 
     Parameters
     ----------
@@ -181,54 +362,132 @@ def semblance_figure(panel: np.ndarray, time: np.ndarray, velocities: np.ndarray
     title : str
         Title.
     picks : sequence of (t, v), optional
-        Picked (time s, velocity m/s) pairs, drawn as a white line with markers.
+        Accepted (time s, velocity m/s) picks, drawn as a white line with markers.
     gather, offset : numpy.ndarray, optional
         The CMP gather (n_traces, nt) and its offsets (m), drawn on the left.
     clip : float
         Clip percentile of the gather (%).
     size : (float, float)
         Figure size in inches.
+    rejected : sequence of (t, v, reason), optional
+        Rejected picks (s, m/s, one of :data:`REJECT_STYLE`'s reasons), one marker per reason.
+    corridor : (time, low, high) arrays, optional
+        The velocity corridor the picker searched (s, m/s, m/s), drawn as two dashed lines.
+    water_velocity : float, optional
+        The water-velocity floor (m/s): no pick slower, drawn as a vertical line.
+    water_bottom : float, optional
+        Water-bottom two-way time t_wb (s): the sea floor and its multiples k t_wb
+        (k = 2 .. 6) are drawn as horizontal dotted lines.
+    extrapolated : sequence of (t, v), optional
+        Vrms knots below the deepest pick (extrapolated, not picked), drawn dashed.
+    gather_title : str
+        Title of the gather panel.
+    block : TitleBlock, optional
+        Title block under the picture.
     """
     panel = np.asarray(panel)
+    time = np.asarray(time, dtype=np.float64)
+    velocities = np.asarray(velocities, dtype=np.float64)
     if panel.shape != (len(velocities), len(time)):
         raise SeisError(f"semblance picture: panel shape {panel.shape} does not match "
                         f"{len(velocities)} velocities x {len(time)} samples")
     fig = _figure(size)
+    c = None
     if gather is not None:
         order = np.argsort(offset, kind="stable")
         axg, ax = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [2, 3]})
         g = np.asarray(gather)[order]
-        _density(axg, g, time, np.asarray(offset)[order], _clip(g, clip))
+        c = _clip(g, clip)
+        _density(axg, g, time, np.asarray(offset)[order], c)
         axg.set_xlabel("offset (m)")
         axg.set_ylabel("two-way time (s)")
-        axg.set_title("CMP gather")
+        axg.set_title(gather_title, fontsize=10)
     else:
         ax = fig.add_subplot()
     im = _density(ax, panel, time, velocities, 1.0, cmap="jet")
     im.set_clim(0.0, max(float(np.nanmax(panel)), 1e-6))
     fig.colorbar(im, ax=ax, label="semblance")
+    vlo, vhi = velocities[0], velocities[-1]
+    if corridor is not None:
+        ct, clo, chi = (np.asarray(a, dtype=np.float64) for a in corridor)
+        ax.plot(clo, ct, "--", color="magenta", lw=1.2, gid="corridor", label="corridor")
+        ax.plot(chi, ct, "--", color="magenta", lw=1.2, gid="corridor-high")
+    if water_velocity:
+        ax.plot([water_velocity, water_velocity], [time[0], time[-1]], ":", color="w", lw=1.5,
+                gid="water velocity", label=f"water velocity {water_velocity:g} m/s")
+    if water_bottom:
+        ks = np.arange(1, min(int(time[-1] / water_bottom), 6) + 1)  # the strong ones
+        tk = ks * water_bottom
+        xs = np.repeat([[vlo, vhi, np.nan]], ks.size, axis=0).ravel()
+        ys = np.repeat(tk, 3)
+        ax.plot(xs, ys, ":", color="0.85", lw=1.0, gid="multiples",
+                label="sea floor t_wb, multiples k t_wb")
+        for k, t in zip(ks, tk, strict=True):
+            ax.annotate("t_wb" if k == 1 else f"{k} t_wb", (vhi, t), xytext=(-3, -2),
+                        textcoords="offset points", ha="right", va="bottom", fontsize=7,
+                        color="w")
+    if extrapolated is not None and len(extrapolated):
+        et, ev = np.asarray(extrapolated, dtype=np.float64).reshape(-1, 2).T
+        if picks is not None and len(picks):
+            pt, pv = np.asarray(picks, dtype=np.float64).reshape(-1, 2).T
+            et, ev = np.append(pt[-1:], et), np.append(pv[-1:], ev)
+        ax.plot(ev, et, "w--", lw=1.2, gid="extrapolated", label="extrapolated (not picked)")
     if picks is not None and len(picks):
-        pt, pv = np.asarray(picks, dtype=np.float64).T
-        ax.plot(pv, pt, "w-o", ms=5, lw=1.5, mec="k")
+        pt, pv = np.asarray(picks, dtype=np.float64).reshape(-1, 2).T
+        ax.plot(pv, pt, "w-o", ms=5, lw=1.5, mec="k", gid="picks",
+                label=f"accepted picks ({pt.size})")
+    if rejected is not None and len(rejected):
+        by: dict[str, list] = {}
+        for t, v, why in rejected:
+            by.setdefault(str(why), []).append((float(t), float(v)))
+        for why, pts in by.items():
+            m, col = REJECT_STYLE.get(why, ("x", "w"))
+            rt, rv = np.array(pts).T
+            ax.plot(rv, rt, m, ls="none", ms=7, mfc=col, mec="k", mew=0.7,
+                    gid=f"rejected: {why}", label=f"rejected: {why} ({rt.size})")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower left", fontsize=7, framealpha=0.85)
+    ax.set_xlim(vlo, vhi)
     ax.set_ylim(time[-1], time[0])
     ax.set_xlabel("NMO velocity (m/s)")
     ax.set_ylabel("two-way time (s)")
-    ax.set_title(title)
-    fig.tight_layout()
+    ax.set_title(title, fontsize=10)
+    if block is not None and c is not None:
+        block = replace(block, clip=clip, clip_value=c)
+    _layout(fig, block)
     return fig
 
 
+def overlay(fig, gid: str) -> np.ndarray | None:
+    """The (x, y) data of the overlay named ``gid`` on ``fig`` (see :func:`semblance_figure`),
+    shape (n, 2); None when it is not drawn."""
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if line.get_gid() == gid:
+                return np.asarray(line.get_xydata())
+    return None
+
+
 def plot_semblance(panel, time, velocities, path, *, title: str, picks=None, gather=None,
-                   offset=None, clip: float = 99.0, size=(10, 8)) -> Path:
-    """Write :func:`semblance_figure` as a PNG at ``path``; returns the path."""
+                   offset=None, clip: float = 99.0, size=(10, 8), **overlays) -> Path:
+    """Write :func:`semblance_figure` as a PNG at ``path``; returns the path (``overlays``:
+    the keyword arguments of :func:`semblance_figure`)."""
     return save_png(semblance_figure(panel, time, velocities, title=title, picks=picks,
-                                     gather=gather, offset=offset, clip=clip, size=size), path)
+                                     gather=gather, offset=offset, clip=clip, size=size,
+                                     **overlays), path)
 
 
 def velocity_figure(vel: np.ndarray, time: np.ndarray, x: np.ndarray, *, title: str,
-                    xlabel: str, label: str = "Vrms (m/s)", size=(10, 6)):
+                    xlabel: str, label: str = "Vrms (m/s)", size=(10, 6),
+                    block: TitleBlock | None = None, coords=None, sp=None, picks=None,
+                    vrange: tuple[float, float] | None = None, bad=None):
     """A velocity section: ``vel`` (n_x, nt) in m/s against ``x`` and ``time`` (s), in colour
-    with a colour bar and iso-velocity contours every 100 m/s (or coarser)."""
+    with a colour bar and iso-velocity contours every 100 m/s (or coarser).
+
+    ``block``, ``coords`` and ``sp`` as in :func:`gather_figure` (the block's colour scale is
+    filled in); ``picks`` is an optional (x, t) pair of arrays drawn as white dots (where the
+    field was picked); ``vrange`` (m/s) fixes the colour scale; ``bad`` (n_x, nt) bool marks
+    samples drawn in red (e.g. unphysical interval velocities)."""
     vel = np.asarray(vel, dtype=np.float64)
     time = np.asarray(time, dtype=np.float64)
     if vel.shape != (len(x), len(time)):
@@ -236,7 +495,7 @@ def velocity_figure(vel: np.ndarray, time: np.ndarray, x: np.ndarray, *, title: 
                         f"{len(time)}")
     fig = _figure(size)
     ax = fig.add_subplot()
-    lo, hi = float(np.nanmin(vel)), float(np.nanmax(vel))
+    lo, hi = (float(np.nanmin(vel)), float(np.nanmax(vel))) if vrange is None else vrange
     im = _density(ax, vel, time, np.asarray(x, dtype=np.float64), 1.0, cmap="viridis")
     im.set_clim(lo, hi if hi > lo else lo + 1.0)
     fig.colorbar(im, ax=ax, label=label)
@@ -247,15 +506,31 @@ def velocity_figure(vel: np.ndarray, time: np.ndarray, x: np.ndarray, *, title: 
             cs = ax.contour(np.asarray(x, dtype=np.float64), time, vel.T, levels=levels,
                             colors="w", linewidths=0.6)
             ax.clabel(cs, fmt="%d", fontsize=7)
+    if bad is not None and np.any(bad):
+        ib, jb = np.nonzero(np.asarray(bad, bool))
+        ax.plot(np.asarray(x, dtype=np.float64)[ib], time[jb], "s", color="red", ms=2,
+                label=f"unphysical ({ib.size})", gid="unphysical")
+    if picks is not None and len(picks[0]):
+        ax.plot(picks[0], picks[1], "o", mfc="w", mec="k", ms=3, mew=0.5, gid="picks",
+                label="picks")
+    if (bad is not None and np.any(bad)) or (picks is not None and len(picks[0])):
+        ax.legend(loc="lower left", fontsize=7, framealpha=0.8)
     ax.set_ylim(time[-1], time[0])
-    return _finish(fig, ax, title, xlabel)
+    if coords is not None:
+        _coordinate_axis(ax, x, coords, sp)
+    if block is not None:
+        unit = label[label.rfind("(") + 1:label.rfind(")")] if "(" in label else ""
+        block = replace(block, scale=f"{lo:.0f} to {hi:.0f} {unit}".strip())
+    return _finish(fig, ax, title, xlabel, block=block)
 
 
 def plot_velocity(vel, time, x, path, *, title: str, xlabel: str, label: str = "Vrms (m/s)",
-                  size=(10, 6)) -> Path:
+                  size=(10, 6), block: TitleBlock | None = None, coords=None, sp=None,
+                  picks=None, vrange=None, bad=None) -> Path:
     """Write :func:`velocity_figure` as a PNG at ``path``; returns the path."""
     return save_png(velocity_figure(vel, time, x, title=title, xlabel=xlabel, label=label,
-                                    size=size), path)
+                                    size=size, block=block, coords=coords, sp=sp, picks=picks,
+                                    vrange=vrange, bad=bad), path)
 
 
 # -- maps --------------------------------------------------------------------------------------

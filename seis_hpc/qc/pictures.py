@@ -26,7 +26,9 @@ import numpy as np
 
 from seis_hpc.errors import SeisError
 from seis_hpc.qc.figures import (
+    TitleBlock,
     bin_grid_figure,
+    image_gathers_figure,
     line_figure,
     offset_azimuth_figure,
     plot_compare,
@@ -41,7 +43,10 @@ from seis_hpc.qc.figures import (
 )
 
 SURVEY_PICTURES = ("shot", "cmp", "semblance", "maps", "spectrum", "geometry")
-VOLUME_PICTURES = ("inline", "crossline", "slice", "spectrum", "gather")
+VOLUME_PICTURES = ("inline", "crossline", "slice", "spectrum", "gather", "interval")
+
+#: Units line of the amplitude pictures' title blocks.
+AMPLITUDE_UNITS = "two-way time s; amplitude in the data's units; coordinates and offsets m"
 
 
 _save = save_png
@@ -69,7 +74,8 @@ def survey_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
                     cmp: int | None = None, clip: float = 99.0, style: str = "both",
                     velocity: str | os.PathLike | None = None,
                     vrange: tuple[float, float, float] | None = None, size=None,
-                    prefix: str | None = None, index_path=None, headermap=None) -> list[Path]:
+                    prefix: str | None = None, index_path=None, headermap=None,
+                    line: str | None = None) -> list[Path]:
     """The standard QC pictures of a SEG-Y/SU survey.
 
     Parameters
@@ -98,6 +104,9 @@ def survey_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
         Picture size in inches (default per picture).
     prefix : str, optional
         File-name prefix (default: the file's stem).
+    line : str, optional
+        Line name of the gathers' and semblance panel's title blocks (default: the file's
+        stem).
 
     Returns
     -------
@@ -109,6 +118,7 @@ def survey_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
     what = _check_what(what, SURVEY_PICTURES, "a SEG-Y/SU survey")
     out_dir = Path(out_dir)
     prefix = prefix or Path(path).name.split(".")[0]
+    line = line or Path(path).name.split(".")[0]
     s = Survey.open(path, index_path=index_path, headermap=headermap, save=False)
     idx = s.index
     t = idx.t_start + np.arange(idx.ns) * idx.dt
@@ -131,7 +141,9 @@ def survey_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
                                     out_dir / f"{prefix}_shot_{ffid}_{st}.png",
                                     title=f"Shot FFID {ffid} ({len(shot_ids)} traces)",
                                     xlabel="channel", style=st, clip=clip,
-                                    size=_scaled((10, 6), size)))
+                                    size=_scaled((10, 6.5), size),
+                                    block=TitleBlock(line, f"Shot FFID {ffid}",
+                                                     AMPLITUDE_UNITS)))
     if {"cmp", "semblance"} & set(what):
         bins = s.bin_serial()
         if cmp is None:
@@ -159,7 +171,9 @@ def survey_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
                 made.append(plot_gather(g, t, off, out_dir / f"{prefix}_cmp_{number}_{st}.png",
                                         title=f"CMP {number} ({where}), {len(ids)} traces",
                                         xlabel="offset (m)", style=st, clip=clip,
-                                        size=_scaled((8, 6), size)))
+                                        size=_scaled((8, 6.5), size),
+                                        block=TitleBlock(line, f"CMP {number} ({where})",
+                                                         AMPLITUDE_UNITS)))
         if "semblance" in what:
             from seis_hpc.velocity.semblance import semblance
 
@@ -176,7 +190,13 @@ def survey_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
                                        out_dir / f"{prefix}_semblance_{number}.png",
                                        title=f"Semblance, CMP {number} ({where})",
                                        picks=picks, gather=g, offset=off, clip=clip,
-                                       size=_scaled((10, 8), size)))
+                                       size=_scaled((10, 8), size),
+                                       block=TitleBlock(
+                                           line, f"Semblance, CMP {number} ({where})",
+                                           "two-way time s; velocity m/s; offset m; "
+                                           "semblance 0-1",
+                                           extra=(f"picks: {velocity}",) if velocity
+                                           else ())))
     if "maps" in what:
         made += geometry_pictures(s, out_dir, prefix, size=size)
     if "geometry" in what:
@@ -298,7 +318,8 @@ def volume_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
                     what: Iterable[str] | None = None, name: str | None = None,
                     inline: int | None = None, crossline: int | None = None,
                     time: float | None = None, clip: float = 99.0, style: str = "density",
-                    size=None, prefix: str | None = None) -> list[Path]:
+                    size=None, prefix: str | None = None, line: str | None = None
+                    ) -> list[Path]:
     """The standard QC pictures of a seis_hpc HDF5 volume.
 
     Parameters
@@ -310,7 +331,9 @@ def volume_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
     what : iterable of str, optional
         Subset of :data:`VOLUME_PICTURES` (default: all that apply): ``inline``, ``crossline``
         (sections; a 2D line has one section, ``inline``), ``slice`` (time slice, 3D),
-        ``spectrum`` (images), ``gather`` (the offset gather at one bin, gathers only).
+        ``spectrum`` (images), ``gather`` (image gathers at five bins of the section around
+        the chosen one, side by side; gathers only), ``interval`` (the Dix interval-velocity
+        section, vrms only).
     name : {"image", "vrms", "gathers"}, optional
         Data set to draw (default: the file's kind).
     inline, crossline : int, optional
@@ -322,13 +345,19 @@ def volume_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
         As in :func:`survey_pictures`.
     prefix : str, optional
         File-name prefix (default: the file's stem and the data set name).
+    line : str, optional
+        Line name of the title blocks (default: the volume's ``line`` attribute, else its
+        input file's stem, else the file's stem).
+
+    Sections and image gathers have a title block (line, what, clip, units) and their top
+    axis gives the bins' CDP_X / CDP_Y (m).
     """
     from seis_hpc.io.volume import read_volume
 
     vol = read_volume(path, name)
     kind = vol.name
     allowed = {"image": ("inline", "crossline", "slice", "spectrum"),
-               "vrms": ("inline", "crossline", "slice"),
+               "vrms": ("inline", "crossline", "slice", "interval"),
                "gathers": ("inline", "crossline", "slice", "spectrum", "gather")}[kind]
     if vol.grid.is_2d:
         allowed = tuple(a for a in allowed if a not in ("crossline", "slice"))
@@ -357,29 +386,39 @@ def volume_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
         it = len(t) // 2
     elif "slice" in what:
         it = int(np.argmax(np.sqrt((stack.astype(np.float64) ** 2).mean(axis=(0, 1)))))
-    sz = _scaled((10, 6), size)
+    sz = _scaled((10, 6.5), size)
     made: list[Path] = []
+    line = line or _line_name(vol, path)
+    units = "two-way time s; velocity m/s; coordinates m" if kind == "vrms" else \
+        AMPLITUDE_UNITS
 
-    def section(arr, x, xlabel, title, fname):
+    def section(arr, x, xlabel, title, fname, coords):
+        block = TitleBlock(line, title, units)
         if kind == "vrms":
             return plot_velocity(arr, t, x, out_dir / fname, title=title, xlabel=xlabel,
-                                 size=sz)
+                                 size=sz, block=block, coords=coords)
         return plot_gather(arr, t, x, out_dir / fname, title=title, xlabel=xlabel,
-                           style=style, clip=clip, size=sz)
+                           style=style, clip=clip, size=sz, block=block, coords=coords)
+
+    def along_inline(i):
+        return g.grid_to_world(np.full(len(xlines), ilines[i]), xlines)
+
+    def along_crossline(j):
+        return g.grid_to_world(ilines, np.full(len(ilines), xlines[j]))
 
     if g.is_2d:
         if "inline" in what:
-            made.append(section(stack, xlines, "CMP", f"{label}, 2D line",
-                                f"{prefix}_line.png"))
+            made.append(section(stack, xlines, "CDP", f"{label}, 2D line",
+                                f"{prefix}_line.png", along_inline(0)))
     else:
         if "inline" in what:
             made.append(section(stack[il], xlines, "crossline",
                                 f"{label}, inline {ilines[il]}",
-                                f"{prefix}_inline_{ilines[il]}.png"))
+                                f"{prefix}_inline_{ilines[il]}.png", along_inline(il)))
         if "crossline" in what:
             made.append(section(stack[:, xl], ilines, "inline",
                                 f"{label}, crossline {xlines[xl]}",
-                                f"{prefix}_crossline_{xlines[xl]}.png"))
+                                f"{prefix}_crossline_{xlines[xl]}.png", along_crossline(xl)))
         if "slice" in what:
             made.append(plot_map(stack[:, :, it], out_dir / f"{prefix}_slice_{t[it]:.3f}s.png",
                                  title=f"{label}, time slice {t[it]:.3f} s",
@@ -393,14 +432,56 @@ def volume_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
                                   out_dir / f"{prefix}_spectrum.png",
                                   title=f"Amplitude spectrum, {label}",
                                   size=_scaled((8, 5), size)))
+    if "interval" in what:
+        from seis_hpc.qc.velocity import VELOCITY_UNITS, interval_velocity
+
+        sec, x, xlabel, where, coords = (stack, xlines, "CDP", "2D line", along_inline(0)) \
+            if g.is_2d else (stack[il], xlines, "crossline", f"inline {ilines[il]}",
+                             along_inline(il))
+        t_mid, vint, bad = interval_velocity(sec, t)
+        fname = "interval_line.png" if g.is_2d else f"interval_inline_{ilines[il]}.png"
+        made.append(plot_velocity(
+            vint, t_mid, x, out_dir / f"{prefix}_{fname}", xlabel=xlabel, size=sz,
+            title=f"Interval velocity (Dix, 20 ms), {where}", label="Vint (m/s)",
+            coords=coords, bad=bad,
+            vrange=(float(np.nanmin(vint)), float(np.nanmax(vint)))
+            if np.isfinite(vint).any() else None,
+            block=TitleBlock(line, f"Dix interval velocity, {where}", VELOCITY_UNITS,
+                             extra=(f"{int(bad.sum())} unphysical samples (imaginary or "
+                                    "outside 1400-6000 m/s, 20 ms steps; red)",))))
     if "gather" in what:
-        cig = data[:, xl] if g.is_2d else data[:, il, xl]
-        where = f"CMP {xlines[xl]}" if g.is_2d else f"inline {ilines[il]}, crossline {xlines[xl]}"
-        made.append(plot_gather(cig, t, vol.offset, out_dir / f"{prefix}_cig_{ilines[il]}_"
-                                f"{xlines[xl]}.png", title=f"Image gather, {where}",
-                                xlabel="offset class centre (m)", style="both", clip=clip,
-                                size=_scaled((6, 6), size)))
+        # Five image gathers of the section around the chosen bin, one clip: a processor
+        # compares flatness and amplitude from gather to gather.
+        row = data[:, :] if g.is_2d else data[:, il]  # (n_off, n_xl, nt)
+        live = np.flatnonzero(np.abs(row).max(axis=(0, 2)) > 0)
+        live = live if live.size else np.arange(len(xlines))
+        n = min(5, live.size)
+        picks = live[np.unique(np.linspace(0, live.size - 1, n).round().astype(int))]
+        picks = np.unique(np.append(picks[np.argsort(np.abs(picks - xl))][:n - 1], xl))
+        cigs = np.stack([row[:, j] for j in picks])
+        names = [f"CDP {xlines[j]}" if g.is_2d else f"crossline {xlines[j]}" for j in picks]
+        where = "2D line" if g.is_2d else f"inline {ilines[il]}"
+        block = TitleBlock(line, f"Image gathers (offset classes), {where}", AMPLITUDE_UNITS,
+                           extra=(f"{len(vol.offset)} offset classes "
+                                  f"{np.min(vol.offset):.0f}-{np.max(vol.offset):.0f} m; "
+                                  "wiggles, positive lobes filled, over variable density",))
+        made.append(save_png(image_gathers_figure(
+            cigs, t, np.asarray(vol.offset), names,
+            title=f"Image gathers, {where} (flat events: right velocity)", clip=clip,
+            size=_scaled((12, 7), size), block=block),
+            out_dir / f"{prefix}_cig_{ilines[il]}_{xlines[xl]}.png"))
     return made
+
+
+def _line_name(vol, path) -> str:
+    """The line a volume shows: its ``line`` attribute, else its input's stem, else its own."""
+    name = vol.attrs.get("line")
+    if name:
+        return str(name)
+    for key in ("input", "survey"):
+        if vol.attrs.get(key):
+            return Path(str(vol.attrs[key])).name.split(".")[0]
+    return Path(path).name.split(".")[0]
 
 
 def compare_pictures(before: str | os.PathLike, after: str | os.PathLike,

@@ -25,7 +25,9 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
           reference: str | os.PathLike | None = None, smooth_m: float = 250.0,
           smooth_s: float = 0.05, index: str | os.PathLike | None = None,
           bin_grid: BinGrid | str | os.PathLike | None = None, config: str = "",
-          history: Sequence[str] = (), progress: bool = True, **scan: Any) -> Picks:
+          history: Sequence[str] = (), progress: bool = True,
+          qc: str | os.PathLike | None = None, line: str | None = None,
+          qc_locations: int = 60, **scan: Any) -> Picks:
     """Semblance velocity analysis with automatic picks into a smooth Vrms volume.
 
     Every output or none: each goes to a temporary name, renamed when all are written.
@@ -72,6 +74,16 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
         History lines stored in the output.
     progress : bool
         Show the progress line on stderr.
+    qc : path-like, optional
+        Folder for the QC pictures (:func:`seis_hpc.qc.velocity.velan_pictures`): a
+        semblance panel per location (at most ``qc_locations``, evenly spread) with its
+        picks, rejections, corridor, water floor and multiple times; the Vrms and Dix
+        interval-velocity sections. Written with the other outputs (all or none), named
+        after ``out`` (``vrms.h5`` -> ``vrms_vint.png``, ...).
+    line : str, optional
+        Line name of the pictures' title blocks (default: the survey file's stem).
+    qc_locations : int
+        Most semblance pictures.
     **scan
         Fields of :class:`seis_hpc.velocity.velan.ScanParams` (``vmin``, ``vmax``, ``dv`` in
         m/s, ``window`` in s, ``vint_min``, ``corridor``, ``outlier``, ``tmin``,
@@ -80,7 +92,8 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
     Returns
     -------
     Picks
-        The picks the field was made from.
+        The picks the field was made from; its attribute ``pictures`` lists the QC pictures
+        written (Path; empty without ``qc``).
     """
     import sys
 
@@ -108,6 +121,8 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
         raise SeisError(f"--picks {picks} exists (edited picks?): read it back with "
                         "--use-picks, or give --force to overwrite it")
     prepare_outputs(out, picks, su_table, csv)  # bad names fail first
+    if qc is not None and os.path.exists(qc) and not os.path.isdir(qc):
+        raise SeisError("is a file, not a folder for the QC pictures", qc)
     if every is not None and every_m is not None:
         raise SeisError("give --every or --every-m, not both")
     sv = survey if isinstance(survey, Survey) else Survey.open(survey, index, grid=bin_grid)
@@ -118,6 +133,11 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
     check_in_memory(28 * grid.n_bins * time.size, "the velocity field",
                     f"{grid.n_bins:,} bins x {time.size:,} samples x 28 bytes")
     defaults = ScanParams()
+    picking_qc = None
+    if qc is not None and not use_picks:
+        from seis_hpc.velocity.velan import PickingQC
+
+        picking_qc = PickingQC(max_locations=qc_locations)
     if use_picks:
         found = read_picks(use_picks, grid)
     else:
@@ -139,15 +159,22 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
                       mode="auto" if progress else "off") as prog:
             found = velocity_analysis(idx, idx["inline"], idx["crossline"], grid, locs, params,
                                       reference=ref,
-                                      progress=lambda done, total: prog.set(done))
+                                      progress=lambda done, total: prog.set(done),
+                                      qc=picking_qc)
     vint_min = scan.get("vint_min", defaults.vint_min)
     vint_max = scan.get("vint_max", defaults.vint_max)
     water = scan.get("water_velocity", defaults.water_velocity)
     bounds = (min(_lowest(vint_min), water or np.inf), _highest(vint_max))
     field = field_from_picks(found, grid, time, smooth_m=smooth_m, smooth_s=smooth_s,
                              vint_bounds=bounds)
+    pictures = []
+    if qc is not None:
+        from seis_hpc.qc.velocity import velan_picture_paths
+
+        pictures = velan_picture_paths(picking_qc, grid, qc, _prefix(out))
     # Every output or none: each goes to its temporary name, renamed when all are done.
-    with atomic_outputs(out, picks, su_table, csv) as (out_tmp, picks_tmp, su_tmp, csv_tmp):
+    with atomic_outputs(out, picks, su_table, csv, *pictures) as tmps:
+        out_tmp, picks_tmp, su_tmp, csv_tmp = tmps[:4]
         if picks_tmp:
             write_picks(picks_tmp, found)
         write_vrms(out_tmp, field, grid, time, config=config, history=list(history),
@@ -156,7 +183,22 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
             write_su_picks(su_tmp, table_from_field(field, grid, time, every=su_every))
         if csv_tmp:
             write_vrms_table_csv(csv_tmp, table_from_field(field, grid, time, every=su_every))
+        if pictures:
+            from seis_hpc.qc.velocity import velan_pictures
+
+            where = dict(zip(pictures, tmps[4:], strict=True))
+            name = line or _prefix(idx.segy_path)
+            velan_pictures(picking_qc, found, field, grid, time, qc, line=name,
+                           prefix=_prefix(out), vint_bounds=bounds, dest=where.__getitem__)
+    found.pictures = pictures
     return found
+
+
+def _prefix(path) -> str:
+    """A file's name without its suffixes (``vrms.h5`` -> ``vrms``)."""
+    from pathlib import Path
+
+    return Path(os.fspath(path)).name.split(".")[0] or "velan"
 
 
 def _lowest(bound: float | list) -> float:

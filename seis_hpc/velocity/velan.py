@@ -24,7 +24,7 @@ Times are two-way (s), velocities m/s, distances m.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -443,7 +443,7 @@ class ScanParams:
 
 
 def velocity_analysis(source, inline, crossline, grid, locations, params: ScanParams,
-                      reference=None, progress=None) -> Picks:
+                      reference=None, progress=None, qc: PickingQC | None = None) -> Picks:
     """Semblance scan and automatic picks at each analysis location, guided by physics.
 
     1. A semblance panel per location (its super-gather) and, when ``params.water_velocity``
@@ -484,6 +484,9 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
         centre.
     progress : callable, optional
         Called with (done, total) after each location.
+    qc : PickingQC, optional
+        Filled with what the picker saw and did at (up to ``qc.max_locations`` of) the
+        locations: panel, super-gather, corridor, water bottom, every pick with its fate.
 
     Returns
     -------
@@ -497,6 +500,9 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
     time = t0 + dt * np.arange(ns)
     vw = params.water_velocity
     scans = []  # (il, xl, panel, water-bottom time)
+    chosen = set() if qc is None else qc.choose(len(locations))
+    if qc is not None:
+        qc.time, qc.velocities, qc.water_velocity = time, vel, vw
     for n, (il, xl) in enumerate(locations):
         ids = supergather_ids(inline, crossline, il, xl, params.supergather, grid.is_2d)
         if ids.size >= 2:
@@ -518,6 +524,11 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
                             > 0.04:
                         t_wb = None
             scans.append((il, xl, panel.astype(np.float32), t_wb))
+            if n in chosen:
+                x, y = grid.grid_to_world(il, xl)
+                qc.locations[(il, xl)] = LocationQC(
+                    il, xl, cdp_number(grid, il, xl), float(x), float(y), scans[-1][2],
+                    g.astype(np.float32), offset[ids].copy())
         if progress is not None:
             progress(n + 1, len(locations))
     if not scans:
@@ -527,6 +538,8 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
     t_wb_all = float(np.median(found)) if found else None
     if vw and t_wb_all is None:
         vw = None  # no water bottom anywhere: not marine data, pick without the water
+        if qc is not None:
+            qc.water_velocity = None
     # ... and where a detection is far from it (low-fold edges with only far offsets).
     scans = [(il, xl, p, (tw if tw is not None and abs(tw / t_wb_all - 1) <= 0.2
                           else t_wb_all) if vw else None)
@@ -597,8 +610,20 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
             ref = None if reference is None else _interp_velocity(reference, time)
             corridor = params.corridor
             tp, vp, sp = pick(panel, t_wb, ref=reference)
+        rec = None if qc is None else qc.locations.get((il, xl))
+        fate = None if rec is None else []
+        if rec is not None:
+            rec.water_bottom = t_wb
+            rec.candidates = [[float(a), float(b), ""] for a, b in zip(tp, vp, strict=True)]
+            if ref is not None:
+                r = np.asarray(ref, dtype=np.float64)
+                rec.corridor = (time, r * (1 - corridor), r * (1 + corridor))
         tp, vp, sp, why = screen_picks(tp, vp, sp, time=time, ref=ref, corridor=corridor,
-                                       t_wb=t_wb, params=params, water_velocity=vw)
+                                       t_wb=t_wb, params=params, water_velocity=vw,
+                                       reasons=fate)
+        if rec is not None:
+            for c, f in zip(rec.candidates, fate, strict=True):
+                c[2] = f
         for k, c in why.items():
             counts[k] += c
         if tp.size:
@@ -611,12 +636,18 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
     picks = Picks(out, grid.is_2d, params={k: v for k, v in vars(params).items()
                                            if not isinstance(v, (list, tuple))})
     if params.min_support and len(picks.locations) >= 5:
+        before = picks
         picks, counts["no lateral support"] = _drop_unsupported(picks, params.min_support,
                                                                  min_time=t_wb_all)
+        if qc is not None:
+            qc.mark_dropped(before, picks, "no lateral support")
     if params.outlier is not None:
         n0 = sum(p.time.size for p in picks.locations)
+        before = picks
         picks = reject_outliers(picks, params.outlier)
         counts["lateral outlier"] = n0 - sum(p.time.size for p in picks.locations)
+        if qc is not None:
+            qc.mark_dropped(before, picks, "lateral outlier")
     if vw:
         scales = {(il, xl): sc for (il, xl, _, _), sc in zip(scans, scale, strict=True)}
         picks = _anchor_and_extrapolate(picks, scans, time, trend, vw, params.extrapolate,
@@ -628,7 +659,117 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
         picks.params["trend_gradient_mps_per_s"] = round(trend.gradient, 1)
     for k, c in counts.items():
         picks.params["rejected_" + k.replace(" ", "_").replace("-", "_")] = int(c)
+    if qc is not None:
+        for p in picks.locations:
+            rec = qc.locations.get((p.inline, p.crossline))
+            if rec is not None:
+                rec.final = (p.time.copy(), p.vrms.copy(), p.semblance.copy())
     return picks
+
+
+@dataclass
+class LocationQC:
+    """What the picker saw and did at one analysis location (for the QC pictures).
+
+    Attributes
+    ----------
+    inline, crossline, cdp : int
+        The location's bin and CDP number.
+    x, y : float
+        Bin centre (m).
+    panel : numpy.ndarray, shape (nv, nt)
+        The semblance panel picked.
+    gather : numpy.ndarray, shape (ntr, nt)
+        The super-gather.
+    offset : numpy.ndarray, shape (ntr,)
+        Its offsets (m).
+    water_bottom : float or None
+        Water-bottom time used (s).
+    corridor : (time, low, high) or None
+        The corridor of the second pass (s, m/s, m/s).
+    candidates : list of [t, v, reason]
+        Every pick of the second pass (s, m/s) and why it was rejected ("" when kept).
+    final : (time, vrms, semblance) or None
+        The location's picks in the output (semblance 0: extrapolated knots); None when it
+        kept none.
+    """
+
+    inline: int
+    crossline: int
+    cdp: int
+    x: float
+    y: float
+    panel: np.ndarray
+    gather: np.ndarray | None = None
+    offset: np.ndarray | None = None
+    water_bottom: float | None = None
+    corridor: tuple | None = None
+    candidates: list = field(default_factory=list)
+    final: tuple | None = None
+
+    def accepted(self) -> np.ndarray:
+        """Picks in the output that were picked (not extrapolated), shape (n, 2): (s, m/s)."""
+        if self.final is None:
+            return np.zeros((0, 2))
+        t, v, s = self.final
+        keep = ~(s == 0)
+        return np.column_stack([t[keep], v[keep]])
+
+    def extrapolated(self) -> np.ndarray:
+        """Knots below the deepest pick (extrapolated), shape (n, 2): (s, m/s)."""
+        if self.final is None:
+            return np.zeros((0, 2))
+        t, v, s = self.final
+        return np.column_stack([t[s == 0], v[s == 0]])
+
+    def rejected(self) -> list[tuple[float, float, str]]:
+        """Rejected picks: (time s, velocity m/s, reason)."""
+        return [(t, v, why) for t, v, why in self.candidates if why]
+
+
+@dataclass
+class PickingQC:
+    """Collects :class:`LocationQC` records during :func:`velocity_analysis`.
+
+    Attributes
+    ----------
+    max_locations : int
+        Most locations recorded (evenly spread over the analysis locations), which bounds
+        the memory the panels and super-gathers take.
+    locations : dict
+        ``(inline, crossline) -> LocationQC``.
+    time, velocities : numpy.ndarray
+        The panels' time (s) and velocity (m/s) axes.
+    water_velocity : float or None
+        The water velocity used (m/s).
+    """
+
+    max_locations: int = 60
+    locations: dict = field(default_factory=dict)
+    time: np.ndarray | None = None
+    velocities: np.ndarray | None = None
+    water_velocity: float | None = None
+
+    def choose(self, n: int) -> set[int]:
+        """Indices of the locations to record among ``n``."""
+        if n <= self.max_locations:
+            return set(range(n))
+        return {int(round(i)) for i in np.linspace(0, n - 1, self.max_locations)}
+
+    def mark_dropped(self, before: Picks, after: Picks, reason: str) -> None:
+        """Give ``reason`` to the kept candidates of ``before`` that ``after`` lost."""
+        kept = {(p.inline, p.crossline): p for p in after.locations}
+        for p in before.locations:
+            rec = self.locations.get((p.inline, p.crossline))
+            if rec is None:
+                continue
+            q = kept.get((p.inline, p.crossline))
+            for t, v in zip(p.time, p.vrms, strict=True):
+                if q is not None and np.any((q.time == t) & (q.vrms == v)):
+                    continue
+                for c in rec.candidates:
+                    if not c[2] and c[0] == t and c[1] == v:
+                        c[2] = reason
 
 
 #: Reasons a pick is rejected, as counted in ``Picks.params["rejected_<reason>"]``.
@@ -892,7 +1033,8 @@ def lateral_support(picks, xy, *, radius: float | None = None, dt: float = 0.024
     return out
 
 
-def screen_picks(tp, vp, sp, *, time, ref, corridor, t_wb, params, water_velocity):
+def screen_picks(tp, vp, sp, *, time, ref, corridor, t_wb, params, water_velocity,
+                 reasons: list | None = None):
     """Reject picks a processor would not keep.
 
     * above the sea floor (the water-bottom pick itself is replaced by the water velocity);
@@ -905,6 +1047,9 @@ def screen_picks(tp, vp, sp, *, time, ref, corridor, t_wb, params, water_velocit
     * unphysical: the Dix interval velocity from the previous kept pick outside
       ``params.vint_min .. params.vint_max`` or imaginary.
 
+    With ``reasons`` (a list), the reason of each input pick is appended to it ("" for a
+    kept pick), for the QC pictures.
+
     Returns
     -------
     (time, vrms, semblance, counts)
@@ -914,18 +1059,25 @@ def screen_picks(tp, vp, sp, *, time, ref, corridor, t_wb, params, water_velocit
     tp, vp, sp = (np.asarray(a, dtype=np.float64) for a in (tp, vp, sp))
     if tp.size == 0:
         return tp, vp, sp, why
+    reason = [""] * tp.size
+
+    def mark(sel, name):
+        for i in np.flatnonzero(sel):
+            reason[i] = reason[i] or name
     centre = None if ref is None else np.interp(tp, time, ref)
     keep = np.ones(tp.size, bool)
     vw = water_velocity
     if vw and t_wb is not None:
         above = tp <= t_wb + 0.02
         why["above sea floor"] += int(above.sum())
+        mark(above, "above sea floor")
         keep &= ~above
         slow = vp <= params.multiple_speedup * vw
         if centre is not None:
             slow |= vp < centre * (1 - 0.5 * corridor)
         mult = keep & _multiple_band(tp, t_wb, params) & slow
         why["water-bottom multiple"] += int(mult.sum())
+        mark(mult, "water-bottom multiple")
         keep &= ~mult
         if centre is not None:
             for i in np.flatnonzero(keep):
@@ -937,11 +1089,13 @@ def screen_picks(tp, vp, sp, *, time, ref, corridor, t_wb, params, water_velocit
                 if peg and vp[i] < centre[i] * (1 - 0.5 * corridor):
                     keep[i] = False
                     why["peg-leg"] += 1
+                    reason[i] = "peg-leg"
     if centre is not None:
         dv = params.dv
         edge = keep & ((vp <= centre * (1 - corridor) + 1.5 * dv)
                        | (vp >= centre * (1 + corridor) - 1.5 * dv))
         why["corridor edge"] += int(edge.sum())
+        mark(edge, "corridor edge")
         keep &= ~edge
     # Dix from the previous kept pick (the water bottom at the water velocity first).
     lo = bound_function(params.vint_min, "vint_min")
@@ -955,8 +1109,11 @@ def screen_picks(tp, vp, sp, *, time, ref, corridor, t_wb, params, water_velocit
         if prev_t > 0 and not (lo(tm) ** 2 <= d <= hi(tm) ** 2):
             keep[i] = False
             why["unphysical interval"] += 1
+            reason[i] = "unphysical interval"
             continue
         prev_t, prev_w = tp[i], vp[i] ** 2 * tp[i]
+    if reasons is not None:
+        reasons.extend(reason)
     return tp[keep], vp[keep], sp[keep], why
 
 
