@@ -96,6 +96,10 @@ def add_arguments(parser) -> None:
     k.add_argument("--interp", default="linear", choices=("linear", "cubic"))
     k.add_argument("--stretch-mute", type=float, metavar="F",
                    help="mute where the wavelet stretch exceeds F (e.g. 0.5)")
+    k.add_argument("--normalise", default="reflector", choices=("reflector", "none"),
+                   help="amplitude scale: reflector = migrate rho-filtered traces and divide "
+                   "by the operator's flat-reflector response, so a flat reflector keeps its "
+                   "NMO-stack amplitude; none = the plain sum over traces (default reflector)")
     k.add_argument("--threads", type=int, help="OpenMP threads per rank (default "
                    "OMP_NUM_THREADS)")
     k.add_argument("--backend", default="cython", choices=("cython", "gpu"),
@@ -146,7 +150,8 @@ def run(args) -> int:
                       checkpoint_interval=args.checkpoint_interval, restart=args.restart,
                       keep_checkpoint=args.keep_checkpoint, progress_every=args.progress_every,
                       parallel_hdf5=args.parallel_hdf5, comm=comm, config=config,
-                      history=history, segy=args.segy, segy_revision=args.segy_revision)
+                      history=history, segy=args.segy, segy_revision=args.segy_revision,
+                      normalise=args.normalise)
     except CheckedInputError as exc:
         return input_error(comm, str(exc))
     rec = getattr(args, "_record", None)  # the run record, when $SEIS_HPC_RUNDIR is set

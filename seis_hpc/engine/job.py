@@ -48,6 +48,13 @@ class PstmJob:
         Output writer: ``on`` every rank writes its share through parallel HDF5 (h5py built
         with MPI); ``off`` rank 0 assembles the file; ``auto`` parallel when h5py has MPI and
         there is more than one rank.
+    normalise : {"none", "reflector"}
+        Amplitude scale of the output (:mod:`seis_hpc.engine.normalise`): ``reflector``
+        divides the image (and each offset class) by the operator's flat-reflector response
+        when it is written; ``none`` writes the plain sum over traces.
+    rho_filter : bool
+        Rho-filter the traces before migrating them (zero-phase reflector images; needed by
+        ``reflector``).
     """
 
     plan: Plan
@@ -66,3 +73,5 @@ class PstmJob:
     keep_checkpoint: bool = False
     log_prefix: str = "pstm"
     parallel_hdf5: str = "auto"
+    normalise: str = "none"
+    rho_filter: bool = False

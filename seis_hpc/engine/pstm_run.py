@@ -319,7 +319,13 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
     with abort_on_error(comm), _Signals() as sig:
         rank, size = rank_size(comm)
         tm = Timers()
-        compute = _Compute(job, source, velocity, kernel or default_kernel(), tm)
+        kernel = kernel or default_kernel()
+        raw_source = source
+        if job.rho_filter:
+            from seis_hpc.engine.normalise import RhoFiltered
+
+            source = RhoFiltered(source, 2 if job.plan.grid.is_2d else 3)
+        compute = _Compute(job, source, velocity, kernel, tm)
         results = _Results(job, rank, size, tm)
         plan = job.plan
         if rank == 0:
@@ -374,7 +380,13 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
                 return comm.gather(mine, root=0)
             return [mine]
 
-        per_rank = ImageOutput(job, comm, tm, results.ckpt, log).write(
+        response = None
+        if job.normalise == "reflector":
+            from seis_hpc.engine.normalise import reflector_response
+
+            with tm("compute"):
+                response = reflector_response(job, raw_source, velocity, kernel, comm, log)
+        per_rank = ImageOutput(job, comm, tm, results.ckpt, log, response).write(
             results.image, results.gathers, timings)
         ok = True
         if comm is not None and size > 1:
@@ -394,7 +406,8 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
              checkpoint_dir: str | os.PathLike | None = None, restart: str = "auto",
              checkpoint_interval: float = 120.0, hash_params: dict | None = None,
              config: str = "", history: list[str] | None = None,
-             progress_period: float = 10.0, parallel_hdf5: str = "auto") -> PstmJob:
+             progress_period: float = 10.0, parallel_hdf5: str = "auto",
+             normalise: str = "none", rho_filter: bool | None = None) -> PstmJob:
     """Plan a job and read its checkpoint (rank 0; broadcast the result to the others).
 
     Parameters
@@ -426,11 +439,23 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
     parallel_hdf5 : {"auto", "on", "off"}
         Output writer (see :class:`PstmJob`); ``on`` without an MPI h5py is refused here,
         before any work.
+    normalise : {"none", "reflector"}
+        Amplitude scale of the output (:mod:`seis_hpc.engine.normalise`).
+    rho_filter : bool, optional
+        Rho-filter the traces; default: when ``normalise`` is ``reflector``.
     """
+    from seis_hpc.engine.normalise import NORMALISE
+
     from seis_hpc.engine.checkpoint import parameter_hash
     from seis_hpc.engine.decomposition import plan_job
     from seis_hpc.errors import SeisError
 
+    if normalise not in NORMALISE:
+        raise SeisError(f"--normalise must be one of {', '.join(NORMALISE)} "
+                        f"(got {normalise!r})")
+    rho = (normalise != "none") if rho_filter is None else bool(rho_filter)
+    if normalise == "reflector" and not rho:
+        raise SeisError("--normalise reflector needs rho-filtered traces")
     if parallel_hdf5 not in PARALLEL_HDF5:
         raise SeisError(f"parallel_hdf5 must be one of {', '.join(PARALLEL_HDF5)} "
                         f"(got {parallel_hdf5!r})")
@@ -456,6 +481,12 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
         kernel={k: (v if not isinstance(v, float) or np.isfinite(v) else "inf")
                 for k, v in kernel_args.items() if k != "backend"},
     )
+    # the checkpoint holds raw sums: of rho-filtered traces or not (the division by the
+    # response happens when the image is written, but say it too: a job is one output)
+    if rho:
+        params["rho_filter"] = True
+    if normalise != "none":
+        params["normalise"] = normalise
     params = json.loads(json.dumps(params, default=str))
     phash = parameter_hash(params)
     ckdir = Path(checkpoint_dir) if checkpoint_dir else Path(f"{out}.ckpt")
@@ -476,4 +507,4 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
                    pending=pending, partial_files={i: str(p) for i, p in partials.items()},
                    checkpoint_interval=checkpoint_interval, config=config,
                    history=list(history or []), progress_period=progress_period,
-                   parallel_hdf5=parallel_hdf5)
+                   parallel_hdf5=parallel_hdf5, normalise=normalise, rho_filter=rho)

@@ -259,7 +259,8 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
             keep_checkpoint: bool = False, progress_every: float = 10.0,
             parallel_hdf5: str = "auto", comm: MPI.Comm | None | str = "auto",
             config: str | None = None, history: list[str] | None = None,
-            segy: str | os.PathLike | None = None, segy_revision: int = 1) -> Migration:
+            segy: str | os.PathLike | None = None, segy_revision: int = 1,
+            normalise: str = "reflector") -> Migration:
     """Kirchhoff prestack time migration of a survey into one HDF5 image (collective).
 
     Every input is checked once, on rank 0, before any work; then each rank reads only its
@@ -343,6 +344,12 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         the checkpoint is kept, so that the same call again only writes the outputs.
     segy_revision : {1, 2}
         SEG-Y revision of that file.
+    normalise : {"reflector", "none"}
+        Amplitude scale of the image (:mod:`seis_hpc.engine.normalise`). ``reflector``
+        (default): the traces are rho-filtered and the image (and each offset class) divided
+        by the kernel's response to a flat reflector of unit amplitude, so that a flat
+        reflector has the amplitude of its NMO stack. ``none``: the plain Kirchhoff sum
+        over the unfiltered traces (the raw operator of :func:`~seis_hpc.migration.pstm.pstm`).
 
     Returns
     -------
@@ -369,7 +376,8 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
                              "grid": grid, "tmax": tmax, "dt": dt, "gathers": gathers,
                              "offset_classes": offset_classes, **dataclasses.asdict(params),
                              "mem_per_rank": mem_per_rank, "strategy": strategy,
-                             "tile": tile, "units": units}, default=str, indent=1)
+                             "tile": tile, "units": units, "normalise": normalise},
+                            default=str, indent=1)
     held = {}
 
     def setup():
@@ -417,7 +425,8 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
                        n_units=units, offset_edges=edges, checkpoint_dir=checkpoint_dir,
                        restart=restart, checkpoint_interval=checkpoint_interval,
                        hash_params=hash_params, config=config, history=list(history or []),
-                       progress_period=progress_every, parallel_hdf5=parallel_hdf5)
+                       progress_period=progress_every, parallel_hdf5=parallel_hdf5,
+                       normalise=normalise)
         job.keep_checkpoint = bool(keep_checkpoint)
         held.update(idx=idx, vel=vel)
         if segy is not None:
