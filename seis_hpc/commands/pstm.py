@@ -25,6 +25,12 @@ IMAGE.sgy  --segy: the stacked image as SEG-Y (INLINE_3D/CROSSLINE_3D/CDP, CDP_X
            NStackedTraces = input traces in the bin), written by rank 0 after IMAGE.h5; if
            it fails, IMAGE.h5 is removed too.
 
+Amplitude (--normalise reflector, the default): the Kirchhoff sum is divided by the
+operator's response to a flat reflector of unit amplitude, measured with the same kernel on the
+survey's own traces at coarse points, so a flat reflector has the amplitude of its NMO stack
+(seis-hpc stack); --normalise none writes the plain sum over traces. The image's attributes
+(normalise, normalise_response) and the SEG-Y text header say which.
+
 Work is split into units handed out dynamically to free ranks (every rank computes).
 Strategy (--mem-per-rank): 'shard' (traces split across ranks, partial images summed at the
 end) when one rank holds the whole image, else 'tile' (image tiles of --tile bins, each with

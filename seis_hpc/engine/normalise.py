@@ -1,41 +1,44 @@
 """One amplitude scale for the PSTM image: division by the operator's flat-reflector response.
 
 The Kirchhoff sum of :func:`seis_hpc.migration.pstm.pstm` is a plain sum over traces. For a
-flat reflector of amplitude A (constant along the line) the sum has, by stationary phase
-around the output point, the amplitude
+flat reflector of amplitude A (constant along the line) the sum is, by stationary phase around
+the output point,
 
-    I(x, t0) = A R(x, t0),   R ~ (fold / bin area) (2 pi / |H|^(1/2)) (in 2D: (2 pi / t'')^(1/2))
+    I(x, t0) = A R(x, t0) * (F w)(t - t0),
+    R ~ (traces per m^2 of midpoint area) 2 pi / |det H|^(1/2)   (2D: per m, (2 pi / t'')^(1/2))
 
-where H is the Hessian (2D: the curvature t'') of the DSR traveltime in the midpoint
-coordinates at the stationary point (for zero offset t'' = 4 / (v^2 t0): R grows like
-v sqrt(t0) in 2D and v^2 t0 in 3D), times the half-integration (2D) or integration (3D) of the
-wavelet that the rho filter ``(-i omega)^((dims-1)/2)`` undoes. The NMO stack, a mean over
-the live fold, has amplitude A. So the deliverable PSTM image is
+with H the Hessian (2D: the curvature t'') of the DSR traveltime in the midpoint coordinates
+at the stationary point (zero offset: t'' = 4 / (v^2 t0), so R grows like fold v sqrt(t0) /
+dx in 2D and fold v^2 t0 / (dx dy) in 3D), w the wavelet and F the half-integration (2D) or
+integration (3D) ``(-i omega)^-((dims-1)/2)`` that the rho filter undoes (migstack filters
+the traces; pstm does not, so that diffractors modelled by the adjoint focus on their sample).
+The NMO stack, a mean over the live fold, has amplitude A. The deliverable image is therefore
+divided by R, measured for the job's own data band:
 
-    * migrated from **rho-filtered** traces (zero-phase wavelet, no frequency dependence left
-      in R), and
-    * **divided by R(x, t0)**, the response of the *same* kernel (weights, aperture and angle
-      tapers, anti-aliasing, stretch mute, backend, the survey's own traces and the velocity at
-      the output point) to flat reflectors of unit amplitude.
+    R(x, t0) = RMS of the image of unit flat reflectors / RMS of their wavelet,
 
-R is measured rather than written out analytically, so that it follows the kernel as it is
-(angle limits, weights) and the real acquisition (fold, offsets, gaps, line ends, aperture
-truncation): at a coarse set of output points (about every :data:`STEP_M` m, at most
-:data:`MAX_AXIS_2D` along a 2D line or :data:`MAX_AXIS_3D` x :data:`MAX_AXIS_3D` in 3D) the
-survey's traces within the aperture are replaced by synthetic flat reflectors every
-:data:`SPACING_S` s of two-way time, each a :data:`RICKER_HZ` Hz Ricker wavelet of unit
-amplitude at the NMO time ``sqrt(t0^2 + h^2 / vrms(x, t0)^2)`` (h the trace's offset),
-rho-filtered as the data are, and migrated into that one point. R at each reflector time is
-the RMS of the image over +-:data:`HALF_WINDOW_S` s divided by the RMS of the input wavelet over
-the same window; between the reflectors R is linear in t0 (constant beyond the first and the
-last), between the coarse points bilinear. Offset-class gathers are divided by the response of
-their own class. Where R is small against the largest R at that time (line ends, angle-muted
-classes) the division is damped: ``I R / (R^2 + (EPS R_max(t0))^2)`` with :data:`EPS`.
+the response of the *same* kernel (weights, aperture and angle tapers, anti-aliasing, stretch
+mute, backend), on the survey's own traces (fold, offsets, gaps, line ends, aperture
+truncation) with the velocity at the output point, to a Ricker wavelet at the data's peak
+frequency (of the mean amplitude spectrum of up to :data:`SPECTRUM_TRACES` traces spread over
+the survey). R is measured rather than written out, so that it follows the kernel as it is
+(angle limits, weights) and the real acquisition: at a coarse set of output points (about every
+:data:`STEP_M` m, at most :data:`MAX_AXIS_2D` along a 2D line or :data:`MAX_AXIS_3D` x
+:data:`MAX_AXIS_3D` in 3D) the traces within the aperture are replaced by flat reflectors every
+:data:`SPACING_S` s of two-way time, each of unit amplitude at the NMO time
+``sqrt(t0^2 + h^2 / vrms(x, t0)^2)`` (h the trace's offset), filtered as the data are (rho
+filter or not), and migrated into that one point. R at each reflector time is the RMS of the
+image over +-:data:`HALF_WINDOW_S` s (longer for low frequencies, :func:`windows`) over
+that of the input wavelet; between the reflectors R
+is linear in t0 (constant beyond the first and the last), between the coarse points bilinear.
+Offset-class gathers are divided by the response of their own class. Where R is small against
+the largest R at that time (line ends, angle-muted classes) the division is damped:
+``I R / (R^2 + (EPS R_max(t0))^2)`` with :data:`EPS`.
 
 The scaling is a diagonal operator applied when the image is written: the kernel, the
 checkpoints (raw sums) and the adjoint pair stay the raw operator. R is the same for any
 number of ranks (each coarse point is computed by one rank, the same way, and the points are
-gathered in order), for shard and tile plans and for a resumed job (recomputed, it costs about
+gathered in order), for shard and tile plans and for a resumed job (recomputed; it costs about
 ``n_coarse / n_bins`` of the migration).
 """
 
@@ -51,7 +54,8 @@ if TYPE_CHECKING:
     from mpi4py import MPI
 
 NORMALISE = ("reflector", "none")
-RICKER_HZ = 25.0
+SPECTRUM_TRACES = 256
+SPECTRUM_SMOOTH_HZ = 5.0
 SPACING_S = 0.15
 HALF_WINDOW_S = 0.05
 STEP_M = 100.0
@@ -84,7 +88,7 @@ class RhoFiltered:
         return rho_filter(self.src.read_traces(ids), self.dt, dims=self.dims)
 
 
-def ricker(t: np.ndarray, peak_hz: float = RICKER_HZ) -> np.ndarray:
+def ricker(t: np.ndarray, peak_hz: float) -> np.ndarray:
     """Zero-phase Ricker wavelet of peak frequency ``peak_hz`` (Hz) at times ``t`` (s); peak 1."""
     a = (math.pi * peak_hz * np.asarray(t, dtype=np.float64)) ** 2
     return (1.0 - 2.0 * a) * np.exp(-a)
@@ -95,8 +99,10 @@ class FlatReflectors:
     at the NMO time ``sqrt(t0^2 + h^2 / v^2)`` with ``v`` the Vrms (m/s) at ``t0``: a trace
     source (headers from ``source``) for the calibration of :func:`reflector_response`."""
 
-    def __init__(self, source, t0: np.ndarray, v: np.ndarray, offset: np.ndarray):
+    def __init__(self, source, t0: np.ndarray, v: np.ndarray, offset: np.ndarray,
+                 peak_hz: float):
         self.src, self.t0, self.v, self.offset = source, t0, v, offset
+        self.peak_hz = float(peak_hz)
         self.ns, self.dt, self.t_start = int(source.ns), float(source.dt), float(source.t_start)
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -105,17 +111,37 @@ class FlatReflectors:
     def read_traces(self, ids: np.ndarray) -> np.ndarray:
         h = self.offset[ids]
         out = np.zeros((len(ids), self.ns), np.float32)
-        lag = np.arange(-int(math.ceil(3.5 / (math.pi * RICKER_HZ) / self.dt)) - 1,
-                        int(math.ceil(3.5 / (math.pi * RICKER_HZ) / self.dt)) + 2)
+        # the Ricker is below 1e-4 of its peak beyond pi f |t| = 3.5
+        half = int(math.ceil(3.5 / (math.pi * self.peak_hz) / self.dt)) + 1
+        lag = np.arange(-half, half + 1)
         rows = np.broadcast_to(np.arange(len(ids))[:, None], (len(ids), lag.size))
         for t0, v in zip(self.t0, self.v, strict=True):
             t = np.sqrt(t0 * t0 + (h / v) ** 2)
             idx = np.floor((t - self.t_start) / self.dt).astype(np.int64)[:, None] + lag
             ok = (idx >= 0) & (idx < self.ns)
-            val = ricker(self.t_start + idx * self.dt - t[:, None])
+            val = ricker(self.t_start + idx * self.dt - t[:, None], self.peak_hz)
             # (row, sample) pairs are unique within one reflector, so += is a plain sum
             out[rows[ok], idx[ok]] += val[ok].astype(np.float32)
         return out
+
+
+def peak_frequency(source) -> float:
+    """Peak frequency (Hz) of the mean amplitude spectrum (smoothed over
+    :data:`SPECTRUM_SMOOTH_HZ`) of up to :data:`SPECTRUM_TRACES` traces evenly spread over
+    ``source`` (the same traces on every rank)."""
+    n = len(source["sx"])
+    ids = np.unique(np.linspace(0, n - 1, min(n, SPECTRUM_TRACES)).round().astype(np.int64))
+    d = np.asarray(source.read_traces(ids), dtype=np.float64)
+    dt = float(source.dt)
+    nfft = max(2 * d.shape[1], 64)
+    amp = np.abs(np.fft.rfft(d, nfft, axis=1)).mean(axis=0)
+    f = np.fft.rfftfreq(nfft, dt)
+    k = max(1, int(round(SPECTRUM_SMOOTH_HZ / (f[1] - f[0]))))
+    amp = np.convolve(amp, np.ones(k) / k, mode="same")
+    band = (f >= 2.0) & (f <= 0.8 / (2 * dt))
+    if not band.any() or not np.any(amp[band] > 0):
+        return min(25.0, 0.2 / dt)  # no signal: a wavelet the sampling carries
+    return float(f[band][np.argmax(amp[band])])
 
 
 def coarse_axis(n: int, bin_m: float, cap: int) -> np.ndarray:
@@ -126,14 +152,23 @@ def coarse_axis(n: int, bin_m: float, cap: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n - 1, m)).astype(np.int64))
 
 
-def reflector_times(time: np.ndarray) -> np.ndarray:
+def windows(peak_hz: float) -> tuple[float, float]:
+    """Half-window and spacing (s) of the calibration reflectors for a ``peak_hz`` Ricker:
+    :data:`HALF_WINDOW_S` and :data:`SPACING_S`, longer for low frequencies (the wavelet is
+    below 2 % of its peak beyond 1.2 / peak_hz)."""
+    half = max(HALF_WINDOW_S, 1.2 / peak_hz)
+    return half, max(SPACING_S, 3.0 * half)
+
+
+def reflector_times(time: np.ndarray, half: float = HALF_WINDOW_S,
+                    spacing: float = SPACING_S) -> np.ndarray:
     """Two-way times (s) of the calibration reflectors on the output axis ``time``."""
-    lo, hi = float(time[0]) + HALF_WINDOW_S, float(time[-1]) - HALF_WINDOW_S
-    lo = max(lo, 2 * HALF_WINDOW_S)  # t0 = 0 is not imaged
+    lo, hi = float(time[0]) + half, float(time[-1]) - half
+    lo = max(lo, 2 * half)  # t0 = 0 is not imaged
     if hi < lo:
         return np.array([0.5 * (float(time[0]) + float(time[-1]))])
-    n = int(math.floor((hi - lo) / SPACING_S + 1e-9)) + 1
-    return lo + SPACING_S * np.arange(n)
+    n = int(math.floor((hi - lo) / spacing + 1e-9)) + 1
+    return lo + spacing * np.arange(n)
 
 
 def _interp_matrix(idx: np.ndarray, knots: np.ndarray) -> np.ndarray:
@@ -220,12 +255,11 @@ class ScaledWriter:
 
 def describe(job) -> str:
     """The history line of an image's amplitude scale."""
+    rho = "rho-filtered " if job.rho_filter else ""
     if job.normalise == "reflector":
-        return ("amplitude: PSTM of rho-filtered traces divided by the flat-reflector response "
-                "of the operator (normalise=reflector): a flat reflector has its NMO-stack "
-                "amplitude")
-    return ("amplitude: plain Kirchhoff sum over traces, not normalised (normalise=none)"
-            + ("; rho-filtered traces" if job.rho_filter else ""))
+        return (f"amplitude: PSTM of {rho}traces divided by the operator's flat-reflector "
+                "response (normalise=reflector): a flat reflector has its NMO-stack amplitude")
+    return f"amplitude: plain Kirchhoff sum over {rho}traces, not normalised (normalise=none)"
 
 
 def reflector_response(job, source, velocity, kernel, comm: MPI.Comm | None = None,
@@ -268,23 +302,25 @@ def reflector_response(job, source, velocity, kernel, comm: MPI.Comm | None = No
     cols = coarse_axis(grid.n_crossline, grid.bin_inline, cap)
     if grid.is_2d:
         rows = np.zeros(1, np.int64)
-    t0 = reflector_times(time)
+    peak_hz = peak_frequency(source)
+    half, spacing = windows(peak_hz)
+    t0 = reflector_times(time, half, spacing)
     sx, sy, rx, ry = (np.asarray(source[k], dtype=np.float64) for k in ("sx", "sy", "rx", "ry"))
     offset = np.hypot(rx - sx, ry - sy)
     mx, my = 0.5 * (sx + rx), 0.5 * (sy + ry)
     aperture = float(job.kernel_args.get("aperture", np.inf))
     pts = grid.points().reshape(grid.n_inline, grid.n_crossline, 2)
     # The input wavelet's RMS in each window, on the output samples.
-    win = [np.abs(time - t) <= HALF_WINDOW_S + 1e-9 for t in t0]
-    ref_rms = np.array([math.sqrt(float(np.mean(ricker(time[w] - t) ** 2))) if w.any() else 0.0
-                        for w, t in zip(win, t0, strict=True)])
+    win = [np.abs(time - t) <= half + 1e-9 for t in t0]
+    ref_rms = np.array([math.sqrt(float(np.mean(ricker(time[w] - t, peak_hz) ** 2)))
+                        if w.any() else 0.0 for w, t in zip(win, t0, strict=True)])
     dims = 2 if grid.is_2d else 3
     points = [(i, j) for i in rows for j in cols]
     mine = {}
     for p in range(rank, len(points), size):
         i, j = (int(v) for v in points[p])
         v = np.asarray(velocity.window(i, i + 1, j, j + 1), dtype=np.float64)[0]
-        synth = FlatReflectors(source, t0, np.interp(t0, time, v), offset)
+        synth = FlatReflectors(source, t0, np.interp(t0, time, v), offset, peak_hz)
         src = RhoFiltered(synth, dims) if job.rho_filter else synth
         compute = _Compute(job, src, velocity, kernel, Timers())
         x, y = pts[i, j]
@@ -313,8 +349,8 @@ def reflector_response(job, source, velocity, kernel, comm: MPI.Comm | None = No
     gathers = np.ascontiguousarray(np.moveaxis(full[:, :, 1:], 2, 0)) if ncls else None
     info = {"normalise": "reflector", "method": "flat-reflector response of the kernel",
             "coarse_rows": rows.tolist(), "coarse_cols": cols.tolist(),
-            "reflector_t0_s": [round(float(t), 6) for t in t0], "ricker_hz": RICKER_HZ,
-            "window_s": HALF_WINDOW_S, "eps": EPS, "rho_filter": bool(job.rho_filter)}
+            "reflector_t0_s": [round(float(t), 6) for t in t0], "ricker_hz": round(peak_hz, 3),
+            "half_window_s": round(half, 6), "eps": EPS, "rho_filter": bool(job.rho_filter)}
     if rank == 0 and log is not None:
         log(f"{job.log_prefix}: amplitude calibration: flat-reflector response at "
             f"{len(points)} points x {t0.size} times in {_time.perf_counter() - t_begin:.2f} s "

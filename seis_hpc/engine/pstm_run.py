@@ -407,7 +407,7 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
              checkpoint_interval: float = 120.0, hash_params: dict | None = None,
              config: str = "", history: list[str] | None = None,
              progress_period: float = 10.0, parallel_hdf5: str = "auto",
-             normalise: str = "none", rho_filter: bool | None = None) -> PstmJob:
+             normalise: str = "none", rho_filter: bool = False) -> PstmJob:
     """Plan a job and read its checkpoint (rank 0; broadcast the result to the others).
 
     Parameters
@@ -441,21 +441,18 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
         before any work.
     normalise : {"none", "reflector"}
         Amplitude scale of the output (:mod:`seis_hpc.engine.normalise`).
-    rho_filter : bool, optional
-        Rho-filter the traces; default: when ``normalise`` is ``reflector``.
+    rho_filter : bool
+        Rho-filter the traces before migrating them (zero-phase reflector images).
     """
-    from seis_hpc.engine.normalise import NORMALISE
-
     from seis_hpc.engine.checkpoint import parameter_hash
     from seis_hpc.engine.decomposition import plan_job
+    from seis_hpc.engine.normalise import NORMALISE
     from seis_hpc.errors import SeisError
 
     if normalise not in NORMALISE:
         raise SeisError(f"--normalise must be one of {', '.join(NORMALISE)} "
                         f"(got {normalise!r})")
-    rho = (normalise != "none") if rho_filter is None else bool(rho_filter)
-    if normalise == "reflector" and not rho:
-        raise SeisError("--normalise reflector needs rho-filtered traces")
+    rho = bool(rho_filter)
     if parallel_hdf5 not in PARALLEL_HDF5:
         raise SeisError(f"parallel_hdf5 must be one of {', '.join(PARALLEL_HDF5)} "
                         f"(got {parallel_hdf5!r})")
@@ -481,8 +478,8 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
         kernel={k: (v if not isinstance(v, float) or np.isfinite(v) else "inf")
                 for k, v in kernel_args.items() if k != "backend"},
     )
-    # the checkpoint holds raw sums: of rho-filtered traces or not (the division by the
-    # response happens when the image is written, but say it too: a job is one output)
+    # the checkpoint holds raw sums, of rho-filtered traces or not; the division by the
+    # response happens when the image is written, but a job is one output: say it too
     if rho:
         params["rho_filter"] = True
     if normalise != "none":
