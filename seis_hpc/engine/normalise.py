@@ -19,9 +19,9 @@ divided by R, measured for the job's own data band:
 
 the response of the *same* kernel (weights, aperture and angle tapers, anti-aliasing, stretch
 mute, backend), on the survey's own traces (fold, offsets, gaps, line ends, aperture
-truncation) with the velocity at the output point, to a Ricker wavelet at the data's peak
-frequency (of the mean amplitude spectrum of up to :data:`SPECTRUM_TRACES` traces spread over
-the survey). R is measured rather than written out, so that it follows the kernel as it is
+truncation) with the velocity at the output point, to a Ricker wavelet of the data's band
+(:func:`peak_frequency`: the spectral centroid of up to :data:`SPECTRUM_TRACES` traces spread
+over the survey). R is measured rather than written out, so that it follows the kernel as it is
 (angle limits, weights) and the real acquisition: at a coarse set of output points (about every
 :data:`STEP_M` m, at most :data:`MAX_AXIS_2D` along a 2D line or :data:`MAX_AXIS_3D` x
 :data:`MAX_AXIS_3D` in 3D) the traces within the aperture are replaced by flat reflectors every
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 
 NORMALISE = ("reflector", "none")
 SPECTRUM_TRACES = 256
-SPECTRUM_SMOOTH_HZ = 5.0
 SPACING_S = 0.15
 HALF_WINDOW_S = 0.05
 STEP_M = 100.0
@@ -126,22 +125,26 @@ class FlatReflectors:
 
 
 def peak_frequency(source) -> float:
-    """Peak frequency (Hz) of the mean amplitude spectrum (smoothed over
-    :data:`SPECTRUM_SMOOTH_HZ`) of up to :data:`SPECTRUM_TRACES` traces evenly spread over
-    ``source`` (the same traces on every rank)."""
+    """Peak frequency (Hz) of the Ricker wavelet with the data's spectral centroid.
+
+    The centroid of the mean amplitude spectrum of up to :data:`SPECTRUM_TRACES` traces
+    evenly spread over ``source`` (the same traces on every rank), between 2 Hz and Nyquist,
+    times sqrt(pi) / 2 (a Ricker's amplitude spectrum f^2 exp(-f^2 / fp^2) has its centroid at
+    2 fp / sqrt(pi)); kept within 5 Hz .. a quarter of the sampling frequency. A centroid,
+    not the peak of the spectrum: it does not jump for flat or ragged spectra.
+    """
     n = len(source["sx"])
     ids = np.unique(np.linspace(0, n - 1, min(n, SPECTRUM_TRACES)).round().astype(np.int64))
     d = np.asarray(source.read_traces(ids), dtype=np.float64)
     dt = float(source.dt)
-    nfft = max(2 * d.shape[1], 64)
-    amp = np.abs(np.fft.rfft(d, nfft, axis=1)).mean(axis=0)
-    f = np.fft.rfftfreq(nfft, dt)
-    k = max(1, int(round(SPECTRUM_SMOOTH_HZ / (f[1] - f[0]))))
-    amp = np.convolve(amp, np.ones(k) / k, mode="same")
-    band = (f >= 2.0) & (f <= 0.8 / (2 * dt))
-    if not band.any() or not np.any(amp[band] > 0):
-        return min(25.0, 0.2 / dt)  # no signal: a wavelet the sampling carries
-    return float(f[band][np.argmax(amp[band])])
+    amp = np.abs(np.fft.rfft(d, 2 * d.shape[1], axis=1)).mean(axis=0)
+    f = np.fft.rfftfreq(2 * d.shape[1], dt)
+    band = f >= 2.0
+    top = 0.25 / dt
+    if not np.any(amp[band] > 0):
+        return min(25.0, top)  # no signal: a wavelet the sampling carries
+    centroid = float(np.sum(f[band] * amp[band]) / np.sum(amp[band]))
+    return float(np.clip(centroid * math.sqrt(math.pi) / 2.0, min(5.0, top), top))
 
 
 def coarse_axis(n: int, bin_m: float, cap: int) -> np.ndarray:
