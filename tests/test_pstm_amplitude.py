@@ -129,3 +129,83 @@ def test_normalisation_is_the_same_for_shard_and_tile_plans(flat, tmp_path):
          500 if dims == 2 else 300, "--strategy", "tile", "--tile", 40 if dims == 2 else 4)
     got = read_volume(out, "image").data
     assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
+class _Store:
+    """The two calls of VolumeWriter on in-memory data sets (2D: (cmp, t); 3D: (il, xl, t))."""
+
+    def __init__(self, grid, nt, ncls):
+        self.grid = grid
+        lat = (grid.n_crossline,) if grid.is_2d else grid.shape
+        self.d = {"image": np.zeros(lat + (nt,)), "gathers": np.zeros((ncls,) + lat + (nt,))}
+
+    def put(self, name, block, rows, cols, lead=()):
+        if self.grid.is_2d:
+            self.d[name][lead + (cols,)] = block[0]
+        else:
+            self.d[name][lead + (rows, cols)] = block
+
+    def put_lines(self, name, lines, block, lead=()):
+        self.d[name][lead + (lines,)] = block
+
+
+@pytest.mark.parametrize("is_2d", [True, False])
+def test_scaled_writer_divides_every_block_by_the_bilinear_response(is_2d):
+    """The rank-0 (tiles, slabs) and parallel-HDF5 (lines) writes divide by the same R:
+    bilinear between the coarse points, damped by EPS * max R at each time."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    from seis_hpc.engine.normalise import EPS, Response, ScaledWriter
+    from seis_hpc.geometry import BinGrid
+
+    ni, nj, nt, ncls = (1 if is_2d else 7), 11, 5, 2
+    grid = BinGrid(0.0, 0.0, 0.0, 12.5, 25.0, 1, 1, ni, nj, is_2d=is_2d)
+    rng = np.random.default_rng(1)
+    rows = np.array([0]) if is_2d else np.array([0, 3, 6])
+    cols = np.array([0, 4, 10])
+    coarse = rng.uniform(1.0, 3.0, (rows.size, cols.size, nt))
+    coarse_g = rng.uniform(0.0, 3.0, (ncls, rows.size, cols.size, nt))
+    resp = Response(rows, cols, coarse, coarse_g, {})
+    raw = rng.normal(size=(ni, nj, nt))
+    raw_g = rng.normal(size=(ncls, ni, nj, nt))
+
+    def expected(c, block):
+        if is_2d:
+            r = np.stack([np.interp(np.arange(nj), cols, c[0, :, t]) for t in range(nt)], -1)
+            r = r[None]
+        else:
+            ii, jj = np.meshgrid(np.arange(ni), np.arange(nj), indexing="ij")
+            f = RegularGridInterpolator((rows, cols), c)
+            r = f(np.stack([ii, jj], -1))
+        ref = c.max(axis=(0, 1))
+        return block * r / (r * r + (EPS * ref) ** 2)
+
+    want = expected(coarse, raw)
+    ref_g = coarse_g.max(axis=(0, 1, 2))
+    for how in ("tiles", "lines"):
+        store = _Store(grid, nt, ncls)
+        w = ScaledWriter(store, resp, grid)
+        if how == "tiles":
+            for j0 in range(0, nj, 4):
+                for i0 in range(0, ni, 3):
+                    rs, cs = slice(i0, min(ni, i0 + 3)), slice(j0, min(nj, j0 + 4))
+                    w.put("image", raw[rs, cs], rs, cs)
+                    for k in range(ncls):
+                        w.put("gathers", raw_g[k, rs, cs], rs, cs, (k,))
+        else:
+            lines = (lambda a: a[0]) if is_2d else (lambda a: a)
+            n = nj if is_2d else ni
+            for a in range(0, n, 2):
+                sl = slice(a, min(n, a + 2))
+                w.put_lines("image", sl, lines(raw)[sl])
+                for k in range(ncls):
+                    w.put_lines("gathers", sl, lines(raw_g[k])[sl], (k,))
+        got = store.d["image"].reshape(want.shape)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        for k in range(ncls):
+            # each class by its own response (interpolated as the image's, checked above),
+            # damped by the largest R of all classes at that time
+            rk = resp.response("gathers", np.arange(ni), np.arange(nj), (k,))
+            want_k = raw_g[k] * rk / (rk * rk + (EPS * ref_g) ** 2)
+            np.testing.assert_allclose(store.d["gathers"][k].reshape(want_k.shape), want_k,
+                                       rtol=1e-5, atol=1e-6)
