@@ -140,8 +140,7 @@ def test_normalised_image_independent_of_rank_count(comm, shared_dir, strategy):
     """normalise="reflector": the division by the flat-reflector response (measured on coarse
     points split among the ranks) gives, for any number of ranks and either plan, the serial
     raw image divided by the serially measured response, image and gathers alike."""
-    from seis_hpc.engine.normalise import reflector_response
-    from seis_hpc.engine.pstm_run import default_kernel, execute, make_job
+    from seis_hpc.engine.pstm_run import execute, job_response, make_job
     from seis_hpc.io.volume import read_volume
 
     out = f"{shared_dir}/norm-{strategy}.h5"
@@ -154,7 +153,7 @@ def test_normalised_image_independent_of_rank_count(comm, shared_dir, strategy):
     job = comm.bcast(job, root=0)
     assert execute(job, src, ConstVelocity(), comm, log=lambda s: None) == 0
     comm.Barrier()
-    resp = reflector_response(job, src, ConstVelocity(), default_kernel(), None)
+    resp = job_response(job, src, ConstVelocity())  # serial
     rows, cols = np.arange(GRID.n_inline), np.arange(GRID.n_crossline)
     want = resp.apply("image", reference(src, vr), rows, cols)
     got = read_volume(out, "image").data

@@ -265,7 +265,7 @@ def describe(job) -> str:
     return f"amplitude: plain Kirchhoff sum over {rho}traces, not normalised (normalise=none)"
 
 
-def reflector_response(job, source, velocity, kernel, comm: MPI.Comm | None = None,
+def reflector_response(job, source, velocity, make_compute, comm: MPI.Comm | None = None,
                        log=None) -> Response:
     """Measure R (see the module doc) on the coarse points of ``job``'s grid (collective).
 
@@ -277,8 +277,10 @@ def reflector_response(job, source, velocity, kernel, comm: MPI.Comm | None = No
         The survey's (unfiltered) traces: only the headers are read.
     velocity : VelocityModel
         Vrms (m/s) on the job's grid.
-    kernel : callable
-        The migration kernel of the job.
+    make_compute : callable
+        ``make_compute(trace_source)``: the job's kernel on those traces, an object with
+        ``migrate(ids, window, image, gathers, r0, c0)`` as the engine's (the same kernel,
+        kernel arguments, spreading law and anti-aliasing spacing as the job's units).
     comm : mpi4py.MPI.Comm, optional
         Coarse point ``p`` is computed on rank ``p % size``; every rank gets all of them.
     log : callable, optional
@@ -291,8 +293,6 @@ def reflector_response(job, source, velocity, kernel, comm: MPI.Comm | None = No
     import time as _time
 
     from seis_hpc.engine.comm import rank_size
-    from seis_hpc.engine.pstm_run import _Compute
-    from seis_hpc.engine.timers import Timers
 
     rank, size = rank_size(comm)
     t_begin = _time.perf_counter()
@@ -325,7 +325,7 @@ def reflector_response(job, source, velocity, kernel, comm: MPI.Comm | None = No
         v = np.asarray(velocity.window(i, i + 1, j, j + 1), dtype=np.float64)[0]
         synth = FlatReflectors(source, t0, np.interp(t0, time, v), offset, peak_hz)
         src = RhoFiltered(synth, dims) if job.rho_filter else synth
-        compute = _Compute(job, src, velocity, kernel, Timers())
+        compute = make_compute(src)
         x, y = pts[i, j]
         d = np.hypot(mx - x, my - y)
         ids = np.flatnonzero(d <= aperture * (1 + 1e-9) + 1e-6) if np.isfinite(aperture) \

@@ -50,7 +50,8 @@ if TYPE_CHECKING:
 
     from seis_hpc.geometry import BinGrid
 
-__all__ = ["PstmJob", "TraceSource", "VelocityModel", "execute", "h5py_has_mpi", "make_job"]
+__all__ = ["PstmJob", "TraceSource", "VelocityModel", "execute", "h5py_has_mpi", "job_response",
+           "make_job"]
 
 
 class TraceSource(Protocol):
@@ -382,10 +383,8 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
 
         response = None
         if job.normalise == "reflector":
-            from seis_hpc.engine.normalise import reflector_response
-
             with tm("compute"):
-                response = reflector_response(job, raw_source, velocity, kernel, comm, log)
+                response = job_response(job, raw_source, velocity, comm, kernel, log)
         per_rank = ImageOutput(job, comm, tm, results.ckpt, log, response).write(
             results.image, results.gathers, timings)
         ok = True
@@ -397,6 +396,25 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
             if not job.keep_checkpoint:
                 results.ckpt.remove()
         return 0
+
+
+def job_response(job: PstmJob, source: TraceSource, velocity: VelocityModel,
+                 comm: MPI.Comm | None = None, kernel: Callable[..., np.ndarray] | None = None,
+                 log: Callable[[str], None] | None = None):
+    """The flat-reflector response of ``job``'s kernel on ``source``'s (unfiltered) traces
+    (:func:`seis_hpc.engine.normalise.reflector_response`; collective over ``comm``), measured
+    exactly as :func:`execute` migrates: the same kernel, arguments and rho filter.
+
+    Returns
+    -------
+    seis_hpc.engine.normalise.Response
+    """
+    from seis_hpc.engine.normalise import reflector_response
+
+    kernel = kernel or default_kernel()
+    return reflector_response(job, source, velocity,
+                              lambda src: _Compute(job, src, velocity, kernel, Timers()),
+                              comm, log)
 
 
 def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os.PathLike, *,
