@@ -167,6 +167,7 @@ class ImageOutput:
         f.attrs["writer"] = writer
         # the amplitude scale (normalise=none: the plain sum over traces)
         f.attrs["normalise"] = self.job.normalise
+        f.attrs["normalised"] = self.job.normalise != "none"  # False: raw sums (addable)
         f.attrs["rho_filter"] = bool(self.job.rho_filter)
         if self.response is not None:
             f.attrs["normalise_response"] = self.response.attrs()
