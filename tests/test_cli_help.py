@@ -42,7 +42,7 @@ NO_UNIT = {"--out", "--segy", "--segy-revision", "--picks", "--use-picks", "--su
            "--method", "--extrapolate", "--iterations", "--grid", "--offset-classes",
            "--mem-per-rank", "--backend", "--weights", "--interp", "--threads", "--strategy",
            "--tile", "--units", "--checkpoint-dir", "--restart", "--parallel-hdf5", "--traces",
-           "--ffid", "--qc", "--qc-locations", "--line"}
+           "--ffid", "--qc", "--qc-locations", "--line", "--normalise"}
 
 
 def _help_text(command: str, capsys) -> str:

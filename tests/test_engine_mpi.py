@@ -133,3 +133,38 @@ def test_more_ranks_than_units(comm, shared_dir):
     ref = reference(src, vr)
     vol = read_volume(out, "image")
     assert np.abs(vol.data - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("strategy", ["shard", "tile"])
+def test_normalised_image_independent_of_rank_count(comm, shared_dir, strategy):
+    """normalise="reflector": the division by the flat-reflector response (measured on coarse
+    points split among the ranks) gives, for any number of ranks and either plan, the serial
+    raw image divided by the serially measured response, image and gathers alike."""
+    from seis_hpc.engine.pstm_run import execute, job_response, make_job
+    from seis_hpc.io.volume import read_volume
+
+    out = f"{shared_dir}/norm-{strategy}.h5"
+    src, vr = make_survey()
+    job = None
+    if comm.Get_rank() == 0:
+        job = make_job(src, GRID, TIME, out, kernel_args=KARGS, mem_per_rank="8G",
+                       strategy=strategy, tile=4, n_units=16, offset_edges=EDGES,
+                       checkpoint_interval=0.0, normalise="reflector")
+    job = comm.bcast(job, root=0)
+    assert execute(job, src, ConstVelocity(), comm, log=lambda s: None) == 0
+    comm.Barrier()
+    resp = job_response(job, src, ConstVelocity())  # serial
+    rows, cols = np.arange(GRID.n_inline), np.arange(GRID.n_crossline)
+    want = resp.apply("image", reference(src, vr), rows, cols)
+    got = read_volume(out, "image").data
+    assert np.abs(want).max() > 0
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    # the response is positive and grows with t0 (3D: about v^2 t0 per unit fold)
+    r = resp.image[resp.image.shape[0] // 2, resp.image.shape[1] // 2]
+    assert np.all(r > 0) and r[100] > 1.5 * r[40]
+    g = read_volume(out, "gathers").data
+    cls = np.searchsorted(EDGES, src["offset"], side="right") - 1
+    for k in range(len(EDGES) - 1):
+        want_k = resp.apply("gathers", reference(src, vr, np.flatnonzero(cls == k)), rows,
+                            cols, (k,))
+        assert np.abs(g[k] - want_k).max() <= 1e-5 * np.abs(want_k).max()

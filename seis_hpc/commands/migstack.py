@@ -67,6 +67,10 @@ def add_arguments(parser) -> None:
                    help="max emergence angle from vertical (degrees; default 60)")
     g.add_argument("--mem-per-rank", default="2G", metavar="SIZE",
                    help="memory budget per rank, e.g. 2G, 512M (default 2G)")
+    g.add_argument("--normalise", default="reflector", choices=("reflector", "none"),
+                   help="amplitude scale: reflector = divide by the operator's flat-reflector "
+                   "response, so a flat reflector keeps its NMO-stack amplitude; none = the "
+                   "plain sum over (rho-filtered) traces (default reflector)")
     g.add_argument("--backend", default="cython", choices=("cython", "gpu"),
                    help="PSTM kernel: cython (CPU) or gpu (CUDA through CuPy, one GPU per rank; "
                    "default cython)")
@@ -104,7 +108,8 @@ def run(args) -> int:
                         index=args.index, grid=args.grid, tmax=args.tmax,
                         offset_classes=args.offset_classes, aperture=args.aperture,
                         max_angle=args.max_angle, mem_per_rank=args.mem_per_rank,
-                        backend=args.backend, every=args.every, gamma_min=args.gamma_min,
+                        backend=args.backend, normalise=args.normalise, every=args.every,
+                        gamma_min=args.gamma_min,
                         gamma_max=args.gamma_max, min_semblance=args.min_semblance,
                         tmin=args.tmin, water_bottom=args.water_bottom,
                         smooth_m=args.smooth_m, smooth_s=args.smooth_s,

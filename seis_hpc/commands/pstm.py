@@ -25,6 +25,12 @@ IMAGE.sgy  --segy: the stacked image as SEG-Y (INLINE_3D/CROSSLINE_3D/CDP, CDP_X
            NStackedTraces = input traces in the bin), written by rank 0 after IMAGE.h5; if
            it fails, IMAGE.h5 is removed too.
 
+Amplitude (--normalise reflector, the default): the Kirchhoff sum is divided by the
+operator's response to a flat reflector of unit amplitude, measured with the same kernel on the
+survey's own traces at coarse points, so a flat reflector has the amplitude of its NMO stack
+(seis-hpc stack); --normalise none writes the plain sum over traces. The image's attributes
+(normalise, normalise_response) and the SEG-Y text header say which.
+
 Work is split into units handed out dynamically to free ranks (every rank computes).
 Strategy (--mem-per-rank): 'shard' (traces split across ranks, partial images summed at the
 end) when one rank holds the whole image, else 'tile' (image tiles of --tile bins, each with
@@ -104,6 +110,11 @@ def add_arguments(parser) -> None:
     k.add_argument("--stretch-mute", type=float, metavar="F",
                    help="mute where the wavelet stretch exceeds F, e.g. 0.5 (fraction; default: "
                    "no mute)")
+    k.add_argument("--normalise", default="reflector", choices=("reflector", "none"),
+                   help="amplitude scale: reflector = divide the sum by the operator's "
+                   "flat-reflector response, so a flat reflector keeps its NMO-stack "
+                   "amplitude; none = the plain sum over traces; a part (--traces, --ffid) "
+                   "holds plain sums (default reflector)")
     k.add_argument("--threads", type=int, metavar="N", help="OpenMP threads per rank "
                    "(default OMP_NUM_THREADS)")
     k.add_argument("--backend", default="cython", choices=("cython", "gpu"),
@@ -162,7 +173,8 @@ def run(args) -> int:
                       keep_checkpoint=args.keep_checkpoint, progress_every=args.progress_every,
                       parallel_hdf5=args.parallel_hdf5, comm=comm, config=config,
                       history=history, segy=args.segy, segy_revision=args.segy_revision,
-                      traces=args.traces, ffid=args.ffid)
+                      traces=args.traces, ffid=args.ffid,
+                      normalise=args.normalise)
     except CheckedInputError as exc:
         return input_error(comm, str(exc))
     rec = getattr(args, "_record", None)  # the run record, when $SEIS_HPC_RUNDIR is set

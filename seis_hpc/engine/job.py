@@ -125,6 +125,13 @@ class PstmJob:
     traces_distinct : int
         Traces that some unit reads: the plan's trace reads over this give the reads per
         trace (1 in shard mode; tiles re-read the traces that reach several tiles).
+    normalise : {"none", "reflector"}
+        Amplitude scale of the output (:mod:`seis_hpc.engine.normalise`): ``reflector``
+        divides the image (and each offset class) by the operator's flat-reflector response
+        when it is written; ``none`` writes the plain sum over traces.
+    rho_filter : bool
+        Rho-filter the traces before migrating them (zero-phase reflector images; needed by
+        ``reflector``).
     """
 
     plan: Plan
@@ -149,3 +156,5 @@ class PstmJob:
     traces_distinct: int = 0
     cache_traces: int = 0
     part_runs: np.ndarray | None = None
+    normalise: str = "none"
+    rho_filter: bool = False

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from mpi4py import MPI
 
     from seis_hpc.engine.checkpoint import Checkpoint
+    from seis_hpc.engine.normalise import Response
     from seis_hpc.engine.timers import Timers
     from seis_hpc.io.volume import VolumeWriter
 
@@ -69,11 +70,15 @@ class ImageOutput:
         Where tile results are read back from (tile mode).
     log : callable
         Rank 0's log, one string per call.
+    response : Response, optional
+        The flat-reflector response (``normalise="reflector"``): every block is divided by it
+        as it is written (:mod:`seis_hpc.engine.normalise`); None writes the sums as they are.
     """
 
     def __init__(self, job: PstmJob, comm: MPI.Comm | None, tm: Timers, ckpt: Checkpoint,
-                 log: Callable[[str], None]):
+                 log: Callable[[str], None], response: Response | None = None):
         self.job, self.comm, self.tm, self.ckpt, self.log = job, comm, tm, ckpt, log
+        self.response = response
         self.plan = job.plan
         self.grid = job.plan.grid
         self.ncls = job.plan.n_classes
@@ -112,14 +117,23 @@ class ImageOutput:
     # -- layout and attributes ----------------------------------------------------------------
     def _layout(self, f: h5py.File) -> VolumeWriter:
         """Lay out the image file (data sets unfilled) in the open file ``f``."""
+        from seis_hpc.engine.normalise import describe
         from seis_hpc.io.volume import VolumeWriter
 
         centres = None
         if self.ncls:
             centres = 0.5 * (self.job.offset_edges[1:] + self.job.offset_edges[:-1])
-        return VolumeWriter(f, self.grid, self.job.time, "image", offset=centres,
-                            with_gathers=bool(self.ncls), config=self.job.config,
-                            history=self.job.history)
+        return self._scaled(VolumeWriter(f, self.grid, self.job.time, "image", offset=centres,
+                                         with_gathers=bool(self.ncls), config=self.job.config,
+                                         history=[*self.job.history, describe(self.job)]))
+
+    def _scaled(self, writer: VolumeWriter):
+        """``writer``, dividing by the response first when there is one."""
+        if self.response is None:
+            return writer
+        from seis_hpc.engine.normalise import ScaledWriter
+
+        return ScaledWriter(writer, self.response, self.grid)
 
     def _parallel_hdf5(self) -> bool:
         """Whether this job's output goes through parallel HDF5 (the same answer on all ranks).
@@ -161,6 +175,12 @@ class ImageOutput:
             # the part's traces as [start, stop) runs: image sum refuses overlapping parts
             ds = f.create_dataset("part_traces", data=np.asarray(self.job.part_runs, np.int64))
             ds.attrs["units"] = "trace number [start, stop)"
+        # the amplitude scale (normalise=none: the plain sum over traces)
+        f.attrs["normalise"] = self.job.normalise
+        f.attrs["normalised"] = self.job.normalise != "none"  # False: raw sums (addable)
+        f.attrs["rho_filter"] = bool(self.job.rho_filter)
+        if self.response is not None:
+            f.attrs["normalise_response"] = self.response.attrs()
 
     def _write_tiles(self, w: VolumeWriter, uids: Iterable[int]) -> None:
         """Copy the finished tiles ``uids`` from the checkpoint into the output."""
@@ -242,7 +262,8 @@ class ImageOutput:
                 tmp = self.comm.bcast(tmp, root=0)
             try:
                 f = h5py.File(tmp, "r+", driver="mpio", comm=self.comm)
-                self._write_share(VolumeWriter.attach(f, self.grid), image, gathers)
+                self._write_share(self._scaled(VolumeWriter.attach(f, self.grid)), image,
+                                  gathers)
                 f.close()  # collective
             except BaseException:
                 with contextlib.suppress(OSError):

@@ -50,7 +50,8 @@ if TYPE_CHECKING:
 
     from seis_hpc.geometry import BinGrid
 
-__all__ = ["PstmJob", "TraceSource", "VelocityModel", "execute", "h5py_has_mpi", "make_job"]
+__all__ = ["PstmJob", "TraceSource", "VelocityModel", "execute", "h5py_has_mpi", "job_response",
+           "make_job"]
 
 
 class TraceSource(Protocol):
@@ -448,7 +449,13 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
     with abort_on_error(comm), _Signals() as sig:
         rank, size = rank_size(comm)
         tm = Timers()
-        compute = _Compute(job, source, velocity, kernel or default_kernel(), tm)
+        kernel = kernel or default_kernel()
+        raw_source = source
+        if job.rho_filter:
+            from seis_hpc.engine.normalise import RhoFiltered
+
+            source = RhoFiltered(source, 2 if job.plan.grid.is_2d else 3)
+        compute = _Compute(job, source, velocity, kernel, tm)
         results = _Results(job, rank, size, tm)
         plan = job.plan
         if rank == 0:
@@ -504,7 +511,11 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
                 return comm.gather(mine, root=0)
             return [mine]
 
-        per_rank = ImageOutput(job, comm, tm, results.ckpt, log).write(
+        response = None
+        if job.normalise == "reflector":
+            with tm("compute"):
+                response = job_response(job, raw_source, velocity, comm, kernel, log)
+        per_rank = ImageOutput(job, comm, tm, results.ckpt, log, response).write(
             results.image, results.gathers, timings)
         ok = True
         if comm is not None and size > 1:
@@ -523,6 +534,25 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
         return 0
 
 
+def job_response(job: PstmJob, source: TraceSource, velocity: VelocityModel,
+                 comm: MPI.Comm | None = None, kernel: Callable[..., np.ndarray] | None = None,
+                 log: Callable[[str], None] | None = None):
+    """The flat-reflector response of ``job``'s kernel on ``source``'s (unfiltered) traces
+    (:func:`seis_hpc.engine.normalise.reflector_response`; collective over ``comm``), measured
+    exactly as :func:`execute` migrates: the same kernel, arguments and rho filter.
+
+    Returns
+    -------
+    seis_hpc.engine.normalise.Response
+    """
+    from seis_hpc.engine.normalise import reflector_response
+
+    kernel = kernel or default_kernel()
+    return reflector_response(job, source, velocity,
+                              lambda src: _Compute(job, src, velocity, kernel, Timers()),
+                              comm, log)
+
+
 def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os.PathLike, *,
              kernel_args: dict, mem_per_rank: str | int = "2G",
              strategy: str = "auto", tile: int | None = None, n_units: int = 256,
@@ -531,7 +561,8 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
              checkpoint_interval: float = 120.0, hash_params: dict | None = None,
              config: str = "", history: list[str] | None = None,
              progress_period: float = 10.0, parallel_hdf5: str = "auto",
-             traces: np.ndarray | None = None) -> PstmJob:
+             traces: np.ndarray | None = None, normalise: str = "none",
+             rho_filter: bool = False) -> PstmJob:
     """Plan a job and read its checkpoint (rank 0; broadcast the result to the others).
 
     Parameters
@@ -566,11 +597,20 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
     traces : numpy.ndarray, optional
         Migrate only these traces (trace numbers from 0, increasing): one part of a job
         split by input traces, whose images ``seis-hpc image sum`` adds. Default all.
+    normalise : {"none", "reflector"}
+        Amplitude scale of the output (:mod:`seis_hpc.engine.normalise`).
+    rho_filter : bool
+        Rho-filter the traces before migrating them (zero-phase reflector images).
     """
     from seis_hpc.engine.checkpoint import parameter_hash
     from seis_hpc.engine.decomposition import plan_job
+    from seis_hpc.engine.normalise import NORMALISE
     from seis_hpc.errors import SeisError
 
+    if normalise not in NORMALISE:
+        raise SeisError(f"--normalise must be one of {', '.join(NORMALISE)} "
+                        f"(got {normalise!r})")
+    rho = bool(rho_filter)
     if parallel_hdf5 not in PARALLEL_HDF5:
         raise SeisError(f"parallel_hdf5 must be one of {', '.join(PARALLEL_HDF5)} "
                         f"(got {parallel_hdf5!r})")
@@ -611,6 +651,12 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
         import hashlib
 
         params["traces"] = hashlib.sha1(np.ascontiguousarray(sel).tobytes()).hexdigest()
+    # the checkpoint holds raw sums, of rho-filtered traces or not; the division by the
+    # response happens when the image is written, but a job is one output: say it too
+    if rho:
+        params["rho_filter"] = True
+    if normalise != "none":
+        params["normalise"] = normalise
     params = json.loads(json.dumps(params, default=str))
     phash = parameter_hash(params)
     ckdir = Path(checkpoint_dir) if checkpoint_dir else Path(f"{out}.ckpt")
@@ -640,4 +686,5 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
                    checkpoint_interval=checkpoint_interval, config=config,
                    history=list(history or []), progress_period=progress_period,
                    parallel_hdf5=parallel_hdf5, n_input_traces=n_input,
-                   traces_distinct=distinct, cache_traces=cache)
+                   traces_distinct=distinct, cache_traces=cache, normalise=normalise,
+                   rho_filter=rho)

@@ -345,7 +345,8 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
             config: str | None = None, history: list[str] | None = None,
             segy: str | os.PathLike | None = None, segy_revision: int = 1,
             traces: str | Sequence | None = None,
-            ffid: str | Sequence | None = None) -> Migration:
+            ffid: str | Sequence | None = None,
+            normalise: str = "reflector") -> Migration:
     """Kirchhoff prestack time migration of a survey into one HDF5 image (collective).
 
     Every input is checked once, on rank 0, before any work; then each rank reads only its
@@ -434,6 +435,14 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         ``"A:B,..."`` (from 0, B excluded) and/or FFID ranges ``"LO:HI,..."`` (included).
         The image holds that part's raw sums; ``seis-hpc image sum`` adds the parts of a
         job split this way (each part records its traces in ``part_traces``).
+    normalise : {"reflector", "none"}
+        Amplitude scale of the image (:mod:`seis_hpc.engine.normalise`). ``reflector``
+        (default): the image (and each offset class) is divided by the kernel's measured
+        response to a flat reflector of unit amplitude, so that a flat reflector has the
+        amplitude of its NMO stack. ``none``: the plain Kirchhoff sum over the traces (the
+        raw operator of :func:`~seis_hpc.migration.pstm.pstm`). A part (``traces``/``ffid``)
+        always holds raw sums: the response of a part's own traces is not that of the
+        survey, and ``seis-hpc image sum`` adds raw sums only.
 
     Returns
     -------
@@ -460,7 +469,8 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
                              "grid": grid, "tmax": tmax, "dt": dt, "gathers": gathers,
                              "offset_classes": offset_classes, **dataclasses.asdict(params),
                              "mem_per_rank": mem_per_rank, "strategy": strategy,
-                             "tile": tile, "units": units}, default=str, indent=1)
+                             "tile": tile, "units": units, "normalise": normalise},
+                            default=str, indent=1)
     held = {}
 
     def setup():
@@ -504,13 +514,15 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         vstamp = _velocity_stamp(velocity, vel, g)
         hash_params = {"input": source_id, "velocity": vstamp, "out": path}
         sel = select_traces(idx, traces, ffid)
+        # a part holds raw sums: the parts of a split job are added as they are
+        scale = normalise if sel is None else "none"
         job = make_job(idx, g, time, path, kernel_args=params.kernel_args(),
                        mem_per_rank=mem_per_rank, strategy=strategy, tile=tile,
                        n_units=units, offset_edges=edges, checkpoint_dir=checkpoint_dir,
                        restart=restart, checkpoint_interval=checkpoint_interval,
                        hash_params=hash_params, config=config, history=list(history or []),
                        progress_period=progress_every, parallel_hdf5=parallel_hdf5,
-                       traces=sel)
+                       traces=sel, normalise=scale)
         job.keep_checkpoint = bool(keep_checkpoint)
         # Other ranks open the index file and read only their units' rows from it.
         job.index_path = str(idx.path) if idx.path is not None else ""
@@ -530,6 +542,7 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
             from seis_hpc.engine.job import to_runs
 
             job.part_runs = to_runs(sel)
+            job.image_attrs["normalise_requested"] = normalise
         held.update(idx=idx, vel=vel)
         if segy is not None:
             # input traces per image bin (the SEG-Y fold); the image may be a part of the grid

@@ -28,8 +28,13 @@ read at the DSR traveltime (see :mod:`seis_hpc.migration.traveltime`):
   time (linear or 4-point Lagrange interpolation), so a diffractor at (x, t0) images at t0.
   The t0 = 0 sample (and any t0 <= 0) is not imaged.
 
-The image is the plain sum over traces, not normalised by fold. 2D is the same call with all
-y = 0 (more generally, collinear points, sources and receivers: detected automatically).
+The image is the plain sum over traces, not normalised by fold: this is the raw operator
+(the adjoint of :func:`kirchhoff_model`). The deliverables (``seis-hpc pstm``, ``migstack``,
+:func:`seis_hpc.migrate`) divide it, when they write it, by the operator's measured response
+to a flat reflector of unit amplitude (a diagonal scaling, :mod:`seis_hpc.engine.normalise`),
+so that a flat reflector has the amplitude of its NMO stack; ``normalise="none"`` gives this
+sum. 2D is the same call with all y = 0 (more generally, collinear points, sources and
+receivers: detected automatically).
 """
 
 from __future__ import annotations

@@ -17,36 +17,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from seis_hpc.engine.normalise import RhoFiltered
 from seis_hpc.errors import SeisError
 
 if TYPE_CHECKING:
     from mpi4py import MPI
 
-    from seis_hpc.engine.pstm_run import TraceSource
-
-
-class RhoFiltered:
-    """A trace source whose traces come out rho-filtered (zero-phase reflector images).
-
-    Parameters
-    ----------
-    source : TraceSource
-        The traces (headers by name, ``read_traces(ids)``, ``ns``, ``dt`` in s, ``t_start``).
-    dims : {2, 3}
-        Dimensionality of the migration.
-    """
-
-    def __init__(self, source: TraceSource, dims: int):
-        self.src, self.dims = source, dims
-        self.ns, self.dt, self.t_start = source.ns, source.dt, source.t_start
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.src[name]
-
-    def read_traces(self, ids: np.ndarray) -> np.ndarray:
-        from seis_hpc.migration.pstm import rho_filter
-
-        return rho_filter(self.src.read_traces(ids), self.dt, dims=self.dims)
+__all__ = ["RhoFiltered", "migstack", "pass_files"]  # RhoFiltered: kept importable from here
 
 
 def pass_files(out: str | os.PathLike, iterations: int) -> list[tuple[str, str]]:
@@ -80,7 +57,7 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
              mem_per_rank: str | int = "2G", backend: str = "cython", every: int = 20,
              gamma_min: float = 0.85, gamma_max: float = 1.15, min_semblance: float = 0.5,
              tmin: float = 0.0, water_bottom: float | None = None, smooth_m: float = 250.0,
-             smooth_s: float = 0.05,
+             smooth_s: float = 0.05, normalise: str = "reflector",
              comm: MPI.Comm | None | str = "auto", config: str | None = None) -> int:
     """PSTM stack and gathers, with ``iterations`` residual-moveout velocity updates
     (collective).
@@ -131,6 +108,12 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
         detected on the near offsets; 0: none).
     smooth_m, smooth_s : float
         Smoothing of the update laterally (m) and in time (s).
+    normalise : {"reflector", "none"}
+        Amplitude scale of every pass's image and gathers (the traces are rho-filtered
+        either way): ``reflector`` divides by the kernel's flat-reflector response (a flat
+        reflector keeps its NMO-stack amplitude, :mod:`seis_hpc.engine.normalise`); ``none``
+        writes the plain sum. Semblance does not see an overall scale; the division of each
+        offset class by its own response evens the classes' amplitudes before the RMO scan.
     comm : mpi4py.MPI.Comm, None or "auto"
         Communicator (see :func:`seis_hpc.migration.job.migrate`).
     config : str, optional
@@ -220,7 +203,6 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
     setup_out = on_root(comm, setup)
     g, time = setup_out["grid"], setup_out["time"]
     idx = Survey.open(survey, index, save=False).index
-    source = RhoFiltered(idx, 2 if g.is_2d else 3)
     kernel_args = {"aperture": aperture, "max_angle": max_angle}
     if backend != "cython":
         kernel_args["backend"] = backend
@@ -235,10 +217,11 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
                             hash_params={"input": os.path.abspath(survey),
                                          "velocity": vpath, "pass": k},
                             config=config,
-                            history=[f"seis-hpc migstack pass {k} with {vpath}"])
+                            history=[f"seis-hpc migstack pass {k} with {vpath}"],
+                            normalise=normalise, rho_filter=True)
 
         job = on_root(comm, plan)
-        rc = execute(job, source, open_vrms(vpath, g, time, validate=rank == 0), comm)
+        rc = execute(job, idx, open_vrms(vpath, g, time, validate=rank == 0), comm)
         if rc:
             return rc
         if k == iterations:
