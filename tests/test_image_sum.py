@@ -45,7 +45,7 @@ def runs(tiny3d, tmp_path_factory):
     the shots by FFID (tiny3d: 1536 traces, FFID 1..32 of 48 channels each)."""
     d = tmp_path_factory.mktemp("parts")
     whole = d / "whole.h5"
-    r = pstm(tiny3d, whole)
+    r = pstm(tiny3d, whole, "--normalise", "none")  # raw sums, as the parts hold
     assert "1.00 per trace" in r.stderr  # shard mode reads every trace once
     parts = [d / "p0.h5", d / "p1.h5", d / "p2.h5"]
     pstm(tiny3d, parts[0], "--traces", "0:500")
@@ -80,6 +80,9 @@ def test_sum_of_trace_parts_is_the_whole_image(runs):
         np.testing.assert_array_equal(f["time"][...], w["time"][...])
     with h5py.File(parts[2]) as f:  # FFID 21..32: the last 12 shots
         np.testing.assert_array_equal(f["part_traces"][...], [[960, 1536]])
+        # a part keeps raw sums whatever the default scale (they are added, not averaged)
+        assert f.attrs["normalise"] == "none" and not f.attrs["normalised"]
+        assert f.attrs["normalise_requested"] == "reflector"
     # two parts give a partial sum that knows its traces and adds to the third
     half = d / "half.h5"
     assert sh("image", "sum", str(parts[0]), str(parts[2]), "-o", str(half), cwd=d

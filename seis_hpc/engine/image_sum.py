@@ -42,7 +42,8 @@ SUMMED = ("image", "gathers")
 _PER_RUN = {"created", "software", "config", "history", "timing", "plan", "strategy",
             "n_ranks", "writer", "reads_per_trace", "traces_selected", "trace_selection",
             "parts", "n_parts", "input", "n_traces_input",  # input: checked per file
-            "pstm_backend", "pstm_threads"}  # change float32 rounding only
+            "pstm_backend", "pstm_threads",  # change float32 rounding only
+            "normalise_requested"}  # what the whole job will be scaled by, not the sums
 
 
 def sha256_file(path: str | os.PathLike, block: int = 1 << 22) -> str:
@@ -300,6 +301,8 @@ def sum_images(paths: list[str], out: str | os.PathLike, history_line: str = "")
         complete = union is None
     keep = {k: v for k, v in first.attrs.items()
             if k.startswith("pstm_") or k in ("velocity", "summed_datasets", "units")
+            # the scale of the sum (raw sums) and the one its job asked for
+            or k in ("normalise", "normalised", "rho_filter", "normalise_requested")
             or (k == "n_traces_input" and one_input)}
     keep.update(
         strategy="sum of parts",
