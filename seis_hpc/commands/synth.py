@@ -13,6 +13,13 @@ Writes into --out:
 Presets:
 {presets}
 
+Header-only model of the spec's full 3D survey (geometry, no samples):
+  seis-hpc synth --preset spec3d --headers-only [--scale F] --out DIR
+writes DIR/spec3d.index.h5 (a spatially blocked trace index), truth.json and velocity.csv:
+25 x 30 km at F = 1 (F = fraction of the area), dual flip-flop sources, 12 streamers x 240 x
+12.5 m, 5 s at 2 ms, about 1.6e8 traces (about 8 GB of index at F = 1); for
+seis-hpc pstm INDEX --dry-run.
+
 Noise options add damage to the recorded traces (the truth lists every damaged trace).
 Example:
   seis-hpc synth --preset marine2d --out line1 --swell 5 --spikes 20 --dead 10
@@ -23,7 +30,8 @@ NEEDS_ARGS = True
 def _presets_text() -> str:
     from seis_hpc.synth import PRESETS
 
-    return "\n".join(f"  {p.name:15s} {p.description}" for p in PRESETS.values())
+    return "\n".join([f"  {p.name:15s} {p.description}" for p in PRESETS.values()]
+                     + [f"  {'spec3d':15s} the spec's 3D survey, header-only (--headers-only)"])
 
 
 def add_arguments(parser) -> None:
@@ -48,6 +56,10 @@ def add_arguments(parser) -> None:
                         "header fields for sample count and interval)")
     parser.add_argument("--format", type=int, choices=(1, 5), default=5,
                         help="SEG-Y sample format: 1 IBM float, 5 IEEE float (default 5)")
+    parser.add_argument("--headers-only", action="store_true",
+                        help="geometry only: the trace index and truth, no samples (spec3d)")
+    parser.add_argument("--scale", type=float, default=1.0, metavar="F",
+                        help="spec3d: fraction of the spec's 750 km^2 area (default 1)")
 
 
 def run(args) -> int:
@@ -56,6 +68,8 @@ def run(args) -> int:
     from seis_hpc.errors import SeisError
     from seis_hpc.synth import Noise, preset, write_survey
 
+    if args.preset == "spec3d" or args.headers_only:
+        return _headers_only(args)
     p = preset(args.preset)
     for name in ("swell", "spikes", "dead"):
         if getattr(args, name) < 0:
@@ -77,4 +91,23 @@ def run(args) -> int:
     print(f"{args.out}/truth.json: {len(truth['diffractors'])} diffractors, "
           f"{len(truth['reflectors'])} reflectors, {len(truth['multiples'])} multiples")
     print(f"{args.out}/velocity.csv: Vrms(t0) for seis-hpc pstm --velocity")
+    return 0
+
+
+def _headers_only(args) -> int:
+    from seis_hpc.errors import SeisError
+    from seis_hpc.synth_spec import write_headers_only
+
+    if args.preset != "spec3d":
+        raise SeisError(f"--headers-only is for the preset spec3d (got {args.preset!r})")
+    if not args.headers_only:
+        raise SeisError("preset spec3d is header-only (its samples would be 1.6 TB at scale "
+                        "1): add --headers-only")
+    truth = write_headers_only(args.out, args.scale,
+                               log=lambda line: print(line, flush=True))
+    n = truth["n_traces"]
+    print(f"{args.out}/{truth['index']}: {n:,} traces (headers only; the SEG-Y would be "
+          f"{truth['segy_bytes'] / 1e12:.3g} TB), {truth['n_sail_lines']} sail lines, "
+          f"{len(truth['infill_gaps'])} infill gaps")
+    print(f"{args.out}/truth.json, {args.out}/velocity.csv")
     return 0
