@@ -136,9 +136,9 @@ class _FoldMap:
         ok = (i >= 0) & (i < self.ni) & (j >= 0) & (j < self.nj)
         self.count += np.bincount(i[ok] * self.nj + j[ok], minlength=self.count.size)
 
-    def disc_counts(self, ci: np.ndarray, cj: np.ndarray, radius: float) -> np.ndarray:
-        """Traces whose (binned) midpoint lies within ``radius`` m of the points (ci, cj)
-        (fractional grid row and column; tile centres)."""
+    def disc_counts(self, ci: np.ndarray, cj: np.ndarray, radius) -> np.ndarray:
+        """Traces whose (binned) midpoint lies within ``radius`` m (one for all, or one per
+        point) of the points (ci, cj) (fractional grid row and column; tile centres)."""
         g = self.grid
         fold = self.count.reshape(self.ni, self.nj)
         # prefix sums along the rows: the count of columns [a, b] is P[b + 1] - P[a]
@@ -147,7 +147,8 @@ class _FoldMap:
         out = np.zeros(len(ci), np.int64)
         ci = np.asarray(ci, np.float64) + self.mi
         cj = np.asarray(cj, np.float64) + self.mj
-        r_i = radius / g.bin_crossline
+        radius = np.broadcast_to(np.asarray(radius, np.float64), ci.shape)
+        r_i = float(radius.max()) / g.bin_crossline
         for k in range(int(math.floor(ci.min() - r_i)), int(math.ceil(ci.max() + r_i)) + 1):
             if k < 0 or k >= self.ni:
                 continue
@@ -409,8 +410,8 @@ def dry_run(survey, velocity, *, ranks: int, index=None, bin_grid=None, grid=Non
             hd = 0.5 * np.hypot((wins[:, 1] - wins[:, 0] - 1) * g.bin_crossline,
                                 (wins[:, 3] - wins[:, 2] - 1) * g.bin_inline)
             if np.isfinite(aperture):
-                r = aperture + float(hd.max()) + 1e-6 * max(1.0, aperture)
-                ntr = fold.disc_counts(ci, cj, r)
+                # as tile_traces: aperture + half the tile's own diagonal, a hair of slack
+                ntr = fold.disc_counts(ci, cj, aperture + hd + 1e-6 * max(1.0, aperture))
             else:
                 ntr = np.full(len(wins), n_tr, np.int64)
             tile_cache[t] = (wins, ntr)
