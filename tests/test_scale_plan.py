@@ -14,12 +14,12 @@ import h5py
 import numpy as np
 import pytest
 
-from seis_hpc.engine.decomposition import bins_in_aperture, plan_job, tile_units
-from seis_hpc.engine.dryrun import dry_run
+from seis_hpc.engine.decomposition import plan_job, tile_units
 from seis_hpc.geometry import BinGrid
 from seis_hpc.io.blocked import BlockTable, iter_rows, write_blocked_index
 from seis_hpc.io.index import TraceIndex
-from seis_hpc.synth_spec import SpecSurvey, write_headers_only
+from seis_hpc.io.spec3d import SpecSurvey, write_headers_only
+from seis_hpc.migration.dryrun import dry_run
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 # A small acquisition of the same design (4 streamers x 24 groups, 6 sail lines), every line

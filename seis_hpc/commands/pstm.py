@@ -147,8 +147,8 @@ def _dry_run(args) -> int:
     import json
     import sys
 
-    from seis_hpc.engine.dryrun import describe, dry_run
     from seis_hpc.errors import SeisError
+    from seis_hpc.migration.dryrun import describe, dry_run
 
     if args.ranks is None:
         raise SeisError("--dry-run needs --ranks N (the ranks of the planned job)")

@@ -13,12 +13,9 @@ Writes into --out:
 Presets:
 {presets}
 
-Header-only model of the spec's full 3D survey (geometry, no samples):
-  seis-hpc synth --preset spec3d --headers-only [--scale F] --out DIR
-writes DIR/spec3d.index.h5 (a spatially blocked trace index), truth.json and velocity.csv:
-25 x 30 km at F = 1 (F = fraction of the area), dual flip-flop sources, 12 streamers x 240 x
-12.5 m, 5 s at 2 ms, about 1.6e8 traces (about 8 GB of index at F = 1); for
-seis-hpc pstm INDEX --dry-run.
+spec3d --headers-only [--scale F]: the spec's 3D survey (25 x 30 km at F = 1, F the fraction
+of the area; 1.6e8 traces) as geometry only: DIR/spec3d.index.h5 (a spatially blocked trace
+index, about 4 GB at F = 1), truth.json and velocity.csv, for seis-hpc pstm --dry-run.
 
 Noise options add damage to the recorded traces (the truth lists every damaged trace).
 Example:
@@ -96,18 +93,15 @@ def run(args) -> int:
 
 def _headers_only(args) -> int:
     from seis_hpc.errors import SeisError
-    from seis_hpc.synth_spec import write_headers_only
+    from seis_hpc.io.spec3d import write_headers_only
 
     if args.preset != "spec3d":
         raise SeisError(f"--headers-only is for the preset spec3d (got {args.preset!r})")
     if not args.headers_only:
         raise SeisError("preset spec3d is header-only (its samples would be 1.6 TB at scale "
                         "1): add --headers-only")
-    truth = write_headers_only(args.out, args.scale,
-                               log=lambda line: print(line, flush=True))
-    n = truth["n_traces"]
-    print(f"{args.out}/{truth['index']}: {n:,} traces (headers only; the SEG-Y would be "
-          f"{truth['segy_bytes'] / 1e12:.3g} TB), {truth['n_sail_lines']} sail lines, "
-          f"{len(truth['infill_gaps'])} infill gaps")
-    print(f"{args.out}/truth.json, {args.out}/velocity.csv")
+    t = write_headers_only(args.out, args.scale, log=lambda line: print(line, flush=True))
+    print(f"{args.out}/{t['index']}: {t['n_traces']:,} traces (headers only; the SEG-Y would "
+          f"be {t['segy_bytes'] / 1e12:.3g} TB), {t['n_sail_lines']} sail lines, "
+          f"{len(t['infill_gaps'])} infill gaps; truth.json, velocity.csv")
     return 0

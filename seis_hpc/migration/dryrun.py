@@ -6,8 +6,10 @@ and the plan uses the cost and memory model of :mod:`seis_hpc.engine.decompositi
 
 * **evaluations**: one evaluation is one (trace, output sample) pair inside the aperture (the
   kernel benchmark's unit): the sum over traces of
-  :func:`~seis_hpc.engine.decomposition.bins_in_aperture` (exact, per trace) times the output
-  samples with t > 0;
+  :func:`~seis_hpc.engine.decomposition.bins_in_aperture` times the output samples with
+  t > 0; exact per trace up to ``exact_limit`` traces, above it counted for each midpoint's
+  nearest bin centre (a look-up in a table made by one FFT convolution) and checked against
+  the exact count on a sample;
 * **strategy and tile** as :func:`~seis_hpc.engine.decomposition.plan_job` chooses them from
   ``--mem-per-rank``, with the trace geometry held per unit (a rank holds the trace numbers
   and source/receiver coordinates of the unit it computes, 40 B a trace, instead of every
@@ -162,6 +164,36 @@ class _FoldMap:
             out += np.where(ok & (hi > lo), row[hi] - row[np.minimum(lo, hi)], 0)
         return out
 
+    def _disc(self, aperture: float) -> np.ndarray:
+        """1 on the bins whose centre lies within ``aperture`` m of the centre bin."""
+        g = self.grid
+        k, hw = _disc_rows(g.bin_crossline, g.bin_inline, aperture)
+        r_j = int(hw.max())
+        disc = np.zeros((len(k), 2 * r_j + 1))
+        for row, h in enumerate(hw):
+            disc[row, r_j - h:r_j + h + 1] = 1.0
+        return disc
+
+    def bins_reached(self, aperture: float) -> np.ndarray:
+        """For every cell of the map, the grid bins within ``aperture`` m of its centre
+        (:func:`~seis_hpc.engine.decomposition.bins_in_aperture` of a midpoint there), shape
+        ``(ni, nj)``; exact for midpoints on bin centres."""
+        from scipy.signal import fftconvolve
+
+        g = self.grid
+        if not np.isfinite(aperture):
+            return np.full((self.ni, self.nj), float(g.n_bins))
+        ones = np.zeros((self.ni, self.nj))
+        ones[self.mi:self.mi + g.n_inline, self.mj:self.mj + g.n_crossline] = 1.0
+        return np.rint(fftconvolve(ones, self._disc(aperture), mode="same"))
+
+    def lookup(self, table: np.ndarray, fi: np.ndarray, fj: np.ndarray) -> np.ndarray:
+        """``table`` (a map-shaped array) at the nearest cell of each point; 0 off the map."""
+        i = np.rint(fi).astype(np.int64) + self.mi
+        j = np.rint(fj).astype(np.int64) + self.mj
+        ok = (i >= 0) & (i < self.ni) & (j >= 0) & (j < self.nj)
+        return np.where(ok, table[np.where(ok, i, 0), np.where(ok, j, 0)], 0.0)
+
     def coverage(self, aperture: float) -> np.ndarray:
         """For every bin of the grid, the traces whose (binned) midpoint lies within
         ``aperture`` m of its centre, shape ``grid.shape`` (3D: (n_inline, n_crossline))."""
@@ -171,11 +203,7 @@ class _FoldMap:
         fold = self.count.reshape(self.ni, self.nj).astype(np.float64)
         if not np.isfinite(aperture):
             return np.full((g.n_inline, g.n_crossline), float(fold.sum()))
-        k, hw = _disc_rows(g.bin_crossline, g.bin_inline, aperture)
-        r_j = int(hw.max())
-        disc = np.zeros((len(k), 2 * r_j + 1))
-        for row, h in enumerate(hw):
-            disc[row, r_j - h:r_j + h + 1] = 1.0
+        disc = self._disc(aperture)
         # the margin is at least the aperture: every trace within it of a bin is counted
         full = fftconvolve(fold, disc, mode="same")
         return np.rint(full[self.mi:self.mi + g.n_inline, self.mj:self.mj + g.n_crossline])
@@ -269,11 +297,11 @@ def dry_run(survey, velocity, *, ranks: int, index=None, bin_grid=None, grid=Non
             interp: str = "linear", stretch_mute: float | None = None,
             mem_per_rank: str | int = "2G", strategy: str = "auto", tile: int | None = None,
             units: int = 256, rate: float | None = None, chunk: int = 1 << 20,
-            log: Callable[[str], None] | None = None) -> dict:
+            exact_limit: int = 2_000_000, log: Callable[[str], None] | None = None) -> dict:
     """Plan a PSTM job for ``ranks`` ranks without computing it (see the module text).
 
     Parameters are those of :func:`seis_hpc.migration.job.migrate` (``survey`` a SEG-Y/SU
-    file or a trace index, blocked or not), plus:
+    file or a trace index, blocked or not; ``velocity`` a vrms file), plus:
 
     ranks : int
         MPI ranks of the planned job.
@@ -282,6 +310,12 @@ def dry_run(survey, velocity, *, ranks: int, index=None, bin_grid=None, grid=Non
         :func:`calibrate_rate`.
     chunk : int
         Rows of the index read at a time.
+    exact_limit : int
+        Up to this many traces the bins in aperture are counted per trace
+        (:func:`~seis_hpc.engine.decomposition.bins_in_aperture`, 243 grid rows a trace at
+        3 km and 25 m); above it, from each midpoint's nearest bin centre (one look-up a
+        trace), with the exact count on a sample of 200,000 traces reported as
+        ``evaluations_sample_relative_error``.
     log : callable, optional
         Progress lines.
 
@@ -292,8 +326,9 @@ def dry_run(survey, velocity, *, ranks: int, index=None, bin_grid=None, grid=Non
         rank0_memory_bytes, read_bytes, reads_per_trace, core_hours, rate, rate_source,
         balance`` and the details (see ``seis-hpc pstm --help``).
     """
-    from seis_hpc.migration.job import _velocity_model, offset_edges, output_times, select_grid
+    from seis_hpc.migration.job import offset_edges, output_times, select_grid
     from seis_hpc.migration.pstm import PstmParams
+    from seis_hpc.velocity.model import open_vrms
 
     t_start_wall = _time.perf_counter()
     if ranks < 1:
@@ -329,7 +364,7 @@ def dry_run(survey, velocity, *, ranks: int, index=None, bin_grid=None, grid=Non
     nt_pos = int((t_axis > 0).sum())
     small = select_grid(g, None if g.is_2d else
                         [g.inline0, g.inline0, g.crossline0, g.crossline0])
-    vel = _velocity_model(velocity, small, t_axis, validate=True)
+    vel = open_vrms(velocity, small, t_axis, validate=True)
     params.check(small.points()[:1], t_axis, vel.window(0, 1, 0, 1), float(idx.attrs["dt"]),
                  float(idx.attrs["t_start"]))
 
@@ -344,6 +379,12 @@ def dry_run(survey, velocity, *, ranks: int, index=None, bin_grid=None, grid=Non
     if g.is_2d:
         mi = 0
     fold = _FoldMap(g, mi, mj)
+    exact = n_in <= exact_limit
+    # above exact_limit traces: bins in aperture of the trace's nearest bin centre (one look-up
+    # a trace), checked against the exact count on every sample_every-th trace
+    reached = None if exact else fold.bins_reached(aperture)
+    sample_every = max(1, n_in // 200_000)
+    sample_exact = sample_binned = 0
     pairs = 0
     n_tr = 0
     shot_work = np.zeros(0)
@@ -353,11 +394,19 @@ def dry_run(survey, velocity, *, ranks: int, index=None, bin_grid=None, grid=Non
     chunk_rss = 0
     for cols in src.chunks(names, chunk):
         mx, my = cols["mx"], cols["my"]
-        w = bins_in_aperture(g, mx, my, aperture)
-        pairs += int(w.sum())
         fi, fj = grid_coords(g, mx, my)
         if g.is_2d:
             fi = np.zeros_like(fi)
+        if exact:
+            w = bins_in_aperture(g, mx, my, aperture)
+        else:
+            w = fold.lookup(reached, fi, fj)
+            # the sample: rows n_tr + k with (n_tr + k) % sample_every == 0
+            first = (-n_tr) % sample_every
+            sample_exact += int(bins_in_aperture(g, mx[first::sample_every],
+                                                 my[first::sample_every], aperture).sum())
+            sample_binned += int(w[first::sample_every].sum())
+        pairs += int(w.sum())
         fold.add(fi, fj)
         shot = np.asarray(cols["source_id"], np.int64)
         if edges is not None:
@@ -374,6 +423,14 @@ def dry_run(survey, velocity, *, ranks: int, index=None, bin_grid=None, grid=Non
         if log is not None and (n_tr // chunk) % 16 == 0:
             log(f"dry run: {n_tr:,} of {n_in:,} traces read")
     evaluations = pairs * nt_pos
+    if exact:
+        ev_method, ev_check = "exact, per trace", 0.0
+    else:
+        ev_method = (f"midpoints at their nearest bin centre; exact on every "
+                     f"{sample_every}-th trace")
+        ev_check = (sample_binned - sample_exact) / sample_exact if sample_exact else 0.0
+        if reached is not None:
+            del reached
 
     # -- memory of each strategy, as plan_job counts it, with per-unit geometry -------------
     img = image_bytes(g.n_bins, nt, n_classes)
@@ -481,17 +538,19 @@ def dry_run(survey, velocity, *, ranks: int, index=None, bin_grid=None, grid=Non
         kargs = replace(params, threads=None).kernel_args()
         rate_v = calibrate_rate(kargs, v_t, t_axis, float(idx.attrs["dt"]), ns, g.bin_inline,
                                 g.bin_crossline)
-        rate_source = "measured here (seis_hpc.engine.dryrun.calibrate_rate, 1 thread)"
+        rate_source = "measured here (seis_hpc.migration.dryrun.calibrate_rate, 1 thread)"
     else:
         rate_v, rate_source = float(rate), "given (--rate)"
     core_hours = evaluations / rate_v / 3600.0
-    per_rank_work = max(float(np.sum(unit_work)) / ranks, 0.0)
+    per_rank_work = float(np.sum(unit_work)) / ranks
     wall_h = core_hours / ranks * balance if ranks else 0.0
     out = {
         "traces": int(n_tr), "ranks": int(ranks), "strategy": chosen, "reason": reason,
         "tile": int(tile_e) if chosen == "tile" else 0, "units": int(n_units),
         "evaluations": int(evaluations),
         "evaluation": "(trace, output sample) pairs inside the aperture, output t > 0",
+        "evaluations_method": ev_method,
+        "evaluations_sample_relative_error": float(ev_check),
         "trace_bin_pairs": int(pairs), "output_samples": int(nt),
         "grid": {"n_inline": g.n_inline, "n_crossline": g.n_crossline,
                  "bin_inline_m": g.bin_inline, "bin_crossline_m": g.bin_crossline,
