@@ -508,6 +508,7 @@ def dry_run(survey, velocity, *, ranks: int, index=None, bin_grid=None, grid=Non
         raise SeisError(f"memory per rank {format_size(budget)} is too small even for a "
                         f"{tile_e}-bin tile ({format_size(bytes_tile)}); raise --mem-per-rank")
 
+    alternatives: list[dict] = []
     if chosen == "shard":
         unit_work = np.asarray(shard_w) * nt_pos
         unit_traces = np.asarray(shard_n, np.int64)
@@ -525,8 +526,22 @@ def dry_run(survey, velocity, *, ranks: int, index=None, bin_grid=None, grid=Non
             cov = cov.reshape(1, -1)
         pref = np.zeros((cov.shape[0] + 1, cov.shape[1] + 1))
         pref[1:, 1:] = np.cumsum(np.cumsum(cov, axis=0), axis=1)
-        i0, i1, j0, j1 = wins.T
-        unit_work = (pref[i1, j1] - pref[i0, j1] - pref[i1, j0] + pref[i0, j0]) * nt_pos
+
+        def tile_work(w: np.ndarray) -> np.ndarray:
+            i0, i1, j0, j1 = w.T
+            return (pref[i1, j1] - pref[i0, j1] - pref[i1, j0] + pref[i0, j0]) * nt_pos
+
+        unit_work = tile_work(wins)
+        # smaller tiles that fit: more units (balance), more re-reads
+        for t in sorted({tt for tt in TILE_CANDIDATES if 16 <= tt <= 64} | {tile_e},
+                        reverse=True):
+            if tile_bytes(t) > budget:
+                continue
+            w_t, n_t = tiles_of(t)
+            alternatives.append({"tile": int(t), "units": len(w_t),
+                                 "max_rank_memory_bytes": int(tile_bytes(t)),
+                                 "reads_per_trace": float(n_t.sum()) / max(n_tr, 1),
+                                 "balance": _lpt_balance(tile_work(w_t), ranks)})
         unit_traces = ntr_tile
         read_traces = int(ntr_tile.sum())
         max_rank = bytes_tile
@@ -578,6 +593,7 @@ def dry_run(survey, velocity, *, ranks: int, index=None, bin_grid=None, grid=Non
         "balance": float(balance),
         "wall_hours_at_balance": float(wall_h),
         "mean_rank_evaluations": float(per_rank_work),
+        "tile_alternatives": alternatives,
         "planning_seconds": round(_time.perf_counter() - t_start_wall, 2),
         "planner_peak_rss_bytes": int(max(chunk_rss, _peak_rss())),
     }
@@ -605,6 +621,12 @@ def describe(res: dict) -> str:
         f"evaluations/s/core ({res['rate_source']})",
         f"  balance (max/mean work per rank) {res['balance']:.3f}: about "
         f"{res['wall_hours_at_balance']:.3g} h on {res['ranks']} ranks",
+    ]
+    for a in res.get("tile_alternatives", []):
+        lines.append(f"  --tile {a['tile']}: {a['units']:,} units, balance {a['balance']:.3f}, "
+                     f"{a['reads_per_trace']:.1f} reads per trace, max "
+                     f"{format_size(a['max_rank_memory_bytes'])} per rank")
+    lines += [
         f"  planning {res['planning_seconds']:.1f} s, peak memory "
         f"{format_size(res['planner_peak_rss_bytes'])}",
     ]
