@@ -24,6 +24,8 @@ and the plan uses the cost and memory model of :mod:`seis_hpc.engine.decompositi
 * **shard units**: whole shots in shot order cut into units of equal estimated work;
 * **balance**: max / mean of the work per rank under the longest-first assignment
   (:func:`~seis_hpc.engine.decomposition.assign_longest_first`);
+* **rank 0**: the memory of a rank plus the peak memory of this planning process (rank 0
+  plans the same way, streaming);
 * **core-hours**: evaluations / rate, the rate measured by :func:`calibrate_rate` (a short
   run of the kernel here with the job's parameters) unless given.
 """
@@ -553,8 +555,9 @@ def dry_run(survey, velocity, *, ranks: int, index=None, bin_grid=None, grid=Non
         n_units = len(wins)
         del cov, pref
     balance = _lpt_balance(np.asarray(unit_work, np.float64), ranks)
-    planner = fold.nbytes * 3 + shot_work.nbytes + shot_tr.nbytes + n_units * 8 * 8 \
-        + chunk * 8 * (len(names) + 12)
+    # rank 0 plans as this process just did (its peak memory, measured), then computes units
+    # like any rank; counted as if the planning memory were kept (an upper bound)
+    planner = max(chunk_rss, _peak_rss())
     if rate is None:
         v_t = np.asarray(vel.window(0, 1, 0, 1), np.float32).reshape(-1)
         kargs = replace(params, threads=None).kernel_args()
@@ -595,7 +598,7 @@ def dry_run(survey, velocity, *, ranks: int, index=None, bin_grid=None, grid=Non
         "mean_rank_evaluations": float(per_rank_work),
         "tile_alternatives": alternatives,
         "planning_seconds": round(_time.perf_counter() - t_start_wall, 2),
-        "planner_peak_rss_bytes": int(max(chunk_rss, _peak_rss())),
+        "planner_peak_rss_bytes": int(planner),
     }
     return out
 
