@@ -236,3 +236,21 @@ def test_binned_evaluations_agree_with_the_exact_count(small):
     assert 0 < abs(binned["evaluations_sample_relative_error"]) < 1e-2
     assert binned["strategy"] == exact["strategy"]
     assert abs(binned["units"] - exact["units"]) <= 2  # cuts from the binned work per shot
+
+
+def test_engine_plan_memory_does_not_grow_with_other_units_traces():
+    """plan_job counts the geometry of the largest unit, not of every trace: twice the
+    traces, the second half out of reach of the first half's tiles, the same bytes per rank."""
+    grid = BinGrid(0.0, 0.0, 0.0, 12.5, 25.0, 1, 1, 16, 400)  # 400 x 12.5 m along y
+    rng = np.random.default_rng(3)
+    n = 3000
+    x = rng.uniform(0, 15 * 25.0, n)
+    y = rng.uniform(500.0, 2000.0, n)  # crosslines 41-161 of 400
+    shot = np.arange(n) // 30
+    one = plan_job(grid, 50, 100, x, y, shot, 200.0, "1G", strategy="tile", tile=8)
+    x2, y2 = np.r_[x, x], np.r_[y, y + 2500.0]  # 2.5 km on (25 tiles), out of reach
+    two = plan_job(grid, 50, 100, x2, y2, np.r_[shot, shot + shot.max() + 1], 200.0, "1G",
+                   strategy="tile", tile=8)
+    assert max(u.n_traces for u in two.units) == max(u.n_traces for u in one.units)
+    assert two.bytes_tile == one.bytes_tile
+    assert sum(u.n_traces for u in two.units) == 2 * sum(u.n_traces for u in one.units)

@@ -43,9 +43,9 @@ import numpy as np
 
 from seis_hpc.engine.decomposition import (
     BASE_BYTES,
-    GEOMETRY_BYTES_PER_TRACE,
     REDUCE_SLAB_BYTES,
     TRACE_CHUNK,
+    UNIT_TRACE_BYTES,
     assign_longest_first,
     bins_in_aperture,
     format_size,
@@ -56,8 +56,6 @@ from seis_hpc.engine.decomposition import (
 from seis_hpc.errors import SeisError
 from seis_hpc.geometry import BinGrid, offset_classes
 
-# Per trace of the unit a rank computes: its number (int64) and sx, sy, rx, ry (float64).
-UNIT_TRACE_BYTES = GEOMETRY_BYTES_PER_TRACE + 8
 TILE_CANDIDATES = (64, 32, 16, 8, 4, 2, 1)
 
 
