@@ -133,9 +133,9 @@ def add_arguments(parser) -> None:
     d.add_argument("--dry-run", action="store_true", help="plan the job for --ranks ranks "
                    "and print its figures; compute and write nothing")
     d.add_argument("--ranks", type=int, metavar="N", help="ranks of the planned job "
-                   "(--dry-run)")
-    d.add_argument("--rate", type=float, metavar="EVALS", help="kernel rate, evaluations/s "
-                   "per core (--dry-run; default: measured here by a short run)")
+                   "(--dry-run; default none: required with --dry-run)")
+    d.add_argument("--rate", type=float, metavar="EVALS", help="kernel rate per core "
+                   "(evaluations/s; default measured here by a short kernel run)")
     d.add_argument("--json", action="store_true", help="--dry-run figures as JSON")
     j.add_argument("--parallel-hdf5", default="auto", choices=("auto", "on", "off"),
                    help="output writer: on = every rank writes its share through parallel "
