@@ -129,6 +129,10 @@ def add_arguments(parser) -> None:
                    help="keep the checkpoint directory after success")
     j.add_argument("--progress-every", type=float, default=10.0, metavar="S",
                    help="seconds between progress lines when not on a terminal (default 10)")
+    j.add_argument("--parallel-hdf5", default="auto", choices=("auto", "on", "off"),
+                   help="output writer: on = every rank writes its share through parallel "
+                   "HDF5 (h5py built with MPI); off = rank 0 assembles the file; auto = "
+                   "parallel when h5py has MPI and there are several ranks (default auto)")
     d = parser.add_argument_group("dry run")
     d.add_argument("--dry-run", action="store_true", help="plan the job for --ranks ranks "
                    "and print its figures; compute and write nothing")
@@ -137,10 +141,6 @@ def add_arguments(parser) -> None:
     d.add_argument("--rate", type=float, metavar="EVALS", help="kernel rate per core "
                    "(evaluations/s; default measured here by a short kernel run)")
     d.add_argument("--json", action="store_true", help="--dry-run figures as JSON")
-    j.add_argument("--parallel-hdf5", default="auto", choices=("auto", "on", "off"),
-                   help="output writer: on = every rank writes its share through parallel "
-                   "HDF5 (h5py built with MPI); off = rank 0 assembles the file; auto = "
-                   "parallel when h5py has MPI and there are several ranks (default auto)")
 
 
 def _dry_run(args) -> int:

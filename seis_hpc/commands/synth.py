@@ -13,10 +13,6 @@ Writes into --out:
 Presets:
 {presets}
 
-spec3d --headers-only [--scale F]: the spec's 3D survey (25 x 30 km at F = 1, F the fraction
-of the area; 1.6e8 traces) as geometry only: DIR/spec3d.index.h5 (a spatially blocked trace
-index, about 4 GB at F = 1), truth.json and velocity.csv, for seis-hpc pstm --dry-run.
-
 Noise options add damage to the recorded traces (the truth lists every damaged trace).
 Example:
   seis-hpc synth --preset marine2d --out line1 --swell 5 --spikes 20 --dead 10
@@ -27,14 +23,15 @@ NEEDS_ARGS = True
 def _presets_text() -> str:
     from seis_hpc.synth import PRESETS
 
-    return "\n".join([f"  {p.name:15s} {p.description}" for p in PRESETS.values()]
-                     + [f"  {'spec3d':15s} the spec's 3D survey, header-only (--headers-only)"])
+    return "\n".join(f"  {p.name:15s} {p.description}" for p in PRESETS.values())
 
 
 def add_arguments(parser) -> None:
     parser.description = DESCRIPTION.format(presets=_presets_text())
     parser.add_argument("--preset", required=True, help="survey preset (see above)")
     parser.add_argument("--out", required=True, help="output folder")
+    from seis_hpc.io.spec3d import add_arguments as spec3d_arguments
+    spec3d_arguments(parser)  # --headers-only, --scale
     parser.add_argument("--no-multiples", action="store_true",
                         help="model without the free surface (no water-bottom multiples)")
     parser.add_argument("--multiples", action="store_true",
@@ -53,20 +50,17 @@ def add_arguments(parser) -> None:
                         "header fields for sample count and interval)")
     parser.add_argument("--format", type=int, choices=(1, 5), default=5,
                         help="SEG-Y sample format: 1 IBM float, 5 IEEE float (default 5)")
-    parser.add_argument("--headers-only", action="store_true",
-                        help="geometry only: the trace index and truth, no samples (spec3d)")
-    parser.add_argument("--scale", type=float, default=1.0, metavar="F",
-                        help="spec3d: fraction of the spec's 750 km^2 area (default 1)")
 
 
 def run(args) -> int:
+    from seis_hpc.io.spec3d import command as spec3d_command
+    if args.preset == "spec3d" or args.headers_only:
+        return spec3d_command(args)
     from dataclasses import replace
 
     from seis_hpc.errors import SeisError
     from seis_hpc.synth import Noise, preset, write_survey
 
-    if args.preset == "spec3d" or args.headers_only:
-        return _headers_only(args)
     p = preset(args.preset)
     for name in ("swell", "spikes", "dead"):
         if getattr(args, name) < 0:
@@ -88,20 +82,4 @@ def run(args) -> int:
     print(f"{args.out}/truth.json: {len(truth['diffractors'])} diffractors, "
           f"{len(truth['reflectors'])} reflectors, {len(truth['multiples'])} multiples")
     print(f"{args.out}/velocity.csv: Vrms(t0) for seis-hpc pstm --velocity")
-    return 0
-
-
-def _headers_only(args) -> int:
-    from seis_hpc.errors import SeisError
-    from seis_hpc.io.spec3d import write_headers_only
-
-    if args.preset != "spec3d":
-        raise SeisError(f"--headers-only is for the preset spec3d (got {args.preset!r})")
-    if not args.headers_only:
-        raise SeisError("preset spec3d is header-only (its samples would be 1.6 TB at scale "
-                        "1): add --headers-only")
-    t = write_headers_only(args.out, args.scale, log=lambda line: print(line, flush=True))
-    print(f"{args.out}/{t['index']}: {t['n_traces']:,} traces (headers only; the SEG-Y would "
-          f"be {t['segy_bytes'] / 1e12:.3g} TB), {t['n_sail_lines']} sail lines, "
-          f"{len(t['infill_gaps'])} infill gaps; truth.json, velocity.csv")
     return 0

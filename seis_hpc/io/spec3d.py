@@ -288,3 +288,32 @@ def write_headers_only(out_dir: str | os.PathLike, scale: float = 1.0,
     with atomic_output(out / "truth.json") as tmp:
         Path(tmp).write_text(json.dumps(truth, indent=1, default=float))
     return truth
+
+
+def add_arguments(parser) -> None:
+    """``seis-hpc synth`` options of the header-only spec survey: ``--headers-only``,
+    ``--scale``."""
+    g = parser.add_argument_group(
+        "header-only spec survey",
+        "--preset spec3d --headers-only [--scale F]: the spec's 3D survey (25 x 30 km at F = 1, "
+        "F the fraction of the area; 1.6e8 traces, 1.6 TB of SEG-Y) as geometry only: "
+        "OUT/spec3d.index.h5 (a spatially blocked trace index, about 4 GB at F = 1), "
+        "truth.json and velocity.csv, for seis-hpc pstm --dry-run")
+    g.add_argument("--headers-only", action="store_true",
+                   help="geometry only: the trace index and truth, no samples (spec3d)")
+    g.add_argument("--scale", type=float, default=1.0, metavar="F",
+                   help="spec3d: fraction of the spec's 750 km^2 area (default 1)")
+
+
+def command(args) -> int:
+    """``seis-hpc synth --preset spec3d --headers-only``: write the survey, print a summary."""
+    if args.preset != "spec3d":
+        raise SeisError(f"--headers-only is for the preset spec3d (got {args.preset!r})")
+    if not args.headers_only:
+        raise SeisError("preset spec3d is header-only (its samples would be 1.6 TB at scale "
+                        "1): add --headers-only")
+    t = write_headers_only(args.out, args.scale, log=lambda line: print(line, flush=True))
+    print(f"{args.out}/{t['index']}: {t['n_traces']:,} traces (headers only; the SEG-Y would "
+          f"be {t['segy_bytes'] / 1e12:.3g} TB), {t['n_sail_lines']} sail lines, "
+          f"{len(t['infill_gaps'])} infill gaps; truth.json, velocity.csv")
+    return 0
