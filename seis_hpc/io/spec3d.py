@@ -295,9 +295,9 @@ def add_arguments(parser) -> None:
     ``--scale``."""
     g = parser.add_argument_group(
         "header-only spec survey",
-        "--preset spec3d --headers-only [--scale F]: the spec's 3D survey (25 x 30 km at F = 1, "
-        "F the fraction of the area; 1.6e8 traces, 1.6 TB of SEG-Y) as geometry only: "
-        "OUT/spec3d.index.h5 (a spatially blocked trace index, about 4 GB at F = 1), "
+        "--preset spec3d --headers-only [--scale F]: the spec's 3D survey (25 x 30 km at\n"
+        "F = 1, F the fraction of the area; 1.6e8 traces, 1.6 TB of SEG-Y) as geometry only:\n"
+        "OUT/spec3d.index.h5 (a spatially blocked trace index, about 4 GB at F = 1),\n"
         "truth.json and velocity.csv, for seis-hpc pstm --dry-run")
     g.add_argument("--headers-only", action="store_true",
                    help="geometry only: the trace index and truth, no samples (spec3d)")
