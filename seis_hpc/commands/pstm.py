@@ -48,6 +48,15 @@ one of seis-hpc's (it carries a .seis-hpc-checkpoint marker): a user's folder is
 only the engine's own files are ever deleted. Bad input found part-way (a NaN sample) drops
 the checkpoint, so that the same command reruns from the start once the file is fixed.
 
+--dry-run --ranks N plans the job for N ranks without computing or writing anything: it
+streams the trace index in blocks (bounded memory, also for 1e8 traces) and prints traces,
+strategy, units, evaluations ((trace, output sample) pairs inside the aperture),
+max_rank_memory_bytes, rank0_memory_bytes, read_bytes (with the re-reads of tiles),
+core_hours (at --rate, else at the kernel rate measured by a short run here) and the balance
+(max/mean work per rank); --json prints them as one JSON object. An index with a bin grid
+(seis-hpc index, seis-hpc synth --headers-only) is streamed; a SEG-Y without one is indexed
+in memory first.
+
 Exit status: 0 image written; 2 bad input (reported once, nothing written); 75 stopped by a
 signal after a clean checkpoint (rerun to resume); 1 a failure on some rank (its message,
 all ranks stopped).
@@ -150,9 +159,45 @@ def add_arguments(parser) -> None:
                    help="output writer: on = every rank writes its share through parallel "
                    "HDF5 (h5py built with MPI); off = rank 0 assembles the file; auto = "
                    "parallel when h5py has MPI and there are several ranks (default auto)")
+    d = parser.add_argument_group("dry run")
+    d.add_argument("--dry-run", action="store_true", help="plan the job for --ranks ranks "
+                   "and print its figures; compute and write nothing")
+    d.add_argument("--ranks", type=int, metavar="N", help="ranks of the planned job "
+                   "(--dry-run; default none: required with --dry-run)")
+    d.add_argument("--rate", type=float, metavar="EVALS", help="kernel rate per core "
+                   "(evaluations/s; default measured here by a short kernel run)")
+    d.add_argument("--json", action="store_true", help="--dry-run figures as JSON")
+
+
+def _dry_run(args) -> int:
+    import json
+    import sys
+
+    from seis_hpc.errors import SeisError
+    from seis_hpc.migration.dryrun import describe, dry_run
+
+    if args.ranks is None:
+        raise SeisError("--dry-run needs --ranks N (the ranks of the planned job)")
+    res = dry_run(args.input, args.velocity, ranks=args.ranks, index=args.index,
+                  bin_grid=args.bin_grid, grid=args.grid, tmax=args.tmax, dt=args.dt,
+                  gathers=args.gathers, offset_classes_spec=args.offset_classes,
+                  aperture=args.aperture, max_angle=args.max_angle, taper=args.taper,
+                  antialias=not args.no_antialias, weights=args.weights, interp=args.interp,
+                  stretch_mute=args.stretch_mute, mem_per_rank=args.mem_per_rank,
+                  strategy=args.strategy, tile=args.tile, units=args.units, rate=args.rate,
+                  log=None if args.json else lambda line: print(line, file=sys.stderr,
+                                                                 flush=True))
+    print(json.dumps(res, indent=1) if args.json else describe(res))
+    return 0
 
 
 def run(args) -> int:
+    if args.dry_run:
+        return _dry_run(args)
+    if args.ranks is not None or args.rate is not None or args.json:
+        from seis_hpc.errors import SeisError
+
+        raise SeisError("--ranks, --rate and --json are options of --dry-run")
     from seis_hpc.commands import provenance
     from seis_hpc.engine.comm import CheckedInputError, input_error, rank_size, world
     from seis_hpc.migration.job import migrate

@@ -30,6 +30,8 @@ def add_arguments(parser) -> None:
     parser.description = DESCRIPTION.format(presets=_presets_text())
     parser.add_argument("--preset", required=True, help="survey preset (see above)")
     parser.add_argument("--out", required=True, help="output folder")
+    from seis_hpc.io.spec3d import add_arguments as spec3d_arguments
+    spec3d_arguments(parser)  # --headers-only, --scale
     parser.add_argument("--no-multiples", action="store_true",
                         help="model without the free surface (no water-bottom multiples)")
     parser.add_argument("--multiples", action="store_true",
@@ -58,6 +60,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from seis_hpc.io.spec3d import command as spec3d_command
+    if args.preset == "spec3d" or args.headers_only:
+        return spec3d_command(args)
     from dataclasses import replace
 
     from seis_hpc.errors import SeisError

@@ -419,10 +419,12 @@ def image_bytes(n_bins: int, nt: int, n_classes: int = 0) -> int:
     return 4 * n_bins * nt * (1 + n_classes)
 
 
-# Every rank keeps the source and receiver coordinates of all traces (sx, sy, rx, ry as
-# float64) to cut its units' geometry without rereading the index: at 1e8 traces that is
-# 3.2 GB, more than a tiled image, so the plan must count it.
+# Source and receiver coordinates of a trace (sx, sy, rx, ry as float64).
 GEOMETRY_BYTES_PER_TRACE = 32
+# A rank reads the coordinates of a unit's traces with the unit (issue 19), never every
+# trace's: the plan counts, per trace of the largest unit, its number (int64) and its
+# coordinates, so a rank's memory is bounded by one unit's traces, not by the survey.
+UNIT_TRACE_BYTES = GEOMETRY_BYTES_PER_TRACE + 8
 
 
 def plan_job(grid: BinGrid, nt: int, ns: int, mx, my, shot, aperture: float,
@@ -436,7 +438,10 @@ def plan_job(grid: BinGrid, nt: int, ns: int, mx, my, shot, aperture: float,
     * shard: accumulator image + gathers, the kernel's output for one unit's window and the
       velocity of that window (two more images at most), one unit's traces, a reduction slab,
       plus :data:`BASE_BYTES`;
-    * tile: the same for one tile, traces read :data:`TRACE_CHUNK` at a time.
+    * tile: the same for one tile, traces read :data:`TRACE_CHUNK` at a time;
+    * both: :data:`UNIT_TRACE_BYTES` per trace of the largest unit (its numbers and
+      coordinates; a tile's traces counted for 64-bin tiles while choosing the tile edge,
+      an upper bound for smaller ones).
 
     Parameters
     ----------
@@ -481,24 +486,31 @@ def plan_job(grid: BinGrid, nt: int, ns: int, mx, my, shot, aperture: float,
     if strategy in ("auto", "shard"):
         shard_units = shard_traces(grid, mx, my, shot, aperture, k_units, trace_order, cls)
         max_tr = max(u.n_traces for u in shard_units)
-        bytes_shard = (BASE_BYTES + img + 2 * one + 4 * max_tr * ns + REDUCE_SLAB_BYTES
-                       + GEOMETRY_BYTES_PER_TRACE * n_tr)
     else:
-        bytes_shard = (BASE_BYTES + img + 2 * one + REDUCE_SLAB_BYTES
-                       + GEOMETRY_BYTES_PER_TRACE * n_tr)
+        max_tr = -(-n_tr // k_units)
+    bytes_shard = (BASE_BYTES + img + 2 * one + 4 * max_tr * ns + REDUCE_SLAB_BYTES
+                   + UNIT_TRACE_BYTES * max_tr)
+    tiles: dict[int, list[WorkUnit]] = {}
 
-    def tile_bytes(t: int) -> int:
+    def tiled(t: int) -> list[WorkUnit]:
+        if t not in tiles:
+            tiles[t] = tile_units(grid, mx, my, aperture, t)
+        return tiles[t]
+
+    def tile_bytes(t: int, reach: int) -> int:
+        # a t-bin tile reaches (about) no more traces than the reach-bin tile holding it
         nb = t if grid.is_2d else t * t
+        most = max((u.n_traces for u in tiled(reach)), default=0)
         return (BASE_BYTES + image_bytes(nb, nt, n_classes) + 2 * image_bytes(nb, nt)
-                + 4 * TRACE_CHUNK * ns + GEOMETRY_BYTES_PER_TRACE * n_tr)
+                + 4 * TRACE_CHUNK * ns + UNIT_TRACE_BYTES * most)
 
     if tile is None:
         tile = 1
         for t in (64, 32, 16, 8, 4, 2):
-            if tile_bytes(t) <= budget:
+            if tile_bytes(t, 64) <= budget:
                 tile = t
                 break
-    bytes_tile = tile_bytes(tile)
+    bytes_tile = tile_bytes(tile, tile)
     if strategy == "auto":
         if bytes_shard <= budget:
             strategy, reason = "shard", "a rank holds the whole image: input sharding + reduction"
@@ -516,6 +528,6 @@ def plan_job(grid: BinGrid, nt: int, ns: int, mx, my, shot, aperture: float,
             grid, mx, my, shot, aperture, k_units, trace_order, cls)
         return Plan("shard", units, grid, nt, n_classes, 0, bytes_shard, bytes_tile, budget,
                     reason)
-    units = tile_units(grid, mx, my, aperture, tile)
+    units = tiled(tile)
     return Plan("tile", units, grid, nt, n_classes, tile, bytes_shard, bytes_tile, budget,
                 reason)

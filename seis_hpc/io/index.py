@@ -290,7 +290,9 @@ class TraceIndex:
                 and st.st_size == self.attrs.get("file_size")
                 and st.st_mtime_ns == self.attrs.get("file_mtime_ns")
                 and load_headermap(headermap).describe() == self.attrs.get("headermap")
-                and "domain" in self.attrs)  # older indexes lack the header checks
+                and "domain" in self.attrs  # older indexes lack the header checks
+                # a spatially blocked index numbers its rows otherwise: never the default
+                and self.attrs.get("order") != "spatial")
 
     def is_stale(self) -> bool:
         """True when the SEG-Y file changed (size or modification time) since indexing."""
@@ -329,13 +331,17 @@ class TraceIndex:
                          created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
             for k, v in attrs.items():
                 f.attrs[k] = v
+            if self.attrs.get("order") == "spatial" and self.path is not None:
+                # rows unchanged: the block table of the file read stays valid
+                with h5py.File(self.path, "r") as src:
+                    src.copy("blocks", f)
 
     # -- access ---------------------------------------------------------------------------
     def columns(self) -> dict[str, np.ndarray]:
         """Every column, loaded into memory."""
         if self.path is not None:
             with h5py.File(self.path, "r") as f:
-                for name in f:
+                for name in _column_names(f):
                     if name not in self._columns:
                         self._columns[name] = f[name][...]
         return dict(self._columns)
@@ -344,7 +350,7 @@ class TraceIndex:
         """Column names."""
         if self.path is not None:
             with h5py.File(self.path, "r") as f:
-                return sorted(set(f) | set(self._columns))
+                return sorted(set(_column_names(f)) | set(self._columns))
         return sorted(self._columns)
 
     def __contains__(self, name: str) -> bool:
@@ -355,7 +361,7 @@ class TraceIndex:
             if self.path is None:
                 raise KeyError(name)
             with h5py.File(self.path, "r") as f:
-                if name not in f:
+                if name not in f or not isinstance(f[name], h5py.Dataset):
                     raise KeyError(name)
                 self._columns[name] = f[name][...]
         return self._columns[name]
@@ -460,6 +466,10 @@ class TraceIndex:
             The file changed (size or modification time) since it was indexed.
         """
         if self._reader is None:
+            if self.attrs.get("headers_only"):
+                raise SeisError("a headers-only index (seis-hpc synth --headers-only) has no "
+                                "samples to read; plan with seis-hpc pstm --dry-run",
+                                self.path)
             if self.is_stale():
                 raise SeisError("file changed since it was indexed (size or modification "
                                 "time); rebuild the index", self.segy_path)
@@ -470,12 +480,14 @@ class TraceIndex:
         """Read the samples of the traces ``ids`` (file order numbers, from 0).
 
         Only those traces are read, by byte position (:meth:`TraceReader.read
-        <seis_hpc.io.traces.TraceReader.read>`).
+        <seis_hpc.io.traces.TraceReader.read>`). In a spatially blocked index
+        (:mod:`seis_hpc.io.blocked`) ``ids`` are row numbers, mapped to file traces through its
+        ``trace`` column.
 
         Parameters
         ----------
         ids : array-like of int
-            Trace numbers.
+            Trace numbers (rows of a blocked index).
 
         Returns
         -------
@@ -487,7 +499,10 @@ class TraceIndex:
         SeisError
             A trace number out of range, or a NaN/Inf sample (names the trace).
         """
-        return self.reader().read(ids)
+        reader = self.reader()
+        if self.attrs.get("order") == "spatial":
+            ids = self["trace"][np.asarray(ids, dtype=np.int64)]
+        return reader.read(ids)
 
     def check_samples(self, chunk: int = 4096) -> None:
         """Decode every sample once and raise :class:`SeisError` at the first NaN/Inf."""
@@ -512,6 +527,11 @@ def _candidates(segy_path: Path) -> list[Path]:
     except OSError:
         pass
     return out
+
+
+def _column_names(f: h5py.File) -> list[str]:
+    """The column data sets of an index file (a blocked index also has a 'blocks' group)."""
+    return [name for name in f if isinstance(f[name], h5py.Dataset)]
 
 
 def _plain(v):
