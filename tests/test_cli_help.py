@@ -30,6 +30,7 @@ UNITS = {
     "--stretch-mute": "fraction", "--taper": "fraction", "--corridor": "fraction",
     "--trend-corridor": "fraction", "--outlier": "fraction",
     "--gamma-min": "ratio", "--gamma-max": "ratio", "--min-semblance": "0-1",
+    "--rate": "evaluations/s",
 }
 PER_COMMAND = {
     "velan": {"--out": "m/s"},
@@ -42,7 +43,8 @@ NO_UNIT = {"--out", "--segy", "--segy-revision", "--picks", "--use-picks", "--su
            "--method", "--extrapolate", "--iterations", "--grid", "--offset-classes",
            "--mem-per-rank", "--backend", "--weights", "--interp", "--threads", "--strategy",
            "--tile", "--units", "--checkpoint-dir", "--restart", "--parallel-hdf5", "--traces",
-           "--ffid", "--qc", "--qc-locations", "--line", "--normalise"}
+           "--ffid", "--qc", "--qc-locations", "--line", "--normalise",
+           "--ranks"}
 
 
 def _help_text(command: str, capsys) -> str:
