@@ -97,20 +97,25 @@ def _scale(values: np.ndarray, scalar: np.ndarray) -> np.ndarray:
 def read_headers(layout: Layout, headermap: HeaderMap) -> dict[str, np.ndarray]:
     """Every header-map field of every trace, as raw (unscaled) arrays keyed by map name."""
     dtype = headermap.dtype(layout.endian, TRACE_HEADER_BYTES)
-    mm = np.memmap(layout.path, dtype=np.uint8, mode="r", offset=layout.data_offset,
-                   shape=(layout.n_traces, layout.trace_bytes))
     out = {name: np.empty(layout.n_traces, dtype=np.float64 if dtype[name].kind == "f"
                           else np.int64) for name in dtype.names}
     from seis_hpc.progress import Progress
 
     with Progress(layout.n_traces, "index", "header") as prog:
-        for a in range(0, layout.n_traces, _CHUNK):
-            b = min(layout.n_traces, a + _CHUNK)
-            block = np.ascontiguousarray(mm[a:b, :TRACE_HEADER_BYTES]).view(dtype).ravel()
+        # traces per block: at most _CHUNK, and at most ~64 MB of the file mapped at a time
+        step = max(1, min(_CHUNK, (64 << 20) // layout.trace_bytes))
+        for a in range(0, layout.n_traces, step):
+            b = min(layout.n_traces, a + step)
+            # One map per chunk, dropped after it: a map of the whole file would keep every
+            # page it touched (all of them: each holds a header) in this process's RSS.
+            mm = np.memmap(layout.path, dtype=np.uint8, mode="r",
+                           offset=layout.data_offset + a * layout.trace_bytes,
+                           shape=(b - a, layout.trace_bytes))
+            block = np.ascontiguousarray(mm[:, :TRACE_HEADER_BYTES]).view(dtype).ravel()
+            del mm
             for name in dtype.names:
                 out[name][a:b] = block[name]
             prog.set(b)
-    del mm
     return out
 
 
