@@ -20,6 +20,8 @@ from seis_hpc.errors import SeisError
 from seis_hpc.io.segy import TRACE_HEADER_BYTES, Layout, decode_samples
 
 # Index columns a flow step sees for its gather (see TraceReader.columns).
+# Bytes read through one memory map before it is dropped (see TraceReader._count).
+_REMAP_BYTES = 256 << 20
 COLUMNS = ("ffid", "channel", "cmp", "offset", "sx", "sy", "rx", "ry", "source_id")
 
 
@@ -43,6 +45,7 @@ class TraceReader:
         self.path = layout.path
         self.index = index
         self._mm: np.memmap | None = None
+        self._touched = 0  # bytes read through the current map
 
     # -- file facts ---------------------------------------------------------------------------
     @property
@@ -70,7 +73,16 @@ class TraceReader:
             self._mm = np.memmap(self.path, dtype=np.uint8, mode="r",
                                  offset=self.layout.data_offset,
                                  shape=(self.layout.n_traces, self.layout.trace_bytes))
+            self._touched = 0
         return self._mm
+
+    def _count(self, n_traces: int) -> None:
+        """After a read (a copy) of ``n_traces``: drop the map once ~256 MB went through it.
+        Every page a map touched stays in this process's RSS until it is unmapped, so one
+        map over a whole survey makes a rank look as big as the part of the file it read."""
+        self._touched += n_traces * self.layout.trace_bytes
+        if self._touched > _REMAP_BYTES:
+            self._mm = None
 
     def close(self) -> None:
         """Release the memory map (it is made again when next needed)."""
@@ -84,6 +96,7 @@ class TraceReader:
         srt = np.argsort(ids, kind="stable")
         out = np.empty((len(ids), self.layout.trace_bytes), np.uint8)
         out[srt] = self._memmap()[ids[srt]]
+        self._count(len(ids))
         return out
 
     def read(self, ids, allow_bad: bool = False) -> np.ndarray:
@@ -113,6 +126,7 @@ class TraceReader:
             bad = ids[(ids < 0) | (ids >= n)][0]
             raise SeisError(f"trace {bad} out of range (file has {n} traces)", self.path)
         raw = self._memmap()[ids, self.layout.header_bytes:]  # past any rev 2 extensions
+        self._count(ids.size)
         data = decode_samples(raw, self.layout.format, self.layout.endian, self.layout.ns)
         if not allow_bad:
             finite = np.isfinite(data).all(axis=1)
@@ -133,8 +147,10 @@ class TraceReader:
     def header_bytes(self, ids) -> np.ndarray:
         """The trace headers of ``ids``, verbatim: 240 bytes, plus the rev 2 trace header
         extensions where the file has them (uint8 ``(n, layout.header_bytes)``)."""
-        return np.ascontiguousarray(self._memmap()[np.asarray(ids, np.int64),
-                                                   :self.layout.header_bytes])
+        ids = np.asarray(ids, np.int64)
+        out = np.ascontiguousarray(self._memmap()[ids, :self.layout.header_bytes])
+        self._count(ids.size)
+        return out
 
     def file_header(self) -> bytes:
         """Everything before the first trace (textual, binary and extended headers)."""
