@@ -13,7 +13,10 @@ Conventions shared with the reference (all times in s, distances in m):
   only ``t0 > 0`` is imaged.
 * ``a2[j] = (t0/2)^2``, ``a[j] = t0/2``, ``iv2[p, j] = 1 / vrms(p, j)^2``.
 * DSR: ``ts = sqrt(a2 + ds^2 iv2)``, ``tr = sqrt(a2 + dr^2 iv2)``, ``t = ts + tr``.
-* ``cos(theta_leg) = a / t_leg``; the angle of a sample is the larger of the two legs.
+* dip (operator) angle: ``tan(theta) = |dm| / (vrms t0/2)``, dm = midpoint - output point,
+  i.e. ``cos^2(theta) = a2 / (a2 + dm^2 iv2)`` (the ``cm`` rows hold this cos^2); limited to
+  ``max_angle`` (a time-dependent aperture ``vrms a tan(max_angle)``), with a cosine taper.
+  Offsets are limited by the stretch mute (``c >= c_mute``), not by an angle.
 * obliquity ``c = (cos theta_s + cos theta_r) / 2 = dt/dt0``; spreading ``(a/sqrt(ts tr))^p``.
 * anti-aliasing half-length ``L = |grad_x t| dx_aa / dt`` samples, capped at the padding.
 """
@@ -58,7 +61,9 @@ cdef struct Params:
     double aperture
     double ap_taper0       # midpoint distance where the aperture taper starts
     double cos_max         # cos(max_angle)
+    double cos2_max        # cos^2(max_angle): the dip-angle limit
     double cos_taper0      # cos of the angle where the angle taper starts
+    double cos2_taper0     # its square; -1 without taper
     double th_taper0       # that angle (rad)
     double th_max          # max_angle (rad)
     int obliquity
@@ -83,7 +88,7 @@ cdef struct Settings:
     double t_start         # time of data sample 0 (s)
     double aperture        # maximum midpoint distance (m)
     double taper           # tapered fraction of the aperture and of the angle range
-    double max_angle_rad   # maximum leg angle from vertical (rad)
+    double max_angle_rad   # maximum dip (operator) angle from vertical (rad)
     int obliquity          # 1: obliquity weight
     int spreading          # 1: spreading weight
     double spread_pow      # 1 in 3D, 0.5 in 2D
@@ -124,7 +129,7 @@ cdef struct Rows:
     # pass 2 turns k, L and cm, dead after it, into the fractions f0, f1 and f2
     double* k      # data position (samples)           -> f0: fraction of read position 0
     double* L      # AA half-length (samples)          -> f1: fraction of read position 1
-    double* cm     # cos of the larger leg angle       -> f2: fraction of read position 2
+    double* cm     # cos^2 of the dip angle           -> f2: fraction of read position 2
     double* w      # weight; after pass 2 times the aperture weight, 0 where nothing is read
     double* ok     # 1 inside the angle range and not muted, else 0
     double* il2    # after pass 2: 1 / L^2 where the AA triangle is read (L > 1), else 1
@@ -181,7 +186,9 @@ cdef inline void _terms_loop(const Params* P, const double* a, const double* a2,
     """
     cdef int j
     cdef double ts, tr, q, its, itr, cmin, c, wt, sp, gx, gy, hl
-    cdef double t_start = P.t_start, idt = P.idt, cos_max = P.cos_max, c_mute = P.c_mute
+    cdef double t_start = P.t_start, idt = P.idt, cos2_max = P.cos2_max, c_mute = P.c_mute
+    # squared midpoint displacement (m^2): the output point minus the trace midpoint
+    cdef double dm2 = 0.25 * ((dxs + dxr) * (dxs + dxr) + (dys + dyr) * (dys + dyr))
     cdef double aa_scale = P.aa_scale, aa_max = P.aa_max
     cdef bint obl = P.obliquity != 0
     for j in range(jb, je):
@@ -192,7 +199,8 @@ cdef inline void _terms_loop(const Params* P, const double* a, const double* a2,
         q = 1.0 / (ts * tr)
         its = tr * q
         itr = ts * q
-        cmin = a[j] * (its if its < itr else itr)
+        # cos^2 of the dip angle
+        cmin = a2[j] / (a2[j] + dm2 * iv2[j])
         c = 0.5 * a[j] * (its + itr)
         wt = c if obl else 1.0
         if spread:
@@ -202,7 +210,7 @@ cdef inline void _terms_loop(const Params* P, const double* a, const double* a2,
             wt = wt * sp
         w[j] = wt
         cm[j] = cmin
-        ok[j] = 1.0 if (cmin >= cos_max) & (c >= c_mute) else 0.0
+        ok[j] = 1.0 if (cmin >= cos2_max) & (c >= c_mute) else 0.0
         if aa:
             gx = iv2[j] * (dxs * its + dxr * itr)
             gy = iv2[j] * (dys * its + dyr * itr)
@@ -275,11 +283,11 @@ cdef void _terms(const Params* P, const double* a, const double* a2, const doubl
         else:
             _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
                         R.cm, R.ok, 0, 1, 1)
-    if P.cos_taper0 > -1.0:
+    if P.cos2_taper0 > -1.0:
         # angle taper: acos only in the taper zone
         for j in range(jb, je):
-            if R.cm[j] < P.cos_taper0 and R.ok[j] != 0.0:
-                th = acos(R.cm[j])
+            if R.cm[j] < P.cos2_taper0 and R.ok[j] != 0.0:
+                th = acos(sqrt(R.cm[j]))
                 R.w[j] = R.w[j] * 0.5 * (1.0 + _cospi((th - P.th_taper0)
                                                       / (P.th_max - P.th_taper0)))
 
@@ -422,8 +430,8 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
     """Passes 1 and 2 in one for exact traveltimes, samples ``j0 <= j < nt``: the sample's
     terms (as ``_terms_loop``) go straight into the fold (as ``_fold_loop``) without scratch
     rows in between. ``jr`` gets the live range [jr[0], jr[1]) and jr[2]: one past the last
-    live sample inside the angle-taper zone (0 if none); ``cm`` gets the cos of the larger
-    leg angle.
+    live sample inside the angle-taper zone (0 if none); ``cm`` gets the cos^2 of the dip
+    angle.
 
     ``f32`` (float32 data): the square roots and reciprocals in float32, at twice the SIMD
     width: the leg times go back to double by one Newton step from the float32 root (error
@@ -439,12 +447,14 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
     cdef double xs, xr
     cdef float s0, s1, rs, rr, fa, fcmin, fc, fwt, fsp, fiv, fgx, fgy, fhl, fL
     cdef float one = 1.0, half = 0.5
-    cdef float fcos_max = P.cos_max, fc_mute = P.c_mute, faa_scale = P.aa_scale
+    cdef float fcos2_max = P.cos2_max, fc_mute = P.c_mute, faa_scale = P.aa_scale
     cdef float faa_max = P.aa_max
     cdef float fdxs = dxs, fdys = dys, fdxr = dxr, fdyr = dyr
     cdef bint ok, tri, live
-    cdef double t_start = P.t_start, idt = P.idt, cos_max = P.cos_max, c_mute = P.c_mute
-    cdef double cos_t0 = P.cos_taper0
+    cdef double t_start = P.t_start, idt = P.idt, cos2_max = P.cos2_max, c_mute = P.c_mute
+    cdef double cos_t0 = P.cos2_taper0
+    # squared midpoint displacement (m^2): the output point minus the trace midpoint
+    cdef double dm2 = 0.25 * ((dxs + dxr) * (dxs + dxr) + (dys + dyr) * (dys + dyr))
     cdef double aa_scale = P.aa_scale, aa_max = P.aa_max
     cdef bint obl = P.obliquity != 0
     cdef double pad = P.pad, kend = P.ltrace - 1
@@ -466,7 +476,8 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
         kj = (ts + tr - t_start) * idt
         if inv and f32:
             fa = <float>a[j]
-            fcmin = fa * (rs if rs < rr else rr)
+            # cos^2 of the dip angle
+            fcmin = <float>a2[j] / <float>(a2[j] + dm2 * iv2[j])
             fc = half * fa * (rs + rr)
             fwt = fc if obl else one
             if spread:
@@ -474,7 +485,7 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
                 if root:
                     fsp = sqrtf(fsp)
                 fwt = fwt * fsp
-            ok = (fcmin >= fcos_max) & (fc >= fc_mute)
+            ok = (fcmin >= fcos2_max) & (fc >= fc_mute)
             wt = fwt
             cmin = fcmin
         elif inv:
@@ -482,7 +493,7 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
             q = 1.0 / (ts * tr)
             its = tr * q
             itr = ts * q
-            cmin = a[j] * (its if its < itr else itr)
+            cmin = a2[j] / (a2[j] + dm2 * iv2[j])
             c = 0.5 * a[j] * (its + itr)
             wt = c if obl else 1.0
             if spread:
@@ -490,7 +501,7 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
                 if root:
                     sp = sqrt(sp)
                 wt = wt * sp
-            ok = (cmin >= cos_max) & (c >= c_mute)
+            ok = (cmin >= cos2_max) & (c >= c_mute)
         else:
             wt = 1.0
             cmin = 1.0
@@ -546,7 +557,7 @@ cdef void _exact(const Params* P, const double* a, const double* a2, const doubl
     rows of samples ``j0 <= j < nt`` and the live range ``[jlo, jhi)`` outside which w = 0."""
     cdef int j, jr[3]
     cdef double th
-    # R.ok is free in exact mode: it gets the cos of the larger leg angle
+    # R.ok is free in exact mode: it gets the cos^2 of the dip angle
     if not P.need_inv:
         if f32:
             _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
@@ -600,11 +611,11 @@ cdef void _exact(const Params* P, const double* a, const double* a2, const doubl
                             R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 0)
     jlo[0] = jr[0]
     jhi[0] = jr[1]
-    if P.cos_taper0 > -1.0:
+    if P.cos2_taper0 > -1.0:
         # angle taper on the live samples of its zone (acos there only)
         for j in range(jr[0], jr[2]):
-            if R.ok[j] < P.cos_taper0 and R.w[j] != 0.0:
-                th = acos(R.ok[j])
+            if R.ok[j] < P.cos2_taper0 and R.w[j] != 0.0:
+                th = acos(sqrt(R.ok[j]))
                 R.w[j] = R.w[j] * 0.5 * (1.0 + _cospi((th - P.th_taper0)
                                                       / (P.th_max - P.th_taper0)))
 
@@ -720,7 +731,9 @@ cdef Params _params(const Settings* S, int ns, int nt, int j0, bint migration):
     P.th_max = max_angle_rad
     P.th_taper0 = (1.0 - taper) * max_angle_rad
     P.cos_max = cos(max_angle_rad)
+    P.cos2_max = P.cos_max * P.cos_max
     P.cos_taper0 = cos(P.th_taper0) if taper > 0 else -1.0
+    P.cos2_taper0 = P.cos_taper0 * P.cos_taper0 if taper > 0 else -1.0
     P.obliquity = S.obliquity
     P.spreading = S.spreading
     P.spread_pow = S.spread_pow

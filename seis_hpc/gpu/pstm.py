@@ -116,8 +116,10 @@ def _params(p, ns, nt, j0, nchunk, chunk, antialias) -> np.ndarray:
     words = np.zeros(19, np.int32)
     words[:7] = [ns, ns + 2 * pad, pad, nt, j0, nchunk, chunk]
     words[7:].view(np.float32)[:] = [
-        1.0 / p["dt"], ap * ap, ap_t0, ap_scale, math.cos(th),
-        math.cos(th_t0) if tap > 0 else -1.0, th_t0, th_scale, p["c_mute"],
+        # cos_max and cos_t0: squares of the cosines of the dip angles (the kernel compares
+        # cos^2 of the dip angle)
+        1.0 / p["dt"], ap * ap, ap_t0, ap_scale, math.cos(th) ** 2,
+        math.cos(th_t0) ** 2 if tap > 0 else -1.0, th_t0, th_scale, p["c_mute"],
         aa_scale * aa_scale, aa_max, 1.0 / (aa_max * aa_max)]
     return words
 
