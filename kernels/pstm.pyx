@@ -70,6 +70,9 @@ cdef struct Params:
     int spreading
     double spread_pow      # 1 in 3D, 0.5 in 2D
     double c_mute          # minimum obliquity dt/dt0 kept (stretch mute); 0 = none
+    double c_taper0        # obliquity where the mute taper starts; 0 = no mute taper
+    double thm_taper0      # acos(c_taper0) (rad)
+    double thm_max         # acos(c_mute) (rad)
     int interp             # 1 linear, 3 cubic (4-point Lagrange)
     int antialias
     double aa_scale        # dx_aa / dt
@@ -136,6 +139,7 @@ cdef struct Rows:
     int* i0        # after pass 2: read positions (samples): the data sample of a plain read,
     int* i1        # or the three samples k, k - L, k + L of the padded double-integrated
     int* i2        # trace of a triangle read
+    double* c      # obliquity dt/dt0 (for the stretch-mute taper)
 
 
 cdef struct Knots:
@@ -148,7 +152,7 @@ cdef struct Knots:
 
 cdef inline Py_ssize_t _rows_size(int n) noexcept nogil:
     """Doubles needed by one Rows of ``n`` samples (3 int rows fit in 2 double rows)."""
-    return 8 * <Py_ssize_t>n
+    return 9 * <Py_ssize_t>n
 
 
 cdef inline Rows _rows(double* buf, int n) noexcept nogil:
@@ -162,6 +166,7 @@ cdef inline Rows _rows(double* buf, int n) noexcept nogil:
     R.i0 = <int*>(buf + 6 * n)
     R.i1 = R.i0 + n
     R.i2 = R.i0 + 2 * n
+    R.c = buf + 8 * n
     return R
 
 
@@ -177,8 +182,8 @@ cdef inline Knots _knots(double* buf, int n) noexcept nogil:
 cdef inline void _terms_loop(const Params* P, const double* a, const double* a2,
                              const double* iv2, double ds2, double dr2, double dxs,
                              double dys, double dxr, double dyr, int jb, int je, drow k,
-                             drow w, drow L, drow cm, drow ok, bint aa, bint spread,
-                             bint root) noexcept nogil:
+                             drow w, drow L, drow cm, drow ok, drow cc, bint aa,
+                             bint spread, bint root) noexcept nogil:
     """Pass 1 without the angle taper, for samples ``jb <= j < je`` (all with t0 > 0).
 
     ``aa``, ``spread`` and ``root`` (2D spreading) are constants at every call site, so the
@@ -210,6 +215,7 @@ cdef inline void _terms_loop(const Params* P, const double* a, const double* a2,
             wt = wt * sp
         w[j] = wt
         cm[j] = cmin
+        cc[j] = c
         ok[j] = 1.0 if (cmin >= cos2_max) & (c >= c_mute) else 0.0
         if aa:
             gx = iv2[j] * (dxs * its + dxr * itr)
@@ -254,6 +260,14 @@ cdef inline double _cospi(double u) noexcept nogil:
     return y * (e + z * o)
 
 
+cdef inline double _mute_taper(const Params* P, double c) noexcept nogil:
+    """Weight of the stretch-mute taper at obliquity ``c`` (in its zone, c < c_taper0): a half
+    cosine in the obliquity angle acos(c) from thm_taper0 (1) to thm_max (0), like the angle
+    taper (with a stretch mute of 1, the former 60-degree emergence limit of a flat
+    reflector's stationary ray, 54-60 degrees)."""
+    return 0.5 * (1.0 + _cospi((acos(c) - P.thm_taper0) / (P.thm_max - P.thm_taper0)))
+
+
 cdef void _terms(const Params* P, const double* a, const double* a2, const double* iv2,
                  double ds2, double dr2, double dxs, double dys, double dxr, double dyr,
                  int jb, int je, Rows* R) noexcept nogil:
@@ -266,23 +280,23 @@ cdef void _terms(const Params* P, const double* a, const double* a2, const doubl
     if P.antialias:
         if not P.spreading:
             _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
-                        R.cm, R.ok, 1, 0, 0)
+                        R.cm, R.ok, R.c, 1, 0, 0)
         elif P.spread_pow == 1.0:
             _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
-                        R.cm, R.ok, 1, 1, 0)
+                        R.cm, R.ok, R.c, 1, 1, 0)
         else:
             _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
-                        R.cm, R.ok, 1, 1, 1)
+                        R.cm, R.ok, R.c, 1, 1, 1)
     else:
         if not P.spreading:
             _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
-                        R.cm, R.ok, 0, 0, 0)
+                        R.cm, R.ok, R.c, 0, 0, 0)
         elif P.spread_pow == 1.0:
             _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
-                        R.cm, R.ok, 0, 1, 0)
+                        R.cm, R.ok, R.c, 0, 1, 0)
         else:
             _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
-                        R.cm, R.ok, 0, 1, 1)
+                        R.cm, R.ok, R.c, 0, 1, 1)
     if P.cos2_taper0 > -1.0:
         # angle taper: acos only in the taper zone
         for j in range(jb, je):
@@ -290,6 +304,11 @@ cdef void _terms(const Params* P, const double* a, const double* a2, const doubl
                 th = acos(sqrt(R.cm[j]))
                 R.w[j] = R.w[j] * 0.5 * (1.0 + _cospi((th - P.th_taper0)
                                                       / (P.th_max - P.th_taper0)))
+    if P.c_taper0 > 0.0:
+        # stretch-mute taper, over the outer taper fraction of the obliquity angle acos(c)
+        for j in range(jb, je):
+            if R.c[j] < P.c_taper0 and R.ok[j] != 0.0:
+                R.w[j] = R.w[j] * _mute_taper(P, R.c[j])
 
 
 cdef inline void _fold_loop(const Params* P, double wa, int j0, int nt, drow k_f0,
@@ -424,9 +443,9 @@ cdef void _sparse(const Params* P, const double* a, const double* a2, const doub
 cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
                              const double* iv2, double ds2, double dr2, double dxs,
                              double dys, double dxr, double dyr, double wa, drow f0,
-                             drow f1, drow f2, drow w, drow il2, drow cm, irow i0, irow i1,
-                             irow i2, int* jr, bint inv, bint aa, bint spread, bint root,
-                             bint f32) noexcept nogil:
+                             drow f1, drow f2, drow w, drow il2, drow cm, drow cc, irow i0,
+                             irow i1, irow i2, int* jr, bint inv, bint aa, bint spread,
+                             bint root, bint f32) noexcept nogil:
     """Passes 1 and 2 in one for exact traveltimes, samples ``j0 <= j < nt``: the sample's
     terms (as ``_terms_loop``) go straight into the fold (as ``_fold_loop``) without scratch
     rows in between. ``jr`` gets the live range [jr[0], jr[1]) and jr[2]: one past the last
@@ -452,7 +471,7 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
     cdef float fdxs = dxs, fdys = dys, fdxr = dxr, fdyr = dyr
     cdef bint ok, tri, live
     cdef double t_start = P.t_start, idt = P.idt, cos2_max = P.cos2_max, c_mute = P.c_mute
-    cdef double cos_t0 = P.cos2_taper0
+    cdef double cos_t0 = P.cos2_taper0, c_t0 = P.c_taper0
     # squared midpoint displacement (m^2): the output point minus the trace midpoint
     cdef double dm2 = 0.25 * ((dxs + dxr) * (dxs + dxr) + (dys + dyr) * (dys + dyr))
     cdef double aa_scale = P.aa_scale, aa_max = P.aa_max
@@ -488,6 +507,7 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
             ok = (fcmin >= fcos2_max) & (fc >= fc_mute)
             wt = fwt
             cmin = fcmin
+            c = fc
         elif inv:
             # one division gives both reciprocals
             q = 1.0 / (ts * tr)
@@ -505,6 +525,7 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
         else:
             wt = 1.0
             cmin = 1.0
+            c = 1.0
             ok = True
         if aa and f32:
             fiv = <float>iv2[j]
@@ -529,7 +550,8 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
         jlo = seis_imin(jlo, j + (1 - live) * nt)
         jhi = seis_imax(jhi, (j + 1) * live)
         cm[j] = cmin
-        jtp = seis_imax(jtp, (j + 1) * (live & (cmin < cos_t0)))
+        cc[j] = c
+        jtp = seis_imax(jtp, (j + 1) * (live & ((cmin < cos_t0) | (c < c_t0))))
         tri = tri & live
         x0 = kp if tri else (kj if live else lo)
         x1 = kp - Lj if tri else x0
@@ -561,63 +583,65 @@ cdef void _exact(const Params* P, const double* a, const double* a2, const doubl
     if not P.need_inv:
         if f32:
             _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 1)
+                        R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 1)
         else:
             _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 0)
+                        R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 0)
     elif P.antialias:
         if not P.spreading:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 0)
         elif P.spread_pow == 1.0:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 0)
         else:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 0)
     else:
         if not P.spreading:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 0)
         elif P.spread_pow == 1.0:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 0)
         else:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 0)
     jlo[0] = jr[0]
     jhi[0] = jr[1]
-    if P.cos2_taper0 > -1.0:
-        # angle taper on the live samples of its zone (acos there only)
+    if P.cos2_taper0 > -1.0 or P.c_taper0 > 0.0:
+        # angle and stretch-mute tapers on the live samples of their zones (acos there only)
         for j in range(jr[0], jr[2]):
             if R.ok[j] < P.cos2_taper0 and R.w[j] != 0.0:
                 th = acos(sqrt(R.ok[j]))
                 R.w[j] = R.w[j] * 0.5 * (1.0 + _cospi((th - P.th_taper0)
                                                       / (P.th_max - P.th_taper0)))
+            if R.c[j] < P.c_taper0 and R.w[j] != 0.0:
+                R.w[j] = R.w[j] * _mute_taper(P, R.c[j])
 
 
 cdef inline double _lin(const double* s, int i, double f) noexcept nogil:
@@ -738,6 +762,9 @@ cdef Params _params(const Settings* S, int ns, int nt, int j0, bint migration):
     P.spreading = S.spreading
     P.spread_pow = S.spread_pow
     P.c_mute = S.c_mute if migration else 0.0
+    P.thm_max = acos(P.c_mute) if P.c_mute > 0.0 else 0.0
+    P.thm_taper0 = (1.0 - taper) * P.thm_max
+    P.c_taper0 = cos(P.thm_taper0) if (P.c_mute > 0.0 and taper > 0) else 0.0
     P.interp = S.interp
     P.antialias = S.antialias if migration else 0
     P.aa_scale = S.dx_aa / S.dt if migration else 0.0

@@ -97,11 +97,13 @@ __device__ __forceinline__ float seis_cubic(const float* __restrict__ d, int i, 
 
 // Per-run parameters (all float32 or int; see seis_hpc.gpu.pstm for their definitions),
 // passed as a pointer to a small device array (the same on every path, emulator included);
-// cos_max and cos_t0 are the squared cosines of the dip-angle limit and taper start
+// cos_max and cos_t0 are the squared cosines of the dip-angle limit and taper start; c_t0 the
+// obliquity where the stretch-mute taper starts (0: none), thm_t0 its acos and thm_scale
+// 1 / (acos(c_mute) - thm_t0)
 struct SeisPar {
     int ns, ltrace, pad, nt, j0, nchunk, chunk;
     float idt, ap2, ap_t0, ap_scale, cos_max, cos_t0, th_t0, th_scale, c_mute, aa_scale2,
-        aa_max, inv_aa2;
+        aa_max, inv_aa2, c_t0, thm_t0, thm_scale;
 };
 
 // One (output sample, trace) pair: the weight w (0: nothing read), the read position
@@ -147,6 +149,8 @@ __device__ __forceinline__ SeisPair seis_pair(const SeisPar& P, float wa, float 
             ok = cmin >= P.cos_max;
         if (SEIS_MUTE)
             ok = ok && (c >= P.c_mute);
+        if (SEIS_MUTE && ok && c < P.c_t0)
+            w *= 0.5f * (1.0f + cospif((acosf(c) - P.thm_t0) * P.thm_scale));
         if (SEIS_ANGLE_TAPER && ok && cmin < P.cos_t0)
             w *= 0.5f * (1.0f + cospif((acosf(sqrtf(cmin)) - P.th_t0) * P.th_scale));
         if (SEIS_AA && antialias) {

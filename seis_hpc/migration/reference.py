@@ -64,6 +64,13 @@ def sample_terms(p, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr):
                  cosine_taper(th, th0, p["max_angle_rad"]), 1.0)
     c = 0.5 * a * (its + itr)
     ok &= c >= p["c_mute"]
+    if p["c_mute"] > 0 and p["taper"] > 0:
+        # stretch-mute taper: half cosine over the outer taper fraction of acos(c)
+        thm = np.arccos(p["c_mute"])
+        thm0 = (1 - p["taper"]) * thm
+        with np.errstate(invalid="ignore"):
+            thc = np.arccos(np.clip(c, -1, 1))
+        w = w * np.where(ok & (c < np.cos(thm0)), cosine_taper(thc, thm0, thm), 1.0)
     if p["obliquity"]:
         w = w * c
     if p["spreading"]:
