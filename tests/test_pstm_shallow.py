@@ -1,19 +1,19 @@
 """Shallow-water PSTM (issue 16): a ghosted marine2d-like line in 100 m of water.
 
-The line: the marine2d-ghost preset's acquisition (96 x 12.5 m channels, shots every 25 m), medium and
-reflectors, 40 shots and 1.2 s, source and receiver ghosts (6 m, 8 m), the seafloor reflection
-(peg-legs on, no water-bottom multiples and no diffractors, so every event is isolated).
+The line: the marine2d-ghost preset's acquisition (96 x 12.5 m channels, shots every 25 m),
+medium and reflectors, 40 shots and 1.2 s, source and receiver ghosts (6 m, 8 m), the seafloor
+reflection (peg-legs on, no water-bottom multiples, no diffractors: every event isolated).
 
 Timing: an event's time is the lag that best correlates the image (mean of 9 CMPs in the
 full-fold middle of the line, on a cubic spline) with the vertical-incidence ghosted wavelet
 (:func:`seis_hpc.synth.ghost_wavelet`), so a perfect image of the primary at its truth time
 has lag 0. Measured (default parameters: dip angle 60, stretch mute 0.5, rho filter,
-spreading+obliquity weights, AA): seafloor +0.75 ms, reflectors +0.40, +0.75 (the 3 degree
+spreading+obliquity weights, AA): seafloor +0.70 ms, reflectors +0.40, +0.75 (the 3 degree
 dipping one), +0.20 ms. The residue is mostly the ghost itself: in water the emergence angle is
 smaller than the straight-ray angle in Vrms, so far offsets carry a ghost delay longer than
 the vertical one. Before issue 16 (emergence angle 60 degrees, no rho filter, no mute): -2.40,
--2.85, -2.65, -3.00 ms; the same without the rho filter today: -2.4 to -3.0 ms (the 45 degree
-phase of the 2D summation).
+-2.85, -2.65, -3.00 ms; the same without the rho filter today: -2.70, -3.00, -2.65, -3.00 ms
+(the 45 degree phase of the 2D summation).
 """
 
 from __future__ import annotations
@@ -101,12 +101,12 @@ def test_seafloor_image_uses_offsets_up_to_the_stretch_mute(line):
     reflector keeps every offset whose NMO stretch t/t0 - 1 is below 0.5, here up to
     1500 m/s x 0.133 s x sqrt(1.5^2 - 1) = 224 m (the mute is on the stretch at each output
     time: 9 ms later, at the ghosted wavelet's main lobe, up to 250 m). Per offset, the class
-    170-220 m (stretch 0.30-0.48) images the seafloor nearly as strongly as the near class
-    (weights spreading+obliquity; measured 0.76 of it, 120-170 m 0.88, 220-270 m 0.39); the
-    offsets beyond 270 m add nothing at the seafloor (0.002), though without the mute they
-    would. (The hard mute cuts the early part of the wavelet of offsets at its edge: the
-    170-220 m class alone images the seafloor 1.15 ms late.) (The emergence-angle
-    limit of 45 degrees this replaces cut the seafloor's offsets at 110 m.)"""
+    170-220 m (stretch 0.30-0.48, partly in the mute's taper from 0.375) images the seafloor
+    at least half as strongly as the near class (weights spreading+obliquity; measured 0.75
+    of it, 120-170 m 0.88, 220-270 m 0.11); the offsets beyond 270 m add nothing at the
+    seafloor (0.000), though without the mute they would. (The mute, a function of output
+    time, keeps only the late part of the wavelet of the offsets at its edge: the 170-220 m
+    class alone images the seafloor 1.5 ms late, the near class 0.2 ms.)"""
     from seis_hpc.survey import Survey
 
     survey, truth = line
@@ -127,11 +127,12 @@ def test_seafloor_image_uses_offsets_up_to_the_stretch_mute(line):
     lag, sign = synth.wavelet_peak(truth)
     j = int(round((t_wb + lag) / idx.dt))
     win = slice(j - 4, j + 5)  # +-8 ms around the ghosted wavelet's main (negative) lobe
-    # per offset: the image is a sum over traces, and the classes hold 6, 4, 4, 4, 83 offsets
+    # per offset: the image is a sum over traces, summed over a different number of offsets
+    # (rounded header offsets) in each class
     n_off = np.histogram(np.unique(np.rint(idx["offset"])), edges)[0]
     amp = np.abs(g.mean(axis=1)[:, win]).max(axis=1) / n_off
     near, edge, beyond = amp[0], amp[2], amp[4]
-    assert edge > 0.7 * near, amp
+    assert edge > 0.5 * near, amp
     assert beyond < 0.01 * near, amp
     # and it is the mute that stops them: without it the class beyond the mute images there
     g_open = pstm_gathers(data, idx.dt, *geo, pts, time, vr, edges, max_angle=60.0,
