@@ -416,7 +416,7 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         dataclasses.replace(params, stretch_mute=None).check(
             g.points()[:n], time, vel.window(0, 1, 0, n), idx.dt, idx.t_start)
         if stretch_mute is not None and not stretch_mute > 0:
-            raise SeisError(f"--stretch-mute must be >= 0 (got {stretch_mute})")
+            raise SeisError(f"--stretch-mute must be > 0 (got {stretch_mute})")
         source_id = file_stamp(survey) if not isinstance(survey, Survey) else \
             file_stamp(idx.attrs["segy_path"])
         hash_params = {"input": source_id, "velocity": _velocity_stamp(velocity, vel, g),
