@@ -16,7 +16,8 @@ Conventions shared with the reference (all times in s, distances in m):
 * dip (operator) angle: ``tan(theta) = |dm| / (vrms t0/2)``, dm = midpoint - output point,
   i.e. ``cos^2(theta) = a2 / (a2 + dm^2 iv2)`` (the ``cm`` rows hold this cos^2); limited to
   ``max_angle`` (a time-dependent aperture ``vrms a tan(max_angle)``), with a cosine taper.
-  Offsets are limited by the stretch mute (``c >= c_mute``), not by an angle.
+  Offsets are limited by the stretch mute (``c >= c_mute``), not by an angle; the mute is
+  tapered by a half cosine over the outer ``taper`` fraction of the angle ``acos(c)``.
 * obliquity ``c = (cos theta_s + cos theta_r) / 2 = dt/dt0``; spreading ``(a/sqrt(ts tr))^p``.
 * anti-aliasing half-length ``L = |grad_x t| dx_aa / dt`` samples, capped at the padding.
 """

@@ -90,8 +90,8 @@ def add_arguments(parser) -> None:
                    help="max dip (operator) angle from vertical, tan = |midpoint - image "
                    "point| / (v t0/2): a time-dependent aperture (degrees; default 60); "
                    "offsets are limited by --stretch-mute")
-    k.add_argument("--taper", type=float, default=0.1, help="taper fraction of aperture and "
-                   "angle (default 0.1)")
+    k.add_argument("--taper", type=float, default=0.1, help="taper fraction of aperture, dip "
+                   "angle and stretch mute (default 0.1)")
     k.add_argument("--no-antialias", action="store_true", help="no anti-aliasing filter")
     k.add_argument("--weights", default="spreading+obliquity",
                    choices=("none", "spreading", "obliquity", "spreading+obliquity"))

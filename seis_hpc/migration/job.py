@@ -297,7 +297,7 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         point| / (v t0 / 2)``, a time-dependent aperture; offsets are limited by
         ``stretch_mute``.
     taper : float
-        Taper fraction of aperture and angle.
+        Taper fraction of aperture, dip angle and stretch mute (its angle acos(c)).
     antialias : bool
         Triangle anti-aliasing filter.
     weights : {"none", "spreading", "obliquity", "spreading+obliquity"}

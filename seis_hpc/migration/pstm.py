@@ -24,9 +24,11 @@ read at the DSR traveltime (see :mod:`seis_hpc.migration.traveltime`):
   reflector of constant data amplitude (data after divergence correction) images with the
   same amplitude in every offset class. Both factors are 1 for a vertical zero-offset ray.
 * **Stretch mute** (the offset limit): the operator stretches the wavelet by 1/c; a sample is
-  muted when ``1/c - 1 > stretch_mute``. At a flat reflector's stationary point c = t0 / t,
-  the NMO stretch, so a reflector uses every offset up to the one whose NMO stretch reaches
-  the mute (seafloor in 100 m of water with 0.5: offsets up to ~220 m).
+  muted when ``1/c - 1 > stretch_mute``, cosine-tapered over the outer ``taper`` fraction of
+  the obliquity angle ``acos(c)`` (with 1.0 the former 54-60 degree emergence taper of a flat
+  reflector's stationary ray). At a flat reflector's stationary point 1/c = t / t0, so a
+  reflector uses every offset whose NMO stretch ``t/t0 - 1`` is below the mute (the seafloor
+  in 100 m of water with 0.5: offsets up to 224 m).
 * **Anti-aliasing** ``F_L`` (Lumley, Claerbout & Bevc, 1994): a triangle filter of half-length
   ``L = |grad_x t_dsr| dx_aa / dt`` samples (the operator's local time dip times the output
   bin spacing), applied as a combination of three samples of the trace integrated causally
@@ -147,7 +149,8 @@ class PstmParams:
         Maximum dip (operator) angle (degrees from vertical), in (0, 90]: ``tan = |midpoint -
         output point| / (v t0 / 2)``.
     taper : float
-        Fraction of the aperture and of the angle range tapered by a half cosine, in [0, 1).
+        Fraction of the aperture, of the dip-angle range and of the stretch mute's obliquity
+        angle ``acos(c)`` tapered by a half cosine, in [0, 1).
     antialias : bool
         Apply the triangle anti-aliasing filter.
     weights : {"none", "spreading", "obliquity", "spreading+obliquity"}
@@ -293,7 +296,8 @@ def pstm(data, dt, sx, sy, rx, ry, points, time, vrms, *, t_start=0.0, aperture=
     max_angle : float
         Maximum dip (operator) angle (degrees from vertical), see the module doc.
     taper : float
-        Fraction of the aperture and of the angle range tapered by a half cosine.
+        Fraction of the aperture, of the dip-angle range and of the stretch mute's obliquity
+        angle ``acos(c)`` tapered by a half cosine.
     antialias : bool
         Apply the triangle anti-aliasing filter.
     weights : {"none", "spreading", "obliquity", "spreading+obliquity"}
