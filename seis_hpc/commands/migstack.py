@@ -55,7 +55,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--offset-classes", type=int, default=8, metavar="N",
                    help="equal offset classes of the gathers (default 8)")
     g.add_argument("--aperture", type=float, default=float("inf"), metavar="M")
-    g.add_argument("--max-angle", type=float, default=60.0, metavar="DEG")
+    g.add_argument("--max-angle", type=float, default=45.0, metavar="DEG",
+                   help="max dip (operator) angle of the PSTM (degrees; default 45)")
     g.add_argument("--mem-per-rank", default="2G", metavar="SIZE")
     g.add_argument("--backend", default="cython", choices=("cython", "gpu"),
                    help="PSTM kernel: cython (CPU) or gpu (CUDA through CuPy, one GPU per rank)")
