@@ -13,7 +13,11 @@ Conventions shared with the reference (all times in s, distances in m):
   only ``t0 > 0`` is imaged.
 * ``a2[j] = (t0/2)^2``, ``a[j] = t0/2``, ``iv2[p, j] = 1 / vrms(p, j)^2``.
 * DSR: ``ts = sqrt(a2 + ds^2 iv2)``, ``tr = sqrt(a2 + dr^2 iv2)``, ``t = ts + tr``.
-* ``cos(theta_leg) = a / t_leg``; the angle of a sample is the larger of the two legs.
+* dip (operator) angle: ``tan(theta) = |dm| / (vrms t0/2)``, dm = midpoint - output point,
+  i.e. ``cos^2(theta) = a2 / (a2 + dm^2 iv2)`` (the ``cm`` rows hold this cos^2); limited to
+  ``max_angle`` (a time-dependent aperture ``vrms a tan(max_angle)``), with a cosine taper.
+  Offsets are limited by the stretch mute (``c >= c_mute``), not by an angle; the mute is
+  tapered by a half cosine over the outer ``taper`` fraction of the angle ``acos(c)``.
 * obliquity ``c = (cos theta_s + cos theta_r) / 2 = dt/dt0``; spreading ``(a/sqrt(ts tr))^p``.
 * anti-aliasing half-length ``L = |grad_x t| dx_aa / dt`` samples, capped at the padding.
 """
@@ -58,13 +62,18 @@ cdef struct Params:
     double aperture
     double ap_taper0       # midpoint distance where the aperture taper starts
     double cos_max         # cos(max_angle)
+    double cos2_max        # cos^2(max_angle): the dip-angle limit
     double cos_taper0      # cos of the angle where the angle taper starts
+    double cos2_taper0     # its square; -1 without taper
     double th_taper0       # that angle (rad)
     double th_max          # max_angle (rad)
     int obliquity
     int spreading
     double spread_pow      # 1 in 3D, 0.5 in 2D
     double c_mute          # minimum obliquity dt/dt0 kept (stretch mute); 0 = none
+    double c_taper0        # obliquity where the mute taper starts; 0 = no mute taper
+    double thm_taper0      # acos(c_taper0) (rad)
+    double thm_max         # acos(c_mute) (rad)
     int interp             # 1 linear, 3 cubic (4-point Lagrange)
     int antialias
     double aa_scale        # dx_aa / dt
@@ -83,7 +92,7 @@ cdef struct Settings:
     double t_start         # time of data sample 0 (s)
     double aperture        # maximum midpoint distance (m)
     double taper           # tapered fraction of the aperture and of the angle range
-    double max_angle_rad   # maximum leg angle from vertical (rad)
+    double max_angle_rad   # maximum dip (operator) angle from vertical (rad)
     int obliquity          # 1: obliquity weight
     int spreading          # 1: spreading weight
     double spread_pow      # 1 in 3D, 0.5 in 2D
@@ -124,13 +133,14 @@ cdef struct Rows:
     # pass 2 turns k, L and cm, dead after it, into the fractions f0, f1 and f2
     double* k      # data position (samples)           -> f0: fraction of read position 0
     double* L      # AA half-length (samples)          -> f1: fraction of read position 1
-    double* cm     # cos of the larger leg angle       -> f2: fraction of read position 2
+    double* cm     # cos^2 of the dip angle           -> f2: fraction of read position 2
     double* w      # weight; after pass 2 times the aperture weight, 0 where nothing is read
     double* ok     # 1 inside the angle range and not muted, else 0
     double* il2    # after pass 2: 1 / L^2 where the AA triangle is read (L > 1), else 1
     int* i0        # after pass 2: read positions (samples): the data sample of a plain read,
     int* i1        # or the three samples k, k - L, k + L of the padded double-integrated
     int* i2        # trace of a triangle read
+    double* c      # obliquity dt/dt0 (for the stretch-mute taper)
 
 
 cdef struct Knots:
@@ -143,7 +153,7 @@ cdef struct Knots:
 
 cdef inline Py_ssize_t _rows_size(int n) noexcept nogil:
     """Doubles needed by one Rows of ``n`` samples (3 int rows fit in 2 double rows)."""
-    return 8 * <Py_ssize_t>n
+    return 9 * <Py_ssize_t>n
 
 
 cdef inline Rows _rows(double* buf, int n) noexcept nogil:
@@ -157,6 +167,7 @@ cdef inline Rows _rows(double* buf, int n) noexcept nogil:
     R.i0 = <int*>(buf + 6 * n)
     R.i1 = R.i0 + n
     R.i2 = R.i0 + 2 * n
+    R.c = buf + 8 * n
     return R
 
 
@@ -172,8 +183,8 @@ cdef inline Knots _knots(double* buf, int n) noexcept nogil:
 cdef inline void _terms_loop(const Params* P, const double* a, const double* a2,
                              const double* iv2, double ds2, double dr2, double dxs,
                              double dys, double dxr, double dyr, int jb, int je, drow k,
-                             drow w, drow L, drow cm, drow ok, bint aa, bint spread,
-                             bint root) noexcept nogil:
+                             drow w, drow L, drow cm, drow ok, drow cc, bint aa,
+                             bint spread, bint root) noexcept nogil:
     """Pass 1 without the angle taper, for samples ``jb <= j < je`` (all with t0 > 0).
 
     ``aa``, ``spread`` and ``root`` (2D spreading) are constants at every call site, so the
@@ -181,7 +192,9 @@ cdef inline void _terms_loop(const Params* P, const double* a, const double* a2,
     """
     cdef int j
     cdef double ts, tr, q, its, itr, cmin, c, wt, sp, gx, gy, hl
-    cdef double t_start = P.t_start, idt = P.idt, cos_max = P.cos_max, c_mute = P.c_mute
+    cdef double t_start = P.t_start, idt = P.idt, cos2_max = P.cos2_max, c_mute = P.c_mute
+    # squared midpoint displacement (m^2): the output point minus the trace midpoint
+    cdef double dm2 = 0.25 * ((dxs + dxr) * (dxs + dxr) + (dys + dyr) * (dys + dyr))
     cdef double aa_scale = P.aa_scale, aa_max = P.aa_max
     cdef bint obl = P.obliquity != 0
     for j in range(jb, je):
@@ -192,7 +205,8 @@ cdef inline void _terms_loop(const Params* P, const double* a, const double* a2,
         q = 1.0 / (ts * tr)
         its = tr * q
         itr = ts * q
-        cmin = a[j] * (its if its < itr else itr)
+        # cos^2 of the dip angle
+        cmin = a2[j] / (a2[j] + dm2 * iv2[j])
         c = 0.5 * a[j] * (its + itr)
         wt = c if obl else 1.0
         if spread:
@@ -202,7 +216,8 @@ cdef inline void _terms_loop(const Params* P, const double* a, const double* a2,
             wt = wt * sp
         w[j] = wt
         cm[j] = cmin
-        ok[j] = 1.0 if (cmin >= cos_max) & (c >= c_mute) else 0.0
+        cc[j] = c
+        ok[j] = 1.0 if (cmin >= cos2_max) & (c >= c_mute) else 0.0
         if aa:
             gx = iv2[j] * (dxs * its + dxr * itr)
             gy = iv2[j] * (dys * its + dyr * itr)
@@ -246,6 +261,14 @@ cdef inline double _cospi(double u) noexcept nogil:
     return y * (e + z * o)
 
 
+cdef inline double _mute_taper(const Params* P, double c) noexcept nogil:
+    """Weight of the stretch-mute taper at obliquity ``c`` (in its zone, c < c_taper0): a half
+    cosine in the obliquity angle acos(c) from thm_taper0 (1) to thm_max (0), like the angle
+    taper (with a stretch mute of 1, the former 60-degree emergence limit of a flat
+    reflector's stationary ray, 54-60 degrees)."""
+    return 0.5 * (1.0 + _cospi((acos(c) - P.thm_taper0) / (P.thm_max - P.thm_taper0)))
+
+
 cdef void _terms(const Params* P, const double* a, const double* a2, const double* iv2,
                  double ds2, double dr2, double dxs, double dys, double dxr, double dyr,
                  int jb, int je, Rows* R) noexcept nogil:
@@ -258,30 +281,35 @@ cdef void _terms(const Params* P, const double* a, const double* a2, const doubl
     if P.antialias:
         if not P.spreading:
             _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
-                        R.cm, R.ok, 1, 0, 0)
+                        R.cm, R.ok, R.c, 1, 0, 0)
         elif P.spread_pow == 1.0:
             _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
-                        R.cm, R.ok, 1, 1, 0)
+                        R.cm, R.ok, R.c, 1, 1, 0)
         else:
             _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
-                        R.cm, R.ok, 1, 1, 1)
+                        R.cm, R.ok, R.c, 1, 1, 1)
     else:
         if not P.spreading:
             _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
-                        R.cm, R.ok, 0, 0, 0)
+                        R.cm, R.ok, R.c, 0, 0, 0)
         elif P.spread_pow == 1.0:
             _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
-                        R.cm, R.ok, 0, 1, 0)
+                        R.cm, R.ok, R.c, 0, 1, 0)
         else:
             _terms_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, je, R.k, R.w, R.L,
-                        R.cm, R.ok, 0, 1, 1)
-    if P.cos_taper0 > -1.0:
+                        R.cm, R.ok, R.c, 0, 1, 1)
+    if P.cos2_taper0 > -1.0:
         # angle taper: acos only in the taper zone
         for j in range(jb, je):
-            if R.cm[j] < P.cos_taper0 and R.ok[j] != 0.0:
-                th = acos(R.cm[j])
+            if R.cm[j] < P.cos2_taper0 and R.ok[j] != 0.0:
+                th = acos(sqrt(R.cm[j]))
                 R.w[j] = R.w[j] * 0.5 * (1.0 + _cospi((th - P.th_taper0)
                                                       / (P.th_max - P.th_taper0)))
+    if P.c_taper0 > 0.0:
+        # stretch-mute taper, over the outer taper fraction of the obliquity angle acos(c)
+        for j in range(jb, je):
+            if R.c[j] < P.c_taper0 and R.ok[j] != 0.0:
+                R.w[j] = R.w[j] * _mute_taper(P, R.c[j])
 
 
 cdef inline void _fold_loop(const Params* P, double wa, int j0, int nt, drow k_f0,
@@ -416,14 +444,14 @@ cdef void _sparse(const Params* P, const double* a, const double* a2, const doub
 cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
                              const double* iv2, double ds2, double dr2, double dxs,
                              double dys, double dxr, double dyr, double wa, drow f0,
-                             drow f1, drow f2, drow w, drow il2, drow cm, irow i0, irow i1,
-                             irow i2, int* jr, bint inv, bint aa, bint spread, bint root,
-                             bint f32) noexcept nogil:
+                             drow f1, drow f2, drow w, drow il2, drow cm, drow cc, irow i0,
+                             irow i1, irow i2, int* jr, bint inv, bint aa, bint spread,
+                             bint root, bint f32) noexcept nogil:
     """Passes 1 and 2 in one for exact traveltimes, samples ``j0 <= j < nt``: the sample's
     terms (as ``_terms_loop``) go straight into the fold (as ``_fold_loop``) without scratch
     rows in between. ``jr`` gets the live range [jr[0], jr[1]) and jr[2]: one past the last
-    live sample inside the angle-taper zone (0 if none); ``cm`` gets the cos of the larger
-    leg angle.
+    live sample inside the angle-taper zone (0 if none); ``cm`` gets the cos^2 of the dip
+    angle.
 
     ``f32`` (float32 data): the square roots and reciprocals in float32, at twice the SIMD
     width: the leg times go back to double by one Newton step from the float32 root (error
@@ -439,12 +467,14 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
     cdef double xs, xr
     cdef float s0, s1, rs, rr, fa, fcmin, fc, fwt, fsp, fiv, fgx, fgy, fhl, fL
     cdef float one = 1.0, half = 0.5
-    cdef float fcos_max = P.cos_max, fc_mute = P.c_mute, faa_scale = P.aa_scale
+    cdef float fcos2_max = P.cos2_max, fc_mute = P.c_mute, faa_scale = P.aa_scale
     cdef float faa_max = P.aa_max
     cdef float fdxs = dxs, fdys = dys, fdxr = dxr, fdyr = dyr
     cdef bint ok, tri, live
-    cdef double t_start = P.t_start, idt = P.idt, cos_max = P.cos_max, c_mute = P.c_mute
-    cdef double cos_t0 = P.cos_taper0
+    cdef double t_start = P.t_start, idt = P.idt, cos2_max = P.cos2_max, c_mute = P.c_mute
+    cdef double cos_t0 = P.cos2_taper0, c_t0 = P.c_taper0
+    # squared midpoint displacement (m^2): the output point minus the trace midpoint
+    cdef double dm2 = 0.25 * ((dxs + dxr) * (dxs + dxr) + (dys + dyr) * (dys + dyr))
     cdef double aa_scale = P.aa_scale, aa_max = P.aa_max
     cdef bint obl = P.obliquity != 0
     cdef double pad = P.pad, kend = P.ltrace - 1
@@ -466,7 +496,8 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
         kj = (ts + tr - t_start) * idt
         if inv and f32:
             fa = <float>a[j]
-            fcmin = fa * (rs if rs < rr else rr)
+            # cos^2 of the dip angle
+            fcmin = <float>a2[j] / <float>(a2[j] + dm2 * iv2[j])
             fc = half * fa * (rs + rr)
             fwt = fc if obl else one
             if spread:
@@ -474,15 +505,16 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
                 if root:
                     fsp = sqrtf(fsp)
                 fwt = fwt * fsp
-            ok = (fcmin >= fcos_max) & (fc >= fc_mute)
+            ok = (fcmin >= fcos2_max) & (fc >= fc_mute)
             wt = fwt
             cmin = fcmin
+            c = fc
         elif inv:
             # one division gives both reciprocals
             q = 1.0 / (ts * tr)
             its = tr * q
             itr = ts * q
-            cmin = a[j] * (its if its < itr else itr)
+            cmin = a2[j] / (a2[j] + dm2 * iv2[j])
             c = 0.5 * a[j] * (its + itr)
             wt = c if obl else 1.0
             if spread:
@@ -490,10 +522,11 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
                 if root:
                     sp = sqrt(sp)
                 wt = wt * sp
-            ok = (cmin >= cos_max) & (c >= c_mute)
+            ok = (cmin >= cos2_max) & (c >= c_mute)
         else:
             wt = 1.0
             cmin = 1.0
+            c = 1.0
             ok = True
         if aa and f32:
             fiv = <float>iv2[j]
@@ -518,7 +551,8 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
         jlo = seis_imin(jlo, j + (1 - live) * nt)
         jhi = seis_imax(jhi, (j + 1) * live)
         cm[j] = cmin
-        jtp = seis_imax(jtp, (j + 1) * (live & (cmin < cos_t0)))
+        cc[j] = c
+        jtp = seis_imax(jtp, (j + 1) * (live & ((cmin < cos_t0) | (c < c_t0))))
         tri = tri & live
         x0 = kp if tri else (kj if live else lo)
         x1 = kp - Lj if tri else x0
@@ -546,67 +580,69 @@ cdef void _exact(const Params* P, const double* a, const double* a2, const doubl
     rows of samples ``j0 <= j < nt`` and the live range ``[jlo, jhi)`` outside which w = 0."""
     cdef int j, jr[3]
     cdef double th
-    # R.ok is free in exact mode: it gets the cos of the larger leg angle
+    # R.ok is free in exact mode: it gets the cos^2 of the dip angle
     if not P.need_inv:
         if f32:
             _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 1)
+                        R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 1)
         else:
             _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                        R.il2, R.ok, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 0)
+                        R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 0)
     elif P.antialias:
         if not P.spreading:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 0)
         elif P.spread_pow == 1.0:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 0)
         else:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 0)
     else:
         if not P.spreading:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 0)
         elif P.spread_pow == 1.0:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 0)
         else:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.il2, R.ok, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 0)
     jlo[0] = jr[0]
     jhi[0] = jr[1]
-    if P.cos_taper0 > -1.0:
-        # angle taper on the live samples of its zone (acos there only)
+    if P.cos2_taper0 > -1.0 or P.c_taper0 > 0.0:
+        # angle and stretch-mute tapers on the live samples of their zones (acos there only)
         for j in range(jr[0], jr[2]):
-            if R.ok[j] < P.cos_taper0 and R.w[j] != 0.0:
-                th = acos(R.ok[j])
+            if R.ok[j] < P.cos2_taper0 and R.w[j] != 0.0:
+                th = acos(sqrt(R.ok[j]))
                 R.w[j] = R.w[j] * 0.5 * (1.0 + _cospi((th - P.th_taper0)
                                                       / (P.th_max - P.th_taper0)))
+            if R.c[j] < P.c_taper0 and R.w[j] != 0.0:
+                R.w[j] = R.w[j] * _mute_taper(P, R.c[j])
 
 
 cdef inline double _lin(const double* s, int i, double f) noexcept nogil:
@@ -720,11 +756,16 @@ cdef Params _params(const Settings* S, int ns, int nt, int j0, bint migration):
     P.th_max = max_angle_rad
     P.th_taper0 = (1.0 - taper) * max_angle_rad
     P.cos_max = cos(max_angle_rad)
+    P.cos2_max = P.cos_max * P.cos_max
     P.cos_taper0 = cos(P.th_taper0) if taper > 0 else -1.0
+    P.cos2_taper0 = P.cos_taper0 * P.cos_taper0 if taper > 0 else -1.0
     P.obliquity = S.obliquity
     P.spreading = S.spreading
     P.spread_pow = S.spread_pow
     P.c_mute = S.c_mute if migration else 0.0
+    P.thm_max = acos(P.c_mute) if P.c_mute > 0.0 else 0.0
+    P.thm_taper0 = (1.0 - taper) * P.thm_max
+    P.c_taper0 = cos(P.thm_taper0) if (P.c_mute > 0.0 and taper > 0) else 0.0
     P.interp = S.interp
     P.antialias = S.antialias if migration else 0
     P.aa_scale = S.dx_aa / S.dt if migration else 0.0

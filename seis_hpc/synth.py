@@ -5,12 +5,20 @@ N streamers x length x group interval, shot interval, sail lines, 2 ms sampling)
 medium with about 100 m of water. Events:
 
 * **diffractors** at known (x, y, t0), modelled by :func:`seis_hpc.migration.pstm.kirchhoff_model`
-  (the adjoint of the PSTM operator), so a correct migration collapses them to their position;
+  with ``rho=True`` (the adjoint of the PSTM operator with its rho filter, as ``seis-hpc pstm``
+  migrates by default), so a correct migration collapses them to their position, zero-phase
+  at their t0 (their wavelet on the traces is :func:`diffractor_wavelet`);
 * **flat and dipping reflectors**, modelled analytically: a flat reflector at two-way time t0
   arrives at ``t = sqrt(t0^2 + h^2 / vrms(t0)^2)`` (h = source-receiver offset, m); a dipping
   plane by the image-source construction in a constant velocity ``vrms(t0)``;
 * optionally the **water-bottom reflection, its free-surface multiples and peg-legs**, and
-  **noise** (random, swell bursts below 15 Hz, spikes, dead traces) on recorded traces.
+  **noise** (random, swell bursts below 15 Hz, spikes, dead traces) on recorded traces;
+* optionally (``Acquisition.ghosts``, on in the ``marine2d-ghost`` preset) the **source and
+  receiver ghosts** of every event: the free-surface reflection (coefficient -1) above the
+  source (depth ``source_depth``, 6 m) and the streamer (``streamer_depth``, 8 m), delayed by
+  ``2 z cos(theta) / v_water`` with theta the event's emergence angle at that end
+  (``sin theta = v_water * |horizontal slowness|``). The truth times stay those of the
+  primary; :func:`ghost_wavelet` gives the ghosted wavelet an event carries.
 
 All times are two-way (s), distances m, velocities m/s. :func:`make_survey` returns the traces,
 headers and a ``truth`` dictionary; :func:`write_survey` writes ``shots.sgy``, ``truth.json``
@@ -58,6 +66,12 @@ class Acquisition:
     sail_line_spacing: float = 400.0
     source_depth: float = 6.0
     streamer_depth: float = 8.0
+    # Source and receiver ghosts: the free-surface reflections (coefficient -1) above the
+    # source and the streamer, delayed by 2 depth cos(emergence angle) / water velocity.
+    # On in the marine2d-ghost preset (real towed-streamer wavelets have them); off in the
+    # others, whose water-bottom picking, demultiple, RMO and timing tests were tuned on a
+    # zero-phase wavelet (see docs/test-data.md).
+    ghosts: bool = False
     # Receivers off their nominal place (m): across the line +-feather, along it
     # +-jitter_along, alternating every second shot (flip-flop: every shot of one source) and,
     # across, channel by channel - every bin then holds midpoints +-half that on both sides
@@ -143,6 +157,20 @@ PRESETS: dict[str, Preset] = {
         "25 m (fold 24), CMP interval 6.25 m, 2 ms, 3.0 s; water 100 m, diffractors and flat "
         "and dipping reflectors 500-1000 m below the seafloor, water-bottom multiples.",
         Acquisition(shots_per_line=120, n_channels=96, record_length=3.0),
+        events=Events(
+            diffractors=((1000.0, 0.0, 500.0, 1.0), (1500.0, 0.0, 800.0, 1.0),
+                         (2000.0, 0.0, 1100.0, 1.0)),
+            reflectors=((300.0, 0.0, 0.15), (650.0, 3.0, 0.12), (1000.0, 0.0, 0.15)),
+            multiples=True,
+        ),
+        is_2d=True,
+    ),
+    "marine2d-ghost": Preset(
+        "marine2d-ghost",
+        "marine2d with source and receiver ghosts: the free-surface reflection (-1) above "
+        "the source at 6 m and the streamer at 8 m, delayed by 2 z cos(emergence angle) / "
+        "1500 m/s (a 30 Hz event's largest lobe is then negative, 9.3 ms after its time).",
+        Acquisition(shots_per_line=120, n_channels=96, record_length=3.0, ghosts=True),
         events=Events(
             diffractors=((1000.0, 0.0, 500.0, 1.0), (1500.0, 0.0, 800.0, 1.0),
                          (2000.0, 0.0, 1100.0, 1.0)),
@@ -243,6 +271,102 @@ def vrms_function(medium: Medium, tmax: float, dt: float) -> tuple[np.ndarray, n
     vrms[0] = v_t[0]
     vrms[1:] = np.sqrt(cum[1:] / t[1:])
     return t, vrms
+
+
+def ghost_delays(acq: Acquisition, v_water: float, sin_s, sin_r) -> tuple:
+    """Source and receiver ghost delays (s) for emergence angles given by their sines.
+
+    The ghost's extra path is ``2 z cos(theta)`` (plane wave reflected at the free surface
+    above a source or receiver at depth z), travelled at the water velocity.
+    """
+    cos_s = np.sqrt(np.clip(1.0 - np.asarray(sin_s, np.float64) ** 2, 0.0, 1.0))
+    cos_r = np.sqrt(np.clip(1.0 - np.asarray(sin_r, np.float64) ** 2, 0.0, 1.0))
+    return (2.0 * acq.source_depth * cos_s / v_water,
+            2.0 * acq.streamer_depth * cos_r / v_water)
+
+
+def ghost_wavelet(peak_hz: float, dt: float, source_depth: float = 6.0,
+                  receiver_depth: float = 8.0, v_water: float = 1500.0, cos_s: float = 1.0,
+                  cos_r: float = 1.0, oversample: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The Ricker wavelet with its source and receiver ghosts, as :func:`make_survey` models it.
+
+    ``w(t) - w(t - ts) - w(t - tr) + w(t - ts - tr)`` with ``ts = 2 source_depth cos_s /
+    v_water`` and ``tr = 2 receiver_depth cos_r / v_water`` (free-surface coefficient -1).
+
+    Parameters
+    ----------
+    peak_hz : float
+        Ricker peak frequency (Hz).
+    dt : float
+        Sample interval (s) of the data.
+    source_depth, receiver_depth : float
+        Depths (m) below the free surface.
+    v_water : float
+        Water velocity (m/s).
+    cos_s, cos_r : float
+        Cosines of the emergence angles (1: vertical).
+    oversample : int
+        Return the wavelet on ``dt / oversample`` (for sub-sample timing).
+
+    Returns
+    -------
+    t : numpy.ndarray
+        Times (s) relative to the primary arrival.
+    w : numpy.ndarray
+        The ghosted wavelet (float64; the primary Ricker has peak 1).
+    """
+    ts = 2.0 * source_depth * cos_s / v_water
+    tr = 2.0 * receiver_depth * cos_r / v_water
+    half = 1.5 / peak_hz
+    h = dt / oversample
+    t = np.arange(int(math.floor(-half / h)), int(math.ceil((half + ts + tr) / h)) + 1) * h
+
+    def r(x):
+        a = (math.pi * peak_hz * x) ** 2
+        return (1.0 - 2.0 * a) * np.exp(-a)
+
+    return t, r(t) - r(t - ts) - r(t - tr) + r(t - ts - tr)
+
+
+def diffractor_wavelet(peak_hz: float, dt: float, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """The wavelet of a diffraction on the traces of :func:`make_survey` (without ghosts).
+
+    The Ricker wavelet filtered by the adjoint of the rho filter, ``(i omega)^((dims-1)/2)``
+    (the diffractors are modelled by the adjoint of the rho-filtered PSTM).
+
+    Returns
+    -------
+    t : numpy.ndarray
+        Times (s) relative to the diffraction time.
+    w : numpy.ndarray
+        The wavelet (float64), in units of the Ricker per s^((dims-1)/2).
+    """
+    from seis_hpc.migration.pstm import rho_filter
+
+    r = ricker(peak_hz, dt).astype(np.float64)
+    n = 4 * len(r)
+    x = np.zeros((1, 2 * n + 1))
+    x[0, n - len(r) // 2:n + len(r) // 2 + 1] = r
+    w = rho_filter(x, dt, dims=dims, adjoint=True)[0]
+    return (np.arange(2 * n + 1) - n) * dt, w
+
+
+def wavelet_peak(truth: dict) -> tuple[float, float]:
+    """Where a reflection of positive coefficient peaks in a survey's data, from its truth.
+
+    Returns ``(lag, sign)``: the largest lobe of the events' wavelet at vertical incidence is
+    ``lag`` s after the primary's time (the truth time) with the sign ``sign`` (+1 or -1).
+    Without ghosts the zero-phase Ricker: ``(0.0, 1.0)``. With the marine2d ghosts (6 m and
+    8 m, 30 Hz) the ghosts turn the wavelet into about its second derivative: a negative lobe
+    9.3 ms late. Time an event as ``argmax(sign * trace)`` near ``t0 + lag``, minus ``lag``.
+    """
+    g = truth.get("ghosts")
+    if not g:
+        return 0.0, 1.0
+    t, w = ghost_wavelet(truth["wavelet_peak_hz"], truth["dt_s"], g["source_depth_m"],
+                         g["receiver_depth_m"], g["water_velocity_mps"], oversample=200)
+    k = int(np.argmax(np.abs(w)))
+    return float(t[k]), float(np.sign(w[k]))
 
 
 def ricker(peak_hz: float, dt: float) -> np.ndarray:
@@ -399,6 +523,17 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
     grid = survey_grid(acq, p.is_2d, lay)
     spikes = np.zeros((ntr, ns), np.float32)
     lat = _lateral(med, 0.5 * (lay["sa"] + lay["ra"]))  # per-trace Vrms factor (v(x, z) case)
+    vw = med.layers[0][1]
+
+    def add(t, amp, sin_s, sin_r=None):
+        """An event at times ``t`` (s) and, with ghosts, its source and receiver ghosts for
+        emergence angles of sines ``sin_s`` and ``sin_r`` (default ``sin_s``)."""
+        amp = np.broadcast_to(np.asarray(amp, np.float32), t.shape)
+        _add_events(spikes, t, amp, dt)
+        if acq.ghosts:
+            gs, gr = ghost_delays(acq, vw, sin_s, sin_s if sin_r is None else sin_r)
+            for delay, sign in ((gs, -1.0), (gr, -1.0), (gs + gr, 1.0)):
+                _add_events(spikes, t + delay, (sign * amp).astype(np.float32), dt)
 
     # Reflectors, analytic. Flat: hyperbola in Vrms; dipping: image source in v = Vrms(t0).
     reflectors = []
@@ -407,6 +542,7 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
         v = float(_interp_vrms(t_axis, vrms_t, t00))
         if dip == 0.0:
             t = np.sqrt(t00**2 + (h / (v * lat)) ** 2)
+            sin_s = sin_r = vw * h / ((v * lat) ** 2 * t)  # horizontal slowness x v_water
         else:
             v = v * lat
             # Plane z = z0 + tan(dip) * along, in a medium of constant v (vertical time scaled).
@@ -417,9 +553,17 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
             dist = s @ n - z0 * n[1]
             mirror = s - 2.0 * dist[:, None] * n
             d = mirror - r
-            t = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2 + (lay["sc"] - lay["rc"]) ** 2) / v
+            dc = lay["sc"] - lay["rc"]
+            length = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2 + dc**2)
+            t = length / v
+            # ray directions at the receiver (from the image source) and at the source (from
+            # the receiver's image): horizontal slowness = horizontal direction / v
+            mirror_r = r - 2.0 * (r @ n - z0 * n[1])[:, None] * n
+            ds = mirror_r - s
+            sin_r = vw * np.hypot(d[:, 0], dc) / (v * np.maximum(length, 1e-9))
+            sin_s = vw * np.hypot(ds[:, 0], dc) / (v * np.maximum(length, 1e-9))
         amp = refl * (t00 / np.maximum(t, 1e-6))  # spherical spreading relative to t0
-        _add_events(spikes, t, amp.astype(np.float32), dt)
+        add(t, amp, sin_s, sin_r)
         reflectors.append({"depth_m": depth0, "dip_deg": dip, "reflectivity": refl,
                            "t0_s": t00, "vrms_mps": float(_interp_vrms(t_axis, vrms_t, t00))})
 
@@ -427,13 +571,14 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
     t_wb = float(vertical_time(med, med.water_depth))
     multiples = []
     if ev.multiples:
-        vw = med.layers[0][1]
         r_wb = med.water_bottom_reflectivity
-        _add_events(spikes, np.sqrt(t_wb**2 + (h / vw) ** 2), np.full(ntr, r_wb, np.float32), dt)
+        t = np.sqrt(t_wb**2 + (h / vw) ** 2)
+        add(t, r_wb, h / (vw * t))
         for order in range(1, ev.multiple_orders + 1):
             t0m = (order + 1) * t_wb
             amp = (-1) ** order * r_wb ** (order + 1)
-            _add_events(spikes, np.sqrt(t0m**2 + (h / vw) ** 2), np.full(ntr, amp, np.float32), dt)
+            t = np.sqrt(t0m**2 + (h / vw) ** 2)
+            add(t, amp, h / (vw * t))
             multiples.append({"kind": "water-bottom", "order": order, "t0_s": t0m,
                               "amplitude": amp})
         for ref in reflectors:
@@ -442,8 +587,8 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
             t0p = ref["t0_s"] + t_wb
             v = float(_interp_vrms(t_axis, vrms_t, t0p))
             amp = -2.0 * ref["reflectivity"] * r_wb
-            _add_events(spikes, np.sqrt(t0p**2 + (h / (v * lat)) ** 2),
-                        np.full(ntr, amp, np.float32), dt)
+            t = np.sqrt(t0p**2 + (h / (v * lat)) ** 2)
+            add(t, amp, vw * h / ((v * lat) ** 2 * t))
             multiples.append({"kind": "peg-leg", "order": 1, "t0_s": t0p, "amplitude": amp})
 
     # Diffractors through the Kirchhoff modelling operator (adjoint of PSTM).
@@ -459,11 +604,33 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
         vr = (vrms_t[None, :] * np.reshape(_lateral(med, d_along), (-1, 1))
               * np.ones((len(dx), 1))).astype(np.float32)
         pts = np.column_stack([dx, dy])
+        dims = 2 if p.is_2d else 3
         model = kirchhoff_model(image, pts, t_axis, vr, sx, sy, rx, ry, ns, dt,
-                                weights="spreading", backend=backend)
+                                weights="spreading", backend=backend, dims=dims, rho=True)
         # Scale so a diffractor's apex is as strong as a reflection of coefficient `amplitude`.
         apex = np.abs(model).max(axis=1, keepdims=True)
-        model *= 0.3 / max(float(np.percentile(apex, 99)), 1e-30)
+        scale = 0.3 / max(float(np.percentile(apex, 99)), 1e-30)
+        if acq.ghosts:
+            # one diffractor at a time: each has its own emergence angles on a trace
+            model = np.zeros_like(model)
+            for k in range(len(dx)):
+                one = kirchhoff_model(image[k:k + 1], pts[k:k + 1], t_axis, vr[k:k + 1], sx, sy,
+                                      rx, ry, ns, dt, weights="spreading", backend=backend,
+                                      dims=dims, rho=True)
+                v = float(vr[k, it0[k]])
+                a = 0.5 * float(t0[k])
+
+                def sine(dist, v=v, a=a):  # straight ray in Vrms: horizontal slowness x v_water
+                    return vw * dist / (v * v * np.sqrt(a * a + (dist / v) ** 2))
+
+                gs, gr = ghost_delays(acq, vw, sine(np.hypot(sx - dx[k], sy - dy[k])),
+                                      sine(np.hypot(rx - dx[k], ry - dy[k])))
+                om = 2 * np.pi * np.fft.rfftfreq(2 * ns, dt)
+                g = ((1 - np.exp(-1j * om[None] * gs[:, None]))
+                     * (1 - np.exp(-1j * om[None] * gr[:, None])))
+                model += np.fft.irfft(np.fft.rfft(one, 2 * ns, axis=1) * g, 2 * ns,
+                                      axis=1)[:, :ns].astype(np.float32)
+        model *= scale
         spikes += model
         il, xl = grid.world_to_grid(dx, dy)
         for k, d in enumerate(ev.diffractors):
@@ -525,6 +692,11 @@ def make_survey(p: Preset, backend: str = "cython") -> tuple[np.ndarray, dict, d
         "multiples": multiples,
         "noise": noise_truth,
         "wavelet_peak_hz": ev.wavelet_peak_hz,
+        # the wavelet of every event carries these ghosts (see ghost_wavelet); event times
+        # above are those of the primary
+        "ghosts": ({"source_depth_m": acq.source_depth, "receiver_depth_m": acq.streamer_depth,
+                    "free_surface_coefficient": -1.0, "water_velocity_mps": vw}
+                   if acq.ghosts else None),
     }
     return data, headers, truth
 

@@ -1,4 +1,5 @@
-"""Dot-product test: ``kirchhoff_model`` is the exact adjoint of ``pstm(antialias=False)``.
+"""Dot-product test: ``kirchhoff_model`` is the exact adjoint of ``pstm(antialias=False)``,
+with the rho filter too (``rho=True`` on both).
 
 For random m (image) and d (data), <L m, d> must equal <m, L' d> to rounding: relative
 mismatch below 1e-4 in float32 and 1e-10 in float64, for both backends.
@@ -40,6 +41,8 @@ CASES = [
     {"weights": "spreading"},
     {"aperture": 300.0, "taper": 0.3},
     {"max_angle": 45.0, "interp": "cubic", "t_start": 0.01},
+    # the rho filter and its adjoint (the synthetic diffractors' modelling)
+    {"rho": True, "max_angle": 60.0},
 ]
 
 

@@ -206,6 +206,30 @@ def test_true_amplitude_against_stationary_phase(dims):
         assert max(db) - min(db) < 0.4, row
 
 
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_max_angle_limits_the_dip_not_the_offset(backend):
+    """One 1000 m offset trace, midpoint at x = 0, constant data: with max_angle 45 the image is
+    live exactly where |x - midpoint| <= v t0/2 tan(45) (a time-dependent aperture), and under
+    the midpoint at every t0 > 0, even at t0 = 0.1 s where each leg emerges at 79 degrees (the
+    emergence-angle limit this replaced muted it there)."""
+    v, ns = 2000.0, 500
+    data = np.ones((1, ns), np.float32)
+    sx, rx, zero = np.array([-500.0]), np.array([500.0]), np.zeros(1)
+    pts = np.column_stack([np.arange(0.0, 601.0, 10.0), np.zeros(61)])
+    time = np.arange(1, 251) * DT
+    vr = np.full((len(pts), time.size), v, np.float32)
+    img = pstm(data, DT, sx, zero, rx, zero, pts, time, vr, max_angle=45.0, taper=0.0,
+               weights="none", antialias=False, backend=backend)
+    live = img != 0
+    assert live[0].all()
+    reach = v * time / 2 * np.tan(np.radians(45.0))  # m
+    expect = pts[:, :1] <= reach[None, :]
+    edge = np.abs(pts[:, :1] - reach[None, :]) < 1e-6 * reach[None, :]
+    np.testing.assert_array_equal(live[~edge], expect[~edge])
+    # the leg emergence angle under the midpoint at t0 = 0.1 s: 79 degrees
+    assert np.degrees(np.arctan(500.0 / (v * 0.05))) > 78
+
+
 def test_antialias_triangle_matches_explicit_filter():
     """The double-integral second difference equals the discrete triangle (L - |m|) / L^2."""
     from seis_hpc.migration.antialias import double_integral

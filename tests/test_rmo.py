@@ -18,7 +18,8 @@ from seis_hpc.velocity.rmo import (
     rmo_update,
 )
 
-KW = {"max_angle": 60.0, "sparse_t0": "auto", "dims": 2}
+# migstack's kernel parameters (its default dip angle 45 degrees)
+KW = {"max_angle": 45.0, "sparse_t0": "auto", "dims": 2}
 
 
 def test_residual_scan_finds_the_curvature():

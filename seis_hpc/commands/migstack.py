@@ -63,8 +63,8 @@ def add_arguments(parser) -> None:
                    help="equal offset classes of the gathers (default 8)")
     g.add_argument("--aperture", type=float, default=float("inf"), metavar="M",
                    help="max distance output point - trace midpoint (m; default: unlimited)")
-    g.add_argument("--max-angle", type=float, default=60.0, metavar="DEG",
-                   help="max emergence angle from vertical (degrees; default 60)")
+    g.add_argument("--max-angle", type=float, default=45.0, metavar="DEG",
+                   help="max dip (operator) angle of the PSTM (degrees; default 45)")
     g.add_argument("--mem-per-rank", default="2G", metavar="SIZE",
                    help="memory budget per rank, e.g. 2G, 512M (default 2G)")
     g.add_argument("--normalise", default="reflector", choices=("reflector", "none"),

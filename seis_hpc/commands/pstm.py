@@ -107,18 +107,26 @@ def add_arguments(parser) -> None:
     k.add_argument("--aperture", type=float, default=float("inf"), metavar="M",
                    help="max distance output point - trace midpoint (m; default: unlimited)")
     k.add_argument("--max-angle", type=float, default=60.0, metavar="DEG",
-                   help="max emergence angle from vertical (degrees; default 60)")
+                   help="max dip (operator) angle from vertical, tan = |midpoint - image "
+                   "point| / (v t0/2): a time-dependent aperture (degrees; default 60); "
+                   "offsets are limited by --stretch-mute")
     k.add_argument("--taper", type=float, default=0.1, metavar="F",
-                   help="taper at the edges of aperture and angle (fraction; default 0.1)")
+                   help="taper at the edges of aperture, dip angle and stretch mute (fraction; "
+                   "default 0.1)")
     k.add_argument("--no-antialias", action="store_true", help="no anti-aliasing filter")
     k.add_argument("--weights", default="spreading+obliquity",
                    choices=("none", "spreading", "obliquity", "spreading+obliquity"),
                    help="amplitude weights of the Kirchhoff sum (default spreading+obliquity)")
     k.add_argument("--interp", default="linear", choices=("linear", "cubic"),
                    help="interpolation of the input traces (default linear)")
-    k.add_argument("--stretch-mute", type=float, metavar="F",
-                   help="mute where the wavelet stretch exceeds F, e.g. 0.5 (fraction; default: "
-                   "no mute)")
+    k.add_argument("--stretch-mute", type=float, default=0.5, metavar="F",
+                   help="mute where the wavelet stretch 1/c - 1 exceeds F: the offset limit "
+                   "(a flat reflector uses the offsets whose NMO stretch is below F; fraction; "
+                   "default 0.5, 0: no mute)")
+    k.add_argument("--no-rho-filter", action="store_true",
+                   help="do not rho-filter the traces before migrating (for input filtered "
+                   "already; without the filter reflectors image 45 (2D) or 90 (3D) degrees "
+                   "out of phase)")
     k.add_argument("--normalise", default="reflector", choices=("reflector", "none"),
                    help="amplitude scale: reflector = divide the sum by the operator's "
                    "flat-reflector response, so a flat reflector keeps its NMO-stack "
@@ -210,7 +218,8 @@ def run(args) -> int:
                       gathers=args.gathers, offset_classes=args.offset_classes,
                       aperture=args.aperture, max_angle=args.max_angle, taper=args.taper,
                       antialias=not args.no_antialias, weights=args.weights,
-                      interp=args.interp, stretch_mute=args.stretch_mute, threads=args.threads,
+                      interp=args.interp, stretch_mute=args.stretch_mute or None,
+                      rho=not args.no_rho_filter, threads=args.threads,
                       backend=args.backend, mem_per_rank=args.mem_per_rank,
                       strategy=args.strategy, tile=args.tile, units=args.units,
                       checkpoint_dir=args.checkpoint_dir,

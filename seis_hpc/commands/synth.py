@@ -36,6 +36,12 @@ def add_arguments(parser) -> None:
                         help="model without the free surface (no water-bottom multiples)")
     parser.add_argument("--multiples", action="store_true",
                         help="add water-bottom multiples and peg-legs to any preset")
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--ghosts", action="store_true",
+                   help="add source and receiver ghosts (free surface -1 above the source "
+                   "and streamer depths, delays 2 z cos(emergence angle) / 1500 m/s) to any "
+                   "preset (on in marine2d-ghost)")
+    g.add_argument("--no-ghosts", action="store_true", help="model without ghosts")
     parser.add_argument("--snr", type=float, default=None,
                         help="random noise: signal RMS / noise RMS (default none)")
     parser.add_argument("--swell", type=int, default=0, help="number of swell-noise bursts")
@@ -100,6 +106,8 @@ def run(args) -> int:
     noise = Noise(random_snr=args.snr, swell_bursts=args.swell, spikes=args.spikes,
                   dead=args.dead, seed=args.seed)
     p = replace(p, midpoints_in_cdp=p.midpoints_in_cdp or args.midpoints_in_cdp)
+    if args.ghosts or args.no_ghosts:
+        p = replace(p, acquisition=replace(p.acquisition, ghosts=bool(args.ghosts)))
     truth = write_survey(replace(p, events=events, noise=noise), args.out, fmt=args.format,
                          revision=args.segy_revision)
     print(f"{args.out}/shots.sgy: {truth['n_traces']} traces x {truth['ns']} samples at "

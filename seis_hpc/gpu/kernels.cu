@@ -96,11 +96,14 @@ __device__ __forceinline__ float seis_cubic(const float* __restrict__ d, int i, 
 }
 
 // Per-run parameters (all float32 or int; see seis_hpc.gpu.pstm for their definitions),
-// passed as a pointer to a small device array (the same on every path, emulator included)
+// passed as a pointer to a small device array (the same on every path, emulator included);
+// cos_max and cos_t0 are the squared cosines of the dip-angle limit and taper start; c_t0 the
+// obliquity where the stretch-mute taper starts (0: none), thm_t0 its acos and thm_scale
+// 1 / (acos(c_mute) - thm_t0)
 struct SeisPar {
     int ns, ltrace, pad, nt, j0, nchunk, chunk;
     float idt, ap2, ap_t0, ap_scale, cos_max, cos_t0, th_t0, th_scale, c_mute, aa_scale2,
-        aa_max, inv_aa2;
+        aa_max, inv_aa2, c_t0, thm_t0, thm_scale;
 };
 
 // One (output sample, trace) pair: the weight w (0: nothing read), the read position
@@ -131,7 +134,9 @@ __device__ __forceinline__ SeisPair seis_pair(const SeisPar& P, float wa, float 
     bool ok = true;
     float w = 1.0f;
     if (SEIS_NEED_INV) {
-        const float cmin = a * fminf(rs, rr);
+        // cos^2 of the dip (operator) angle: tan = |midpoint - point| / (v t0 / 2)
+        const float mx = 0.5f * (dxs + dxr), my = 0.5f * (dys + dyr);
+        const float cmin = a2 * __fdividef(1.0f, a2 + (mx * mx + my * my) * iv2);
         const float c = ha * (rs + rr);
         w = SEIS_OBL ? c : 1.0f;
         if (SEIS_SPREAD) {
@@ -144,8 +149,10 @@ __device__ __forceinline__ SeisPair seis_pair(const SeisPar& P, float wa, float 
             ok = cmin >= P.cos_max;
         if (SEIS_MUTE)
             ok = ok && (c >= P.c_mute);
+        if (SEIS_MUTE && ok && c < P.c_t0)
+            w *= 0.5f * (1.0f + cospif((acosf(c) - P.thm_t0) * P.thm_scale));
         if (SEIS_ANGLE_TAPER && ok && cmin < P.cos_t0)
-            w *= 0.5f * (1.0f + cospif((acosf(cmin) - P.th_t0) * P.th_scale));
+            w *= 0.5f * (1.0f + cospif((acosf(sqrtf(cmin)) - P.th_t0) * P.th_scale));
         if (SEIS_AA && antialias) {
             // L = |grad t| dx_aa / dt, grad t = iv2 (d_s / ts + d_r / tr); the host switches
             // SEIS_AA off when aa_max <= 1 (no triangle is then ever read)

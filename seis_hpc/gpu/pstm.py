@@ -101,7 +101,7 @@ def launch_shape(nt: int, j0: int, spt: int) -> tuple[int, int, int]:
 
 
 def _params(p, ns, nt, j0, nchunk, chunk, antialias) -> np.ndarray:
-    """The SeisPar struct of kernels.cu as 19 int32 words (7 ints, then 12 floats)."""
+    """The SeisPar struct of kernels.cu as 22 int32 words (7 ints, then 15 floats)."""
     ap = p["aperture"]
     th = p["max_angle_rad"]
     tap = p["taper"]
@@ -113,12 +113,19 @@ def _params(p, ns, nt, j0, nchunk, chunk, antialias) -> np.ndarray:
     pad = p["pad"] if antialias else 0
     aa_scale = p["dx_aa"] / p["dt"] if antialias else 0.0
     aa_max = p["aa_max"] if antialias else 1.0
-    words = np.zeros(19, np.int32)
+    cm = p["c_mute"]
+    thm = math.acos(cm) if cm > 0 else 0.0
+    thm_t0 = (1.0 - tap) * thm
+    c_t0 = math.cos(thm_t0) if (cm > 0 and tap > 0) else 0.0
+    thm_scale = 1.0 / (thm - thm_t0) if c_t0 > 0 else 0.0
+    words = np.zeros(22, np.int32)
     words[:7] = [ns, ns + 2 * pad, pad, nt, j0, nchunk, chunk]
     words[7:].view(np.float32)[:] = [
-        1.0 / p["dt"], ap * ap, ap_t0, ap_scale, math.cos(th),
-        math.cos(th_t0) if tap > 0 else -1.0, th_t0, th_scale, p["c_mute"],
-        aa_scale * aa_scale, aa_max, 1.0 / (aa_max * aa_max)]
+        # cos_max and cos_t0: squares of the cosines of the dip angles (the kernel compares
+        # cos^2 of the dip angle)
+        1.0 / p["dt"], ap * ap, ap_t0, ap_scale, math.cos(th) ** 2,
+        math.cos(th_t0) ** 2 if tap > 0 else -1.0, th_t0, th_scale, p["c_mute"],
+        aa_scale * aa_scale, aa_max, 1.0 / (aa_max * aa_max), c_t0, thm_t0, thm_scale]
     return words
 
 

@@ -335,7 +335,7 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
             offset_classes: str | int | Sequence[float] | None = None,
             aperture: float = float("inf"), max_angle: float = 60.0, taper: float = 0.1,
             antialias: bool = True, weights: str = "spreading+obliquity",
-            interp: str = "linear", stretch_mute: float | None = None,
+            interp: str = "linear", stretch_mute: float | None = 0.5, rho: bool = True,
             threads: int | None = None, backend: str = "cython", mem_per_rank: str | int = "2G",
             strategy: str = "auto", tile: int | None = None, units: int = 256,
             checkpoint_dir: str | os.PathLike | None = None,
@@ -380,9 +380,11 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
     aperture : float
         Maximum distance output point - trace midpoint (m).
     max_angle : float
-        Maximum emergence angle (degrees from vertical).
+        Maximum dip (operator) angle (degrees from vertical): ``tan = |midpoint - output
+        point| / (v t0 / 2)``, a time-dependent aperture; offsets are limited by
+        ``stretch_mute``.
     taper : float
-        Taper fraction of aperture and angle.
+        Taper fraction of aperture, dip angle and stretch mute (its angle acos(c)).
     antialias : bool
         Triangle anti-aliasing filter.
     weights : {"none", "spreading", "obliquity", "spreading+obliquity"}
@@ -390,7 +392,12 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
     interp : {"linear", "cubic"}
         Interpolation of the data at the traveltime.
     stretch_mute : float, optional
-        Mute where the wavelet stretch fraction exceeds this (> 0).
+        Mute where the wavelet stretch fraction ``1/c - 1`` exceeds this (> 0; None or 0: no
+        mute). It limits the offsets: a flat reflector uses every offset whose NMO stretch
+        is below it (default 0.5).
+    rho : bool
+        Rho-filter the traces before migrating (``(-i omega)^((dims-1)/2)``), so that a
+        zero-phase reflection images zero-phase at its time.
     threads : int, optional
         OpenMP threads per rank (default ``OMP_NUM_THREADS``).
     backend : {"cython", "gpu"}
@@ -461,9 +468,11 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
 
     comm = default_comm(comm)
     rank, size = rank_size(comm)
+    if stretch_mute == 0:
+        stretch_mute = None  # 0: no mute (as for the stack)
     params = PstmParams(aperture=aperture, max_angle=max_angle, taper=taper,
                         antialias=antialias, weights=weights, interp=interp,
-                        stretch_mute=stretch_mute, backend=backend, threads=threads)
+                        stretch_mute=stretch_mute, backend=backend, threads=threads, rho=rho)
     if config is None:
         config = json.dumps({"survey": str(survey), "velocity": str(velocity), "out": str(out),
                              "grid": grid, "tmax": tmax, "dt": dt, "gathers": gathers,

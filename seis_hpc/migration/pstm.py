@@ -7,9 +7,15 @@ read at the DSR traveltime (see :mod:`seis_hpc.migration.traveltime`):
 
 * **Aperture** ``A``: horizontal distance (m) from the output point to the trace *midpoint*
   (s + r)/2, cosine-tapered over the outer ``taper`` fraction of ``aperture``.
-* **Angle**: the emergence angle of a leg is ``theta`` with ``cos(theta) = (t0/2) / t_leg``
-  (straight ray to depth v t0/2); the larger of the two legs is limited to ``max_angle``
-  (degrees from vertical) and cosine-tapered over the outer ``taper`` fraction of it.
+* **Dip (operator) angle**: ``tan(theta) = |dm| / (v t0 / 2)`` with dm the horizontal distance
+  from the output point to the trace midpoint (the straight-ray angle to a point at depth
+  v t0 / 2 seen from the midpoint), limited to ``max_angle`` (degrees from vertical) and
+  cosine-tapered over the outer ``taper`` fraction of it: a time-dependent aperture
+  ``v (t0/2) tan(max_angle)`` that bounds the operator dips (aliasing, steep noise) without
+  touching the offsets. A flat reflector's stationary point (dm = 0) is inside it at every
+  offset and time, so shallow reflectors keep their far offsets. (Before issue 16 the larger
+  leg's *emergence* angle was limited, which in 100 m of water removed most offsets'
+  specular energy from the seafloor.)
 * **Weights** ``W``: ``"obliquity"`` factor ``c = (cos theta_s + cos theta_r) / 2`` (which is
   also dt/dt0) and ``"spreading"`` factor ``(t0 / (2 sqrt(t_s t_r)))^p`` with p = 1 in 3D and
   p = 1/2 in 2D. At the stationary point of a flat reflector (t_s = t_r = t/2) they give
@@ -17,13 +23,23 @@ read at the DSR traveltime (see :mod:`seis_hpc.migration.traveltime`):
   the summation (t^(1+p)/t0 up to factors of t0 and v): with ``"spreading+obliquity"`` a flat
   reflector of constant data amplitude (data after divergence correction) images with the
   same amplitude in every offset class. Both factors are 1 for a vertical zero-offset ray.
-* **Stretch mute**: the operator stretches the wavelet by 1/c; a sample is muted when
-  ``1/c - 1 > stretch_mute``.
+* **Stretch mute** (the offset limit): the operator stretches the wavelet by 1/c; a sample is
+  muted when ``1/c - 1 > stretch_mute``, cosine-tapered over the outer ``taper`` fraction of
+  the obliquity angle ``acos(c)`` (with 1.0 the former 54-60 degree emergence taper of a flat
+  reflector's stationary ray). At a flat reflector's stationary point 1/c = t / t0, so a
+  reflector uses every offset whose NMO stretch ``t/t0 - 1`` is below the mute (the seafloor
+  in 100 m of water with 0.5: offsets up to 224 m).
 * **Anti-aliasing** ``F_L`` (Lumley, Claerbout & Bevc, 1994): a triangle filter of half-length
   ``L = |grad_x t_dsr| dx_aa / dt`` samples (the operator's local time dip times the output
   bin spacing), applied as a combination of three samples of the trace integrated causally
   and then anticausally, normalised by L^2. For L <= 1 the data are read directly (the two
   coincide at L = 1). L is capped at ``aa_max`` samples.
+* **Rho filter** (``rho=True``; on by default in :func:`seis_hpc.migration.job.migrate` and
+  ``seis-hpc pstm``): the data are first filtered by :func:`rho_filter`, so that a zero-phase
+  reflection images zero-phase at its time (without it the summation rotates the wavelet by
+  45 degrees in 2D, 90 in 3D: -2.4 to -3 ms on every reflector of a 30 Hz 2D line).
+  :func:`kirchhoff_model` with ``rho=True`` applies the adjoint filter after modelling, so the
+  pair stays exact adjoints.
 * **Timing**: data sample k is at ``t_start + k dt``; the data are read at exactly the DSR
   time (linear or 4-point Lagrange interpolation), so a diffractor at (x, t0) images at t0.
   The t0 = 0 sample (and any t0 <= 0) is not imaged.
@@ -60,7 +76,7 @@ BACKENDS = ("cython", "numpy", "gpu")
 TRACE_BLOCK = 256
 
 
-def rho_filter(data, dt, dims=3) -> np.ndarray:
+def rho_filter(data, dt, dims=3, adjoint=False) -> np.ndarray:
     """Kirchhoff pre-filter for reflectors: ``(-i omega)^((dims-1)/2)`` applied to each trace.
 
     Around the stationary point of a reflection the summation of :func:`pstm` over one (2D)
@@ -78,6 +94,9 @@ def rho_filter(data, dt, dims=3) -> np.ndarray:
         Sample interval (s).
     dims : {2, 3}
         Dimensionality of the migration.
+    adjoint : bool
+        Apply the exact adjoint (the conjugate filter ``(i omega)^((dims-1)/2)``, with the same
+        zero padding), as :func:`kirchhoff_model` does with ``rho=True``.
 
     Returns
     -------
@@ -96,7 +115,8 @@ def rho_filter(data, dt, dims=3) -> np.ndarray:
     ns = d.shape[1]
     nfft = 2 * ns  # zero padding keeps the wrap-around of the filter off the trace
     omega = 2 * np.pi * np.fft.rfftfreq(nfft, dt)
-    spec = np.fft.rfft(d, nfft, axis=1) * (-1j * omega) ** ((dims - 1) / 2)
+    filt = (-1j * omega) ** ((dims - 1) / 2)
+    spec = np.fft.rfft(d, nfft, axis=1) * (np.conj(filt) if adjoint else filt)
     return np.fft.irfft(spec, nfft, axis=1)[:, :ns].astype(dtype)
 
 
@@ -131,9 +151,11 @@ class PstmParams:
     aperture : float
         Maximum distance (m) from output point to trace midpoint (inf: unlimited).
     max_angle : float
-        Maximum emergence angle (degrees from vertical) of either leg, in (0, 90].
+        Maximum dip (operator) angle (degrees from vertical), in (0, 90]: ``tan = |midpoint -
+        output point| / (v t0 / 2)``.
     taper : float
-        Fraction of the aperture and of the angle range tapered by a half cosine, in [0, 1).
+        Fraction of the aperture, of the dip-angle range and of the stretch mute's obliquity
+        angle ``acos(c)`` tapered by a half cosine, in [0, 1).
     antialias : bool
         Apply the triangle anti-aliasing filter.
     weights : {"none", "spreading", "obliquity", "spreading+obliquity"}
@@ -146,6 +168,8 @@ class PstmParams:
         Kernel backend.
     threads : int, optional
         OpenMP threads per process (>= 1); None: the OpenMP default.
+    rho : bool
+        Rho-filter the data before migrating (see :func:`rho_filter`).
     """
 
     aperture: float = np.inf
@@ -157,6 +181,7 @@ class PstmParams:
     stretch_mute: float | None = None
     backend: str = "cython"
     threads: int | None = None
+    rho: bool = False
 
     def validate(self) -> PstmParams:
         """Raise :class:`SeisError` naming the first bad parameter; return ``self``."""
@@ -195,6 +220,8 @@ class PstmParams:
         args = {"aperture": self.aperture, "max_angle": self.max_angle, "taper": self.taper,
                 "antialias": self.antialias, "weights": self.weights, "interp": self.interp,
                 "stretch_mute": self.stretch_mute}
+        if self.rho:
+            args["rho"] = True
         if self.threads:
             args["threads"] = self.threads
         if self.backend != "cython":
@@ -228,7 +255,7 @@ def _setup(points, time, vrms, sx, sy, rx, ry, dt, t_start, aperture, max_angle,
         "obliquity": int("obliquity" in weights), "spreading": int("spreading" in weights),
         "spread_pow": 1.0 if dims == 3 else 0.5, "interp": INTERP[interp],
         "c_mute": 0.0, "antialias": 0, "dx_aa": 0.0, "aa_max": 0.0, "pad": 0,
-        "threads": int(threads),
+        "threads": int(threads), "dims": int(dims),
     }
     a = 0.5 * t
     return pts, t, a, a * a, iv2, sx, sy, rx, ry, p
@@ -250,7 +277,7 @@ def _float_array(name, arr, shape, dtype=None) -> np.ndarray:
 def pstm(data, dt, sx, sy, rx, ry, points, time, vrms, *, t_start=0.0, aperture=np.inf,
          max_angle=90.0, taper=0.1, antialias=True, weights="spreading+obliquity",
          interp="linear", stretch_mute=None, out=None, backend="cython", threads=None,
-         dx_aa=None, aa_max=32.0, sparse_t0=None, dims=None) -> np.ndarray:
+         dx_aa=None, aa_max=32.0, sparse_t0=None, dims=None, rho=False) -> np.ndarray:
     """Kirchhoff prestack time migration of traces into output points (see module doc).
 
     Parameters
@@ -272,9 +299,10 @@ def pstm(data, dt, sx, sy, rx, ry, points, time, vrms, *, t_start=0.0, aperture=
     aperture : float
         Maximum distance (m) from output point to trace midpoint.
     max_angle : float
-        Maximum emergence angle (degrees from vertical) of either leg.
+        Maximum dip (operator) angle (degrees from vertical), see the module doc.
     taper : float
-        Fraction of the aperture and of the angle range tapered by a half cosine.
+        Fraction of the aperture, of the dip-angle range and of the stretch mute's obliquity
+        angle ``acos(c)`` tapered by a half cosine.
     antialias : bool
         Apply the triangle anti-aliasing filter.
     weights : {"none", "spreading", "obliquity", "spreading+obliquity"}
@@ -299,7 +327,10 @@ def pstm(data, dt, sx, sy, rx, ry, points, time, vrms, *, t_start=0.0, aperture=
         :func:`seis_hpc.migration.traveltime.sparse_knots` and linearly in between. A CPU economy:
         ``backend="gpu"`` always evaluates exactly (what the knots approximate).
     dims : {2, 3}, optional
-        Spreading law; default: 2 when points and traces are collinear, else 3.
+        Spreading law and rho filter; default: 2 when points and traces are collinear, else 3.
+    rho : bool
+        Filter the data by :func:`rho_filter` first (``dims``), for zero-phase reflector
+        images; leave False for data filtered already.
 
     Returns
     -------
@@ -313,6 +344,8 @@ def pstm(data, dt, sx, sy, rx, ry, points, time, vrms, *, t_start=0.0, aperture=
     if d.ndim != 2 or d.shape[0] != sx.size:
         raise SeisError(f"data: expected shape (ntr={sx.size}, ns), got {d.shape}")
     d = _float_array("data", d, d.shape)
+    if rho:
+        d = rho_filter(d, p["dt"], dims=p["dims"])
     if stretch_mute is not None:
         if not stretch_mute > 0:
             raise SeisError(f"stretch_mute: must be > 0 (got {stretch_mute})")
@@ -392,7 +425,8 @@ def pstm_gathers(data, dt, sx, sy, rx, ry, points, time, vrms, offset_edges,
 
 def kirchhoff_model(image, points, time, vrms, sx, sy, rx, ry, ns, dt, *, t_start=0.0,
                     aperture=np.inf, max_angle=90.0, taper=0.1, weights="spreading+obliquity",
-                    interp="linear", backend="cython", threads=None, dims=None) -> np.ndarray:
+                    interp="linear", backend="cython", threads=None, dims=None,
+                    rho=False) -> np.ndarray:
     """Kirchhoff modelling: the exact adjoint of :func:`pstm` with ``antialias=False``.
 
     Parameters
@@ -405,8 +439,9 @@ def kirchhoff_model(image, points, time, vrms, sx, sy, rx, ry, ns, dt, *, t_star
         Samples per output trace.
     dt : float
         Output sample interval (s).
-    t_start, aperture, max_angle, taper, weights, interp, backend, threads, dims
-        As for :func:`pstm` (same values give the adjoint pair).
+    t_start, aperture, max_angle, taper, weights, interp, backend, threads, dims, rho
+        As for :func:`pstm` (same values give the adjoint pair; ``rho`` applies the adjoint
+        of the rho filter to the modelled traces).
 
     Returns
     -------
@@ -425,13 +460,16 @@ def kirchhoff_model(image, points, time, vrms, sx, sy, rx, ry, ns, dt, *, t_star
 
         if m.dtype != np.float32:
             raise SeisError("image: backend 'gpu' computes in float32; give a float32 image")
-        return gpu_pstm.model(p, m, pts, t, a, iv2, sx, sy, rx, ry, ns)
-    if backend == "numpy":
+        data = gpu_pstm.model(p, m, pts, t, a, iv2, sx, sy, rx, ry, ns)
+    elif backend == "numpy":
         from seis_hpc.migration import reference as _reference
 
-        return _reference.model_numpy(p, m, pts, a, a2, iv2, sx, sy, rx, ry, ns).astype(m.dtype)
-    from seis_hpc.kernels import pstm as kern
+        data = _reference.model_numpy(p, m, pts, a, a2, iv2, sx, sy, rx, ry, ns).astype(m.dtype)
+    else:
+        from seis_hpc.kernels import pstm as kern
 
-    data = np.zeros((sx.size, ns), dtype=m.dtype)
-    kern.model_3d(m, pts, a, a2, iv2, sx, sy, rx, ry, data, p)
+        data = np.zeros((sx.size, ns), dtype=m.dtype)
+        kern.model_3d(m, pts, a, a2, iv2, sx, sy, rx, ry, data, p)
+    if rho:
+        data = rho_filter(data, p["dt"], dims=p["dims"], adjoint=True)
     return data

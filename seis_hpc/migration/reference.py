@@ -53,15 +53,24 @@ def sample_terms(p, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr):
     k = (ts + tr - p["t_start"]) / p["dt"]
     with np.errstate(divide="ignore", invalid="ignore"):
         its, itr = 1.0 / ts, 1.0 / tr
-    cmin = a * np.minimum(its, itr)
-    ok = (a > 0) & (cmin >= np.cos(p["max_angle_rad"]))
+        # dip (operator) angle: tan = midpoint displacement / (v t0 / 2)
+        dm2 = 0.25 * ((dxs + dxr) ** 2 + (dys + dyr) ** 2)
+        cdip = a / np.sqrt(a2 + dm2[:, None] * iv2)
+    ok = (a > 0) & (cdip >= np.cos(p["max_angle_rad"]))
     th0 = (1 - p["taper"]) * p["max_angle_rad"]
     with np.errstate(invalid="ignore"):
-        th = np.arccos(np.clip(cmin, -1, 1))
-    w = np.where(cmin < (np.cos(th0) if p["taper"] > 0 else -1.0),
+        th = np.arccos(np.clip(cdip, -1, 1))
+    w = np.where(cdip < (np.cos(th0) if p["taper"] > 0 else -1.0),
                  cosine_taper(th, th0, p["max_angle_rad"]), 1.0)
     c = 0.5 * a * (its + itr)
     ok &= c >= p["c_mute"]
+    if p["c_mute"] > 0 and p["taper"] > 0:
+        # stretch-mute taper: half cosine over the outer taper fraction of acos(c)
+        thm = np.arccos(p["c_mute"])
+        thm0 = (1 - p["taper"]) * thm
+        with np.errstate(invalid="ignore"):
+            thc = np.arccos(np.clip(c, -1, 1))
+        w = w * np.where(ok & (c < np.cos(thm0)), cosine_taper(thc, thm0, thm), 1.0)
     if p["obliquity"]:
         w = w * c
     if p["spreading"]:

@@ -53,7 +53,7 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
              velocity_out: str | os.PathLike | None = None, iterations: int = 1,
              index: str | os.PathLike | None = None, grid: str | Sequence[int] | None = None,
              tmax: float | None = None, offset_classes: int = 8,
-             aperture: float = float("inf"), max_angle: float = 60.0,
+             aperture: float = float("inf"), max_angle: float = 45.0,
              mem_per_rank: str | int = "2G", backend: str = "cython", every: int = 20,
              gamma_min: float = 0.85, gamma_max: float = 1.15, min_semblance: float = 0.5,
              tmin: float = 0.0, water_bottom: float | None = None, smooth_m: float = 250.0,
@@ -90,7 +90,11 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
     aperture : float
         Maximum distance output point - trace midpoint (m).
     max_angle : float
-        Maximum emergence angle (degrees from vertical).
+        Maximum dip (operator) angle (degrees from vertical) of the PSTM (see
+        :mod:`seis_hpc.migration.pstm`). 45 by default: the gathers the RMO reads keep the
+        operator's steep flanks out as the former 60-degree emergence-angle limit did (with
+        60 degrees of dip one update on the marine2d line raises the 99th-percentile Vrms
+        error, tests/test_rmo.py).
     mem_per_rank : str or int
         Memory budget per rank (e.g. ``"2G"``).
     backend : {"cython", "gpu"}
