@@ -120,8 +120,8 @@ def add_arguments(parser) -> None:
     k.add_argument("--interp", default="linear", choices=("linear", "cubic"),
                    help="interpolation of the input traces (default linear)")
     k.add_argument("--stretch-mute", type=float, default=0.5, metavar="F",
-                   help="mute where the wavelet stretch 1/c - 1 exceeds F: the offset limit "
-                   "(a flat reflector uses the offsets whose NMO stretch is below F; fraction; "
+                   help="mute where the wavelet stretch 1/c - 1 exceeds F, the offset limit: "
+                   "a flat reflector uses the offsets whose NMO stretch is below F (fraction; "
                    "default 0.5, 0: no mute)")
     k.add_argument("--no-rho-filter", action="store_true",
                    help="do not rho-filter the traces before migrating (for input filtered "
