@@ -44,11 +44,12 @@ def coordinate_unit_codes(layout: Layout) -> np.ndarray:
     """Coordinate units code (trace header bytes 89-90, int16) of every trace."""
     if layout.n_traces == 0:
         return np.zeros(0, dtype=np.int64)
-    mm = np.memmap(layout.path, dtype=np.uint8, mode="r", offset=layout.data_offset,
-                   shape=(layout.n_traces, layout.trace_bytes))
-    raw = np.ascontiguousarray(mm[:, 88:90]).view(f"{layout.byteorder}i2").ravel()
-    del mm
-    return raw.astype(np.int64)
+    from seis_hpc.io.segy import header_blocks
+
+    out = np.empty(layout.n_traces, dtype=np.int64)
+    for a, b, raw in header_blocks(layout, nbytes=90):
+        out[a:b] = np.ascontiguousarray(raw[:, 88:90]).view(f"{layout.byteorder}i2").ravel()
+    return out
 
 
 def _runs(v: np.ndarray) -> int:

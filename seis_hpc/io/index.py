@@ -44,7 +44,7 @@ from seis_hpc import __version__
 from seis_hpc.errors import SeisError
 from seis_hpc.io.atomic import atomic_output
 from seis_hpc.io.headermap import ELEVATION_KEYS, HeaderMap, load_headermap
-from seis_hpc.io.segy import TRACE_HEADER_BYTES, Layout, probe
+from seis_hpc.io.segy import TRACE_HEADER_BYTES, Layout, header_blocks, probe
 from seis_hpc.io.traces import TraceReader, layout_of_index
 
 INDEX_SUFFIX = ".index.h5"
@@ -102,17 +102,8 @@ def read_headers(layout: Layout, headermap: HeaderMap) -> dict[str, np.ndarray]:
     from seis_hpc.progress import Progress
 
     with Progress(layout.n_traces, "index", "header") as prog:
-        # traces per block: at most _CHUNK, and at most ~64 MB of the file mapped at a time
-        step = max(1, min(_CHUNK, (64 << 20) // layout.trace_bytes))
-        for a in range(0, layout.n_traces, step):
-            b = min(layout.n_traces, a + step)
-            # One map per chunk, dropped after it: a map of the whole file would keep every
-            # page it touched (all of them: each holds a header) in this process's RSS.
-            mm = np.memmap(layout.path, dtype=np.uint8, mode="r",
-                           offset=layout.data_offset + a * layout.trace_bytes,
-                           shape=(b - a, layout.trace_bytes))
-            block = np.ascontiguousarray(mm[:, :TRACE_HEADER_BYTES]).view(dtype).ravel()
-            del mm
+        for a, b, raw in header_blocks(layout, max_traces=_CHUNK):
+            block = raw.view(dtype).ravel()
             for name in dtype.names:
                 out[name][a:b] = block[name]
             prog.set(b)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -450,6 +451,26 @@ def _read_at(path: str, offset: int, n: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(offset)
         return f.read(n)
+
+
+def header_blocks(layout: Layout, nbytes: int = TRACE_HEADER_BYTES, max_traces: int = 200_000,
+                  map_bytes: int = 64 << 20) -> Iterator[tuple[int, int, np.ndarray]]:
+    """The first ``nbytes`` of every trace, block by block: ``(first, end, headers)`` with
+    ``headers`` a uint8 copy of shape ``(end - first, nbytes)``.
+
+    The file is mapped one block (about ``map_bytes``) at a time and the map dropped after it:
+    a map of the whole file would keep every page it touched (all of them: each holds a
+    header) in the process's resident set, as large as the file.
+    """
+    step = max(1, min(max_traces, map_bytes // layout.trace_bytes))
+    for a in range(0, layout.n_traces, step):
+        b = min(layout.n_traces, a + step)
+        mm = np.memmap(layout.path, dtype=np.uint8, mode="r",
+                       offset=layout.data_offset + a * layout.trace_bytes,
+                       shape=(b - a, layout.trace_bytes))
+        block = np.ascontiguousarray(mm[:, :nbytes])
+        del mm
+        yield a, b, block
 
 
 def _ieee_in_ibm_file(path: str, data_offset: int, trace_bytes: int, n_traces: int, ns: int,
