@@ -179,6 +179,9 @@ def test_qc_section_of_a_2d_stack_has_sp_tick_labels(lines, tmp_path, monkeypatc
     monkeypatch.setattr(pictures, "plot_gather", capture)
     pictures.volume_pictures(out, tmp_path, what=["inline"])
     np.testing.assert_array_equal(seen["sp"], vol.shotpoint)
+    sp = vol.shotpoint
+    assert (f"CDP {vol.grid.crossline0}-{vol.grid.crosslines()[-1]}, SP {sp[0]}-{sp[-1]} "
+            "(SP from FFID (bytes 9-12))") in seen["block"].text()
     cmp = vol.grid.crosslines()
     ticks = cmp[::50]
     labels = coordinate_tick_labels(ticks, seen["x"], seen["coords"], seen["sp"])

@@ -394,7 +394,12 @@ def volume_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
         AMPLITUDE_UNITS
 
     def section(arr, x, xlabel, title, fname, coords, sp=None):
-        block = TitleBlock(line, title, units)
+        extra = ()
+        if sp is not None:  # the title block names the line's CDP and SP range
+            src = str(vol.shotpoint_attrs.get("source", "")).split(" of the input")[0]
+            extra = (f"CDP {x[0]}-{x[-1]}, SP {sp[0]}-{sp[-1]}"
+                     + (f" (SP from {src})" if src else ""),)
+        block = TitleBlock(line, title, units, extra=extra)
         if kind == "vrms":
             return plot_velocity(arr, t, x, out_dir / fname, title=title, xlabel=xlabel,
                                  size=sz, block=block, coords=coords, sp=sp)
