@@ -210,7 +210,38 @@ def test_a_3d_grid_has_no_shotpoint(tmp_path):
     from seis_hpc.io.volume import write_shotpoint
 
     g3 = BinGrid(0.0, 0.0, 0.0, 25.0, 25.0, 1, 1, 2, 2)
-    idx = seis_hpc.Survey.open(vl.line("marine2d")[0]).index
+    idx = _Index(source_id=np.arange(3), sx=np.arange(3) * 50.0, sy=np.zeros(3),
+                 ffid=np.arange(1, 4))
     assert line_shotpoints(idx, g3) is None
+    assert line_shotpoints(idx, BinGrid.line(0.0, 0.0, 90.0, 25.0, 1, 5)).source.startswith(
+        "FFID")
     with h5py.File(tmp_path / "x.h5", "w") as f, pytest.raises(seis_hpc.SeisError):
         write_shotpoint(f, g3, np.ones((2, 2)))
+
+
+class _Index(dict):
+    """An in-memory trace source with the shot headers (no SEG-Y file behind it)."""
+
+    attrs: dict = {}
+
+
+def test_shot_numbering_choice_and_interpolation():
+    """EnergySourcePoint numbers the shots when it does; a constant does not, and nor does
+    an all-zero FFID: then there is no SP. Between shots SP is linear in position, beyond
+    them it follows the end chord."""
+    from seis_hpc.geometry import BinGrid
+    from seis_hpc.io.shotpoint import SOURCES, line_shotpoints
+
+    g = BinGrid.line(0.0, 0.0, 90.0, 10.0, 1, 11)  # CMP k at x = 10 (k - 1) m
+    sx = np.repeat([20.0, 40.0, 60.0], 2)  # 3 shots of 2 traces, at CMP 3, 5, 7
+    base = {"source_id": np.repeat([0, 1, 2], 2), "sx": sx, "sy": np.zeros(6),
+            "ffid": np.repeat([7, 8, 9], 2)}
+    sp = line_shotpoints(_Index(base, energy_source_point=np.repeat([101, 103, 105], 2)), g)
+    assert sp.source == SOURCES["energy_source_point"]
+    # 1 SP per CMP between the shots; the end chords (slope 1) beyond them
+    np.testing.assert_array_equal(sp.values, np.arange(99, 110))
+    sp = line_shotpoints(_Index(base, energy_source_point=np.ones(6, int)), g)
+    assert sp.source == SOURCES["ffid"]
+    # half an SP per CMP: halves round to even
+    np.testing.assert_array_equal(sp.values, [6, 6, 7, 8, 8, 8, 9, 10, 10, 10, 11])
+    assert line_shotpoints(_Index(base, ffid=np.zeros(6, int)), g) is None

@@ -6,7 +6,7 @@ index (one per ``source_id``) gives its SP number and its position projected on 
 axis (in fractional CMP numbers); a CMP's SP is interpolated linearly between the two shots
 on either side of it, and outside the shots' range (the CMPs a marine spread reaches beyond
 the first or last shot) extrapolated along the chord of the last five shots at that end;
-rounded to an integer.
+rounded to an integer (halves to even).
 
 The SP number of a source is, in order of preference, the first of these that numbers the
 shots -- non-zero for every source, and at least as many distinct values as half the
@@ -98,10 +98,10 @@ def source_shotpoints(idx) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
         Trace number of each source's first trace.
     xy : numpy.ndarray, shape (n_sources, 2)
         Source positions (m).
-    sp : numpy.ndarray of int64
-        SP number of each source.
+    sp : numpy.ndarray of int64 or None
+        SP number of each source (None when no header numbers the shots).
     source : str
-        A value of :data:`SOURCES`.
+        A value of :data:`SOURCES` ("" with no SP).
     """
     sid = np.asarray(idx["source_id"])
     _, first = np.unique(sid, return_index=True)
@@ -118,7 +118,7 @@ def source_shotpoints(idx) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
         if sp is not None and sp.size and np.all(sp != 0) \
                 and 2 * len(np.unique(sp)) >= n_pos:
             return first, xy, np.asarray(sp, dtype=np.int64), SOURCES[key]
-    return first, xy, np.asarray(idx["ffid"])[first].astype(np.int64), SOURCES["ffid"]
+    return first, xy, None, ""  # no header numbers the shots
 
 
 def interpolate_shotpoints(cmp: np.ndarray, shot_cmp: np.ndarray, shot_sp: np.ndarray
@@ -162,13 +162,15 @@ def line_shotpoints(idx, grid) -> ShotPoints | None:
     Returns
     -------
     ShotPoints or None
-        None for a 3D grid or an index without sources.
+        None for a 3D grid, an index without sources, or shots that no header numbers.
     """
     have = set(idx.keys()) if hasattr(idx, "keys") else set()
     if not grid.is_2d or not {"source_id", "sx", "sy", "ffid"} <= have \
             or len(idx["source_id"]) == 0:
         return None  # 3D, or a source without shot headers (an in-memory array)
     _, xy, sp, source = source_shotpoints(idx)
+    if sp is None:
+        return None
     _, shot_cmp = grid.world_to_grid(xy[:, 0], xy[:, 1])
     values = np.rint(interpolate_shotpoints(grid.crosslines(), shot_cmp, sp)).astype(np.int64)
     return ShotPoints(values, source, int(sp.size))
