@@ -245,3 +245,18 @@ def test_shot_numbering_choice_and_interpolation():
     # half an SP per CMP: halves round to even
     np.testing.assert_array_equal(sp.values, [6, 6, 7, 8, 8, 8, 9, 10, 10, 10, 11])
     assert line_shotpoints(_Index(base, ffid=np.zeros(6, int)), g) is None
+
+
+def test_real_marine_line_is_numbered_by_its_energy_source_point(external_data):
+    """Viking Graben line 12 (4 real shots, FFID 3-6): its SP is EnergySourcePoint 101-104
+    (ShotPoint 197 is 0), one every 25 m; the CMPs behind the shots get the SP a shot there
+    would have had."""
+    from seis_hpc.io.shotpoint import SOURCES, line_shotpoints
+    from seis_hpc.survey import Survey
+
+    path = external_data / "segyio" / "viking_small.segy"
+    s = Survey.open(path, save=False)
+    sp = line_shotpoints(s.index, s.grid)
+    assert sp.source == SOURCES["energy_source_point"] and sp.n_sources == 4
+    cx, _ = s.grid.cdp_xy()
+    assert_rounded(sp.values, 101 + (cx - 3237.0) / 25.0)  # half an SP a CMP: ties too
