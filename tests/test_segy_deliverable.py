@@ -90,8 +90,10 @@ def test_pstm_segy_is_the_image_with_its_geometry_and_fold(survey, tmp_path, gat
         fold = _input_fold(survey / "shots.sgy", g)
         assert fold.max() > 1  # a real prestack fold, not the default 1
         np.testing.assert_array_equal(f.attributes(TF.NStackedTraces)[:], fold)
+        assert (f.attributes(TF.ShotPoint)[:] == 0).all()  # 3D: no shot point
         text = _text(f)
-    assert f"seis_hpc {seis_hpc.__version__}" in text
+    assert vol.shotpoint is None  # nor a shotpoint data set
+    assert f"seis_hpc {seis_hpc.__version__}" in text and "ShotPoint" not in text
     assert "shots.sgy" in text and "metres" in text and "4 ms" in text
     assert "pstm" in text  # the history line of the command
 

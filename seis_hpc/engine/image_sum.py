@@ -18,6 +18,11 @@ be added; the data sets named in the JSON list attribute ``summed_datasets`` (e.
 normalisation weights, of any shape) are raw sums too and are added with ``image`` and
 ``gathers``; normalise the sum, not the parts.
 
+A 2D line's ``shotpoint`` (the SP of each CMP, a geometry attribute computed from every
+shot of the input, so the same in every part of one job) is copied from the first part when
+every part has the same; parts that disagree (e.g. parts of different input files) give a
+sum without it.
+
 The output is written under a temporary name and renamed when complete (all or nothing);
 it records every part and its SHA-256 in ``parts`` and the union of the parts' traces.
 """
@@ -66,6 +71,7 @@ class Part:
     runs: np.ndarray | None
     sha256: str
     summed: list = field(default_factory=list)
+    shotpoint: tuple = (None, {})  # 2D: (SP of each CMP, its attributes)
 
     @property
     def input_path(self) -> str | None:
@@ -117,7 +123,23 @@ def _open_part(path: str) -> Part:
         shapes = {n: tuple(f[n].shape) for n in summed}
         runs = f["part_traces"][...].reshape(-1, 2).astype(np.int64) \
             if "part_traces" in f else None
-    return Part(path, attrs, axes, shapes, runs, sha256_file(path), summed)
+        from seis_hpc.io.volume import read_shotpoint
+
+        sp = read_shotpoint(f)
+    return Part(path, attrs, axes, shapes, runs, sha256_file(path), summed, sp)
+
+
+def _common_shotpoint(parts: list[Part]) -> tuple:
+    """The parts' ``shotpoint`` when every part has the same one, else (None, {})."""
+    sp, attrs = parts[0].shotpoint
+    if sp is None:
+        return None, {}
+    for p in parts[1:]:
+        other, other_attrs = p.shotpoint
+        if other is None or not np.array_equal(other, sp) or \
+                other_attrs.get("source") != attrs.get("source"):
+            return None, {}
+    return sp, attrs
 
 
 def _same(a, b) -> bool:
@@ -314,10 +336,12 @@ def sum_images(paths: list[str], out: str | os.PathLike, history_line: str = "")
                            "trace_selection": p.attrs.get("trace_selection", "all")}
                           for p in parts]),
     )
+    sp, sp_attrs = _common_shotpoint(parts) if grid.is_2d else (None, {})
     with atomic_output(out) as tmp, h5py.File(tmp, "w") as f:
         VolumeWriter(f, grid, time, "image", offset=offset,
                      with_gathers="gathers" in first.summed,
-                     config=str(first.attrs.get("config", "")), history=history, attrs=keep)
+                     config=str(first.attrs.get("config", "")), history=history, attrs=keep,
+                     shotpoint=sp, shotpoint_attrs=sp_attrs)
         for name in first.summed:
             if name not in f:
                 with h5py.File(first.path, "r") as src:

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seis_hpc.engine.decomposition import Plan, WorkUnit
+
+if TYPE_CHECKING:
+    from seis_hpc.io.shotpoint import ShotPoints
 
 
 def to_runs(ids: np.ndarray) -> np.ndarray:
@@ -132,6 +136,10 @@ class PstmJob:
     rho_filter : bool
         Rho-filter the traces before migrating them (zero-phase reflector images; needed by
         ``reflector``).
+    shotpoint : ShotPoints or None
+        2D: the shot point of each CMP of the output grid
+        (:func:`seis_hpc.io.shotpoint.line_shotpoints`), written to the image's
+        ``shotpoint`` data set; None in 3D or when unknown.
     """
 
     plan: Plan
@@ -158,3 +166,4 @@ class PstmJob:
     part_runs: np.ndarray | None = None
     normalise: str = "none"
     rho_filter: bool = False
+    shotpoint: ShotPoints | None = None

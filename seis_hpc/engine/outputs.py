@@ -123,9 +123,12 @@ class ImageOutput:
         centres = None
         if self.ncls:
             centres = 0.5 * (self.job.offset_edges[1:] + self.job.offset_edges[:-1])
+        sp = self.job.shotpoint
         return self._scaled(VolumeWriter(f, self.grid, self.job.time, "image", offset=centres,
                                          with_gathers=bool(self.ncls), config=self.job.config,
-                                         history=[*self.job.history, describe(self.job)]))
+                                         history=[*self.job.history, describe(self.job)],
+                                         shotpoint=None if sp is None else sp.values,
+                                         shotpoint_attrs=None if sp is None else sp.attrs()))
 
     def _scaled(self, writer: VolumeWriter):
         """``writer``, dividing by the response first when there is one."""

@@ -6,7 +6,9 @@ offset classes fastest. Headers (SEG-Y rev 1 byte positions):
 * 3D: ``INLINE_3D`` (189), ``CROSSLINE_3D`` (193), ``CDP`` (21) = bin serial number from 1,
   ``CDP_X``/``CDP_Y`` (181/185) = bin centre (m, scalar -100) -- ``segyio.open(path)`` reads the
   geometry back (``ilines``, ``xlines``, ``offsets``), as interpretation software does;
-* 2D: ``CDP`` = CMP number, ``CDP_X``/``CDP_Y``, ``TRACE_SEQUENCE_LINE``;
+* 2D: ``CDP`` = CMP number, ``CDP_X``/``CDP_Y``, ``TRACE_SEQUENCE_LINE``, and ``ShotPoint``
+  (197) = the CMP's shot-point number when the volume has one (:mod:`seis_hpc.io.shotpoint`;
+  the textual header says which input header it comes from);
 * gathers: ``offset`` (37) = class centre (m, rounded).
 
 The delay (109) carries the first time; samples are IEEE float32 unless ``fmt`` says otherwise.
@@ -26,8 +28,8 @@ def volume_headers(vol, fold: np.ndarray | None = None,
     """Trace headers for the traces of ``vol`` in export order (see the module doc).
 
     ``fold`` (traces stacked per bin, shape ``grid.shape`` or (n_bins,)) goes to
-    ``NStackedTraces`` (33; 1 where not given); ``shotpoint`` (per bin) to ``ShotPoint`` (197).
-    Coordinate units (89) are 1: metres.
+    ``NStackedTraces`` (33; 1 where not given); ``shotpoint`` (per bin; default the volume's
+    own, 2D) to ``ShotPoint`` (197). Coordinate units (89) are 1: metres.
     """
     g = vol.grid
     il, xl = np.meshgrid(g.inlines(), g.crosslines(), indexing="ij")
@@ -42,6 +44,8 @@ def volume_headers(vol, fold: np.ndarray | None = None,
         # 2-byte field: clip a huge fold instead of wrapping it to a negative number
         nst = np.clip(np.rint(f), 0, 32767).astype(np.int64)
     h["NStackedTraces"] = nst
+    if shotpoint is None and g.is_2d:
+        shotpoint = getattr(vol, "shotpoint", None)
     if shotpoint is not None:
         h["ShotPoint"] = np.rint(np.asarray(shotpoint, dtype=np.float64).reshape(g.n_bins))
     if not g.is_2d:
@@ -89,6 +93,7 @@ def volume_text(vol, dt: float, t0: float) -> str:
              + "CDP_X/CDP_Y (181/185) = bin centre, m, scalar -100. "
              + "NStackedTraces (33) = fold. "
              + ("offset (37) = class centre, m." if vol.name == "gathers" else ""),
+             *_shotpoint_text(vol),
              "history:"]
     lines += [str(h) for h in vol.history]
     if vol.config:
@@ -98,6 +103,16 @@ def volume_text(vol, dt: float, t0: float) -> str:
     # would show other letters; other non-ASCII characters have none at all.
     text = text.translate({ord("["): "(", ord("]"): ")"})
     return text.encode("ascii", "replace").decode("ascii")
+
+
+def _shotpoint_text(vol) -> list[str]:
+    """The textual-header line on ``ShotPoint`` (197) of a 2D volume with shot points."""
+    if not vol.grid.is_2d or getattr(vol, "shotpoint", None) is None:
+        return []
+    sp = np.asarray(vol.shotpoint)
+    src = vol.shotpoint_attrs.get("source", "the input")
+    return [f"ShotPoint (197) = SP {sp[0]}..{sp[-1]} from {src}, "
+            "interpolated between shots by position along the line."]
 
 
 def write_volume_segy(path: str | os.PathLike, vol, *, fmt: int = 5, endian: str = "big",
@@ -121,7 +136,8 @@ def write_volume_segy(path: str | os.PathLike, vol, *, fmt: int = 5, endian: str
         Traces stacked into each bin (shape ``grid.shape``), written to ``NStackedTraces``
         (bytes 33-34); 1 when not given.
     shotpoint : numpy.ndarray, optional
-        Shot point number of each bin (``ShotPoint``, bytes 197-200).
+        Shot point number of each bin (``ShotPoint``, bytes 197-200); default the volume's
+        ``shotpoint`` (2D), none when it has none.
 
     Raises
     ------

@@ -8,6 +8,9 @@ Layout of one file::
     /inline, /crossline (2D: /cmp), /time [s], /offset [m]
                        1-D dimension scales attached to the data set
     /cdp_x, /cdp_y     bin-centre world coordinates [m], dims (inline, crossline) or (cmp)
+    /shotpoint         2D only, when known: int32 shot-point number of each CMP, dims (cmp);
+                       attributes source (which input header), method
+                       (:mod:`seis_hpc.io.shotpoint`)
     attributes         grid_* (see BinGrid.to_attrs), units, software, created,
                        config (the job's configuration text), history (one line per step)
 
@@ -57,6 +60,10 @@ class Volume:
         Processing history, one line per step.
     attrs : dict
         Further attributes (timings, parameters).
+    shotpoint : numpy.ndarray or None
+        2D: the shot-point number of each CMP (:mod:`seis_hpc.io.shotpoint`); None if unknown.
+    shotpoint_attrs : dict
+        Its attributes (``source``: the input header it comes from, ``method``).
     """
 
     data: np.ndarray
@@ -67,6 +74,8 @@ class Volume:
     config: str = ""
     history: list[str] = field(default_factory=list)
     attrs: dict = field(default_factory=dict)
+    shotpoint: np.ndarray | None = None
+    shotpoint_attrs: dict = field(default_factory=dict)
 
     def dims(self) -> tuple[str, ...]:
         """Dimension names of :attr:`data`, outermost first."""
@@ -133,7 +142,8 @@ def write_into(f: h5py.File, vol: Volume, chunks: tuple[int, ...] | None = None
         The data set written.
     """
     w = VolumeWriter(f, vol.grid, vol.time, vol.name, offset=vol.offset, config=vol.config,
-                     history=vol.history, attrs=vol.attrs, chunks=chunks)
+                     history=vol.history, attrs=vol.attrs, chunks=chunks,
+                     shotpoint=vol.shotpoint, shotpoint_attrs=vol.shotpoint_attrs)
     w.put_all(vol.name, vol.data)
     return f[vol.name]
 
@@ -170,12 +180,17 @@ class VolumeWriter:
     chunks : tuple of int, optional
         HDF5 chunk shape of the data set; default about 1 MiB chunks spanning whole traces
         (an image with gathers takes the gathers' chunks without the offset axis).
+    shotpoint : array_like, optional
+        2D: shot-point number of each CMP, written to ``shotpoint`` (int32, dims ``cmp``).
+    shotpoint_attrs : dict, optional
+        Attributes of that data set (``source``, ``method``).
     """
 
     def __init__(self, f: h5py.File, grid: BinGrid, time, name: str = "image", *,
                  offset=None, with_gathers: bool = False, config: str = "",
                  history: Sequence[str] = (), attrs: dict | None = None,
-                 chunks: tuple[int, ...] | None = None):
+                 chunks: tuple[int, ...] | None = None, shotpoint=None,
+                 shotpoint_attrs: dict | None = None):
         self.f, self.grid = f, grid
         if (name == "gathers" or with_gathers) and offset is None:
             raise SeisError("image gathers need offset-class centres")
@@ -216,6 +231,8 @@ class VolumeWriter:
             ds.attrs["units"] = "m"
             for i, d in enumerate(lateral):
                 ds.dims[i].attach_scale(f[d])
+        if shotpoint is not None:
+            write_shotpoint(f, grid, shotpoint, shotpoint_attrs)
         meta = {**grid.to_attrs(), **(attrs or {})}
         meta.update(
             kind=name,
@@ -271,6 +288,35 @@ class VolumeWriter:
         self.f[name][lead + (lines,)] = block
 
 
+def write_shotpoint(f: h5py.File, grid: BinGrid, values, attrs: dict | None = None) -> None:
+    """Write the ``shotpoint`` data set (one SP number per CMP of a 2D line) into ``f``.
+
+    Raises
+    ------
+    SeisError
+        A 3D grid, or not one value per CMP.
+    """
+    if not grid.is_2d:
+        raise SeisError("shot points are a 2D line's annotation; this grid is 3D")
+    v = np.asarray(values)
+    if v.shape != grid.shape:
+        raise SeisError(f"shotpoint: need one value per CMP {grid.shape}, got {v.shape}")
+    ds = f.create_dataset("shotpoint", data=np.rint(v).astype(np.int32))
+    ds.dims[0].attach_scale(f["cmp"])
+    for k, val in (attrs or {}).items():
+        ds.attrs[k] = val
+
+
+def read_shotpoint(f: h5py.File) -> tuple[np.ndarray | None, dict]:
+    """The ``shotpoint`` data set of an open volume and its attributes ((None, {}) if none)."""
+    if "shotpoint" not in f:
+        return None, {}
+    ds = f["shotpoint"]
+    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in ds.attrs.items()
+             if k not in ("DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME")}
+    return ds[...].astype(np.int64), attrs
+
+
 def read_volume(path: str | os.PathLike, name: str | None = None) -> Volume:
     """Read a volume written by :func:`write_volume` into memory.
 
@@ -294,6 +340,7 @@ def read_volume(path: str | os.PathLike, name: str | None = None) -> Volume:
         history = f.attrs.get("history", "[]")
         extra = {k: f.attrs[k] for k in f.attrs
                  if not k.startswith("grid_") and k not in ("config", "history", "kind")}
+        sp, sp_attrs = read_shotpoint(f)
         return Volume(
             data=f[name][...],
             grid=BinGrid.from_attrs(f.attrs),
@@ -303,4 +350,6 @@ def read_volume(path: str | os.PathLike, name: str | None = None) -> Volume:
             config=str(f.attrs.get("config", "")),
             history=list(json.loads(history)),
             attrs=extra,
+            shotpoint=sp,
+            shotpoint_attrs=sp_attrs,
         )

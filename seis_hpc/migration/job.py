@@ -547,6 +547,10 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
                  "ffid": ffid if ffid is None or isinstance(ffid, str)
                  else [list(map(int, p)) for p in ffid]}),
         }
+        from seis_hpc.io.shotpoint import line_shotpoints
+
+        # from every shot of the input, whatever part is migrated: the same for every part
+        job.shotpoint = line_shotpoints(idx, g)
         if sel is not None:
             from seis_hpc.engine.job import to_runs
 

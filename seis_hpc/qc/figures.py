@@ -170,6 +170,40 @@ def _layout(fig, block: TitleBlock | None) -> None:
     fig.tight_layout(rect=(0.0, frac, 1.0, 1.0))
 
 
+def coordinate_tick_labels(ticks, x, coords, sp=None) -> list[str]:
+    """The top-axis labels of a section at bottom-axis positions ``ticks``.
+
+    Parameters
+    ----------
+    ticks : array_like
+        Positions on the bottom axis (CDP numbers, crosslines), within ``x``.
+    x : array_like
+        Bottom-axis position of each trace.
+    coords : (array_like, array_like)
+        ``(cdp_x, cdp_y)`` of each trace (m).
+    sp : array_like, optional
+        Shot-point number of each trace (2D lines).
+
+    Returns
+    -------
+    list of str
+        One label a tick: ``"SP <n>\\n<cdp_x>\\n<cdp_y>"`` (the SP line only with ``sp``),
+        linearly interpolated between traces, rounded to whole numbers (SP) and metres.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x)
+    xs = x[order]
+    cx, cy = (np.asarray(c, dtype=np.float64)[order] for c in coords)
+    spo = None if sp is None else np.asarray(sp, dtype=np.float64)[order]
+    labels = []
+    for t in ticks:
+        row = f"{np.interp(t, xs, cx):.0f}\n{np.interp(t, xs, cy):.0f}"
+        if spo is not None:
+            row = f"SP {np.interp(t, xs, spo):.0f}\n" + row
+        labels.append(row)
+    return labels
+
+
 def _coordinate_axis(ax, x, coords, sp=None) -> None:
     """A top axis naming the bin-centre coordinates (m) and, when known, the shot point of the
     bottom axis' ticks (CDP numbers, crosslines).
@@ -178,21 +212,12 @@ def _coordinate_axis(ax, x, coords, sp=None) -> None:
     x = np.asarray(x, dtype=np.float64)
     if x.size < 2 or _edges(x) is None:
         return
-    order = np.argsort(x)
-    xs = x[order]
-    cx, cy = (np.asarray(c, dtype=np.float64)[order] for c in coords)
     lo, hi = ax.get_xlim()
     ticks = [t for t in ax.get_xticks() if min(lo, hi) <= t <= max(lo, hi)
-             and xs[0] <= t <= xs[-1]]
-    labels = []
-    for t in ticks:
-        row = f"{np.interp(t, xs, cx):.0f}\n{np.interp(t, xs, cy):.0f}"
-        if sp is not None:
-            row = f"SP {np.interp(t, xs, np.asarray(sp, dtype=np.float64)[order]):.0f}\n" + row
-        labels.append(row)
+             and x.min() <= t <= x.max()]
     top = ax.secondary_xaxis("top")
     top.set_xticks(ticks)
-    top.set_xticklabels(labels, fontsize=7)
+    top.set_xticklabels(coordinate_tick_labels(ticks, x, coords, sp), fontsize=7)
     top.set_xlabel(("SP, " if sp is not None else "") + "CDP_X / CDP_Y (m)", fontsize=8)
 
 

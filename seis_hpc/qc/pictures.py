@@ -350,7 +350,8 @@ def volume_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
         input file's stem, else the file's stem).
 
     Sections and image gathers have a title block (line, what, clip, units) and their top
-    axis gives the bins' CDP_X / CDP_Y (m).
+    axis gives the bins' CDP_X / CDP_Y (m), and on a 2D line with shot points (the volume's
+    ``shotpoint``) the SP of each CDP tick.
     """
     from seis_hpc.io.volume import read_volume
 
@@ -392,13 +393,18 @@ def volume_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
     units = "two-way time s; velocity m/s; coordinates m" if kind == "vrms" else \
         AMPLITUDE_UNITS
 
-    def section(arr, x, xlabel, title, fname, coords):
-        block = TitleBlock(line, title, units)
+    def section(arr, x, xlabel, title, fname, coords, sp=None):
+        extra = ()
+        if sp is not None:  # the title block names the line's CDP and SP range
+            src = str(vol.shotpoint_attrs.get("source", "")).split(" of the input")[0]
+            extra = (f"CDP {x[0]}-{x[-1]}, SP {sp[0]}-{sp[-1]}"
+                     + (f" (SP from {src})" if src else ""),)
+        block = TitleBlock(line, title, units, extra=extra)
         if kind == "vrms":
             return plot_velocity(arr, t, x, out_dir / fname, title=title, xlabel=xlabel,
-                                 size=sz, block=block, coords=coords)
+                                 size=sz, block=block, coords=coords, sp=sp)
         return plot_gather(arr, t, x, out_dir / fname, title=title, xlabel=xlabel,
-                           style=style, clip=clip, size=sz, block=block, coords=coords)
+                           style=style, clip=clip, size=sz, block=block, coords=coords, sp=sp)
 
     def along_inline(i):
         return g.grid_to_world(np.full(len(xlines), ilines[i]), xlines)
@@ -408,8 +414,9 @@ def volume_pictures(path: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     if g.is_2d:
         if "inline" in what:
+            # a 2D line with shot points: SP over each CDP tick, with the coordinates
             made.append(section(stack, xlines, "CDP", f"{label}, 2D line",
-                                f"{prefix}_line.png", along_inline(0)))
+                                f"{prefix}_line.png", along_inline(0), vol.shotpoint))
     else:
         if "inline" in what:
             made.append(section(stack[il], xlines, "crossline",

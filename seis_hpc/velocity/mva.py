@@ -201,8 +201,11 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
         v0 = load_vrms(velocity, g, time).reshape(g.shape + (time.size,))
         write_vrms(f"{stem}.vrms-iter0.h5", v0, g, time,
                    history=[f"seis-hpc migstack: starting velocity from {velocity}"])
+        from seis_hpc.io.shotpoint import line_shotpoints
+
         return {"grid": g, "time": time, "edges": edges, "locs": locs, "params": params,
-                "offsets": class_offsets(idx["offset"], edges)}
+                "offsets": class_offsets(idx["offset"], edges),
+                "shotpoint": line_shotpoints(idx, g)}
 
     setup_out = on_root(comm, setup)
     g, time = setup_out["grid"], setup_out["time"]
@@ -216,13 +219,15 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
         target = f"{stem}.iter{k}.h5"
 
         def plan(vpath=vpath, target=target, k=k):
-            return make_job(idx, g, time, target, kernel_args=kernel_args,
-                            mem_per_rank=mem_per_rank, offset_edges=setup_out["edges"],
-                            hash_params={"input": os.path.abspath(survey),
-                                         "velocity": vpath, "pass": k},
-                            config=config,
-                            history=[f"seis-hpc migstack pass {k} with {vpath}"],
-                            normalise=normalise, rho_filter=True)
+            job = make_job(idx, g, time, target, kernel_args=kernel_args,
+                           mem_per_rank=mem_per_rank, offset_edges=setup_out["edges"],
+                           hash_params={"input": os.path.abspath(survey),
+                                        "velocity": vpath, "pass": k},
+                           config=config,
+                           history=[f"seis-hpc migstack pass {k} with {vpath}"],
+                           normalise=normalise, rho_filter=True)
+            job.shotpoint = setup_out["shotpoint"]  # 2D: the CMPs' SP, in every pass image
+            return job
 
         job = on_root(comm, plan)
         rc = execute(job, idx, open_vrms(vpath, g, time, validate=rank == 0), comm)

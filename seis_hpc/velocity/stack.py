@@ -108,7 +108,8 @@ def _input_path(survey, idx) -> str:
 def write_stack(path: str | os.PathLike, stack: np.ndarray, grid: BinGrid, time: np.ndarray, *,
                 segy: str | os.PathLike | None = None, segy_revision: int = 1,
                 config: str = "", history: Sequence[str] = (),
-                attrs: dict | None = None, fold: np.ndarray | None = None) -> None:
+                attrs: dict | None = None, fold: np.ndarray | None = None,
+                shotpoint=None) -> None:
     """Write a stack as an HDF5 ``image`` volume and, optionally, SEG-Y.
 
     Parameters
@@ -129,12 +130,17 @@ def write_stack(path: str | os.PathLike, stack: np.ndarray, grid: BinGrid, time:
         Provenance.
     fold : numpy.ndarray, optional
         Live traces stacked per bin (``grid.shape``), written to the SEG-Y ``NStackedTraces``.
+    shotpoint : ShotPoints, optional
+        2D: the shot point of each CMP (:func:`seis_hpc.io.shotpoint.line_shotpoints`),
+        stored in the volume's ``shotpoint`` and written to the SEG-Y ``ShotPoint``.
     """
     from seis_hpc.io.export import write_volume_segy
     from seis_hpc.io.volume import Volume, write_volume
 
     vol = Volume(np.asarray(stack, dtype=np.float32), grid, np.asarray(time, dtype=np.float64),
                  "image", config=config, history=list(history), attrs=dict(attrs or {}))
+    if shotpoint is not None:
+        vol.shotpoint, vol.shotpoint_attrs = shotpoint.values, shotpoint.attrs()
     write_volume(path, vol)
     if segy is not None:
         write_volume_segy(segy, vol, revision=segy_revision, fold=fold)
@@ -185,6 +191,7 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
         The stack, as written.
     """
     from seis_hpc.io.atomic import atomic_outputs, prepare_outputs
+    from seis_hpc.io.shotpoint import line_shotpoints
     from seis_hpc.limits import check_in_memory
     from seis_hpc.progress import Progress
     from seis_hpc.survey import Survey
@@ -213,7 +220,7 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
     with atomic_outputs(out, segy) as (out_tmp, segy_tmp):
         write_stack(out_tmp, result, sv.grid, time, segy=segy_tmp,
                     segy_revision=segy_revision, config=config,
-                    history=history, fold=fold,
+                    history=history, fold=fold, shotpoint=line_shotpoints(idx, sv.grid),
                     attrs={"velocity": os.path.abspath(velocity),
                            "input": _input_path(survey, idx)})
     return result

@@ -1,0 +1,176 @@
+"""Shot-point (SP) numbers of the CMPs of a 2D line, for the deliverables' annotation.
+
+A 2D section is annotated by shot point as well as by CDP: the SP of a CMP is the shot-point
+number a source at the CMP's position along the line would have. Each source of the trace
+index (one per ``source_id``) gives its SP number and its position projected on the line
+axis (in fractional CMP numbers); a CMP's SP is interpolated linearly between the two shots
+on either side of it, and outside the shots' range (the CMPs a marine spread reaches beyond
+the first or last shot) extrapolated along the chord of the last five shots at that end;
+rounded to an integer (halves to even).
+
+The SP number of a source is, in order of preference, the first of these that numbers the
+shots -- non-zero for every source, and at least as many distinct values as half the
+distinct source positions (to 1 m; a reshoot may repeat an SP, but a constant such as the
+source number 1 of a single-source line is no SP):
+
+* ``ShotPoint`` (bytes 197-200) of the source's first trace (SEG-Y only: an SU header has
+  other fields there; the index does not keep it, so it is read from the file);
+* ``EnergySourcePoint`` (bytes 17-20, the index's ``energy_source_point``);
+* the FFID (bytes 9-12).
+
+Which one was used is recorded with the SP (``source`` attribute of the volumes'
+``shotpoint`` data set; the SEG-Y textual header). 3D volumes have no SP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SHOTPOINT_BYTE = 197  # 1-based, int32: SEG-Y rev 1 "shotpoint number" (2D post-stack)
+END_SHOTS = 5  # shots whose chord gives the SP slope beyond either end of the line
+
+SOURCES = {
+    "shotpoint": "ShotPoint (bytes 197-200) of the input",
+    "energy_source_point": "EnergySourcePoint (bytes 17-20) of the input",
+    "ffid": "FFID (bytes 9-12) of the input",
+}
+METHOD = ("SP of each source at its position projected on the line axis; linear between "
+          f"shots, extrapolated along the chord of the last {END_SHOTS} shots beyond the "
+          "ends; rounded")
+
+
+@dataclass
+class ShotPoints:
+    """The SP number of each CMP of a 2D line.
+
+    Attributes
+    ----------
+    values : numpy.ndarray
+        int64, one per CMP (``grid.crosslines()`` order).
+    source : str
+        Which header gave the sources' SP numbers (a value of :data:`SOURCES`).
+    n_sources : int
+        Sources (shots) the interpolation used.
+    """
+
+    values: np.ndarray
+    source: str
+    n_sources: int
+
+    def attrs(self) -> dict:
+        """Attributes of the ``shotpoint`` data set of a volume."""
+        return {"source": self.source, "method": METHOD, "n_sources": int(self.n_sources),
+                "units": "shot-point number"}
+
+
+def _file_shotpoints(idx, first: np.ndarray) -> np.ndarray | None:
+    """``ShotPoint`` (bytes 197-200) of traces ``first``, read from the SEG-Y file (None for
+    an SU file, an index without its file, or a file that cannot be read)."""
+    attrs = getattr(idx, "attrs", {})
+    path = attrs.get("segy_path")
+    if attrs.get("kind") != "segy" or not path or "byte_offset" not in idx.keys():
+        return None
+    try:
+        mm = np.memmap(path, dtype=np.uint8, mode="r")
+    except (OSError, ValueError):
+        return None
+    pos = np.asarray(idx["byte_offset"], dtype=np.int64)[first] + (SHOTPOINT_BYTE - 1)
+    if pos.size and pos.max() + 4 > mm.size:  # a file cut short since it was indexed
+        return None
+    raw = np.ascontiguousarray(mm[pos[:, None] + np.arange(4)])
+    bo = ">" if attrs.get("endian", "big") == "big" else "<"
+    return raw.view(f"{bo}i4").ravel().astype(np.int64)
+
+
+def source_shotpoints(idx) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Each source's first trace, position (m) and SP number, and which header gave it.
+
+    Parameters
+    ----------
+    idx : TraceIndex
+        With ``source_id``, ``sx``, ``sy``, ``ffid``, ``energy_source_point``.
+
+    Returns
+    -------
+    first : numpy.ndarray
+        Trace number of each source's first trace.
+    xy : numpy.ndarray, shape (n_sources, 2)
+        Source positions (m).
+    sp : numpy.ndarray of int64 or None
+        SP number of each source (None when no header numbers the shots).
+    source : str
+        A value of :data:`SOURCES` ("" with no SP).
+    """
+    sid = np.asarray(idx["source_id"])
+    _, first = np.unique(sid, return_index=True)
+    xy = np.column_stack([np.asarray(idx["sx"], dtype=np.float64)[first],
+                          np.asarray(idx["sy"], dtype=np.float64)[first]])
+    candidates = [("shotpoint", lambda: _file_shotpoints(idx, first))]
+    if "energy_source_point" in idx.keys():
+        candidates.append(("energy_source_point",
+                           lambda: np.asarray(idx["energy_source_point"])[first]))
+    candidates.append(("ffid", lambda: np.asarray(idx["ffid"])[first]))
+    n_pos = len(np.unique(np.rint(xy), axis=0))
+    for key, get in candidates:
+        sp = get()
+        if sp is not None and sp.size and np.all(sp != 0) \
+                and 2 * len(np.unique(sp)) >= n_pos:
+            return first, xy, np.asarray(sp, dtype=np.int64), SOURCES[key]
+    return first, xy, None, ""  # no header numbers the shots
+
+
+def interpolate_shotpoints(cmp: np.ndarray, shot_cmp: np.ndarray, shot_sp: np.ndarray
+                           ) -> np.ndarray:
+    """SP at CMP numbers ``cmp`` from shots at (fractional) CMP numbers ``shot_cmp`` with SP
+    numbers ``shot_sp``: linear between shots, the end chords' slope beyond, not rounded.
+
+    Shots at the same position (within 1e-6 CMP) count once, with their mean SP.
+    """
+    x = np.asarray(cmp, dtype=np.float64)
+    pos = np.asarray(shot_cmp, dtype=np.float64)
+    sp = np.asarray(shot_sp, dtype=np.float64)
+    order = np.argsort(pos, kind="stable")
+    pos, sp = pos[order], sp[order]
+    key = np.rint(pos * 1e6)
+    uniq, inv = np.unique(key, return_inverse=True)
+    cnt = np.bincount(inv)
+    pos = np.bincount(inv, pos) / cnt
+    sp = np.bincount(inv, sp) / cnt
+    if uniq.size == 1:
+        return np.full(x.shape, sp[0])
+    out = np.interp(x, pos, sp)
+    k = min(END_SHOTS, pos.size) - 1
+    lo, hi = x < pos[0], x > pos[-1]
+    out[lo] = sp[0] + (x[lo] - pos[0]) * (sp[k] - sp[0]) / (pos[k] - pos[0])
+    out[hi] = sp[-1] + (x[hi] - pos[-1]) * (sp[-1] - sp[-1 - k]) / (pos[-1] - pos[-1 - k])
+    return out
+
+
+def line_shotpoints(idx, grid) -> ShotPoints | None:
+    """The SP number of every CMP of the 2D line ``grid`` from the shots of ``idx``.
+
+    Parameters
+    ----------
+    idx : TraceIndex
+        The survey's trace index (every source, whatever part of it is processed: the SP of
+        a CMP is the same for every part of a job).
+    grid : BinGrid
+        The output grid (a selected part of the line is fine).
+
+    Returns
+    -------
+    ShotPoints or None
+        None for a 3D grid, an index without sources, or shots that no header numbers.
+    """
+    have = set(idx.keys()) if hasattr(idx, "keys") else set()
+    if not grid.is_2d or not {"source_id", "sx", "sy", "ffid"} <= have \
+            or len(idx["source_id"]) == 0:
+        return None  # 3D, or a source without shot headers (an in-memory array)
+    _, xy, sp, source = source_shotpoints(idx)
+    if sp is None:
+        return None
+    _, shot_cmp = grid.world_to_grid(xy[:, 0], xy[:, 1])
+    values = np.rint(interpolate_shotpoints(grid.crosslines(), shot_cmp, sp)).astype(np.int64)
+    return ShotPoints(values, source, int(sp.size))
