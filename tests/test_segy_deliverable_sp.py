@@ -158,6 +158,15 @@ def test_migstack_segy_has_the_shotpoint(lines, tmp_path):
     sp, x, y, _ = _segy_sp(sgy)
     assert_rounded(sp, expected_sp(copy, x, y, TF.ShotPoint)[0])
     np.testing.assert_array_equal(read_volume(out, "image").shotpoint, sp)
+    # NStackedTraces is the input fold of each CMP (not 1), as for pstm --segy
+    from seis_hpc.survey import Survey
+
+    s = Survey.open(copy)
+    want = s.fold().ravel()[130 - s.grid.crossline0:150 - s.grid.crossline0 + 1]
+    with segyio.open(sgy, ignore_geometry=True) as f:
+        got = f.attributes(TF.NStackedTraces)[:]
+    assert want.max() > 1
+    np.testing.assert_array_equal(got, want)
 
 
 def test_qc_section_of_a_2d_stack_has_sp_tick_labels(lines, tmp_path, monkeypatch):

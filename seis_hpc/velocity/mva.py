@@ -203,9 +203,13 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
                    history=[f"seis-hpc migstack: starting velocity from {velocity}"])
         from seis_hpc.io.shotpoint import line_shotpoints
 
+        # input traces per image bin: the fold of the SEG-Y stack (NStackedTraces)
+        f = sv.fold().reshape(sv.grid.n_inline, sv.grid.n_crossline)
+        i0, j0 = g.inline0 - sv.grid.inline0, g.crossline0 - sv.grid.crossline0
         return {"grid": g, "time": time, "edges": edges, "locs": locs, "params": params,
                 "offsets": class_offsets(idx["offset"], edges),
-                "shotpoint": line_shotpoints(idx, g)}
+                "shotpoint": line_shotpoints(idx, g),
+                "fold": f[i0:i0 + g.n_inline, j0:j0 + g.n_crossline]}
 
     setup_out = on_root(comm, setup)
     g, time = setup_out["grid"], setup_out["time"]
@@ -274,6 +278,6 @@ def migstack(survey: str | os.PathLike, velocity: str | os.PathLike, out: str | 
                 shutil.copyfile(final_v, vout)
             if segy_tmp:
                 write_volume_segy(segy_tmp, read_volume(final_image, "image"),
-                                  revision=segy_revision)
+                                  revision=segy_revision, fold=setup_out["fold"])
             os.replace(final_image, o)
     return 0
