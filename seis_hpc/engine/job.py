@@ -48,6 +48,9 @@ class PstmJob:
         Output writer: ``on`` every rank writes its share through parallel HDF5 (h5py built
         with MPI); ``off`` rank 0 assembles the file; ``auto`` parallel when h5py has MPI and
         there is more than one rank.
+    scratch : str or None
+        Folder for each rank's temporary files, ideally node-local (``%n``: the node's name);
+        None: the checkpoint folder (shared). The checkpoint is always in ``checkpoint_dir``.
     """
 
     plan: Plan
@@ -66,3 +69,4 @@ class PstmJob:
     keep_checkpoint: bool = False
     log_prefix: str = "pstm"
     parallel_hdf5: str = "auto"
+    scratch: str | None = None

@@ -259,7 +259,8 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
             keep_checkpoint: bool = False, progress_every: float = 10.0,
             parallel_hdf5: str = "auto", comm: MPI.Comm | None | str = "auto",
             config: str | None = None, history: list[str] | None = None,
-            segy: str | os.PathLike | None = None, segy_revision: int = 1) -> Migration:
+            segy: str | os.PathLike | None = None, segy_revision: int = 1,
+            scratch: str | os.PathLike | None = None) -> Migration:
     """Kirchhoff prestack time migration of a survey into one HDF5 image (collective).
 
     Every input is checked once, on rank 0, before any work; then each rank reads only its
@@ -343,6 +344,11 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         the checkpoint is kept, so that the same call again only writes the outputs.
     segy_revision : {1, 2}
         SEG-Y revision of that file.
+    scratch : path-like, optional
+        Folder for each rank's temporary files, ideally on node-local disk (``%n`` is
+        replaced by the node's name); default none: they are written in the checkpoint
+        folder, beside the output. The checkpoint is always in ``checkpoint_dir``, on the
+        shared filesystem, so a requeued job resumes on any nodes.
 
     Returns
     -------
@@ -419,6 +425,7 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
                        hash_params=hash_params, config=config, history=list(history or []),
                        progress_period=progress_every, parallel_hdf5=parallel_hdf5)
         job.keep_checkpoint = bool(keep_checkpoint)
+        job.scratch = None if scratch is None else os.fspath(scratch)
         held.update(idx=idx, vel=vel)
         if segy is not None:
             # input traces per image bin (the SEG-Y fold); the image may be a part of the grid
