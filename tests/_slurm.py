@@ -83,7 +83,7 @@ JobAcctGatherType=jobacct_gather/none
 SlurmctldTimeout=30
 SlurmdTimeout={10 if multi else 30}
 InactiveLimit=0
-KillWait=5
+KillWait=10
 MinJobAge=600
 {chr(10).join(lines)}
 PartitionName=debug Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE State=UP
@@ -152,10 +152,10 @@ class Cluster:
         (d / "slurm.conf").write_text(slurm_conf(d, self.nodes, hosts, cpus, 4000, self.gres))
         if gres_conf:
             (d / "gres.conf").write_text(gres_conf)
-        self.munged = self._start("munged", ["munged", "-F", "--force", f"--socket={d}/munge/munge.sock",
-                               f"--key-file={key}", f"--pid-file={d}/munge/munged.pid",
-                               f"--seed-file={d}/munge/munged.seed",
-                               f"--log-file={d}/log/munged.log"])
+        self.munged = self._start("munged", [
+            "munged", "-F", "--force", f"--socket={d}/munge/munge.sock", f"--key-file={key}",
+            f"--pid-file={d}/munge/munged.pid", f"--seed-file={d}/munge/munged.seed",
+            f"--log-file={d}/log/munged.log"])
         if not self._until(lambda: (d / "munge" / "munge.sock").exists()):
             return "munged did not start: " + self.log_tail("munged.out")
         self.ctld = self._start("slurmctld", ["slurmctld", "-D", "-f", str(d / "slurm.conf")])

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import time as _time
 from collections.abc import Callable
 from pathlib import Path
@@ -88,6 +89,7 @@ class _Signals:
 
     def __init__(self):
         self.flag = False
+        self.got: list[int] = []  # the signals this rank received, for its log line
         self.old = {}
 
     def __enter__(self):
@@ -100,6 +102,7 @@ class _Signals:
 
     def _on(self, signum: int, frame: object) -> None:
         self.flag = True
+        self.got.append(signum)
 
     def __exit__(self, *exc):
         for s, h in self.old.items():
@@ -316,7 +319,6 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
         0 when the image is written; :data:`EXIT_CHECKPOINTED` (75) when a signal stopped the
         job after a clean checkpoint. Any error on any rank aborts all ranks (non-zero status).
     """
-    import sys
 
     if log is None:
         def log(text: str) -> None:
@@ -380,6 +382,13 @@ def _execute(job: PstmJob, comm: MPI.Comm | None, rank: int, size: int, tm: Time
         prog.flush()
         prog.close()
     if stopped:
+        if sig.got:
+            # Every rank that got the signal says so (with its node): the warning before
+            # the time limit must reach the ranks on every node, not only the batch host's.
+            from seis_hpc.engine.comm import node_name
+
+            print(f"{job.log_prefix}: rank {rank} on {node_name()} got "
+                  f"{signal.Signals(sig.got[0]).name}", file=sys.stderr, flush=True)
         if plan.strategy == "shard" and (results.dirty or results.absorbed):
             results.flush()
         if comm is not None and size > 1:
