@@ -83,7 +83,7 @@ JobAcctGatherType=jobacct_gather/none
 SlurmctldTimeout=30
 SlurmdTimeout={10 if multi else 30}
 InactiveLimit=0
-KillWait=10
+KillWait={5 if multi else 10}
 MinJobAge=600
 {chr(10).join(lines)}
 PartitionName=debug Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE State=UP
@@ -267,6 +267,16 @@ class Cluster:
             k, _, v = word.partition("=")
             fields.setdefault(k, v)
         return fields
+
+    def submit_wait(self, *args: str, cwd: Path, env: dict | None = None,
+                    timeout: float = 300) -> tuple[subprocess.CompletedProcess, dict]:
+        """``sbatch --parsable ARGS`` and wait for the job's end: (sbatch's result, the job's
+        fields; empty when sbatch failed). Polls every 0.5 s, where ``sbatch --wait`` polls
+        at growing intervals and can notice the end half a minute late."""
+        r = self.run("sbatch", "--parsable", *args, cwd=cwd, env=env)
+        if r.returncode != 0:
+            return r, {}
+        return r, self.wait_job(r.stdout.strip().split(";")[0], timeout=timeout)
 
     def wait_job(self, job_id: str, timeout: float = 150, every: float = 0.5) -> dict[str, str]:
         """The job's fields once it has ended (``DONE``); assert it ends in ``timeout`` s."""

@@ -92,12 +92,12 @@ def pstm_job(twonode, tmp_path_factory):
     t0 = time.time()
     # No QC pictures (--qc 0): the single-node test checks them; here they would only add
     # 20 s of plotting on the batch host.
-    r = twonode.run("sbatch", "--wait", "--output=job.log", *TWO_BY_TWO, str(JOBS / "pstm_3d.sh"),
-                    *PSTM, "--qc", "0", "--out", str(out), "--scratch", str(scratch), "--",
-                    *GRID, cwd=work, timeout=300)
+    r, info = twonode.submit_wait("--output=job.log", *TWO_BY_TWO, str(JOBS / "pstm_3d.sh"),
+                                  *PSTM, "--qc", "0", "--out", str(out), "--scratch",
+                                  str(scratch), "--", *GRID, cwd=work)
     took = time.time() - t0
     log = (work / "job.log").read_text() if (work / "job.log").exists() else ""
-    assert r.returncode == 0, f"{r.stdout}{r.stderr}\n{log}"
+    assert info.get("ExitCode") == "0:0", f"{r.stdout}{r.stderr}\n{info}\n{log}"
     ref = one_rank(out / "survey", work / "one_rank.h5", *GRID)
     print(f"two-node pstm_3d job: {took:.1f} s")
     return work, out, log, ref
@@ -203,14 +203,14 @@ def test_process_2d_spans_both_nodes_and_equals_one_rank(twonode, tmp_path_facto
     (work / "flow.toml").write_text(FLOW_2D)
     out = work / "out"
     t0 = time.time()
-    r = twonode.run("sbatch", "--wait", "--output=job.log", *TWO_BY_TWO,
-                    str(JOBS / "process_2d.sh"), "--input", str(work / "line" / "shots.sgy"),
-                    "--flow", str(work / "flow.toml"), "--every", "40", "--iterations", "0",
-                    "--aperture", MIG_2D[1], "--tmax", MIG_2D[3], "--out", str(out),
-                    cwd=work, timeout=400)
+    r, info = twonode.submit_wait("--output=job.log", *TWO_BY_TWO, str(JOBS / "process_2d.sh"),
+                                  "--input", str(work / "line" / "shots.sgy"), "--flow",
+                                  str(work / "flow.toml"), "--every", "40", "--iterations",
+                                  "0", *MIG_2D, "--qc", "0", "--out", str(out), cwd=work,
+                                  timeout=400)
     took = time.time() - t0
     log = (work / "job.log").read_text() if (work / "job.log").exists() else ""
-    assert r.returncode == 0, f"{r.stdout}{r.stderr}\n{log}"
+    assert info.get("ExitCode") == "0:0", f"{r.stdout}{r.stderr}\n{info}\n{log}"
     print(f"two-node process_2d job: {took:.1f} s")
     # both MPI steps: one job of 4 ranks on both nodes each
     assert log.count("launcher: srun --mpi=pmi2") == 1, log
@@ -389,9 +389,9 @@ out = "/data/image.h5"
     for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=2", "#SBATCH --ntasks=4",
                  "#SBATCH --gpus-per-task=h100:1", "#SBATCH --gpu-bind=per_task:1"):
         assert line in script.splitlines(), (line, script)
-    r = gpu_nodes.run("sbatch", "--wait", str(tmp_path / "job.sh"), cwd=tmp_path, timeout=120)
+    r, info = gpu_nodes.submit_wait(str(tmp_path / "job.sh"), cwd=tmp_path, timeout=120)
     logs = "\n".join(p.read_text() for p in tmp_path.glob("gpu2x2-*.out"))
-    assert r.returncode == 0, (r.stderr, logs)
+    assert info.get("ExitCode") == "0:0", (r.stderr, info, logs)
     tasks = re.findall(r"task (\d) node (\S+) local (\d) gpus (\S+) args", logs)
     assert len(tasks) == 4, logs
     by_node: dict[str, list[str]] = {}
