@@ -4,8 +4,9 @@ per node, all on this host and on loopback (127.0.0.1) only.
 The packages (Debian's slurm-wlm 22.05: slurmctld, slurmd, slurm-client, with munge) come from
 ``.ci/slurm-setup.sh`` (``make test`` runs it when it can). Each cluster has its own ports,
 munge key and socket, state, spool, pid and log files under its folder; no system file is
-touched and only the processes started here are stopped (by PID; a node's job steps by its
-UTS namespace, which only this cluster's processes share).
+touched and only the processes started here are stopped: the daemons by PID, what is left
+of the jobs by the SLURM_CONF (this cluster's own path) in their environment, a killed node's
+processes by its UTS namespace.
 
 Several nodes: one ``slurmd -N NAME`` per node, each with its own ``Port=`` and (through
 ``%n`` in slurm.conf) its own spool, pid and log file. Each slurmd runs in its own UTS
@@ -234,10 +235,28 @@ class Cluster:
         p = self.dir / "log" / name
         return p.read_text()[-1500:] if p.exists() else f"(no {name})"
 
+    def job_processes(self) -> list[int]:
+        """PIDs of this cluster's job steps (slurmstepd, batch scripts, srun, ranks): the
+        processes whose environment names this cluster's slurm.conf (the daemons pass it on;
+        no other cluster has this path)."""
+        mark = f"SLURM_CONF={self.dir / 'slurm.conf'}".encode()
+        daemons = {p.pid for p in self.procs}
+        out = []
+        for q in os.listdir("/proc"):
+            if not q.isdigit() or int(q) in daemons or int(q) == os.getpid():
+                continue
+            try:
+                env = Path(f"/proc/{q}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if mark in env:
+                out.append(int(q))
+        return out
+
     def stop(self) -> None:
         """SIGTERM each daemon started here (newest first), SIGKILL any that lingers; then
-        SIGKILL what is left in the nodes' namespaces (job steps of a killed job)."""
-        leftovers = [pid for n in self.slurmd for pid in self.node_processes(n)]
+        SIGKILL what is left of the jobs (the steps of a test that failed mid-job, those of
+        a killed node): every process that carries this cluster's SLURM_CONF."""
         for p in reversed(self.procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -247,7 +266,7 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=5)
-        for pid in leftovers:
+        for pid in self.job_processes():
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
