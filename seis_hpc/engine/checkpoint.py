@@ -107,10 +107,17 @@ class Checkpoint:
                 return
             local = self.stage / final.name
             try:
+                self.stage.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SeisError(f"cannot make the scratch folder ({exc.strerror})",
+                                self.stage) from None
+            try:
                 yield local
                 shutil.copyfile(local, tmp)
             finally:
                 local.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    self.stage.rmdir()  # only this rank's own folder, and only when empty
 
     # -- set-up, rank 0 only ---------------------------------------------------------------
     def _marker(self) -> dict | None:
@@ -347,16 +354,17 @@ def scratch_folder(scratch: str | os.PathLike, phash: str, rank: int) -> Path:
     """This rank's folder for temporary files under ``scratch`` (node-local scratch).
 
     ``%n`` in ``scratch`` is replaced by the node's name (SLURM's, else the host name), so
-    one path can name a folder per node where the nodes share a filesystem. The folder
-    ``seis-hpc-<job hash>-rank-NNNNN`` is made (with its parents) and returned; the engine
-    removes it when the rank ends.
+    one path can name a folder per node where the nodes share a filesystem. Returns the path
+    ``<scratch>/seis-hpc-<job hash>-rank-NNNNN``; its parents are made here (a scratch that
+    cannot be made fails before any work), the folder itself exists only while a file is
+    being staged in it (:class:`Checkpoint`).
     """
     from seis_hpc.engine.comm import node_name
 
     base = Path(str(scratch).replace("%n", node_name()))
     d = base / f"seis-hpc-{phash}-rank-{rank:05d}"
     try:
-        d.mkdir(parents=True, exist_ok=True)
+        base.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SeisError(f"cannot make the scratch folder ({exc.strerror})", d) from None
+        raise SeisError(f"cannot make the scratch folder ({exc.strerror})", base) from None
     return d

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import sys
 import time as _time
 from collections.abc import Callable
 from pathlib import Path
@@ -189,12 +187,12 @@ class _Results:
         self.plan = job.plan
         self.nt = len(job.time)
         self.ncls = job.plan.n_classes
-        self.stage = None
-        if job.scratch:
+        stage = None
+        if job.scratch:  # this rank's folder on node-local scratch (made when writing)
             from seis_hpc.engine.checkpoint import scratch_folder
 
-            self.stage = scratch_folder(job.scratch, job.phash, rank)
-        self.ckpt = Checkpoint(job.checkpoint_dir, job.phash, self.stage)
+            stage = scratch_folder(job.scratch, job.phash, rank)
+        self.ckpt = Checkpoint(job.checkpoint_dir, job.phash, stage)
         self.units_done: list[int] = []
         self.absorbed: list[Path] = []
         self.dirty = False
@@ -319,6 +317,7 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
         0 when the image is written; :data:`EXIT_CHECKPOINTED` (75) when a signal stopped the
         job after a clean checkpoint. Any error on any rank aborts all ranks (non-zero status).
     """
+    import sys
 
     if log is None:
         def log(text: str) -> None:
@@ -329,92 +328,80 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
         tm = Timers()
         compute = _Compute(job, source, velocity, kernel or default_kernel(), tm)
         results = _Results(job, rank, size, tm)
-        try:
-            return _execute(job, comm, rank, size, tm, compute, results, sig, log)
-        finally:
-            if results.stage is not None:
-                # this rank's own folder (named by job hash and rank): nothing in it is kept
-                shutil.rmtree(results.stage, ignore_errors=True)
-
-
-def _execute(job: PstmJob, comm: MPI.Comm | None, rank: int, size: int, tm: Timers,
-             compute: _Compute, results: _Results, sig: _Signals,
-             log: Callable[[str], None]) -> int:
-    """The body of :func:`execute` (inside its error and signal handling)."""
-    plan = job.plan
-    if rank == 0:
-        log(plan.describe(size))
-        if job.scratch:
-            log(f"{job.log_prefix}: per-rank temporary files in {job.scratch}; "
-                f"checkpoint in {job.checkpoint_dir}")
-        done_before = len(plan.units) - len(job.pending)
-        if done_before:
-            log(f"{job.log_prefix}: resuming from {job.checkpoint_dir}: {done_before} of "
-                f"{len(plan.units)} units done")
-    if plan.strategy == "shard":
-        results.setup_shard()
-    queue = make_queue(comm, len(job.pending))
-    prog = tick = None
-    if rank == 0:
-        prog, tick = _progress(job, queue)
-        queue.start_helper(tick, period=min(1.0, job.progress_period))
-    # -- the unit loop: every rank computes, rank 0 included
-    try:
-        _unit_loop(job, queue, sig, results, compute, tm)
-    except SeisError:
-        # Bad input found part-way (e.g. a NaN sample): the user fixes the file, which
-        # changes its stamp and so the job's hash; a checkpoint left here would refuse
-        # that corrected rerun. Drop it on the rank that found the error, before the
-        # abort; with other ranks still running keep the marker, so that a file one of
-        # them renames into place meanwhile is cleared by the next run.
-        results.ckpt.discard(everything=size == 1)
-        raise
-    stopped = bool(queue.stopped or sig.flag)
-    if comm is not None and size > 1:
-        from mpi4py import MPI
-
-        with tm("idle"):
-            stopped = bool(comm.allreduce(int(stopped), op=MPI.MAX))
-    if tick is not None:
-        tick()  # the final counts, read before the queue closes
-    queue.close()
-    if prog is not None:
-        prog.flush()
-        prog.close()
-    if stopped:
-        if sig.got:
-            # Every rank that got the signal says so (with its node): the warning before
-            # the time limit must reach the ranks on every node, not only the batch host's.
-            from seis_hpc.engine.comm import node_name
-
-            print(f"{job.log_prefix}: rank {rank} on {node_name()} got "
-                  f"{signal.Signals(sig.got[0]).name}", file=sys.stderr, flush=True)
-        if plan.strategy == "shard" and (results.dirty or results.absorbed):
-            results.flush()
-        if comm is not None and size > 1:
-            comm.Barrier()
+        plan = job.plan
         if rank == 0:
-            log(f"{job.log_prefix}: stopped by signal; checkpoint in {job.checkpoint_dir}; "
-                f"run the same command again to resume (exit {EXIT_CHECKPOINTED})")
-        return EXIT_CHECKPOINTED
-
-    def timings() -> list[dict]:
-        mine = tm.summary()
+            log(plan.describe(size))
+            done_before = len(plan.units) - len(job.pending)
+            if done_before:
+                log(f"{job.log_prefix}: resuming from {job.checkpoint_dir}: {done_before} of "
+                    f"{len(plan.units)} units done")
+            if job.scratch:
+                log(f"{job.log_prefix}: per-rank temporary files in {job.scratch}; "
+                    f"checkpoint in {job.checkpoint_dir}")
+        if plan.strategy == "shard":
+            results.setup_shard()
+        queue = make_queue(comm, len(job.pending))
+        prog = tick = None
+        if rank == 0:
+            prog, tick = _progress(job, queue)
+            queue.start_helper(tick, period=min(1.0, job.progress_period))
+        # -- the unit loop: every rank computes, rank 0 included
+        try:
+            _unit_loop(job, queue, sig, results, compute, tm)
+        except SeisError:
+            # Bad input found part-way (e.g. a NaN sample): the user fixes the file, which
+            # changes its stamp and so the job's hash; a checkpoint left here would refuse
+            # that corrected rerun. Drop it on the rank that found the error, before the
+            # abort; with other ranks still running keep the marker, so that a file one of
+            # them renames into place meanwhile is cleared by the next run.
+            results.ckpt.discard(everything=size == 1)
+            raise
+        stopped = bool(queue.stopped or sig.flag)
         if comm is not None and size > 1:
-            return comm.gather(mine, root=0)
-        return [mine]
+            from mpi4py import MPI
 
-    per_rank = ImageOutput(job, comm, tm, results.ckpt, log).write(
-        results.image, results.gathers, timings)
-    ok = True
-    if comm is not None and size > 1:
-        ok = comm.bcast(True if rank == 0 else None, root=0)
-    if rank == 0 and ok:
-        log(f"{job.log_prefix}: wrote {job.out}")
-        log(timing_table(per_rank))
-        if not job.keep_checkpoint:
-            results.ckpt.remove()
-    return 0
+            with tm("idle"):
+                stopped = bool(comm.allreduce(int(stopped), op=MPI.MAX))
+        if tick is not None:
+            tick()  # the final counts, read before the queue closes
+        queue.close()
+        if prog is not None:
+            prog.flush()
+            prog.close()
+        if stopped:
+            if sig.got:
+                # Each rank that got the signal says so, with its node: the warning before
+                # the time limit must reach the ranks on every node, not only the batch host's.
+                from seis_hpc.engine.comm import node_name
+
+                print(f"{job.log_prefix}: rank {rank} on {node_name()} got "
+                      f"{signal.Signals(sig.got[0]).name}", file=sys.stderr, flush=True)
+            if plan.strategy == "shard" and (results.dirty or results.absorbed):
+                results.flush()
+            if comm is not None and size > 1:
+                comm.Barrier()
+            if rank == 0:
+                log(f"{job.log_prefix}: stopped by signal; checkpoint in {job.checkpoint_dir}; "
+                    f"run the same command again to resume (exit {EXIT_CHECKPOINTED})")
+            return EXIT_CHECKPOINTED
+
+        def timings() -> list[dict]:
+            mine = tm.summary()
+            if comm is not None and size > 1:
+                return comm.gather(mine, root=0)
+            return [mine]
+
+        per_rank = ImageOutput(job, comm, tm, results.ckpt, log).write(
+            results.image, results.gathers, timings)
+        ok = True
+        if comm is not None and size > 1:
+            ok = comm.bcast(True if rank == 0 else None, root=0)
+        if rank == 0 and ok:
+            log(f"{job.log_prefix}: wrote {job.out}")
+            log(timing_table(per_rank))
+            if not job.keep_checkpoint:
+                results.ckpt.remove()
+        return 0
 
 
 def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os.PathLike, *,
