@@ -18,6 +18,7 @@ name (``Cluster.uts`` is then False).
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -51,8 +52,14 @@ def slurm_conf(d: Path, nodes: list[str], hosts: list[str], cpus: int, mem_mb: i
         lines.append(f"NodeName={name} NodeHostname={host} NodeAddr=127.0.0.1{port} "
                      f"CPUs={cpus} RealMemory={mem_mb}{g} State=UNKNOWN")
     multi = len(nodes) > 1
+    # Job ids of their own: several test clusters on one machine (other checkouts' tests at
+    # the same time, earlier runs) would otherwise all count from 1, and what MPI or SLURM
+    # keys on a job id (shared-memory segments a killed job left in /dev/shm) could be met
+    # again by another cluster's job of the same number.
+    first = random.randint(100_000, 60_000_000)
     return f"""\
 ClusterName=seistest{os.getpid()}{''.join(n[-1] for n in nodes)}
+FirstJobId={first}
 SlurmctldHost={ctl}(127.0.0.1)
 SlurmctldPort={free_port()}
 SlurmdPort={free_port()}
