@@ -48,8 +48,10 @@ test-mpi: install
 	$(MPIEXEC) -n 2 $(PYTEST) -q --with-mpi -m mpi -p no:cacheprovider tests
 	$(MPIEXEC) -n 3 $(PYTEST) -q --with-mpi -m mpi -p no:cacheprovider tests
 
-# A real single-node SLURM (tests/test_slurm_cluster.py): install Debian's slurm-wlm packages
-# when root and apt-get are there (fast when already installed); the tests skip otherwise.
+# A real SLURM: a single-node cluster (tests/test_slurm_cluster.py) and a two-node one on this
+# host (tests/test_slurm_twonode.py: two slurmd, loopback only). Install Debian's slurm-wlm
+# packages when root and apt-get are there (fast when already installed); the tests skip
+# otherwise, and fail in CI (CI=true) when a cluster cannot start.
 test-slurm: install
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then .ci/slurm-setup.sh; fi
 	$(PYTEST) -q -m slurm tests

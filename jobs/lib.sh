@@ -173,6 +173,15 @@ seis_launcher() {
     case $SEIS_RANKS in
         ''|*[!0-9]*|0) seis_die "number of ranks must be a positive integer (got $SEIS_RANKS)" ;;
     esac
+    # sbatch --nodes=2 --ntasks-per-node=2 on a script whose header says --ntasks=2: the
+    # header's task count wins (per node is then a maximum) and the job has half the ranks.
+    local tpn=${SLURM_NTASKS_PER_NODE:-} nn=${SLURM_NNODES:-} nt=${SLURM_NTASKS:-}
+    case $tpn$nn$nt in
+        *[!0-9]*|'') ;;
+        *) if [ -n "$tpn" ] && [ -n "$nn" ] && [ -n "$nt" ] && [ $((tpn * nn)) -gt "$nt" ]; then
+               seis_log "warning: $nt tasks on $nn nodes, not $nn x $tpn (--ntasks-per-node=$tpn): a --ntasks (the script's #SBATCH --ntasks) limits them; submit with --ntasks=$((tpn * nn)) too"
+           fi ;;
+    esac
 }
 
 # --- running steps ------------------------------------------------------------------------------
@@ -305,8 +314,13 @@ seis_synth() {
 seis_pstm_main() {
     seis_options input=SEIS_HPC_INPUT velocity=SEIS_HPC_VELOCITY out=SEIS_HPC_OUT \
         preset=SEIS_HPC_PRESET aperture=SEIS_HPC_APERTURE max-angle=SEIS_HPC_MAX_ANGLE \
-        tmax=SEIS_HPC_TMAX ranks=SEIS_HPC_RANKS backend=SEIS_HPC_BACKEND
+        tmax=SEIS_HPC_TMAX ranks=SEIS_HPC_RANKS backend=SEIS_HPC_BACKEND \
+        scratch=SEIS_HPC_SCRATCH qc=SEIS_HPC_QC
     seis_parse "$@"
+    case ${SEIS_HPC_QC:-1} in
+        0|1) ;;
+        *) seis_die "--qc must be 1 (pictures) or 0 (none) (got $SEIS_HPC_QC)" ;;
+    esac
     case ${SEIS_HPC_BACKEND:-} in
         ''|cython|gpu) ;;
         *) seis_die "--backend must be cython or gpu (got $SEIS_HPC_BACKEND)" ;;
@@ -337,14 +351,20 @@ seis_pstm_main() {
                 --checkpoint-dir "$out/image.h5.ckpt" --max-angle "$SEIS_HPC_MAX_ANGLE")
     [ -z "${SEIS_HPC_APERTURE:-}" ] || args+=(--aperture "$SEIS_HPC_APERTURE")
     [ -z "${SEIS_HPC_TMAX:-}" ] || args+=(--tmax "$SEIS_HPC_TMAX")
+    # Per-rank temporaries on node-local disk; the checkpoint stays in $out (shared).
+    [ -z "${SEIS_HPC_SCRATCH:-}" ] || args+=(--scratch "$SEIS_HPC_SCRATCH")
     # No GPU visible (or no CuPy): seis-hpc pstm says so in one line and exits 2, which
     # seis_parallel passes on. The job requests no GPU itself: sbatch --gpus-per-task=1.
     [ -z "${SEIS_HPC_BACKEND:-}" ] || args+=(--backend "$SEIS_HPC_BACKEND")
     # Index once, serially, so that the ranks do not each scan the headers.
     seis_step "${SEIS[@]}" index "$input"
     seis_parallel "${SEIS[@]}" pstm "${args[@]}" "${SEIS_EXTRA[@]}"
-    seis_qc "$image" "$out/qc" "$input" "$truth"
-    seis_log "done: $image, pictures in $out/qc"
+    if [ "${SEIS_HPC_QC:-1}" = 1 ]; then
+        seis_qc "$image" "$out/qc" "$input" "$truth"
+        seis_log "done: $image, pictures in $out/qc"
+    else
+        seis_log "done: $image (no QC pictures: --qc 0)"
+    fi
 }
 
 # seis_qc IMAGE DIR INPUT [TRUTH]: QC pictures of a PSTM image and its input (seis-hpc qc).

@@ -31,6 +31,7 @@
 #   --aperture M       SEIS_HPC_APERTURE   migration aperture (m; default 1000)
 #   --tmax S           SEIS_HPC_TMAX       last output time of the PSTM stack (s; optional)
 #   --ranks N          SEIS_HPC_RANKS      MPI ranks without SLURM (default: the cores)
+#   --qc 0|1           SEIS_HPC_QC         QC pictures of the stacks and velocity (default 1)
 # and the installation and launcher settings described in jobs/lib.sh (SEIS_HPC_VENV, ...).
 #
 # Deliverables in OUT: conditioned.sgy, nmo_stack.h5 + nmo_stack.sgy, pstm_stack.h5 + pstm_stack.sgy,
@@ -69,8 +70,12 @@ SEIS_HPC_TMAX=${SEIS_HPC_TMAX:-}
 SEIS_HPC_FLOW=${SEIS_HPC_FLOW:-}
 seis_options input=SEIS_HPC_INPUT out=SEIS_HPC_OUT preset=SEIS_HPC_PRESET flow=SEIS_HPC_FLOW \
     every=SEIS_HPC_EVERY reference=SEIS_HPC_REFERENCE iterations=SEIS_HPC_ITERATIONS \
-    aperture=SEIS_HPC_APERTURE tmax=SEIS_HPC_TMAX ranks=SEIS_HPC_RANKS
+    aperture=SEIS_HPC_APERTURE tmax=SEIS_HPC_TMAX ranks=SEIS_HPC_RANKS qc=SEIS_HPC_QC
 seis_parse "$@"
+case ${SEIS_HPC_QC:-1} in
+    0|1) ;;
+    *) seis_die "--qc must be 1 (pictures) or 0 (none) (got $SEIS_HPC_QC)" ;;
+esac
 seis_launcher
 seis_banner
 out=$SEIS_HPC_OUT
@@ -127,9 +132,11 @@ else
     seis_parallel "${SEIS[@]}" migstack "${mig[@]}"
 fi
 
-for f in nmo_stack.h5 pstm_stack.h5 velocity_final.h5; do
-    seis_step "${SEIS[@]}" qc "$out/$f" --out "$out/qc"
-done
+if [ "${SEIS_HPC_QC:-1}" = 1 ]; then
+    for f in nmo_stack.h5 pstm_stack.h5 velocity_final.h5; do
+        seis_step "${SEIS[@]}" qc "$out/$f" --out "$out/qc"
+    done
+fi
 if seis_has_command report && [ -f "$out/steps.jsonl" ]; then
     seis_step "${SEIS[@]}" report "$out"
 else

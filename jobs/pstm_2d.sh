@@ -22,6 +22,10 @@
 #   --max-angle DEG    SEIS_HPC_MAX_ANGLE  max emergence angle (degrees; default 60)
 #   --tmax S           SEIS_HPC_TMAX       last output time (s; default the input's)
 #   --ranks N          SEIS_HPC_RANKS      MPI ranks without SLURM (default: the cores)
+#   --scratch DIR      SEIS_HPC_SCRATCH    node-local folder for each rank's temporary files
+#                                          (%n: the node's name; default: beside the
+#                                          checkpoint); the checkpoint stays in OUT (shared)
+#   --qc 0|1           SEIS_HPC_QC         QC pictures and the diffractor check (default 1)
 #   --backend B        SEIS_HPC_BACKEND    PSTM kernel: cython (CPU, default) or gpu (one
 #                                          GPU per rank, CuPy; docs/cluster.md "GPU nodes")
 # and the installation and launcher settings described in jobs/lib.sh (SEIS_HPC_VENV, ...).

@@ -40,6 +40,8 @@ def _pytest(args, ci: bool, **env) -> subprocess.CompletedProcess:
     # No SLURM programs on PATH: the cluster fixture cannot start one.
     ("SLURM", ["-m", "slurm", "tests/test_slurm_cluster.py", "-k", "sbatch_wait"],
      {"PATH": str(Path(sys.executable).parent)}),
+    ("two-node SLURM", ["-m", "slurm", "tests/test_slurm_twonode.py", "-k", "pstm_job_spans"],
+     {"PATH": str(Path(sys.executable).parent)}),
 ])
 def test_missing_setup_fails_in_ci_only(what, args, env):
     p = _pytest(args, ci=False, **env)

@@ -44,7 +44,7 @@ NO_UNIT = {"--out", "--segy", "--segy-revision", "--picks", "--use-picks", "--su
            "--mem-per-rank", "--backend", "--weights", "--interp", "--threads", "--strategy",
            "--tile", "--units", "--checkpoint-dir", "--restart", "--parallel-hdf5", "--traces",
            "--ffid", "--qc", "--qc-locations", "--line", "--normalise",
-           "--ranks"}
+           "--ranks", "--scratch"}
 
 
 def _help_text(command: str, capsys) -> str:

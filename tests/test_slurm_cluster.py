@@ -3,8 +3,9 @@
 The packages (Debian's slurm-wlm 22.05: slurmctld, slurmd, slurm-client, with munge) come from
 ``.ci/slurm-setup.sh`` (``make test`` runs it when it can). This module starts munged,
 slurmctld and slurmd in the foreground from a slurm.conf generated in a temporary folder
-(own ports, own munge key and socket, no system files touched), submits ``jobs/pstm_3d.sh``
-with sbatch and stops exactly the daemons it started, by PID. It skips where that cannot run:
+(tests/_slurm.py: own ports, own munge key and socket, no system files touched), submits
+``jobs/pstm_3d.sh`` with sbatch and stops exactly the daemons it started, by PID. The
+two-node cluster is tests/test_slurm_twonode.py. It skips where that cannot run:
 not root, the programs missing, or the daemons not up within a timeout.
 
 The jobs are submitted from the temporary folder, so the script (which SLURM runs as a copy)
@@ -14,184 +15,26 @@ has to find the checkout through ``scontrol show job``'s Command line, not the s
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _slurm import cluster_fixture
 from _truth import assert_diffractors_exact
-from conftest import skip_or_fail
 
 pytestmark = [pytest.mark.slurm]
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = ROOT / "jobs" / "pstm_3d.sh"
-PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "scontrol", "sinfo", "scancel", "srun")
-START_TIMEOUT = 30.0
-NODE = "seisnode"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _slurm_conf(d: Path, host: str, cpus: int, mem_mb: int) -> str:
-    """A one-node cluster: no accounting, no cgroups, PMI-2 for the MPICH wheel."""
-    return f"""\
-ClusterName=seistest{os.getpid()}
-SlurmctldHost={host}(127.0.0.1)
-SlurmctldPort={_free_port()}
-SlurmdPort={_free_port()}
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-# cred_expire also delays a requeued job's restart (default 120 s).
-AuthInfo=socket={d}/munge/munge.sock,cred_expire=5
-StateSaveLocation={d}/state
-SlurmdSpoolDir={d}/spool
-SlurmctldPidFile={d}/slurmctld.pid
-SlurmdPidFile={d}/slurmd.pid
-SlurmctldLogFile={d}/log/slurmctld.log
-SlurmdLogFile={d}/log/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-# MPICH starts under srun with PMI-2; pmix cannot start it and none starts N 1-rank jobs.
-MpiDefault=pmi2
-SchedulerType=sched/backfill
-SchedulerParameters=bf_interval=1,sched_interval=2
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ReturnToService=2
-JobCompType=jobcomp/none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-SlurmctldTimeout=30
-SlurmdTimeout=30
-InactiveLimit=0
-KillWait=10
-MinJobAge=600
-NodeName={NODE} NodeHostname={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
-PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
-"""
-
-
-class Cluster:
-    """The daemons of one test cluster (started here, stopped here by PID)."""
-
-    def __init__(self, d: Path):
-        self.dir = d
-        self.procs: list[subprocess.Popen] = []
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-        self.env["SLURM_CONF"] = str(d / "slurm.conf")
-
-    def _start(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.dir / "log" / f"{name}.out", "w")
-        p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                             stdin=subprocess.DEVNULL)
-        log.close()
-        self.procs.append(p)
-        return p
-
-    def start(self) -> str | None:
-        """Start munged, slurmctld, slurmd; return why not when they did not come up."""
-        d = self.dir
-        for sub in ("state", "spool", "log"):
-            (d / sub).mkdir()
-        # munged wants its socket folder world-readable (755) and a private key.
-        (d / "munge").mkdir(mode=0o755)
-        os.chmod(d / "munge", 0o755)
-        key = d / "munge" / "munge.key"
-        key.write_bytes(os.urandom(1024))
-        key.chmod(0o600)
-        cpus = max(2, min(os.cpu_count() or 2, 4))
-        (d / "slurm.conf").write_text(_slurm_conf(d, socket.gethostname().split(".")[0], cpus,
-                                                  4000))
-        self._start("munged", ["munged", "-F", "--force", f"--socket={d}/munge/munge.sock",
-                               f"--key-file={key}", f"--pid-file={d}/munge/munged.pid",
-                               f"--seed-file={d}/munge/munged.seed",
-                               f"--log-file={d}/log/munged.log"])
-        if not self._until(lambda: (d / "munge" / "munge.sock").exists()):
-            return "munged did not start: " + self.log_tail("munged.out")
-        conf = str(d / "slurm.conf")
-        self._start("slurmctld", ["slurmctld", "-D", "-f", conf])
-        self._start("slurmd", ["slurmd", "-D", "-N", NODE, "-f", conf])
-
-        def idle() -> bool:
-            r = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], env=self.env,
-                               capture_output=True, text=True)
-            return r.returncode == 0 and r.stdout.strip() == "idle"
-
-        if not self._until(idle):
-            return ("slurmctld/slurmd not up in time: " + self.log_tail("slurmctld.out")
-                    + self.log_tail("slurmd.out"))
-        return None
-
-    def _until(self, ok, timeout: float = START_TIMEOUT) -> bool:
-        t0 = time.time()
-        while time.time() - t0 < timeout:
-            if ok():
-                return True
-            if any(p.poll() is not None for p in self.procs):
-                return False
-            time.sleep(0.2)
-        return False
-
-    def log_tail(self, name: str) -> str:
-        p = self.dir / "log" / name
-        return p.read_text()[-1500:] if p.exists() else f"(no {name})"
-
-    def stop(self) -> None:
-        """SIGTERM each daemon started here (newest first), SIGKILL any that lingers."""
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in reversed(self.procs):
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
-
-    def run(self, *args: str, cwd: Path, env: dict | None = None, timeout: float = 150):
-        return subprocess.run(list(args), cwd=cwd, env={**self.env, **(env or {})},
-                              capture_output=True, text=True, timeout=timeout)
-
-    def job(self, job_id: str) -> dict[str, str]:
-        r = self.run("scontrol", "show", "job", "-o", job_id, cwd=self.dir)
-        fields = {}
-        for word in r.stdout.split():
-            k, _, v = word.partition("=")
-            fields.setdefault(k, v)
-        return fields
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    if sys.platform != "linux" or os.geteuid() != 0:
-        skip_or_fail("a test SLURM needs Linux and root (slurmd runs jobs as their user)")
-    missing = [p for p in PROGRAMS if shutil.which(p) is None]
-    if missing:
-        skip_or_fail(f"SLURM not installed ({', '.join(missing)} missing): run "
-                    ".ci/slurm-setup.sh as root")
-    c = Cluster(tmp_path_factory.mktemp("slurm"))
-    try:
-        why = c.start()
-        if why:
-            skip_or_fail(f"test SLURM did not start: {why}")
-        yield c
-    finally:
-        c.stop()
-        leftover = [p.pid for p in c.procs if p.poll() is None]
-        assert not leftover, f"daemons still running: {leftover}"
+    """munged, slurmctld and one slurmd (node ``seisnode``), stopped after the module."""
+    yield from cluster_fixture(tmp_path_factory, "slurm")
 
 
 # The demo's migration of marine3d-small (8,192 traces; about 25 s on 2 ranks here).

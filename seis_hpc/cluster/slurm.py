@@ -20,6 +20,9 @@ A job description (``job.toml``) names the cluster's resources and the step to r
     templates = "site/templates"   # default: slurm/templates (shipped in the package)
     gpus_per_task = 1              # optional: GPUs per rank (sbatch --gpus-per-task), for
     gpu_type = "h100"              #   backend = "gpu"; gpu_type: the site's GPU type name
+    scratch = "/local/scratch"     # optional: node-local folder for each rank's temporary
+                                   #   files (pstm --scratch; %n: the node's name); default
+                                   #   beside the checkpoint, which is always shared
 
     [job]
     name = "survey1_pstm"
@@ -106,6 +109,7 @@ class Cluster:
     templates: str | None = None
     gpus_per_task: int = 0
     gpu_type: str | None = None
+    scratch: str | None = None
 
 
 @dataclass
@@ -207,7 +211,7 @@ def validate(cfg: JobConfig) -> JobConfig:
         raise SeisError(f"cluster.launcher = {c.launcher!r}: choose {' or '.join(LAUNCHERS)}", p)
     if c.mpi is not None and c.mpi not in MPI_PLUGINS:
         raise SeisError(f"cluster.mpi = {c.mpi!r}: choose {' or '.join(MPI_PLUGINS)}", p)
-    for key in ("root", "venv", "log_dir", "templates"):
+    for key in ("root", "venv", "log_dir", "templates", "scratch"):
         if getattr(c, key) is not None:
             _check_text(getattr(c, key), f"cluster.{key}", p)
     if not isinstance(c.env, dict):
@@ -236,6 +240,11 @@ def validate(cfg: JobConfig) -> JobConfig:
     for a in j.args:
         _check_text(a, "job.args", p)
     _check_backend(cfg)
+    if c.scratch is not None and j.command != "pstm":
+        raise SeisError(f"cluster.scratch is for seis-hpc pstm (--scratch); job.command is "
+                        f"{j.command!r}", p)
+    if c.scratch is not None and "--scratch" in j.args:
+        raise SeisError("cluster.scratch sets --scratch; remove it from job.args", p)
     if cfg.array is not None:
         a = cfg.array
         _check_int(a.parts, "array.parts", p)
@@ -426,12 +435,14 @@ def _comment(text: str) -> str:
     return "".join(ch if ord(ch) >= 32 and ord(ch) != 127 else "?" for ch in str(text))
 
 
-def _step_args(j: Job) -> list[str]:
+def _step_args(j: Job, c: Cluster) -> list[str]:
     args = [j.input]
     if j.velocity is not None:
         args += ["--velocity", j.velocity]
     if j.backend != "cython":
         args += ["--backend", j.backend]
+    if c.scratch is not None:
+        args += ["--scratch", c.scratch]
     return args
 
 
@@ -493,7 +504,7 @@ def render_single(cfg: JobConfig) -> str:
         **_common(cfg, j.name), "sbatch": "\n".join(sbatch),
         "ranks": f"{c.nodes} x {c.tasks_per_node} ranks"
                  + (", one GPU each" if c.gpus_per_task else ""),
-        "step": _words([j.command, *_step_args(j), "--out", j.out, *j.args])}, where)
+        "step": _words([j.command, *_step_args(j, c), "--out", j.out, *j.args])}, where)
 
 
 def render_array(cfg: JobConfig) -> tuple[str, str]:
@@ -508,7 +519,7 @@ def render_array(cfg: JobConfig) -> tuple[str, str]:
     array = fill(text, {
         **_common(cfg, j.name), "sbatch": "\n".join(sbatch), "parts": str(a.parts),
         "part_files": parts, "input_q": _q(j.input),
-        "step": _words([j.command, *_step_args(j)]), "args": _words(j.args)}, where)
+        "step": _words([j.command, *_step_args(j, c)]), "args": _words(j.args)}, where)
     text, where = _template(cfg, "merge.sbatch")
     name = f"{j.name}-merge"
     sbatch = _sbatch_lines(c, name, a.merge_time, _log_path(c, f"{name}-%j.out"), nodes=1,

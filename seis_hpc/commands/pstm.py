@@ -155,6 +155,9 @@ def add_arguments(parser) -> None:
                    help="target number of work units of the shard strategy (default 256)")
     j.add_argument("--checkpoint-dir", metavar="DIR", help="new, empty or an earlier "
                    "checkpoint of seis-hpc (default IMAGE.h5.ckpt/)")
+    j.add_argument("--scratch", metavar="DIR", help="folder for each rank's temporary files, "
+                   "e.g. a node-local disk (%%n: the node's name); default: the checkpoint "
+                   "folder. Checkpoints stay in --checkpoint-dir (shared filesystem)")
     j.add_argument("--checkpoint-interval", type=float, default=120.0, metavar="S",
                    help="time between flushes of partial images (s; default 120)")
     j.add_argument("--restart", default="auto", choices=("auto", "fresh"),
@@ -228,7 +231,7 @@ def run(args) -> int:
                       parallel_hdf5=args.parallel_hdf5, comm=comm, config=config,
                       history=history, segy=args.segy, segy_revision=args.segy_revision,
                       traces=args.traces, ffid=args.ffid,
-                      normalise=args.normalise)
+                      normalise=args.normalise, scratch=args.scratch)
     except CheckedInputError as exc:
         return input_error(comm, str(exc))
     rec = getattr(args, "_record", None)  # the run record, when $SEIS_HPC_RUNDIR is set

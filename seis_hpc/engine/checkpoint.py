@@ -24,11 +24,13 @@ is removed after success only when the engine created it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import h5py
@@ -81,11 +83,41 @@ class Checkpoint:
         The directory.
     phash : str
         Hash of the job's parameters (:func:`parameter_hash`).
+    stage : path-like, optional
+        A folder of this rank on node-local scratch (:func:`scratch_folder`): partials and
+        tiles are written there first and then copied, as one sequential write, to their
+        temporary name in ``path`` and renamed. None: written in ``path`` directly. The
+        checkpoint itself is always in ``path`` (the shared filesystem), where a restart on
+        other nodes finds it.
     """
 
-    def __init__(self, path: str | os.PathLike, phash: str):
+    def __init__(self, path: str | os.PathLike, phash: str,
+                 stage: str | os.PathLike | None = None):
         self.path = Path(path)
         self.phash = phash
+        self.stage = None if stage is None else Path(stage)
+
+    @contextlib.contextmanager
+    def _writing(self, final: Path) -> Iterator[Path]:
+        """The path to write ``final``'s content to: its temporary name, or a file in the
+        stage folder that is then copied there; renamed to ``final`` only on success."""
+        with atomic_output(final) as tmp:
+            if self.stage is None:
+                yield tmp
+                return
+            local = self.stage / final.name
+            try:
+                self.stage.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SeisError(f"cannot make the scratch folder ({exc.strerror})",
+                                self.stage) from None
+            try:
+                yield local
+                shutil.copyfile(local, tmp)
+            finally:
+                local.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    self.stage.rmdir()  # only this rank's own folder, and only when empty
 
     # -- set-up, rank 0 only ---------------------------------------------------------------
     def _marker(self) -> dict | None:
@@ -272,7 +304,7 @@ class Checkpoint:
     def save_partial(self, index: int, image: np.ndarray, gathers: np.ndarray | None,
                      units: list[int]) -> None:
         """Write partial file ``index`` (image, gathers, journal of units) atomically."""
-        with atomic_output(self.rank_file(index)) as tmp, h5py.File(tmp, "w") as f:
+        with self._writing(self.rank_file(index)) as tmp, h5py.File(tmp, "w") as f:
             f.create_dataset("image", data=image)
             if gathers is not None:
                 f.create_dataset("gathers", data=gathers)
@@ -303,7 +335,7 @@ class Checkpoint:
 
     def save_tile(self, uid: int, image: np.ndarray, gathers: np.ndarray | None) -> None:
         """Write finished tile ``uid`` atomically."""
-        with atomic_output(self.tile_file(uid)) as tmp, h5py.File(tmp, "w") as f:
+        with self._writing(self.tile_file(uid)) as tmp, h5py.File(tmp, "w") as f:
             f.create_dataset("image", data=image)
             if gathers is not None:
                 f.create_dataset("gathers", data=gathers)
@@ -316,3 +348,23 @@ class Checkpoint:
                 raise SeisError("tile of another job in the checkpoint", self.tile_file(uid))
             return f["image"][...], (f["gathers"][...] if "gathers" in f else None)
 
+
+
+def scratch_folder(scratch: str | os.PathLike, phash: str, rank: int) -> Path:
+    """This rank's folder for temporary files under ``scratch`` (node-local scratch).
+
+    ``%n`` in ``scratch`` is replaced by the node's name (SLURM's, else the host name), so
+    one path can name a folder per node where the nodes share a filesystem. Returns the path
+    ``<scratch>/seis-hpc-<job hash>-rank-NNNNN``; its parents are made here (a scratch that
+    cannot be made fails before any work), the folder itself exists only while a file is
+    being staged in it (:class:`Checkpoint`).
+    """
+    from seis_hpc.engine.comm import node_name
+
+    base = Path(str(scratch).replace("%n", node_name()))
+    d = base / f"seis-hpc-{phash}-rank-{rank:05d}"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SeisError(f"cannot make the scratch folder ({exc.strerror})", base) from None
+    return d

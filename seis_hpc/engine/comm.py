@@ -5,6 +5,7 @@ slab-wise reduction of partial images. Everything here works without MPI (``comm
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -26,12 +27,84 @@ EXIT_FAILED = 1
 
 
 def world() -> MPI.Comm | None:
-    """``MPI.COMM_WORLD``, or None when mpi4py is not installed."""
+    """``MPI.COMM_WORLD`` of a parallel command, or None when mpi4py is not installed.
+
+    Collective: every rank of a command calls it once, at the start. It refuses a launch
+    that split one SLURM step into separate MPI jobs (:func:`check_launch`) and, with
+    several ranks, rank 0 logs which rank runs on which node (:func:`placement`).
+    """
     try:
         from mpi4py import MPI
     except ImportError:
         return None
-    return MPI.COMM_WORLD
+    comm = MPI.COMM_WORLD
+    check_launch(comm.Get_size())
+    global _PLACED
+    if comm.Get_size() > 1 and not _PLACED:
+        _PLACED = True
+        line = placement(comm)
+        if comm.Get_rank() == 0:
+            print(f"seis-hpc: {line}", file=sys.stderr, flush=True)
+    return comm
+
+
+_PLACED = False
+
+
+def node_name() -> str:
+    """The name of the node this process runs on: SLURM's (``SLURMD_NODENAME``, right even
+    where several nodes share a host name), else the host name."""
+    import socket
+
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
+
+
+def placement(comm: MPI.Comm | None) -> str:
+    """Which rank runs on which node, as one log line (collective over ``comm``).
+
+    Returns
+    -------
+    str
+        ``"4 ranks on 2 nodes: n1 (ranks 0-1), n2 (ranks 2-3)"``; ranks listed as ranges.
+    """
+    rank, size = rank_size(comm)
+    names = [node_name()] if comm is None or size == 1 else comm.allgather(node_name())
+    where: dict[str, list[int]] = {}
+    for r, n in enumerate(names):
+        where.setdefault(n, []).append(r)
+
+    def ranges(rs: list[int]) -> str:
+        out, a = [], rs[0]
+        for prev, cur in zip(rs, rs[1:] + [None], strict=True):
+            if cur is None or cur != prev + 1:  # the end of a run of ranks
+                out.append(f"{a}" if a == prev else f"{a}-{prev}")
+                a = cur
+        return ",".join(out)
+
+    nodes = ", ".join(f"{n} (rank{'s' if len(rs) > 1 else ''} {ranges(rs)})"
+                      for n, rs in where.items())
+    return (f"{size} rank{'s' if size > 1 else ''} on {len(where)} "
+            f"node{'s' if len(where) > 1 else ''}: {nodes}")
+
+
+def check_launch(size: int) -> None:
+    """Refuse an MPI world smaller than the SLURM job step that started it.
+
+    ``srun`` without the MPI plugin the library speaks (``--mpi=pmi2`` for the MPICH wheel;
+    ``--mpi=none``, or a cluster whose ``MpiDefault`` is another) starts every task as its own
+    one-rank MPI job: N copies of the whole job writing the same files. srun sets
+    ``SLURM_STEP_NUM_TASKS`` in each task; a world of fewer ranks than that is such a launch.
+    (mpiexec inside an allocation starts one srun task per node and more ranks than tasks,
+    which passes.) Task 0 says so in one line; every task exits with status 2.
+    """
+    want = os.environ.get("SLURM_STEP_NUM_TASKS", "")
+    if not want.isdigit() or int(want) <= size:
+        return
+    if os.environ.get("SLURM_PROCID", "0") != "0":
+        raise SystemExit(EXIT_USAGE)
+    raise SeisError(f"SLURM started {want} tasks but MPI sees {size} rank"
+                    f"{'s' if size > 1 else ''}: srun did not start one MPI job (use srun "
+                    "--mpi=pmi2 for the MPICH wheel, pmix for Open MPI; or SEIS_HPC_SRUN_MPI)")
 
 
 def default_comm(comm: MPI.Comm | None | str = "auto") -> MPI.Comm | None:

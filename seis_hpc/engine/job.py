@@ -140,6 +140,9 @@ class PstmJob:
         2D: the shot point of each CMP of the output grid
         (:func:`seis_hpc.io.shotpoint.line_shotpoints`), written to the image's
         ``shotpoint`` data set; None in 3D or when unknown.
+    scratch : str or None
+        Folder for each rank's temporary files, ideally node-local (``%n``: the node's name);
+        None: the checkpoint folder (shared). The checkpoint is always in ``checkpoint_dir``.
     """
 
     plan: Plan
@@ -167,3 +170,4 @@ class PstmJob:
     normalise: str = "none"
     rho_filter: bool = False
     shotpoint: ShotPoints | None = None
+    scratch: str | None = None

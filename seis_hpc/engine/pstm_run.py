@@ -88,6 +88,7 @@ class _Signals:
 
     def __init__(self):
         self.flag = False
+        self.got: list[int] = []  # the signals this rank received, for its log line
         self.old = {}
 
     def __enter__(self):
@@ -100,6 +101,7 @@ class _Signals:
 
     def _on(self, signum: int, frame: object) -> None:
         self.flag = True
+        self.got.append(signum)
 
     def __exit__(self, *exc):
         for s, h in self.old.items():
@@ -286,7 +288,12 @@ class _Results:
         self.plan = job.plan
         self.nt = len(job.time)
         self.ncls = job.plan.n_classes
-        self.ckpt = Checkpoint(job.checkpoint_dir, job.phash)
+        stage = None
+        if job.scratch:  # this rank's folder on node-local scratch (made when writing)
+            from seis_hpc.engine.checkpoint import scratch_folder
+
+            stage = scratch_folder(job.scratch, job.phash, rank)
+        self.ckpt = Checkpoint(job.checkpoint_dir, job.phash, stage)
         self.units_done: list[int] = []
         self.absorbed: list[Path] = []
         self.dirty = False
@@ -465,6 +472,9 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
             if done_before:
                 log(f"{job.log_prefix}: resuming from {job.checkpoint_dir}: {done_before} of "
                     f"{len(plan.units)} units done")
+            if job.scratch:
+                log(f"{job.log_prefix}: per-rank temporary files in {job.scratch}; "
+                    f"checkpoint in {job.checkpoint_dir}")
         if plan.strategy == "shard":
             results.setup_shard()
         queue = make_queue(comm, len(job.pending))
@@ -496,6 +506,13 @@ def execute(job: PstmJob, source: TraceSource, velocity: VelocityModel,
             prog.flush()
             prog.close()
         if stopped:
+            if sig.got:
+                # Each rank that got the signal says so, with its node: the warning before
+                # the time limit must reach the ranks on every node, not only the batch host's.
+                from seis_hpc.engine.comm import node_name
+
+                print(f"{job.log_prefix}: rank {rank} on {node_name()} got "
+                      f"{signal.Signals(sig.got[0]).name}", file=sys.stderr, flush=True)
             if plan.strategy == "shard" and (results.dirty or results.absorbed):
                 results.flush()
             if comm is not None and size > 1:

@@ -346,7 +346,8 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
             segy: str | os.PathLike | None = None, segy_revision: int = 1,
             traces: str | Sequence | None = None,
             ffid: str | Sequence | None = None,
-            normalise: str = "reflector") -> Migration:
+            normalise: str = "reflector",
+            scratch: str | os.PathLike | None = None) -> Migration:
     """Kirchhoff prestack time migration of a survey into one HDF5 image (collective).
 
     Every input is checked once, on rank 0, before any work; then each rank reads only its
@@ -450,6 +451,11 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         raw operator of :func:`~seis_hpc.migration.pstm.pstm`). A part (``traces``/``ffid``)
         always holds raw sums: the response of a part's own traces is not that of the
         survey, and ``seis-hpc image sum`` adds raw sums only.
+    scratch : path-like, optional
+        Folder for each rank's temporary files, ideally on node-local disk (``%n`` is
+        replaced by the node's name); default none: they are written in the checkpoint
+        folder, beside the output. The checkpoint is always in ``checkpoint_dir``, on the
+        shared filesystem, so a requeued job resumes on any nodes.
 
     Returns
     -------
@@ -556,6 +562,7 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
 
             job.part_runs = to_runs(sel)
             job.image_attrs["normalise_requested"] = normalise
+        job.scratch = None if scratch is None else os.fspath(scratch)
         held.update(idx=idx, vel=vel)
         if segy is not None:
             # input traces per image bin (the SEG-Y fold); the image may be a part of the grid
