@@ -243,6 +243,70 @@ def preset(name: str, **overrides) -> Preset:
     return replace(PRESETS[name], **overrides)
 
 
+def configure(name: str, *, shots: int | None = None, channels: int | None = None,
+              record_length: float | None = None, multiples: bool | None = None,
+              ghosts: bool | None = None, snr: float | None = None, swell: int = 0,
+              spikes: int = 0, dead: int = 0, seed: int = 12345,
+              midpoints_in_cdp: bool = False) -> Preset:
+    """A preset with the changes ``seis-hpc synth`` offers, each checked.
+
+    Parameters
+    ----------
+    name : str
+        Preset name (:data:`PRESETS`).
+    shots, channels : int, optional
+        Shots per sail line and channels per streamer instead of the preset's.
+    record_length : float, optional
+        Record length (s) instead of the preset's; diffractors below it are left out.
+    multiples, ghosts : bool, optional
+        Force water-bottom multiples / source and receiver ghosts on or off.
+    snr : float, optional
+        Random noise, signal RMS over noise RMS.
+    swell, spikes, dead : int
+        Swell-noise bursts, spiky traces and dead traces to plant.
+    seed : int
+        Noise random seed.
+    midpoints_in_cdp : bool
+        Write each trace's true midpoint in CDP_X/CDP_Y.
+
+    Raises
+    ------
+    SeisError
+        An impossible value, naming the option.
+    """
+    p = preset(name)
+    for opt, value in (("swell", swell), ("spikes", spikes), ("dead", dead)):
+        if value < 0:
+            raise SeisError(f"--{opt} must be >= 0 (got {value})")
+    if snr is not None and snr <= 0:
+        raise SeisError(f"--snr must be > 0 (got {snr})")
+    acq = p.acquisition
+    for opt, fld, value in (("shots", "shots_per_line", shots),
+                            ("channels", "n_channels", channels),
+                            ("record-length", "record_length", record_length)):
+        if value is not None:
+            if not value > 0:
+                raise SeisError(f"--{opt} must be > 0 (got {value})")
+            acq = replace(acq, **{fld: value})
+    if acq.record_length < 10 * acq.dt:
+        raise SeisError(f"--record-length {acq.record_length:g} s: shorter than ten samples "
+                        f"({acq.dt * 1000:g} ms)")
+    if ghosts is not None:
+        acq = replace(acq, ghosts=bool(ghosts))
+    events = p.events
+    if multiples is not None:
+        events = replace(events, multiples=bool(multiples))
+    if record_length is not None and events.diffractors:
+        # a shortened record keeps the diffractors it records (the truth lists only those)
+        t0 = vertical_time(p.medium, [d[2] for d in events.diffractors])
+        last = acq.record_length - acq.dt
+        events = replace(events, diffractors=tuple(
+            d for d, t in zip(events.diffractors, t0, strict=True) if t <= last))
+    noise = Noise(random_snr=snr, swell_bursts=swell, spikes=spikes, dead=dead, seed=seed)
+    return replace(p, acquisition=acq, events=events, noise=noise,
+                   midpoints_in_cdp=p.midpoints_in_cdp or midpoints_in_cdp)
+
+
 # --------------------------------------------------------------------------------------------
 # Medium
 

@@ -69,47 +69,18 @@ def run(args) -> int:
     from seis_hpc.io.spec3d import command as spec3d_command
     if args.preset == "spec3d" or args.headers_only:
         return spec3d_command(args)
-    from dataclasses import replace
+    from seis_hpc.synth import configure, write_survey
 
-    from seis_hpc.errors import SeisError
-    from seis_hpc.synth import Noise, preset, vertical_time, write_survey
+    def choice(on: bool, off: bool) -> bool | None:
+        return False if off else (True if on else None)  # None: the preset's
 
-    p = preset(args.preset)
-    for name in ("swell", "spikes", "dead"):
-        if getattr(args, name) < 0:
-            raise SeisError(f"--{name} must be >= 0 (got {getattr(args, name)})")
-    if args.snr is not None and args.snr <= 0:
-        raise SeisError(f"--snr must be > 0 (got {args.snr})")
-    acq = p.acquisition
-    for name, field in (("shots", "shots_per_line"), ("channels", "n_channels"),
-                        ("record_length", "record_length")):
-        value = getattr(args, name)
-        if value is not None:
-            if not value > 0:
-                raise SeisError(f"--{name.replace('_', '-')} must be > 0 (got {value})")
-            acq = replace(acq, **{field: value})
-    if acq.record_length < 10 * acq.dt:
-        raise SeisError(f"--record-length {acq.record_length:g} s: shorter than ten samples "
-                        f"({acq.dt * 1000:g} ms)")
-    p = replace(p, acquisition=acq)
-    events = p.events
-    if args.no_multiples:
-        events = replace(events, multiples=False)
-    elif args.multiples:
-        events = replace(events, multiples=True)
-    if args.record_length is not None and events.diffractors:
-        # a shortened record keeps the diffractors it records (the truth lists only those)
-        t0 = vertical_time(p.medium, [d[2] for d in events.diffractors])
-        last = acq.record_length - acq.dt
-        events = replace(events, diffractors=tuple(
-            d for d, t in zip(events.diffractors, t0, strict=True) if t <= last))
-    noise = Noise(random_snr=args.snr, swell_bursts=args.swell, spikes=args.spikes,
-                  dead=args.dead, seed=args.seed)
-    p = replace(p, midpoints_in_cdp=p.midpoints_in_cdp or args.midpoints_in_cdp)
-    if args.ghosts or args.no_ghosts:
-        p = replace(p, acquisition=replace(p.acquisition, ghosts=bool(args.ghosts)))
-    truth = write_survey(replace(p, events=events, noise=noise), args.out, fmt=args.format,
-                         revision=args.segy_revision)
+    p = configure(args.preset, shots=args.shots, channels=args.channels,
+                  record_length=args.record_length,
+                  multiples=choice(args.multiples, args.no_multiples),
+                  ghosts=choice(args.ghosts, args.no_ghosts), snr=args.snr, swell=args.swell,
+                  spikes=args.spikes, dead=args.dead, seed=args.seed,
+                  midpoints_in_cdp=args.midpoints_in_cdp)
+    truth = write_survey(p, args.out, fmt=args.format, revision=args.segy_revision)
     print(f"{args.out}/shots.sgy: {truth['n_traces']} traces x {truth['ns']} samples at "
           f"{truth['dt_s'] * 1000:g} ms ({'2D' if truth['is_2d'] else '3D'}, preset {p.name})")
     print(f"{args.out}/truth.json: {len(truth['diffractors'])} diffractors, "
