@@ -91,6 +91,31 @@ def _segy_sp(path):
     return sp, x, y, " ".join(text[i + 4:i + 80].strip() for i in range(0, 3200, 80))
 
 
+def test_2d_line_number_goes_to_inline_and_cdp_to_crossline(lines, tmp_path):
+    """A 2D input whose traces all carry one inline number (bytes 189-192) is that line: the
+    SEG-Y stack's INLINE_3D is the number and CROSSLINE_3D the CDP; without it both are 0."""
+    plain, _, vel = lines
+    numbered = tmp_path / "line42.sgy"
+    shutil.copyfile(plain, numbered)
+    with segyio.open(numbered, "r+", ignore_geometry=True) as f:
+        for i in range(f.tracecount):
+            f.header[i] = {TF.INLINE_3D: 42}
+    for shots, want in ((numbered, 42), (plain, None)):
+        out, sgy = tmp_path / f"{shots.stem}.h5", tmp_path / f"{shots.stem}.st.sgy"
+        assert main(["stack", str(shots), "-v", str(vel), "-o", str(out),
+                     "--segy", str(sgy)]) == 0
+        with segyio.open(sgy, ignore_geometry=True) as f:
+            il, xl = f.attributes(TF.INLINE_3D)[:], f.attributes(TF.CROSSLINE_3D)[:]
+            cdp = f.attributes(TF.CDP)[:]
+            text = bytes(f.text[0]).decode("ascii")
+        if want is None:
+            assert not il.any() and not xl.any() and "Line number" not in text
+        else:
+            assert (il == want).all() and (xl == cdp).all()
+            assert "Line number 42" in text
+            assert read_volume(out, "image").shotpoint_attrs["line_number"] == 42
+
+
 @pytest.mark.parametrize("case", ["shotpoint", "ffid"])
 def test_stack_segy_shotpoint_interpolates_the_shots(lines, tmp_path, case):
     """With ShotPoint (197) in the input it numbers the shots; without it (the synthetic

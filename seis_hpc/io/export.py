@@ -8,7 +8,9 @@ offset classes fastest. Headers (SEG-Y rev 1 byte positions):
   geometry back (``ilines``, ``xlines``, ``offsets``), as interpretation software does;
 * 2D: ``CDP`` = CMP number, ``CDP_X``/``CDP_Y``, ``TRACE_SEQUENCE_LINE``, and ``ShotPoint``
   (197) = the CMP's shot-point number when the volume has one (:mod:`seis_hpc.io.shotpoint`;
-  the textual header says which input header it comes from);
+  the textual header says which input header it comes from); where the input numbers the
+  line (one non-zero inline header on every trace) ``INLINE_3D`` = that line number and
+  ``CROSSLINE_3D`` = the CMP;
 * gathers: ``offset`` (37) = class centre (m, rounded).
 
 The delay (109) carries the first time; samples are IEEE float32 unless ``fmt`` says otherwise.
@@ -50,6 +52,10 @@ def volume_headers(vol, fold: np.ndarray | None = None,
         h["ShotPoint"] = np.rint(np.asarray(shotpoint, dtype=np.float64).reshape(g.n_bins))
     if not g.is_2d:
         h["INLINE_3D"], h["CROSSLINE_3D"] = il, xl
+    elif getattr(vol, "shotpoint_attrs", {}).get("line_number") is not None:
+        # a 2D line with a number: inline = the line, crossline = the CMP (as in 3D)
+        h["INLINE_3D"] = np.full(g.n_bins, int(vol.shotpoint_attrs["line_number"]))
+        h["CROSSLINE_3D"] = xl
     if vol.name == "gathers":
         n_off = len(vol.offset)
         h = {k: np.repeat(v, n_off) for k, v in h.items()}
@@ -111,8 +117,13 @@ def _shotpoint_text(vol) -> list[str]:
         return []
     sp = np.asarray(vol.shotpoint)
     src = vol.shotpoint_attrs.get("source", "the input")
-    return [f"ShotPoint (197) = SP {sp[0]}..{sp[-1]} from {src}, "
-            "interpolated between shots by position along the line."]
+    lines = [f"ShotPoint (197) = SP {sp[0]}..{sp[-1]} from {src}, "
+             "interpolated between shots by position along the line."]
+    number = vol.shotpoint_attrs.get("line_number")
+    if number is not None:
+        lines.append(f"Line number {int(number)} (the input's inline header): INLINE_3D (189); "
+                     "CROSSLINE_3D (193) = CDP.")
+    return lines
 
 
 def write_volume_segy(path: str | os.PathLike, vol, *, fmt: int = 5, endian: str = "big",

@@ -58,11 +58,15 @@ class ShotPoints:
     values: np.ndarray
     source: str
     n_sources: int
+    line_number: int | None = None  # the input's one non-zero inline header (bytes 189-192)
 
     def attrs(self) -> dict:
         """Attributes of the ``shotpoint`` data set of a volume."""
-        return {"source": self.source, "method": METHOD, "n_sources": int(self.n_sources),
-                "units": "shot-point number"}
+        a = {"source": self.source, "method": METHOD, "n_sources": int(self.n_sources),
+             "units": "shot-point number"}
+        if self.line_number is not None:
+            a["line_number"] = int(self.line_number)
+        return a
 
 
 def _file_shotpoints(idx, first: np.ndarray) -> np.ndarray | None:
@@ -173,4 +177,13 @@ def line_shotpoints(idx, grid) -> ShotPoints | None:
         return None
     _, shot_cmp = grid.world_to_grid(xy[:, 0], xy[:, 1])
     values = np.rint(interpolate_shotpoints(grid.crosslines(), shot_cmp, sp)).astype(np.int64)
-    return ShotPoints(values, source, int(sp.size))
+    return ShotPoints(values, source, int(sp.size), line_number(idx))
+
+
+def line_number(idx) -> int | None:
+    """The 2D line's number: the one non-zero value of the input's inline header (bytes
+    189-192) over every trace, else None (no number, or several: not one line)."""
+    if "header_inline" not in (set(idx.keys()) if hasattr(idx, "keys") else set()):
+        return None
+    il = np.unique(np.asarray(idx["header_inline"]))
+    return int(il[0]) if il.size == 1 and il[0] != 0 else None
