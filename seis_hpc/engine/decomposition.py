@@ -272,14 +272,22 @@ def tile_traces(grid: BinGrid, window: tuple[int, int, int, int], mx, my, apertu
     mx = np.asarray(mx, dtype=np.float64)
     if not np.isfinite(aperture):
         return np.arange(len(mx))
+    cx, cy, radius = tile_disc(grid, window, aperture)
+    d = np.hypot(mx - cx, np.asarray(my, dtype=np.float64) - cy)
+    return np.flatnonzero(d <= radius)
+
+
+def tile_disc(grid: BinGrid, window: tuple[int, int, int, int], aperture: float
+              ) -> tuple[float, float, float]:
+    """Centre (x, y) and radius (m) of the disc of midpoints whose aperture can reach the
+    tile ``window`` (:func:`tile_traces`): ``aperture`` + half the tile's diagonal."""
     i0, i1, j0, j1 = window
     ci, cj = (i0 + i1 - 1) / 2.0, (j0 + j1 - 1) / 2.0
     cx, cy = grid.grid_to_world(grid.inline0 + ci, grid.crossline0 + cj)
     half_diag = 0.5 * math.hypot((i1 - i0 - 1) * grid.bin_crossline,
                                  (j1 - j0 - 1) * grid.bin_inline)
-    d = np.hypot(mx - cx, np.asarray(my, dtype=np.float64) - cy)
     # A hair of slack so that a trace exactly at the aperture is never lost to rounding.
-    return np.flatnonzero(d <= aperture + half_diag + 1e-6 * max(1.0, aperture))
+    return float(cx), float(cy), aperture + half_diag + 1e-6 * max(1.0, aperture)
 
 
 def tile_units(grid: BinGrid, mx, my, aperture: float, tile: int) -> list[WorkUnit]:
@@ -401,7 +409,9 @@ class Plan:
             + (f" of {self.tile} x {self.tile} bins" if self.strategy == "tile" else "")
             + f", {self.n_traces_total} traces, work per unit min/mean/max "
             f"{works.min():.3g}/{works.mean():.3g}/{works.max():.3g}",
-            f"  memory per rank: shard {format_size(self.bytes_shard)}, tile "
+            f"  memory per rank: shard "
+            f"{'>= ' if self.extra.get('bytes_shard_bound') else ''}"
+            f"{format_size(self.bytes_shard)}, tile "
             f"{format_size(self.bytes_tile)}, budget {format_size(self.budget)}",
         ]
         if n_ranks:

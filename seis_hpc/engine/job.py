@@ -57,6 +57,16 @@ class CompactUnit(WorkUnit):
         self.runs = to_runs(unit.traces)
         self._n = int(len(unit.traces))
 
+    @classmethod
+    def of_runs(cls, uid: int, runs: np.ndarray, work: float,
+                window: tuple[int, int, int, int], offset_class: int = -1) -> CompactUnit:
+        """A unit made from its runs (:func:`to_runs`) directly, never listing its traces."""
+        u = cls.__new__(cls)
+        u.uid, u.work, u.window, u.offset_class = uid, work, window, offset_class
+        u.runs = np.asarray(runs, dtype=np.int64).reshape(-1, 2)
+        u._n = int((u.runs[:, 1] - u.runs[:, 0]).sum())
+        return u
+
     @property
     def traces(self) -> np.ndarray:  # type: ignore[override]
         """Trace numbers (0-based, file order), rebuilt from the runs."""
@@ -66,6 +76,34 @@ class CompactUnit(WorkUnit):
     def n_traces(self) -> int:
         """Number of traces."""
         return self._n
+
+
+def merge_runs(runs: np.ndarray) -> np.ndarray:
+    """Runs in increasing order, not overlapping, with the runs that touch (one's stop is the
+    next one's start) joined: ``to_runs(from_runs(runs))`` without listing the traces."""
+    runs = np.asarray(runs, dtype=np.int64).reshape(-1, 2)
+    if len(runs) < 2:
+        return runs
+    new = np.r_[True, runs[1:, 0] != runs[:-1, 1]]
+    starts = runs[new, 0]
+    stops = runs[np.r_[np.flatnonzero(new)[1:] - 1, len(runs) - 1], 1]
+    return np.column_stack([starts, stops])
+
+
+def distinct_traces(units) -> int:
+    """Traces that at least one of ``units`` (:class:`CompactUnit`) holds, from their runs
+    (memory: the runs of every unit, not a flag per trace of the survey)."""
+    runs = [u.runs for u in units if len(u.runs)]
+    if not runs:
+        return 0
+    r = np.concatenate(runs)
+    r = r[np.argsort(r[:, 0], kind="stable")]
+    # a run starts a new stretch when it begins past every stop before it
+    reach = np.maximum.accumulate(r[:, 1])
+    new = np.r_[True, r[1:, 0] > reach[:-1]]
+    first = np.flatnonzero(new)
+    last = np.r_[first[1:] - 1, len(r) - 1]
+    return int((reach[last] - r[first, 0]).sum())
 
 
 def compact_plan(plan: Plan) -> Plan:

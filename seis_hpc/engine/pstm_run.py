@@ -621,7 +621,9 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
     """
     from seis_hpc.engine.checkpoint import parameter_hash
     from seis_hpc.engine.decomposition import plan_job
+    from seis_hpc.engine.job import distinct_traces
     from seis_hpc.engine.normalise import NORMALISE
+    from seis_hpc.engine.stream_plan import midpoint_chunks, n_rows, plan_tiles_streamed
     from seis_hpc.errors import SeisError
 
     if normalise not in NORMALISE:
@@ -635,25 +637,30 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
         raise SeisError(PARALLEL_HDF5_MISSING)
     aperture = float(kernel_args.get("aperture", np.inf))
     sel = slice(None) if traces is None else np.asarray(traces, dtype=np.int64)
-    try:
-        order = source["byte_offset"][sel]
-    except (KeyError, IndexError, ValueError):
-        order = None
-    plan = plan_job(grid, len(time), int(source.ns), source["mx"][sel], source["my"][sel],
-                    source["source_id"][sel], aperture, mem_per_rank,
-                    offset=source["offset"][sel] if offset_edges is not None else None,
-                    offset_edges=offset_edges, strategy=strategy, tile=tile, n_units=n_units,
-                    trace_order=order)
-    if traces is not None:
-        for u in plan.units:  # positions in the selection -> trace numbers
-            u.traces = sel[u.traces]
-    n_input = len(source["mx"])
-    seen = np.zeros(n_input, bool)
-    for u in plan.units:
-        seen[u.traces] = True
-    distinct = int(seen.sum())
-    del seen
-    compact_plan(plan)
+    n_input = n_rows(source)
+    # Tiles (the plan of large images) are planned from the midpoints streamed in chunks:
+    # rank 0 holds the units' runs and one chunk, not the survey (issue 19).
+    plan = plan_tiles_streamed(
+        grid, len(time), int(source.ns), midpoint_chunks(source, traces=None if traces is None
+                                                         else sel),
+        n_input if traces is None else int(sel.size), aperture, mem_per_rank,
+        n_classes=0 if offset_edges is None else len(offset_edges) - 1, strategy=strategy,
+        tile=tile, n_units=n_units)
+    if plan is None:  # shard might fit a rank: the image is small, plan in memory
+        try:
+            order = source["byte_offset"][sel]
+        except (KeyError, IndexError, ValueError):
+            order = None
+        plan = plan_job(grid, len(time), int(source.ns), source["mx"][sel], source["my"][sel],
+                        source["source_id"][sel], aperture, mem_per_rank,
+                        offset=source["offset"][sel] if offset_edges is not None else None,
+                        offset_edges=offset_edges, strategy=strategy, tile=tile,
+                        n_units=n_units, trace_order=order)
+        if traces is not None:
+            for u in plan.units:  # positions in the selection -> trace numbers
+                u.traces = sel[u.traces]
+        compact_plan(plan)
+    distinct = distinct_traces(plan.units)
     params = dict(hash_params or {})
     params.update(
         strategy=plan.strategy, tile=plan.tile, n_units=len(plan.units),

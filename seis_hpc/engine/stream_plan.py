@@ -1,0 +1,235 @@
+"""Rank 0's tile plan from the index streamed in chunks: memory bounded by the units' runs
+and one chunk of rows, never by the survey (issue 19).
+
+:func:`~seis_hpc.engine.decomposition.plan_job` takes every trace's midpoint and shot in
+memory and lists every tile's traces before :func:`~seis_hpc.engine.job.compact_plan` turns
+them into runs: on the spec's survey (1.6e8 traces, 64-bin tiles re-reading each trace ~66
+times) that is ~95 GB on rank 0. :func:`plan_tiles_streamed` makes the same tile plan -
+the same units, traces, work and windows, bit for bit - from the midpoints read
+:data:`PLAN_CHUNK` rows at a time: each chunk is tested against the tiles whose disc
+(:func:`~seis_hpc.engine.decomposition.tile_disc`) comes near the chunk's bounding box, and
+each tile keeps its traces as runs of consecutive trace numbers
+(:class:`~seis_hpc.engine.job.CompactUnit`). With a spatially blocked index
+(:mod:`seis_hpc.io.blocked`) a chunk is a few blocks of nearby midpoints, so it reaches few
+tiles and a tile's traces are few runs.
+
+The shard strategy cuts shots by cumulative work over every trace in shot order; it stays
+in memory (:func:`~seis_hpc.engine.decomposition.plan_job`), and is only possible when a
+rank holds the whole image, i.e. for small images. :func:`plan_tiles_streamed` returns None
+when the budget might allow shard, and the caller plans in memory as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from seis_hpc.engine.decomposition import (
+    BASE_BYTES,
+    REDUCE_SLAB_BYTES,
+    TRACE_CHUNK,
+    UNIT_TRACE_BYTES,
+    Plan,
+    format_size,
+    image_bytes,
+    parse_size,
+    tile_disc,
+    tile_grid,
+)
+from seis_hpc.engine.job import CompactUnit, merge_runs, to_runs
+from seis_hpc.errors import SeisError
+from seis_hpc.geometry import BinGrid
+
+# Rows of the index read at a time while planning (2 x 8 B + 8 B of trace numbers a row).
+PLAN_CHUNK = 1 << 16
+
+# (trace numbers, increasing; midpoint x (m); midpoint y (m)) of one chunk of rows
+Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def n_rows(source) -> int:
+    """Traces of a source (a :class:`~seis_hpc.io.index.TraceIndex` says so without
+    loading a column)."""
+    n = getattr(source, "n_traces", None)
+    return int(n) if n is not None else len(source["mx"])
+
+
+def midpoint_chunks(source, traces: np.ndarray | None = None, chunk: int | None = None
+                    ) -> Callable[[], Iterator[Chunk]]:
+    """A callable giving, each time it is called, the midpoints of ``source`` (of the
+    trace numbers ``traces``, increasing, when given) ``chunk`` rows at a time.
+
+    An index file whose midpoints are not in memory is read slice by slice (or row group
+    by row group with ``traces``: :meth:`~seis_hpc.io.index.TraceIndex.take`); columns
+    already in memory are sliced.
+    """
+    size = int(chunk or PLAN_CHUNK)
+    n = n_rows(source)
+    path = getattr(source, "path", None)
+    loaded = getattr(source, "_columns", None)
+    on_file = (path is not None and loaded is not None and hasattr(source, "take")
+               and not ("mx" in loaded and "my" in loaded))
+
+    def gen() -> Iterator[Chunk]:
+        if traces is not None:
+            sel = np.asarray(traces, dtype=np.int64)
+            for a in range(0, sel.size, size):
+                rows = sel[a:a + size]
+                if on_file:
+                    c = source.take(["mx", "my"], rows)
+                    mx, my = c["mx"], c["my"]
+                else:
+                    mx, my = source["mx"][rows], source["my"][rows]
+                yield rows, np.asarray(mx, np.float64), np.asarray(my, np.float64)
+            return
+        if on_file:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                for a in range(0, n, size):
+                    b = min(n, a + size)
+                    yield (np.arange(a, b, dtype=np.int64),
+                           np.asarray(f["mx"][a:b], np.float64),
+                           np.asarray(f["my"][a:b], np.float64))
+            return
+        mx_all, my_all = source["mx"], source["my"]
+        for a in range(0, n, size):
+            b = min(n, a + size)
+            yield (np.arange(a, b, dtype=np.int64), np.asarray(mx_all[a:b], np.float64),
+                   np.asarray(my_all[a:b], np.float64))
+
+    return gen
+
+
+def tile_units_streamed(grid: BinGrid, chunks: Callable[[], Iterator[Chunk]],
+                        aperture: float, tile: int) -> list[CompactUnit]:
+    """:func:`~seis_hpc.engine.decomposition.tile_units` from streamed midpoints: one
+    :class:`~seis_hpc.engine.job.CompactUnit` per tile, the same traces (as runs), work
+    and window.
+
+    Parameters
+    ----------
+    grid : BinGrid
+        Image grid.
+    chunks : callable
+        Gives an iterator of ``(trace numbers, mx, my)`` chunks, trace numbers increasing
+        over the whole stream (:func:`midpoint_chunks`).
+    aperture : float
+        Migration aperture (m), ``inf`` for none.
+    tile : int
+        Tile edge (bins).
+    """
+    windows = tile_grid(grid, tile)
+    parts: list[list[np.ndarray]] = [[] for _ in windows]
+    if not np.isfinite(aperture):  # every tile takes every trace
+        every = [to_runs(rows) for rows, _, _ in chunks()]
+        for p in parts:
+            p.extend(every)
+    else:
+        disc = np.array([tile_disc(grid, w, aperture) for w in windows]).reshape(-1, 3)
+        cx, cy, rad = disc[:, 0], disc[:, 1], disc[:, 2]
+        # a chunk's box further than this from a tile's centre holds none of its traces
+        # (the margin covers the rounding of hypot against the box distance)
+        far = rad * (1 + 1e-9) + 1e-6
+        for rows, mx, my in chunks():
+            if not rows.size:
+                continue
+            dx = np.maximum(np.maximum(mx.min() - cx, cx - mx.max()), 0.0)
+            dy = np.maximum(np.maximum(my.min() - cy, cy - my.max()), 0.0)
+            for t in np.flatnonzero(np.hypot(dx, dy) <= far):
+                d = np.hypot(mx - cx[t], my - cy[t])
+                hit = rows[d <= rad[t]]
+                if hit.size:
+                    parts[t].append(to_runs(hit))
+    units = []
+    for uid, (w, p) in enumerate(zip(windows, parts, strict=True)):
+        runs = merge_runs(np.concatenate(p)) if p else np.zeros((0, 2), np.int64)
+        nb = (w[1] - w[0]) * (w[3] - w[2])
+        u = CompactUnit.of_runs(uid, runs, 0.0, w, -1)
+        u.work = float(u.n_traces * nb)
+        units.append(u)
+    return units
+
+
+def plan_tiles_streamed(grid: BinGrid, nt: int, ns: int,
+                        chunks: Callable[[], Iterator[Chunk]], n_tr: int, aperture: float,
+                        mem_per_rank: int | str = "2G", *, n_classes: int = 0,
+                        strategy: str = "auto", tile: int | None = None, n_units: int = 256,
+                        min_unit_traces: int = 32) -> Plan | None:
+    """The tile plan of :func:`~seis_hpc.engine.decomposition.plan_job`, from streamed
+    midpoints; None when the plan might be ``shard`` (plan in memory then).
+
+    ``strategy="tile"`` gives the tile plan (identical to ``plan_job``'s, ``bytes_shard``
+    included). With ``"auto"`` the plan is ``tile`` when even the smallest shard plan -
+    the image, its gathers and two window images, plus ``n_tr / units`` traces - exceeds
+    the budget, as ``plan_job`` would decide; ``bytes_shard`` is then that lower bound
+    (``plan.extra["bytes_shard_bound"]``), since the shard units are never made. Other
+    strategies give None.
+
+    Parameters
+    ----------
+    grid : BinGrid
+        Image grid.
+    nt, ns : int
+        Output samples per trace; input samples per trace.
+    chunks : callable
+        Midpoint chunks of the traces to migrate (:func:`midpoint_chunks`).
+    n_tr : int
+        Traces to migrate (the rows ``chunks`` gives).
+    aperture : float
+        Migration aperture (m), ``inf`` for none.
+    mem_per_rank, strategy, tile, n_units, min_unit_traces
+        As :func:`~seis_hpc.engine.decomposition.plan_job`.
+    n_classes : int
+        Offset classes of the image gathers (0: none).
+    """
+    if strategy not in ("auto", "tile"):
+        return None
+    budget = parse_size(mem_per_rank)
+    if n_tr == 0:
+        raise SeisError("no traces to migrate")
+    k_units = int(max(1, min(n_units, n_tr // max(min_unit_traces, 1))))
+    img = image_bytes(grid.n_bins, nt, n_classes)
+    one = image_bytes(grid.n_bins, nt)
+    # plan_job's shard units: at most k_units per offset class (the traces outside every
+    # class form one more), so the largest holds at least this many traces
+    n_groups = k_units if strategy == "tile" or n_classes == 0 else k_units * (n_classes + 1)
+    max_tr = -(-n_tr // n_groups)
+    bytes_shard = (BASE_BYTES + img + 2 * one + 4 * max_tr * ns + REDUCE_SLAB_BYTES
+                   + UNIT_TRACE_BYTES * max_tr)
+    if strategy == "auto" and bytes_shard <= budget:
+        return None  # shard might fit: plan_job decides on the real shard units
+    tiles: dict[int, list[CompactUnit]] = {}
+
+    def tiled(t: int) -> list[CompactUnit]:
+        if t not in tiles:
+            tiles[t] = tile_units_streamed(grid, chunks, aperture, t)
+        return tiles[t]
+
+    def tile_bytes(t: int, reach: int) -> int:
+        nb = t if grid.is_2d else t * t
+        most = max((u.n_traces for u in tiled(reach)), default=0)
+        return (BASE_BYTES + image_bytes(nb, nt, n_classes) + 2 * image_bytes(nb, nt)
+                + 4 * TRACE_CHUNK * ns + UNIT_TRACE_BYTES * most)
+
+    if tile is None:
+        tile = 1
+        for t in (64, 32, 16, 8, 4, 2):
+            if tile_bytes(t, 64) <= budget:
+                tile = t
+                break
+    if tile < 1:
+        raise SeisError(f"tile size must be >= 1 bin (got {tile})")
+    bytes_tile = tile_bytes(tile, tile)
+    if strategy == "auto":
+        reason = "the image does not fit one rank: output tiles"
+    else:
+        reason = "chosen by the user"
+    if bytes_tile > budget:
+        raise SeisError(f"memory per rank {format_size(budget)} is too small even for a "
+                        f"{tile}-bin tile ({format_size(bytes_tile)}); raise --mem-per-rank")
+    plan = Plan("tile", tiled(tile), grid, nt, n_classes, tile, bytes_shard, bytes_tile,
+                budget, reason)
+    plan.extra["bytes_shard_bound"] = strategy == "auto"
+    return plan
