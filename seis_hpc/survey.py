@@ -146,6 +146,11 @@ class Survey:
 
     @classmethod
     def _from_index(cls, idx, cmp_interval, grid, is_2d) -> tuple[Survey, bool]:
+        if idx.attrs.get("headers_only"):
+            raise SeisError("a headers-only index (seis-hpc synth --headers-only) holds the "
+                            "geometry of a survey without its samples: plan the job with "
+                            "seis-hpc pstm INDEX ... --dry-run --ranks N",
+                            idx.path if idx.path is not None else "index")
         geo = fit_geometry(idx, cmp_interval=cmp_interval, grid=grid, is_2d=is_2d)
         changed = idx.path is None or any(
             idx.attrs.get(k) != v for k, v in geo.grid.to_attrs().items()) or not (

@@ -202,6 +202,18 @@ def test_dry_run_refuses_without_ranks(tiny3d, tmp_path):
     assert r.stderr.startswith("seis-hpc: error:")
 
 
+def test_headers_only_index_is_refused_without_dry_run(spec_tiny, tmp_path):
+    """A headers-only index has no samples: migrating it is one line and exit 2, nothing
+    written (planning it with --dry-run is its use)."""
+    for cmd in ("pstm", "stack"):
+        r = cli(cmd, spec_tiny / "spec3d.index.h5", "--velocity", spec_tiny / "velocity.csv",
+                "--out", tmp_path / "x.h5")
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+        assert "headers-only index" in r.stderr and "--dry-run" in r.stderr
+        assert not (tmp_path / "x.h5").exists()
+
+
 def test_rank_memory_does_not_grow_with_other_units_traces(tmp_path):
     """Twice the survey (more sail lines, longer lines): the traces double, the memory of a
     rank stays that of the traces within one tile's aperture."""
