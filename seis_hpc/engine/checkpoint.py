@@ -238,16 +238,17 @@ class Checkpoint:
         ----------
         everything : bool
             True (one rank): remove it all, as after success. False (one of several ranks,
-            the others still running until they are aborted): remove the journal and the
-            data files but keep the marker, so that a file another rank renames into place
-            afterwards lies in a directory still known as the engine's and is cleared by
-            the next run.
+            the others still running until they are aborted): remove only the journal.
+            Without it nothing can be resumed, and the next run clears the data files (the
+            marker keeps the directory known as the engine's); removing them now would pull
+            a file from under a rank still flushing it, which then reports a second error
+            ("no such file") before the abort reaches it.
         """
         try:
             if everything:
                 self.remove()
             else:
-                self.clear()
+                (self.path / JOURNAL).unlink(missing_ok=True)
         except OSError:
             pass  # reporting the user's error matters more than tidying up
 
