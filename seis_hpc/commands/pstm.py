@@ -3,7 +3,7 @@
 HELP = "Kirchhoff prestack time migration (MPI: mpiexec -n N seis-hpc pstm ...)"
 INPUTS = ("input", "velocity", "bin_grid")
 OUTPUTS = ("out", "segy")
-WRITES = ("index", "checkpoint_dir")  # the index is written when missing or stale
+WRITES = ("index", "checkpoint_dir", "scratch")  # the index when missing or stale; temporaries
 
 
 def side_files(args):
