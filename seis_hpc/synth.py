@@ -150,6 +150,14 @@ class Preset:
     midpoints_in_cdp: bool = False
 
 
+# The built-in 2D line's events (marine2d and the presets built on it).
+_MARINE2D_EVENTS = Events(
+    diffractors=((1000.0, 0.0, 500.0, 1.0), (1500.0, 0.0, 800.0, 1.0),
+                 (2000.0, 0.0, 1100.0, 1.0)),
+    reflectors=((300.0, 0.0, 0.15), (650.0, 3.0, 0.12), (1000.0, 0.0, 0.15)),
+    multiples=True,
+)
+
 PRESETS: dict[str, Preset] = {
     "marine2d": Preset(
         "marine2d",
@@ -157,12 +165,7 @@ PRESETS: dict[str, Preset] = {
         "25 m (fold 24), CMP interval 6.25 m, 2 ms, 3.0 s; water 100 m, diffractors and flat "
         "and dipping reflectors 500-1000 m below the seafloor, water-bottom multiples.",
         Acquisition(shots_per_line=120, n_channels=96, record_length=3.0),
-        events=Events(
-            diffractors=((1000.0, 0.0, 500.0, 1.0), (1500.0, 0.0, 800.0, 1.0),
-                         (2000.0, 0.0, 1100.0, 1.0)),
-            reflectors=((300.0, 0.0, 0.15), (650.0, 3.0, 0.12), (1000.0, 0.0, 0.15)),
-            multiples=True,
-        ),
+        events=_MARINE2D_EVENTS,
         is_2d=True,
     ),
     "marine2d-ghost": Preset(
@@ -171,12 +174,7 @@ PRESETS: dict[str, Preset] = {
         "the source at 6 m and the streamer at 8 m, delayed by 2 z cos(emergence angle) / "
         "1500 m/s (a 30 Hz event's largest lobe is then negative, 9.3 ms after its time).",
         Acquisition(shots_per_line=120, n_channels=96, record_length=3.0, ghosts=True),
-        events=Events(
-            diffractors=((1000.0, 0.0, 500.0, 1.0), (1500.0, 0.0, 800.0, 1.0),
-                         (2000.0, 0.0, 1100.0, 1.0)),
-            reflectors=((300.0, 0.0, 0.15), (650.0, 3.0, 0.12), (1000.0, 0.0, 0.15)),
-            multiples=True,
-        ),
+        events=_MARINE2D_EVENTS,
         is_2d=True,
     ),
     "marine2d-vxz": Preset(
@@ -186,12 +184,7 @@ PRESETS: dict[str, Preset] = {
         "diffractors; water-bottom multiples at the water velocity.",
         Acquisition(shots_per_line=120, n_channels=96, record_length=3.0),
         medium=Medium(vrms_gradient=5e-5, vrms_gradient_origin=1000.0),
-        events=Events(
-            diffractors=((1000.0, 0.0, 500.0, 1.0), (1500.0, 0.0, 800.0, 1.0),
-                         (2000.0, 0.0, 1100.0, 1.0)),
-            reflectors=((300.0, 0.0, 0.15), (650.0, 3.0, 0.12), (1000.0, 0.0, 0.15)),
-            multiples=True,
-        ),
+        events=_MARINE2D_EVENTS,
         is_2d=True,
     ),
     "marine3d-small": Preset(

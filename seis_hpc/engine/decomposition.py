@@ -437,6 +437,16 @@ GEOMETRY_BYTES_PER_TRACE = 32
 UNIT_TRACE_BYTES = GEOMETRY_BYTES_PER_TRACE + 8
 
 
+def tile_rank_bytes(grid: BinGrid, tile: int, nt: int, n_classes: int, ns: int,
+                    unit_traces: int) -> int:
+    """Memory (bytes) of a rank computing one ``tile``-bin tile whose unit reads
+    ``unit_traces`` traces of ``ns`` samples: its image (and offset classes), the kernel's
+    buffers, a chunk of traces and the unit's trace geometry."""
+    nb = tile if grid.is_2d else tile * tile
+    return (BASE_BYTES + image_bytes(nb, nt, n_classes) + 2 * image_bytes(nb, nt)
+            + 4 * TRACE_CHUNK * ns + UNIT_TRACE_BYTES * unit_traces)
+
+
 def plan_job(grid: BinGrid, nt: int, ns: int, mx, my, shot, aperture: float,
              mem_per_rank: int | str = "2G", *, offset=None, offset_edges=None,
              strategy: str = "auto", tile: int | None = None, n_units: int = 256,
@@ -509,10 +519,8 @@ def plan_job(grid: BinGrid, nt: int, ns: int, mx, my, shot, aperture: float,
 
     def tile_bytes(t: int, reach: int) -> int:
         # a t-bin tile reaches (about) no more traces than the reach-bin tile holding it
-        nb = t if grid.is_2d else t * t
         most = max((u.n_traces for u in tiled(reach)), default=0)
-        return (BASE_BYTES + image_bytes(nb, nt, n_classes) + 2 * image_bytes(nb, nt)
-                + 4 * TRACE_CHUNK * ns + UNIT_TRACE_BYTES * most)
+        return tile_rank_bytes(grid, t, nt, n_classes, ns, most)
 
     if tile is None:
         tile = 1

@@ -28,7 +28,6 @@ import numpy as np
 from seis_hpc.engine.decomposition import (
     BASE_BYTES,
     REDUCE_SLAB_BYTES,
-    TRACE_CHUNK,
     UNIT_TRACE_BYTES,
     Plan,
     format_size,
@@ -36,6 +35,7 @@ from seis_hpc.engine.decomposition import (
     parse_size,
     tile_disc,
     tile_grid,
+    tile_rank_bytes,
 )
 from seis_hpc.engine.job import CompactUnit, merge_runs, to_runs
 from seis_hpc.errors import SeisError
@@ -208,10 +208,8 @@ def plan_tiles_streamed(grid: BinGrid, nt: int, ns: int,
         return tiles[t]
 
     def tile_bytes(t: int, reach: int) -> int:
-        nb = t if grid.is_2d else t * t
         most = max((u.n_traces for u in tiled(reach)), default=0)
-        return (BASE_BYTES + image_bytes(nb, nt, n_classes) + 2 * image_bytes(nb, nt)
-                + 4 * TRACE_CHUNK * ns + UNIT_TRACE_BYTES * most)
+        return tile_rank_bytes(grid, t, nt, n_classes, ns, most)
 
     if tile is None:
         tile = 1

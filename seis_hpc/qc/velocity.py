@@ -27,48 +27,12 @@ from seis_hpc.qc.figures import (
     semblance_figure,
     velocity_figure,
 )
+from seis_hpc.velocity.accuracy import interval_velocity
 
 #: Units line of the velocity pictures.
 VELOCITY_UNITS = "two-way time s; velocity m/s; coordinates m"
 
 
-def interval_velocity(vrms, time, *, step: float = 0.02, vint_min: float = 1400.0,
-                      vint_max: float = 6000.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Dix interval velocities of a Vrms field every ``step`` seconds, and which are unphysical.
-
-    The field is resampled at ``step, 2 step, ...`` (as
-    :func:`seis_hpc.velocity.accuracy.dix_unphysical` counts) and
-    ``vint = sqrt(d(V^2 t) / dt)`` taken between consecutive samples.
-
-    Parameters
-    ----------
-    vrms : array_like, shape (n_x, nt)
-        RMS velocity (m/s) of each trace of a section.
-    time : array_like, shape (nt,)
-        Two-way times (s).
-    step : float
-        Dix interval (s).
-    vint_min, vint_max : float
-        Physical bounds (m/s).
-
-    Returns
-    -------
-    t_mid : numpy.ndarray, shape (m,)
-        Middle of each interval (s).
-    vint : numpy.ndarray, shape (n_x, m)
-        Interval velocity (m/s); NaN where imaginary (``V^2 t`` decreasing).
-    bad : numpy.ndarray of bool, shape (n_x, m)
-        Imaginary or outside ``[vint_min, vint_max]``.
-    """
-    v = np.atleast_2d(np.asarray(vrms, dtype=np.float64))
-    t = np.asarray(time, dtype=np.float64)
-    ts = np.arange(step, t[-1] + 1e-9, step)
-    vs = np.array([np.interp(ts, t, row) for row in v])
-    d = np.diff(vs * vs * ts, axis=1) / step
-    bad = (d <= 0) | (d < vint_min ** 2) | (d > vint_max ** 2)
-    with np.errstate(invalid="ignore"):
-        vint = np.where(d > 0, np.sqrt(np.maximum(d, 0.0)), np.nan)
-    return 0.5 * (ts[1:] + ts[:-1]), vint, bad
 
 
 def _section_of(grid, qc) -> tuple[int, np.ndarray, str, str]:
