@@ -447,6 +447,34 @@ def tile_rank_bytes(grid: BinGrid, tile: int, nt: int, n_classes: int, ns: int,
             + 4 * TRACE_CHUNK * ns + UNIT_TRACE_BYTES * unit_traces)
 
 
+class TileSizer:
+    """The tile units of each tile edge (made once each, by ``make_units(edge)``) and the
+    memory of a rank computing one tile: what both planners size tiles by."""
+
+    EDGES = (64, 32, 16, 8, 4, 2)  # bins: the largest that fits the budget is taken
+
+    def __init__(self, make_units, grid: BinGrid, nt: int, n_classes: int, ns: int):
+        self.make_units, self.grid, self.nt, self.n_classes, self.ns = (
+            make_units, grid, nt, n_classes, ns)
+        self.tiles: dict[int, list] = {}
+
+    def units(self, t: int) -> list:
+        """The units of ``t``-bin tiles."""
+        if t not in self.tiles:
+            self.tiles[t] = self.make_units(t)
+        return self.tiles[t]
+
+    def bytes(self, t: int, reach: int) -> int:
+        """Memory of a rank on a ``t``-bin tile, which reaches (about) no more traces than
+        the ``reach``-bin tile holding it."""
+        most = max((u.n_traces for u in self.units(reach)), default=0)
+        return tile_rank_bytes(self.grid, t, self.nt, self.n_classes, self.ns, most)
+
+    def choose(self, budget: int) -> int:
+        """The largest tile edge of :attr:`EDGES` that fits ``budget`` bytes, else 1."""
+        return next((t for t in self.EDGES if self.bytes(t, 64) <= budget), 1)
+
+
 def plan_job(grid: BinGrid, nt: int, ns: int, mx, my, shot, aperture: float,
              mem_per_rank: int | str = "2G", *, offset=None, offset_edges=None,
              strategy: str = "auto", tile: int | None = None, n_units: int = 256,
@@ -510,24 +538,10 @@ def plan_job(grid: BinGrid, nt: int, ns: int, mx, my, shot, aperture: float,
         max_tr = -(-n_tr // k_units)
     bytes_shard = (BASE_BYTES + img + 2 * one + 4 * max_tr * ns + REDUCE_SLAB_BYTES
                    + UNIT_TRACE_BYTES * max_tr)
-    tiles: dict[int, list[WorkUnit]] = {}
-
-    def tiled(t: int) -> list[WorkUnit]:
-        if t not in tiles:
-            tiles[t] = tile_units(grid, mx, my, aperture, t)
-        return tiles[t]
-
-    def tile_bytes(t: int, reach: int) -> int:
-        # a t-bin tile reaches (about) no more traces than the reach-bin tile holding it
-        most = max((u.n_traces for u in tiled(reach)), default=0)
-        return tile_rank_bytes(grid, t, nt, n_classes, ns, most)
-
+    sizer = TileSizer(lambda t: tile_units(grid, mx, my, aperture, t), grid, nt, n_classes, ns)
+    tiled, tile_bytes = sizer.units, sizer.bytes
     if tile is None:
-        tile = 1
-        for t in (64, 32, 16, 8, 4, 2):
-            if tile_bytes(t, 64) <= budget:
-                tile = t
-                break
+        tile = sizer.choose(budget)
     bytes_tile = tile_bytes(tile, tile)
     if strategy == "auto":
         if bytes_shard <= budget:

@@ -30,12 +30,12 @@ from seis_hpc.engine.decomposition import (
     REDUCE_SLAB_BYTES,
     UNIT_TRACE_BYTES,
     Plan,
+    TileSizer,
     format_size,
     image_bytes,
     parse_size,
     tile_disc,
     tile_grid,
-    tile_rank_bytes,
 )
 from seis_hpc.engine.job import CompactUnit, merge_runs, to_runs
 from seis_hpc.errors import SeisError
@@ -200,23 +200,11 @@ def plan_tiles_streamed(grid: BinGrid, nt: int, ns: int,
                    + UNIT_TRACE_BYTES * max_tr)
     if strategy == "auto" and bytes_shard <= budget:
         return None  # shard might fit: plan_job decides on the real shard units
-    tiles: dict[int, list[CompactUnit]] = {}
-
-    def tiled(t: int) -> list[CompactUnit]:
-        if t not in tiles:
-            tiles[t] = tile_units_streamed(grid, chunks, aperture, t)
-        return tiles[t]
-
-    def tile_bytes(t: int, reach: int) -> int:
-        most = max((u.n_traces for u in tiled(reach)), default=0)
-        return tile_rank_bytes(grid, t, nt, n_classes, ns, most)
-
+    sizer = TileSizer(lambda t: tile_units_streamed(grid, chunks, aperture, t), grid, nt,
+                      n_classes, ns)
+    tiled, tile_bytes = sizer.units, sizer.bytes
     if tile is None:
-        tile = 1
-        for t in (64, 32, 16, 8, 4, 2):
-            if tile_bytes(t, 64) <= budget:
-                tile = t
-                break
+        tile = sizer.choose(budget)
     if tile < 1:
         raise SeisError(f"tile size must be >= 1 bin (got {tile})")
     bytes_tile = tile_bytes(tile, tile)
