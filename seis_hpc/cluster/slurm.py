@@ -34,7 +34,9 @@ A job description (``job.toml``) names the cluster's resources and the step to r
     backend = "cython"             # or "gpu": seis-hpc pstm --backend gpu, one GPU per rank
 
     [array]                        # optional: split the image into parts
-    parts = 8                      # inline ranges (2D: CMP ranges), one array task each
+    parts = 8                      # inline ranges (2D: CMP ranges), one array task each;
+                                   # the parts and the merged image hold the plain sum
+                                   # (--normalise none: a per-part response would not join)
     max_running = 4                # optional %N throttle
     merge_time = "01:00:00"        # the dependent merge job's limit
 
@@ -256,6 +258,11 @@ def validate(cfg: JobConfig) -> JobConfig:
             raise SeisError(f"[array] splits a pstm image; job.command is {j.command!r}", p)
         if "--grid" in j.args:
             raise SeisError("[array] chooses each part's --grid; remove it from job.args", p)
+        if "--normalise" in j.args and j.args[j.args.index("--normalise") + 1:][:1] != ["none"]:
+            raise SeisError("[array] parts write the plain sum (--normalise none): the "
+                            "flat-reflector response is measured on a job's own grid, so "
+                            "parts normalised each on its own would not join seamlessly; "
+                            "remove --normalise from job.args", p)
     return cfg
 
 
@@ -519,7 +526,10 @@ def render_array(cfg: JobConfig) -> tuple[str, str]:
     array = fill(text, {
         **_common(cfg, j.name), "sbatch": "\n".join(sbatch), "parts": str(a.parts),
         "part_files": parts, "input_q": _q(j.input),
-        "step": _words([j.command, *_step_args(j, c)]), "args": _words(j.args)}, where)
+        "step": _words([j.command, *_step_args(j, c)]),
+        # the plain sum: a response measured per part would differ at the parts' seams
+        "args": _words([*j.args, *([] if "--normalise" in j.args else
+                                   ["--normalise", "none"])])}, where)
     text, where = _template(cfg, "merge.sbatch")
     name = f"{j.name}-merge"
     sbatch = _sbatch_lines(c, name, a.merge_time, _log_path(c, f"{name}-%j.out"), nodes=1,
@@ -622,15 +632,21 @@ def merge_parts(paths: list[str], out: str) -> tuple[int, ...]:
     from seis_hpc.io.atomic import atomic_output
     from seis_hpc.io.volume import VolumeWriter
 
-    heads = []
+    heads, scale = [], []
     for p in paths:
         with h5py.File(p, "r") as f:
             if f.attrs.get("kind") != "image" or "image" not in f:
                 raise SeisError("not a seis_hpc image", p)
             heads.append((BinGrid.from_attrs(f.attrs), f["time"][...], p,
                           f.attrs.get("config", ""), f.attrs.get("history", "[]")))
+            scale.append({k: f.attrs[k] for k in ("normalise", "normalised", "rho_filter")
+                          if k in f.attrs})
     if not heads:
         raise SeisError("no parts to merge")
+    for sc, h in zip(scale[1:], heads[1:], strict=True):
+        if {k: str(v) for k, v in sc.items()} != {k: str(v) for k, v in scale[0].items()}:
+            raise SeisError(f"part has another amplitude scale ({sc}) than {heads[0][2]} "
+                            f"({scale[0]})", h[2])
     g0 = heads[0][0]
     key = (lambda h: h[0].crossline0) if g0.is_2d else (lambda h: h[0].inline0)
     heads.sort(key=key)
@@ -664,6 +680,7 @@ def merge_parts(paths: list[str], out: str) -> tuple[int, ...]:
     history.append(f"seis-hpc slurm merge: {len(heads)} parts")
     with atomic_output(out) as tmp, h5py.File(tmp, "w") as f:
         w = VolumeWriter(f, grid, time, "image", config=heads[0][3], history=history)
+        f.attrs.update(scale[0])  # the parts' amplitude scale (the plain sum for [array])
         for g, _, p, _, _ in heads:
             with h5py.File(p, "r") as src:
                 block = src["image"][...]
