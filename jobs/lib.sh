@@ -159,6 +159,16 @@ seis_launcher() {
             # --mpi=none would start N separate one-rank jobs.
             if [ -n "${SEIS_HPC_SRUN_MPI-pmi2}" ]; then
                 SEIS_LAUNCH+=("--mpi=${SEIS_HPC_SRUN_MPI-pmi2}")
+            fi
+            # MPICH's UCX netmod exchanges business cards of several KB as PMI-1 puts of up
+            # to 1,024 value bytes; srun's pmi2 plugin reads a PMI-1 command in one read of
+            # 1,023 bytes, so a put that happens to be longer (it depends on the card's bytes)
+            # is cut and MPI_Init hangs on every rank. OFI's cards are 16 bytes (the wheel's
+            # libfabric has verbs, psm2/3 and efa). Set MPIR_CVAR_CH4_NETMOD to choose;
+            # Open MPI ignores it.
+            if [ "${SEIS_HPC_SRUN_MPI-pmi2}" = pmi2 ] \
+                    && [ -z "${MPIR_CVAR_CH4_NETMOD:-}${MPICH_CH4_NETMOD:-}" ]; then
+                export MPIR_CVAR_CH4_NETMOD=ofi
             fi ;;
         mpiexec)
             mpiexec=$(seis_find_mpiexec) || seis_die "SEIS_HPC_LAUNCHER=mpiexec but no mpiexec found"
@@ -294,7 +304,7 @@ seis_banner() {
     if [ -n "${SLURM_JOB_ID:-}" ]; then
         seis_log "SLURM job $SLURM_JOB_ID (${SLURM_JOB_NAME:-}) on ${SLURM_JOB_NODELIST:-?}: ${SLURM_NTASKS:-?} tasks, restart ${SLURM_RESTART_COUNT:-0}"
     fi
-    seis_log "launcher: ${SEIS_LAUNCH[*]:-(one process)}; OMP_NUM_THREADS=$OMP_NUM_THREADS"
+    seis_log "launcher: ${SEIS_LAUNCH[*]:-(one process)}; OMP_NUM_THREADS=$OMP_NUM_THREADS${MPIR_CVAR_CH4_NETMOD:+; MPIR_CVAR_CH4_NETMOD=$MPIR_CVAR_CH4_NETMOD}"
 }
 
 # --- the built-in synthetic survey ----------------------------------------------------------------

@@ -184,6 +184,15 @@ def test_launcher_choice(tmp_path):
     assert argv[:2] == ["srun", "--mpi=pmi2"] and argv[2].endswith("python")
     argv = find(dry("pstm_3d", *out, env={**slurm, "SEIS_HPC_SRUN_MPI": "pmix"}), "pstm")
     assert argv[:2] == ["srun", "--mpi=pmix"]
+    # Under pmi2, MPICH's OFI netmod (UCX's business cards can overflow srun's 1,023-byte
+    # PMI-1 reads and hang MPI_Init), unless the user chose one; not for other plugins.
+    dry_run = {**slurm, "SEIS_HPC_DRY_RUN": "1"}
+    r = run("pstm_3d", *out, env=dry_run)
+    assert r.returncode == 0 and "MPIR_CVAR_CH4_NETMOD=ofi" in r.stderr, r.stderr
+    r = run("pstm_3d", *out, env={**dry_run, "MPIR_CVAR_CH4_NETMOD": "ucx"})
+    assert "MPIR_CVAR_CH4_NETMOD=ucx" in r.stderr and "=ofi" not in r.stderr, r.stderr
+    r = run("pstm_3d", *out, env={**dry_run, "SEIS_HPC_SRUN_MPI": "pmix"})
+    assert "MPIR_CVAR_CH4_NETMOD" not in r.stderr, r.stderr
     # A job name is only ever printed: sbatch -J '$(touch PWNED); x' runs nothing.
     name = "$(touch PWNED); `touch PWNED2`"
     r = run("pstm_3d", *out, cwd=tmp_path,

@@ -106,7 +106,7 @@ def pstm_job(twonode, tmp_path_factory):
 def test_pstm_job_spans_both_nodes_and_equals_one_rank(pstm_job):
     work, out, log, ref = pstm_job
     # one MPI job of 4 ranks, 2 on each node (not 4 one-rank jobs: the engine refuses those)
-    assert "launcher: srun --mpi=pmi2" in log, log
+    assert "launcher: srun --mpi=pmi2" in log and "MPIR_CVAR_CH4_NETMOD=ofi" in log, log
     assert placement(log) == {"n1": [0, 1], "n2": [2, 3]}, log
     assert "plan:" in log and "static balance on 4 ranks" in log, log
     assert log.count("pstm: wrote") == 1 and "warning" not in log, log
