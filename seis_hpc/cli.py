@@ -194,7 +194,8 @@ def _run_recorded(args: argparse.Namespace) -> int:
     from seis_hpc.delivery import runlog
 
     with runlog.step(args.command, args, inputs=_paths(args, getattr(mod, "INPUTS", ())),
-                     outputs=_paths(args, getattr(mod, "OUTPUTS", ()))) as rec:
+                     outputs=_paths(args, getattr(mod, "OUTPUTS", ())),
+                     argv=["seis-hpc", *args._argv] if hasattr(args, "_argv") else None) as rec:
         args._record = rec
         code = int(mod.run(args) or 0)
         # Side files (OUT.qc.json, OUT.edits.csv, a pass's velocity) are deliverables too:
@@ -226,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    # The command's own words for its history and run record: main() called in a process
+    # (a notebook, a test runner) has other words in sys.argv.
+    args._argv = [str(a) for a in argv]
     from seis_hpc.io.atomic import cleanup_on_signals
 
     try:

@@ -47,5 +47,6 @@ def provenance(args, command: str, note: str = "") -> tuple[str, list[str]]:
     config = json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")},
                         default=str, indent=1)
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    return config, [f"{now} seis-hpc {command} {' '.join(sys.argv[2:])}" + (
+    words = args._argv[1:] if hasattr(args, "_argv") else sys.argv[2:]
+    return config, [f"{now} seis-hpc {command} {' '.join(words)}" + (
         f" {note}" if note else "")]
