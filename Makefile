@@ -38,8 +38,11 @@ demo: install
 
 test: install test-serial test-mpi test-slurm test-phdf5
 
+# pytest-xdist: one worker per core (at most 4), whole files per worker so that a module's
+# fixtures (synthetic surveys) are made once.
+XDIST ?= -n auto --maxprocesses 4 --dist loadfile
 test-serial: install
-	$(PYTEST) -q -m "not mpi and not slurm" tests
+	$(PYTEST) -q $(XDIST) -m "not mpi and not slurm" tests
 
 # pytest-mpi runs the tests marked `mpi` only with --with-mpi; a failure on one rank aborts
 # all of them (tests/conftest.py), so a broken collective cannot hang CI.
