@@ -55,6 +55,68 @@ def n_rows(source) -> int:
     return int(n) if n is not None else len(source["mx"])
 
 
+def _on_file(source, names) -> bool:
+    """True when ``source`` is an index file whose columns ``names`` are not in memory."""
+    loaded = getattr(source, "_columns", None)
+    return (getattr(source, "path", None) is not None and loaded is not None
+            and hasattr(source, "take") and not all(k in loaded for k in names))
+
+
+def column_chunks(source, names, chunk: int | None = None
+                  ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """The columns ``names`` of every trace of ``source``, ``chunk`` rows at a time.
+
+    An index file whose columns are not in memory is read slice by slice (memory: one
+    chunk); columns already in memory (or an in-memory source) are sliced.
+
+    Yields
+    ------
+    (int, dict)
+        The first trace number of the chunk and its columns.
+    """
+    size = int(chunk or PLAN_CHUNK)
+    n = n_rows(source)
+    if _on_file(source, names):
+        import h5py
+
+        with h5py.File(source.path, "r") as f:
+            for a in range(0, n, size):
+                b = min(n, a + size)
+                yield a, {k: f[k][a:b] for k in names}
+        return
+    full = {k: source[k] for k in names}
+    for a in range(0, n, size):
+        yield a, {k: v[a:a + size] for k, v in full.items()}
+
+
+def column_abs_max(source, name: str, traces: np.ndarray | None = None) -> float:
+    """The largest ``|value|`` of column ``name`` over the traces (those of ``traces``, when
+    given), streamed (:func:`column_chunks`); 0.0 for no traces. Exact: a maximum does not
+    depend on the chunks."""
+    top = 0.0
+    if traces is not None:
+        sel = np.asarray(traces, dtype=np.int64)
+        for a in range(0, sel.size, PLAN_CHUNK):
+            v = take_rows(source, [name], sel[a:a + PLAN_CHUNK])[name]
+            if v.size:
+                top = max(top, float(np.abs(v).max()))
+        return top
+    for _, cols in column_chunks(source, [name]):
+        v = cols[name]
+        if v.size:
+            top = max(top, float(np.abs(v).max()))
+    return top
+
+
+def take_rows(source, names, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Columns ``names`` of the traces ``rows`` only (an index file reads just those rows:
+    :meth:`~seis_hpc.io.index.TraceIndex.take`), in their own types."""
+    take = getattr(source, "take", None)
+    if take is not None:
+        return take(list(names), rows)
+    return {k: np.asarray(source[k])[rows] for k in names}
+
+
 def midpoint_chunks(source, traces: np.ndarray | None = None, chunk: int | None = None
                     ) -> Callable[[], Iterator[Chunk]]:
     """A callable giving, each time it is called, the midpoints of ``source`` (of the
