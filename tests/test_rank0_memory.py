@@ -202,3 +202,63 @@ def test_reflector_response_memory_follows_its_points(surveys, monkeypatch):
     assert n1 > 1.8 * n0
     # every trace's coordinates (what each rank held before) take 32 B a trace
     assert p1 - p0 < 0.1 * 32 * (n1 - n0), (p0, p1)
+
+
+def _same_units(a, b):
+    assert len(a) == len(b)
+    for u, v in zip(a, b, strict=True):
+        assert (u.uid, u.window, u.work, u.n_traces, u.offset_class) == (
+            v.uid, v.window, v.work, v.n_traces, v.offset_class)
+        assert np.array_equal(u.runs, v.runs)
+
+
+@pytest.mark.parametrize("case", ["all", "part", "classes", "few-units", "tile"])
+def test_streamed_shard_plan_is_the_in_memory_plan(tiny3d, monkeypatch, case):
+    """The shard plan cut by cumulative work in shot order, streamed in chunks smaller than
+    a shot, is plan_job's plan: the same units, traces, work and windows."""
+    from seis_hpc.engine.decomposition import plan_job
+    from seis_hpc.engine.job import compact_plan
+    from seis_hpc.engine.stream_plan import plan_shard_streamed
+
+    monkeypatch.setattr(stream_plan, "PLAN_CHUNK", 97)  # cuts fall inside and across chunks
+    idx = TraceIndex.open(tiny3d / "shots.sgy.index.h5")
+    full = TraceIndex.open(idx.path)
+    grid = BinGrid.from_attrs(idx.attrs)
+    n = idx.n_traces
+    sel = np.flatnonzero(np.arange(n) % 5 != 2) if case == "part" else None
+    s = slice(None) if sel is None else sel
+    # three classes, and the nearest offsets outside every class (class -1)
+    edges = (np.quantile(np.abs(full["offset"]), [0.1, 0.4, 0.7, 1.0]) + [0, 0, 0, 1.0]
+             if case == "classes" else None)
+    kw = dict(mem_per_rank="2G", n_units={"few-units": 3}.get(case, 64))
+    nt, aperture = 200, 400.0
+    if case == "tile":  # a byte short of the shard plan: auto takes tiles
+        kw["mem_per_rank"] = plan_job(grid, nt, idx.ns, full["mx"], full["my"],
+                                      full["source_id"], aperture, "2G").bytes_shard - 1
+        kw["tile"] = 8
+    ref = plan_job(grid, nt, idx.ns, full["mx"][s], full["my"][s], full["source_id"][s],
+                   aperture, offset=full["offset"][s] if edges is not None else None,
+                   offset_edges=edges, trace_order=full["byte_offset"][s], **kw)
+    if sel is not None:
+        for u in ref.units:
+            u.traces = sel[u.traces]
+    compact_plan(ref)
+    got = plan_shard_streamed(grid, nt, idx.ns, idx, aperture, traces=sel, offset_edges=edges,
+                              **kw)
+    assert idx._columns == {}
+    assert got.strategy == ref.strategy == ("tile" if case == "tile" else "shard")
+    assert (got.bytes_shard, got.bytes_tile, got.tile) == (ref.bytes_shard, ref.bytes_tile,
+                                                           ref.tile)
+    if case == "classes":
+        assert {u.offset_class for u in got.units} == {-1, 0, 1, 2}
+    assert len(got.units) >= 3
+    _same_units(got.units, ref.units)
+
+
+def test_streamed_shard_plan_needs_shot_order(surveys):
+    """A spatially blocked index is not in shot order: planned in memory (None here)."""
+    from seis_hpc.engine.stream_plan import plan_shard_streamed
+
+    paths, grid = surveys
+    idx = TraceIndex.open(paths[0])
+    assert plan_shard_streamed(grid, 50, idx.ns, idx, 300.0, "8G") is None

@@ -199,6 +199,7 @@ def traces_near(source, xy: list[tuple[float, float]], aperture: float):
     numpy.ndarray
         int64 trace numbers of each point, in the order of ``xy``.
     """
+    from seis_hpc.engine import stream_plan
     from seis_hpc.engine.stream_plan import column_chunks
 
     n = _n_traces(source)
@@ -217,10 +218,12 @@ def traces_near(source, xy: list[tuple[float, float]], aperture: float):
                 # the blocks' boxes are those of the index's midpoints: 1 m covers their
                 # rounding against 0.5 (s + r)
                 out = []
-                for a, b in table.ranges(table.near(float(x), float(y), reach + 1.0)):
-                    sx, sy, rx, ry = (np.asarray(f[k][a:b], np.float64) for k in names)
-                    d = np.hypot(0.5 * (sx + rx) - x, 0.5 * (sy + ry) - y)
-                    out.append(a + np.flatnonzero(d <= reach))
+                for a0, b0 in table.ranges(table.near(float(x), float(y), reach + 1.0)):
+                    for a in range(a0, b0, stream_plan.PLAN_CHUNK):  # one chunk at a time
+                        b = min(b0, a + stream_plan.PLAN_CHUNK)
+                        sx, sy, rx, ry = (np.asarray(f[k][a:b], np.float64) for k in names)
+                        d = np.hypot(0.5 * (sx + rx) - x, 0.5 * (sy + ry) - y)
+                        out.append(a + np.flatnonzero(d <= reach))
                 yield np.concatenate(out) if out else np.zeros(0, np.int64)
         return
     for k0 in range(0, len(xy), NEAR_BATCH):
