@@ -94,6 +94,13 @@ class Survey:
              coordinate_units: str | None = None) -> Survey:
         """Index ``path`` (or reuse its up-to-date index), bin its traces and save the bins.
 
+        An index file binned before by the same request (``cmp_interval``, ``grid``,
+        ``is_2d``: its ``geometry_request`` attribute), or a spatially blocked index binned
+        into the given ``grid`` (``synth``), is not binned again: its columns stay on file,
+        read when asked for, and :meth:`fold`, :meth:`offset_stats` and :meth:`report`
+        stream them, so that opening a large survey takes memory for its grid, not its
+        traces.
+
         Parameters
         ----------
         path : path-like
@@ -366,10 +373,11 @@ def stored_grid(idx: TraceIndex, request: str, grid: BinGrid | None) -> BinGrid 
     """The grid of an index file binned by the same ``request`` (or binned into the same
     given ``grid``: a spatially blocked index written by ``synth``), whose ``cmp``,
     ``inline`` and ``crossline`` columns therefore hold what binning would give; None when
-    the index must be binned (held in memory, binned otherwise, or older than
-    ``geometry_request``)."""
+    the index must be binned (held in memory or with columns loaded, binned otherwise, or
+    older than ``geometry_request``)."""
     a = idx.attrs
-    if idx.path is None or "grid_x0" not in a or not a.get("geometry"):
+    # columns in memory may have been changed since the file was binned: bin them
+    if idx.path is None or idx._columns or "grid_x0" not in a or not a.get("geometry"):
         return None
     try:
         stored = BinGrid.from_attrs(a)

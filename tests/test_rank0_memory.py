@@ -140,12 +140,16 @@ def test_traces_near_are_those_of_the_whole_columns(surveys, monkeypatch):
         blocked = TraceIndex.open(paths[1])
         want = _nearby_whole(TraceIndex.open(paths[1]), xy, aperture)
         assert sum(w.size for w in want) > 0 and want[-1].size == 0
-        got = list(traces_near(blocked, xy, aperture))  # the blocks near each point
+        got = list(traces_near(blocked, xy, aperture, ("offset",)))  # the blocks near each
         assert blocked._columns == {}
-        loaded = TraceIndex(TraceIndex.open(paths[1]).columns(), {"n_traces": blocked.n_traces})
+        full = TraceIndex.open(paths[1]).columns()
+        loaded = TraceIndex(full, {"n_traces": blocked.n_traces})
         got_mem = list(traces_near(loaded, xy, aperture))  # streamed in NEAR_BATCH groups
-        for w, g, m in zip(want, got, got_mem, strict=True):
+        for w, (g, gc), (m, mc) in zip(want, got, got_mem, strict=True):
             assert np.array_equal(w, g) and np.array_equal(w, m)
+            for k in ("sx", "sy", "rx", "ry", "offset"):  # the columns read with them
+                assert np.array_equal(gc[k], full[k][w])
+                assert k == "offset" or np.array_equal(mc[k], full[k][w])
     # the reflectors' offsets and the engine's columns: taken for the traces read only
     idx = TraceIndex.open(paths[0])
     ids = np.array([5, 3, 400, 7])

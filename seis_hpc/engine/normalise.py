@@ -39,7 +39,9 @@ The scaling is a diagonal operator applied when the image is written: the kernel
 checkpoints (raw sums) and the adjoint pair stay the raw operator. R is the same for any
 number of ranks (each coarse point is computed by one rank, the same way, and the points are
 gathered in order), for shard and tile plans and for a resumed job (recomputed; it costs about
-``n_coarse / n_bins`` of the migration).
+``n_coarse / n_bins`` of the migration). A rank reads the coordinates of the traces within the
+aperture of its own points only (:func:`traces_near`: the blocks near each point of a
+spatially blocked index, or the index streamed in chunks), never every trace's.
 """
 
 from __future__ import annotations
@@ -111,8 +113,9 @@ class FlatReflectors:
     The offsets ``h`` (m) are those of the source and receiver coordinates of the traces
     read, taken from ``source`` for those traces only."""
 
-    def __init__(self, source, t0: np.ndarray, v: np.ndarray, peak_hz: float):
+    def __init__(self, source, t0: np.ndarray, v: np.ndarray, peak_hz: float, near=None):
         self.src, self.t0, self.v = source, t0, v
+        self.near = near  # (trace numbers, increasing; their columns) read with them
         self.peak_hz = float(peak_hz)
         self.ns, self.dt, self.t_start = int(source.ns), float(source.dt), float(source.t_start)
 
@@ -120,20 +123,20 @@ class FlatReflectors:
         return self.src[name]
 
     def take(self, names, ids: np.ndarray) -> dict[str, np.ndarray]:
-        """Columns of the traces ``ids`` only (those of the traces just read, which the
-        engine asks for next, without reading them again)."""
+        """Columns of the traces ``ids`` only: from those read with the point's traces
+        (:func:`traces_near`), else from the source."""
         ids = np.asarray(ids, dtype=np.int64)
-        last_ids, last = self._last
-        if last_ids is not None and set(names) <= set(last) and np.array_equal(ids, last_ids):
-            return {k: last[k] for k in names}
+        if self.near is not None and self.near[1] is not None and set(names) <= set(
+                self.near[1]):
+            have, cols = self.near
+            pos = np.minimum(np.searchsorted(have, ids), max(have.size - 1, 0))
+            if have.size and np.array_equal(have[pos], ids):
+                return {k: cols[k][pos] for k in names}
         return _take(self.src, names, ids)
-
-    _last: tuple = (None, {})
 
     def read_traces(self, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
-        g = _take(self.src, ("sx", "sy", "rx", "ry"), ids)
-        self._last = (ids, g)
+        g = self.take(("sx", "sy", "rx", "ry"), ids)
         h = np.hypot(g["rx"] - g["sx"], g["ry"] - g["sy"])
         out = np.zeros((len(ids), self.ns), np.float32)
         # the Ricker is below 1e-4 of its peak beyond pi f |t| = 3.5
@@ -184,9 +187,9 @@ def _n_traces(source) -> int:
 NEAR_BATCH = 8
 
 
-def traces_near(source, xy: list[tuple[float, float]], aperture: float):
+def traces_near(source, xy: list[tuple[float, float]], aperture: float, extra=()):
     """The traces whose midpoint ``0.5 (s + r)`` is within ``aperture`` m of each point of
-    ``xy`` (m), as increasing trace numbers, point by point (a generator).
+    ``xy`` (m), as increasing trace numbers with their columns, point by point (a generator).
 
     The coordinates are never held for every trace: a spatially blocked index
     (:mod:`seis_hpc.io.blocked`) reads the blocks near each point; another source is
@@ -194,10 +197,22 @@ def traces_near(source, xy: list[tuple[float, float]], aperture: float):
     :data:`NEAR_BATCH` points. The traces are those the whole columns would give, bit for
     bit (the same float64 arithmetic, trace by trace).
 
+    Parameters
+    ----------
+    source : TraceSource
+        The survey's traces (headers by name).
+    xy : list of (float, float)
+        The points (m).
+    aperture : float
+        Radius (m), ``inf`` for every trace.
+    extra : sequence of str
+        Columns to keep beside ``sx``, ``sy``, ``rx``, ``ry`` (e.g. ``"offset"``).
+
     Yields
     ------
-    numpy.ndarray
-        int64 trace numbers of each point, in the order of ``xy``.
+    (numpy.ndarray, dict or None)
+        int64 trace numbers of each point, in the order of ``xy``, and their columns (float64
+        coordinates in m; None for an infinite aperture, whose traces are every trace).
     """
     from seis_hpc.engine import stream_plan
     from seis_hpc.engine.stream_plan import column_chunks
@@ -205,10 +220,17 @@ def traces_near(source, xy: list[tuple[float, float]], aperture: float):
     n = _n_traces(source)
     if not np.isfinite(aperture):
         for _ in xy:
-            yield np.arange(n)
+            yield np.arange(n), None
         return
     reach = aperture * (1 + 1e-9) + 1e-6
-    names = ("sx", "sy", "rx", "ry")
+    coords = ("sx", "sy", "rx", "ry")
+    names = coords + tuple(k for k in extra if k not in coords)
+
+    def joined(ids: list, cols: list) -> tuple[np.ndarray, dict]:
+        if not ids:
+            return np.zeros(0, np.int64), {k: np.zeros(0) for k in names}
+        return np.concatenate(ids), {k: np.concatenate([c[k] for c in cols]) for k in names}
+
     table = _block_table(source)
     if table is not None:
         import h5py
@@ -217,23 +239,26 @@ def traces_near(source, xy: list[tuple[float, float]], aperture: float):
             for x, y in xy:
                 # the blocks' boxes are those of the index's midpoints: 1 m covers their
                 # rounding against 0.5 (s + r)
-                out = []
+                ids, cols = [], []
                 for a0, b0 in table.ranges(table.near(float(x), float(y), reach + 1.0)):
                     for a in range(a0, b0, stream_plan.PLAN_CHUNK):  # one chunk at a time
                         b = min(b0, a + stream_plan.PLAN_CHUNK)
-                        sx, sy, rx, ry = (np.asarray(f[k][a:b], np.float64) for k in names)
-                        d = np.hypot(0.5 * (sx + rx) - x, 0.5 * (sy + ry) - y)
-                        out.append(a + np.flatnonzero(d <= reach))
-                yield np.concatenate(out) if out else np.zeros(0, np.int64)
+                        c = {k: np.asarray(f[k][a:b], np.float64) for k in names}
+                        d = np.hypot(0.5 * (c["sx"] + c["rx"]) - x,
+                                     0.5 * (c["sy"] + c["ry"]) - y)
+                        hit = np.flatnonzero(d <= reach)
+                        ids.append(a + hit)
+                        cols.append({k: v[hit] for k, v in c.items()})
+                yield joined(ids, cols)
         return
     for k0 in range(0, len(xy), NEAR_BATCH):
         batch = xy[k0:k0 + NEAR_BATCH]
-        found: list[list[np.ndarray]] = [[] for _ in batch]
-        for a, cols in column_chunks(source, names):
-            sx, sy, rx, ry = (np.asarray(cols[k], np.float64) for k in names)
-            if not sx.size:
+        found: list[tuple[list, list]] = [([], []) for _ in batch]
+        for a, c in column_chunks(source, names):
+            c = {k: np.asarray(v, np.float64) for k, v in c.items()}
+            if not c["sx"].size:
                 continue
-            mx, my = 0.5 * (sx + rx), 0.5 * (sy + ry)
+            mx, my = 0.5 * (c["sx"] + c["rx"]), 0.5 * (c["sy"] + c["ry"])
             lo_x, hi_x, lo_y, hi_y = mx.min(), mx.max(), my.min(), my.max()
             for k, (x, y) in enumerate(batch):
                 if (max(lo_x - x, x - hi_x, 0.0) ** 2 + max(lo_y - y, y - hi_y, 0.0) ** 2
@@ -242,18 +267,19 @@ def traces_near(source, xy: list[tuple[float, float]], aperture: float):
                 d = np.hypot(mx - x, my - y)
                 hit = np.flatnonzero(d <= reach)
                 if hit.size:
-                    found[k].append(a + hit)
-        for parts in found:
-            yield np.concatenate(parts) if parts else np.zeros(0, np.int64)
+                    found[k][0].append(a + hit)
+                    found[k][1].append({n: v[hit] for n, v in c.items()})
+        for ids, cols in found:
+            yield joined(ids, cols)
 
 
 def _block_table(source):
     """The block table of a spatially blocked index file whose coordinates are not in
     memory; None otherwise."""
-    from seis_hpc.engine.stream_plan import _on_file
+    from seis_hpc.engine.stream_plan import columns_on_file
     from seis_hpc.io.blocked import BlockTable, is_blocked
 
-    if not (_on_file(source, ("sx", "sy", "rx", "ry"))
+    if not (columns_on_file(source, ("sx", "sy", "rx", "ry"))
             and is_blocked(getattr(source, "attrs", {}))):
         return None
     return BlockTable.read(source.path)
@@ -432,12 +458,13 @@ def reflector_response(job, source, velocity, make_compute, comm: MPI.Comm | Non
     # this rank's points and, one at a time, the traces within the aperture of each: read
     # from the index for these points only, never every trace's coordinates (issue 19)
     own = list(range(rank, len(points), size))
+    extra = ("offset",) if getattr(job, "offset_edges", None) is not None else ()
     near = traces_near(source, [tuple(pts[points[p][0], points[p][1]]) for p in own],
-                       aperture)
-    for p, ids in zip(own, near, strict=True):
+                       aperture, extra)
+    for p, (ids, near_cols) in zip(own, near, strict=True):
         i, j = (int(v) for v in points[p])
         v = np.asarray(velocity.window(i, i + 1, j, j + 1), dtype=np.float64)[0]
-        synth = FlatReflectors(source, t0, np.interp(t0, time, v), peak_hz)
+        synth = FlatReflectors(source, t0, np.interp(t0, time, v), peak_hz, (ids, near_cols))
         src = RhoFiltered(synth, dims) if job.rho_filter else synth
         compute = make_compute(src)
         img = np.zeros((1, 1, nt), np.float32)

@@ -13,10 +13,17 @@ each tile keeps its traces as runs of consecutive trace numbers
 (:mod:`seis_hpc.io.blocked`) a chunk is a few blocks of nearby midpoints, so it reaches few
 tiles and a tile's traces are few runs.
 
-The shard strategy cuts shots by cumulative work over every trace in shot order; it stays
-in memory (:func:`~seis_hpc.engine.decomposition.plan_job`), and is only possible when a
-rank holds the whole image, i.e. for small images. :func:`plan_tiles_streamed` returns None
-when the budget might allow shard, and the caller plans in memory as before.
+The shard strategy (possible when a rank holds the whole image, i.e. for small images) cuts
+the traces in shot order by their cumulative work. :func:`plan_tiles_streamed` returns None
+when the budget might allow it; :func:`plan_shard_streamed` then makes ``plan_job``'s plan,
+bit for bit, in three streamed passes (the classes' totals; the cuts, with the same
+sequential cumulative sum and shot boundaries; each unit's runs, work and window) when the
+index's rows are in shot order (an index of a shot-sorted file). A spatially blocked index
+is not: its shard plan is still made in memory (``plan_job``).
+
+:func:`column_chunks`, :func:`column_abs_max` and :func:`take_rows` stream or take any
+columns, for the survey's fold and offsets (:meth:`seis_hpc.survey.Survey.fold`) and the
+flat-reflector response (:func:`seis_hpc.engine.normalise.traces_near`).
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ def n_rows(source) -> int:
     return int(n) if n is not None else len(source["mx"])
 
 
-def _on_file(source, names) -> bool:
+def columns_on_file(source, names) -> bool:
     """True when ``source`` is an index file whose columns ``names`` are not in memory."""
     loaded = getattr(source, "_columns", None)
     return (getattr(source, "path", None) is not None and loaded is not None
@@ -76,7 +83,7 @@ def column_chunks(source, names, chunk: int | None = None
     """
     size = int(chunk or PLAN_CHUNK)
     n = n_rows(source)
-    if _on_file(source, names):
+    if columns_on_file(source, names):
         import h5py
 
         with h5py.File(source.path, "r") as f:
