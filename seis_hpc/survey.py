@@ -169,8 +169,8 @@ class Survey:
         changed = idx.path is None or any(
             idx.attrs.get(k) != v for k, v in geo.grid.to_attrs().items()) or not (
             np.array_equal(idx["cmp"], geo.cmp) and np.array_equal(idx["inline"], geo.inline)
-            and np.array_equal(idx["crossline"], geo.crossline)) or \
-            idx.attrs.get("geometry_request") != request
+            and np.array_equal(idx["crossline"], geo.crossline))
+        # (the request alone changes no file: it is saved with new bins, e.g. by `index`)
         idx["cmp"], idx["inline"], idx["crossline"] = geo.cmp, geo.inline, geo.crossline
         idx.attrs.update(geo.grid.to_attrs())
         idx.attrs["geometry"] = geo.method

@@ -249,7 +249,10 @@ def traces_near(source, xy: list[tuple[float, float]], aperture: float, extra=()
                         hit = np.flatnonzero(d <= reach)
                         ids.append(a + hit)
                         cols.append({k: v[hit] for k, v in c.items()})
-                yield joined(ids, cols)
+                out = joined(ids, cols)
+                ids = cols = c = None  # one copy of a point's traces while it is used
+                yield out
+                out = None
         return
     for k0 in range(0, len(xy), NEAR_BATCH):
         batch = xy[k0:k0 + NEAR_BATCH]
@@ -269,8 +272,11 @@ def traces_near(source, xy: list[tuple[float, float]], aperture: float, extra=()
                 if hit.size:
                     found[k][0].append(a + hit)
                     found[k][1].append({n: v[hit] for n, v in c.items()})
-        for ids, cols in found:
-            yield joined(ids, cols)
+        for k in range(len(found)):
+            out = joined(*found[k])
+            found[k] = None
+            yield out
+            out = None
 
 
 def _block_table(source):
@@ -477,6 +483,8 @@ def reflector_response(job, source, velocity, make_compute, comm: MPI.Comm | Non
                            if r > 0 else 0.0 for w, r in zip(win, ref_rms, strict=True)])
             resp.append(np.interp(time, t0, rk))
         mine[p] = np.asarray(resp)
+        # this point's traces go before the next point's are read
+        ids = near_cols = synth = src = compute = None
     if comm is not None and size > 1:
         allp = {}
         for part in comm.allgather(mine):
