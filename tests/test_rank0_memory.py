@@ -184,7 +184,7 @@ def test_reflector_response_memory_follows_its_points(surveys, monkeypatch):
     """The response's coarse points on one grid: the traces near them, not the survey's."""
     monkeypatch.setattr(stream_plan, "PLAN_CHUNK", CHUNK)
     monkeypatch.setattr(normalise, "peak_frequency", lambda source: 25.0)  # no samples here
-    monkeypatch.setattr(normalise, "MAX_AXIS_3D", 5)  # 5 x 5 coarse points: a rank's share
+    monkeypatch.setattr(normalise, "MAX_AXIS_3D", 4)  # 4 x 4 coarse points: a rank's share
     paths, grid = surveys
     job = SimpleNamespace(plan=SimpleNamespace(grid=grid, n_classes=0),
                           time=np.arange(250) * 0.004, kernel_args={"aperture": 300.0},
