@@ -94,6 +94,13 @@ class Survey:
              coordinate_units: str | None = None) -> Survey:
         """Index ``path`` (or reuse its up-to-date index), bin its traces and save the bins.
 
+        An index file binned before by the same request (``cmp_interval``, ``grid``,
+        ``is_2d``: its ``geometry_request`` attribute), or a spatially blocked index binned
+        into the given ``grid`` (``synth``), is not binned again: its columns stay on file,
+        read when asked for, and :meth:`fold`, :meth:`offset_stats` and :meth:`report`
+        stream them, so that opening a large survey takes memory for its grid, not its
+        traces.
+
         Parameters
         ----------
         path : path-like
@@ -151,14 +158,23 @@ class Survey:
                             "geometry of a survey without its samples: plan the job with "
                             "seis-hpc pstm INDEX ... --dry-run --ranks N",
                             idx.path if idx.path is not None else "index")
+        request = geometry_request(cmp_interval, grid, is_2d)
+        stored = stored_grid(idx, request, grid)
+        if stored is not None:
+            # binned already, by this same request: its columns stay on file, read in
+            # chunks when asked for (issue 19: rank 0 never holds the survey)
+            return cls(idx, Geometry(stored, None, None, None, str(idx.attrs["geometry"]))), \
+                False
         geo = fit_geometry(idx, cmp_interval=cmp_interval, grid=grid, is_2d=is_2d)
         changed = idx.path is None or any(
             idx.attrs.get(k) != v for k, v in geo.grid.to_attrs().items()) or not (
             np.array_equal(idx["cmp"], geo.cmp) and np.array_equal(idx["inline"], geo.inline)
             and np.array_equal(idx["crossline"], geo.crossline))
+        # (the request alone changes no file: it is saved with new bins, e.g. by `index`)
         idx["cmp"], idx["inline"], idx["crossline"] = geo.cmp, geo.inline, geo.crossline
         idx.attrs.update(geo.grid.to_attrs())
         idx.attrs["geometry"] = geo.method
+        idx.attrs["geometry_request"] = request
         if geo.scatter is not None:
             idx.attrs["bin_scatter_rms"], idx.attrs["bin_scatter_max"] = geo.scatter
         out = geo.outside if geo.outside is not None else np.zeros(0, np.int64)
@@ -180,10 +196,48 @@ class Survey:
         inside = (il >= 0) & (il < g.n_inline) & (xl >= 0) & (xl < g.n_crossline)
         return np.where(inside, il * g.n_crossline + xl, -1)
 
-    def fold(self) -> np.ndarray:
-        """Number of traces in each bin, shaped ``grid.shape``."""
-        b = self.bin_serial()
-        return np.bincount(b[b >= 0], minlength=self.grid.n_bins).reshape(self.grid.shape)
+    def _chunks(self, names, traces: np.ndarray | None = None):
+        """The columns ``names`` (and each row's bin serial, ``"bin"``) chunk by chunk: the
+        whole columns in one chunk when they are in memory, else streamed from the index
+        file (:func:`~seis_hpc.engine.stream_plan.column_chunks`; bounded memory)."""
+        from seis_hpc.engine.stream_plan import PLAN_CHUNK, column_chunks, take_rows
+
+        g = self.grid
+        need = ["inline", "crossline", *names]
+
+        def with_bin(cols):
+            il = np.asarray(cols["inline"]) - g.inline0
+            xl = np.asarray(cols["crossline"]) - g.crossline0
+            inside = (il >= 0) & (il < g.n_inline) & (xl >= 0) & (xl < g.n_crossline)
+            cols["bin"] = np.where(inside, il * g.n_crossline + xl, -1)
+            return cols
+
+        if traces is not None:
+            sel = np.asarray(traces, dtype=np.int64)
+            for a in range(0, max(sel.size, 1), PLAN_CHUNK):
+                yield with_bin(take_rows(self.index, need, sel[a:a + PLAN_CHUNK]))
+            return
+        idx = self.index
+        if idx.path is None or all(k in idx._columns for k in need):
+            yield with_bin({k: idx[k] for k in need})
+            return
+        for _, cols in column_chunks(idx, need):
+            yield with_bin(cols)
+
+    def fold(self, traces: np.ndarray | None = None) -> np.ndarray:
+        """Number of traces in each bin, shaped ``grid.shape``.
+
+        Parameters
+        ----------
+        traces : numpy.ndarray, optional
+            Count only these traces (trace numbers from 0).
+        """
+        n = self.grid.n_bins
+        fold = np.zeros(n, np.int64)
+        for c in self._chunks([], traces):
+            b = c["bin"]
+            fold += np.bincount(b[b >= 0], minlength=n)
+        return fold.reshape(self.grid.shape)
 
     def offset_stats(self) -> dict[str, np.ndarray]:
         """Minimum, maximum and mean source-receiver offset (m) per bin (NaN where empty).
@@ -193,17 +247,20 @@ class Survey:
         dict
             ``"min"``, ``"max"``, ``"mean"``, each shaped ``grid.shape``.
         """
-        b = self.bin_serial()
-        ok = b >= 0
-        b, off = b[ok], np.asarray(self.index["offset"])[ok]
         n = self.grid.n_bins
-        count = np.bincount(b, minlength=n)
+        count = np.zeros(n, np.int64)
+        total = np.zeros(n)
         lo = np.full(n, np.inf)
         hi = np.full(n, -np.inf)
-        np.minimum.at(lo, b, off)
-        np.maximum.at(hi, b, off)
+        for c in self._chunks(["offset"]):
+            ok = c["bin"] >= 0
+            b, off = c["bin"][ok], np.asarray(c["offset"])[ok]
+            count += np.bincount(b, minlength=n)
+            total += np.bincount(b, weights=off, minlength=n)
+            np.minimum.at(lo, b, off)
+            np.maximum.at(hi, b, off)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.bincount(b, weights=off, minlength=n) / count
+            mean = total / count
         empty = count == 0
         lo[empty] = hi[empty] = np.nan
         return {k: v.reshape(self.grid.shape) for k, v in
@@ -225,18 +282,28 @@ class Survey:
             Sector edges (degrees), length ``n_sectors + 1``.
         """
         edges = np.linspace(0.0, 360.0, n_sectors + 1)
-        b = self.bin_serial()
-        ok = b >= 0
-        sector = np.minimum((np.asarray(self.index["azimuth"])[ok] / 360.0 * n_sectors)
-                            .astype(np.int64), n_sectors - 1)
-        flat = np.bincount(b[ok] * n_sectors + sector, minlength=self.grid.n_bins * n_sectors)
+        flat = np.zeros(self.grid.n_bins * n_sectors, np.int64)
+        for c in self._chunks(["azimuth"]):
+            ok = c["bin"] >= 0
+            sector = np.minimum((np.asarray(c["azimuth"])[ok] / 360.0 * n_sectors)
+                                .astype(np.int64), n_sectors - 1)
+            flat += np.bincount(c["bin"][ok] * n_sectors + sector,
+                                minlength=self.grid.n_bins * n_sectors)
         return flat.reshape(self.grid.shape + (n_sectors,)), edges
 
     def report(self) -> dict:
         """Geometry summary for ``seis-hpc info``/``index``: grid, fold and offset ranges."""
         fold = self.fold()
         live = fold[fold > 0]
-        off = self.index["offset"]
+        off_min, off_max, last_source = np.inf, -np.inf, -1
+        for c in self._chunks(["offset", "source_id"] if self.domain != "post-stack"
+                              else ["offset"]):
+            off = np.asarray(c["offset"])
+            if off.size:
+                off_min, off_max = min(off_min, float(off.min())), max(off_max,
+                                                                      float(off.max()))
+                if "source_id" in c:
+                    last_source = max(last_source, int(np.max(c["source_id"])))
         return {
             "geometry": "2D" if self.is_2d else "3D",
             "method": self.method,
@@ -246,9 +313,9 @@ class Survey:
             "fold_min": int(live.min()) if live.size else 0,
             "fold_mean": float(live.mean()) if live.size else 0.0,
             "fold_max": int(live.max()) if live.size else 0,
-            "offset_min_m": float(off.min()),
-            "offset_max_m": float(off.max()),
-            "shots": 0 if self.domain == "post-stack" else int(self.index["source_id"].max() + 1),
+            "offset_min_m": off_min,
+            "offset_max_m": off_max,
+            "shots": 0 if self.domain == "post-stack" else last_source + 1,
             "domain": self.domain,
             "traces_outside_grid": int(self.index.attrs.get("outside_grid", 0)),
             "warnings": self.warnings(),
@@ -291,6 +358,38 @@ class Survey:
                             f"bytes 89-90 say {UNIT_NAMES[code]} ({code}); if they are "
                             "lengths, run seis-hpc index FILE --coordinate-units metres|feet",
                             self.index.segy_path)
+
+
+def geometry_request(cmp_interval: float | None, grid: BinGrid | None,
+                     is_2d: bool | None) -> str:
+    """What a binning was asked for (JSON text, stored in the index as ``geometry_request``):
+    an index binned by the same request is not binned again."""
+    return json.dumps({"cmp_interval": None if cmp_interval is None else float(cmp_interval),
+                       "grid": None if grid is None else grid.to_attrs(),
+                       "is_2d": is_2d}, sort_keys=True, default=float)
+
+
+def stored_grid(idx: TraceIndex, request: str, grid: BinGrid | None) -> BinGrid | None:
+    """The grid of an index file binned by the same ``request`` (or binned into the same
+    given ``grid``: a spatially blocked index written by ``synth``), whose ``cmp``,
+    ``inline`` and ``crossline`` columns therefore hold what binning would give; None when
+    the index must be binned (held in memory or with columns loaded, binned otherwise, or
+    older than ``geometry_request``)."""
+    a = idx.attrs
+    # columns in memory may have been changed since the file was binned: bin them
+    if idx.path is None or idx._columns or "grid_x0" not in a or not a.get("geometry"):
+        return None
+    try:
+        stored = BinGrid.from_attrs(a)
+    except (KeyError, TypeError, ValueError):
+        return None
+    same = a.get("geometry_request") == request or (
+        grid is not None and a.get("geometry") == "given" and "geometry_request" not in a
+        and a.get("order") == "spatial"
+        and all(a.get(k) == v for k, v in grid.to_attrs().items()))
+    if not same or not {"cmp", "inline", "crossline"} <= set(idx.keys()):
+        return None
+    return stored
 
 
 def header_warnings(idx: TraceIndex) -> list[str]:

@@ -39,7 +39,9 @@ The scaling is a diagonal operator applied when the image is written: the kernel
 checkpoints (raw sums) and the adjoint pair stay the raw operator. R is the same for any
 number of ranks (each coarse point is computed by one rank, the same way, and the points are
 gathered in order), for shard and tile plans and for a resumed job (recomputed; it costs about
-``n_coarse / n_bins`` of the migration).
+``n_coarse / n_bins`` of the migration). A rank reads the coordinates of the traces within the
+aperture of its own points only (:func:`traces_near`: the blocks near each point of a
+spatially blocked index, or the index streamed in chunks), never every trace's.
 """
 
 from __future__ import annotations
@@ -81,6 +83,10 @@ class RhoFiltered:
     def __getitem__(self, name: str) -> np.ndarray:
         return self.src[name]
 
+    def take(self, names, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Columns of the traces ``ids`` only (the engine's reads: never a whole column)."""
+        return _take(self.src, names, ids)
+
     def read_traces(self, ids: np.ndarray) -> np.ndarray:
         from seis_hpc.migration.pstm import rho_filter
 
@@ -93,22 +99,45 @@ def ricker(t: np.ndarray, peak_hz: float) -> np.ndarray:
     return (1.0 - 2.0 * a) * np.exp(-a)
 
 
+def _take(source, names, ids) -> dict[str, np.ndarray]:
+    """Columns ``names`` of the traces ``ids`` of ``source``, read for those traces only."""
+    from seis_hpc.engine.pstm_run import take_columns
+
+    return take_columns(source, names, np.asarray(ids, dtype=np.int64))
+
+
 class FlatReflectors:
     """The survey's traces replaced by unit flat reflectors at two-way times ``t0`` (s), each
     at the NMO time ``sqrt(t0^2 + h^2 / v^2)`` with ``v`` the Vrms (m/s) at ``t0``: a trace
-    source (headers from ``source``) for the calibration of :func:`reflector_response`."""
+    source (headers from ``source``) for the calibration of :func:`reflector_response`.
+    The offsets ``h`` (m) are those of the source and receiver coordinates of the traces
+    read, taken from ``source`` for those traces only."""
 
-    def __init__(self, source, t0: np.ndarray, v: np.ndarray, offset: np.ndarray,
-                 peak_hz: float):
-        self.src, self.t0, self.v, self.offset = source, t0, v, offset
+    def __init__(self, source, t0: np.ndarray, v: np.ndarray, peak_hz: float, near=None):
+        self.src, self.t0, self.v = source, t0, v
+        self.near = near  # (trace numbers, increasing; their columns) read with them
         self.peak_hz = float(peak_hz)
         self.ns, self.dt, self.t_start = int(source.ns), float(source.dt), float(source.t_start)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.src[name]
 
+    def take(self, names, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Columns of the traces ``ids`` only: from those read with the point's traces
+        (:func:`traces_near`), else from the source."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if self.near is not None and self.near[1] is not None and set(names) <= set(
+                self.near[1]):
+            have, cols = self.near
+            pos = np.minimum(np.searchsorted(have, ids), max(have.size - 1, 0))
+            if have.size and np.array_equal(have[pos], ids):
+                return {k: cols[k][pos] for k in names}
+        return _take(self.src, names, ids)
+
     def read_traces(self, ids: np.ndarray) -> np.ndarray:
-        h = self.offset[ids]
+        ids = np.asarray(ids, dtype=np.int64)
+        g = self.take(("sx", "sy", "rx", "ry"), ids)
+        h = np.hypot(g["rx"] - g["sx"], g["ry"] - g["sy"])
         out = np.zeros((len(ids), self.ns), np.float32)
         # the Ricker is below 1e-4 of its peak beyond pi f |t| = 3.5
         half = int(math.ceil(3.5 / (math.pi * self.peak_hz) / self.dt)) + 1
@@ -133,7 +162,7 @@ def peak_frequency(source) -> float:
     2 fp / sqrt(pi)); kept within 5 Hz .. a quarter of the sampling frequency. A centroid,
     not the peak of the spectrum: it does not jump for flat or ragged spectra.
     """
-    n = len(source["sx"])
+    n = _n_traces(source)
     ids = np.unique(np.linspace(0, n - 1, min(n, SPECTRUM_TRACES)).round().astype(np.int64))
     d = np.asarray(source.read_traces(ids), dtype=np.float64)
     dt = float(source.dt)
@@ -145,6 +174,121 @@ def peak_frequency(source) -> float:
         return min(25.0, top)  # no signal: a wavelet the sampling carries
     centroid = float(np.sum(f[band] * amp[band]) / np.sum(amp[band]))
     return float(np.clip(centroid * math.sqrt(math.pi) / 2.0, min(5.0, top), top))
+
+
+def _n_traces(source) -> int:
+    """Traces of a source (an index says so without loading a column)."""
+    n = getattr(source, "n_traces", None)
+    return int(n) if n is not None else len(source["sx"])
+
+
+# coarse points whose nearby traces one streamed pass over an index collects at a time
+# (memory: their traces' numbers; an index blocked in space reads each point's own blocks)
+NEAR_BATCH = 8
+
+
+def traces_near(source, xy: list[tuple[float, float]], aperture: float, extra=()):
+    """The traces whose midpoint ``0.5 (s + r)`` is within ``aperture`` m of each point of
+    ``xy`` (m), as increasing trace numbers with their columns, point by point (a generator).
+
+    The coordinates are never held for every trace: a spatially blocked index
+    (:mod:`seis_hpc.io.blocked`) reads the blocks near each point; another source is
+    streamed (:func:`~seis_hpc.engine.stream_plan.column_chunks`) once for every
+    :data:`NEAR_BATCH` points. The traces are those the whole columns would give, bit for
+    bit (the same float64 arithmetic, trace by trace).
+
+    Parameters
+    ----------
+    source : TraceSource
+        The survey's traces (headers by name).
+    xy : list of (float, float)
+        The points (m).
+    aperture : float
+        Radius (m), ``inf`` for every trace.
+    extra : sequence of str
+        Columns to keep beside ``sx``, ``sy``, ``rx``, ``ry`` (e.g. ``"offset"``).
+
+    Yields
+    ------
+    (numpy.ndarray, dict or None)
+        int64 trace numbers of each point, in the order of ``xy``, and their columns (float64
+        coordinates in m; None for an infinite aperture, whose traces are every trace).
+    """
+    from seis_hpc.engine import stream_plan
+    from seis_hpc.engine.stream_plan import column_chunks
+
+    n = _n_traces(source)
+    if not np.isfinite(aperture):
+        for _ in xy:
+            yield np.arange(n), None
+        return
+    reach = aperture * (1 + 1e-9) + 1e-6
+    coords = ("sx", "sy", "rx", "ry")
+    names = coords + tuple(k for k in extra if k not in coords)
+
+    def joined(ids: list, cols: list) -> tuple[np.ndarray, dict]:
+        if not ids:
+            return np.zeros(0, np.int64), {k: np.zeros(0) for k in names}
+        return np.concatenate(ids), {k: np.concatenate([c[k] for c in cols]) for k in names}
+
+    table = _block_table(source)
+    if table is not None:
+        import h5py
+
+        with h5py.File(source.path, "r") as f:
+            for x, y in xy:
+                # the blocks' boxes are those of the index's midpoints: 1 m covers their
+                # rounding against 0.5 (s + r)
+                ids, cols = [], []
+                for a0, b0 in table.ranges(table.near(float(x), float(y), reach + 1.0)):
+                    for a in range(a0, b0, stream_plan.PLAN_CHUNK):  # one chunk at a time
+                        b = min(b0, a + stream_plan.PLAN_CHUNK)
+                        c = {k: np.asarray(f[k][a:b], np.float64) for k in names}
+                        d = np.hypot(0.5 * (c["sx"] + c["rx"]) - x,
+                                     0.5 * (c["sy"] + c["ry"]) - y)
+                        hit = np.flatnonzero(d <= reach)
+                        ids.append(a + hit)
+                        cols.append({k: v[hit] for k, v in c.items()})
+                out = joined(ids, cols)
+                ids = cols = c = None  # one copy of a point's traces while it is used
+                yield out
+                out = None
+        return
+    for k0 in range(0, len(xy), NEAR_BATCH):
+        batch = xy[k0:k0 + NEAR_BATCH]
+        found: list[tuple[list, list]] = [([], []) for _ in batch]
+        for a, c in column_chunks(source, names):
+            c = {k: np.asarray(v, np.float64) for k, v in c.items()}
+            if not c["sx"].size:
+                continue
+            mx, my = 0.5 * (c["sx"] + c["rx"]), 0.5 * (c["sy"] + c["ry"])
+            lo_x, hi_x, lo_y, hi_y = mx.min(), mx.max(), my.min(), my.max()
+            for k, (x, y) in enumerate(batch):
+                if (max(lo_x - x, x - hi_x, 0.0) ** 2 + max(lo_y - y, y - hi_y, 0.0) ** 2
+                        > (reach * (1 + 1e-9) + 1e-6) ** 2):
+                    continue  # the chunk's box is out of reach
+                d = np.hypot(mx - x, my - y)
+                hit = np.flatnonzero(d <= reach)
+                if hit.size:
+                    found[k][0].append(a + hit)
+                    found[k][1].append({n: v[hit] for n, v in c.items()})
+        for k in range(len(found)):
+            out = joined(*found[k])
+            found[k] = None
+            yield out
+            out = None
+
+
+def _block_table(source):
+    """The block table of a spatially blocked index file whose coordinates are not in
+    memory; None otherwise."""
+    from seis_hpc.engine.stream_plan import columns_on_file
+    from seis_hpc.io.blocked import BlockTable, is_blocked
+
+    if not (columns_on_file(source, ("sx", "sy", "rx", "ry"))
+            and is_blocked(getattr(source, "attrs", {}))):
+        return None
+    return BlockTable.read(source.path)
 
 
 def coarse_axis(n: int, bin_m: float, cap: int) -> np.ndarray:
@@ -308,9 +452,6 @@ def reflector_response(job, source, velocity, make_compute, comm: MPI.Comm | Non
     peak_hz = peak_frequency(source)
     half, spacing = windows(peak_hz)
     t0 = reflector_times(time, half, spacing)
-    sx, sy, rx, ry = (np.asarray(source[k], dtype=np.float64) for k in ("sx", "sy", "rx", "ry"))
-    offset = np.hypot(rx - sx, ry - sy)
-    mx, my = 0.5 * (sx + rx), 0.5 * (sy + ry)
     aperture = float(job.kernel_args.get("aperture", np.inf))
     pts = grid.points().reshape(grid.n_inline, grid.n_crossline, 2)
     # The input wavelet's RMS in each window, on the output samples.
@@ -320,16 +461,18 @@ def reflector_response(job, source, velocity, make_compute, comm: MPI.Comm | Non
     dims = 2 if grid.is_2d else 3
     points = [(i, j) for i in rows for j in cols]
     mine = {}
-    for p in range(rank, len(points), size):
+    # this rank's points and, one at a time, the traces within the aperture of each: read
+    # from the index for these points only, never every trace's coordinates (issue 19)
+    own = list(range(rank, len(points), size))
+    extra = ("offset",) if getattr(job, "offset_edges", None) is not None else ()
+    near = traces_near(source, [tuple(pts[points[p][0], points[p][1]]) for p in own],
+                       aperture, extra)
+    for p, (ids, near_cols) in zip(own, near, strict=True):
         i, j = (int(v) for v in points[p])
         v = np.asarray(velocity.window(i, i + 1, j, j + 1), dtype=np.float64)[0]
-        synth = FlatReflectors(source, t0, np.interp(t0, time, v), offset, peak_hz)
+        synth = FlatReflectors(source, t0, np.interp(t0, time, v), peak_hz, (ids, near_cols))
         src = RhoFiltered(synth, dims) if job.rho_filter else synth
         compute = make_compute(src)
-        x, y = pts[i, j]
-        d = np.hypot(mx - x, my - y)
-        ids = np.flatnonzero(d <= aperture * (1 + 1e-9) + 1e-6) if np.isfinite(aperture) \
-            else np.arange(offset.size)
         img = np.zeros((1, 1, nt), np.float32)
         gat = np.zeros((ncls, 1, 1, nt), np.float32) if ncls else None
         compute.migrate(ids, (i, i + 1, j, j + 1), img, gat, i, j)
@@ -340,6 +483,8 @@ def reflector_response(job, source, velocity, make_compute, comm: MPI.Comm | Non
                            if r > 0 else 0.0 for w, r in zip(win, ref_rms, strict=True)])
             resp.append(np.interp(time, t0, rk))
         mine[p] = np.asarray(resp)
+        # this point's traces go before the next point's are read
+        ids = near_cols = synth = src = compute = None
     if comm is not None and size > 1:
         allp = {}
         for part in comm.allgather(mine):

@@ -623,7 +623,13 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
     from seis_hpc.engine.decomposition import plan_job
     from seis_hpc.engine.job import distinct_traces
     from seis_hpc.engine.normalise import NORMALISE
-    from seis_hpc.engine.stream_plan import midpoint_chunks, n_rows, plan_tiles_streamed
+    from seis_hpc.engine.stream_plan import (
+        columns_on_file,
+        midpoint_chunks,
+        n_rows,
+        plan_shard_streamed,
+        plan_tiles_streamed,
+    )
     from seis_hpc.errors import SeisError
 
     if normalise not in NORMALISE:
@@ -646,7 +652,13 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
         n_input if traces is None else int(sel.size), aperture, mem_per_rank,
         n_classes=0 if offset_edges is None else len(offset_edges) - 1, strategy=strategy,
         tile=tile, n_units=n_units)
-    if plan is None:  # shard might fit a rank: the image is small, plan in memory
+    if plan is None and columns_on_file(source, ("mx", "my", "source_id")):
+        # shard might fit a rank: an index on file in shot order is planned streamed too
+        plan = plan_shard_streamed(
+            grid, len(time), int(source.ns), source, aperture, mem_per_rank,
+            traces=None if traces is None else sel, offset_edges=offset_edges,
+            strategy=strategy, tile=tile, n_units=n_units)
+    if plan is None:  # the image is small and the rows not in shot order: plan in memory
         try:
             order = source["byte_offset"][sel]
         except (KeyError, IndexError, ValueError):

@@ -13,10 +13,17 @@ each tile keeps its traces as runs of consecutive trace numbers
 (:mod:`seis_hpc.io.blocked`) a chunk is a few blocks of nearby midpoints, so it reaches few
 tiles and a tile's traces are few runs.
 
-The shard strategy cuts shots by cumulative work over every trace in shot order; it stays
-in memory (:func:`~seis_hpc.engine.decomposition.plan_job`), and is only possible when a
-rank holds the whole image, i.e. for small images. :func:`plan_tiles_streamed` returns None
-when the budget might allow shard, and the caller plans in memory as before.
+The shard strategy (possible when a rank holds the whole image, i.e. for small images) cuts
+the traces in shot order by their cumulative work. :func:`plan_tiles_streamed` returns None
+when the budget might allow it; :func:`plan_shard_streamed` then makes ``plan_job``'s plan,
+bit for bit, in three streamed passes (the classes' totals; the cuts, with the same
+sequential cumulative sum and shot boundaries; each unit's runs, work and window) when the
+index's rows are in shot order (an index of a shot-sorted file). A spatially blocked index
+is not: its shard plan is still made in memory (``plan_job``).
+
+:func:`column_chunks`, :func:`column_abs_max` and :func:`take_rows` stream or take any
+columns, for the survey's fold and offsets (:meth:`seis_hpc.survey.Survey.fold`) and the
+flat-reflector response (:func:`seis_hpc.engine.normalise.traces_near`).
 """
 
 from __future__ import annotations
@@ -53,6 +60,68 @@ def n_rows(source) -> int:
     loading a column)."""
     n = getattr(source, "n_traces", None)
     return int(n) if n is not None else len(source["mx"])
+
+
+def columns_on_file(source, names) -> bool:
+    """True when ``source`` is an index file whose columns ``names`` are not in memory."""
+    loaded = getattr(source, "_columns", None)
+    return (getattr(source, "path", None) is not None and loaded is not None
+            and hasattr(source, "take") and not all(k in loaded for k in names))
+
+
+def column_chunks(source, names, chunk: int | None = None
+                  ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """The columns ``names`` of every trace of ``source``, ``chunk`` rows at a time.
+
+    An index file whose columns are not in memory is read slice by slice (memory: one
+    chunk); columns already in memory (or an in-memory source) are sliced.
+
+    Yields
+    ------
+    (int, dict)
+        The first trace number of the chunk and its columns.
+    """
+    size = int(chunk or PLAN_CHUNK)
+    n = n_rows(source)
+    if columns_on_file(source, names):
+        import h5py
+
+        with h5py.File(source.path, "r") as f:
+            for a in range(0, n, size):
+                b = min(n, a + size)
+                yield a, {k: f[k][a:b] for k in names}
+        return
+    full = {k: source[k] for k in names}
+    for a in range(0, n, size):
+        yield a, {k: v[a:a + size] for k, v in full.items()}
+
+
+def column_abs_max(source, name: str, traces: np.ndarray | None = None) -> float:
+    """The largest ``|value|`` of column ``name`` over the traces (those of ``traces``, when
+    given), streamed (:func:`column_chunks`); 0.0 for no traces. Exact: a maximum does not
+    depend on the chunks."""
+    top = 0.0
+    if traces is not None:
+        sel = np.asarray(traces, dtype=np.int64)
+        for a in range(0, sel.size, PLAN_CHUNK):
+            v = take_rows(source, [name], sel[a:a + PLAN_CHUNK])[name]
+            if v.size:
+                top = max(top, float(np.abs(v).max()))
+        return top
+    for _, cols in column_chunks(source, [name]):
+        v = cols[name]
+        if v.size:
+            top = max(top, float(np.abs(v).max()))
+    return top
+
+
+def take_rows(source, names, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Columns ``names`` of the traces ``rows`` only (an index file reads just those rows:
+    :meth:`~seis_hpc.io.index.TraceIndex.take`), in their own types."""
+    take = getattr(source, "take", None)
+    if take is not None:
+        return take(list(names), rows)
+    return {k: np.asarray(source[k])[rows] for k in names}
 
 
 def midpoint_chunks(source, traces: np.ndarray | None = None, chunk: int | None = None
@@ -219,3 +288,218 @@ def plan_tiles_streamed(grid: BinGrid, nt: int, ns: int,
                 budget, reason)
     plan.extra["bytes_shard_bound"] = strategy == "auto"
     return plan
+
+
+
+class _ClassCuts:
+    """The cuts of one offset class's traces (in shot order) into units of equal work, found
+    from the streamed work as :func:`~seis_hpc.engine.decomposition.shard_traces` finds them
+    from the whole arrays: the same sequential cumulative sum (``cum``), the same shot
+    boundaries, the same choice of the nearest one. Memory: a few numbers per unit."""
+
+    def __init__(self, total: float, n: int, n_units: int):
+        self.n = n
+        k = int(max(1, min(n_units, n)))
+        self.target = total / k
+        self.goals = [m * self.target for m in range(1, k)]
+        self.carry = 0.0  # cum[q - 1]
+        self.q = 0  # position (in the class's sequence) of the next trace
+        self.shot = None  # shot of the last trace
+        self.known: list[tuple[int, float]] = []  # the last two shot starts, cum before each
+        # per goal found: [c_at, b, cum[b - 1], bprev, cum[bprev - 1]]; b = -1: not seen yet
+        self.found: list[list] = []
+
+    def add(self, w: np.ndarray, shot: np.ndarray) -> None:
+        """The next traces of the class (in shot order): their work and shots."""
+        if not w.size:
+            return
+        cum = np.cumsum(np.r_[self.carry, np.maximum(w, 1e-3)])[1:]
+        new = np.r_[self.shot is None or shot[0] != self.shot, shot[1:] != shot[:-1]]
+        loc = np.flatnonzero(new)
+        here = [(self.q + int(s), float(cum[s - 1]) if s > 0 else self.carry) for s in loc]
+        if here:
+            for f in self.found:
+                if f[1] < 0:  # the first shot start after an earlier c_at
+                    f[1], f[2] = here[0]
+        starts = self.known + here
+        pos = np.array([s for s, _ in starts], np.int64)
+        while len(self.found) < len(self.goals):
+            i = int(np.searchsorted(cum, self.goals[len(self.found)]))
+            if i >= cum.size:
+                break
+            c_at = self.q + i
+            j = int(np.searchsorted(pos, c_at, side="right")) - 1  # the last start <= c_at
+            if starts[j][0] == c_at:
+                prev = starts[j - 1] if j >= 1 else starts[j]
+                self.found.append([c_at, *starts[j], *prev])
+            else:
+                nxt = starts[j + 1] if j + 1 < len(starts) else (-1, np.nan)
+                self.found.append([c_at, *nxt, *starts[j]])
+        self.known = starts[-2:]
+        self.shot = shot[-1]
+        self.carry = float(cum[-1])
+        self.q += w.size
+
+    def cuts(self) -> list[int]:
+        """The unit boundaries (positions in the class's sequence), as shard_traces cuts."""
+        last = self.known[-1]
+        out = [0]
+        for m, goal in enumerate(self.goals):
+            if m < len(self.found):
+                c_at, b, b_before, bp, bp_before = self.found[m]
+                if b < 0:  # no shot start after c_at: numpy's clip takes the last one
+                    b, b_before = last
+            else:  # searchsorted past the end (the goal above the total by rounding)
+                c_at = self.n
+                (b, b_before) = (bp, bp_before) = last
+            for cand, before in sorted(((b, b_before), (bp, bp_before)),
+                                       key=lambda t, c=c_at: abs(t[0] - c)):
+                lost = abs((before if cand > 0 else 0.0) - goal)
+                if lost <= 0.25 * self.target:
+                    c_at = int(cand)
+                    break
+            if c_at > out[-1]:
+                out.append(c_at)
+        out.append(self.n)
+        return out
+
+
+def _shard_chunks(source, traces: np.ndarray | None, names):
+    """(positions in the selection, trace numbers, columns) ``PLAN_CHUNK`` rows at a time."""
+    if traces is None:
+        for a, cols in column_chunks(source, names):
+            pos = np.arange(a, a + len(cols[names[0]]), dtype=np.int64)
+            yield pos, pos, cols
+        return
+    sel = np.asarray(traces, dtype=np.int64)
+    for a in range(0, sel.size, PLAN_CHUNK):
+        ids = sel[a:a + PLAN_CHUNK]
+        yield np.arange(a, a + ids.size, dtype=np.int64), ids, take_rows(source, names, ids)
+
+
+def plan_shard_streamed(grid: BinGrid, nt: int, ns: int, source, aperture: float,
+                        mem_per_rank: int | str = "2G", *, traces: np.ndarray | None = None,
+                        offset_edges: np.ndarray | None = None, strategy: str = "auto",
+                        tile: int | None = None, n_units: int = 256,
+                        min_unit_traces: int = 32) -> Plan | None:
+    """:func:`~seis_hpc.engine.decomposition.plan_job`'s plan (shard or, when the shard plan
+    does not fit, tile), the same units bit for bit, from the index streamed in chunks:
+    memory one chunk, the units' runs and a few numbers per unit, not the survey.
+
+    The shard units cut the traces in shot order (``source_id``, then ``byte_offset``)
+    by their cumulative work; streamed, that needs the rows in that order (an index of a
+    file sorted by shot, as recorded). None when they are not (a spatially blocked index):
+    the caller plans in memory. Strategies other than ``auto`` and ``shard`` give None.
+
+    Parameters are those of :func:`plan_tiles_streamed` and ``plan_job``; ``traces`` the
+    trace numbers of a part (increasing), default all.
+    """
+    from seis_hpc.engine.decomposition import _window_of, bins_in_aperture, grid_coords
+    from seis_hpc.geometry import offset_classes
+
+    if strategy not in ("auto", "shard"):
+        return None
+    budget = parse_size(mem_per_rank)
+    keys = set(source.keys()) if hasattr(source, "keys") else set()
+    if not {"mx", "my", "source_id"} <= keys:
+        return None
+    has_order = "byte_offset" in keys
+    names = ["mx", "my", "source_id"] + (["byte_offset"] if has_order else []) + (
+        ["offset"] if offset_edges is not None else [])
+    n_classes = 0 if offset_edges is None else len(offset_edges) - 1
+
+    def classes(cols):
+        if offset_edges is None:
+            return np.full(len(cols["mx"]), -1, np.int64)
+        return np.asarray(offset_classes(np.abs(cols["offset"]), offset_edges), np.int64)
+
+    # pass 1: the rows in shot order? each class's traces and total (the cumulative sum)
+    last = None
+    count: dict[int, int] = {}
+    total: dict[int, float] = {}
+    for pos, _, cols in _shard_chunks(source, traces, names):
+        if not pos.size:
+            continue
+        shot = np.asarray(cols["source_id"])
+        key = np.asarray(cols["byte_offset"]) if has_order else pos
+        s = np.r_[last[0], shot] if last is not None else shot
+        k = np.r_[last[1], key] if last is not None else key
+        same = s[1:] == s[:-1]
+        if np.any(s[1:] < s[:-1]) or np.any(same & (k[1:] < k[:-1])):
+            return None  # not in shot order: plan in memory
+        last = (shot[-1], key[-1])
+        w = np.maximum(bins_in_aperture(grid, cols["mx"], cols["my"], aperture)
+                       .astype(np.float64), 1e-3)
+        cls = classes(cols)
+        for c in np.unique(cls):
+            m = cls == c
+            c = int(c)
+            total[c] = float(np.cumsum(np.r_[total.get(c, 0.0), w[m]])[-1])
+            count[c] = count.get(c, 0) + int(m.sum())
+    n_tr = sum(count.values())
+    if n_tr == 0:
+        raise SeisError("no traces to migrate")
+    k_units = int(max(1, min(n_units, n_tr // max(min_unit_traces, 1))))
+    # pass 2: where each class is cut
+    cutters = {c: _ClassCuts(total[c], count[c], k_units) for c in sorted(count)}
+    for _, _, cols in _shard_chunks(source, traces, names):
+        w = bins_in_aperture(grid, cols["mx"], cols["my"], aperture).astype(np.float64)
+        cls, shot = classes(cols), np.asarray(cols["source_id"])
+        for c in np.unique(cls):
+            m = cls == c
+            cutters[int(c)].add(w[m], shot[m])
+    cuts, base = {}, {}
+    n_made = 0
+    for c, cut in cutters.items():
+        cuts[c] = np.asarray(cut.cuts(), np.int64)
+        base[c] = n_made
+        n_made += len(cuts[c]) - 1  # cuts are strictly increasing: no empty unit
+    # pass 3: each unit's traces (runs), work and window
+    runs: list[list[np.ndarray]] = [[] for _ in range(n_made)]
+    work = np.zeros(n_made)
+    box = np.tile(np.array([np.inf, -np.inf, np.inf, -np.inf]), (n_made, 1))
+    seen = dict.fromkeys(cutters, 0)
+    for _, ids, cols in _shard_chunks(source, traces, names):
+        w = bins_in_aperture(grid, cols["mx"], cols["my"], aperture).astype(np.float64)
+        fi, fj = grid_coords(grid, cols["mx"], cols["my"])
+        cls = classes(cols)
+        for c in np.unique(cls):
+            c = int(c)
+            m = np.flatnonzero(cls == c)
+            q = seen[c] + np.arange(m.size)
+            seen[c] += m.size
+            uid = base[c] + np.searchsorted(cuts[c], q, side="right") - 1
+            for u in np.unique(uid):
+                sub = m[uid == u]
+                runs[u].append(to_runs(ids[sub]))
+                work[u] += float(w[sub].sum())  # whole bin counts: exact in any order
+                box[u] = (min(box[u, 0], fi[sub].min()), max(box[u, 1], fi[sub].max()),
+                          min(box[u, 2], fj[sub].min()), max(box[u, 3], fj[sub].max()))
+    units = []
+    for c in cutters:
+        for u in range(base[c], base[c] + len(cuts[c]) - 1):
+            win = _window_of(grid, box[u, :2], box[u, 2:], aperture)
+            units.append(CompactUnit.of_runs(u, merge_runs(np.concatenate(runs[u])),
+                                             float(work[u]), win, c))
+    img = image_bytes(grid.n_bins, nt, n_classes)
+    one = image_bytes(grid.n_bins, nt)
+    max_tr = max(u.n_traces for u in units)
+    bytes_shard = (BASE_BYTES + img + 2 * one + 4 * max_tr * ns + REDUCE_SLAB_BYTES
+                   + UNIT_TRACE_BYTES * max_tr)
+    chunks = midpoint_chunks(source, traces=traces)
+    sizer = TileSizer(lambda t: tile_units_streamed(grid, chunks, aperture, t), grid, nt,
+                      n_classes, ns)
+    if tile is None:
+        tile = sizer.choose(budget)
+    bytes_tile = sizer.bytes(tile, tile)
+    if strategy == "auto" and bytes_shard > budget:
+        if bytes_tile > budget:
+            raise SeisError(f"memory per rank {format_size(budget)} is too small even for a "
+                            f"{tile}-bin tile ({format_size(bytes_tile)}); raise "
+                            "--mem-per-rank")
+        return Plan("tile", sizer.units(tile), grid, nt, n_classes, tile, bytes_shard,
+                    bytes_tile, budget, "the image does not fit one rank: output tiles")
+    reason = ("a rank holds the whole image: input sharding + reduction" if strategy == "auto"
+              else "chosen by the user")
+    return Plan("shard", units, grid, nt, n_classes, 0, bytes_shard, bytes_tile, budget,
+                reason)

@@ -497,7 +497,8 @@ class TraceIndex:
         """
         reader = self.reader()
         if self.attrs.get("order") == "spatial":
-            ids = self["trace"][np.asarray(ids, dtype=np.int64)]
+            # only these rows' file trace numbers: not the whole column on every rank
+            ids = self.take(["trace"], np.asarray(ids, dtype=np.int64))["trace"]
         return reader.read(ids)
 
     def check_samples(self, chunk: int = 4096) -> None:

@@ -508,7 +508,10 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         sv.check_for("pstm")  # prestack, lengths (issue 15)
         idx = sv.index
         g = select_grid(sv.grid, grid)
-        edges = (offset_edges(offset_classes or "8", idx["offset"])
+        # the classes' top edge needs only the largest |offset|: streamed, not the column
+        from seis_hpc.engine.stream_plan import column_abs_max
+
+        edges = (offset_edges(offset_classes or "8", np.array([column_abs_max(idx, "offset")]))
                  if gathers or offset_classes else None)
         time = output_times(idx, tmax, dt, n_bins=g.n_bins,
                             n_classes=0 if edges is None else len(edges) - 1,
@@ -566,12 +569,8 @@ def migrate(survey: str | os.PathLike | Survey, velocity: str | os.PathLike | Ve
         held.update(idx=idx, vel=vel)
         if segy is not None:
             # input traces per image bin (the SEG-Y fold); the image may be a part of the grid
-            if sel is None:
-                f = sv.fold().reshape(sv.grid.n_inline, sv.grid.n_crossline)
-            else:  # a part's image: the fold of its own traces
-                b = sv.bin_serial()[sel]
-                f = np.bincount(b[b >= 0], minlength=sv.grid.n_bins).reshape(
-                    sv.grid.n_inline, sv.grid.n_crossline)
+            # (a part's image: the fold of its own traces); streamed from the index
+            f = sv.fold(sel).reshape(sv.grid.n_inline, sv.grid.n_crossline)
             i0, j0 = g.inline0 - sv.grid.inline0, g.crossline0 - sv.grid.crossline0
             held["fold"] = f[i0:i0 + g.n_inline, j0:j0 + g.n_crossline]
             held["line"] = str(idx.attrs.get("segy_path", survey))
