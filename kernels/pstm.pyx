@@ -458,20 +458,21 @@ cdef void _sparse(const Params* P, const double* a, const double* a2, const doub
 cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
                              const double* iv2, double ds2, double dr2, double dxs,
                              double dys, double dxr, double dyr, double wa, drow f0,
-                             drow f1, drow f2, drow w, irow i0, irow i1, irow i2, int* jr,
-                             bint inv, bint aa, bint spread, bint root,
+                             drow f1, drow f2, drow w, drow cc, irow i0, irow i1, irow i2,
+                             int* jr, bint inv, bint aa, bint spread, bint root,
                              bint f32) noexcept nogil:
     """Passes 1 and 2 in one for exact traveltimes, samples ``j0 <= j < nt``: the sample's
     terms (as ``_terms_loop``) go straight into the fold (as ``_fold_loop``) without scratch
     rows in between. ``jr`` gets the live range [jr[0], jr[1]) and the taper range
     [jr[3], jr[2]): the live samples inside the angle- or mute-taper zone (jr[2] = 0 if
-    none); the taper loop of
-    ``_exact`` recomputes what it needs there, so the angles are not stored.
+    none); ``cc`` gets the obliquity (for the mute taper); the cos^2 of the dip angle is
+    not stored: the taper loop of ``_exact`` recomputes it for the samples of its zone.
 
     The weight row holds the AA normalisation too (``w / L^2`` where the triangle is read),
     and the tests against the dip limit and the taper zones are multiplications (``a2 >=
-    cos^2 (a2 + dm^2 iv2)``), not divisions: per sample one division (both reciprocals of
-    the leg times), plus one for 1 / L^2 with AA.
+    cos^2 (a2 + dm^2 iv2)``), not divisions (the float32 path divides for the two leg
+    reciprocals and, with AA, for 1 / L^2; two float32 reciprocals measured faster than one
+    reciprocal of the product).
 
     ``f32`` (float32 data): the square roots and reciprocals in float32, at twice the SIMD
     width: the leg times go back to double by one Newton step from the float32 root (error
@@ -507,10 +508,9 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
             xr = a2[j] + dr2 * iv2[j]
             s0 = sqrtf(<float>xs)
             s1 = sqrtf(<float>xr)
-            # one division gives both reciprocals
-            fq = one / (s0 * s1)
-            rs = s1 * fq
-            rr = s0 * fq
+            rs = one / s0
+            rr = one / s1
+            fq = rs * rr
             ts = s0 + 0.5 * (xs - <double>s0 * s0) * rs
             tr = s1 + 0.5 * (xr - <double>s1 * s1) * rr
         else:
@@ -533,6 +533,7 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
             ok = (fa2 >= fcos2_max * fden) & (fc >= fc_mute)
             zone = (fa2 < fcos_t0 * fden) | (fc < fc_t0)
             wt = fwt
+            c = fc
         elif inv:
             q = 1.0 / (ts * tr)
             its = tr * q
@@ -549,6 +550,7 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
             zone = (a2[j] < cos_t0 * den) | (c < c_t0)
         else:
             wt = 1.0
+            c = 1.0
             ok = True
             zone = False
         if aa and f32:
@@ -581,6 +583,7 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
         jhi = seis_imax(jhi, (j + 1) * live)
         jtp = seis_imax(jtp, (j + 1) * (live & zone))
         jtl = seis_imin(jtl, j + (1 - (live & zone)) * nt)
+        cc[j] = c
         x0 = kp if tri else (kj if live else lo)
         x1 = kp - Lj if tri else x0
         x2 = kp + Lj if tri else x0
@@ -602,58 +605,58 @@ cdef void _exact(const Params* P, const double* a, const double* a2, const doubl
     """Passes 1 and 2 for exact traveltimes (``_terms`` then the fold, merged): the read
     rows of samples ``j0 <= j < nt`` and the live range ``[jlo, jhi)`` outside which w = 0."""
     cdef int j, jr[4]
-    cdef double th, dm2, cmin, c
+    cdef double th, dm2, cmin
     if not P.need_inv:
         if f32:
             _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                        R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 1)
+                        R.c, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 1)
         else:
             _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                        R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 0)
+                        R.c, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 0)
     elif P.antialias:
         if not P.spreading:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 1)
+                            R.c, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 0)
+                            R.c, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 0)
         elif P.spread_pow == 1.0:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 1)
+                            R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 0)
+                            R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 0)
         else:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 1)
+                            R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 0)
+                            R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 0)
     else:
         if not P.spreading:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 1)
+                            R.c, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 0)
+                            R.c, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 0)
         elif P.spread_pow == 1.0:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 1)
+                            R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 0)
+                            R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 0)
         else:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 1)
+                            R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 0)
+                            R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 0)
     jlo[0] = jr[0]
     jhi[0] = jr[1]
     if jr[2] > jr[3]:
@@ -668,11 +671,8 @@ cdef void _exact(const Params* P, const double* a, const double* a2, const doubl
                 th = acos(sqrt(cmin))
                 R.w[j] = R.w[j] * 0.5 * (1.0 + _cospi((th - P.th_taper0)
                                                       / (P.th_max - P.th_taper0)))
-            if P.c_taper0 > 0.0:
-                c = 0.5 * a[j] * (1.0 / sqrt(a2[j] + ds2 * iv2[j])
-                                  + 1.0 / sqrt(a2[j] + dr2 * iv2[j]))
-                if c < P.c_taper0:
-                    R.w[j] = R.w[j] * _mute_taper(P, c)
+            if R.c[j] < P.c_taper0:
+                R.w[j] = R.w[j] * _mute_taper(P, R.c[j])
 
 
 cdef inline double _lin(const double* s, int i, double f) noexcept nogil:
