@@ -24,10 +24,7 @@ Conventions shared with the reference (all times in s, distances in m):
 
 from cython.parallel cimport parallel, prange
 from libc.math cimport sqrt, sqrtf, acos, cos, M_PI
-from libc.stdlib cimport free
-
-cdef extern from "<stdlib.h>" nogil:
-    void* aligned_alloc(size_t alignment, size_t size)
+from libc.stdlib cimport free, malloc
 
 cdef extern from *:
     """
@@ -137,9 +134,9 @@ cdef struct Rows:
     double* k      # data position (samples)           -> f0: fraction of read position 0
     double* L      # AA half-length (samples)          -> f1: fraction of read position 1
     double* cm     # cos^2 of the dip angle           -> f2: fraction of read position 2
-    double* w      # weight; after pass 2 times the aperture weight and, where the AA
-                   # triangle is read (L > 1), 1 / L^2; 0 where nothing is read
+    double* w      # weight; after pass 2 times the aperture weight, 0 where nothing is read
     double* ok     # 1 inside the angle range and not muted, else 0
+    double* il2    # after pass 2: 1 / L^2 where the AA triangle is read (L > 1), else 1
     int* i0        # after pass 2: read positions (samples): the data sample of a plain read,
     int* i1        # or the three samples k, k - L, k + L of the padded double-integrated
     int* i2        # trace of a triangle read
@@ -154,30 +151,23 @@ cdef struct Knots:
     Rows R
 
 
-cdef inline Py_ssize_t _stride(int n) noexcept nogil:
-    """Doubles per scratch row of ``n`` samples: rounded up to 64 bytes, so that every row
-    starts on a cache line (the buffer is 64-byte aligned) and the vector loops over the
-    rows peel the same samples for all of them."""
-    return (<Py_ssize_t>n + 7) & ~(<Py_ssize_t>7)
-
-
 cdef inline Py_ssize_t _rows_size(int n) noexcept nogil:
-    """Doubles needed by one Rows of ``n`` samples (9 rows, the int rows half used)."""
-    return 9 * _stride(n)
+    """Doubles needed by one Rows of ``n`` samples (3 int rows fit in 2 double rows)."""
+    return 9 * <Py_ssize_t>n
 
 
 cdef inline Rows _rows(double* buf, int n) noexcept nogil:
     cdef Rows R
-    cdef Py_ssize_t m = _stride(n)
     R.k = buf
-    R.L = buf + m
-    R.cm = buf + 2 * m
-    R.w = buf + 3 * m
-    R.ok = buf + 4 * m
-    R.c = buf + 5 * m
-    R.i0 = <int*>(buf + 6 * m)
-    R.i1 = <int*>(buf + 7 * m)
-    R.i2 = <int*>(buf + 8 * m)
+    R.L = buf + n
+    R.cm = buf + 2 * n
+    R.w = buf + 3 * n
+    R.ok = buf + 4 * n
+    R.il2 = buf + 5 * n
+    R.i0 = <int*>(buf + 6 * n)
+    R.i1 = R.i0 + n
+    R.i2 = R.i0 + 2 * n
+    R.c = buf + 8 * n
     return R
 
 
@@ -185,14 +175,9 @@ cdef inline Knots _knots(double* buf, int n) noexcept nogil:
     cdef Knots K
     K.R = _rows(buf, n)
     K.a = buf + _rows_size(n)
-    K.a2 = K.a + _stride(n)
-    K.iv2 = K.a2 + _stride(n)
+    K.a2 = K.a + n
+    K.iv2 = K.a2 + n
     return K
-
-
-cdef inline double* _alloc_rows(Py_ssize_t n) noexcept nogil:
-    """``n`` doubles, 64-byte aligned (NULL when out of memory); free with ``free``."""
-    return <double*>aligned_alloc(64, ((n * sizeof(double) + 63) // 64) * 64)
 
 
 cdef inline void _terms_loop(const Params* P, const double* a, const double* a2,
@@ -328,7 +313,7 @@ cdef void _terms(const Params* P, const double* a, const double* a2, const doubl
 
 
 cdef inline void _fold_loop(const Params* P, double wa, int j0, int nt, drow k_f0,
-                            drow L_f1, drow cm_f2, drow w, const double* ok,
+                            drow L_f1, drow cm_f2, drow w, drow il2, const double* ok,
                             int* i0, int* i1, int* i2) noexcept nogil:
     cdef int j
     cdef bint tri, live
@@ -345,16 +330,16 @@ cdef inline void _fold_loop(const Params* P, double wa, int j0, int nt, drow k_f
         live = (ok[j] != 0.0) & ((tri & (kp - Lj >= 0.0) & (kp + Lj < kend))
                                  | ((not tri) & (kj >= lo) & (kj < hi)))
         wj = wa * w[j]
+        w[j] = wj if live else 0.0
         # a dead sample reads (harmlessly, times 0) at lo, inside the trace whenever any
         # sample of the pair is live
         tri = tri & live
         x0 = kp if tri else (kj if live else lo)
         x1 = kp - Lj if tri else x0
         x2 = kp + Lj if tri else x0
-        # the weight times 1 / L^2 (the area of the AA triangle) where the triangle is read;
-        # the select keeps the division unconditional
+        # 1 / L^2 is used only where L > 1; the select keeps the division unconditional
         L2 = Lj * Lj
-        w[j] = wj / (L2 if tri else 1.0) if live else 0.0
+        il2[j] = 1.0 / (L2 if tri else 1.0)
         # all positions >= 0 here, so truncation is floor
         i0[j] = <int>x0
         i1[j] = <int>x1
@@ -366,7 +351,7 @@ cdef inline void _fold_loop(const Params* P, double wa, int j0, int nt, drow k_f
 
 cdef inline void _interp_fold_loop(const Params* P, double wa, int jl, int jr, double kl,
                                    double dk, double wl, double dw, double Ll, double dL,
-                                   drow f0, drow f1, drow f2, drow w, irow i0,
+                                   drow f0, drow f1, drow f2, drow w, drow il2, irow i0,
                                    irow i1, irow i2) noexcept nogil:
     """Sparse t0, a segment with both knots live: linear interpolation of k, w and L and the
     fold (as ``_fold_loop``) in one loop over ``jl <= j < jr`` (at the left knot g = 0 gives
@@ -387,12 +372,13 @@ cdef inline void _interp_fold_loop(const Params* P, double wa, int jl, int jr, d
         tri = Lj > 1.0
         live = (tri & (kp - Lj >= 0.0) & (kp + Lj < kend)) | ((not tri) & (kj >= lo) & (kj < hi))
         wj = wa * wj
+        w[j] = wj if live else 0.0
         tri = tri & live
         x0 = kp if tri else (kj if live else lo)
         x1 = kp - Lj if tri else x0
         x2 = kp + Lj if tri else x0
         L2 = Lj * Lj
-        w[j] = wj / (L2 if tri else 1.0) if live else 0.0
+        il2[j] = 1.0 / (L2 if tri else 1.0)
         i0[j] = <int>x0
         i1[j] = <int>x1
         i2[j] = <int>x2
@@ -430,7 +416,7 @@ cdef void _sparse(const Params* P, const double* a, const double* a2, const doub
         if m - 1 >= P.m0 and K.R.ok[m - 1] != 0.0 and K.R.ok[m] != 0.0:
             _interp_fold_loop(P, wa, jl, jr, K.R.k[m - 1], K.R.k[m] - K.R.k[m - 1],
                               K.R.w[m - 1], K.R.w[m] - K.R.w[m - 1], K.R.L[m - 1],
-                              K.R.L[m] - K.R.L[m - 1], R.k, R.L, R.cm, R.w, R.i0,
+                              K.R.L[m] - K.R.L[m - 1], R.k, R.L, R.cm, R.w, R.il2, R.i0,
                               R.i1, R.i2)
         else:
             if m - 1 >= P.m0:
@@ -440,11 +426,11 @@ cdef void _sparse(const Params* P, const double* a, const double* a2, const doub
                 _terms(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, jb, jr, R)
             jb = jl if jl > P.j0 else P.j0
             if jr > jb:
-                _fold_loop(P, wa, jb, jr, R.k, R.L, R.cm, R.w, R.ok, R.i0, R.i1, R.i2)
+                _fold_loop(P, wa, jb, jr, R.k, R.L, R.cm, R.w, R.il2, R.ok, R.i0, R.i1, R.i2)
     jl = knots[nknots - 1]
     if nknots - 1 >= P.m0:
         _knot_to_rows(K, nknots - 1, jl, R)
-        _fold_loop(P, wa, jl, jl + 1, R.k, R.L, R.cm, R.w, R.ok, R.i0, R.i1, R.i2)
+        _fold_loop(P, wa, jl, jl + 1, R.k, R.L, R.cm, R.w, R.il2, R.ok, R.i0, R.i1, R.i2)
     j = P.j0
     while j < P.nt and R.w[j] == 0.0:
         j += 1
@@ -458,21 +444,14 @@ cdef void _sparse(const Params* P, const double* a, const double* a2, const doub
 cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
                              const double* iv2, double ds2, double dr2, double dxs,
                              double dys, double dxr, double dyr, double wa, drow f0,
-                             drow f1, drow f2, drow w, drow cc, irow i0, irow i1, irow i2,
-                             int* jr, bint inv, bint aa, bint spread, bint root,
-                             bint f32) noexcept nogil:
+                             drow f1, drow f2, drow w, drow il2, drow cm, drow cc, irow i0,
+                             irow i1, irow i2, int* jr, bint inv, bint aa, bint spread,
+                             bint root, bint f32) noexcept nogil:
     """Passes 1 and 2 in one for exact traveltimes, samples ``j0 <= j < nt``: the sample's
     terms (as ``_terms_loop``) go straight into the fold (as ``_fold_loop``) without scratch
-    rows in between. ``jr`` gets the live range [jr[0], jr[1]) and the taper range
-    [jr[3], jr[2]): the live samples inside the angle- or mute-taper zone (jr[2] = 0 if
-    none); ``cc`` gets the obliquity (for the mute taper); the cos^2 of the dip angle is
-    not stored: the taper loop of ``_exact`` recomputes it for the samples of its zone.
-
-    The weight row holds the AA normalisation too (``w / L^2`` where the triangle is read),
-    and the tests against the dip limit and the taper zones are multiplications (``a2 >=
-    cos^2 (a2 + dm^2 iv2)``), not divisions (the float32 path divides for the two leg
-    reciprocals and, with AA, for 1 / L^2; two float32 reciprocals measured faster than one
-    reciprocal of the product).
+    rows in between. ``jr`` gets the live range [jr[0], jr[1]) and jr[2]: one past the last
+    live sample inside the angle-taper zone (0 if none); ``cm`` gets the cos^2 of the dip
+    angle.
 
     ``f32`` (float32 data): the square roots and reciprocals in float32, at twice the SIMD
     width: the leg times go back to double by one Newton step from the float32 root (error
@@ -483,20 +462,19 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
     constants at every call site: one branch-free loop per combination; the range reductions
     are min/max, so the loop stays vectorised.
     """
-    cdef int j, nt = P.nt, jlo = P.nt, jhi = 0, jtp = 0, jtl = P.nt
-    cdef double ts, tr, q, its, itr, c, wt, sp, gx, gy, hl, kj, Lj, kp, x0, x1, x2, den
+    cdef int j, nt = P.nt, jlo = P.nt, jhi = 0, jtp = 0
+    cdef double ts, tr, q, its, itr, cmin, c, wt, sp, gx, gy, hl, kj, Lj, kp, x0, x1, x2, L2
     cdef double xs, xr
-    cdef float s0, s1, rs, rr, fq, fa, fa2, fden, fc, fwt, fsp, fiv, fgx, fgy, fhl, fL
+    cdef float s0, s1, rs, rr, fa, fcmin, fc, fwt, fsp, fiv, fgx, fgy, fhl, fL
     cdef float one = 1.0, half = 0.5
     cdef float fcos2_max = P.cos2_max, fc_mute = P.c_mute, faa_scale = P.aa_scale
-    cdef float faa_max = P.aa_max, fcos_t0 = P.cos2_taper0, fc_t0 = P.c_taper0
+    cdef float faa_max = P.aa_max
     cdef float fdxs = dxs, fdys = dys, fdxr = dxr, fdyr = dyr
-    cdef bint ok, tri, live, zone
+    cdef bint ok, tri, live
     cdef double t_start = P.t_start, idt = P.idt, cos2_max = P.cos2_max, c_mute = P.c_mute
     cdef double cos_t0 = P.cos2_taper0, c_t0 = P.c_taper0
     # squared midpoint displacement (m^2): the output point minus the trace midpoint
     cdef double dm2 = 0.25 * ((dxs + dxr) * (dxs + dxr) + (dys + dyr) * (dys + dyr))
-    cdef float fdm2 = dm2
     cdef double aa_scale = P.aa_scale, aa_max = P.aa_max
     cdef bint obl = P.obliquity != 0
     cdef double pad = P.pad, kend = P.ltrace - 1
@@ -510,7 +488,6 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
             s1 = sqrtf(<float>xr)
             rs = one / s0
             rr = one / s1
-            fq = rs * rr
             ts = s0 + 0.5 * (xs - <double>s0 * s0) * rs
             tr = s1 + 0.5 * (xr - <double>s1 * s1) * rr
         else:
@@ -519,26 +496,25 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
         kj = (ts + tr - t_start) * idt
         if inv and f32:
             fa = <float>a[j]
-            fa2 = <float>a2[j]
-            fiv = <float>iv2[j]
-            # cos^2 of the dip angle is fa2 / fden
-            fden = fa2 + fdm2 * fiv
+            # cos^2 of the dip angle
+            fcmin = <float>a2[j] / <float>(a2[j] + dm2 * iv2[j])
             fc = half * fa * (rs + rr)
             fwt = fc if obl else one
             if spread:
-                fsp = fa * sqrtf(fq)
+                fsp = fa * sqrtf(rs * rr)
                 if root:
                     fsp = sqrtf(fsp)
                 fwt = fwt * fsp
-            ok = (fa2 >= fcos2_max * fden) & (fc >= fc_mute)
-            zone = (fa2 < fcos_t0 * fden) | (fc < fc_t0)
+            ok = (fcmin >= fcos2_max) & (fc >= fc_mute)
             wt = fwt
+            cmin = fcmin
             c = fc
         elif inv:
+            # one division gives both reciprocals
             q = 1.0 / (ts * tr)
             its = tr * q
             itr = ts * q
-            den = a2[j] + dm2 * iv2[j]
+            cmin = a2[j] / (a2[j] + dm2 * iv2[j])
             c = 0.5 * a[j] * (its + itr)
             wt = c if obl else 1.0
             if spread:
@@ -546,14 +522,14 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
                 if root:
                     sp = sqrt(sp)
                 wt = wt * sp
-            ok = (a2[j] >= cos2_max * den) & (c >= c_mute)
-            zone = (a2[j] < cos_t0 * den) | (c < c_t0)
+            ok = (cmin >= cos2_max) & (c >= c_mute)
         else:
             wt = 1.0
+            cmin = 1.0
             c = 1.0
             ok = True
-            zone = False
         if aa and f32:
+            fiv = <float>iv2[j]
             fgx = fiv * (fdxs * rs + fdxr * rr)
             fgy = fiv * (fdys * rs + fdyr * rr)
             fhl = sqrtf(fgx * fgx + fgy * fgy) * faa_scale
@@ -570,23 +546,22 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
         tri = Lj > 1.0
         live = ok & ((tri & (kp - Lj >= 0.0) & (kp + Lj < kend))
                      | ((not tri) & (kj >= lo) & (kj < hi)))
-        tri = tri & live
-        # the weight times 1 / L^2 (the area of the AA triangle) where the triangle is read
-        if aa and f32:
-            w[j] = wa * <double>(fwt / (fL * fL if tri else one)) if live else 0.0
-        elif aa:
-            w[j] = wa * (wt / (Lj * Lj if tri else 1.0)) if live else 0.0
-        else:
-            w[j] = wa * wt if live else 0.0
+        w[j] = wa * wt if live else 0.0
         # the ranges as branch-free min / max reductions, so the loop still vectorises
         jlo = seis_imin(jlo, j + (1 - live) * nt)
         jhi = seis_imax(jhi, (j + 1) * live)
-        jtp = seis_imax(jtp, (j + 1) * (live & zone))
-        jtl = seis_imin(jtl, j + (1 - (live & zone)) * nt)
+        cm[j] = cmin
         cc[j] = c
+        jtp = seis_imax(jtp, (j + 1) * (live & ((cmin < cos_t0) | (c < c_t0))))
+        tri = tri & live
         x0 = kp if tri else (kj if live else lo)
         x1 = kp - Lj if tri else x0
         x2 = kp + Lj if tri else x0
+        if aa and f32:
+            il2[j] = one / (fL * fL if tri else one)
+        else:
+            L2 = Lj * Lj
+            il2[j] = 1.0 / (L2 if tri else 1.0)
         i0[j] = <int>x0
         i1[j] = <int>x1
         i2[j] = <int>x2
@@ -596,7 +571,6 @@ cdef inline void _exact_loop(const Params* P, const double* a, const double* a2,
     jr[0] = jlo if jlo < nt else nt
     jr[1] = jhi if jhi > jr[0] else jr[0]
     jr[2] = jtp
-    jr[3] = jtl
 
 
 cdef void _exact(const Params* P, const double* a, const double* a2, const double* iv2,
@@ -604,74 +578,70 @@ cdef void _exact(const Params* P, const double* a, const double* a2, const doubl
                  double wa, Rows* R, int* jlo, int* jhi, bint f32) noexcept nogil:
     """Passes 1 and 2 for exact traveltimes (``_terms`` then the fold, merged): the read
     rows of samples ``j0 <= j < nt`` and the live range ``[jlo, jhi)`` outside which w = 0."""
-    cdef int j, jr[4]
-    cdef double th, dm2, cmin
+    cdef int j, jr[3]
+    cdef double th
+    # R.ok is free in exact mode: it gets the cos^2 of the dip angle
     if not P.need_inv:
         if f32:
             _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                        R.c, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 1)
+                        R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 1)
         else:
             _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                        R.c, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 0)
+                        R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 0, 0, 0, 0, 0)
     elif P.antialias:
         if not P.spreading:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.c, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.c, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 0, 0, 0)
         elif P.spread_pow == 1.0:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 0, 0)
         else:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 1, 1, 1, 0)
     else:
         if not P.spreading:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.c, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.c, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 0, 0, 0)
         elif P.spread_pow == 1.0:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 0, 0)
         else:
             if f32:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 1)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 1)
             else:
                 _exact_loop(P, a, a2, iv2, ds2, dr2, dxs, dys, dxr, dyr, wa, R.k, R.L, R.cm, R.w,
-                            R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 0)
+                            R.il2, R.ok, R.c, R.i0, R.i1, R.i2, jr, 1, 0, 1, 1, 0)
     jlo[0] = jr[0]
     jhi[0] = jr[1]
-    if jr[2] > jr[3]:
-        # angle and stretch-mute tapers on the live samples of their zones (acos there
-        # only); the dip angle and obliquity recomputed in double for these few samples
-        dm2 = 0.25 * ((dxs + dxr) * (dxs + dxr) + (dys + dyr) * (dys + dyr))
-        for j in range(jr[3], jr[2]):
-            if R.w[j] == 0.0:
-                continue
-            cmin = a2[j] / (a2[j] + dm2 * iv2[j])
-            if cmin < P.cos2_taper0:
-                th = acos(sqrt(cmin))
+    if P.cos2_taper0 > -1.0 or P.c_taper0 > 0.0:
+        # angle and stretch-mute tapers on the live samples of their zones (acos there only)
+        for j in range(jr[0], jr[2]):
+            if R.ok[j] < P.cos2_taper0 and R.w[j] != 0.0:
+                th = acos(sqrt(R.ok[j]))
                 R.w[j] = R.w[j] * 0.5 * (1.0 + _cospi((th - P.th_taper0)
                                                       / (P.th_max - P.th_taper0)))
-            if R.c[j] < P.c_taper0:
+            if R.c[j] < P.c_taper0 and R.w[j] != 0.0:
                 R.w[j] = R.w[j] * _mute_taper(P, R.c[j])
 
 
@@ -698,6 +668,7 @@ cdef void _read_pair(const Params* P, const real* d, const double* s2, real* o,
     cdef const double* f1 = R.L
     cdef const double* f2 = R.cm
     cdef const double* w = R.w
+    cdef const double* il2 = R.il2
     cdef const int* i0 = R.i0
     cdef const int* i1 = R.i1
     cdef const int* i2 = R.i2
@@ -711,11 +682,11 @@ cdef void _read_pair(const Params* P, const real* d, const double* s2, real* o,
                 o[j] += <real>(w[j] * _cubic(d, i0[j], f0[j]))
         return
     for j in range(jlo, jhi):
-        if i1[j] != i0[j]:
+        if il2[j] < 1.0:
             # L > 1: causal-then-anticausal double integral, whose second difference is a
-            # triangle of half-length L and area L^2 (1 / L^2 is in the weight)
+            # triangle of half-length L and area L^2
             v = (2.0 * _lin(s2, i0[j], f0[j]) - _lin(s2, i1[j], f1[j])
-                 - _lin(s2, i2[j], f2[j]))
+                 - _lin(s2, i2[j], f2[j])) * il2[j]
         elif P.interp == 1:
             i = i0[j]
             v = d[i] + f0[j] * (d[i + 1] - d[i])
@@ -841,7 +812,8 @@ def pstm_3d(const real[:, ::1] data, const double[:, ::1] s2, const double[::1] 
     b = tr0 = tr1 = m = 0
     with nogil, parallel(num_threads=threads):
         # scratch rows, one set per thread: the samples, then the packed knots
-        buf = _alloc_rows(_rows_size(nt) + _rows_size(nknots) + 3 * _stride(nknots))
+        buf = <double*>malloc((_rows_size(nt) + _rows_size(nknots) + 3 * nknots)
+                              * sizeof(double))
         # (assigned whole, so that Cython makes R and K private to the thread)
         R = _rows(buf, nt)
         K = _knots(buf + _rows_size(nt), nknots)
@@ -932,7 +904,7 @@ def model_3d(const real[:, ::1] image, const double[:, ::1] points, const double
     cdef int* failed_p = &failed
     buf = NULL
     with nogil, parallel(num_threads=threads):
-        buf = _alloc_rows(_rows_size(nt))
+        buf = <double*>malloc(_rows_size(nt) * sizeof(double))
         R = _rows(buf, nt)
         for tr in prange(ntr, schedule="dynamic", chunksize=1):
             if buf == NULL:
