@@ -6,7 +6,9 @@ builds of ``seis_hpc.kernels.pstm`` (``.so`` files) into one process and times t
 round after round, on the problem of ``bench_kernels.py`` (a subset of its points); each build
 keeps its minimum CPU time over the rounds, so a load spike costs every build alike. It prints
 each build's rate, its speed relative to the first and the largest difference of its image from
-the first build's (relative to the image's maximum).
+the first build's (relative to the image's maximum). Give the first build twice (a copy under
+another name) to see the noise left: under a load of ~4 on 2 cores a build against its own copy
+still came out 0.85x-1.05x.
 
     cp seis_hpc/kernels/pstm.cpython-*.so /tmp/pstm_new.so     # after each build
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ab_kernels.py /tmp/pstm_main.so \\
