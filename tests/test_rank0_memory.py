@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import h5py
 import numpy as np
 import pytest
+from _units import assert_same_units
 
 from seis_hpc.engine import normalise, stream_plan
 from seis_hpc.engine.normalise import FlatReflectors, RhoFiltered, reflector_response, traces_near
@@ -208,14 +209,6 @@ def test_reflector_response_memory_follows_its_points(surveys, monkeypatch):
     assert p1 - p0 < 0.1 * 32 * (n1 - n0), (p0, p1)
 
 
-def _same_units(a, b):
-    assert len(a) == len(b)
-    for u, v in zip(a, b, strict=True):
-        assert (u.uid, u.window, u.work, u.n_traces, u.offset_class) == (
-            v.uid, v.window, v.work, v.n_traces, v.offset_class)
-        assert np.array_equal(u.runs, v.runs)
-
-
 @pytest.mark.parametrize("case", ["all", "part", "classes", "few-units", "tile"])
 def test_streamed_shard_plan_is_the_in_memory_plan(tiny3d, monkeypatch, case):
     """The shard plan cut by cumulative work in shot order, streamed in chunks smaller than
@@ -256,7 +249,7 @@ def test_streamed_shard_plan_is_the_in_memory_plan(tiny3d, monkeypatch, case):
     if case == "classes":
         assert {u.offset_class for u in got.units} == {-1, 0, 1, 2}
     assert len(got.units) >= 3
-    _same_units(got.units, ref.units)
+    assert_same_units(got.units, ref.units)
 
 
 def test_streamed_shard_plan_needs_shot_order(surveys):

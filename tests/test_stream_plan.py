@@ -7,6 +7,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from _units import assert_same_units
 
 from seis_hpc.engine import stream_plan
 from seis_hpc.engine.decomposition import plan_job
@@ -27,14 +28,6 @@ class _Columns:
 
     def __getitem__(self, name):
         return self.c[name]
-
-
-def _same_units(a, b):
-    assert len(a) == len(b)
-    for u, v in zip(a, b, strict=True):
-        assert (u.uid, u.window, u.work, u.n_traces, u.offset_class) == (
-            v.uid, v.window, v.work, v.n_traces, v.offset_class)
-        assert np.array_equal(u.runs, v.runs)
 
 
 def test_merge_runs_and_distinct_traces():
@@ -81,7 +74,7 @@ def test_streamed_tile_plan_is_the_in_memory_plan(tile, aperture, budget, nt, st
                 assert got.bytes_shard == ref.bytes_shard
             else:  # a lower bound of the shard plan's memory, above the budget
                 assert got.budget < got.bytes_shard <= ref.bytes_shard
-            _same_units(got.units, ref.units)
+            assert_same_units(got.units, ref.units)
             seen = np.zeros(n, bool)
             for u in ref.units:
                 seen[u.traces] = True
@@ -138,7 +131,7 @@ def test_engine_plan_memory_does_not_grow_with_the_traces(tmp_path, monkeypatch)
                        250.0, "280M", tile=16, trace_order=idx["byte_offset"])
         compact_plan(ref)
         assert ref.strategy == "tile"
-        _same_units(job.plan.units, ref.units)
+        assert_same_units(job.plan.units, ref.units)
         assert job.traces_distinct == len(np.unique(np.concatenate(
             [u.traces for u in ref.units])))
         figs.append((idx.n_traces, peak))
