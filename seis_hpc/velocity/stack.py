@@ -286,6 +286,7 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
     from seis_hpc.io.export import write_volume_segy
     from seis_hpc.io.shotpoint import line_shotpoints
     from seis_hpc.io.volume import Volume, VolumeWriter
+    from seis_hpc.limits import check_in_memory
     from seis_hpc.progress import Progress
     from seis_hpc.survey import Survey
     from seis_hpc.velocity.model import open_vrms
@@ -300,6 +301,12 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
     sv.check_for("stack")  # prestack, lengths (issue 15)
     idx, grid = sv.index, sv.grid
     time = idx.times()
+    # the float64 sum and int64 live fold of a block of bins and samples, and its result
+    blk = max((i1 - i0) * (j1 - j0) for i0, i1, j0, j1 in bin_blocks(grid, time.size,
+                                                                      block_bytes))
+    check_in_memory(20 * blk * time.size, "the stack",
+                    f"{blk:,} bins x {time.size:,} samples x 20 bytes (sum, fold, result "
+                    "of a block)")
     vel = open_vrms(velocity, grid, time)
     sp = line_shotpoints(idx, grid)
     attrs = {"velocity": os.path.abspath(velocity), "input": _input_path(survey, idx)}
