@@ -89,3 +89,19 @@ def test_panel_store_gives_back_each_panel():
         np.testing.assert_array_equal(got, panels[k])
         got[:] = 0  # a fresh array: the stored panel is unchanged
     np.testing.assert_array_equal(store.get(ks[3]), panels[3])
+
+
+@pytest.mark.parametrize("is_2d", [True, False])
+def test_supergathers_by_bisection_equal_the_scan(is_2d):
+    """The sorted super-gather lookup gives exactly the traces of the scan over every trace
+    (supergather_ids), ascending, at the grid's edges and beyond them too."""
+    from seis_hpc.velocity.velan import Supergathers, supergather_ids
+
+    rng = np.random.default_rng(1)
+    il, xl = rng.integers(1, 9, 5000), rng.integers(100, 160, 5000)
+    finder = Supergathers(il, xl, is_2d)
+    for _ in range(300):
+        a, b, size = int(rng.integers(0, 11)), int(rng.integers(95, 165)), int(rng.integers(1, 8))
+        want = supergather_ids(il, xl, a, b, size, is_2d)
+        np.testing.assert_array_equal(finder.ids(a, b, size), want)
+    assert finder.ids(4, 130, 5).size > 0

@@ -151,6 +151,42 @@ def supergather_ids(inline: np.ndarray, crossline: np.ndarray, il: int, xl: int,
     return np.flatnonzero(sel).astype(np.int64)
 
 
+class Supergathers:
+    """:func:`supergather_ids` for many locations: the traces sorted once by bin, so each
+    super-gather is a few ranges of that order (one per inline) found by bisection, not a
+    pass over every trace of the survey.
+
+    Parameters
+    ----------
+    inline, crossline : numpy.ndarray
+        Bin numbers of every trace.
+    is_2d : bool
+        2D line (only crossline = CMP numbers are used).
+    """
+
+    def __init__(self, inline: np.ndarray, crossline: np.ndarray, is_2d: bool):
+        xl = np.asarray(crossline, dtype=np.int64)
+        il = np.zeros_like(xl) if is_2d else np.asarray(inline, dtype=np.int64)
+        self.order = np.lexsort((xl, il))  # by inline, then crossline; file order within
+        self.il, self.xl = il[self.order], xl[self.order]
+        self.is_2d = is_2d
+
+    def ids(self, il: int, xl: int, size: int) -> np.ndarray:
+        """Trace numbers (ascending) of the super-gather centred on bin (il, xl)."""
+        if int(size) != size or size < 1:
+            raise SeisError(f"supergather size must be a whole number >= 1 (got {size})")
+        half = (int(size) - 1) // 2
+        lines = [0] if self.is_2d else range(int(il) - half, int(il) + half + 1)
+        parts = []
+        for line in lines:
+            a = np.searchsorted(self.il, line, side="left")
+            b = np.searchsorted(self.il, line, side="right")
+            lo = a + np.searchsorted(self.xl[a:b], int(xl) - half, side="left")
+            hi = a + np.searchsorted(self.xl[a:b], int(xl) + half, side="right")
+            parts.append(self.order[lo:hi])
+        return np.sort(np.concatenate(parts)).astype(np.int64)
+
+
 # ---------------------------------------------------------------------------------------------
 # Automatic picking
 
@@ -535,11 +571,12 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
     # pass, so memory holds one panel, not one per location (issue 19)
     scans = []
     panels = _PanelStore()
+    gathers = Supergathers(inline, crossline, grid.is_2d)
     chosen = set() if qc is None else qc.choose(len(locations))
     if qc is not None:
         qc.time, qc.velocities, qc.water_velocity = time, vel, vw
     for n, (il, xl) in enumerate(locations):
-        ids = supergather_ids(inline, crossline, il, xl, params.supergather, grid.is_2d)
+        ids = gathers.ids(il, xl, params.supergather)
         if ids.size >= 2:
             g = source.read_traces(ids)
             panel = semblance(g, offset[ids], dt, vel, t_start=t0, window=params.window,
