@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from seis_hpc.survey import Survey
     from seis_hpc.velocity.model import VrmsFunction, VrmsVolume
 
-TRACE_BLOCK = 4096  # traces per NMO call (4096 x 1000 samples x 8 bytes of velocity: 33 MB)
-BLOCK_BYTES = 64 << 20  # the sum, live fold and result of one block of bins (20 B a sample)
+TRACE_BLOCK = 4096  # most traces per NMO call
+TRACE_BYTES = 16 << 20  # ... and most bytes of their velocities (2,097 traces of 1,000 samples)
+BLOCK_BYTES = 32 << 20  # the sum, live fold and result of one block of bins (20 B a sample)
 
 
 def bin_blocks(grid: BinGrid, ns: int, block_bytes: int = BLOCK_BYTES
@@ -110,12 +111,15 @@ def iter_stack_blocks(source: TraceIndex, bins: np.ndarray, grid: BinGrid,
             local = (bb // nj - i0) * rj + (bb % nj - j0)
             # Many gathers per kernel call (one velocity row per trace): the kernel's threads
             # pay off on thousands of traces, not on the 24 of one CMP.
-            for a in range(0, ids.size, TRACE_BLOCK):
-                blk, col = ids[a:a + TRACE_BLOCK], local[a:a + TRACE_BLOCK]
+            per = max(64, min(TRACE_BLOCK, TRACE_BYTES // (8 * ns)))
+            for a in range(0, ids.size, per):
+                blk, col = ids[a:a + per], local[a:a + per]
                 out = nmo_correct(source.read_traces(blk), offset[blk], dt, v_blk[col],
                                   t_start=t0, stretch_mute=stretch_mute, interp=interp)
-                np.add.at(total, col, out.astype(np.float64))
-                np.add.at(fold, col, (out != 0.0).astype(np.int64))
+                # float32 into the float64 sum and bool into the int64 fold convert each
+                # value exactly, as the copies (astype) that are not made would
+                np.add.at(total, col, out)
+                np.add.at(fold, col, out != 0.0)
         # Normalised by the live fold of each sample (as nmo_stack and SU sustack count it).
         stack = np.where(fold > 0, total / np.maximum(fold, 1), 0.0).astype(np.float32)
         yield ((i0, i1, j0, j1), stack.reshape(ri, rj, ns),
