@@ -132,9 +132,9 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
     idx, grid = sv.index, sv.grid
     time = idx.times()
     # the field is made a block of bins at a time (interpolated and smoothed in float64)
-    blk = field_block_bins(grid, time.size, smooth_m)
-    check_in_memory(48 * blk * time.size, "the velocity field",
-                    f"{blk:,} bins x {time.size:,} samples x 48 bytes (a block of the field)")
+    n_blk = field_block_bins(grid, time.size, smooth_m)
+    check_in_memory(48 * n_blk * time.size, "the velocity field",
+                    f"{n_blk:,} bins x {time.size:,} samples x 48 bytes (a block of the field)")
     defaults = ScanParams()
     picking_qc = None
     if qc is not None and not use_picks:

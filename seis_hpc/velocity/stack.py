@@ -306,10 +306,10 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
     idx, grid = sv.index, sv.grid
     time = idx.times()
     # the float64 sum and int64 live fold of a block of bins and samples, and its result
-    blk = max((i1 - i0) * (j1 - j0) for i0, i1, j0, j1 in bin_blocks(grid, time.size,
+    n_blk = max((i1 - i0) * (j1 - j0) for i0, i1, j0, j1 in bin_blocks(grid, time.size,
                                                                       block_bytes))
-    check_in_memory(20 * blk * time.size, "the stack",
-                    f"{blk:,} bins x {time.size:,} samples x 20 bytes (sum, fold, result "
+    check_in_memory(20 * n_blk * time.size, "the stack",
+                    f"{n_blk:,} bins x {time.size:,} samples x 20 bytes (sum, fold, result "
                     "of a block)")
     vel = open_vrms(velocity, grid, time)
     sp = line_shotpoints(idx, grid)
