@@ -48,7 +48,7 @@ def run(args) -> int:
     config, history = provenance(args, "stack")
     stack(args.input, args.velocity, args.out, segy=args.segy, segy_revision=args.segy_revision,
           stretch_mute=args.stretch_mute, interp=args.interp, index=args.index,
-          bin_grid=args.bin_grid, config=config, history=history)
+          bin_grid=args.bin_grid, config=config, history=history, return_stack=False)
     print(f"stack: wrote {args.out}" + (f" and {args.segy}" if args.segy else ""),
           file=sys.stderr)
     return 0

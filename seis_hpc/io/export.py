@@ -76,6 +76,25 @@ def volume_traces(vol) -> np.ndarray:
     return np.ascontiguousarray(data.reshape(-1, nt))
 
 
+class _DatasetTraces:
+    """The traces of an ``image``/``vrms`` volume whose data is an HDF5 data set, in export
+    order, read a slab of whole lines at a time (``[a:b]``), so writing SEG-Y does not hold
+    the volume in memory."""
+
+    def __init__(self, vol):
+        self.ds, self.nj = vol.data, vol.grid.n_crossline
+        self.shape = (vol.grid.n_bins, len(vol.time))
+        self.ndim = 2
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        a, b, _ = rows.indices(self.shape[0])
+        if len(self.ds.shape) == 2:  # 2D: (cmp, time)
+            return np.asarray(self.ds[a:b], dtype=np.float32)
+        i0, i1 = a // self.nj, (b - 1) // self.nj + 1
+        lines = np.asarray(self.ds[i0:i1], dtype=np.float32).reshape(-1, self.shape[1])
+        return lines[a - i0 * self.nj:b - i0 * self.nj]
+
+
 def volume_text(vol, dt: float, t0: float) -> str:
     """The textual header of ``vol``: what it is, line, CRS/units, sampling, software, history.
 
@@ -136,7 +155,8 @@ def write_volume_segy(path: str | os.PathLike, vol, *, fmt: int = 5, endian: str
     path : path-like
         Output SEG-Y file.
     vol : Volume
-        ``image`` (a stack), ``vrms`` (m/s) or ``gathers``.
+        ``image`` (a stack), ``vrms`` (m/s) or ``gathers``; the data of an image or vrms
+        volume may be an HDF5 data set, read a slab at a time.
     fmt : int
         Sample format code (5 IEEE float, 1 IBM float, ...).
     endian : {"big", "little"}
@@ -165,6 +185,8 @@ def write_volume_segy(path: str | os.PathLike, vol, *, fmt: int = 5, endian: str
         raise SeisError("time axis is not regular: SEG-Y needs one sample interval", path)
     if t[0] < 0:
         raise SeisError(f"first time {t[0]:g} s is negative: SEG-Y delay must be >= 0", path)
-    write_segy(path, volume_traces(vol), volume_headers(vol, fold, shotpoint), round(dt, 9),
+    traces = volume_traces(vol) if isinstance(vol.data, np.ndarray) or vol.name == "gathers" \
+        else _DatasetTraces(vol)
+    write_segy(path, traces, volume_headers(vol, fold, shotpoint), round(dt, 9),
                t_start=float(t[0]), fmt=fmt, endian=endian, text=volume_text(vol, dt, t[0]),
                revision=revision)

@@ -602,7 +602,8 @@ def write_segy(path: str | os.PathLike, data: np.ndarray, headers: dict, dt: flo
     path : path-like
         Output file.
     data : numpy.ndarray
-        Samples, shape ``(n_traces, ns)`` (converted from float32).
+        Samples, shape ``(n_traces, ns)`` (converted from float32); or any object with
+        ``shape``, ``ndim`` and ``data[a:b]`` giving those rows, read a block at a time.
     headers : dict of str -> array-like
         Trace header values keyed by ``segyio.TraceField`` names (``"FieldRecord"``,
         ``"TraceNumber"``, ``"SourceX"``, ``"GroupX"``, ``"CDP"``, ``"offset"``,
@@ -627,7 +628,8 @@ def write_segy(path: str | os.PathLike, data: np.ndarray, headers: dict, dt: flo
         SEG-Y revision: 2 also writes the rev 2.0 sample count (bytes 3269-3272) and interval
         (3273-3280, IEEE double, us), no trace header extensions.
     """
-    data = np.asarray(data)
+    if not (hasattr(data, "shape") and hasattr(data, "ndim")):
+        data = np.asarray(data)  # else an array, or rows read on demand (``data[a:b]``)
     ntr, ns = _check_write_args(data, dt, endian)
     if revision not in (1, 2):
         raise SeisError(f"SEG-Y revision must be 1 or 2 (got {revision})")

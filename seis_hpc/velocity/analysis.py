@@ -97,13 +97,15 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
     """
     import sys
 
+    import h5py
     import numpy as np
 
     from seis_hpc.io.atomic import atomic_outputs, prepare_outputs
+    from seis_hpc.io.volume import VolumeWriter
     from seis_hpc.limits import check_in_memory
     from seis_hpc.progress import Progress
     from seis_hpc.survey import Survey
-    from seis_hpc.velocity.field import field_from_picks, table_from_field, write_vrms
+    from seis_hpc.velocity.field import field_block_bins, field_blocks, table_from_field
     from seis_hpc.velocity.model import read_vrms_csv, write_vrms_table_csv
     from seis_hpc.velocity.picks import read_picks, write_picks, write_su_picks
     from seis_hpc.velocity.velan import (
@@ -129,9 +131,10 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
     sv.check_for("velan")  # prestack, lengths (issue 15)
     idx, grid = sv.index, sv.grid
     time = idx.times()
-    # the field is interpolated and smoothed in float64 (three copies) and written float32
-    check_in_memory(28 * grid.n_bins * time.size, "the velocity field",
-                    f"{grid.n_bins:,} bins x {time.size:,} samples x 28 bytes")
+    # the field is made a block of bins at a time (interpolated and smoothed in float64)
+    n_blk = field_block_bins(grid, time.size, smooth_m)
+    check_in_memory(48 * n_blk * time.size, "the velocity field",
+                    f"{n_blk:,} bins x {time.size:,} samples x 48 bytes (a block of the field)")
     defaults = ScanParams()
     picking_qc = None
     if qc is not None and not use_picks:
@@ -165,8 +168,6 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
     vint_max = scan.get("vint_max", defaults.vint_max)
     water = scan.get("water_velocity", defaults.water_velocity)
     bounds = (min(_lowest(vint_min), water or np.inf), _highest(vint_max))
-    field = field_from_picks(found, grid, time, smooth_m=smooth_m, smooth_s=smooth_s,
-                             vint_bounds=bounds)
     pictures = []
     if qc is not None:
         from seis_hpc.qc.velocity import velan_picture_paths
@@ -177,19 +178,31 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
         out_tmp, picks_tmp, su_tmp, csv_tmp = tmps[:4]
         if picks_tmp:
             write_picks(picks_tmp, found)
-        write_vrms(out_tmp, field, grid, time, config=config, history=list(history),
-                   attrs={"n_locations": len(found.locations)})
-        if su_tmp:
-            write_su_picks(su_tmp, table_from_field(field, grid, time, every=su_every))
-        if csv_tmp:
-            write_vrms_table_csv(csv_tmp, table_from_field(field, grid, time, every=su_every))
-        if pictures:
-            from seis_hpc.qc.velocity import velan_pictures
+        # The field block by block into the file (memory of one block, not of the survey);
+        # the tables and pictures read what they need back from it.
+        with h5py.File(out_tmp, "w") as f:
+            w = VolumeWriter(f, grid, time, "vrms", config=config, history=list(history),
+                             attrs={"n_locations": len(found.locations)})
+            for (i0, i1, j0, j1), blk in field_blocks(found, grid, time, smooth_m=smooth_m,
+                                                      smooth_s=smooth_s, vint_bounds=bounds):
+                if not np.all(np.isfinite(blk)) or blk.min() <= 0:
+                    raise SeisError("vrms field must be finite and > 0 m/s", out)
+                w.put("vrms", blk, slice(i0, i1), slice(j0, j1))
+            if su_tmp or csv_tmp:
+                table = table_from_field(f["vrms"], grid, time, every=su_every)
+                if su_tmp:
+                    write_su_picks(su_tmp, table)
+                if csv_tmp:
+                    write_vrms_table_csv(csv_tmp, table)
+            if pictures:
+                from seis_hpc.qc.velocity import velan_pictures
 
-            where = dict(zip(pictures, tmps[4:], strict=True))
-            name = line or _prefix(idx.segy_path)
-            velan_pictures(picking_qc, found, field, grid, time, qc, line=name,
-                           prefix=_prefix(out), vint_bounds=bounds, dest=where.__getitem__)
+                where = dict(zip(pictures, tmps[4:], strict=True))
+                name = line or _prefix(idx.segy_path)
+                # the pictures draw whole sections: the field is read back whole
+                velan_pictures(picking_qc, found, f["vrms"][...], grid, time, qc, line=name,
+                               prefix=_prefix(out), vint_bounds=bounds,
+                               dest=where.__getitem__)
     found.pictures = pictures
     return found
 

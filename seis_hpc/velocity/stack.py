@@ -11,7 +11,7 @@ gather, so mute zones and dead traces do not dim the stack.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,15 +24,116 @@ if TYPE_CHECKING:
     from seis_hpc.survey import Survey
     from seis_hpc.velocity.model import VrmsFunction, VrmsVolume
 
-TRACE_BLOCK = 4096  # traces per NMO call (4096 x 1000 samples x 8 bytes of velocity: 33 MB)
+TRACE_BLOCK = 4096  # most traces per NMO call
+TRACE_BYTES = 16 << 20  # ... and most bytes of their velocities (2,097 traces of 1,000 samples)
+BLOCK_BYTES = 32 << 20  # the sum, live fold and result of one block of bins (20 B a sample)
+
+
+def bin_blocks(grid: BinGrid, ns: int, block_bytes: int = BLOCK_BYTES
+               ) -> list[tuple[int, int, int, int]]:
+    """Blocks of consecutive bins whose stack fits ``block_bytes``, in output order.
+
+    Whole inlines (several per block where they fit), else pieces of one inline (a 2D line
+    is one inline of CMPs).
+
+    Parameters
+    ----------
+    grid : BinGrid
+        Output grid.
+    ns : int
+        Samples per trace.
+    block_bytes : int
+        Memory of a block's sum, live fold and result (20 bytes per bin and sample).
+
+    Returns
+    -------
+    list of (i0, i1, j0, j1)
+        Inline rows ``i0:i1`` and crossline columns ``j0:j1`` (grid indices from 0).
+    """
+    ni, nj = grid.n_inline, grid.n_crossline
+    per = max(1, int(block_bytes) // (20 * max(int(ns), 1)))  # bins per block
+    if per >= nj:
+        k = per // nj
+        return [(i, min(ni, i + k), 0, nj) for i in range(0, ni, k)]
+    return [(i, i + 1, j, min(nj, j + per)) for i in range(ni) for j in range(0, nj, per)]
+
+
+def iter_stack_blocks(source: TraceIndex, bins: np.ndarray, grid: BinGrid,
+                      velocity: VrmsVolume | VrmsFunction, *, stretch_mute: float | None = 0.3,
+                      interp: str = "linear", block_bytes: int = BLOCK_BYTES,
+                      progress: Callable[[int, int], None] | None = None
+                      ) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]]:
+    """NMO stack of a survey, one block of consecutive bins at a time (:func:`bin_blocks`).
+
+    Only one block's sum and live fold are held, and only its traces are read, so the
+    memory does not grow with the survey beyond one 8-byte sort key per trace. Each bin
+    sums its traces in file order whatever the blocks, so the stack is the same bit for bit
+    for any ``block_bytes``.
+
+    Parameters are those of :func:`nmo_stack_survey`, with
+    block_bytes : int
+        Memory of one block's sum, live fold and result (20 bytes per bin and sample).
+
+    Yields
+    ------
+    (i0, i1, j0, j1), stack, fold
+        The block's grid rows and columns, its stack (float32, shape
+        ``(i1 - i0, j1 - j0, ns)``; 0 in empty bins and where no trace is live) and its
+        fold (int64, shape ``(i1 - i0, j1 - j0)``: the largest live fold over each bin's
+        samples).
+    """
+    from seis_hpc.velocity.nmo import nmo_correct
+
+    b = np.asarray(bins, dtype=np.int64)
+    offset = np.asarray(source["offset"], dtype=np.float64)
+    if b.shape != offset.shape:
+        raise SeisError(f"bins: need one bin per trace ({offset.size}), got {b.shape}")
+    ns, dt, t0 = int(source.ns), float(source.dt), float(source.t_start)
+    nj = grid.n_crossline
+    # Traces by bin (stable: file order within a bin), so a block's traces are one range.
+    order = np.argsort(b, kind="stable")
+    b_sorted = b[order]
+    blocks = bin_blocks(grid, ns, block_bytes)
+    for n, (i0, i1, j0, j1) in enumerate(blocks):
+        ri, rj = i1 - i0, j1 - j0
+        total = np.zeros((ri * rj, ns))
+        fold = np.zeros((ri * rj, ns), dtype=np.int64)
+        # Whole inlines: one range of bins; a piece of an inline: likewise.
+        lo, hi = np.searchsorted(b_sorted, [i0 * nj + j0, (i1 - 1) * nj + j1])
+        ids = np.sort(order[lo:hi])  # file order, as the whole-survey stack took them
+        if ids.size:
+            v_blk = np.asarray(velocity.window(i0, i1, j0, j1), dtype=np.float64)
+            if v_blk.shape != (ri * rj, ns):
+                raise SeisError(f"velocity model gives shape {v_blk.shape} for inlines "
+                                f"{grid.inline0 + i0}..{grid.inline0 + i1 - 1}, expected "
+                                f"({ri * rj}, {ns})")
+            bb = b[ids]
+            local = (bb // nj - i0) * rj + (bb % nj - j0)
+            # Many gathers per kernel call (one velocity row per trace): the kernel's threads
+            # pay off on thousands of traces, not on the 24 of one CMP.
+            per = max(64, min(TRACE_BLOCK, TRACE_BYTES // (8 * ns)))
+            for a in range(0, ids.size, per):
+                blk, col = ids[a:a + per], local[a:a + per]
+                out = nmo_correct(source.read_traces(blk), offset[blk], dt, v_blk[col],
+                                  t_start=t0, stretch_mute=stretch_mute, interp=interp)
+                # float32 into the float64 sum and bool into the int64 fold convert each
+                # value exactly, as the copies (astype) that are not made would
+                np.add.at(total, col, out)
+                np.add.at(fold, col, out != 0.0)
+        # Normalised by the live fold of each sample (as nmo_stack and SU sustack count it).
+        stack = np.where(fold > 0, total / np.maximum(fold, 1), 0.0).astype(np.float32)
+        yield ((i0, i1, j0, j1), stack.reshape(ri, rj, ns),
+               fold.max(axis=1).reshape(ri, rj))
+        if progress is not None:
+            progress(n + 1, len(blocks))
 
 
 def nmo_stack_survey(source: TraceIndex, bins: np.ndarray, grid: BinGrid,
                      velocity: VrmsVolume | VrmsFunction, *, stretch_mute: float | None = 0.3,
                      interp: str = "linear",
                      progress: Callable[[int, int], None] | None = None,
-                     return_fold: bool = False) -> np.ndarray:
-    """NMO stack of every bin of a survey.
+                     return_fold: bool = False, block_bytes: int = BLOCK_BYTES) -> np.ndarray:
+    """NMO stack of every bin of a survey, in memory (blocks of :func:`iter_stack_blocks`).
 
     With ``return_fold`` also return the fold of each bin, shape ``grid.shape`` (int64): the
     largest live fold over its samples, i.e. the number of live traces stacked into it where
@@ -56,46 +157,30 @@ def nmo_stack_survey(source: TraceIndex, bins: np.ndarray, grid: BinGrid,
     interp : {"linear", "cubic"}
         Interpolation of the NMO correction.
     progress : callable, optional
-        Called with (done, total) inlines.
+        Called with (done, total) blocks of bins.
+    return_fold : bool
+        Also return the fold of each bin (see above).
+    block_bytes : int
+        Memory of one block's sum and live fold (:func:`bin_blocks`); the result is the
+        same for any value.
 
     Returns
     -------
     numpy.ndarray, float32, shape ``grid.shape + (ns,)``
         The stack; 0 in empty bins and where no trace is live.
     """
-    from seis_hpc.velocity.nmo import nmo_correct
-
-    b = np.asarray(bins, dtype=np.int64)
-    offset = np.asarray(source["offset"], dtype=np.float64)
-    if b.shape != offset.shape:
-        raise SeisError(f"bins: need one bin per trace ({offset.size}), got {b.shape}")
-    ns, dt, t0 = int(source.ns), float(source.dt), float(source.t_start)
-    ni, nj = grid.n_inline, grid.n_crossline
-    total = np.zeros((ni * nj, ns))
-    fold = np.zeros((ni * nj, ns), dtype=np.int64)
-    for i in range(ni):
-        ids = np.flatnonzero((b >= i * nj) & (b < (i + 1) * nj))
-        if ids.size:
-            v_row = np.asarray(velocity.window(i, i + 1, 0, nj), dtype=np.float64)
-            if v_row.shape != (nj, ns):
-                raise SeisError(f"velocity model gives shape {v_row.shape} for inline "
-                                f"{grid.inline0 + i}, expected ({nj}, {ns})")
-            # Many gathers per kernel call (one velocity row per trace): the kernel's threads
-            # pay off on thousands of traces, not on the 24 of one CMP.
-            for a in range(0, ids.size, TRACE_BLOCK):
-                blk = ids[a:a + TRACE_BLOCK]
-                col = b[blk] - i * nj
-                out = nmo_correct(source.read_traces(blk), offset[blk], dt, v_row[col],
-                                  t_start=t0, stretch_mute=stretch_mute, interp=interp)
-                np.add.at(total, b[blk], out.astype(np.float64))
-                np.add.at(fold, b[blk], (out != 0.0).astype(np.int64))
-        if progress is not None:
-            progress(i + 1, ni)
-    # Normalised by the live fold of each sample (as nmo_stack and SU sustack count it).
-    stack = np.where(fold > 0, total / np.maximum(fold, 1), 0.0).astype(np.float32)
+    ns = int(source.ns)
+    stack = np.zeros(grid.shape + (ns,), dtype=np.float32)
+    fold = np.zeros(grid.shape, dtype=np.int64)
+    st3, fo3 = stack.reshape(grid.n_inline, grid.n_crossline, ns), fold.reshape(
+        grid.n_inline, grid.n_crossline)
+    for (i0, i1, j0, j1), blk, fb in iter_stack_blocks(
+            source, bins, grid, velocity, stretch_mute=stretch_mute, interp=interp,
+            block_bytes=block_bytes, progress=progress):
+        st3[i0:i1, j0:j1], fo3[i0:i1, j0:j1] = blk, fb
     if return_fold:
-        return stack.reshape(grid.shape + (ns,)), fold.max(axis=1).reshape(grid.shape)
-    return stack.reshape(grid.shape + (ns,))
+        return stack, fold
+    return stack
 
 
 def _input_path(survey, idx) -> str:
@@ -151,10 +236,13 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
           segy_revision: int = 1, stretch_mute: float = 0.3, interp: str = "linear",
           index: str | os.PathLike | None = None,
           bin_grid: BinGrid | str | os.PathLike | None = None, config: str = "",
-          history: Sequence[str] = (), progress: bool = True) -> np.ndarray:
+          history: Sequence[str] = (), progress: bool = True,
+          block_bytes: int = BLOCK_BYTES, return_stack: bool = True) -> np.ndarray | None:
     """NMO stack of a survey normalised by the live fold, written to HDF5 (and SEG-Y).
 
     Both outputs or neither: each goes to a temporary name, renamed when both are written.
+    The stack is computed and written one block of consecutive bins at a time
+    (:func:`iter_stack_blocks`), so its memory is that of one block, not of the survey.
 
     Parameters
     ----------
@@ -184,14 +272,24 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
         History lines stored in the output.
     progress : bool
         Show the progress line on stderr.
+    block_bytes : int
+        Memory of one block of bins (sum, live fold and result: 20 bytes per bin and
+        sample); the output is the same for any value.
+    return_stack : bool
+        Read the stack back from ``out`` and return it (the whole section or cube in
+        memory); ``seis-hpc stack`` does not.
 
     Returns
     -------
-    numpy.ndarray, shape ``grid.shape + (nt,)``
-        The stack, as written.
+    numpy.ndarray, shape ``grid.shape + (nt,)``, or None
+        The stack, as written (None without ``return_stack``).
     """
+    import h5py
+
     from seis_hpc.io.atomic import atomic_outputs, prepare_outputs
+    from seis_hpc.io.export import write_volume_segy
     from seis_hpc.io.shotpoint import line_shotpoints
+    from seis_hpc.io.volume import Volume, VolumeWriter
     from seis_hpc.limits import check_in_memory
     from seis_hpc.progress import Progress
     from seis_hpc.survey import Survey
@@ -205,22 +303,43 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
         raise SeisError(f"--stretch-mute must be >= 0 (got {stretch_mute})")
     sv = survey if isinstance(survey, Survey) else Survey.open(survey, index, grid=bin_grid)
     sv.check_for("stack")  # prestack, lengths (issue 15)
-    idx = sv.index
+    idx, grid = sv.index, sv.grid
     time = idx.times()
-    # the float64 sum and int64 live fold of every bin and sample, and the float32 result
-    n_bins = sv.grid.n_bins
-    check_in_memory(20 * n_bins * time.size, "the stack",
-                    f"{n_bins:,} bins x {time.size:,} samples x 20 bytes (sum, fold, result)")
-    vel = open_vrms(velocity, sv.grid, time)
-    with Progress(None, "stack", "inline", mode="auto" if progress else "off") as prog:
-        result, fold = nmo_stack_survey(
-            idx, sv.bin_serial(), sv.grid, vel, return_fold=True,
-            stretch_mute=stretch_mute or None, interp=interp,
-            progress=lambda done, total: (setattr(prog, "total", total), prog.set(done)))
-    with atomic_outputs(out, segy) as (out_tmp, segy_tmp):
-        write_stack(out_tmp, result, sv.grid, time, segy=segy_tmp,
-                    segy_revision=segy_revision, config=config,
-                    history=history, fold=fold, shotpoint=line_shotpoints(idx, sv.grid),
-                    attrs={"velocity": os.path.abspath(velocity),
-                           "input": _input_path(survey, idx)})
-    return result
+    # the float64 sum and int64 live fold of a block of bins and samples, and its result
+    n_blk = max((i1 - i0) * (j1 - j0) for i0, i1, j0, j1 in bin_blocks(grid, time.size,
+                                                                      block_bytes))
+    check_in_memory(20 * n_blk * time.size, "the stack",
+                    f"{n_blk:,} bins x {time.size:,} samples x 20 bytes (sum, fold, result "
+                    "of a block)")
+    vel = open_vrms(velocity, grid, time)
+    sp = line_shotpoints(idx, grid)
+    attrs = {"velocity": os.path.abspath(velocity), "input": _input_path(survey, idx)}
+    fold = np.zeros(grid.shape, dtype=np.int64)  # 8 bytes a bin, for the SEG-Y headers
+    fold3 = fold.reshape(grid.n_inline, grid.n_crossline)
+    # Block by block into the temporary file: only one block of bins is ever in memory
+    # (iter_stack_blocks), whatever the size of the survey.
+    with atomic_outputs(out, segy) as (out_tmp, segy_tmp), \
+            Progress(None, "stack", "block", mode="auto" if progress else "off") as prog:
+        with h5py.File(out_tmp, "w") as f:
+            w = VolumeWriter(f, grid, time, "image", config=config, history=list(history),
+                             attrs=attrs, shotpoint=None if sp is None else sp.values,
+                             shotpoint_attrs=None if sp is None else sp.attrs())
+            for (i0, i1, j0, j1), blk, fb in iter_stack_blocks(
+                    idx, sv.bin_serial(), grid, vel, stretch_mute=stretch_mute or None,
+                    interp=interp, block_bytes=block_bytes,
+                    progress=lambda done, total: (setattr(prog, "total", total),
+                                                  prog.set(done))):
+                w.put("image", blk, slice(i0, i1), slice(j0, j1))
+                fold3[i0:i1, j0:j1] = fb
+            if segy_tmp is not None:
+                # SEG-Y from the HDF5 data set, read back a slab of bins at a time.
+                vol = Volume(f["image"], grid, time, "image", config=config,
+                             history=list(history), attrs=attrs)
+                if sp is not None:
+                    vol.shotpoint, vol.shotpoint_attrs = sp.values, sp.attrs()
+                write_volume_segy(segy_tmp, vol, revision=segy_revision, fold=fold)
+    if not return_stack:
+        return None
+    from seis_hpc.io.volume import read_volume
+
+    return read_volume(out, "image").data

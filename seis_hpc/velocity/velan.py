@@ -151,6 +151,42 @@ def supergather_ids(inline: np.ndarray, crossline: np.ndarray, il: int, xl: int,
     return np.flatnonzero(sel).astype(np.int64)
 
 
+class Supergathers:
+    """:func:`supergather_ids` for many locations: the traces sorted once by bin, so each
+    super-gather is a few ranges of that order (one per inline) found by bisection, not a
+    pass over every trace of the survey.
+
+    Parameters
+    ----------
+    inline, crossline : numpy.ndarray
+        Bin numbers of every trace.
+    is_2d : bool
+        2D line (only crossline = CMP numbers are used).
+    """
+
+    def __init__(self, inline: np.ndarray, crossline: np.ndarray, is_2d: bool):
+        xl = np.asarray(crossline, dtype=np.int64)
+        il = np.zeros_like(xl) if is_2d else np.asarray(inline, dtype=np.int64)
+        self.order = np.lexsort((xl, il))  # by inline, then crossline; file order within
+        self.il, self.xl = il[self.order], xl[self.order]
+        self.is_2d = is_2d
+
+    def ids(self, il: int, xl: int, size: int) -> np.ndarray:
+        """Trace numbers (ascending) of the super-gather centred on bin (il, xl)."""
+        if int(size) != size or size < 1:
+            raise SeisError(f"supergather size must be a whole number >= 1 (got {size})")
+        half = (int(size) - 1) // 2
+        lines = [0] if self.is_2d else range(int(il) - half, int(il) + half + 1)
+        parts = []
+        for line in lines:
+            a = np.searchsorted(self.il, line, side="left")
+            b = np.searchsorted(self.il, line, side="right")
+            lo = a + np.searchsorted(self.xl[a:b], int(xl) - half, side="left")
+            hi = a + np.searchsorted(self.xl[a:b], int(xl) + half, side="right")
+            parts.append(self.order[lo:hi])
+        return np.sort(np.concatenate(parts)).astype(np.int64)
+
+
 # ---------------------------------------------------------------------------------------------
 # Automatic picking
 
@@ -442,6 +478,38 @@ class ScanParams:
         return self.vmin + self.dv * np.arange(n)
 
 
+class _PanelStore:
+    """Semblance panels (float32, all one shape) in an unnamed scratch file (``TMPDIR``),
+    read back one at a time by number: the picker's second pass needs every location's
+    panel, which in memory would grow with the survey."""
+
+    def __init__(self):
+        import tempfile
+
+        self.file = tempfile.TemporaryFile(prefix="seis_hpc_velan_")
+        self.shape: tuple[int, ...] = ()
+        self.count = 0
+
+    def put(self, panel: np.ndarray) -> int:
+        """Store ``panel``; returns its number."""
+        a = np.ascontiguousarray(panel, dtype=np.float32)
+        if self.count and a.shape != self.shape:
+            raise ValueError(f"panel shape {a.shape} differs from {self.shape}")
+        self.shape = a.shape
+        self.file.write(a.tobytes())
+        self.count += 1
+        return self.count - 1
+
+    def get(self, k: int) -> np.ndarray:
+        """Panel number ``k`` (a fresh array)."""
+        import os
+
+        self.file.flush()
+        n = 4 * math.prod(self.shape)
+        buf = bytearray(os.pread(self.file.fileno(), n, k * n))
+        return np.frombuffer(buf, dtype=np.float32).reshape(self.shape)
+
+
 def velocity_analysis(source, inline, crossline, grid, locations, params: ScanParams,
                       reference=None, progress=None, qc: PickingQC | None = None) -> Picks:
     """Semblance scan and automatic picks at each analysis location, guided by physics.
@@ -499,12 +567,16 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
     dt, t0, ns = float(source.dt), float(source.t_start), int(source.ns)
     time = t0 + dt * np.arange(ns)
     vw = params.water_velocity
-    scans = []  # (il, xl, panel, water-bottom time)
+    # (il, xl, panel, water-bottom time); the panels wait in a scratch file for the second
+    # pass, so memory holds one panel, not one per location (issue 19)
+    scans = []
+    panels = _PanelStore()
+    gathers = Supergathers(inline, crossline, grid.is_2d)
     chosen = set() if qc is None else qc.choose(len(locations))
     if qc is not None:
         qc.time, qc.velocities, qc.water_velocity = time, vel, vw
     for n, (il, xl) in enumerate(locations):
-        ids = supergather_ids(inline, crossline, il, xl, params.supergather, grid.is_2d)
+        ids = gathers.ids(il, xl, params.supergather)
         if ids.size >= 2:
             g = source.read_traces(ids)
             panel = semblance(g, offset[ids], dt, vel, t_start=t0, window=params.window,
@@ -523,11 +595,12 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
                     if cell.size == 0 or abs(vel[int(np.argmax(cell.max(axis=1)))] / vw - 1) \
                             > 0.04:
                         t_wb = None
-            scans.append((il, xl, panel.astype(np.float32), t_wb))
+            panel = panel.astype(np.float32)
+            scans.append((il, xl, panels.put(panel), t_wb))
             if n in chosen:
                 x, y = grid.grid_to_world(il, xl)
                 qc.locations[(il, xl)] = LocationQC(
-                    il, xl, cdp_number(grid, il, xl), float(x), float(y), scans[-1][2],
+                    il, xl, cdp_number(grid, il, xl), float(x), float(y), panel,
                     g.astype(np.float32), offset[ids].copy())
         if progress is not None:
             progress(n + 1, len(locations))
@@ -557,8 +630,8 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
 
     # Pass 1: physics only; its picks (less the multiples) define the trend.
     first = []
-    for _il, _xl, panel, t_wb in scans:
-        tp, vp, sp = pick(panel, t_wb, ref=reference)
+    for _il, _xl, k, t_wb in scans:
+        tp, vp, sp = pick(panels.get(k), t_wb, ref=reference)
         if vw:
             keep = ~_multiple_band(tp, t_wb, params) | (vp > params.multiple_speedup * vw)
             tp, vp = tp[keep], vp[keep]
@@ -579,7 +652,8 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
             if ok.sum() >= 2:
                 r = vp[ok] / trend.vrms(tp[ok], t_wb)
                 scale[n] = float(np.clip(np.median(r), 0.9, 1.1))
-    for (il, xl, panel, t_wb), sc in zip(scans, scale, strict=True):
+    for (il, xl, k, t_wb), sc in zip(scans, scale, strict=True):
+        panel = panels.get(k)
         if trend is not None:
             # Scale the sediments' interval velocities, not the water.
             tr2t = trend.vrms(time, t_wb) ** 2 * time
