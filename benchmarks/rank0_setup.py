@@ -54,7 +54,7 @@ def _open(index: str, mem: str) -> None:
 
 def _normalise(index: str, ranks: int) -> None:
     from seis_hpc.engine import normalise
-    from seis_hpc.engine.pstm_run import take_columns
+    from seis_hpc.engine.stream_plan import take_columns
     from seis_hpc.geometry import BinGrid
     from seis_hpc.io.index import TraceIndex
 

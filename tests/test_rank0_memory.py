@@ -23,8 +23,7 @@ from _units import assert_same_units
 
 from seis_hpc.engine import normalise, stream_plan
 from seis_hpc.engine.normalise import FlatReflectors, RhoFiltered, reflector_response, traces_near
-from seis_hpc.engine.pstm_run import take_columns
-from seis_hpc.engine.stream_plan import column_abs_max
+from seis_hpc.engine.stream_plan import column_abs_max, take_columns
 from seis_hpc.geometry import BinGrid
 from seis_hpc.io.index import TraceIndex
 from seis_hpc.io.spec3d import SpecSurvey, write_headers_only

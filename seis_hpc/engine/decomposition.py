@@ -152,8 +152,8 @@ class WorkUnit:
                 f"work {self.work:.3g}{cls})")
 
 
-def _window_of(grid: BinGrid, fi: np.ndarray, fj: np.ndarray, reach: float
-               ) -> tuple[int, int, int, int]:
+def window_of(grid: BinGrid, fi: np.ndarray, fj: np.ndarray, reach: float
+              ) -> tuple[int, int, int, int]:
     """Grid block covering every bin within ``reach`` m of the points (fi, fj) (grid indices)."""
     if len(fi) == 0:
         return (0, 0, 0, 0)
@@ -239,7 +239,7 @@ def shard_traces(grid: BinGrid, mx, my, shot, aperture: float, n_units: int,
                 continue
             ids = np.sort(sel[a:b])
             units.append(WorkUnit(len(units), ids, float(work[ids].sum()),
-                                  _window_of(grid, fi[ids], fj[ids], aperture), int(c)))
+                                  window_of(grid, fi[ids], fj[ids], aperture), int(c)))
     return units
 
 

@@ -101,7 +101,7 @@ def ricker(t: np.ndarray, peak_hz: float) -> np.ndarray:
 
 def _take(source, names, ids) -> dict[str, np.ndarray]:
     """Columns ``names`` of the traces ``ids`` of ``source``, read for those traces only."""
-    from seis_hpc.engine.pstm_run import take_columns
+    from seis_hpc.engine.stream_plan import take_columns
 
     return take_columns(source, names, np.asarray(ids, dtype=np.int64))
 

@@ -40,6 +40,7 @@ from seis_hpc.engine.outputs import (
     h5py_has_mpi,
 )
 from seis_hpc.engine.schedule import make_queue
+from seis_hpc.engine.stream_plan import take_columns
 from seis_hpc.engine.timers import Timers, timing_table
 from seis_hpc.errors import SeisError
 from seis_hpc.geometry import offset_classes
@@ -106,16 +107,6 @@ class _Signals:
     def __exit__(self, *exc):
         for s, h in self.old.items():
             signal.signal(s, h)
-
-
-def take_columns(source: TraceSource, names, ids: np.ndarray) -> dict[str, np.ndarray]:
-    """Columns ``names`` (float64) of the traces ``ids`` of ``source``: through its
-    ``take`` (a :class:`~seis_hpc.io.index.TraceIndex` reads only those rows from its file)
-    where it has one, else by indexing its whole columns."""
-    take = getattr(source, "take", None)
-    cols = take(names, ids) if take is not None else {k: np.asarray(source[k])[ids]
-                                                        for k in names}
-    return {k: np.asarray(cols[k], dtype=np.float64) for k in names}
 
 
 class TraceCache:

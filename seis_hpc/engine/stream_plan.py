@@ -55,6 +55,16 @@ PLAN_CHUNK = 1 << 16
 Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
+def take_columns(source, names, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Columns ``names`` (float64) of the traces ``ids`` of ``source``: through its
+    ``take`` (a :class:`~seis_hpc.io.index.TraceIndex` reads only those rows from its file)
+    where it has one, else by indexing its whole columns."""
+    take = getattr(source, "take", None)
+    cols = take(names, ids) if take is not None else {k: np.asarray(source[k])[ids]
+                                                        for k in names}
+    return {k: np.asarray(cols[k], dtype=np.float64) for k in names}
+
+
 def n_rows(source) -> int:
     """Traces of a source (a :class:`~seis_hpc.io.index.TraceIndex` says so without
     loading a column)."""
@@ -394,7 +404,7 @@ def plan_shard_streamed(grid: BinGrid, nt: int, ns: int, source, aperture: float
     Parameters are those of :func:`plan_tiles_streamed` and ``plan_job``; ``traces`` the
     trace numbers of a part (increasing), default all.
     """
-    from seis_hpc.engine.decomposition import _window_of, bins_in_aperture, grid_coords
+    from seis_hpc.engine.decomposition import bins_in_aperture, grid_coords, window_of
     from seis_hpc.geometry import offset_classes
 
     if strategy not in ("auto", "shard"):
@@ -478,7 +488,7 @@ def plan_shard_streamed(grid: BinGrid, nt: int, ns: int, source, aperture: float
     units = []
     for c in cutters:
         for u in range(base[c], base[c] + len(cuts[c]) - 1):
-            win = _window_of(grid, box[u, :2], box[u, 2:], aperture)
+            win = window_of(grid, box[u, :2], box[u, 2:], aperture)
             units.append(CompactUnit.of_runs(u, merge_runs(np.concatenate(runs[u])),
                                              float(work[u]), win, c))
     img = image_bytes(grid.n_bins, nt, n_classes)
