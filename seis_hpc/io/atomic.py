@@ -26,6 +26,8 @@ from pathlib import Path
 # Absolute paths of live temporary files, in creation order (a dict as an ordered set: its
 # single operations are atomic under the GIL, so a signal handler may read it at any time).
 _LIVE: dict[str, None] = {}
+# The signal being acted on and the one already reported (cleanup_on_signals).
+_STOPPING: dict[str, int] = {}
 
 
 def temporary_name(path: str | os.PathLike) -> Path:
@@ -183,7 +185,9 @@ def _exit_on_signal(signum: int) -> None:
     name = signal.Signals(signum).name
     said = "interrupted" if signum == signal.SIGINT else f"stopped by {name}"
     if world is None:
-        print(f"seis-hpc: {said}", file=sys.stderr, flush=True)
+        if _STOPPING.get("said") != signum:
+            print(f"seis-hpc: {said}", file=sys.stderr, flush=True)
+        _STOPPING["said"] = signum
         raise SystemExit(status)
     # mpiexec signals every rank: rank 0 speaks and aborts the job; another rank does so
     # only if rank 0 has not within a second (the signal was sent to that rank alone).
@@ -209,13 +213,30 @@ def cleanup_on_signals(signals=(signal.SIGTERM, signal.SIGINT)) -> Iterator[None
     inside the block (the PSTM engine's checkpoint-on-SIGTERM) take precedence while they are
     installed. A signal that is ignored, or handled by the program that called this (other
     than Python's default SIGINT handler), is left alone (``atexit`` still removes the files);
-    outside the main thread nothing is installed.
+    outside the main thread nothing is installed. A signal whose handler runs inside code
+    that drops exceptions (a weakref callback, ``__del__``) ends the process there with the
+    same status, through ``sys.unraisablehook``, without running ``finally`` blocks.
     """
     old = {}
 
     def handler(signum, frame):
         remove_temporaries()
+        _STOPPING["signal"] = signum
         _exit_on_signal(signum)
+
+    previous_hook = sys.unraisablehook
+
+    def unraisable(u):
+        # The handler ran inside code whose exceptions Python drops (a weakref callback,
+        # __del__: "Exception ignored in ..."), and its SystemExit with it. The temporaries
+        # are gone and the message is out: end here (finally blocks do not run; a signal
+        # sent again would be dropped the same way while that code runs).
+        if isinstance(u.exc_value, SystemExit) and "signal" in _STOPPING:
+            for f in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    f.flush()
+            os._exit(128 + _STOPPING["signal"])
+        previous_hook(u)
 
     for s in signals:
         now = signal.getsignal(s)
@@ -225,8 +246,13 @@ def cleanup_on_signals(signals=(signal.SIGTERM, signal.SIGINT)) -> Iterator[None
             old[s] = signal.signal(s, handler)
         except ValueError:  # not the main thread (embedded use)
             pass
+    if old:
+        sys.unraisablehook = unraisable
     try:
         yield
     finally:
         for s, h in old.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
+        if old:
+            sys.unraisablehook = previous_hook
+            _STOPPING.clear()
