@@ -223,6 +223,27 @@ def test_sigterm_to_mpiexec_leaves_no_temporary(folder):
     assert not out.exists() and sha(inp) == before
 
 
+@pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec beside python")
+def test_sigterm_while_a_rank_lags_leaves_no_temporary(folder):
+    """Rank 1 lags 2 s behind rank 0 (seen in CI under load): rank 0 must not create the
+    shared temporary before rank 1 lists it, else SIGTERM while rank 0 waits in a collective
+    ends the job by rank 1's abort with the file on no rank's list."""
+    inp, out = folder / "shots.sgy", folder / "out.sgy"
+    p = subprocess.Popen([str(MPIEXEC), "-n", "2", PY, "-m", "seis_hpc", "edit", str(inp),
+                          "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=env(SEIS_HPC_GATHER_DELAY=0.3,
+                                            SEIS_HPC_LAG_RANK="1:2"))
+    t0 = time.time()
+    while not list(folder.glob(".out.sgy.tmp-*")) and time.time() - t0 < 1.0:
+        time.sleep(0.01)
+    p.send_signal(signal.SIGTERM)  # within rank 1's lag, or just after rank 0 made the file
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    assert err.count("stopped by SIGTERM") == 1 and "Traceback" not in err
+    assert leftovers(folder) == []
+    assert not out.exists()
+
+
 def test_temporary_name_is_hidden_sibling(tmp_path):
     t = temporary_name(tmp_path / "o.sgy")
     assert t.parent == tmp_path and t.name == f".o.sgy.tmp-{os.getpid()}"

@@ -17,6 +17,9 @@ Variable                       Effect
 ``SEIS_HPC_GATHER_DELAY=S``    Flow steps: sleep S seconds after writing each gather, so that a
                                test can interrupt a step while its temporary output exists
                                (:func:`after_gather`)
+``SEIS_HPC_LAG_RANK=R:S``      Flow steps: rank R sleeps S seconds after it learns the shared
+                               temporary's name, before it lists it (a rank that lags behind
+                               rank 0; :func:`before_listing_shared`)
 =============================  ===============================================================
 """
 
@@ -31,6 +34,7 @@ UNIT_DELAY = "SEIS_HPC_UNIT_DELAY"
 FAIL_WRITE_RANK = "SEIS_HPC_FAIL_WRITE_RANK"
 GATHER_DELAY = "SEIS_HPC_GATHER_DELAY"
 FAIL_SETUP_RANK = "SEIS_HPC_FAIL_SETUP_RANK"
+LAG_RANK = "SEIS_HPC_LAG_RANK"
 
 
 @cache
@@ -43,6 +47,7 @@ def _settings() -> dict:
         "fail_write_rank": env.get(FAIL_WRITE_RANK, ""),
         "gather_delay": float(env.get(GATHER_DELAY, "0") or 0),
         "fail_setup_rank": env.get(FAIL_SETUP_RANK, ""),
+        "lag_rank": env.get(LAG_RANK, ""),
     }
 
 
@@ -101,3 +106,16 @@ def after_gather() -> None:
     delay = _settings()["gather_delay"]
     if delay:
         time.sleep(delay)
+
+
+def before_listing_shared(rank: int) -> None:
+    """Sleep on the rank ``$SEIS_HPC_LAG_RANK`` (``R:S``) names, for S seconds.
+
+    Parameters
+    ----------
+    rank : int
+        This process's MPI rank.
+    """
+    who, _, seconds = _settings()["lag_rank"].partition(":")
+    if who == str(rank) and seconds:
+        time.sleep(float(seconds))

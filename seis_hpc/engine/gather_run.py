@@ -142,10 +142,16 @@ def run_step(step: StepSpec, params: dict, input_path: str | os.PathLike,
     tmp, err = checked_on_root(comm, check)
     if err:
         raise SeisError(err)
+    faults.before_listing_shared(rank)
     # Every rank lists the shared temporary file, so that whichever rank fails removes it
     # before the abort (the ranks the abort kills run no handler), and so does SIGTERM/SIGINT;
     # one rank alone removes it on any exception.
     with registered(tmp, remove_on_error=size == 1):
+        if size > 1:
+            # Rank 0 creates the file only once every rank lists it: a signal to a rank that
+            # lagged behind, while rank 0 waits in a collective and cannot run its handler,
+            # would otherwise abort the job with the file on no rank's list.
+            comm.Barrier()
         with abort_on_error(comm):
             reader = open_traces(input_path, bin_cmps=step.gather_key(params) == "cmp")
             groups = group_traces(reader.index, step.gather_key(params))
