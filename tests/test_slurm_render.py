@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from _truth import assert_diffractors_exact
@@ -255,6 +256,34 @@ def test_merge_parts_rebuilds_the_whole_image(tmp_path):
     out2 = tmp_path / "gap.h5"
     r = cli("slurm", "merge", paths[0], paths[2], "--out", out2)
     assert r.returncode == 2 and "gap or overlap" in r.stderr and not out2.exists()
+
+
+def test_merge_of_2d_parts_keeps_the_line_shotpoints(tmp_path):
+    """Parts of a 2D line each hold the SP of their own CMPs; the merged line holds them all,
+    in CMP order (SEG-Y bytes 197-200 of the deliverable); a part without SPs drops them."""
+    from seis_hpc.io.volume import read_shotpoint
+
+    g = BinGrid.line(1000.0, 2000.0, 30.0, 6.25, 101, 9)
+    t = np.arange(12) * 0.004
+    data = np.random.default_rng(4).standard_normal((9, 12)).astype(np.float32)
+    sp = 500 + np.arange(9) // 2  # two CMPs per shot point
+    attrs = {"source": "ShotPoint", "method": "interpolated", "n_sources": 5,
+             "units": "shot-point number"}
+    paths = []
+    for k, (a, b) in enumerate([(0, 3), (3, 7), (7, 9)]):
+        p = tmp_path / f"line.part{k:03d}.h5"
+        write_volume(p, Volume(data[a:b], _sub(g, 0, 1, 101 + a, b - a), t,
+                               shotpoint=sp[a:b], shotpoint_attrs=attrs))
+        paths.append(str(p))
+    merge_parts(list(reversed(paths)), str(tmp_path / "line.h5"))
+    with h5py.File(tmp_path / "line.h5", "r") as f:
+        got, got_attrs = read_shotpoint(f)
+        assert np.array_equal(f["image"][...].reshape(data.shape), data)
+    assert np.array_equal(got, sp) and got_attrs["source"] == "ShotPoint"
+    write_volume(paths[1], Volume(data[3:7], _sub(g, 0, 1, 104, 4), t))  # no SPs
+    merge_parts(paths, str(tmp_path / "line2.h5"))
+    with h5py.File(tmp_path / "line2.h5", "r") as f:
+        assert read_shotpoint(f) == (None, {})
 
 
 def test_merge_refuses_parts_of_other_grids(tmp_path):

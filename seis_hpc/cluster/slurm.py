@@ -606,6 +606,29 @@ def part_grid(grid, parts: int, task: int) -> list[int]:
     return [lo, hi, grid.crossline0, grid.crossline0 + grid.n_crossline - 1]
 
 
+def _merged_shotpoint(heads) -> tuple[np.ndarray | None, dict]:
+    """A 2D line's ``shotpoint`` from its parts (sorted by first CMP): each part holds the SP
+    of its own CMPs, so the line's is their concatenation; (None, {}) unless every part has
+    one for each of its CMPs, with the same attributes (source, method)."""
+    import h5py
+
+    from seis_hpc.io.volume import read_shotpoint
+
+    values, first = [], None
+    for g, _, p, _, _ in heads:
+        with h5py.File(p, "r") as f:
+            sp, attrs = read_shotpoint(f)
+        if sp is None or len(sp) != g.n_crossline:
+            return None, {}
+        key = {k: str(v) for k, v in attrs.items()}
+        if first is None:
+            first = (key, attrs)
+        elif key != first[0]:
+            return None, {}
+        values.append(sp)
+    return np.concatenate(values), first[1]
+
+
 def merge_parts(paths: list[str], out: str) -> tuple[int, ...]:
     """Assemble part images (consecutive inline or CMP ranges of one grid) into ``out``.
 
@@ -678,8 +701,10 @@ def merge_parts(paths: list[str], out: str) -> tuple[int, ...]:
     for h in heads:
         history += json.loads(h[4]) if isinstance(h[4], str) else []
     history.append(f"seis-hpc slurm merge: {len(heads)} parts")
+    sp, sp_attrs = _merged_shotpoint(heads) if grid.is_2d else (None, {})
     with atomic_output(out) as tmp, h5py.File(tmp, "w") as f:
-        w = VolumeWriter(f, grid, time, "image", config=heads[0][3], history=history)
+        w = VolumeWriter(f, grid, time, "image", config=heads[0][3], history=history,
+                         shotpoint=sp, shotpoint_attrs=sp_attrs)
         f.attrs.update(scale[0])  # the parts' amplitude scale (the plain sum for [array])
         for g, _, p, _, _ in heads:
             with h5py.File(p, "r") as src:
