@@ -190,11 +190,7 @@ class Survey:
 
     def bin_serial(self) -> np.ndarray:
         """Each trace's bin as a flat index into ``grid.shape`` (C order); -1 outside."""
-        g = self.grid
-        il = np.asarray(self.index["inline"]) - g.inline0
-        xl = np.asarray(self.index["crossline"]) - g.crossline0
-        inside = (il >= 0) & (il < g.n_inline) & (xl >= 0) & (xl < g.n_crossline)
-        return np.where(inside, il * g.n_crossline + xl, -1)
+        return _bin_serial(self.grid, self.index["inline"], self.index["crossline"])
 
     def _chunks(self, names, traces: np.ndarray | None = None):
         """The columns ``names`` (and each row's bin serial, ``"bin"``) chunk by chunk: the
@@ -202,14 +198,10 @@ class Survey:
         file (:func:`~seis_hpc.engine.stream_plan.column_chunks`; bounded memory)."""
         from seis_hpc.engine.stream_plan import PLAN_CHUNK, column_chunks, take_rows
 
-        g = self.grid
         need = ["inline", "crossline", *names]
 
         def with_bin(cols):
-            il = np.asarray(cols["inline"]) - g.inline0
-            xl = np.asarray(cols["crossline"]) - g.crossline0
-            inside = (il >= 0) & (il < g.n_inline) & (xl >= 0) & (xl < g.n_crossline)
-            cols["bin"] = np.where(inside, il * g.n_crossline + xl, -1)
+            cols["bin"] = _bin_serial(self.grid, cols["inline"], cols["crossline"])
             return cols
 
         if traces is not None:
@@ -358,6 +350,15 @@ class Survey:
                             f"bytes 89-90 say {UNIT_NAMES[code]} ({code}); if they are "
                             "lengths, run seis-hpc index FILE --coordinate-units metres|feet",
                             self.index.segy_path)
+
+
+def _bin_serial(g: BinGrid, inline, crossline) -> np.ndarray:
+    """Bins (inline, crossline numbers) as flat indices into ``g.shape`` (C order); -1
+    outside the grid."""
+    il = np.asarray(inline) - g.inline0
+    xl = np.asarray(crossline) - g.crossline0
+    inside = (il >= 0) & (il < g.n_inline) & (xl >= 0) & (xl < g.n_crossline)
+    return np.where(inside, il * g.n_crossline + xl, -1)
 
 
 def geometry_request(cmp_interval: float | None, grid: BinGrid | None,

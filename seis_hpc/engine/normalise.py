@@ -85,7 +85,9 @@ class RhoFiltered:
 
     def take(self, names, ids: np.ndarray) -> dict[str, np.ndarray]:
         """Columns of the traces ``ids`` only (the engine's reads: never a whole column)."""
-        return _take(self.src, names, ids)
+        from seis_hpc.engine.stream_plan import take_columns
+
+        return take_columns(self.src, names, ids)
 
     def read_traces(self, ids: np.ndarray) -> np.ndarray:
         from seis_hpc.migration.pstm import rho_filter
@@ -97,13 +99,6 @@ def ricker(t: np.ndarray, peak_hz: float) -> np.ndarray:
     """Zero-phase Ricker wavelet of peak frequency ``peak_hz`` (Hz) at times ``t`` (s); peak 1."""
     a = (math.pi * peak_hz * np.asarray(t, dtype=np.float64)) ** 2
     return (1.0 - 2.0 * a) * np.exp(-a)
-
-
-def _take(source, names, ids) -> dict[str, np.ndarray]:
-    """Columns ``names`` of the traces ``ids`` of ``source``, read for those traces only."""
-    from seis_hpc.engine.stream_plan import take_columns
-
-    return take_columns(source, names, np.asarray(ids, dtype=np.int64))
 
 
 class FlatReflectors:
@@ -132,7 +127,9 @@ class FlatReflectors:
             pos = np.minimum(np.searchsorted(have, ids), max(have.size - 1, 0))
             if have.size and np.array_equal(have[pos], ids):
                 return {k: cols[k][pos] for k in names}
-        return _take(self.src, names, ids)
+        from seis_hpc.engine.stream_plan import take_columns
+
+        return take_columns(self.src, names, ids)
 
     def read_traces(self, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
@@ -264,9 +261,9 @@ def traces_near(source, xy: list[tuple[float, float]], aperture: float, extra=()
             mx, my = 0.5 * (c["sx"] + c["rx"]), 0.5 * (c["sy"] + c["ry"])
             lo_x, hi_x, lo_y, hi_y = mx.min(), mx.max(), my.min(), my.max()
             for k, (x, y) in enumerate(batch):
-                if (max(lo_x - x, x - hi_x, 0.0) ** 2 + max(lo_y - y, y - hi_y, 0.0) ** 2
-                        > (reach * (1 + 1e-9) + 1e-6) ** 2):
-                    continue  # the chunk's box is out of reach
+                if max(lo_x - x, x - hi_x, 0.0) ** 2 + max(lo_y - y, y - hi_y, 0.0) ** 2 \
+                        > (reach + 1e-6) ** 2:
+                    continue  # the chunk's box is out of reach (1 um: rounding of the box)
                 d = np.hypot(mx - x, my - y)
                 hit = np.flatnonzero(d <= reach)
                 if hit.size:

@@ -59,6 +59,7 @@ def take_columns(source, names, ids: np.ndarray) -> dict[str, np.ndarray]:
     """Columns ``names`` (float64) of the traces ``ids`` of ``source``: through its
     ``take`` (a :class:`~seis_hpc.io.index.TraceIndex` reads only those rows from its file)
     where it has one, else by indexing its whole columns."""
+    ids = np.asarray(ids, dtype=np.int64)
     take = getattr(source, "take", None)
     cols = take(names, ids) if take is not None else {k: np.asarray(source[k])[ids]
                                                         for k in names}
