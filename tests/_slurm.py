@@ -286,6 +286,18 @@ class Cluster:
         return subprocess.run(list(args), cwd=cwd, env={**self.env, **(env or {})},
                               capture_output=True, text=True, timeout=timeout)
 
+    def submit_rendered(self, config: Path, cwd: Path) -> tuple[str, str, str]:
+        """``seis-hpc slurm render`` an ``[array]`` job config and run its submit script;
+        return the script's output, the array job's id and the merge job's id."""
+        r = self.run(sys.executable, "-m", "seis_hpc", "slurm", "render", "--config",
+                     str(config), "--out", str(cwd / "submit.sh"), cwd=cwd)
+        assert r.returncode == 0, r.stderr
+        r = self.run("bash", str(cwd / "submit.sh"), cwd=cwd)
+        assert r.returncode == 0, r.stderr
+        array_id = r.stdout.split("submitted array job ")[1].split()[0]
+        merge_id = r.stdout.split("submitted merge job ")[1].split()[0]
+        return r.stdout, array_id, merge_id
+
     def job(self, job_id: str) -> dict[str, str]:
         r = self.run("scontrol", "show", "job", "-o", job_id, cwd=self.dir)
         fields = {}

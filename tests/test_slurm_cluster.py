@@ -147,14 +147,8 @@ args = ["--aperture", "400", "--max-angle", "60", "--tmax", "1.0", "--dt", "0.00
 parts = 2
 merge_time = "00:05:00"
 """)
-    r = cluster.run(sys.executable, "-m", "seis_hpc", "slurm", "render", "--config",
-                    str(work / "job.toml"), "--out", str(work / "submit.sh"), cwd=work)
-    assert r.returncode == 0, r.stderr
-    r = cluster.run("bash", str(work / "submit.sh"), cwd=work)
-    assert r.returncode == 0, r.stderr
-    array_id = r.stdout.split("submitted array job ")[1].split()[0]
-    merge_id = r.stdout.split("submitted merge job ")[1].split()[0]
-    assert f"(after {array_id})" in r.stdout
+    submitted, array_id, merge_id = cluster.submit_rendered(work / "job.toml", work)
+    assert f"(after {array_id})" in submitted
     assert cluster.job(merge_id).get("Dependency", "").startswith(f"afterok:{array_id}")
     t0 = time.time()
     while True:

@@ -152,13 +152,7 @@ merge_time = "00:05:00"
     # the parts split the whole grid; the reference is the one-rank image of the whole grid
     # (array parts hold the plain sum: a per-part amplitude response would show at the seam)
     whole_ref = one_rank(out0 / "survey", work / "one_rank_whole.h5", "--normalise", "none")
-    r = twonode.run(sys.executable, "-m", "seis_hpc", "slurm", "render", "--config",
-                    str(work / "job.toml"), "--out", str(work / "submit.sh"), cwd=work)
-    assert r.returncode == 0, r.stderr
-    r = twonode.run("bash", str(work / "submit.sh"), cwd=work)
-    assert r.returncode == 0, r.stderr
-    array_id = r.stdout.split("submitted array job ")[1].split()[0]
-    merge_id = r.stdout.split("submitted merge job ")[1].split()[0]
+    _, array_id, merge_id = twonode.submit_rendered(work / "job.toml", work)
     nodes = {}
     t0 = time.time()
     while len(nodes) < 2 or any(v in ("", "(null)") for v in nodes.values()):
