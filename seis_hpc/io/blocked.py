@@ -329,6 +329,27 @@ def write_blocked_index(idx, target: str | os.PathLike, cell: float = 500.0) -> 
     return Path(target)
 
 
+def spatial_index_path(index_path: str | os.PathLike) -> Path:
+    """The default name of the blocked index sorted from the file-order index ``index_path``:
+    beside it, ``NAME.index.h5`` -> ``NAME.spatial.index.h5`` (a distinct name: a blocked
+    index is never taken as a file's default index, :meth:`TraceIndex.matches
+    <seis_hpc.io.index.TraceIndex.matches>`)."""
+    p = Path(index_path)
+    for suffix in (".index.h5", ".h5"):
+        if p.name.endswith(suffix) and len(p.name) > len(suffix):
+            return p.with_name(p.name[:-len(suffix)] + ".spatial.index.h5")
+    return p.with_name(p.name + ".spatial.index.h5")
+
+
+def sort_rows(src: str | os.PathLike, budget: int) -> int:
+    """The row budget (``max_rows`` of :func:`block_index_file`) that keeps the sort of the
+    index file ``src`` within about ``budget`` bytes (the peak holds about three times
+    ``max_rows`` rows of every column, and the output's buffer at least one HDF5 chunk)."""
+    with h5py.File(src, "r") as f:
+        row = 8 + sum(f[k].dtype.itemsize for k in f if isinstance(f[k], h5py.Dataset))
+    return max(1, int(budget) // (3 * row))
+
+
 def scratch_name(path: str | os.PathLike) -> Path:
     """The scratch file of :func:`block_index_file` writing ``path`` (beside it, hidden)."""
     p = Path(path)
@@ -392,6 +413,8 @@ def block_index_file(src: str | os.PathLike, dst: str | os.PathLike, cell: float
     if is_blocked(idx.attrs):
         raise SeisError("index is already blocked", src)
     dst = Path(dst)
+    if dst.exists() and dst.resolve() == Path(src).resolve():
+        raise SeisError("the blocked index would replace the index it is sorted from", dst)
     with h5py.File(src, "r") as f:
         dtypes = {k: f[k].dtype for k in f if isinstance(f[k], h5py.Dataset)}
         for name in ("mx", "my"):
