@@ -22,8 +22,14 @@ import pytest
 from seis_hpc import synth
 from seis_hpc.errors import SeisError
 from seis_hpc.io import blocked
-from seis_hpc.io.blocked import (BlockTable, block_index_file, scratch_name, sort_rows,
-                                 spatial_index_path, write_blocked_index)
+from seis_hpc.io.blocked import (
+    BlockTable,
+    block_index_file,
+    scratch_name,
+    sort_rows,
+    spatial_index_path,
+    write_blocked_index,
+)
 from seis_hpc.io.index import TraceIndex
 from seis_hpc.survey import Survey
 
