@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import tracemalloc
 from pathlib import Path
 
 import h5py
@@ -222,3 +223,34 @@ def test_index_spatial_cli(tmp_path):
                        capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 2 and r.stderr.startswith("seis-hpc: error:")
     assert "lots" in r.stderr and not (tmp_path / "x.index.h5").exists()
+
+
+def test_sort_memory_is_bounded_by_the_budget_not_the_survey(tmp_path_factory, monkeypatch):
+    """tracemalloc peak of the sort of a survey and of one with twice the traces, the same
+    row budget: nearly the same, about three budgets of rows, far below the survey's columns
+    (which the in-memory sort holds)."""
+    monkeypatch.setattr(blocked, "_CHUNK_ROWS", 256)  # the output's buffer floor, scaled down
+    srcs = [_indexed(tmp_path_factory, "tiny3d", shots=s, record_length=0.1) for s in (32, 64)]
+    d = tmp_path_factory.mktemp("sorted")
+    with h5py.File(srcs[0], "r") as f:
+        row = 8 + sum(f[k].dtype.itemsize for k in f)
+    m = 400
+    block_index_file(srcs[0], d / "warm.h5", cell=100.0, max_rows=m)  # first-call allocations
+
+    def peak(fn, *args, **kw):
+        tracemalloc.start()
+        try:
+            fn(*args, **kw)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    peaks = [peak(block_index_file, s, d / f"b{k}.h5", cell=100.0, max_rows=m)
+             for k, s in enumerate(srcs)]
+    n = [TraceIndex.open(s).n_traces for s in srcs]
+    assert n[1] == 2 * n[0] and n[0] > 6 * m  # several runs each
+    assert peaks[1] < 1.1 * peaks[0]
+    assert peaks[1] < 4 * m * row + (64 << 10)  # three budgets of rows and h5py's objects
+    in_memory = peak(write_blocked_index, TraceIndex.open(srcs[1]), d / "mem.h5", cell=100.0)
+    assert in_memory > n[1] * row > 4 * peaks[1]
+    _assert_same(d / "b1.h5", d / "mem.h5")

@@ -389,8 +389,11 @@ def block_index_file(src: str | os.PathLike, dst: str | os.PathLike, cell: float
     cell : float
         Cell edge (m).
     max_rows : int
-        Rows held at once (every column: about 200 B a row for an index of ``seis-hpc
-        index``; the peak is about three times that, plus 24 B for each cell of each run).
+        Rows read at once (every column: about 220 B a row for an index of ``seis-hpc
+        index``). The peak holds about three times that many rows (the piece read, its
+        reordered copy, the output's buffer), the buffer at least one HDF5 chunk of the
+        output (65536 rows, some 15 MB), plus 24 B for each cell of each run; not the
+        survey's traces.
 
     Returns
     -------
