@@ -31,9 +31,10 @@ Parameters:
                          on a large survey). Default name: the index's, .index.h5 ->
                          .spatial.index.h5 (FILE.spatial.index.h5 beside FILE); give it as
                          INPUT to pstm/stack/velan (not as --index beside FILE: there it
-                         is not FILE's index and is rewritten in file order). Sorted from the index file in bounded
-                         memory (an external sort: scratch runs beside it, as large as the
-                         index's uncompressed columns, removed at the end)
+                         is not FILE's index and is rewritten in file order). Sorted from
+                         the index file in bounded memory (an external sort: scratch runs
+                         beside it, as large as the index's uncompressed columns, removed
+                         at the end)
   --spatial-index OUT    blocked index to write (implies --spatial)
   --cell M               cell edge of the blocked index [m] (default 500)
   --sort-memory SIZE     memory of that sort (default 1G; e.g. 512M, 4G)
