@@ -21,7 +21,9 @@ reading any coordinate outside the blocks it returns; :func:`iter_rows` streams 
 (blocked or not) in bounded memory.
 
 :class:`BlockedIndexWriter` writes one block at a time (bounded memory: the caller holds one
-block); :func:`write_blocked_index` sorts an in-memory index into cells.
+block, or a part of one); :func:`write_blocked_index` sorts an in-memory index into cells;
+:func:`block_index_file` gives the same from an index file in memory bounded by a row budget
+(an external sort: ``seis-hpc index --spatial``).
 """
 
 from __future__ import annotations
@@ -368,7 +370,7 @@ def block_index_file(src: str | os.PathLike, dst: str | os.PathLike, cell: float
     1. the smallest and largest midpoint coordinates (``mx``, ``my`` only), which place the
        cells;
     2. runs of ``max_rows`` rows, each sorted stably by cell and written to a scratch HDF5
-       file beside ``dst`` (uncompressed: as large as the columns, about 200 B a trace),
+       file beside ``dst`` (uncompressed: as large as the columns, about 220 B a trace),
        with each run's rows per cell;
     3. the merge: the rows of ``dst`` in order, ``max_rows`` at a time; the rows of a cell in
        each run are contiguous and the runs are read front to back, so each piece is one
