@@ -21,7 +21,9 @@ reading any coordinate outside the blocks it returns; :func:`iter_rows` streams 
 (blocked or not) in bounded memory.
 
 :class:`BlockedIndexWriter` writes one block at a time (bounded memory: the caller holds one
-block); :func:`write_blocked_index` sorts an in-memory index into cells.
+block, or a part of one); :func:`write_blocked_index` sorts an in-memory index into cells;
+:func:`block_index_file` gives the same from an index file in memory bounded by a row budget
+(an external sort: ``seis-hpc index --spatial``).
 """
 
 from __future__ import annotations
@@ -61,12 +63,14 @@ class BlockedIndexWriter:
         Shuffle + LZF on every column (the integer columns shrink 10-100 times, the
         coordinates 2-10 times; LZF is several times faster than gzip at about the same
         size here).
+    flush_rows : int
+        Rows buffered before a write (memory: that many rows of every column).
 
     Use as a context manager; an exception removes the temporary file.
     """
 
     def __init__(self, path: str | os.PathLike, columns: dict[str, np.dtype], attrs: dict,
-                 blocking: str, compress: bool = True):
+                 blocking: str, compress: bool = True, flush_rows: int = _FLUSH_ROWS):
         if "mx" not in columns or "my" not in columns:
             raise ValueError("a blocked index needs the mx and my columns")
         self.path = Path(path)
@@ -74,6 +78,7 @@ class BlockedIndexWriter:
         self.attrs = dict(attrs)
         self.blocking = blocking
         self.compress = compress
+        self.flush_rows = max(1, int(flush_rows))
         self.n = 0
         self.starts: list[int] = []
         self.counts: list[int] = []
@@ -100,6 +105,16 @@ class BlockedIndexWriter:
 
     def write_block(self, cols: dict[str, np.ndarray], key: Sequence[int] = (0, 0)) -> None:
         """Append one block: every column, same length (rows in the order given)."""
+        self._append(cols, key, extend=False)
+
+    def extend_block(self, cols: dict[str, np.ndarray]) -> None:
+        """Append rows to the last block (a block written in parts: its count, bounding box
+        and key are those of the whole block, as if written at once)."""
+        if not self.counts:
+            raise ValueError("no block to extend")
+        self._append(cols, self.keys[-1], extend=True)
+
+    def _append(self, cols: dict[str, np.ndarray], key: Sequence[int], extend: bool) -> None:
         n = len(cols["mx"])
         if n == 0:
             return
@@ -109,12 +124,19 @@ class BlockedIndexWriter:
         self._buf.append({k: np.asarray(cols[k], dtype=dt) for k, dt in self.columns.items()})
         self._buffered += n
         mx, my = np.asarray(cols["mx"]), np.asarray(cols["my"])
-        self.starts.append(self.n)
-        self.counts.append(n)
-        self.bboxes.append((float(mx.min()), float(mx.max()), float(my.min()), float(my.max())))
-        self.keys.append((int(key[0]), int(key[1])))
+        box = (float(mx.min()), float(mx.max()), float(my.min()), float(my.max()))
+        if extend:
+            b = self.bboxes[-1]
+            self.counts[-1] += n
+            self.bboxes[-1] = (min(b[0], box[0]), max(b[1], box[1]), min(b[2], box[2]),
+                               max(b[3], box[3]))
+        else:
+            self.starts.append(self.n)
+            self.counts.append(n)
+            self.bboxes.append(box)
+            self.keys.append((int(key[0]), int(key[1])))
         self.n += n
-        if self._buffered >= _FLUSH_ROWS:
+        if self._buffered >= self.flush_rows:
             self._flush()
 
     def _flush(self) -> None:
@@ -251,6 +273,22 @@ def iter_rows(path: str | os.PathLike, names: Sequence[str], chunk: int = 1 << 2
             yield a, {name: f[name][a:b] for name in names}
 
 
+def _blocking(cell: float) -> str:
+    """The ``blocking`` attribute of an index sorted into square cells of ``cell`` m."""
+    return f"midpoints in {cell:g} m square cells (rows along y)"
+
+
+def _cells(mx: np.ndarray, my: np.ndarray, x0: float, y0: float, cell: float
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """The cell row (along y) and column (along x) of midpoints ``mx``, ``my`` (m) in square
+    cells of ``cell`` m from the origin ``x0``, ``y0`` (the smallest midpoint coordinates):
+    the one definition of a cell, element by element, so that a file sorted in pieces
+    (:func:`block_index_file`) gets the cells of the whole survey in memory."""
+    ci = np.floor((my - y0) / cell).astype(np.int64)
+    cj = np.floor((mx - x0) / cell).astype(np.int64)
+    return ci, cj
+
+
 def write_blocked_index(idx, target: str | os.PathLike, cell: float = 500.0) -> Path:
     """Write the in-memory index ``idx`` as a blocked index: midpoints sorted into square
     cells of ``cell`` m (cell rows along y, columns along x; rows in file order inside a
@@ -268,14 +306,18 @@ def write_blocked_index(idx, target: str | os.PathLike, cell: float = 500.0) -> 
     Returns
     -------
     pathlib.Path
+
+    See Also
+    --------
+    block_index_file : the same from an index file, in memory bounded by a row budget.
     """
     if is_blocked(idx.attrs):
         raise SeisError("index is already blocked", idx.path)
     cols = idx.columns()
     mx, my = cols["mx"], cols["my"]
     n = len(mx)
-    ci = np.floor((my - my.min()) / cell).astype(np.int64) if n else np.zeros(0, np.int64)
-    cj = np.floor((mx - mx.min()) / cell).astype(np.int64) if n else np.zeros(0, np.int64)
+    ci, cj = _cells(mx, my, mx.min(), my.min(), cell) if n else \
+        (np.zeros(0, np.int64), np.zeros(0, np.int64))
     order = np.lexsort((np.arange(n), cj, ci))
     cols = {k: v[order] for k, v in cols.items()}
     cols["trace"] = order.astype(np.int64)
@@ -283,7 +325,205 @@ def write_blocked_index(idx, target: str | os.PathLike, cell: float = 500.0) -> 
     cuts = np.flatnonzero(np.r_[True, (ci[1:] != ci[:-1]) | (cj[1:] != cj[:-1]), True]) \
         if n else np.zeros(1, np.int64)
     with BlockedIndexWriter(target, {k: v.dtype for k, v in cols.items()}, idx.attrs,
-                            f"midpoints in {cell:g} m square cells (rows along y)") as w:
+                            _blocking(cell)) as w:
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
             w.write_block({k: v[a:b] for k, v in cols.items()}, (ci[a], cj[a]))
     return Path(target)
+
+
+def spatial_index_path(index_path: str | os.PathLike) -> Path:
+    """The default name of the blocked index sorted from the file-order index ``index_path``:
+    beside it, ``NAME.index.h5`` -> ``NAME.spatial.index.h5`` (a distinct name: a blocked
+    index is never taken as a file's default index, :meth:`TraceIndex.matches
+    <seis_hpc.io.index.TraceIndex.matches>`)."""
+    p = Path(index_path)
+    for suffix in (".index.h5", ".h5"):
+        if p.name.endswith(suffix) and len(p.name) > len(suffix):
+            return p.with_name(p.name[:-len(suffix)] + ".spatial.index.h5")
+    return p.with_name(p.name + ".spatial.index.h5")
+
+
+def sort_rows(src: str | os.PathLike, budget: int) -> int:
+    """The row budget (``max_rows`` of :func:`block_index_file`) that keeps the sort of the
+    index file ``src`` within about ``budget`` bytes (the peak holds about three times
+    ``max_rows`` rows of every column, and the output's buffer at least one HDF5 chunk)."""
+    with h5py.File(src, "r") as f:
+        row = 8 + sum(f[k].dtype.itemsize for k in f if isinstance(f[k], h5py.Dataset))
+    return max(1, int(budget) // (3 * row))
+
+
+def scratch_name(path: str | os.PathLike) -> Path:
+    """The scratch file of :func:`block_index_file` writing ``path`` (beside it, hidden)."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.runs-{os.getpid()}")
+
+
+def block_index_file(src: str | os.PathLike, dst: str | os.PathLike, cell: float = 500.0,
+                     max_rows: int = 1 << 22) -> Path:
+    """Sort the file-order index file ``src`` into the blocked index ``dst`` (an external
+    sort: memory bounded by ``max_rows`` rows, whatever the survey's traces).
+
+    The result is that of :func:`write_blocked_index` on ``src`` loaded in memory: the same
+    rows in the same order, the same columns, block table and attributes. Three streamed
+    passes:
+
+    1. the smallest and largest midpoint coordinates (``mx``, ``my`` only), which place the
+       cells;
+    2. runs of ``max_rows`` rows, each sorted stably by cell and written to a scratch HDF5
+       file beside ``dst`` (uncompressed: as large as the columns, about 220 B a trace),
+       with each run's rows per cell;
+    3. the merge: the rows of ``dst`` in order, ``max_rows`` at a time; the rows of a cell in
+       each run are contiguous and the runs are read front to back, so each piece is one
+       slice per run that holds some of it, put in order (cell, then file order) and written
+       block by block through :class:`BlockedIndexWriter` (a cell larger than the budget is
+       written in parts, one block).
+
+    The scratch file is registered as a temporary (:mod:`seis_hpc.io.atomic`): removed on
+    success, on error and on SIGTERM/SIGINT under ``seis-hpc``; ``dst`` appears only
+    complete.
+
+    Parameters
+    ----------
+    src : path-like
+        A trace index file in file order (``seis-hpc index``: binned, or not).
+    dst : path-like
+        The blocked index file to write.
+    cell : float
+        Cell edge (m).
+    max_rows : int
+        Rows read at once (every column: about 220 B a row for an index of ``seis-hpc
+        index``). The peak holds about three times that many rows (the piece read, its
+        reordered copy, the output's buffer), the buffer at least one HDF5 chunk of the
+        output (65536 rows, some 15 MB), plus 24 B for each cell of each run; not the
+        survey's traces.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    SeisError
+        ``src`` is not a trace index, is already blocked, or lacks ``mx``/``my``.
+    """
+    from seis_hpc.io.atomic import registered
+    from seis_hpc.io.index import TraceIndex
+
+    if not cell > 0:
+        raise SeisError(f"the cell edge must be > 0 m (got {cell:g})")
+    max_rows = int(max_rows)
+    if max_rows < 1:
+        raise SeisError(f"the sort's row budget must be >= 1 (got {max_rows})")
+    idx = TraceIndex.open(src)
+    if is_blocked(idx.attrs):
+        raise SeisError("index is already blocked", src)
+    dst = Path(dst)
+    if dst.exists() and dst.resolve() == Path(src).resolve():
+        raise SeisError("the blocked index would replace the index it is sorted from", dst)
+    with h5py.File(src, "r") as f:
+        dtypes = {k: f[k].dtype for k in f if isinstance(f[k], h5py.Dataset)}
+        for name in ("mx", "my"):
+            if name not in dtypes:
+                raise SeisError(f"index has no {name!r} column", src)
+        n = int(f["mx"].shape[0])
+    dtypes["trace"] = np.dtype(np.int64)  # as write_blocked_index: the file's trace number
+    names = [k for k in dtypes if k != "trace"]
+
+    # 1. the cells' origin (and the number of cell columns, to make one sort key)
+    x0 = y0 = np.inf
+    x1 = -np.inf
+    for _, c in iter_rows(src, ("mx", "my"), chunk=max_rows):
+        x0, x1, y0 = min(x0, c["mx"].min()), max(x1, c["mx"].max()), min(y0, c["my"].min())
+    if n:
+        ncol = int(_cells(np.array([x1]), np.array([y0]), x0, y0, cell)[1][0]) + 1
+
+        def code(mx, my):  # cell row-major: the order of lexsort((cj, ci))
+            ci, cj = _cells(mx, my, x0, y0, cell)
+            return ci * ncol + cj
+
+    scratch = scratch_name(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with registered(scratch):
+        try:
+            with h5py.File(scratch, "w") as s:
+                # 2. runs: each max_rows rows of src, sorted stably by cell
+                tables = []  # per run: (cell code, run, rows of that cell in the run)
+                with h5py.File(src, "r") as f:
+                    out = {name: s.create_dataset(name, shape=(n,), dtype=dt)
+                           for name, dt in dtypes.items()}
+                    inp = {name: f[name] for name in names}
+                    for r, a in enumerate(range(0, n, max_rows)):
+                        b = min(n, a + max_rows)
+                        k = code(inp["mx"][a:b], inp["my"][a:b])
+                        order = np.argsort(k, kind="stable")
+                        for name in names:  # one column at a time: max_rows rows held
+                            out[name][a:b] = inp[name][a:b][order]
+                        out["trace"][a:b] = a + order
+                        u, cnt = np.unique(k, return_counts=True)
+                        tables.append(np.stack([u, np.full_like(u, r), cnt]))
+                        del k, order
+                # 3. merge: the entries (cell, run) in output order
+                t = np.concatenate(tables, axis=1) if tables else np.zeros((3, 0), np.int64)
+                del tables
+                t = t[:, np.lexsort((t[1], t[0]))]
+                _merge(s, t, names + ["trace"], dtypes, n, max_rows, dst, idx.attrs, cell,
+                       ncol if n else 1)
+        finally:
+            scratch.unlink(missing_ok=True)
+    return dst
+
+
+def _merge(s: h5py.File, t: np.ndarray, names: list[str], dtypes: dict, n: int,
+           max_rows: int, dst: Path, attrs: dict, cell: float, ncol: int) -> None:
+    """Write ``dst`` from the sorted runs of the scratch file ``s``: ``t`` lists (cell code,
+    run, rows) in output order; ``max_rows`` rows are read and written at a time."""
+    codes, runs, counts = t
+    n_runs = int(runs.max()) + 1 if runs.size else 0
+    cursor = np.arange(n_runs, dtype=np.int64) * max_rows  # next unread row of each run
+    left = counts.copy()  # rows of each entry not yet written
+    e = 0  # first entry not yet written out completely
+    last = None  # cell code of the last block written
+    sets = {name: s[name] for name in names}  # (h5py's lookup costs more than a small read)
+    # the writer buffers whole HDF5 chunks at least: writes of a few rows into a compressed
+    # chunk would compress it again each time
+    with BlockedIndexWriter(dst, dtypes, attrs, _blocking(cell),
+                            flush_rows=max(max_rows, _CHUNK_ROWS)) as w:
+        while e < len(codes):
+            # the entries of this piece: up to max_rows rows (the last one maybe in part)
+            take, room, j = [], max_rows, e
+            while j < len(codes) and room > 0:
+                k = int(min(left[j], room))
+                take.append(k)
+                room -= k
+                j += 1
+            take = np.asarray(take, np.int64)
+            pc, pr = codes[e:j], runs[e:j]
+            # each run's rows of the piece are contiguous there: one slice per run, the
+            # slices joined in run order, then put in (cell, run) order
+            by_run = np.lexsort((pc, pr))
+            ur, first = np.unique(pr[by_run], return_index=True)
+            sizes = np.add.reduceat(take[by_run], first)
+            start = np.empty(len(take), np.int64)  # each entry's start in the joined slices
+            start[by_run] = np.cumsum(take[by_run]) - take[by_run]
+            pos = np.repeat(start - np.cumsum(take) + take, take) + np.arange(take.sum())
+            cols = {}
+            for name in names:
+                ds = sets[name]
+                joined = np.concatenate([ds[cursor[r]:cursor[r] + m]
+                                         for r, m in zip(ur, sizes, strict=True)])
+                cols[name] = joined[pos]
+                del joined
+            cursor[ur] += sizes
+            left[e:j] -= take
+            # blocks: the piece's cells; one continuing the last block is extended
+            bc = np.repeat(pc, take)
+            cuts = np.flatnonzero(np.r_[True, bc[1:] != bc[:-1], True])
+            for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+                part = {k: v[a:b] for k, v in cols.items()}
+                if bc[a] == last:
+                    w.extend_block(part)
+                else:
+                    w.write_block(part, (bc[a] // ncol, bc[a] % ncol))
+                    last = bc[a]
+            del cols, part
+            e = j if left[j - 1] == 0 else j - 1
