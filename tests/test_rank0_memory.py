@@ -258,3 +258,82 @@ def test_streamed_shard_plan_needs_shot_order(surveys):
     paths, grid = surveys
     idx = TraceIndex.open(paths[0])
     assert plan_shard_streamed(grid, 50, idx.ns, idx, 300.0, "8G") is None
+
+
+def _select_whole(idx, traces, ffid):
+    """The trace selection as the whole FFID column and a flag per trace gave it (the
+    former code)."""
+    n = idx.n_traces
+    keep = np.ones(n, bool)
+    if traces is not None:
+        mask = np.zeros(n, bool)
+        for a, b in traces:
+            mask[a:b] = True
+        keep &= mask
+    if ffid is not None:
+        f = np.asarray(idx["ffid"])
+        mask = np.zeros(n, bool)
+        for a, b in ffid:
+            mask |= (f >= a) & (f <= b)
+        keep &= mask
+    return np.flatnonzero(keep)
+
+
+def test_ffid_selection_streams_the_ffid_column(surveys, monkeypatch):
+    """``pstm --ffid``: the FFID column is read in chunks, not whole (nor a flag per trace);
+    the same trace numbers as the whole column gives, with and without ``--traces``."""
+    from seis_hpc.migration.job import select_traces
+
+    monkeypatch.setattr(stream_plan, "PLAN_CHUNK", CHUNK)
+    paths, _ = surveys
+    figs = []
+    for path in paths:
+        idx = TraceIndex.open(path)
+        f = TraceIndex.open(path)["ffid"]
+        lo = int(np.unique(f)[3])
+        ffid = [(lo, lo + 2), (lo + 40, lo + 40)]
+        n = idx.n_traces
+        traces = [(n // 2, n), (5, 3 * CHUNK + 7), (100, 200)]  # overlapping, unsorted
+        for t, ff in ((None, ffid), (traces, ffid), (traces, None), (traces, [(lo, lo + 60)])):
+            want = _select_whole(TraceIndex.open(path), t, ff)
+            got = select_traces(idx, t, ff)
+            assert got.dtype == np.int64 and np.array_equal(got, want)
+        assert idx._columns == {}  # never the whole column
+        select_traces(idx, None, ffid)
+        sel, peak = _peak(lambda i=idx, ff=ffid: select_traces(i, None, ff))
+        assert 0 < sel.size < 0.05 * n
+        figs.append((n, peak))
+    (n0, p0), (n1, p1) = figs
+    print(f"--ffid selection: {n0} traces {p0} B, {n1} traces {p1} B")
+    assert n1 > 1.8 * n0
+    # the whole FFID column alone takes 8 B a trace
+    assert p1 - p0 < 0.1 * 8 * (n1 - n0), (p0, p1)
+
+
+def test_rho_filter_works_in_blocks_of_traces():
+    """The rho filter of a large chunk of traces (a shard unit of a large survey reads up to
+    4096 at a time) holds the FFT's temporaries of RHO_CHUNK traces, not of the chunk, and
+    gives each trace's own filter bit for bit."""
+    from seis_hpc.migration import pstm as kernel
+
+    rng = np.random.default_rng(3)
+    d = rng.standard_normal((3 * kernel.RHO_CHUNK + 17, 400)).astype(np.float32)
+    for dims in (2, 3):
+        for adjoint in (False, True):
+            got = kernel.rho_filter(d, 0.004, dims=dims, adjoint=adjoint)
+            one = [kernel.rho_filter(d[k:k + 1], 0.004, dims=dims, adjoint=adjoint)
+                   for k in (0, kernel.RHO_CHUNK, len(d) - 1)]
+            assert got.dtype == np.float32
+            assert np.array_equal(got[[0, kernel.RHO_CHUNK, len(d) - 1]], np.concatenate(one))
+    # the same filter by the definition: (-i omega) in 3D, with the zero padding
+    spec = np.fft.rfft(d.astype(np.float64), 800, axis=1)
+    ref = np.fft.irfft(spec * (-1j * 2 * np.pi * np.fft.rfftfreq(800, 0.004)), 800,
+                       axis=1)[:, :400]
+    assert np.allclose(kernel.rho_filter(d, 0.004, dims=3), ref, rtol=1e-5,
+                       atol=1e-5 * np.abs(ref).max())
+    big = rng.standard_normal((4096, 1000)).astype(np.float32)
+    kernel.rho_filter(big[:8], 0.002)
+    out, peak = _peak(lambda: kernel.rho_filter(big, 0.002))
+    print(f"rho filter of 4096 x 1000 float32 ({big.nbytes} B): peak {peak} B")
+    # the output plus the temporaries of RHO_CHUNK traces; whole, they were ~12x the input
+    assert peak < out.nbytes + 0.5 * big.nbytes, peak
