@@ -251,13 +251,56 @@ def test_streamed_shard_plan_is_the_in_memory_plan(tiny3d, monkeypatch, case):
     assert_same_units(got.units, ref.units)
 
 
-def test_streamed_shard_plan_needs_shot_order(surveys):
-    """A spatially blocked index is not in shot order: planned in memory (None here)."""
+@pytest.mark.parametrize("case", ["all", "part-classes"])
+def test_shard_plan_of_a_blocked_index_is_streamed(surveys, monkeypatch, case):
+    """A spatially blocked index is not in shot order: its shard plan is made from the rows
+    put in shot order through temporary files (buckets far smaller than the survey), not
+    from the whole columns; the same units as plan_job's, and memory that does not follow
+    the survey's traces."""
+    from seis_hpc.engine.decomposition import plan_job
+    from seis_hpc.engine.job import compact_plan
     from seis_hpc.engine.stream_plan import plan_shard_streamed
 
+    monkeypatch.setattr(stream_plan, "PLAN_CHUNK", CHUNK)
+    monkeypatch.setattr(stream_plan, "SPILL_ROWS", 3000)  # several buckets, shots across them
     paths, grid = surveys
-    idx = TraceIndex.open(paths[0])
-    assert plan_shard_streamed(grid, 50, idx.ns, idx, 300.0, "8G") is None
+    nt, aperture = 50, 300.0
+    figs = []
+    for path in paths:
+        full = TraceIndex.open(path)
+        n = full.n_traces
+        assert np.any(np.diff(full["source_id"]) < 0)  # not in shot order
+        sel = np.flatnonzero(np.arange(n) % 7 != 3) if case != "all" else None
+        s = slice(None) if sel is None else sel
+        edges = (np.quantile(np.abs(full["offset"]), [0.2, 0.6, 1.0]) + [0, 0, 1.0]
+                 if case != "all" else None)
+        ref = plan_job(grid, nt, full.ns, full["mx"][s], full["my"][s], full["source_id"][s],
+                       aperture, "8G", offset=full["offset"][s] if edges is not None else None,
+                       offset_edges=edges, trace_order=full["byte_offset"][s], n_units=16)
+        if sel is not None:
+            for u in ref.units:
+                u.traces = sel[u.traces]
+        compact_plan(ref)
+        idx = TraceIndex.open(path)
+
+        def plan(i=idx, t=sel, e=edges):
+            return plan_shard_streamed(grid, nt, i.ns, i, aperture, "8G", traces=t,
+                                       offset_edges=e, n_units=16)
+
+        got, peak = _peak(plan)
+        assert idx._columns == {}
+        assert got.strategy == ref.strategy == "shard"
+        assert (got.bytes_shard, got.bytes_tile, got.tile) == (ref.bytes_shard,
+                                                               ref.bytes_tile, ref.tile)
+        assert_same_units(got.units, ref.units)
+        figs.append((n, peak, sum(len(u.runs) for u in got.units)))
+    (n0, p0, r0), (n1, p1, r1) = figs
+    print(f"blocked shard plan ({case}): {n0} traces {p0} B ({r0} runs), "
+          f"{n1} traces {p1} B ({r1} runs)")
+    assert n1 > 1.8 * n0
+    # the former in-memory plan held 4 float64/int64 columns of every trace (32 B a trace)
+    # and sorted them; the units' runs (16 B a run) are the plan itself
+    assert p1 - p0 < 0.1 * 32 * (n1 - n0) + 16 * 4 * (r1 - r0), (p0, p1)
 
 
 def _select_whole(idx, traces, ffid):

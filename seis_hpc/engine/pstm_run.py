@@ -644,12 +644,13 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
         n_classes=0 if offset_edges is None else len(offset_edges) - 1, strategy=strategy,
         tile=tile, n_units=n_units)
     if plan is None and columns_on_file(source, ("mx", "my", "source_id")):
-        # shard might fit a rank: an index on file in shot order is planned streamed too
+        # shard might fit a rank: an index on file is planned streamed too (in shot order,
+        # or put in shot order through temporary files: a spatially blocked index)
         plan = plan_shard_streamed(
             grid, len(time), int(source.ns), source, aperture, mem_per_rank,
             traces=None if traces is None else sel, offset_edges=offset_edges,
             strategy=strategy, tile=tile, n_units=n_units)
-    if plan is None:  # the image is small and the rows not in shot order: plan in memory
+    if plan is None:  # the image is small and the columns in memory: plan in memory
         try:
             order = source["byte_offset"][sel]
         except (KeyError, IndexError, ValueError):
