@@ -21,7 +21,7 @@ from seis_hpc.io.segy import TRACE_HEADER_BYTES, Layout, decode_samples
 
 # Index columns a flow step sees for its gather (see TraceReader.columns).
 # Bytes read through one memory map before it is dropped (see TraceReader._count).
-_REMAP_BYTES = 256 << 20
+_REMAP_BYTES = 32 << 20
 COLUMNS = ("ffid", "channel", "cmp", "offset", "sx", "sy", "rx", "ry", "source_id")
 
 
@@ -77,9 +77,11 @@ class TraceReader:
         return self._mm
 
     def _count(self, n_traces: int) -> None:
-        """After a read (a copy) of ``n_traces``: drop the map once ~256 MB went through it.
+        """After a read (a copy) of ``n_traces``: drop the map once ~32 MB went through it.
         Every page a map touched stays in this process's RSS until it is unmapped, so one
-        map over a whole survey makes a rank look as big as the part of the file it read."""
+        map over a whole survey makes a rank look as big as the part of the file it read
+        (with 256 MB, a PSTM rank's peak RSS held up to 256 MB of file pages, more as the
+        survey grew; a new map costs microseconds against 32 MB of reads)."""
         self._touched += n_traces * self.layout.trace_bytes
         if self._touched > _REMAP_BYTES:
             self._mm = None
