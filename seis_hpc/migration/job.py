@@ -244,10 +244,12 @@ def select_traces(idx: TraceIndex, traces: str | Sequence | None = None,
                                 idx.segy_path)
         r = np.array(pairs, np.int64).reshape(-1, 2)
         r = r[np.argsort(r[:, 0], kind="stable")]
-        reach = np.maximum.accumulate(r[:, 1])
-        first = np.flatnonzero(np.r_[True, r[1:, 0] > reach[:-1]])
-        last = np.r_[first[1:] - 1, len(r) - 1]
-        runs = np.column_stack([r[first, 0], reach[last]])
+        runs = r
+        if len(r):
+            reach = np.maximum.accumulate(r[:, 1])
+            first = np.flatnonzero(np.r_[True, r[1:, 0] > reach[:-1]])
+            last = np.r_[first[1:] - 1, len(r) - 1]
+            runs = np.column_stack([r[first, 0], reach[last]])
     if ffid is None:
         sel = from_runs(runs)
     else:
