@@ -383,3 +383,42 @@ def test_rho_filter_works_in_blocks_of_traces():
     print(f"rho filter of 4096 x 1000 float32 ({big.nbytes} B): peak {peak} B")
     # the output plus the temporaries of RHO_CHUNK traces; whole, they were ~12x the input
     assert peak < out.nbytes + 0.5 * big.nbytes, peak
+
+
+def test_kernel_chunk_memory_is_its_arrays():
+    """The kernel on one engine chunk (up to 4096 traces; a shard unit of a large survey
+    fills it): the rho-filtered traces and the anti-alias double integral (float64), not
+    the FFT's and the running sums' temporaries of the whole chunk; each trace's integral
+    is the one it has alone, bit for bit (rho filter: test_rho_filter_works_in_blocks)."""
+    from seis_hpc.migration import antialias
+    from seis_hpc.migration.pstm import PstmParams, pstm
+
+    rng = np.random.default_rng(5)
+    ntr, ns = 2048, 500
+    d = rng.standard_normal((ntr, ns)).astype(np.float32)
+    sx = rng.uniform(0, 1000, ntr)
+    sy = rng.uniform(0, 1000, ntr)
+    rx, ry = sx + rng.uniform(100, 900, ntr), sy + rng.uniform(-50, 50, ntr)
+    pts = np.array([[700.0, 500.0], [706.25, 500.0]])
+    time = np.arange(200) * 0.004
+    v = np.full((2, 200), 2000.0, np.float32)
+    kw = PstmParams(aperture=400.0, rho=True).kernel_args()
+    kw.update(dims=3, dx_aa=6.25)
+    assert kw["rho"] and kw.get("antialias", True)
+
+    def run():
+        return pstm(d, 0.004, sx, sy, rx, ry, pts, time, v, **kw)
+
+    run()
+    img, peak = _peak(run)
+    pad = int(np.ceil(kw.get("aa_max", 32.0))) + 2
+    s2 = ntr * (ns + 2 * pad) * 8  # the double integral the kernel reads
+    print(f"kernel on {ntr} x {ns} traces ({d.nbytes} B): peak {peak} B, its arrays "
+          f"{d.nbytes + s2} B")
+    # the whole chunk's temporaries were ~12x the traces (rho) and 2 x s2 (integral)
+    assert peak < 1.3 * (d.nbytes + s2), peak
+    # each trace's double integral alone, and the rho filter of each trace alone: the same
+    for k in (0, antialias.BLOCK, ntr - 1):
+        one = antialias.double_integral(d[k:k + 1], pad)
+        assert np.array_equal(antialias.double_integral(d, pad)[k:k + 1], one)
+    assert np.abs(img).max() > 0

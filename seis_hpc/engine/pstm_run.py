@@ -253,9 +253,12 @@ class _Compute:
                 c = offset_classes(np.abs(geo["offset"]), self.job.offset_edges)
                 groups = [(int(k), np.flatnonzero(c == k)) for k in np.unique(c)]
             for k, sel in groups:
+                # one group of every trace: the chunk itself, not a copy (16 MB a chunk)
+                sub = data if len(groups) == 1 and sel.size == len(chunk) else \
+                    np.ascontiguousarray(data[sel])
                 with self.tm("compute"):
                     part = self.kernel(
-                        np.ascontiguousarray(data[sel]), float(self.src.dt),
+                        np.ascontiguousarray(sub), float(self.src.dt),
                         geo["sx"][sel], geo["sy"][sel], geo["rx"][sel], geo["ry"][sel],
                         pts, self.job.time, vrms, t_start=float(self.src.t_start),
                         **self.kargs)
