@@ -251,10 +251,174 @@ def test_streamed_shard_plan_is_the_in_memory_plan(tiny3d, monkeypatch, case):
     assert_same_units(got.units, ref.units)
 
 
-def test_streamed_shard_plan_needs_shot_order(surveys):
-    """A spatially blocked index is not in shot order: planned in memory (None here)."""
+@pytest.mark.parametrize("case", ["all", "part-classes"])
+def test_shard_plan_of_a_blocked_index_is_streamed(surveys, monkeypatch, case):
+    """A spatially blocked index is not in shot order: its shard plan is made from the rows
+    put in shot order through temporary files (buckets far smaller than the survey), not
+    from the whole columns; the same units as plan_job's, and memory that does not follow
+    the survey's traces."""
+    from seis_hpc.engine.decomposition import plan_job
+    from seis_hpc.engine.job import compact_plan
     from seis_hpc.engine.stream_plan import plan_shard_streamed
 
+    monkeypatch.setattr(stream_plan, "PLAN_CHUNK", CHUNK)
+    monkeypatch.setattr(stream_plan, "SPILL_ROWS", 3000)  # several buckets, shots across them
     paths, grid = surveys
-    idx = TraceIndex.open(paths[0])
-    assert plan_shard_streamed(grid, 50, idx.ns, idx, 300.0, "8G") is None
+    nt, aperture = 50, 300.0
+    figs = []
+    for path in paths:
+        full = TraceIndex.open(path)
+        n = full.n_traces
+        assert np.any(np.diff(full["source_id"]) < 0)  # not in shot order
+        sel = np.flatnonzero(np.arange(n) % 7 != 3) if case != "all" else None
+        s = slice(None) if sel is None else sel
+        edges = (np.quantile(np.abs(full["offset"]), [0.2, 0.6, 1.0]) + [0, 0, 1.0]
+                 if case != "all" else None)
+        ref = plan_job(grid, nt, full.ns, full["mx"][s], full["my"][s], full["source_id"][s],
+                       aperture, "8G", offset=full["offset"][s] if edges is not None else None,
+                       offset_edges=edges, trace_order=full["byte_offset"][s], n_units=16)
+        if sel is not None:
+            for u in ref.units:
+                u.traces = sel[u.traces]
+        compact_plan(ref)
+        idx = TraceIndex.open(path)
+
+        def plan(i=idx, t=sel, e=edges):
+            return plan_shard_streamed(grid, nt, i.ns, i, aperture, "8G", traces=t,
+                                       offset_edges=e, n_units=16)
+
+        # memory measured once (tracemalloc slows numpy down); the part and classes: units
+        got, peak = _peak(plan) if case == "all" else (plan(), 0)
+        assert idx._columns == {}
+        assert got.strategy == ref.strategy == "shard"
+        assert (got.bytes_shard, got.bytes_tile, got.tile) == (ref.bytes_shard,
+                                                               ref.bytes_tile, ref.tile)
+        assert_same_units(got.units, ref.units)
+        figs.append((n, peak, sum(len(u.runs) for u in got.units)))
+    if case != "all":
+        return
+    (n0, p0, r0), (n1, p1, r1) = figs
+    print(f"blocked shard plan ({case}): {n0} traces {p0} B ({r0} runs), "
+          f"{n1} traces {p1} B ({r1} runs)")
+    assert n1 > 1.8 * n0
+    # the former in-memory plan held 4 float64/int64 columns of every trace (32 B a trace)
+    # and sorted them; the units' runs (16 B a run) are the plan itself
+    assert p1 - p0 < 0.1 * 32 * (n1 - n0) + 16 * 4 * (r1 - r0), (p0, p1)
+
+
+def _select_whole(idx, traces, ffid):
+    """The trace selection as the whole FFID column and a flag per trace gave it (the
+    former code)."""
+    n = idx.n_traces
+    keep = np.ones(n, bool)
+    if traces is not None:
+        mask = np.zeros(n, bool)
+        for a, b in traces:
+            mask[a:b] = True
+        keep &= mask
+    if ffid is not None:
+        f = np.asarray(idx["ffid"])
+        mask = np.zeros(n, bool)
+        for a, b in ffid:
+            mask |= (f >= a) & (f <= b)
+        keep &= mask
+    return np.flatnonzero(keep)
+
+
+def test_ffid_selection_streams_the_ffid_column(surveys, monkeypatch):
+    """``pstm --ffid``: the FFID column is read in chunks, not whole (nor a flag per trace);
+    the same trace numbers as the whole column gives, with and without ``--traces``."""
+    from seis_hpc.migration.job import select_traces
+
+    monkeypatch.setattr(stream_plan, "PLAN_CHUNK", CHUNK)
+    paths, _ = surveys
+    figs = []
+    for path in paths:
+        idx = TraceIndex.open(path)
+        f = TraceIndex.open(path)["ffid"]
+        lo = int(np.unique(f)[3])
+        ffid = [(lo, lo + 2), (lo + 40, lo + 40)]
+        n = idx.n_traces
+        traces = [(n // 2, n), (5, 3 * CHUNK + 7), (100, 200)]  # overlapping, unsorted
+        for t, ff in ((None, ffid), (traces, ffid), (traces, None), (traces, [(lo, lo + 60)])):
+            want = _select_whole(TraceIndex.open(path), t, ff)
+            got = select_traces(idx, t, ff)
+            assert got.dtype == np.int64 and np.array_equal(got, want)
+        assert idx._columns == {}  # never the whole column
+        select_traces(idx, None, ffid)
+        sel, peak = _peak(lambda i=idx, ff=ffid: select_traces(i, None, ff))
+        assert 0 < sel.size < 0.05 * n
+        figs.append((n, peak))
+    (n0, p0), (n1, p1) = figs
+    print(f"--ffid selection: {n0} traces {p0} B, {n1} traces {p1} B")
+    assert n1 > 1.8 * n0
+    # the whole FFID column alone takes 8 B a trace
+    assert p1 - p0 < 0.1 * 8 * (n1 - n0), (p0, p1)
+
+
+def test_rho_filter_works_in_blocks_of_traces():
+    """The rho filter of a large chunk of traces (a shard unit of a large survey reads up to
+    4096 at a time) holds the FFT's temporaries of RHO_CHUNK traces, not of the chunk, and
+    gives each trace's own filter bit for bit."""
+    from seis_hpc.migration import pstm as kernel
+
+    rng = np.random.default_rng(3)
+    d = rng.standard_normal((3 * kernel.RHO_CHUNK + 17, 400)).astype(np.float32)
+    for dims in (2, 3):
+        for adjoint in (False, True):
+            got = kernel.rho_filter(d, 0.004, dims=dims, adjoint=adjoint)
+            one = [kernel.rho_filter(d[k:k + 1], 0.004, dims=dims, adjoint=adjoint)
+                   for k in (0, kernel.RHO_CHUNK, len(d) - 1)]
+            assert got.dtype == np.float32
+            assert np.array_equal(got[[0, kernel.RHO_CHUNK, len(d) - 1]], np.concatenate(one))
+    # the same filter by the definition: (-i omega) in 3D, with the zero padding
+    spec = np.fft.rfft(d.astype(np.float64), 800, axis=1)
+    ref = np.fft.irfft(spec * (-1j * 2 * np.pi * np.fft.rfftfreq(800, 0.004)), 800,
+                       axis=1)[:, :400]
+    assert np.allclose(kernel.rho_filter(d, 0.004, dims=3), ref, rtol=1e-5,
+                       atol=1e-5 * np.abs(ref).max())
+    big = rng.standard_normal((4096, 1000)).astype(np.float32)
+    kernel.rho_filter(big[:8], 0.002)
+    out, peak = _peak(lambda: kernel.rho_filter(big, 0.002))
+    print(f"rho filter of 4096 x 1000 float32 ({big.nbytes} B): peak {peak} B")
+    # the output plus the temporaries of RHO_CHUNK traces; whole, they were ~12x the input
+    assert peak < out.nbytes + 0.5 * big.nbytes, peak
+
+
+def test_kernel_chunk_memory_is_its_arrays():
+    """The kernel on one engine chunk (up to 4096 traces; a shard unit of a large survey
+    fills it): the rho-filtered traces and the anti-alias double integral (float64), not
+    the FFT's and the running sums' temporaries of the whole chunk; each trace's integral
+    is the one it has alone, bit for bit (rho filter: test_rho_filter_works_in_blocks)."""
+    from seis_hpc.migration import antialias
+    from seis_hpc.migration.pstm import PstmParams, pstm
+
+    rng = np.random.default_rng(5)
+    ntr, ns = 2048, 500
+    d = rng.standard_normal((ntr, ns)).astype(np.float32)
+    sx = rng.uniform(0, 1000, ntr)
+    sy = rng.uniform(0, 1000, ntr)
+    rx, ry = sx + rng.uniform(100, 900, ntr), sy + rng.uniform(-50, 50, ntr)
+    pts = np.array([[700.0, 500.0], [706.25, 500.0]])
+    time = np.arange(200) * 0.004
+    v = np.full((2, 200), 2000.0, np.float32)
+    kw = PstmParams(aperture=400.0, rho=True).kernel_args()
+    kw.update(dims=3, dx_aa=6.25)
+    assert kw["rho"] and kw.get("antialias", True)
+
+    def run():
+        return pstm(d, 0.004, sx, sy, rx, ry, pts, time, v, **kw)
+
+    run()
+    img, peak = _peak(run)
+    pad = int(np.ceil(kw.get("aa_max", 32.0))) + 2
+    s2 = ntr * (ns + 2 * pad) * 8  # the double integral the kernel reads
+    print(f"kernel on {ntr} x {ns} traces ({d.nbytes} B): peak {peak} B, its arrays "
+          f"{d.nbytes + s2} B")
+    # the whole chunk's temporaries were ~12x the traces (rho) and 2 x s2 (integral)
+    assert peak < 1.3 * (d.nbytes + s2), peak
+    # each trace's double integral alone, and the rho filter of each trace alone: the same
+    for k in (0, antialias.BLOCK, ntr - 1):
+        one = antialias.double_integral(d[k:k + 1], pad)
+        assert np.array_equal(antialias.double_integral(d, pad)[k:k + 1], one)
+    assert np.abs(img).max() > 0

@@ -253,9 +253,12 @@ class _Compute:
                 c = offset_classes(np.abs(geo["offset"]), self.job.offset_edges)
                 groups = [(int(k), np.flatnonzero(c == k)) for k in np.unique(c)]
             for k, sel in groups:
+                # one group of every trace: the chunk itself, not a copy (16 MB a chunk)
+                sub = data if len(groups) == 1 and sel.size == len(chunk) else \
+                    np.ascontiguousarray(data[sel])
                 with self.tm("compute"):
                     part = self.kernel(
-                        np.ascontiguousarray(data[sel]), float(self.src.dt),
+                        np.ascontiguousarray(sub), float(self.src.dt),
                         geo["sx"][sel], geo["sy"][sel], geo["rx"][sel], geo["ry"][sel],
                         pts, self.job.time, vrms, t_start=float(self.src.t_start),
                         **self.kargs)
@@ -644,12 +647,13 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
         n_classes=0 if offset_edges is None else len(offset_edges) - 1, strategy=strategy,
         tile=tile, n_units=n_units)
     if plan is None and columns_on_file(source, ("mx", "my", "source_id")):
-        # shard might fit a rank: an index on file in shot order is planned streamed too
+        # shard might fit a rank: an index on file is planned streamed too (in shot order,
+        # or put in shot order through temporary files: a spatially blocked index)
         plan = plan_shard_streamed(
             grid, len(time), int(source.ns), source, aperture, mem_per_rank,
             traces=None if traces is None else sel, offset_edges=offset_edges,
             strategy=strategy, tile=tile, n_units=n_units)
-    if plan is None:  # the image is small and the rows not in shot order: plan in memory
+    if plan is None:  # the image is small and the columns in memory: plan in memory
         try:
             order = source["byte_offset"][sel]
         except (KeyError, IndexError, ValueError):

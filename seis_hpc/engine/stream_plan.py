@@ -17,9 +17,9 @@ The shard strategy (possible when a rank holds the whole image, i.e. for small i
 the traces in shot order by their cumulative work. :func:`plan_tiles_streamed` returns None
 when the budget might allow it; :func:`plan_shard_streamed` then makes ``plan_job``'s plan,
 bit for bit, in three streamed passes (the classes' totals; the cuts, with the same
-sequential cumulative sum and shot boundaries; each unit's runs, work and window) when the
-index's rows are in shot order (an index of a shot-sorted file). A spatially blocked index
-is not: its shard plan is still made in memory (``plan_job``).
+sequential cumulative sum and shot boundaries; each unit's runs, work and window) over the
+rows in shot order: an index of a shot-sorted file as it is, a spatially blocked index
+after an external sort through temporary files (:class:`_ShotOrder`).
 
 :func:`column_chunks`, :func:`column_abs_max` and :func:`take_rows` stream or take any
 columns, for the survey's fold and offsets (:meth:`seis_hpc.survey.Survey.fold`) and the
@@ -388,6 +388,190 @@ def _shard_chunks(source, traces: np.ndarray | None, names):
         yield np.arange(a, a + ids.size, dtype=np.int64), ids, take_rows(source, names, ids)
 
 
+# Rows sorted in memory at a time when an index not in shot order is put in shot order for
+# the shard plan (:class:`_ShotOrder`): 40-56 B a row, and as much again while sorted.
+SPILL_ROWS = 1 << 19
+
+
+class _ShotOrder:
+    """The rows of an index that is not in shot order (a spatially blocked index), in shot
+    order (``source_id``, then ``byte_offset``, else the position; ties in position order,
+    as ``plan_job``'s stable sort), through temporary files: an external sort.
+
+    One pass counts the traces of each shot (memory: the shots); consecutive shots are
+    grouped into buckets of at most :data:`SPILL_ROWS` rows (a larger shot alone); a second
+    pass appends each row (position, trace number, columns) to its bucket's file in the
+    temporary folder (``TMPDIR``; 16 B + 8 B a column a row). Iterating reads one bucket at
+    a time, sorts it and gives it ``PLAN_CHUNK`` rows at a time, like :func:`_shard_chunks`.
+    Memory: the shots' counts and one bucket, not the survey.
+    """
+
+    def __init__(self, source, traces: np.ndarray | None, names):
+        import tempfile
+
+        self.names = list(names)
+        self.key2 = "byte_offset" if "byte_offset" in self.names else "pos"
+        shots = np.zeros(0, np.int64)
+        counts = np.zeros(0, np.int64)
+        for _, _, cols in _shard_chunks(source, traces, ["source_id"]):
+            u, c = np.unique(np.asarray(cols["source_id"]), return_counts=True)
+            shots, inv = np.unique(np.r_[shots, u], return_inverse=True)
+            counts = np.bincount(inv, weights=np.r_[counts, c], minlength=shots.size
+                                 ).astype(np.int64)
+        # bucket of each shot: by the rows before it; a bucket starts where that changes
+        before = np.cumsum(counts) - counts
+        bid = before // SPILL_ROWS
+        self.bounds = shots[np.flatnonzero(np.r_[True, bid[1:] != bid[:-1]])] \
+            if shots.size else np.zeros(1, np.int64)
+        self.folder = tempfile.mkdtemp(prefix="seis_hpc_shard_plan_")
+        self.dtype = None
+        files: dict[int, object] = {}
+        try:
+            for pos, ids, cols in _shard_chunks(source, traces, self.names):
+                if not pos.size:
+                    continue
+                if self.dtype is None:
+                    self.dtype = np.dtype([("pos", np.int64), ("ids", np.int64)] + [
+                        (k, np.asarray(cols[k]).dtype) for k in self.names])
+                rec = np.empty(pos.size, self.dtype)
+                rec["pos"], rec["ids"] = pos, ids
+                for k in self.names:
+                    rec[k] = cols[k]
+                b = np.searchsorted(self.bounds, rec["source_id"], side="right") - 1
+                order = np.argsort(b, kind="stable")
+                b, rec = b[order], rec[order]
+                cut = np.flatnonzero(np.r_[True, b[1:] != b[:-1], True])
+                for lo, hi in zip(cut[:-1], cut[1:], strict=True):
+                    k = int(b[lo])
+                    if k not in files:
+                        files[k] = open(self._path(k), "ab")  # noqa: SIM115 - closed below
+                    files[k].write(rec[lo:hi].tobytes())
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            for f in files.values():
+                f.close()
+        self.n_buckets = len(self.bounds)
+
+    def _path(self, k: int) -> str:
+        import os
+
+        return os.path.join(self.folder, f"{k}.bin")
+
+    def __call__(self):
+        """(positions in the selection, trace numbers, columns) in shot order."""
+        import os
+
+        for k in range(self.n_buckets):
+            path = self._path(k)
+            if self.dtype is None or not os.path.exists(path):
+                continue
+            rec = np.fromfile(path, self.dtype)
+            rec = rec[np.lexsort((rec[self.key2], rec["source_id"]))]
+            for a in range(0, rec.size, PLAN_CHUNK):
+                r = rec[a:a + PLAN_CHUNK]
+                yield r["pos"], r["ids"], {n: r[n] for n in self.names}
+            rec = r = None
+
+    def close(self) -> None:
+        """Remove the temporary files."""
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _joined_runs(parts: list[np.ndarray]) -> np.ndarray:
+    """Runs of several pieces of one unit (in any order) as the runs of its sorted traces."""
+    r = np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
+    return merge_runs(r[np.argsort(r[:, 0], kind="stable")])
+
+
+def _shard_units(grid: BinGrid, stream, aperture: float, *, k_units_of, classes,
+                 has_order: bool, sorted_ids: bool) -> list[CompactUnit] | None:
+    """The shard units of ``plan_job`` from ``stream()`` (chunks of rows in shot order, three
+    passes); None when the rows are not in shot order. ``sorted_ids``: the trace numbers
+    increase along the stream (else each unit's runs are sorted at the end)."""
+    from seis_hpc.engine.decomposition import bins_in_aperture, grid_coords, window_of
+
+    # pass 1: the rows in shot order? each class's traces and total (the cumulative sum)
+    last = None
+    count: dict[int, int] = {}
+    total: dict[int, float] = {}
+    for pos, _, cols in stream():
+        if not pos.size:
+            continue
+        shot = np.asarray(cols["source_id"])
+        key = np.asarray(cols["byte_offset"]) if has_order else pos
+        s = np.r_[last[0], shot] if last is not None else shot
+        k = np.r_[last[1], key] if last is not None else key
+        same = s[1:] == s[:-1]
+        if np.any(s[1:] < s[:-1]) or np.any(same & (k[1:] < k[:-1])):
+            return None  # not in shot order: sorted first (_ShotOrder)
+        last = (shot[-1], key[-1])
+        w = np.maximum(bins_in_aperture(grid, cols["mx"], cols["my"], aperture)
+                       .astype(np.float64), 1e-3)
+        cls = classes(cols)
+        for c in np.unique(cls):
+            m = cls == c
+            c = int(c)
+            total[c] = float(np.cumsum(np.r_[total.get(c, 0.0), w[m]])[-1])
+            count[c] = count.get(c, 0) + int(m.sum())
+    n_tr = sum(count.values())
+    if n_tr == 0:
+        raise SeisError("no traces to migrate")
+    k_units = k_units_of(n_tr)
+    # pass 2: where each class is cut
+    cutters = {c: _ClassCuts(total[c], count[c], k_units) for c in sorted(count)}
+    for _, _, cols in stream():
+        w = bins_in_aperture(grid, cols["mx"], cols["my"], aperture).astype(np.float64)
+        cls, shot = classes(cols), np.asarray(cols["source_id"])
+        for c in np.unique(cls):
+            m = cls == c
+            cutters[int(c)].add(w[m], shot[m])
+    cuts, base = {}, {}
+    n_made = 0
+    for c, cut in cutters.items():
+        cuts[c] = np.asarray(cut.cuts(), np.int64)
+        base[c] = n_made
+        n_made += len(cuts[c]) - 1  # cuts are strictly increasing: no empty unit
+    # pass 3: each unit's traces (runs), work and window
+    runs: list[list[np.ndarray]] = [[] for _ in range(n_made)]
+    work = np.zeros(n_made)
+    box = np.tile(np.array([np.inf, -np.inf, np.inf, -np.inf]), (n_made, 1))
+    seen = dict.fromkeys(cutters, 0)
+    for _, ids, cols in stream():
+        w = bins_in_aperture(grid, cols["mx"], cols["my"], aperture).astype(np.float64)
+        fi, fj = grid_coords(grid, cols["mx"], cols["my"])
+        cls = classes(cols)
+        for c in np.unique(cls):
+            c = int(c)
+            m = np.flatnonzero(cls == c)
+            q = seen[c] + np.arange(m.size)
+            seen[c] += m.size
+            uid = base[c] + np.searchsorted(cuts[c], q, side="right") - 1
+            for u in np.unique(uid):
+                sub = m[uid == u]
+                if sorted_ids:
+                    runs[u].append(to_runs(ids[sub]))
+                else:  # the unit's pieces in trace order, joined now and then
+                    runs[u].append(to_runs(np.sort(ids[sub])))
+                    if len(runs[u]) > 64:
+                        runs[u] = [_joined_runs(runs[u])]
+                work[u] += float(w[sub].sum())  # whole bin counts: exact in any order
+                box[u] = (min(box[u, 0], fi[sub].min()), max(box[u, 1], fi[sub].max()),
+                          min(box[u, 2], fj[sub].min()), max(box[u, 3], fj[sub].max()))
+    units = []
+    for c in cutters:
+        for u in range(base[c], base[c] + len(cuts[c]) - 1):
+            win = window_of(grid, box[u, :2], box[u, 2:], aperture)
+            r = merge_runs(np.concatenate(runs[u])) if sorted_ids else _joined_runs(runs[u])
+            units.append(CompactUnit.of_runs(u, r, float(work[u]), win, c))
+            runs[u] = None
+    return units
+
+
+
 def plan_shard_streamed(grid: BinGrid, nt: int, ns: int, source, aperture: float,
                         mem_per_rank: int | str = "2G", *, traces: np.ndarray | None = None,
                         offset_edges: np.ndarray | None = None, strategy: str = "auto",
@@ -398,14 +582,16 @@ def plan_shard_streamed(grid: BinGrid, nt: int, ns: int, source, aperture: float
     memory one chunk, the units' runs and a few numbers per unit, not the survey.
 
     The shard units cut the traces in shot order (``source_id``, then ``byte_offset``)
-    by their cumulative work; streamed, that needs the rows in that order (an index of a
-    file sorted by shot, as recorded). None when they are not (a spatially blocked index):
-    the caller plans in memory. Strategies other than ``auto`` and ``shard`` give None.
+    by their cumulative work. An index of a file sorted by shot (as recorded) is streamed
+    as it is; one whose rows are not in that order (a spatially blocked index) is put in
+    shot order first by an external sort (:class:`_ShotOrder`: temporary files of 40-56 B
+    a trace in ``TMPDIR``, memory one bucket of :data:`SPILL_ROWS` rows). Strategies other
+    than ``auto`` and ``shard``, and sources without ``mx``, ``my`` and ``source_id``, give
+    None.
 
     Parameters are those of :func:`plan_tiles_streamed` and ``plan_job``; ``traces`` the
     trace numbers of a part (increasing), default all.
     """
-    from seis_hpc.engine.decomposition import bins_in_aperture, grid_coords, window_of
     from seis_hpc.geometry import offset_classes
 
     if strategy not in ("auto", "shard"):
@@ -424,74 +610,16 @@ def plan_shard_streamed(grid: BinGrid, nt: int, ns: int, source, aperture: float
             return np.full(len(cols["mx"]), -1, np.int64)
         return np.asarray(offset_classes(np.abs(cols["offset"]), offset_edges), np.int64)
 
-    # pass 1: the rows in shot order? each class's traces and total (the cumulative sum)
-    last = None
-    count: dict[int, int] = {}
-    total: dict[int, float] = {}
-    for pos, _, cols in _shard_chunks(source, traces, names):
-        if not pos.size:
-            continue
-        shot = np.asarray(cols["source_id"])
-        key = np.asarray(cols["byte_offset"]) if has_order else pos
-        s = np.r_[last[0], shot] if last is not None else shot
-        k = np.r_[last[1], key] if last is not None else key
-        same = s[1:] == s[:-1]
-        if np.any(s[1:] < s[:-1]) or np.any(same & (k[1:] < k[:-1])):
-            return None  # not in shot order: plan in memory
-        last = (shot[-1], key[-1])
-        w = np.maximum(bins_in_aperture(grid, cols["mx"], cols["my"], aperture)
-                       .astype(np.float64), 1e-3)
-        cls = classes(cols)
-        for c in np.unique(cls):
-            m = cls == c
-            c = int(c)
-            total[c] = float(np.cumsum(np.r_[total.get(c, 0.0), w[m]])[-1])
-            count[c] = count.get(c, 0) + int(m.sum())
-    n_tr = sum(count.values())
-    if n_tr == 0:
-        raise SeisError("no traces to migrate")
-    k_units = int(max(1, min(n_units, n_tr // max(min_unit_traces, 1))))
-    # pass 2: where each class is cut
-    cutters = {c: _ClassCuts(total[c], count[c], k_units) for c in sorted(count)}
-    for _, _, cols in _shard_chunks(source, traces, names):
-        w = bins_in_aperture(grid, cols["mx"], cols["my"], aperture).astype(np.float64)
-        cls, shot = classes(cols), np.asarray(cols["source_id"])
-        for c in np.unique(cls):
-            m = cls == c
-            cutters[int(c)].add(w[m], shot[m])
-    cuts, base = {}, {}
-    n_made = 0
-    for c, cut in cutters.items():
-        cuts[c] = np.asarray(cut.cuts(), np.int64)
-        base[c] = n_made
-        n_made += len(cuts[c]) - 1  # cuts are strictly increasing: no empty unit
-    # pass 3: each unit's traces (runs), work and window
-    runs: list[list[np.ndarray]] = [[] for _ in range(n_made)]
-    work = np.zeros(n_made)
-    box = np.tile(np.array([np.inf, -np.inf, np.inf, -np.inf]), (n_made, 1))
-    seen = dict.fromkeys(cutters, 0)
-    for _, ids, cols in _shard_chunks(source, traces, names):
-        w = bins_in_aperture(grid, cols["mx"], cols["my"], aperture).astype(np.float64)
-        fi, fj = grid_coords(grid, cols["mx"], cols["my"])
-        cls = classes(cols)
-        for c in np.unique(cls):
-            c = int(c)
-            m = np.flatnonzero(cls == c)
-            q = seen[c] + np.arange(m.size)
-            seen[c] += m.size
-            uid = base[c] + np.searchsorted(cuts[c], q, side="right") - 1
-            for u in np.unique(uid):
-                sub = m[uid == u]
-                runs[u].append(to_runs(ids[sub]))
-                work[u] += float(w[sub].sum())  # whole bin counts: exact in any order
-                box[u] = (min(box[u, 0], fi[sub].min()), max(box[u, 1], fi[sub].max()),
-                          min(box[u, 2], fj[sub].min()), max(box[u, 3], fj[sub].max()))
-    units = []
-    for c in cutters:
-        for u in range(base[c], base[c] + len(cuts[c]) - 1):
-            win = window_of(grid, box[u, :2], box[u, 2:], aperture)
-            units.append(CompactUnit.of_runs(u, merge_runs(np.concatenate(runs[u])),
-                                             float(work[u]), win, c))
+    kw = dict(k_units_of=lambda n: int(max(1, min(n_units, n // max(min_unit_traces, 1)))),
+              classes=classes, has_order=has_order)
+    units = _shard_units(grid, lambda: _shard_chunks(source, traces, names), aperture,
+                         sorted_ids=True, **kw)
+    if units is None:  # not in shot order (a blocked index): put in shot order through files
+        spill = _ShotOrder(source, traces, names)
+        try:
+            units = _shard_units(grid, spill, aperture, sorted_ids=False, **kw)
+        finally:
+            spill.close()
     img = image_bytes(grid.n_bins, nt, n_classes)
     one = image_bytes(grid.n_bins, nt)
     max_tr = max(u.n_traces for u in units)

@@ -4,8 +4,9 @@ Every part of seis_hpc that reads traces goes through :class:`TraceReader`: the 
 (:meth:`seis_hpc.io.index.TraceIndex.read_traces`, and so the PSTM engine, ``stack`` and
 ``velan``, which read through the index) and the flow-step driver
 (:mod:`seis_hpc.engine.gather_run`). Only the traces asked for are read, by byte position
-(a memory map of the data part of the file); samples are decoded to float32 by
-:func:`seis_hpc.io.segy.decode_samples`.
+(``pread`` of each run of consecutive traces, in file order: no memory map, whose touched
+pages - a whole large folio for each scattered trace - stay in the process's RSS); samples
+are decoded to float32 by :func:`seis_hpc.io.segy.decode_samples`.
 
 NaN/Inf samples raise a :class:`~seis_hpc.errors.SeisError` naming the trace (its FFID and
 channel when an index is at hand), unless the caller asks for them (``allow_bad=True``, for
@@ -14,14 +15,15 @@ bad-trace editing).
 
 from __future__ import annotations
 
+import os
+import weakref
+
 import numpy as np
 
 from seis_hpc.errors import SeisError
 from seis_hpc.io.segy import TRACE_HEADER_BYTES, Layout, decode_samples
 
 # Index columns a flow step sees for its gather (see TraceReader.columns).
-# Bytes read through one memory map before it is dropped (see TraceReader._count).
-_REMAP_BYTES = 256 << 20
 COLUMNS = ("ffid", "channel", "cmp", "offset", "sx", "sy", "rx", "ry", "source_id")
 
 
@@ -44,8 +46,7 @@ class TraceReader:
         self.layout = layout
         self.path = layout.path
         self.index = index
-        self._mm: np.memmap | None = None
-        self._touched = 0  # bytes read through the current map
+        self._fd: int | None = None
 
     # -- file facts ---------------------------------------------------------------------------
     @property
@@ -68,36 +69,58 @@ class TraceReader:
         """Number of traces."""
         return self.layout.n_traces
 
-    def _memmap(self) -> np.memmap:
-        if self._mm is None:
-            self._mm = np.memmap(self.path, dtype=np.uint8, mode="r",
-                                 offset=self.layout.data_offset,
-                                 shape=(self.layout.n_traces, self.layout.trace_bytes))
-            self._touched = 0
-        return self._mm
-
-    def _count(self, n_traces: int) -> None:
-        """After a read (a copy) of ``n_traces``: drop the map once ~256 MB went through it.
-        Every page a map touched stays in this process's RSS until it is unmapped, so one
-        map over a whole survey makes a rank look as big as the part of the file it read."""
-        self._touched += n_traces * self.layout.trace_bytes
-        if self._touched > _REMAP_BYTES:
-            self._mm = None
+    def _file(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+            self._closer = weakref.finalize(self, os.close, self._fd)
+        return self._fd
 
     def close(self) -> None:
-        """Release the memory map (it is made again when next needed)."""
-        self._mm = None
+        """Close the file (it is opened again when next needed)."""
+        if self._fd is not None:
+            self._closer()
+            self._fd = None
+
+    def _rows(self, ids: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """Bytes ``lo:hi`` of each trace ``ids`` (uint8 ``(len(ids), hi - lo)``), in the order
+        of ``ids``: each run of consecutive traces read whole by ``pread``, in file order.
+
+        Not through a memory map: every page a map touches stays in the process's RSS until
+        it is unmapped, and a scattered trace maps a whole large folio (1 MB a trace for the
+        256 traces of the calibration's spectrum on a 4.2 GB file: 290 MB of one rank's RSS).
+        """
+        ids = np.asarray(ids, np.int64)
+        tb, n = self.layout.trace_bytes, self.layout.n_traces
+        if ids.size and (ids.min() < 0 or ids.max() >= n):
+            bad = ids[(ids < 0) | (ids >= n)][0]
+            raise SeisError(f"trace {bad} out of range (file has {n} traces)", self.path)
+        srt = np.argsort(ids, kind="stable")
+        s = ids[srt]
+        buf = np.empty((ids.size, tb), np.uint8)
+        brk = np.flatnonzero(np.diff(s) != 1) + 1
+        fd = self._file()
+        for a, b in zip(np.r_[0, brk], np.r_[brk, ids.size], strict=True):
+            if b <= a:
+                continue
+            view = memoryview(buf[a:b]).cast("B")
+            pos, got = self.layout.data_offset + int(s[a]) * tb, 0
+            while got < len(view):
+                k = os.preadv(fd, [view[got:]], pos + got)
+                if k <= 0:
+                    raise SeisError(f"file ends inside trace {int(s[a]) + got // tb} "
+                                    "(truncated since it was indexed?)", self.path)
+                got += k
+        if np.array_equal(srt, np.arange(ids.size)):
+            return buf[:, lo:hi] if (lo, hi) != (0, tb) else buf
+        out = np.empty((ids.size, hi - lo), np.uint8)
+        out[srt] = buf[:, lo:hi]
+        return out
 
     # -- reading ------------------------------------------------------------------------------
     def raw(self, ids) -> np.ndarray:
         """Traces ``ids`` as they lie in the file (uint8, ``(len(ids), trace bytes)``: header
         then encoded samples), in the order of ``ids``; read in file order."""
-        ids = np.asarray(ids, np.int64)
-        srt = np.argsort(ids, kind="stable")
-        out = np.empty((len(ids), self.layout.trace_bytes), np.uint8)
-        out[srt] = self._memmap()[ids[srt]]
-        self._count(len(ids))
-        return out
+        return self._rows(ids, 0, self.layout.trace_bytes)
 
     def read(self, ids, allow_bad: bool = False) -> np.ndarray:
         """Samples of the traces ``ids``.
@@ -121,12 +144,8 @@ class TraceReader:
             the trace.
         """
         ids = np.atleast_1d(np.asarray(ids, dtype=np.int64))
-        n = self.layout.n_traces
-        if ids.size and (ids.min() < 0 or ids.max() >= n):
-            bad = ids[(ids < 0) | (ids >= n)][0]
-            raise SeisError(f"trace {bad} out of range (file has {n} traces)", self.path)
-        raw = self._memmap()[ids, self.layout.header_bytes:]  # past any rev 2 extensions
-        self._count(ids.size)
+        # past any rev 2 extensions
+        raw = self._rows(ids, self.layout.header_bytes, self.layout.trace_bytes)
         data = decode_samples(raw, self.layout.format, self.layout.endian, self.layout.ns)
         if not allow_bad:
             finite = np.isfinite(data).all(axis=1)
@@ -147,10 +166,7 @@ class TraceReader:
     def header_bytes(self, ids) -> np.ndarray:
         """The trace headers of ``ids``, verbatim: 240 bytes, plus the rev 2 trace header
         extensions where the file has them (uint8 ``(n, layout.header_bytes)``)."""
-        ids = np.asarray(ids, np.int64)
-        out = np.ascontiguousarray(self._memmap()[ids, :self.layout.header_bytes])
-        self._count(ids.size)
-        return out
+        return np.ascontiguousarray(self._rows(ids, 0, self.layout.header_bytes))
 
     def file_header(self) -> bytes:
         """Everything before the first trace (textual, binary and extended headers)."""

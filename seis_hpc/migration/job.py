@@ -228,31 +228,50 @@ def select_traces(idx: TraceIndex, traces: str | Sequence | None = None,
     """
     if traces is None and ffid is None:
         return None
+    from seis_hpc.engine.job import from_runs
+    from seis_hpc.engine.stream_plan import column_chunks
+
     n = idx.n_traces
-    keep = np.ones(n, bool)
+    runs = None  # the --traces ranges joined: increasing, not overlapping [start, stop)
     if traces is not None:
         pairs = _ranges(traces, "--traces") if isinstance(traces, str) else \
             [(int(a), int(b)) for a, b in traces]
-        mask = np.zeros(n, bool)
         for a, b in pairs:
             if not 0 <= a < b:
                 raise SeisError(f"--traces {a}:{b}: trace numbers count from 0 and A < B")
             if b > n:
                 raise SeisError(f"--traces {a}:{b}: the file has {n} traces (0:{n})",
                                 idx.segy_path)
-            mask[a:b] = True
-        keep &= mask
-    if ffid is not None:
+        r = np.array(pairs, np.int64).reshape(-1, 2)
+        r = r[np.argsort(r[:, 0], kind="stable")]
+        runs = r
+        if len(r):
+            reach = np.maximum.accumulate(r[:, 1])
+            first = np.flatnonzero(np.r_[True, r[1:, 0] > reach[:-1]])
+            last = np.r_[first[1:] - 1, len(r) - 1]
+            runs = np.column_stack([r[first, 0], reach[last]])
+    if ffid is None:
+        sel = from_runs(runs)
+    else:
         pairs = _ranges(ffid, "--ffid") if isinstance(ffid, str) else \
             [(int(a), int(b)) for a, b in ffid]
-        f = np.asarray(idx["ffid"])
-        mask = np.zeros(n, bool)
         for a, b in pairs:
             if b < a:
                 raise SeisError(f"--ffid {a}:{b}: LO <= HI wanted (both included)")
-            mask |= (f >= a) & (f <= b)
-        keep &= mask
-    sel = np.flatnonzero(keep)
+        # the FFID column streamed in chunks (issue 19): memory one chunk and the traces
+        # selected, not a column or a flag per trace of the survey
+        found = []
+        for a0, cols in column_chunks(idx, ["ffid"]):
+            f = np.asarray(cols["ffid"])
+            mask = np.zeros(f.size, bool)
+            for a, b in pairs:
+                mask |= (f >= a) & (f <= b)
+            hit = a0 + np.flatnonzero(mask)
+            if runs is not None and hit.size:
+                k = np.searchsorted(runs[:, 0], hit, side="right") - 1
+                hit = hit[(k >= 0) & (hit < runs[np.maximum(k, 0), 1])]
+            found.append(hit)
+        sel = np.concatenate(found) if found else np.zeros(0, np.int64)
     if sel.size == 0:
         raise SeisError("the trace selection (--traces/--ffid) holds no trace", idx.segy_path)
     return sel
