@@ -2,10 +2,9 @@
 processing steps on the blocked index give what they give on the file-order index.
 
 pstm (tile and shard strategies) sums the same traces in another order: equal to float32
-rounding. It runs with ``--normalise none``: the flat-reflector normalisation measures the
-data's band on traces spread evenly over the index's *rows* (engine/normalise.py,
-``peak_frequency``), which in a blocked index are other traces than in file order, so the
-normalised images differ by about 1e-3 (not a property of the blocked index's traces).
+rounding, with and without the flat-reflector normalisation (whose band is measured on
+traces spread evenly over the *file*, found through a blocked index's ``trace`` column:
+spread over its rows they were other traces, and the images differed by about 1e-3).
 stack and velan take an index as GATHERS too.
 """
 
@@ -24,8 +23,7 @@ from seis_hpc.io.blocked import BlockTable
 from seis_hpc.io.volume import read_volume
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--grid", "1,5,44,80", "--tmax", "0.6", "--aperture", "250", "--units", "24",
-         "--normalise", "none"]
+SMALL = ["--grid", "1,5,44,80", "--tmax", "0.6", "--aperture", "250", "--units", "24"]
 
 
 def _run(*args):
@@ -48,13 +46,14 @@ def indexes(tiny3d):
     return plain, spatial
 
 
-@pytest.mark.parametrize("strategy", ["tile", "shard"])
-def test_pstm_of_the_blocked_index(indexes, tiny3d, tmp_path, strategy):
+@pytest.mark.parametrize("strategy,normalise", [("tile", "none"), ("shard", "none"),
+                                                ("tile", "reflector")])
+def test_pstm_of_the_blocked_index(indexes, tiny3d, tmp_path, strategy, normalise):
     images = []
     for k, idx in enumerate(indexes):
         out = tmp_path / f"{k}.h5"
         _run("pstm", idx, "--velocity", tiny3d / "velocity.csv", "--out", out, *SMALL,
-             "--strategy", strategy)
+             "--strategy", strategy, "--normalise", normalise)
         with h5py.File(out, "r") as f:
             assert f.attrs["strategy"] == strategy
         images.append(read_volume(out, "image").data)

@@ -161,7 +161,7 @@ def peak_frequency(source) -> float:
     """
     n = _n_traces(source)
     ids = np.unique(np.linspace(0, n - 1, min(n, SPECTRUM_TRACES)).round().astype(np.int64))
-    d = np.asarray(source.read_traces(ids), dtype=np.float64)
+    d = np.asarray(source.read_traces(_rows_of_file_traces(source, ids)), dtype=np.float64)
     dt = float(source.dt)
     amp = np.abs(np.fft.rfft(d, 2 * d.shape[1], axis=1)).mean(axis=0)
     f = np.fft.rfftfreq(2 * d.shape[1], dt)
@@ -171,6 +171,33 @@ def peak_frequency(source) -> float:
         return min(25.0, top)  # no signal: a wavelet the sampling carries
     centroid = float(np.sum(f[band] * amp[band]) / np.sum(amp[band]))
     return float(np.clip(centroid * math.sqrt(math.pi) / 2.0, min(5.0, top), top))
+
+
+def _rows_of_file_traces(source, ids: np.ndarray) -> np.ndarray:
+    """The rows of ``source`` holding the data file's traces ``ids`` (increasing), in that
+    order: ``ids`` themselves, unless the index under ``source`` is spatially blocked, whose
+    rows are not in file order (its ``trace`` column says which trace a row is), so that the
+    spectrum is taken from the same traces whichever index of the file is given. Streamed:
+    one chunk of the ``trace`` column at a time."""
+    from seis_hpc.engine.stream_plan import column_chunks
+    from seis_hpc.io.blocked import is_blocked
+
+    base = source
+    while not hasattr(base, "attrs") and hasattr(base, "src"):  # through the wrappers
+        base = base.src
+    if not is_blocked(getattr(base, "attrs", {})):
+        return ids
+    rows = np.full(ids.size, -1, np.int64)
+    for a, cols in column_chunks(base, ("trace",)):
+        t = np.asarray(cols["trace"], np.int64)
+        hit = np.flatnonzero(np.isin(t, ids))
+        rows[np.searchsorted(ids, t[hit])] = a + hit
+    if np.any(rows < 0):
+        from seis_hpc.errors import SeisError
+
+        raise SeisError("the spatially blocked index lacks some of the file's traces (its "
+                        "trace column)", getattr(base, "path", None))
+    return rows
 
 
 def _n_traces(source) -> int:
