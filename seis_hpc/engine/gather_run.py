@@ -146,7 +146,9 @@ def run_step(step: StepSpec, params: dict, input_path: str | os.PathLike,
     # Every rank lists the shared temporary file, so that whichever rank fails removes it
     # before the abort (the ranks the abort kills run no handler), and so does SIGTERM/SIGINT;
     # one rank alone removes it on any exception.
-    with registered(tmp, remove_on_error=size == 1):
+    scratch = tmp + ".pass"  # a two-pass step's per-trace results (removed by rank 0)
+    with registered(tmp, remove_on_error=size == 1), \
+            registered(scratch, remove_on_error=size == 1):
         if size > 1:
             # Rank 0 creates the file only once every rank lists it: a signal to a rank that
             # lagged behind, while rank 0 waits in a collective and cannot run its handler,
@@ -184,31 +186,29 @@ def run_step(step: StepSpec, params: dict, input_path: str | os.PathLike,
         with abort_on_error(comm):
             try:
                 if order is None:
-                    qc = _process(step, impl, reader, groups, mine, fd, comm)
+                    qc = _process(step, impl, reader, groups, mine, fd, comm, scratch)
                 else:
                     qc = _copy_ordered(step, impl, reader, order, fd, comm)
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            return _finish(step, impl, qc, entry, reader, tmp, output_path, input_path, comm,
-                           quiet)
+            summary = _finish(step, impl, qc, entry, reader, tmp, output_path, input_path,
+                              comm, quiet)
+            if rank == 0 and os.path.exists(scratch):
+                os.unlink(scratch)
+            return summary
 
 
 def _process(step: StepSpec, impl: GatherStep, reader: TraceReader, groups: list[np.ndarray],
-             mine: list[int], fd: int, comm: MPI.Comm | None) -> dict:
-    """Every gather of this rank: read, apply, write; returns this rank's QC sums."""
+             mine: list[int], fd: int, comm: MPI.Comm | None, scratch: str) -> dict:
+    """Every gather of this rank: read, apply, write; returns this rank's QC sums
+    (``scratch``: a file name beside the output for a two-pass step's own use)."""
     lay = reader.layout
     qc = {"traces": 0, "gathers": 0, "sumsq_in": 0.0, "sumsq_out": 0.0}
     if impl.two_pass:
-        # Two passes (editing): per-trace attributes of every gather, shared, then decisions.
-        part = {}
-        for g in mine:
-            ids = groups[g]
-            data = reader.read(ids, allow_bad=True)
-            for k, v in impl.attributes(data, _ctx(reader, ids)).items():
-                part.setdefault(k, []).append((ids, v))
-        full = _share_attributes(part, reader.index.n_traces, comm)
-        impl.decide(full, reader.columns(np.arange(reader.index.n_traces)))
+        # Two passes (editing): the step's line-wide pass over every rank's gathers, its
+        # per-trace results kept in the scratch file (shared by the ranks), not in memory.
+        impl.survey_pass(reader, [groups[g] for g in mine], comm, scratch)
     impl.prepare(reader, [groups[g] for g in mine])
     from seis_hpc.progress import track
 
@@ -256,27 +256,11 @@ def _copy_ordered(step: StepSpec, impl: GatherStep, reader: TraceReader, order: 
 
 
 def _ctx(reader: TraceReader, ids: np.ndarray) -> dict:
-    return {"dt": reader.dt, "t_start": reader.t_start, "ids": ids, **reader.columns(ids)}
+    from seis_hpc.io.traces import COLUMNS
 
-
-def _share_attributes(part: dict, n: int, comm: MPI.Comm | None) -> dict[str, np.ndarray]:
-    """Per-trace attribute arrays of all ranks, assembled in trace order on every rank."""
-    from seis_hpc.engine.comm import rank_size
-
-    _, size = rank_size(comm)
-    pieces = {k: (np.concatenate([i for i, _ in v]), np.concatenate([a for _, a in v]))
-              for k, v in part.items()}
-    if size > 1:
-        allp = comm.allgather(pieces)
-    else:
-        allp = [pieces]
-    out = {}
-    for p in allp:
-        for k, (ids, vals) in p.items():
-            if k not in out:
-                out[k] = np.zeros(n, dtype=vals.dtype)
-            out[k][ids] = vals
-    return out
+    # The gather's rows only (TraceIndex.take): reader.columns would load every column whole.
+    return {"dt": reader.dt, "t_start": reader.t_start, "ids": ids,
+            **reader.index.take(COLUMNS, ids)}
 
 
 def _finish(step: StepSpec, impl: GatherStep, qc: dict, entry: dict, reader: TraceReader,
