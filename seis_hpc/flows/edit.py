@@ -339,6 +339,8 @@ _COL = {k: j for j, k in enumerate(ROW)}
 # Index rows streamed at a time, and the most traces whose CMP medians are made at once.
 CHUNK = 1 << 20
 BAND_TRACES = 1 << 21
+# Scratch rows decided at a time for the report (about 250 B a row with the decisions).
+REPORT_CHUNK = 1 << 16
 
 
 def shot_rows(attrs: dict, neighbours: int = 6) -> np.ndarray:

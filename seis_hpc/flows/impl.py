@@ -98,7 +98,7 @@ class Edit(_Step):
         os.close(self.fd)
         return {}
 
-    def finish(self, merged, reader, summary, chunk: int = 1 << 16):
+    def finish(self, merged, reader, summary):
         import csv
 
         from seis_hpc.flows import rowfile
@@ -116,8 +116,8 @@ class Edit(_Step):
                 w.writerow(["trace_index", "ffid", "channel", "cmp", "offset_m", "action",
                             "reason"])
                 # The rows streamed in file order, decided again (as apply did).
-                for a in range(0, n, chunk):
-                    ids = np.arange(a, min(n, a + chunk))
+                for a in range(0, n, edit.REPORT_CHUNK):
+                    ids = np.arange(a, min(n, a + edit.REPORT_CHUNK))
                     action, reason = self._decide(rowfile.read(fd, ids, len(edit.ROW)))
                     for code in names:
                         counts[code] += int(np.sum(action == code))
