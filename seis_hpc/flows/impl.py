@@ -297,8 +297,8 @@ class Mute(_Step):
 
         times = {}
         for which, (key, knots) in self.tables.items():
-            kv = None if key is None else np.asarray(
-                self.index["header_cdp" if key == "cdp" else "ffid"])[ctx["ids"]]
+            col = "header_cdp" if key == "cdp" else "ffid"
+            kv = None if key is None else self.index.take([col], ctx["ids"])[col]
             times[which] = mute.table_times(ctx["offset"], kv, knots)
         return mute.apply_mute(g, ctx["dt"], t_start=ctx["t_start"], top=times.get("top"),
                                bottom=times.get("bottom"), taper=self.p["taper"])
@@ -441,8 +441,10 @@ def _header_columns(reader, names, ids) -> dict:
 
     raw = [n for n in names if n not in headers.INDEX_NAMES]
     hdr = reader.header_bytes(ids) if raw else None
-    cols = {n: np.asarray(reader.index[headers.index_column(n)])[ids]
-            for n in names if n in headers.INDEX_NAMES and n != "trace"}
+    # the rows asked for only (a whole column would stay in the index's memory)
+    want = [n for n in names if n in headers.INDEX_NAMES and n != "trace"]
+    got = reader.index.take([headers.index_column(n) for n in want], ids)
+    cols = {n: got[headers.index_column(n)] for n in want}
     out = headers.columns(names, cols, hdr, reader.layout.endian, ids)
     return out
 
@@ -487,14 +489,20 @@ class Sort(_Reorder):
             e = Expression(k.lstrip("-") or "?", headers.known_names(), "--keys", headers.HINT)
             self.keys.append((e, desc))
 
-    def order(self, reader) -> np.ndarray:
+    def order(self, reader, chunk: int = 1 << 20) -> np.ndarray:
+        # The keys of every trace are held (an in-memory sort: 8 B a trace and key, plus the
+        # sort's own); the headers they come from are read a chunk at a time.
         n = reader.index.n_traces
-        ids = np.arange(n)
         cols = []
         for e, desc in self.keys:
-            v = np.broadcast_to(e.evaluate(_header_columns(reader, e.names, ids)), (n,))
+            parts = []
+            for a in range(0, n, chunk):
+                ids = np.arange(a, min(n, a + chunk))
+                parts.append(np.broadcast_to(
+                    e.evaluate(_header_columns(reader, e.names, ids)), ids.shape))
+            v = np.concatenate(parts)
             cols.append(-v.astype(np.float64) if desc else v)
-        return np.lexsort([ids] + cols[::-1])
+        return np.lexsort([np.arange(n)] + cols[::-1])
 
 
 class Headers(_Step):
@@ -521,8 +529,8 @@ class Headers(_Step):
         endian = self.reader.layout.endian
         for target, e in self.sets:
             idx_names = [n for n in e.names if n in headers.INDEX_NAMES and n != "trace"]
-            cols = {n: np.asarray(self.reader.index[headers.index_column(n)])[ids]
-                    for n in idx_names}
+            got = self.reader.index.take([headers.index_column(n) for n in idx_names], ids)
+            cols = {n: got[headers.index_column(n)] for n in idx_names}
             v = e.evaluate(headers.columns(e.names, cols, hdr, endian, ids))
             headers.encode(hdr, target, v, endian, ids)
         return hdr
