@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from _conditioning_data import small_preset
 
+from seis_hpc.engine import gather_run
 from seis_hpc.engine.gather_run import group_traces, run_step
 from seis_hpc.flows import edit
 from seis_hpc.flows.steps import STEPS
@@ -31,6 +32,7 @@ def _small_bands(monkeypatch):
     monkeypatch.setattr(edit, "BAND_TRACES", 60)
     monkeypatch.setattr(edit, "CHUNK", 37)
     monkeypatch.setattr(edit, "REPORT_CHUNK", 29)
+    monkeypatch.setattr(gather_run, "CONTEXT_BATCH", 50)
 
 
 def _reference(path):
@@ -147,6 +149,7 @@ def test_flow_step_peak_does_not_follow_the_traces(lines, tmp_path, monkeypatch,
     monkeypatch.setattr(edit, "BAND_TRACES", 500)
     monkeypatch.setattr(edit, "CHUNK", 256)
     monkeypatch.setattr(edit, "REPORT_CHUNK", 256)
+    monkeypatch.setattr(gather_run, "CONTEXT_BATCH", 256)
     spec = STEPS[name]
     p = spec.resolve(params, name)
     run_step(spec, p, lines[0], tmp_path / "warm.sgy", quiet=True)  # imports, caches

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from seis_hpc.io.traces import TraceReader
 
 KEYS = ("shot", "cmp", "line")
+# Traces of gathers whose index rows are read at once (9 columns: 4.7 MB).
+CONTEXT_BATCH = 1 << 16
 
 
 def group_traces(index: TraceIndex, key: str) -> list[np.ndarray]:
@@ -213,10 +215,11 @@ def _process(step: StepSpec, impl: GatherStep, reader: TraceReader, groups: list
     from seis_hpc.progress import track
 
     # Rank 0 reports its own share: with balanced gathers that is the job's pace.
-    for g in track(mine, step.name, "gather", rank=comm.Get_rank() if comm else 0):
+    for g, cols in track(_gather_columns(reader, groups, mine), step.name, "gather",
+                         total=len(mine), rank=comm.Get_rank() if comm else 0):
         ids = groups[g]
         data = reader.read(ids, allow_bad=step.allow_bad)
-        out = impl.apply(data, _ctx(reader, ids))
+        out = impl.apply(data, {"dt": reader.dt, "t_start": reader.t_start, "ids": ids, **cols})
         if out.shape != data.shape:
             raise RuntimeError(f"step {step.name} changed the gather shape")
         finite_in = np.where(np.isfinite(data), data, 0.0)
@@ -255,12 +258,29 @@ def _copy_ordered(step: StepSpec, impl: GatherStep, reader: TraceReader, order: 
     return qc
 
 
-def _ctx(reader: TraceReader, ids: np.ndarray) -> dict:
+def _gather_columns(reader: TraceReader, groups: list[np.ndarray], mine: list[int],
+                    batch: int | None = None):
+    """``(gather, its index columns)`` for each of this rank's gathers. The columns are the
+    gathers' rows only (never whole columns: they would grow with the survey on every rank),
+    read for up to ``batch`` traces of gathers at once (one read of the index per gather
+    costs more than a light step's work on it)."""
     from seis_hpc.io.traces import COLUMNS
 
-    # The gather's rows only (TraceIndex.take): reader.columns would load every column whole.
-    return {"dt": reader.dt, "t_start": reader.t_start, "ids": ids,
-            **reader.index.take(COLUMNS, ids)}
+    batch = batch or CONTEXT_BATCH
+    k = 0
+    while k < len(mine):
+        j, total = k, 0
+        while j < len(mine) and (j == k or total + len(groups[mine[j]]) <= batch):
+            total += len(groups[mine[j]])
+            j += 1
+        part = mine[k:j]
+        cols = reader.index.take(COLUMNS, np.concatenate([groups[g] for g in part]))
+        a = 0
+        for g in part:
+            b = a + len(groups[g])
+            yield g, {c: v[a:b] for c, v in cols.items()}
+            a = b
+        k = j
 
 
 def _finish(step: StepSpec, impl: GatherStep, qc: dict, entry: dict, reader: TraceReader,

@@ -297,8 +297,8 @@ class Mute(_Step):
 
         times = {}
         for which, (key, knots) in self.tables.items():
-            col = "header_cdp" if key == "cdp" else "ffid"
-            kv = None if key is None else self.index.take([col], ctx["ids"])[col]
+            kv = None if key is None else ctx["ffid"] if key == "ffid" else \
+                self.index.take(["header_cdp"], ctx["ids"])["header_cdp"]
             times[which] = mute.table_times(ctx["offset"], kv, knots)
         return mute.apply_mute(g, ctx["dt"], t_start=ctx["t_start"], top=times.get("top"),
                                bottom=times.get("bottom"), taper=self.p["taper"])
