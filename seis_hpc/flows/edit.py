@@ -19,6 +19,11 @@ Two stages, so that a trace is judged against its neighbours in the shot *and* i
 Swell: a noisy trace whose excess over its shot neighbours is ``SWELL_DOMINANCE`` times larger
 below ``fmin`` than above it is labelled ``swell`` and left unchanged for the swell step.
 
+The step (:class:`seis_hpc.flows.impl.Edit`) makes the same decisions in memory that does
+not grow with the survey: :func:`shot_rows` per shot gather into a scratch file of rows,
+:func:`cmp_medians` per band of CMP numbers (:func:`cmp_bands`), then :func:`decide` trace by
+trace; :func:`classify` is the whole survey in memory (the reference it is tested against).
+
 Actions: NaN/Inf, dead and noisy traces are killed (zeroed), traces with more than
 ``max_spikes`` spike samples too; other spiky traces are despiked (each spike sample and its
 two neighbours replaced by linear interpolation); reversed traces are flipped.

@@ -160,7 +160,8 @@ for _spec in [
              "neighbours whose events agree); kill, despike or flip them; label swell-\n"
              "contaminated traces 'swell' and leave them to the swell step; list every edit\n"
              "with its reason in a CSV (trace_index,ffid,channel,cmp,offset_m,action,reason;\n"
-             "trace_index from 0 in file order).", "shot",
+             "trace_index from 0 in file order). Every trace's attributes wait in a scratch\n"
+             "file beside the output (80 B a trace; removed at the end).", "shot",
              [_p("report", "path", None, "CSV of every edited trace (default OUT.edits.csv)"),
               _p("spike_ratio", "", 4.0, "spike: |x - running median| / neighbours' peak",
                  limit=">0"),
