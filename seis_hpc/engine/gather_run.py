@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from seis_hpc.io.traces import TraceReader
 
 KEYS = ("shot", "cmp", "line")
-# Traces of gathers whose index rows are read at once (9 columns: 4.7 MB).
-CONTEXT_BATCH = 1 << 16
+# Traces of gathers whose index rows are read at once (9 columns: 1.2 MB).
+CONTEXT_BATCH = 1 << 14
 
 
 def group_traces(index: TraceIndex, key: str) -> list[np.ndarray]:
