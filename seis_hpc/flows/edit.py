@@ -342,9 +342,9 @@ ROW = ("finite", "dead", "spikes", "polarity", "logr", "logl", "shot_med", "low_
        "cmp_med", "low_cmp")
 _COL = {k: j for j, k in enumerate(ROW)}
 # Index rows streamed at a time, and the most traces whose CMP medians are made at once
-# (about 150 B a trace while they are: 150 MB).
+# (about 280 B a trace while they are: 75 MB).
 CHUNK = 1 << 20
-BAND_TRACES = 1 << 20
+BAND_TRACES = 1 << 18
 # Scratch rows decided at a time for the report (about 250 B a row with the decisions).
 REPORT_CHUNK = 1 << 16
 
