@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from seis_hpc.io.traces import TraceReader
 
 KEYS = ("shot", "cmp", "line")
+# Traces of gathers whose index rows are read at once (9 columns: 1.2 MB).
+CONTEXT_BATCH = 1 << 14
 
 
 def group_traces(index: TraceIndex, key: str) -> list[np.ndarray]:
@@ -146,7 +148,9 @@ def run_step(step: StepSpec, params: dict, input_path: str | os.PathLike,
     # Every rank lists the shared temporary file, so that whichever rank fails removes it
     # before the abort (the ranks the abort kills run no handler), and so does SIGTERM/SIGINT;
     # one rank alone removes it on any exception.
-    with registered(tmp, remove_on_error=size == 1):
+    scratch = tmp + ".pass"  # a two-pass step's per-trace results (removed by rank 0)
+    with registered(tmp, remove_on_error=size == 1), \
+            registered(scratch, remove_on_error=size == 1):
         if size > 1:
             # Rank 0 creates the file only once every rank lists it: a signal to a rank that
             # lagged behind, while rank 0 waits in a collective and cannot run its handler,
@@ -184,39 +188,38 @@ def run_step(step: StepSpec, params: dict, input_path: str | os.PathLike,
         with abort_on_error(comm):
             try:
                 if order is None:
-                    qc = _process(step, impl, reader, groups, mine, fd, comm)
+                    qc = _process(step, impl, reader, groups, mine, fd, comm, scratch)
                 else:
                     qc = _copy_ordered(step, impl, reader, order, fd, comm)
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            return _finish(step, impl, qc, entry, reader, tmp, output_path, input_path, comm,
-                           quiet)
+            summary = _finish(step, impl, qc, entry, reader, tmp, output_path, input_path,
+                              comm, quiet)
+            if rank == 0 and os.path.exists(scratch):
+                os.unlink(scratch)
+            return summary
 
 
 def _process(step: StepSpec, impl: GatherStep, reader: TraceReader, groups: list[np.ndarray],
-             mine: list[int], fd: int, comm: MPI.Comm | None) -> dict:
-    """Every gather of this rank: read, apply, write; returns this rank's QC sums."""
+             mine: list[int], fd: int, comm: MPI.Comm | None, scratch: str) -> dict:
+    """Every gather of this rank: read, apply, write; returns this rank's QC sums
+    (``scratch``: a file name beside the output for a two-pass step's own use)."""
     lay = reader.layout
     qc = {"traces": 0, "gathers": 0, "sumsq_in": 0.0, "sumsq_out": 0.0}
     if impl.two_pass:
-        # Two passes (editing): per-trace attributes of every gather, shared, then decisions.
-        part = {}
-        for g in mine:
-            ids = groups[g]
-            data = reader.read(ids, allow_bad=True)
-            for k, v in impl.attributes(data, _ctx(reader, ids)).items():
-                part.setdefault(k, []).append((ids, v))
-        full = _share_attributes(part, reader.index.n_traces, comm)
-        impl.decide(full, reader.columns(np.arange(reader.index.n_traces)))
+        # Two passes (editing): the step's line-wide pass over every rank's gathers, its
+        # per-trace results kept in the scratch file (shared by the ranks), not in memory.
+        impl.survey_pass(reader, [groups[g] for g in mine], comm, scratch)
     impl.prepare(reader, [groups[g] for g in mine])
     from seis_hpc.progress import track
 
     # Rank 0 reports its own share: with balanced gathers that is the job's pace.
-    for g in track(mine, step.name, "gather", rank=comm.Get_rank() if comm else 0):
+    for g, cols in track(_gather_columns(reader, groups, mine), step.name, "gather",
+                         total=len(mine), rank=comm.Get_rank() if comm else 0):
         ids = groups[g]
         data = reader.read(ids, allow_bad=step.allow_bad)
-        out = impl.apply(data, _ctx(reader, ids))
+        out = impl.apply(data, {"dt": reader.dt, "t_start": reader.t_start, "ids": ids, **cols})
         if out.shape != data.shape:
             raise RuntimeError(f"step {step.name} changed the gather shape")
         finite_in = np.where(np.isfinite(data), data, 0.0)
@@ -255,28 +258,29 @@ def _copy_ordered(step: StepSpec, impl: GatherStep, reader: TraceReader, order: 
     return qc
 
 
-def _ctx(reader: TraceReader, ids: np.ndarray) -> dict:
-    return {"dt": reader.dt, "t_start": reader.t_start, "ids": ids, **reader.columns(ids)}
+def _gather_columns(reader: TraceReader, groups: list[np.ndarray], mine: list[int],
+                    batch: int | None = None):
+    """``(gather, its index columns)`` for each of this rank's gathers. The columns are the
+    gathers' rows only (never whole columns: they would grow with the survey on every rank),
+    read for up to ``batch`` traces of gathers at once (one read of the index per gather
+    costs more than a light step's work on it)."""
+    from seis_hpc.io.traces import COLUMNS
 
-
-def _share_attributes(part: dict, n: int, comm: MPI.Comm | None) -> dict[str, np.ndarray]:
-    """Per-trace attribute arrays of all ranks, assembled in trace order on every rank."""
-    from seis_hpc.engine.comm import rank_size
-
-    _, size = rank_size(comm)
-    pieces = {k: (np.concatenate([i for i, _ in v]), np.concatenate([a for _, a in v]))
-              for k, v in part.items()}
-    if size > 1:
-        allp = comm.allgather(pieces)
-    else:
-        allp = [pieces]
-    out = {}
-    for p in allp:
-        for k, (ids, vals) in p.items():
-            if k not in out:
-                out[k] = np.zeros(n, dtype=vals.dtype)
-            out[k][ids] = vals
-    return out
+    batch = batch or CONTEXT_BATCH
+    k = 0
+    while k < len(mine):
+        j, total = k, 0
+        while j < len(mine) and (j == k or total + len(groups[mine[j]]) <= batch):
+            total += len(groups[mine[j]])
+            j += 1
+        part = mine[k:j]
+        cols = reader.index.take(COLUMNS, np.concatenate([groups[g] for g in part]))
+        a = 0
+        for g in part:
+            b = a + len(groups[g])
+            yield g, {c: v[a:b] for c, v in cols.items()}
+            a = b
+        k = j
 
 
 def _finish(step: StepSpec, impl: GatherStep, qc: dict, entry: dict, reader: TraceReader,

@@ -19,6 +19,11 @@ Two stages, so that a trace is judged against its neighbours in the shot *and* i
 Swell: a noisy trace whose excess over its shot neighbours is ``SWELL_DOMINANCE`` times larger
 below ``fmin`` than above it is labelled ``swell`` and left unchanged for the swell step.
 
+The step (:class:`seis_hpc.flows.impl.Edit`) makes the same decisions in memory that does
+not grow with the survey: :func:`shot_rows` per shot gather into a scratch file of rows,
+:func:`cmp_medians` per band of CMP numbers (:func:`cmp_bands`), then :func:`decide` trace by
+trace; :func:`classify` is the whole survey in memory (the reference it is tested against).
+
 Actions: NaN/Inf, dead and noisy traces are killed (zeroed), traces with more than
 ``max_spikes`` spike samples too; other spiky traces are despiked (each spike sample and its
 two neighbours replaced by linear interpolation); reversed traces are flipped.
@@ -163,9 +168,29 @@ def trace_attributes(gather, dt: float, *, spike_ratio: float = 4.0, fmin: float
             "polarity": _polarity(clean, live, dt, max_lag)}
 
 
+def levels(attrs: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Live traces and the natural logs of their band and swell-band RMS (NaN elsewhere).
+
+    Returns
+    -------
+    live : numpy.ndarray of bool
+    logr, logl : numpy.ndarray of float64
+        log band RMS and log RMS below fmin (``logl`` None without ``low_rms``).
+    """
+    live = attrs["finite"].astype(bool) & ~attrs["dead"].astype(bool)
+    logr = np.where(live & (attrs["band_rms"] > 0),
+                    np.log(np.maximum(attrs["band_rms"], 1e-300)), np.nan)
+    logl = None
+    if "low_rms" in attrs:
+        logl = np.where(live & (attrs["low_rms"] > 0),
+                        np.log(np.maximum(attrs["low_rms"], 1e-300)), np.nan)
+    return live, logr, logl
+
+
 def classify(attrs: dict, cols: dict, *, noisy_ratio: float = 3.0, reversed_corr: float = -0.3,
              max_spikes: int = 20, neighbours: int = 6) -> tuple[np.ndarray, list[str]]:
-    """Decide the action for every trace of the survey.
+    """Decide the action for every trace of the survey (all of it in memory: the reference
+    that the step, which streams, reproduces exactly).
 
     Parameters
     ----------
@@ -189,34 +214,61 @@ def classify(attrs: dict, cols: dict, *, noisy_ratio: float = 3.0, reversed_corr
     reason : list of str
         Why (empty for kept traces).
     """
-    n = len(attrs["finite"])
-    finite = attrs["finite"].astype(bool)
-    dead = attrs["dead"].astype(bool)
+    _, logr, logl = levels(attrs)
+    rows = {"finite": attrs["finite"], "dead": attrs["dead"], "spikes": attrs["spikes"],
+            "polarity": attrs["polarity"], "logr": logr,
+            "shot_med": _grouped_median(logr, cols["source_id"], cols["channel"], neighbours),
+            "cmp_med": _grouped_median(logr, cols["cmp"], cols["offset"], neighbours)}
+    if logl is not None:
+        rows.update(logl=logl,
+                    low_med=_grouped_median(logl, cols["source_id"], cols["channel"], neighbours),
+                    low_cmp=_grouped_median(logl, cols["cmp"], cols["offset"], neighbours))
+    return decide(rows, noisy_ratio=noisy_ratio, reversed_corr=reversed_corr,
+                  max_spikes=max_spikes)
+
+
+def decide(rows: dict, *, noisy_ratio: float = 3.0, reversed_corr: float = -0.3,
+           max_spikes: int = 20) -> tuple[np.ndarray, list[str]]:
+    """The actions of any set of traces from their own attributes and their neighbours'
+    medians (trace by trace: no trace looks at another here).
+
+    Parameters
+    ----------
+    rows : dict
+        Per trace: ``finite``, ``dead`` (0/1), ``spikes`` (count), ``polarity``; ``logr``
+        (log band RMS, :func:`levels`) and its median over the shot neighbours
+        ``shot_med`` and the CMP neighbours ``cmp_med`` (NaN: none); optionally the same
+        for the swell band: ``logl``, ``low_med``, ``low_cmp``.
+    noisy_ratio, reversed_corr, max_spikes
+        As :func:`classify`.
+
+    Returns
+    -------
+    action, reason
+        As :func:`classify`.
+    """
+    finite = np.asarray(rows["finite"]).astype(bool)
+    dead = np.asarray(rows["dead"]).astype(bool)
+    n = len(finite)
     live = finite & ~dead
-    logr = np.where(live & (attrs["band_rms"] > 0), np.log(np.maximum(attrs["band_rms"], 1e-300)),
-                    np.nan)
-    shot_med = _grouped_median(logr, cols["source_id"], cols["channel"], neighbours)
-    cmp_med = _grouped_median(logr, cols["cmp"], cols["offset"], neighbours)
+    logr, shot_med, cmp_med = rows["logr"], rows["shot_med"], rows["cmp_med"]
     lim = np.log(noisy_ratio)
     over_shot = logr - shot_med > lim
     over_cmp = np.where(np.isfinite(cmp_med), logr - cmp_med > lim, True)
     noisy = live & over_shot & over_cmp
     # Swell: the excess lives below fmin (leaking above it); the swell step repairs it.
     swell = np.zeros(n, bool)
-    if "low_rms" in attrs:
-        logl = np.where(live & (attrs["low_rms"] > 0),
-                        np.log(np.maximum(attrs["low_rms"], 1e-300)), np.nan)
-        low_med = _grouped_median(logl, cols["source_id"], cols["channel"], neighbours)
-        low_cmp = _grouped_median(logl, cols["cmp"], cols["offset"], neighbours)
+    if rows.get("logl") is not None:
+        logl, low_med, low_cmp = rows["logl"], rows["low_med"], rows["low_cmp"]
         dom = np.log(SWELL_DOMINANCE)
         # In the shot, or in the CMP (other shots: clean of this shot's swell burst).
         swell = noisy & ((logl - low_med > logr - shot_med + dom)
                          | (np.isfinite(low_cmp) & (logl - low_cmp > logr - cmp_med + dom)))
         noisy &= ~swell
-    pol = attrs["polarity"]
+    pol = rows["polarity"]
     reversed_ = live & ~noisy & np.isfinite(pol) & (pol < reversed_corr)
     # (a swell trace's polarity is judged on its swell-free band in the swell step's output)
-    spikes = attrs["spikes"]
+    spikes = np.asarray(rows["spikes"]).astype(np.int64)
     action = np.zeros(n, np.int8)
     reason = [""] * n
     for i in np.flatnonzero(~finite):
@@ -281,3 +333,99 @@ def apply_edits(gather, action, spikes_mask=None) -> np.ndarray:
     g[action == KILL] = 0.0
     g[action == FLIP] *= -1.0
     return g
+
+
+# -- the survey in bounded memory (the step; classify above is the all-in-memory reference) --
+
+# Columns of the step's scratch rows (one float64 row per trace; see seis_hpc.flows.rowfile).
+ROW = ("finite", "dead", "spikes", "polarity", "logr", "logl", "shot_med", "low_med",
+       "cmp_med", "low_cmp")
+_COL = {k: j for j, k in enumerate(ROW)}
+# Index rows streamed at a time, and the most traces whose CMP medians are made at once
+# (about 280 B a trace while they are: 75 MB).
+CHUNK = 1 << 20
+BAND_TRACES = 1 << 18
+# Scratch rows decided at a time for the report (about 250 B a row with the decisions).
+REPORT_CHUNK = 1 << 16
+
+
+def shot_rows(attrs: dict, neighbours: int = 6) -> np.ndarray:
+    """Scratch rows (``len(ROW)`` columns) of one shot gather, traces in channel order: its
+    attributes, levels and shot medians; the CMP medians NaN (made later, by CMP bands).
+    Exactly what :func:`classify` computes for these traces from the whole survey."""
+    _, logr, logl = levels(attrs)
+    rows = np.full((len(logr), len(ROW)), np.nan)
+    for k in ("finite", "dead", "spikes", "polarity"):
+        rows[:, _COL[k]] = attrs[k]
+    rows[:, _COL["logr"]] = logr
+    rows[:, _COL["logl"]] = logl
+    rows[:, _COL["shot_med"]] = _neighbour_stat(logr, neighbours, np.median)
+    rows[:, _COL["low_med"]] = _neighbour_stat(logl, neighbours, np.median)
+    return rows
+
+
+def row_dict(rows: np.ndarray) -> dict:
+    """Scratch rows as the ``rows`` argument of :func:`decide`."""
+    return {k: rows[:, j] for j, k in enumerate(ROW)}
+
+
+def cmp_bands(index, limit: int = BAND_TRACES, chunk: int = CHUNK
+              ) -> tuple[list[tuple[int, int]], list[int]]:
+    """Consecutive ranges of CMP numbers holding at most ``limit`` traces each (a CMP with
+    more is a range alone), from the index's ``cmp`` column streamed ``chunk`` rows at a time.
+
+    Returns
+    -------
+    bands : list of (int, int)
+        First and last CMP number of each range.
+    counts : list of int
+        Traces in each.
+    """
+    n = index.n_traces
+    vals = np.zeros(0, np.int64)
+    counts = np.zeros(0, np.int64)
+    for a in range(0, n, chunk):
+        c = index.take(["cmp"], np.arange(a, min(n, a + chunk)))["cmp"]
+        u, k = np.unique(c, return_counts=True)
+        vals, inv = np.unique(np.r_[vals, u], return_inverse=True)
+        counts = np.bincount(inv.ravel(), weights=np.r_[counts, k]).astype(np.int64)
+    bands, sizes = [], []
+    start, total = 0, 0
+    for j, c in enumerate(counts.tolist()):
+        if total and total + c > limit:
+            bands.append((int(vals[start]), int(vals[j - 1])))
+            sizes.append(total)
+            start, total = j, 0
+        total += c
+    if total:
+        bands.append((int(vals[start]), int(vals[-1])))
+        sizes.append(total)
+    return bands, sizes
+
+
+def band_traces(index, band: tuple[int, int], chunk: int = CHUNK) -> dict[str, np.ndarray]:
+    """Trace numbers (ascending), ``cmp`` and ``offset`` of the traces whose CMP lies in
+    ``band`` (inclusive), the index streamed ``chunk`` rows at a time."""
+    n = index.n_traces
+    parts = []
+    for a in range(0, n, chunk):
+        ids = np.arange(a, min(n, a + chunk))
+        c = index.take(["cmp"], ids)["cmp"]
+        keep = (c >= band[0]) & (c <= band[1])
+        if keep.any():
+            ids = ids[keep]
+            parts.append((ids, c[keep], index.take(["offset"], ids)["offset"]))
+    if not parts:
+        return {"ids": np.zeros(0, np.int64), "cmp": np.zeros(0, np.int64),
+                "offset": np.zeros(0)}
+    return {k: np.concatenate([p[j] for p in parts])
+            for j, k in enumerate(("ids", "cmp", "offset"))}
+
+
+def cmp_medians(rows: np.ndarray, cmp, offset, neighbours: int = 6) -> np.ndarray:
+    """``cmp_med`` and ``low_cmp`` (two columns) of traces holding every trace of their CMPs
+    (``rows`` scratch rows, traces in file order: ties in offset keep it, as in
+    :func:`classify`)."""
+    return np.column_stack([
+        _grouped_median(rows[:, _COL["logr"]], cmp, offset, neighbours),
+        _grouped_median(rows[:, _COL["logl"]], cmp, offset, neighbours)])

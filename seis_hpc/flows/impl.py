@@ -5,6 +5,8 @@ array functions of :mod:`~seis_hpc.flows.edit`, :mod:`~seis_hpc.flows.amplitude`
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from seis_hpc.errors import SeisError
@@ -39,49 +41,98 @@ class _Step(GatherStep):
 
 
 class Edit(_Step):
-    """Bad-trace editing (two passes: attributes of every trace, then decisions)."""
+    """Bad-trace editing in two passes over the survey, in memory bounded by a gather or a
+    band of CMPs, not by the survey: every trace's attributes, levels and shot medians go to
+    a scratch file of rows (one per trace, 80 B, beside the output), the CMP medians are made
+    band by band of CMP numbers, and each gather's decisions are read back from its rows
+    (:func:`seis_hpc.flows.edit.decide`: the decisions of ``classify``, exactly)."""
 
     two_pass = True
 
-    def attributes(self, g, ctx):
-        return edit.trace_attributes(g, ctx["dt"], spike_ratio=self.p["spike_ratio"],
-                                     fmin=self.p["fmin"])
+    def survey_pass(self, reader, my_groups, comm, scratch):
+        from seis_hpc.engine.comm import rank_size
+        from seis_hpc.engine.decomposition import assign_longest_first
+        from seis_hpc.flows import rowfile
 
-    def decide(self, attrs, cols):
-        self.action, self.reason = edit.classify(
-            attrs, cols, noisy_ratio=self.p["noisy_ratio"],
-            reversed_corr=self.p["reversed_corr"], max_spikes=self.p["max_spikes"],
-            neighbours=self.p["neighbours"])
-        self.cols = cols
+        rank, size = rank_size(comm)
+        width, nb = len(edit.ROW), self.p["neighbours"]
+        if rank == 0:
+            rowfile.create(scratch, reader.index.n_traces, width)
+        if size > 1:
+            comm.Barrier()
+        self.scratch, self.rank = scratch, rank
+        self.fd = os.open(scratch, os.O_RDWR)
+        # Pass 1, shot gathers: attributes, levels and shot medians of every trace.
+        for ids in my_groups:
+            data = reader.read(ids, allow_bad=True)
+            attrs = edit.trace_attributes(data, reader.dt, spike_ratio=self.p["spike_ratio"],
+                                          fmin=self.p["fmin"])
+            rowfile.write(self.fd, ids, edit.shot_rows(attrs, nb))
+        if size > 1:
+            comm.Barrier()
+        # Pass 2, bands of CMP numbers dealt to ranks: the CMP medians of every trace.
+        bands, counts = edit.cmp_bands(reader.index, edit.BAND_TRACES, edit.CHUNK)
+        for b in sorted(assign_longest_first(counts, size)[rank]):
+            t = edit.band_traces(reader.index, bands[b], edit.CHUNK)
+            rows = rowfile.read(self.fd, t["ids"], width)
+            rowfile.write(self.fd, t["ids"], edit.cmp_medians(rows, t["cmp"], t["offset"], nb),
+                          column=edit.ROW.index("cmp_med"), width=width)
+        if size > 1:
+            comm.Barrier()
+
+    def _decide(self, rows):
+        return edit.decide(edit.row_dict(rows), noisy_ratio=self.p["noisy_ratio"],
+                           reversed_corr=self.p["reversed_corr"],
+                           max_spikes=self.p["max_spikes"])
 
     def apply(self, g, ctx):
-        act = self.action[ctx["ids"]]
+        from seis_hpc.flows import rowfile
+
+        act, _ = self._decide(rowfile.read(self.fd, ctx["ids"], len(edit.ROW)))
         mask = edit.spike_mask(np.nan_to_num(g), spike_ratio=self.p["spike_ratio"]) \
             if (act == edit.DESPIKE).any() else None
         return edit.apply_edits(g, act, mask)
 
     def qc(self):
-        # Every rank holds the full decisions; only rank 0's copy is reported (see finish).
+        # The decisions are in the scratch rows; rank 0 reports them (see finish).
+        os.close(self.fd)
         return {}
 
     def finish(self, merged, reader, summary):
         import csv
 
+        from seis_hpc.flows import rowfile
         from seis_hpc.io.atomic import atomic_output
 
         out = self.p.get("report") or summary["output"] + ".edits.csv"
-        idx = np.flatnonzero(self.action)
-        with atomic_output(out) as tmp, open(tmp, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["trace_index", "ffid", "channel", "cmp", "offset_m", "action", "reason"])
-            for i in idx:
-                w.writerow([int(i), int(self.cols["ffid"][i]), int(self.cols["channel"][i]),
-                            int(self.cols["cmp"][i]), f"{self.cols['offset'][i]:.2f}",
-                            edit.ACTIONS[int(self.action[i])], self.reason[i]])
         names = {edit.KILL: "traces_killed", edit.DESPIKE: "traces_despiked",
                  edit.FLIP: "traces_flipped", edit.SWELL: "traces_swell"}
+        counts = dict.fromkeys(names, 0)
+        n = reader.index.n_traces
+        fd = os.open(self.scratch, os.O_RDONLY)
+        try:
+            with atomic_output(out) as tmp, open(tmp, "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["trace_index", "ffid", "channel", "cmp", "offset_m", "action",
+                            "reason"])
+                # The rows streamed in file order, decided again (as apply did).
+                for a in range(0, n, edit.REPORT_CHUNK):
+                    ids = np.arange(a, min(n, a + edit.REPORT_CHUNK))
+                    action, reason = self._decide(rowfile.read(fd, ids, len(edit.ROW)))
+                    for code in names:
+                        counts[code] += int(np.sum(action == code))
+                    hit = np.flatnonzero(action)
+                    if not hit.size:
+                        continue
+                    c = reader.index.take(("ffid", "channel", "cmp", "offset"), ids[hit])
+                    for j, i in enumerate(hit):
+                        w.writerow([int(ids[i]), int(c["ffid"][j]), int(c["channel"][j]),
+                                    int(c["cmp"][j]), f"{c['offset'][j]:.2f}",
+                                    edit.ACTIONS[int(action[i])], reason[i]])
+        finally:
+            os.close(fd)
         for code, key in names.items():
-            summary[key] = int(np.sum(self.action == code))
+            summary[key] = counts[code]
         summary["edit_report"] = out
 
 
@@ -246,8 +297,8 @@ class Mute(_Step):
 
         times = {}
         for which, (key, knots) in self.tables.items():
-            kv = None if key is None else np.asarray(
-                self.index["header_cdp" if key == "cdp" else "ffid"])[ctx["ids"]]
+            kv = None if key is None else ctx["ffid"] if key == "ffid" else \
+                self.index.take(["header_cdp"], ctx["ids"])["header_cdp"]
             times[which] = mute.table_times(ctx["offset"], kv, knots)
         return mute.apply_mute(g, ctx["dt"], t_start=ctx["t_start"], top=times.get("top"),
                                bottom=times.get("bottom"), taper=self.p["taper"])
@@ -390,8 +441,10 @@ def _header_columns(reader, names, ids) -> dict:
 
     raw = [n for n in names if n not in headers.INDEX_NAMES]
     hdr = reader.header_bytes(ids) if raw else None
-    cols = {n: np.asarray(reader.index[headers.index_column(n)])[ids]
-            for n in names if n in headers.INDEX_NAMES and n != "trace"}
+    # the rows asked for only (a whole column would stay in the index's memory)
+    want = [n for n in names if n in headers.INDEX_NAMES and n != "trace"]
+    got = reader.index.take([headers.index_column(n) for n in want], ids)
+    cols = {n: got[headers.index_column(n)] for n in want}
     out = headers.columns(names, cols, hdr, reader.layout.endian, ids)
     return out
 
@@ -436,14 +489,20 @@ class Sort(_Reorder):
             e = Expression(k.lstrip("-") or "?", headers.known_names(), "--keys", headers.HINT)
             self.keys.append((e, desc))
 
-    def order(self, reader) -> np.ndarray:
+    def order(self, reader, chunk: int = 1 << 20) -> np.ndarray:
+        # The keys of every trace are held (an in-memory sort: 8 B a trace and key, plus the
+        # sort's own); the headers they come from are read a chunk at a time.
         n = reader.index.n_traces
-        ids = np.arange(n)
         cols = []
         for e, desc in self.keys:
-            v = np.broadcast_to(e.evaluate(_header_columns(reader, e.names, ids)), (n,))
+            parts = []
+            for a in range(0, n, chunk):
+                ids = np.arange(a, min(n, a + chunk))
+                parts.append(np.broadcast_to(
+                    e.evaluate(_header_columns(reader, e.names, ids)), ids.shape))
+            v = np.concatenate(parts)
             cols.append(-v.astype(np.float64) if desc else v)
-        return np.lexsort([ids] + cols[::-1])
+        return np.lexsort([np.arange(n)] + cols[::-1])
 
 
 class Headers(_Step):
@@ -470,8 +529,8 @@ class Headers(_Step):
         endian = self.reader.layout.endian
         for target, e in self.sets:
             idx_names = [n for n in e.names if n in headers.INDEX_NAMES and n != "trace"]
-            cols = {n: np.asarray(self.reader.index[headers.index_column(n)])[ids]
-                    for n in idx_names}
+            got = self.reader.index.take([headers.index_column(n) for n in idx_names], ids)
+            cols = {n: got[headers.index_column(n)] for n in idx_names}
             v = e.evaluate(headers.columns(e.names, cols, hdr, endian, ids))
             headers.encode(hdr, target, v, endian, ids)
         return hdr

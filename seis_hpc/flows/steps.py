@@ -27,9 +27,8 @@ class GatherStep(Protocol):
 
     The driver calls, on every rank: :meth:`prepare` once with this rank's gathers, then
     :meth:`apply` per gather, then :meth:`qc`; rank 0 then calls :meth:`finish` with every
-    rank's QC merged. A step with ``two_pass = True`` (bad-trace editing) first gives
-    :meth:`attributes` of every gather; the driver shares them between ranks and calls
-    :meth:`decide` with the whole line's attributes before :meth:`apply`.
+    rank's QC merged. A step with ``two_pass = True`` (bad-trace editing) first makes its
+    line-wide decisions in :meth:`survey_pass` (every rank, before :meth:`prepare`).
 
     Implementations subclass this class explicitly and so inherit the no-op defaults of the
     optional hooks; only :meth:`apply` is required.
@@ -49,12 +48,13 @@ class GatherStep(Protocol):
         """Line-wide work before the gathers; ``groups``: this rank's gathers (trace numbers)."""
         return None
 
-    def attributes(self, gather: np.ndarray, ctx: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Two-pass steps: per-trace attributes of one gather (one value per trace)."""
-        raise NotImplementedError
-
-    def decide(self, attrs: dict[str, np.ndarray], cols: dict[str, np.ndarray]) -> None:
-        """Two-pass steps: decisions from the attributes and index columns of every trace."""
+    def survey_pass(self, reader: TraceReader, groups: list[np.ndarray], comm,
+                    scratch: str) -> None:
+        """Two-pass steps: a pass over this rank's gathers (``groups``) and whatever the
+        decisions need from other ranks (``comm``: None on one process; every rank calls
+        it), before :meth:`prepare`. ``scratch`` names a file beside the output that the
+        step may create on rank 0 and share between ranks, to keep per-trace results out of
+        memory; the driver removes it after :meth:`finish` (or on any failure)."""
         raise NotImplementedError
 
     def qc(self) -> dict[str, Any]:
@@ -160,7 +160,8 @@ for _spec in [
              "neighbours whose events agree); kill, despike or flip them; label swell-\n"
              "contaminated traces 'swell' and leave them to the swell step; list every edit\n"
              "with its reason in a CSV (trace_index,ffid,channel,cmp,offset_m,action,reason;\n"
-             "trace_index from 0 in file order).", "shot",
+             "trace_index from 0 in file order). Every trace's attributes wait in a scratch\n"
+             "file beside the output (80 B a trace; removed at the end).", "shot",
              [_p("report", "path", None, "CSV of every edited trace (default OUT.edits.csv)"),
               _p("spike_ratio", "", 4.0, "spike: |x - running median| / neighbours' peak",
                  limit=">0"),
