@@ -513,8 +513,8 @@ def bin_index_file(path: str | os.PathLike, cmp_interval: float | None = None,
       ``header_crossline``, ``header_cdp``, ``source_id``, ``channel``, ``rx``, ``ry``,
       ``offset``, ``azimuth`` (8 B a trace each) and its own work arrays, then the
       bins (``cmp``, ``inline``, ``crossline``: 24 B a trace) as they are written. Measured
-      (``tests/test_index_stream.py``): about 100 B a trace at the peak against 500 B
-      holding every column.
+      (``tests/test_index_stream.py``, a 2D line fitted from its header CDPs): 68 B a trace
+      at the peak, against about 500 B holding every column.
 
     Parameters are those of :meth:`Survey.open`.
     """

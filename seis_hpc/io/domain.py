@@ -237,8 +237,7 @@ class HeaderStats:
         self.hdr_any = self.hdr_any or bool(np.any(hdr))
         ratio = _ratios(off, hdr)
         self.both += ratio.size
-        self.ratio_hist += np.bincount((ratio.view(np.uint64) >> np.uint64(64 - _DIGIT))
-                                       .astype(np.int64), minlength=1 << _DIGIT)
+        self.ratio_hist += _ratio_histogram(ratio)
         if codes is not None:
             vals, counts = np.unique(codes, return_counts=True)
             for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
@@ -331,6 +330,12 @@ def _ratios(off: np.ndarray, hdr: np.ndarray) -> np.ndarray:
     """Coordinate distance over header offset where both are positive."""
     both = (hdr > 0) & (off > 0)
     return off[both] / hdr[both]
+
+
+def _ratio_histogram(ratio: np.ndarray) -> np.ndarray:
+    """Counts of positive float64 values by their top :data:`_DIGIT` bits."""
+    return np.bincount((ratio.view(np.uint64) >> np.uint64(64 - _DIGIT)).astype(np.int64),
+                       minlength=1 << _DIGIT)
 
 
 def _bin_number_runs(store) -> tuple[bool, int]:
