@@ -535,9 +535,10 @@ def bin_index_file(path: str | os.PathLike, cmp_interval: float | None = None,
     request = geometry_request(cmp_interval, grid, is_2d)
     _check_interval(cmp_interval)
     if grid is not None:
+        with h5py.File(path, "r") as f:  # (read only: an error reads the file again)
+            cx, cy = _point_columns(idx, FileColumns(f, n))
         with h5py.File(path, "r+") as f:
             store = FileColumns(f, n)
-            cx, cy = _point_columns(idx, store)
             n_out, first_out = 0, -1
             for a, b in store.spans():
                 geo = _bin_into(grid, store.read(cx, a, b), store.read(cy, a, b), "given")

@@ -185,6 +185,29 @@ def test_streamed_index_of_every_external_file(external_data, tmp_path, monkeypa
     assert indexed >= 50  # most of them index (the rest are refused alike)
 
 
+@pytest.mark.parametrize("given", [False, True])
+def test_streamed_index_refuses_a_wild_coordinate_alike(tmp_path, monkeypatch, given):
+    """A coordinate beyond 1e8 m (scalar +10000 on one trace, in the last block): the same
+    error naming trace, FFID, channel and scalar, with and without a grid; nothing left."""
+    n = 60
+    k = np.arange(n)
+    sx = 25.0 * (k // 12)
+    gx = sx + 100.0 + 12.5 * (k % 12)
+    scalar = np.ones(n, np.int64)
+    scalar[53] = 10000  # with its SX of 50,000: 5e8 m
+    sx[53] = 50000.0
+    h = {"FieldRecord": 1 + k // 12, "TraceNumber": 1 + k % 12, "SourceX": sx.astype(int),
+         "SourceY": 0, "GroupX": gx.astype(int), "GroupY": 0, "SourceGroupScalar": scalar,
+         "offset": (gx - sx).astype(np.int64)}
+    p = tmp_path / "wild.sgy"
+    write_segy(p, np.zeros((n, 2), np.float32), h, 0.004)
+    grid = _grid_toml(tmp_path / "g.toml", BinGrid.line(0.0, 0.0, 90.0, 6.25, 1, 80)) \
+        if given else None
+    assert not _compare(p, tmp_path, monkeypatch, grid=grid)
+    with pytest.raises(SeisError, match=r"trace 53 \(FFID 5, channel 6\): sx .* \+10000"):
+        _old_index(p, tmp_path / "x.h5", grid=grid)
+
+
 # -- pieces ------------------------------------------------------------------------------------
 def test_source_numbers_across_blocks():
     """First-appearance numbering carried from block to block (a source seen again later,
@@ -208,8 +231,7 @@ def test_streamed_median_is_numpy_median(m, monkeypatch):
     off[: m // 3] = 100.0  # many equal values
     hdr = np.round(off * rng.choice([1.0, 1.0004, 0.9999, 12.0], m)).astype(np.int64)
     hdr[hdr == 0] = 1
-    store = domain.ArrayColumns({"offset": off, "header_offset": hdr, "sx": off}, m)
-    monkeypatch.setattr(index, "_CHUNK", 101)
+    store = domain.ArrayColumns({"offset": off, "header_offset": hdr, "sx": off}, m, 101)
     hist = sum(domain._ratio_histogram(domain._ratios(
         off[a:a + 97], np.abs(hdr[a:a + 97]).astype(np.float64))) for a in range(0, m, 97))
     monkeypatch.setattr(domain, "_GATHER", 10)  # refine by further histograms, then gather

@@ -1,8 +1,10 @@
 """What the headers of a file say it is, and where they contradict themselves.
 
-Called once per scan by :meth:`seis_hpc.io.index.TraceIndex.scan`, on the raw header values and
-the derived index columns. It returns the data domain and a list of one-line warnings, both
-stored in the index attributes (``domain``, ``warnings``) and shown by ``seis-hpc info``.
+Gathered block by block while an index is built (:class:`HeaderStats`, fed by
+:func:`seis_hpc.io.index.scan_columns` with the raw header values and derived columns of each
+block; :func:`inspect` is the same on whole columns). It gives the data domain and a list of
+one-line warnings, both stored in the index attributes (``domain``, ``warnings``) and shown
+by ``seis-hpc info``.
 
 Domains (from headers and fold):
 
@@ -115,9 +117,10 @@ class ArrayColumns:
     store :class:`HeaderStats` reads back from; see :class:`seis_hpc.io.index.FileColumns`
     for columns in an index file being written)."""
 
-    def __init__(self, cols: dict, n: int | None = None):
+    def __init__(self, cols: dict, n: int | None = None, block: int | None = None):
         self.cols = cols
         self.n = len(cols["sx"]) if n is None else n
+        self.block = block  # traces per block read back (None: the whole columns at once)
 
     def read(self, name: str, a: int, b: int) -> np.ndarray:
         return self.cols[name][a:b]
@@ -137,13 +140,9 @@ class ArrayColumns:
             col = self.cols[name] = new
         col[a:b] = values
 
-    def spans(self, size: int | None = None):
-        """``(first, end)`` trace ranges of at most ``size`` traces (default: the index
-        module's block size)."""
-        if size is None:
-            from seis_hpc.io import index
-
-            size = index._CHUNK
+    def spans(self):
+        """``(first, end)`` trace ranges of at most :attr:`block` traces."""
+        size = max(1, self.block or self.n)
         for a in range(0, self.n, size):
             yield a, min(self.n, a + size)
 

@@ -22,7 +22,11 @@ Layout of an index file (one row per trace, in file order; coordinates in m, ang
 ``source_id`` numbers the distinct (FFID, SX, SY) in order of first appearance, from 0.
 
 Headers are read with NumPy structured views over memory-mapped header bytes (no loop over
-traces); samples are read only for the traces asked for, by byte position.
+traces), :data:`_CHUNK` traces at a time, and each block's columns derived from them
+(:func:`derive_block`): :meth:`TraceIndex.scan` gathers the blocks in memory,
+:meth:`TraceIndex.write` (``seis-hpc index``) writes each into the index file as it comes, so
+that its memory is a block's, not the survey's (issue 19). Samples are read only for the
+traces asked for, by byte position.
 
 NaN/Inf samples: :meth:`TraceIndex.read_traces` always checks the traces it returns and raises a
 :class:`~seis_hpc.errors.SeisError` naming the first bad trace; ``check_samples=True`` at build
@@ -211,7 +215,7 @@ class FileColumns(domain.ArrayColumns):
     made at its first write, ``n`` rows, of the values' type)."""
 
     def __init__(self, f: h5py.File, n: int):
-        self.f, self.n = f, n
+        self.f, self.n, self.block = f, n, _CHUNK
 
     def read(self, name: str, a: int, b: int) -> np.ndarray:
         return self.f[name][a:b]
@@ -303,7 +307,7 @@ class TraceIndex:
         """
         hmap = load_headermap(headermap)
         layout = probe(segy_path)
-        store = domain.ArrayColumns({}, layout.n_traces)
+        store = domain.ArrayColumns({}, layout.n_traces, _CHUNK)
         attrs = scan_columns(store, layout, hmap)
         cols = store.cols
         idx = cls(cols, attrs)
