@@ -38,7 +38,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -153,11 +155,7 @@ class Survey:
 
     @classmethod
     def _from_index(cls, idx, cmp_interval, grid, is_2d) -> tuple[Survey, bool]:
-        if idx.attrs.get("headers_only"):
-            raise SeisError("a headers-only index (seis-hpc synth --headers-only) holds the "
-                            "geometry of a survey without its samples: plan the job with "
-                            "seis-hpc pstm INDEX ... --dry-run --ranks N",
-                            idx.path if idx.path is not None else "index")
+        _refuse_headers_only(idx)
         request = geometry_request(cmp_interval, grid, is_2d)
         stored = stored_grid(idx, request, grid)
         if stored is not None:
@@ -191,8 +189,8 @@ class Survey:
         hold one block of traces at a time. Without a grid the fit
         (:func:`fit_geometry`) reads the columns it uses from the file being written, one at
         a time as it asks for them, and holds only those (see :func:`bin_index_file`). An
-        up-to-date index that exists already, or an index file given as ``path``, is binned
-        as :meth:`open` does (in memory) and rewritten.
+        up-to-date index that exists already, or an index file given as ``path``, is copied
+        and the copy binned the same way (again only if :meth:`open` would bin it again).
 
         Parameters are those of :meth:`open`; ``check_samples`` scans every sample for
         NaN/Inf after binning.
@@ -206,20 +204,19 @@ class Survey:
         hmap = load_headermap(headermap)
         if grid is not None and not isinstance(grid, BinGrid):
             grid = load_bin_grid(grid)
-        if (os.path.isfile(path) and h5py.is_hdf5(path)) or \
-                TraceIndex.find(path, index_path, hmap) is not None:
-            survey = cls.open(path, index_path, hmap, cmp_interval, grid, is_2d=is_2d,
-                              save=False, coordinate_units=coordinate_units)
-            if check_samples:
-                survey.index.check_samples()
-            survey.index.save(index_path)
-            return survey
+        if os.path.isfile(path) and h5py.is_hdf5(path):
+            existing = TraceIndex.open(path)
+        else:
+            existing = TraceIndex.find(path, index_path, hmap)
+        if existing is not None:
+            out = _rewrite_index(existing, index_path, cmp_interval, grid, is_2d,
+                                 coordinate_units, check_samples)
+        else:
+            def finish(tmp):
+                bin_index_file(tmp, cmp_interval, grid, is_2d, coordinate_units)
 
-        def finish(tmp):
-            bin_index_file(tmp, cmp_interval, grid, is_2d, coordinate_units)
-
-        out = TraceIndex.write(path, index_path, hmap, finish=finish,
-                               check_samples=check_samples)
+            out = TraceIndex.write(path, index_path, hmap, finish=finish,
+                                   check_samples=check_samples)
         return cls.open(out, cmp_interval=cmp_interval, grid=grid, is_2d=is_2d, save=False,
                         coordinate_units=coordinate_units)
 
@@ -450,6 +447,18 @@ def assume_units(idx: TraceIndex, units: str | None) -> bool:
     ``"feet"`` converts the coordinate columns to metres once (an index already converted
     is left alone). A file whose headers say length units needs nothing.
     """
+    if not _units_change(idx, units):
+        return False
+    if units == "feet":
+        for k in _LENGTH_COLUMNS:
+            idx[k] = _feet_to_metres(idx[k])
+    idx.attrs["coordinate_units_assumed"] = units
+    return True
+
+
+def _units_change(idx: TraceIndex, units: str | None) -> bool:
+    """True when ``units`` must be recorded (and, for feet, applied) in the index; refuses
+    units other than those it reads already."""
     if units is None:
         return False
     _check_units(units)
@@ -459,11 +468,67 @@ def assume_units(idx: TraceIndex, units: str | None) -> bool:
     if before:
         raise SeisError(f"the index already reads coordinates as {before}; rebuild it to "
                         f"read them as {units}", idx.segy_path)
-    if units == "feet":
-        for k in _LENGTH_COLUMNS:
-            idx[k] = _feet_to_metres(idx[k])
-    idx.attrs["coordinate_units_assumed"] = units
     return True
+
+
+def _refuse_headers_only(idx: TraceIndex) -> None:
+    if idx.attrs.get("headers_only"):
+        raise SeisError("a headers-only index (seis-hpc synth --headers-only) holds the "
+                        "geometry of a survey without its samples: plan the job with "
+                        "seis-hpc pstm INDEX ... --dry-run --ranks N",
+                        idx.path if idx.path is not None else "index")
+
+
+def _rewrite_index(idx: TraceIndex, index_path, cmp_interval, grid, is_2d, units,
+                   check_samples: bool) -> Path:
+    """``seis-hpc index`` over an existing index file ``idx`` (an up-to-date index of the
+    file, or an index given as FILE): what :meth:`Survey.open` and ``save`` give, made on a
+    copy of it block by block (:func:`bin_index_file`): the units recorded, the traces
+    binned again unless binned by the same request already. The index file written."""
+    from seis_hpc.io.atomic import atomic_output
+    from seis_hpc.io.index import _stamp, cached_index_path, default_index_path
+
+    convert = _units_change(idx, units)
+    _refuse_headers_only(idx)
+    request = geometry_request(cmp_interval, grid, is_2d)
+    # feet rewrite the coordinates: binned again (as Survey.open bins changed columns)
+    rebin = (convert and units == "feet") or stored_grid(idx, request, grid) is None
+
+    def write(target: Path) -> None:
+        with atomic_output(target) as tmp:
+            shutil.copyfile(idx.path, tmp)
+            if convert:
+                _record_units(tmp, units)
+            if rebin:
+                bin_index_file(tmp, cmp_interval, grid, is_2d)
+            with h5py.File(tmp, "r+") as f:
+                f.attrs.update(_stamp())
+            if check_samples:
+                TraceIndex.open(tmp).check_samples()
+
+    target = Path(index_path) if index_path else default_index_path(idx.segy_path)
+    try:
+        write(target)
+    except PermissionError:
+        if index_path:
+            raise
+        target = cached_index_path(idx.segy_path)
+        write(target)
+    return target
+
+
+def _record_units(path, units: str) -> None:
+    """Record ``units`` in an index file (feet: its coordinate columns converted to metres,
+    block by block)."""
+    from seis_hpc.io.index import FileColumns
+
+    with h5py.File(path, "r+") as f:
+        store = FileColumns(f, int(f.attrs["n_traces"]))
+        if units == "feet":
+            for a, b in store.spans():
+                for k in _LENGTH_COLUMNS:
+                    store.write(k, a, b, _feet_to_metres(store.read(k, a, b)))
+        f.attrs["coordinate_units_assumed"] = units
 
 
 def _check_units(units: str) -> None:
@@ -522,15 +587,8 @@ def bin_index_file(path: str | os.PathLike, cmp_interval: float | None = None,
 
     idx = _Uncached.open(path)
     n = idx.n_traces
-    if coordinate_units is not None:
-        _check_units(coordinate_units)
-        with h5py.File(path, "r+") as f:
-            store = FileColumns(f, n)
-            if coordinate_units == "feet":
-                for a, b in store.spans():
-                    for k in _LENGTH_COLUMNS:
-                        store.write(k, a, b, _feet_to_metres(store.read(k, a, b)))
-            f.attrs["coordinate_units_assumed"] = coordinate_units
+    if _units_change(idx, coordinate_units):
+        _record_units(path, coordinate_units)
         idx.attrs["coordinate_units_assumed"] = coordinate_units
     request = geometry_request(cmp_interval, grid, is_2d)
     _check_interval(cmp_interval)

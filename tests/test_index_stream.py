@@ -84,6 +84,7 @@ def _compare(path, tmp_path, monkeypatch, header_map=None, cmp_interval=None, gr
     """Index ``path`` both ways (streamed in about 6 blocks); same file, or the same error
     and no file."""
     old, new = tmp_path / "old.index.h5", tmp_path / "new.index.h5"
+    before = new.read_bytes() if new.exists() else None  # re-indexing over an index
     try:
         _old_index(path, old, headermap=header_map, cmp_interval=cmp_interval, grid=grid,
                    coordinate_units=units)
@@ -100,7 +101,8 @@ def _compare(path, tmp_path, monkeypatch, header_map=None, cmp_interval=None, gr
     monkeypatch.undo()
     if error is not None:
         assert rc == 2 and err.strip() == f"seis-hpc: error: {error}"
-        assert not new.exists() and not list(tmp_path.glob("*.tmp*"))
+        assert (new.read_bytes() if new.exists() else None) == before  # nothing written
+        assert not [q for q in tmp_path.iterdir() if ".tmp-" in q.name]
         return False
     assert rc == 0, err
     _assert_same_file(old, new)
@@ -206,6 +208,28 @@ def test_streamed_index_refuses_a_wild_coordinate_alike(tmp_path, monkeypatch, g
     assert not _compare(p, tmp_path, monkeypatch, grid=grid)
     with pytest.raises(SeisError, match=r"trace 53 \(FFID 5, channel 6\): sx .* \+10000"):
         _old_index(p, tmp_path / "x.h5", grid=grid)
+
+
+@pytest.mark.parametrize("second", [{}, {"cmp_interval": 12.5}, {"units": "feet"},
+                                    {"units": "metres"}, {"grid": "cut"}])
+def test_reindex_over_an_existing_index(synth, tmp_path, monkeypatch, second):
+    """`index` again over an up-to-date index (reused, binned again or not, units recorded)
+    and over an index given as FILE: the file Survey.open + save gave."""
+    path = synth["tiny3d"]
+    assert _compare(path, tmp_path, monkeypatch)
+    if second.get("grid"):
+        g = BinGrid.from_attrs(TraceIndex.open(tmp_path / "old.index.h5").attrs)
+        second = {"grid": _grid_toml(tmp_path / "g.toml", g, n_crossline=g.n_crossline - 2)}
+    assert _compare(path, tmp_path, monkeypatch, **second)
+    if second.get("units") == "feet":  # and refused alike, the file left as it was
+        assert not _compare(path, tmp_path, monkeypatch, units="metres")
+    # an index file as FILE
+    old, new = tmp_path / "old2.index.h5", tmp_path / "new2.index.h5"
+    _old_index(tmp_path / "old.index.h5", old, cmp_interval=25.0)
+    monkeypatch.setattr(index, "_CHUNK", 101)
+    assert _cli(["index", str(tmp_path / "new.index.h5"), "--index", str(new),
+                 "--cmp-interval", "25"])[0] == 0
+    _assert_same_file(old, new)
 
 
 # -- pieces ------------------------------------------------------------------------------------
