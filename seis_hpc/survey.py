@@ -486,7 +486,7 @@ def _rewrite_index(idx: TraceIndex, index_path, cmp_interval, grid, is_2d, units
     copy of it block by block (:func:`bin_index_file`): the units recorded, the traces
     binned again unless binned by the same request already. The index file written."""
     from seis_hpc.io.atomic import atomic_output
-    from seis_hpc.io.index import _stamp, cached_index_path, default_index_path
+    from seis_hpc.io.index import cached_index_path, default_index_path, provenance_attrs
 
     convert = _units_change(idx, units)
     _refuse_headers_only(idx)
@@ -502,7 +502,7 @@ def _rewrite_index(idx: TraceIndex, index_path, cmp_interval, grid, is_2d, units
             if rebin:
                 bin_index_file(tmp, cmp_interval, grid, is_2d)
             with h5py.File(tmp, "r+") as f:
-                f.attrs.update(_stamp())
+                f.attrs.update(provenance_attrs())
             if check_samples:
                 TraceIndex.open(tmp).check_samples()
 

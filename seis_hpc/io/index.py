@@ -263,7 +263,7 @@ def scan_columns(store, layout: Layout, headermap: HeaderMap) -> dict:
     return attrs
 
 
-def _stamp() -> dict:
+def provenance_attrs() -> dict:
     """Attributes naming the software and the time of writing."""
     return dict(software=f"seis_hpc {__version__}",
                 created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
@@ -387,7 +387,7 @@ class TraceIndex:
         with atomic_output(target) as tmp:
             with h5py.File(tmp, "w") as f:
                 attrs = scan_columns(FileColumns(f, layout.n_traces), layout, hmap)
-                attrs.update(_stamp())
+                attrs.update(provenance_attrs())
                 for k, v in attrs.items():
                     f.attrs[k] = v
             if finish is not None:
@@ -498,7 +498,7 @@ class TraceIndex:
                 if name in UNITS:
                     ds.attrs["units"] = UNITS[name]
             attrs = dict(self.attrs)
-            attrs.update(_stamp())
+            attrs.update(provenance_attrs())
             for k, v in attrs.items():
                 f.attrs[k] = v
             if self.attrs.get("order") == "spatial" and self.path is not None:
