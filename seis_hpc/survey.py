@@ -38,7 +38,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -153,11 +155,7 @@ class Survey:
 
     @classmethod
     def _from_index(cls, idx, cmp_interval, grid, is_2d) -> tuple[Survey, bool]:
-        if idx.attrs.get("headers_only"):
-            raise SeisError("a headers-only index (seis-hpc synth --headers-only) holds the "
-                            "geometry of a survey without its samples: plan the job with "
-                            "seis-hpc pstm INDEX ... --dry-run --ranks N",
-                            idx.path if idx.path is not None else "index")
+        _refuse_headers_only(idx)
         request = geometry_request(cmp_interval, grid, is_2d)
         stored = stored_grid(idx, request, grid)
         if stored is not None:
@@ -172,15 +170,55 @@ class Survey:
             and np.array_equal(idx["crossline"], geo.crossline))
         # (the request alone changes no file: it is saved with new bins, e.g. by `index`)
         idx["cmp"], idx["inline"], idx["crossline"] = geo.cmp, geo.inline, geo.crossline
-        idx.attrs.update(geo.grid.to_attrs())
-        idx.attrs["geometry"] = geo.method
-        idx.attrs["geometry_request"] = request
-        if geo.scatter is not None:
-            idx.attrs["bin_scatter_rms"], idx.attrs["bin_scatter_max"] = geo.scatter
         out = geo.outside if geo.outside is not None else np.zeros(0, np.int64)
-        idx.attrs["outside_grid"] = int(out.size)
-        idx.attrs["first_outside_grid"] = int(out[0]) if out.size else -1
+        idx.attrs.update(_geometry_attrs(geo, request, int(out.size),
+                                         int(out[0]) if out.size else -1))
         return cls(idx, geo), changed
+
+    @classmethod
+    def index_file(cls, path: str | os.PathLike, index_path: str | os.PathLike | None = None,
+                   headermap=None, cmp_interval: float | None = None,
+                   grid: BinGrid | None = None, *, is_2d: bool | None = None,
+                   coordinate_units: str | None = None, check_samples: bool = False
+                   ) -> Survey:
+        """Index ``path``, bin its traces and write the index (``seis-hpc index``).
+
+        The same file as :meth:`open` followed by ``index.save()``, built block by block
+        (:meth:`TraceIndex.write <seis_hpc.io.index.TraceIndex.write>`, issue 19): headers,
+        columns, header checks, ``coordinate_units`` and, with a given ``grid``, the binning
+        hold one block of traces at a time. Without a grid the fit
+        (:func:`fit_geometry`) reads the columns it uses from the file being written, one at
+        a time as it asks for them, and holds only those (see :func:`bin_index_file`). An
+        up-to-date index that exists already, or an index file given as ``path``, is copied
+        and the copy binned the same way (again only if :meth:`open` would bin it again).
+
+        Parameters are those of :meth:`open`; ``check_samples`` scans every sample for
+        NaN/Inf after binning.
+
+        Returns
+        -------
+        Survey
+            The survey of the written index (its columns stay on file; :attr:`index`'s
+            ``path`` is the index file).
+        """
+        hmap = load_headermap(headermap)
+        if grid is not None and not isinstance(grid, BinGrid):
+            grid = load_bin_grid(grid)
+        if os.path.isfile(path) and h5py.is_hdf5(path):
+            existing = TraceIndex.open(path)
+        else:
+            existing = TraceIndex.find(path, index_path, hmap)
+        if existing is not None:
+            out = _rewrite_index(existing, index_path, cmp_interval, grid, is_2d,
+                                 coordinate_units, check_samples)
+        else:
+            def finish(tmp):
+                bin_index_file(tmp, cmp_interval, grid, is_2d, coordinate_units)
+
+            out = TraceIndex.write(path, index_path, hmap, finish=finish,
+                                   check_samples=check_samples)
+        return cls.open(out, cmp_interval=cmp_interval, grid=grid, is_2d=is_2d, save=False,
+                        coordinate_units=coordinate_units)
 
     # -- properties -----------------------------------------------------------------------
     @property
@@ -409,21 +447,183 @@ def assume_units(idx: TraceIndex, units: str | None) -> bool:
     ``"feet"`` converts the coordinate columns to metres once (an index already converted
     is left alone). A file whose headers say length units needs nothing.
     """
+    if not _units_change(idx, units):
+        return False
+    if units == "feet":
+        for k in _LENGTH_COLUMNS:
+            idx[k] = _feet_to_metres(idx[k])
+    idx.attrs["coordinate_units_assumed"] = units
+    return True
+
+
+def _units_change(idx: TraceIndex, units: str | None) -> bool:
+    """True when ``units`` must be recorded (and, for feet, applied) in the index; refuses
+    units other than those it reads already."""
     if units is None:
         return False
-    if units not in ("metres", "feet"):
-        raise SeisError(f"coordinate units must be 'metres' or 'feet' (got {units!r})")
+    _check_units(units)
     before = idx.attrs.get("coordinate_units_assumed")
     if before == units:
         return False
     if before:
         raise SeisError(f"the index already reads coordinates as {before}; rebuild it to "
                         f"read them as {units}", idx.segy_path)
-    if units == "feet":
-        for k in _LENGTH_COLUMNS:
-            idx[k] = np.asarray(idx[k], dtype=np.float64) * FEET
-    idx.attrs["coordinate_units_assumed"] = units
     return True
+
+
+def _refuse_headers_only(idx: TraceIndex) -> None:
+    if idx.attrs.get("headers_only"):
+        raise SeisError("a headers-only index (seis-hpc synth --headers-only) holds the "
+                        "geometry of a survey without its samples: plan the job with "
+                        "seis-hpc pstm INDEX ... --dry-run --ranks N",
+                        idx.path if idx.path is not None else "index")
+
+
+def _rewrite_index(idx: TraceIndex, index_path, cmp_interval, grid, is_2d, units,
+                   check_samples: bool) -> Path:
+    """``seis-hpc index`` over an existing index file ``idx`` (an up-to-date index of the
+    file, or an index given as FILE): what :meth:`Survey.open` and ``save`` give, made on a
+    copy of it block by block (:func:`bin_index_file`): the units recorded, the traces
+    binned again unless binned by the same request already. The index file written."""
+    from seis_hpc.io.atomic import atomic_output
+    from seis_hpc.io.index import cached_index_path, default_index_path, provenance_attrs
+
+    convert = _units_change(idx, units)
+    _refuse_headers_only(idx)
+    request = geometry_request(cmp_interval, grid, is_2d)
+    # feet rewrite the coordinates: binned again (as Survey.open bins changed columns)
+    rebin = (convert and units == "feet") or stored_grid(idx, request, grid) is None
+
+    def write(target: Path) -> None:
+        with atomic_output(target) as tmp:
+            shutil.copyfile(idx.path, tmp)
+            if convert:
+                _record_units(tmp, units)
+            if rebin:
+                bin_index_file(tmp, cmp_interval, grid, is_2d)
+            with h5py.File(tmp, "r+") as f:
+                f.attrs.update(provenance_attrs())
+            if check_samples:
+                TraceIndex.open(tmp).check_samples()
+
+    target = Path(index_path) if index_path else default_index_path(idx.segy_path)
+    try:
+        write(target)
+    except PermissionError:
+        if index_path:
+            raise
+        target = cached_index_path(idx.segy_path)
+        write(target)
+    return target
+
+
+def _record_units(path, units: str) -> None:
+    """Record ``units`` in an index file (feet: its coordinate columns converted to metres,
+    block by block)."""
+    from seis_hpc.io.index import FileColumns
+
+    with h5py.File(path, "r+") as f:
+        store = FileColumns(f, int(f.attrs["n_traces"]))
+        if units == "feet":
+            for a, b in store.spans():
+                for k in _LENGTH_COLUMNS:
+                    store.write(k, a, b, _feet_to_metres(store.read(k, a, b)))
+        f.attrs["coordinate_units_assumed"] = units
+
+
+def _check_units(units: str) -> None:
+    if units not in ("metres", "feet"):
+        raise SeisError(f"coordinate units must be 'metres' or 'feet' (got {units!r})")
+
+
+def _feet_to_metres(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64) * FEET
+
+
+def _geometry_attrs(geo: Geometry, request: str, n_outside: int, first_outside: int) -> dict:
+    """Index attributes of a binning: grid, method, request, scatter, traces outside."""
+    attrs = {**geo.grid.to_attrs(), "geometry": geo.method, "geometry_request": request}
+    if geo.scatter is not None:
+        attrs["bin_scatter_rms"], attrs["bin_scatter_max"] = geo.scatter
+    attrs["outside_grid"] = n_outside
+    attrs["first_outside_grid"] = first_outside
+    return attrs
+
+
+class _Uncached(TraceIndex):
+    """An index file whose columns are read from the file each time they are asked for,
+    never kept: a fit then holds only the columns in use at the moment."""
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        with h5py.File(self.path, "r") as f:
+            if name not in f or not isinstance(f[name], h5py.Dataset):
+                raise KeyError(name)
+            return f[name][...]
+
+
+def bin_index_file(path: str | os.PathLike, cmp_interval: float | None = None,
+                   grid: BinGrid | None = None, is_2d: bool | None = None,
+                   coordinate_units: str | None = None) -> None:
+    """Read coordinates as ``coordinate_units`` and bin an index file in place, as
+    :meth:`Survey.open` bins an index held in memory (same columns and attributes).
+
+    Memory (issue 19):
+
+    * ``coordinate_units="feet"`` and a given ``grid``: one block of
+      :data:`seis_hpc.io.index._CHUNK` traces (the points' checks and the bins are
+      computed and written block by block);
+    * no ``grid``: the fit (:func:`fit_geometry`) holds the columns it uses, read whole
+      from the file when it asks for them and dropped after: the points (``mx``, ``my``, or
+      ``cdp_x``, ``cdp_y``: 16 B a trace) and, by the method, ``header_inline``,
+      ``header_crossline``, ``header_cdp``, ``source_id``, ``channel``, ``rx``, ``ry``,
+      ``offset``, ``azimuth`` (8 B a trace each) and its own work arrays, then the
+      bins (``cmp``, ``inline``, ``crossline``: 24 B a trace) as they are written. Measured
+      (``tests/test_index_stream.py``, a 2D line fitted from its header CDPs): 68 B a trace
+      at the peak, against about 500 B holding every column.
+
+    Parameters are those of :meth:`Survey.open`.
+    """
+    from seis_hpc.io.index import FileColumns
+
+    idx = _Uncached.open(path)
+    n = idx.n_traces
+    if _units_change(idx, coordinate_units):
+        _record_units(path, coordinate_units)
+        idx.attrs["coordinate_units_assumed"] = coordinate_units
+    request = geometry_request(cmp_interval, grid, is_2d)
+    _check_interval(cmp_interval)
+    if grid is not None:
+        with h5py.File(path, "r") as f:  # (read only: an error reads the file again)
+            cx, cy = _point_columns(idx, FileColumns(f, n))
+        with h5py.File(path, "r+") as f:
+            store = FileColumns(f, n)
+            n_out, first_out = 0, -1
+            for a, b in store.spans():
+                geo = _bin_into(grid, store.read(cx, a, b), store.read(cy, a, b), "given")
+                for k in ("cmp", "inline", "crossline"):
+                    store.write(k, a, b, getattr(geo, k))
+                if geo.outside.size and first_out < 0:
+                    first_out = a + int(geo.outside[0])
+                n_out += int(geo.outside.size)
+            geo.outside = None
+            attrs = _geometry_attrs(geo, request, n_out, first_out)
+    else:
+        with h5py.File(path, "r") as f:
+            store = FileColumns(f, n)
+            geo = fit_geometry(idx, cmp_interval=cmp_interval, is_2d=is_2d, store=store)
+        out = geo.outside if geo.outside is not None else np.zeros(0, np.int64)
+        attrs = _geometry_attrs(geo, request, int(out.size), int(out[0]) if out.size else -1)
+        with h5py.File(path, "r+") as f:
+            store = FileColumns(f, n)
+            for k in ("cmp", "inline", "crossline"):
+                col = getattr(geo, k)
+                setattr(geo, k, None)
+                for a, b in store.spans():
+                    store.write(k, a, b, col[a:b])
+                del col
+    with h5py.File(path, "r+") as f:
+        for k, v in attrs.items():
+            f.attrs[k] = v
 
 
 # -- fitting -----------------------------------------------------------------------------------
@@ -454,10 +654,13 @@ _COORDINATES = {"sx": "sx", "sy": "sy", "rx": "gx", "ry": "gy", "cdp_x": "cdp_x"
                 "cdp_y": "cdp_y"}
 
 
-def check_coordinates(idx: TraceIndex, columns) -> None:
+def check_coordinates(idx: TraceIndex, columns, store=None) -> None:
     """Refuse a trace whose coordinate, after the SEG-Y scalar, lies beyond
     :data:`seis_hpc.limits.COORD_MAX` (1e8 m): a wrong scalar (+10000 for -100) or garbage in
     the field would otherwise give bins of thousands of km and an all-zero image.
+
+    ``store`` (:class:`~seis_hpc.io.index.FileColumns`): read the columns block by block
+    from there instead of whole from ``idx``.
 
     Raises
     ------
@@ -467,24 +670,46 @@ def check_coordinates(idx: TraceIndex, columns) -> None:
     """
     from seis_hpc.limits import COORD_MAX
 
+    store = store if store is not None else _Whole(idx)
+    for col in columns:
+        for a, b in store.spans():
+            v = store.read(col, a, b)
+            bad = np.flatnonzero(~(np.abs(v) <= COORD_MAX))
+            if bad.size:
+                _coordinate_error(idx, col, a + int(bad[0]), float(v[bad[0]]))
+
+
+def _coordinate_error(idx: TraceIndex, col: str, k: int, value: float) -> None:
+    """Raise the error of :func:`check_coordinates` for trace ``k``."""
+    from seis_hpc.limits import COORD_MAX
+
     fields = {f.split(":")[0]: f.split(":")[1:] for f in
               str(idx.attrs.get("headermap", "")).split(", ") if f.count(":") == 2}
-    for col in columns:
-        v = idx[col]
-        bad = np.flatnonzero(~(np.abs(v) <= COORD_MAX))
-        if not bad.size:
-            continue
-        k = int(bad[0])
-        name = _COORDINATES[col]
-        default = DEFAULT_FIELDS[name]
-        byte, kind = fields.get(name, (default.byte, default.type))
-        byte, size = int(byte), TYPES.get(kind, (None, 4))[1]
-        sbyte = int(fields.get("coordinate_scalar", (DEFAULT_FIELDS["coordinate_scalar"].byte,))[0])
-        raise SeisError(
-            f"trace {k} (FFID {int(idx['ffid'][k])}, channel {int(idx['channel'][k])}): "
-            f"{name} (trace header bytes {byte}-{byte + size - 1}) is {v[k]:.4g} m after the "
-            f"coordinate scalar{_scalar_text(idx, k, sbyte)}, beyond {COORD_MAX:g} m (wrong "
-            f"coordinate scalar, bytes {sbyte}-{sbyte + 1}?)", idx.segy_path)
+    name = _COORDINATES[col]
+    default = DEFAULT_FIELDS[name]
+    byte, kind = fields.get(name, (default.byte, default.type))
+    byte, size = int(byte), TYPES.get(kind, (None, 4))[1]
+    sbyte = int(fields.get("coordinate_scalar", (DEFAULT_FIELDS["coordinate_scalar"].byte,))[0])
+    who = idx.take(["ffid", "channel"], [k])
+    raise SeisError(
+        f"trace {k} (FFID {int(who['ffid'][0])}, channel {int(who['channel'][0])}): "
+        f"{name} (trace header bytes {byte}-{byte + size - 1}) is {value:.4g} m after the "
+        f"coordinate scalar{_scalar_text(idx, k, sbyte)}, beyond {COORD_MAX:g} m (wrong "
+        f"coordinate scalar, bytes {sbyte}-{sbyte + 1}?)", idx.segy_path)
+
+
+class _Whole:
+    """The columns of an index as one block (the store interface of
+    :class:`~seis_hpc.io.index.FileColumns`)."""
+
+    def __init__(self, idx: TraceIndex):
+        self.idx = idx
+
+    def read(self, name: str, a: int, b: int) -> np.ndarray:
+        return self.idx[name][a:b]
+
+    def spans(self):
+        yield 0, self.idx.n_traces
 
 
 def _scalar_text(idx: TraceIndex, k: int, byte: int) -> str:
@@ -492,25 +717,35 @@ def _scalar_text(idx: TraceIndex, k: int, byte: int) -> str:
     try:
         bo = ">" if idx.attrs.get("endian", "big") == "big" else "<"
         with open(idx.segy_path, "rb") as fh:
-            fh.seek(int(idx["byte_offset"][k]) + byte - 1)
+            fh.seek(int(idx.take(["byte_offset"], [k])["byte_offset"][0]) + byte - 1)
             return f" {int(np.frombuffer(fh.read(2), dtype=bo + 'i2')[0]):+d}"
     except (OSError, IndexError, ValueError):
         return ""
 
 
-def _points(idx: TraceIndex) -> tuple[np.ndarray, np.ndarray]:
+def _points(idx: TraceIndex, store=None) -> tuple[np.ndarray, np.ndarray]:
     """The points to bin: midpoints, or CDP_X/CDP_Y when there are no source/receiver
     coordinates (stacked data). Coordinates beyond 1e8 m are refused."""
-    s = [idx[k] for k in ("sx", "sy", "rx", "ry")]
-    if any(np.any(a != 0) for a in s):
-        check_coordinates(idx, ("sx", "sy", "rx", "ry"))
-        return idx["mx"], idx["my"]
-    if np.any(idx["cdp_x"] != 0) or np.any(idx["cdp_y"] != 0):
-        check_coordinates(idx, ("cdp_x", "cdp_y"))
-        return idx["cdp_x"], idx["cdp_y"]
+    cx, cy = _point_columns(idx, store)
+    return idx[cx], idx[cy]
+
+
+def _point_columns(idx: TraceIndex, store=None) -> tuple[str, str]:
+    """The columns of :func:`_points`, checked (block by block from ``store`` if given)."""
+    store = store if store is not None else _Whole(idx)
+
+    def nonzero(k):
+        return any(bool(np.any(store.read(k, a, b) != 0)) for a, b in store.spans())
+
+    if any(nonzero(k) for k in ("sx", "sy", "rx", "ry")):
+        check_coordinates(idx, ("sx", "sy", "rx", "ry"), store)
+        return "mx", "my"
+    if nonzero("cdp_x") or nonzero("cdp_y"):
+        check_coordinates(idx, ("cdp_x", "cdp_y"), store)
+        return "cdp_x", "cdp_y"
     keys = ("ffid", "channel", "header_cdp", "header_offset", "header_inline",
             "header_crossline")
-    if all(not np.any(idx[k]) for k in keys):
+    if all(not nonzero(k) for k in keys):
         raise SeisError("all trace headers are zero (no coordinates, FFID, channel, CDP or "
                         "offset): cannot build geometry", idx.segy_path)
     raise SeisError("missing coordinates: SX/SY/GX/GY (bytes 73-88) and CDP_X/CDP_Y (181-188) "
@@ -558,7 +793,7 @@ def _azimuth(u: np.ndarray) -> float:
 
 
 def fit_geometry(idx: TraceIndex, cmp_interval: float | None = None, grid: BinGrid | None = None,
-                 is_2d: bool | None = None) -> Geometry:
+                 is_2d: bool | None = None, store=None) -> Geometry:
     """Find the bin grid of an indexed survey and each trace's bin (see the module text).
 
     Parameters
@@ -571,14 +806,15 @@ def fit_geometry(idx: TraceIndex, cmp_interval: float | None = None, grid: BinGr
         Use this grid.
     is_2d : bool, optional
         Force 2D or 3D.
+    store : FileColumns, optional
+        Check the coordinates block by block from here (an index file) instead of whole.
 
     Returns
     -------
     Geometry
     """
-    if cmp_interval is not None and not cmp_interval > 0:
-        raise SeisError(f"CMP interval must be > 0 m (got {cmp_interval})")
-    x, y = _points(idx)
+    _check_interval(cmp_interval)
+    x, y = _points(idx, store)
     if grid is not None:
         return _bin_into(grid, x, y, "given")
     il_h, xl_h = idx["header_inline"], idx["header_crossline"]
@@ -608,6 +844,11 @@ def fit_geometry(idx: TraceIndex, cmp_interval: float | None = None, grid: BinGr
     if is_2d:
         return _fit_line(idx, c, major, s, interval)
     return _fit_midpoints(idx, x, y, interval)
+
+
+def _check_interval(cmp_interval: float | None) -> None:
+    if cmp_interval is not None and not cmp_interval > 0:
+        raise SeisError(f"CMP interval must be > 0 m (got {cmp_interval})")
 
 
 def _fit_header_cdp(idx: TraceIndex, x: np.ndarray, y: np.ndarray) -> Geometry | None:

@@ -91,12 +91,12 @@ def run(args) -> int:
         sort_memory = parse_size(args.sort_memory)
         if not args.cell > 0:
             raise SeisError(f"--cell must be > 0 m (got {args.cell:g})")
-    survey = Survey.open(args.file, index_path=args.index, headermap=args.header_map,
-                         cmp_interval=args.cmp_interval, save=False,
-                         coordinate_units=args.coordinate_units, grid=args.bin_grid)
-    if args.check_samples:
-        survey.index.check_samples()
-    out = survey.index.save(args.index)
+    # written block by block: memory bounded by a block, not the survey (issue 19)
+    survey = Survey.index_file(args.file, index_path=args.index, headermap=args.header_map,
+                               cmp_interval=args.cmp_interval, grid=args.bin_grid,
+                               coordinate_units=args.coordinate_units,
+                               check_samples=args.check_samples)
+    out = survey.index.path
     rec = getattr(args, "_record", None)  # the run record, when $SEIS_HPC_RUNDIR is set
     if rec is not None and not args.index:
         rec.outputs.append(str(out))  # the default index is a deliverable too

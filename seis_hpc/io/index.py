@@ -22,7 +22,11 @@ Layout of an index file (one row per trace, in file order; coordinates in m, ang
 ``source_id`` numbers the distinct (FFID, SX, SY) in order of first appearance, from 0.
 
 Headers are read with NumPy structured views over memory-mapped header bytes (no loop over
-traces); samples are read only for the traces asked for, by byte position.
+traces), :data:`_CHUNK` traces at a time, and each block's columns derived from them
+(:func:`derive_block`): :meth:`TraceIndex.scan` gathers the blocks in memory,
+:meth:`TraceIndex.write` (``seis-hpc index``) writes each into the index file as it comes, so
+that its memory is a block's, not the survey's (issue 19). Samples are read only for the
+traces asked for, by byte position.
 
 NaN/Inf samples: :meth:`TraceIndex.read_traces` always checks the traces it returns and raises a
 :class:`~seis_hpc.errors.SeisError` naming the first bad trace; ``check_samples=True`` at build
@@ -42,13 +46,14 @@ import numpy as np
 
 from seis_hpc import __version__
 from seis_hpc.errors import SeisError
+from seis_hpc.io import domain
 from seis_hpc.io.atomic import atomic_output
 from seis_hpc.io.headermap import ELEVATION_KEYS, HeaderMap, load_headermap
 from seis_hpc.io.segy import TRACE_HEADER_BYTES, Layout, header_blocks, probe
 from seis_hpc.io.traces import TraceReader, layout_of_index
 
 INDEX_SUFFIX = ".index.h5"
-_CHUNK = 200_000  # traces per header-reading block (48 MB of headers)
+_CHUNK = 200_000  # traces per header block (48 MB of headers, 50 MB of columns); tests lower it
 # TraceIndex.take reads rows closer than this as one slice (a gap costs at most 8 B a row).
 TAKE_GAP = 512
 UNITS = {"sx": "m", "sy": "m", "rx": "m", "ry": "m", "mx": "m", "my": "m", "offset": "m",
@@ -94,6 +99,20 @@ def _scale(values: np.ndarray, scalar: np.ndarray) -> np.ndarray:
     return values.astype(np.float64) * factor
 
 
+def _raw_blocks(layout: Layout, headermap: HeaderMap):
+    """``(first, end, raw, headers)`` block by block (at most :data:`_CHUNK` traces): ``raw``
+    every header-map field as unscaled int64/float64 arrays keyed by map name, ``headers`` the
+    block's 240-byte trace headers (uint8). A file without traces gives one empty block."""
+    dtype = headermap.dtype(layout.endian, TRACE_HEADER_BYTES)
+    blocks = header_blocks(layout, max_traces=_CHUNK) if layout.n_traces else \
+        [(0, 0, np.zeros((0, TRACE_HEADER_BYTES), np.uint8))]
+    for a, b, hdr in blocks:
+        block = hdr.view(dtype).ravel()
+        raw = {name: block[name].astype(np.float64 if dtype[name].kind == "f" else np.int64)
+               for name in dtype.names}
+        yield a, b, raw, hdr
+
+
 def read_headers(layout: Layout, headermap: HeaderMap) -> dict[str, np.ndarray]:
     """Every header-map field of every trace, as raw (unscaled) arrays keyed by map name."""
     dtype = headermap.dtype(layout.endian, TRACE_HEADER_BYTES)
@@ -102,18 +121,40 @@ def read_headers(layout: Layout, headermap: HeaderMap) -> dict[str, np.ndarray]:
     from seis_hpc.progress import Progress
 
     with Progress(layout.n_traces, "index", "header") as prog:
-        for a, b, raw in header_blocks(layout, max_traces=_CHUNK):
-            block = raw.view(dtype).ravel()
+        for a, b, raw, _ in _raw_blocks(layout, headermap):
             for name in dtype.names:
-                out[name][a:b] = block[name]
+                out[name][a:b] = raw[name]
             prog.set(b)
     return out
 
 
 def derive_columns(raw: dict[str, np.ndarray], layout: Layout) -> dict[str, np.ndarray]:
-    """Index columns from raw header values: scaled coordinates, midpoints, offsets, azimuths,
-    source numbers and byte positions."""
-    n = layout.n_traces
+    """Index columns from raw header values of every trace: scaled coordinates, midpoints,
+    offsets, azimuths, source numbers and byte positions (:func:`derive_block` in one block)."""
+    return derive_block(raw, layout, 0, SourceNumbers())
+
+
+def derive_block(raw: dict[str, np.ndarray], layout: Layout, first: int,
+                 sources: SourceNumbers) -> dict[str, np.ndarray]:
+    """Index columns of one block of traces from their raw header values.
+
+    Parameters
+    ----------
+    raw : dict
+        Raw header arrays of traces ``first`` .. ``first + len`` (see :func:`read_headers`).
+    layout : Layout
+        The file's layout (byte positions).
+    first : int
+        Number of the block's first trace in the file (from 0).
+    sources : SourceNumbers
+        Source numbering of the blocks before (updated).
+
+    Returns
+    -------
+    dict
+        Column name -> values (coordinates in m, azimuth in degrees, byte positions).
+    """
+    n = len(raw["ffid"])
     cs, es = raw["coordinate_scalar"], raw["elevation_scalar"]
     col: dict[str, np.ndarray] = {
         "ffid": raw["ffid"], "channel": raw["channel"],
@@ -137,20 +178,95 @@ def derive_columns(raw: dict[str, np.ndarray], layout: Layout) -> dict[str, np.n
     col["cmp"] = raw["cdp"].copy()
     col["inline"] = raw["inline"].copy()
     col["crossline"] = raw["crossline"].copy()
-    col["source_id"] = source_numbers(col["ffid"], col["sx"], col["sy"])
-    col["byte_offset"] = layout.data_offset + np.arange(n, dtype=np.int64) * layout.trace_bytes
+    col["source_id"] = sources.number(col["ffid"], col["sx"], col["sy"])
+    col["byte_offset"] = layout.data_offset + np.arange(first, first + n, dtype=np.int64) \
+        * layout.trace_bytes
     return col
+
+
+class SourceNumbers:
+    """Numbers the distinct (ffid, sx, sy) from 0 in order of first appearance, block after
+    block: memory per distinct source (a table of the keys seen), not per trace."""
+
+    def __init__(self):
+        self.table: dict[tuple, int] = {}
+
+    def number(self, ffid: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
+        """Source numbers of the next block of traces."""
+        if len(ffid) == 0:
+            return np.zeros(0, dtype=np.int64)
+        keys = np.column_stack([ffid.astype(np.float64), sx, sy])
+        uniq, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        ids = np.empty(len(first), dtype=np.int64)
+        table = self.table
+        rows = uniq.tolist()
+        for j in np.argsort(first, kind="stable").tolist():
+            ids[j] = table.setdefault(tuple(rows[j]), len(table))
+        return ids[inverse.ravel()]
 
 
 def source_numbers(ffid: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
     """Number the distinct (ffid, sx, sy) from 0 in order of first appearance."""
-    if len(ffid) == 0:
-        return np.zeros(0, dtype=np.int64)
-    keys = np.column_stack([ffid.astype(np.float64), sx, sy])
-    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    rank = np.empty(len(first), dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-    return rank[inverse.ravel()]
+    return SourceNumbers().number(ffid, sx, sy)
+
+
+class FileColumns(domain.ArrayColumns):
+    """Index columns in an open HDF5 file, read and written by trace range (each data set
+    made at its first write, ``n`` rows, of the values' type)."""
+
+    def __init__(self, f: h5py.File, n: int):
+        self.f, self.n, self.block = f, n, _CHUNK
+
+    def read(self, name: str, a: int, b: int) -> np.ndarray:
+        return self.f[name][a:b]
+
+    def column(self, name: str) -> np.ndarray:
+        return self.f[name][...]
+
+    def write(self, name: str, a: int, b: int, values: np.ndarray) -> None:
+        ds = self.f.get(name)
+        if ds is None or ds.dtype != values.dtype or ds.shape != (self.n,):
+            if ds is not None:
+                del self.f[name]
+            ds = self.f.create_dataset(name, shape=(self.n,), dtype=values.dtype)
+            if name in UNITS:
+                ds.attrs["units"] = UNITS[name]
+        ds[a:b] = values
+
+
+def scan_columns(store, layout: Layout, headermap: HeaderMap) -> dict:
+    """Read the headers block by block into the columns of ``store`` (in memory or an index
+    file) and check them (:class:`~seis_hpc.io.domain.HeaderStats`); the index attributes.
+
+    Memory: one block of :data:`_CHUNK` traces (headers and columns) plus the source table
+    (:class:`SourceNumbers`) and what the header checks read back.
+    """
+    from seis_hpc.progress import Progress
+
+    stats = domain.HeaderStats(layout)
+    sources = SourceNumbers()
+    with Progress(layout.n_traces, "index", "header") as prog:
+        for a, b, raw, hdr in _raw_blocks(layout, headermap):
+            cols = derive_block(raw, layout, a, sources)
+            codes = domain.unit_codes(hdr, layout) if layout.kind == "segy" else None
+            stats.add(cols, a, raw, codes)
+            for name, values in cols.items():
+                store.write(name, a, b, values)
+            del cols, raw, hdr
+            prog.set(b)
+    dom, warns, units = stats.finish(store)
+    st = os.stat(layout.path)
+    attrs = {k: getattr(layout, k) for k in _LAYOUT_ATTRS}
+    attrs.update(segy_path=str(Path(layout.path).absolute()), file_mtime_ns=st.st_mtime_ns,
+                 headermap=headermap.describe(), headermap_source=headermap.source,
+                 domain=dom, warnings=json.dumps(warns), coordinate_units=units)
+    return attrs
+
+
+def provenance_attrs() -> dict:
+    """Attributes naming the software and the time of writing."""
+    return dict(software=f"seis_hpc {__version__}",
+                created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
 
 class TraceIndex:
@@ -191,16 +307,9 @@ class TraceIndex:
         """
         hmap = load_headermap(headermap)
         layout = probe(segy_path)
-        raw = read_headers(layout, hmap)
-        cols = derive_columns(raw, layout)
-        from seis_hpc.io import domain  # header sanity: domain and warnings (issue 15)
-
-        dom, warns, units = domain.inspect(raw, cols, layout)
-        st = os.stat(layout.path)
-        attrs = {k: getattr(layout, k) for k in _LAYOUT_ATTRS}
-        attrs.update(segy_path=str(Path(layout.path).absolute()), file_mtime_ns=st.st_mtime_ns,
-                     headermap=hmap.describe(), headermap_source=hmap.source,
-                     domain=dom, warnings=json.dumps(warns), coordinate_units=units)
+        store = domain.ArrayColumns({}, layout.n_traces, _CHUNK)
+        attrs = scan_columns(store, layout, hmap)
+        cols = store.cols
         idx = cls(cols, attrs)
         if check_samples:
             idx.check_samples()
@@ -231,6 +340,62 @@ class TraceIndex:
         return idx
 
     @classmethod
+    def write(cls, segy_path: str | os.PathLike, index_path: str | os.PathLike | None = None,
+              headermap=None, finish=None, check_samples: bool = False) -> Path:
+        """Index ``segy_path`` straight into an index file, block by block (atomically).
+
+        The same columns and attributes as :meth:`build`, but the headers are read, derived
+        and written :data:`_CHUNK` traces at a time (:func:`scan_columns`): the memory is a
+        block's, not the survey's (issue 19).
+
+        Parameters
+        ----------
+        segy_path : path-like
+            SEG-Y or SU file.
+        index_path : path-like, optional
+            Output; default :func:`default_index_path` (the cache folder when the folder
+            beside the file refuses the write).
+        headermap : path-like or HeaderMap, optional
+            Header byte map TOML file.
+        finish : callable, optional
+            ``finish(path)`` called on the complete temporary index file before it is
+            renamed (binning: :meth:`seis_hpc.survey.Survey.index_file`); an error there
+            leaves nothing behind.
+        check_samples : bool
+            Refuse files with NaN/Inf samples (scans every sample, after ``finish``).
+
+        Returns
+        -------
+        pathlib.Path
+            The index file written.
+        """
+        hmap = load_headermap(headermap)
+        layout = probe(segy_path)
+        target = Path(index_path) if index_path else default_index_path(segy_path)
+        try:
+            cls._write_streamed(target, layout, hmap, finish, check_samples)
+        except PermissionError:
+            if index_path:
+                raise
+            target = cached_index_path(segy_path)
+            cls._write_streamed(target, layout, hmap, finish, check_samples)
+        return target
+
+    @classmethod
+    def _write_streamed(cls, target: Path, layout: Layout, hmap: HeaderMap, finish,
+                        check_samples: bool) -> None:
+        with atomic_output(target) as tmp:
+            with h5py.File(tmp, "w") as f:
+                attrs = scan_columns(FileColumns(f, layout.n_traces), layout, hmap)
+                attrs.update(provenance_attrs())
+                for k, v in attrs.items():
+                    f.attrs[k] = v
+            if finish is not None:
+                finish(tmp)
+            if check_samples:
+                cls.open(tmp).check_samples()
+
+    @classmethod
     def open(cls, index_path: str | os.PathLike) -> TraceIndex:
         """Open an index file; columns are read when first asked for."""
         index_path = Path(index_path)
@@ -258,6 +423,19 @@ class TraceIndex:
         ``save=False`` a fresh scan stays in memory (its :attr:`path` is None).
         """
         hmap = load_headermap(headermap)
+        idx = cls.find(segy_path, index_path, hmap)
+        if idx is not None:
+            return idx
+        idx = cls.scan(segy_path, hmap)
+        if save:
+            idx.save(index_path)
+        return idx
+
+    @classmethod
+    def find(cls, segy_path: str | os.PathLike, index_path: str | os.PathLike | None = None,
+             headermap=None) -> TraceIndex | None:
+        """The up-to-date index file of ``segy_path`` (see :meth:`for_file`), or None."""
+        hmap = load_headermap(headermap)
         segy_path = Path(segy_path)
         if not segy_path.exists():
             raise FileNotFoundError(2, "No such file or directory", str(segy_path))
@@ -270,10 +448,7 @@ class TraceIndex:
                     continue
                 if idx.matches(segy_path, hmap):
                     return idx
-        idx = cls.scan(segy_path, hmap)
-        if save:
-            idx.save(index_path)
-        return idx
+        return None
 
     def matches(self, segy_path: str | os.PathLike, headermap=None) -> bool:
         """True if this index describes ``segy_path`` as it is now, read with ``headermap``."""
@@ -323,8 +498,7 @@ class TraceIndex:
                 if name in UNITS:
                     ds.attrs["units"] = UNITS[name]
             attrs = dict(self.attrs)
-            attrs.update(software=f"seis_hpc {__version__}",
-                         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+            attrs.update(provenance_attrs())
             for k, v in attrs.items():
                 f.attrs[k] = v
             if self.attrs.get("order") == "spatial" and self.path is not None:
