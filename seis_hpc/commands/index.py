@@ -86,11 +86,9 @@ def run(args) -> int:
         pass  # the OS error (missing, unreadable) is the message
     spatial = args.spatial or args.spatial_index
     if spatial:  # a bad option fails before the work
-        from seis_hpc.engine.decomposition import parse_size
+        from seis_hpc.io.blocked import check_sort_options, sort_index
 
-        sort_memory = parse_size(args.sort_memory)
-        if not args.cell > 0:
-            raise SeisError(f"--cell must be > 0 m (got {args.cell:g})")
+        budget = check_sort_options(args.cell, args.sort_memory)
     # written block by block: memory bounded by a block, not the survey (issue 19)
     survey = Survey.index_file(args.file, index_path=args.index, headermap=args.header_map,
                                cmp_interval=args.cmp_interval, grid=args.bin_grid,
@@ -103,10 +101,7 @@ def run(args) -> int:
     report = {"file": args.file, "index": str(out), "traces": survey.index.n_traces,
               **survey.report()}
     if spatial:
-        from seis_hpc.io.blocked import block_index_file, sort_rows, spatial_index_path
-
-        spatial = block_index_file(out, args.spatial_index or spatial_index_path(out),
-                                   cell=args.cell, max_rows=sort_rows(out, sort_memory))
+        spatial = sort_index(out, args.spatial_index, args.cell, budget)
         report["spatial_index"] = str(spatial)
         if rec is not None and not args.spatial_index:
             rec.outputs.append(str(spatial))

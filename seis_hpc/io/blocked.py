@@ -352,6 +352,26 @@ def sort_rows(src: str | os.PathLike, budget: int) -> int:
     return max(1, int(budget) // (3 * row))
 
 
+def check_sort_options(cell: float, sort_memory: str) -> int:
+    """``seis-hpc index --spatial``'s ``--cell`` (m) and ``--sort-memory`` (a size such as
+    ``1G``) checked before any work; returns the memory budget in bytes."""
+    from seis_hpc.engine.decomposition import parse_size
+
+    budget = parse_size(sort_memory)
+    if not cell > 0:
+        raise SeisError(f"--cell must be > 0 m (got {cell:g})")
+    return budget
+
+
+def sort_index(src: str | os.PathLike, dst: str | os.PathLike | None, cell: float,
+               budget: int) -> Path:
+    """The blocked index of the file-order index file ``src`` written to ``dst`` (default
+    :func:`spatial_index_path`) by :func:`block_index_file` within about ``budget`` bytes of
+    memory (:func:`sort_rows`), ``cell`` m cells."""
+    return block_index_file(src, dst or spatial_index_path(src), cell=cell,
+                            max_rows=sort_rows(src, budget))
+
+
 def scratch_name(path: str | os.PathLike) -> Path:
     """The scratch file of :func:`block_index_file` writing ``path`` (beside it, hidden)."""
     p = Path(path)
