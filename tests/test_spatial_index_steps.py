@@ -81,3 +81,31 @@ def test_stack_and_velan_of_the_blocked_index(indexes, tiny3d, tmp_path):
     np.testing.assert_allclose(stacks[1], stacks[0], rtol=1e-6, atol=1e-7)
     assert fields[0].min() >= 1400.0
     np.testing.assert_allclose(fields[1], fields[0], rtol=1e-6)
+
+
+def test_a_named_blocked_index_is_used_and_never_rewritten(tiny3d, tmp_path):
+    """``FILE --index BLOCKED``: the blocked index is FILE's index (used as it is); when FILE
+    changed since, the step stops with one line and leaves the user's sort alone (it wrote a
+    file-order index over it before)."""
+    import shutil
+
+    sgy, vel = tmp_path / "shots.sgy", tiny3d / "velocity.csv"
+    shutil.copy(tiny3d / "shots.sgy", sgy)
+    _run("index", sgy, "--spatial", "--cell", "100")
+    blocked = tmp_path / "shots.sgy.spatial.index.h5"
+    before = blocked.read_bytes()
+    _run("stack", sgy, "--index", blocked, "--velocity", vel, "--out", tmp_path / "b.h5")
+    _run("stack", sgy, "--velocity", vel, "--out", tmp_path / "p.h5")
+    assert blocked.read_bytes() == before
+    np.testing.assert_allclose(read_volume(tmp_path / "b.h5").data,
+                               read_volume(tmp_path / "p.h5").data, rtol=1e-6, atol=1e-7)
+    st = os.stat(sgy)
+    os.utime(sgy, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # FILE changed since the sort
+    r = subprocess.run([sys.executable, "-m", "seis_hpc", "stack", str(sgy), "--index",
+                        str(blocked), "--velocity", str(vel), "--out", str(tmp_path / "c.h5")],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "spatially blocked" in lines[0] and str(blocked) in lines[0]
+    assert blocked.read_bytes() == before and not (tmp_path / "c.h5").exists()

@@ -30,8 +30,8 @@ Parameters:
                          few contiguous row ranges (what pstm, stack and velan read fastest
                          on a large survey). Default name: the index's, .index.h5 ->
                          .spatial.index.h5 (FILE.spatial.index.h5 beside FILE); give it as
-                         INPUT to pstm/stack/velan (not as --index beside FILE: there it
-                         is not FILE's index and is rewritten in file order). Sorted from
+                         INPUT to pstm/stack/velan, or as --index with FILE (never
+                         rewritten: if FILE changed since, the step stops). Sorted from
                          the index file in bounded memory (an external sort: scratch runs
                          beside it, as large as the index's uncompressed columns, removed
                          at the end)

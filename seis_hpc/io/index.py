@@ -446,12 +446,23 @@ class TraceIndex:
                     idx = cls.open(cand)
                 except (SeisError, OSError):
                     continue
-                if idx.matches(segy_path, hmap):
+                if idx.matches(segy_path, hmap, blocked=index_path is not None):
                     return idx
+                if index_path is not None and idx.attrs.get("order") == "spatial":
+                    # the caller would write a file-order index over it: a user's sort lost
+                    raise SeisError(
+                        f"is a spatially blocked index that does not describe {segy_path} as "
+                        "it is now (file changed, or another header map); it is not "
+                        "rewritten: sort it again (seis-hpc index --spatial) or give "
+                        "another --index", cand)
         return None
 
-    def matches(self, segy_path: str | os.PathLike, headermap=None) -> bool:
-        """True if this index describes ``segy_path`` as it is now, read with ``headermap``."""
+    def matches(self, segy_path: str | os.PathLike, headermap=None, blocked: bool = False
+                ) -> bool:
+        """True if this index describes ``segy_path`` as it is now, read with ``headermap``.
+
+        A spatially blocked index (rows not in file order) matches only with ``blocked``
+        (an index the user named): it is never a file's default index."""
         p = Path(segy_path).absolute()
         try:
             st = p.stat()
@@ -463,7 +474,7 @@ class TraceIndex:
                 and load_headermap(headermap).describe() == self.attrs.get("headermap")
                 and "domain" in self.attrs  # older indexes lack the header checks
                 # a spatially blocked index numbers its rows otherwise: never the default
-                and self.attrs.get("order") != "spatial")
+                and (blocked or self.attrs.get("order") != "spatial"))
 
     def is_stale(self) -> bool:
         """True when the SEG-Y file changed (size or modification time) since indexing."""
