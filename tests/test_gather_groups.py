@@ -17,7 +17,7 @@ from _conditioning_data import small_preset
 
 from seis_hpc.engine import gather_run
 from seis_hpc.engine.decomposition import assign_longest_first
-from seis_hpc.engine.gather_run import rank_gathers, run_step
+from seis_hpc.engine.gather_run import assigned_gathers, rank_gathers, run_step
 from seis_hpc.flows.steps import STEPS
 from seis_hpc.io.index import TraceIndex
 from seis_hpc.survey import open_traces
@@ -52,6 +52,18 @@ def _index_file(path: Path, n_gathers: int, per: int, seed: int = 0, shuffle: bo
             "byte_offset": np.arange(n, dtype=np.int64) * 240}
     TraceIndex(cols, {"segy_path": "none.sgy", "n_traces": n})._write(path, cols)
     return TraceIndex.open(path)
+
+
+def test_assigned_gathers_are_those_of_assign_longest_first(monkeypatch):
+    monkeypatch.setattr(gather_run, "LABEL_CHUNK", 13)  # its loop in chunks
+    rng = np.random.default_rng(4)
+    for counts in (rng.integers(1, 9, 200), rng.integers(1, 2000, 157), np.full(40, 5),
+                   np.zeros(0, np.int64), np.array([7])):
+        for size in (1, 2, 3, 7):
+            ref = assign_longest_first(counts.tolist(), size)
+            for rank in range(size):
+                got = assigned_gathers(counts, size, rank)
+                assert got.tolist() == sorted(ref[rank])
 
 
 @pytest.mark.parametrize("key", ["shot", "cmp"])

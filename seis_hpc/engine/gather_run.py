@@ -149,13 +149,40 @@ def rank_gathers(index: TraceIndex, key: str, rank: int = 0, size: int = 1
     rank, size : int
         This rank and the number of ranks.
     """
-    from seis_hpc.engine.decomposition import assign_longest_first
-
     if key == "line":
         return ([np.arange(index.n_traces)] if rank == 0 else []), 1
     labels, counts = gather_counts(index, key)
-    mine = sorted(assign_longest_first(counts.tolist(), size)[rank])
-    return RankGathers(index, key, labels, counts, np.asarray(mine, np.int64)), int(labels.size)
+    mine = assigned_gathers(counts, size, rank)
+    return RankGathers(index, key, labels, counts, mine), int(labels.size)
+
+
+def assigned_gathers(counts: np.ndarray, size: int, rank: int) -> np.ndarray:
+    """Positions (increasing) of the gathers that
+    :func:`~seis_hpc.engine.decomposition.assign_longest_first` gives ``rank`` for these
+    numbers of traces, the same ones, in memory per gather of a few bytes (not Python
+    objects per gather, ~150 B each: 0.4 GB for the 2.7e6 CMPs of a 1.6e8-trace survey).
+
+    The largest gather goes to the least loaded rank (ties: the lowest rank), equal sizes in
+    gather order; loads are summed in float64 in that order, as there.
+    """
+    import heapq
+
+    counts = np.asarray(counts, np.int64)
+    n = counts.size
+    if size == 1:
+        return np.arange(n, dtype=np.int64)
+    order = np.lexsort((np.arange(n), -counts))  # largest first, ties in gather order
+    heap = [(0.0, r) for r in range(size)]
+    mine: list[np.ndarray] = []
+    for a in range(0, n, LABEL_CHUNK):
+        pos = order[a:a + LABEL_CHUNK]
+        got = np.zeros(pos.size, bool)
+        for j, w in enumerate(counts[pos].tolist()):
+            load, r = heap[0]
+            heapq.heapreplace(heap, (load + w, r))
+            got[j] = r == rank
+        mine.append(pos[got])
+    return np.sort(np.concatenate(mine)) if mine else np.zeros(0, np.int64)
 
 
 def _joined(parts: list[np.ndarray], empty) -> np.ndarray:
