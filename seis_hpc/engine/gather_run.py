@@ -1,8 +1,11 @@
 """Gathers of a SEG-Y/SU file and the MPI driver that runs one flow step over them.
 
-The driver (:func:`run_step`) reads the input's trace index, groups the traces into shot
-(``source_id``), CMP (``cmp``) or whole-line gathers, hands whole gathers to ranks (static
-longest-first assignment; a step never knows how many ranks there are), and each rank writes
+The driver (:func:`run_step`) groups the input's traces into shot (``source_id``), CMP
+(``cmp``) or whole-line gathers and hands whole gathers to ranks (static longest-first
+assignment by their numbers of traces; a step never knows how many ranks there are). No
+rank holds the survey's gathers: the traces of each gather label are counted in one pass
+over the index's label column, streamed, and each rank then collects only its own gathers
+(:func:`rank_gathers`, :class:`RankGathers`). Each rank writes
 its output traces into one preallocated temporary SEG-Y at their own byte positions
 (``os.pwrite``): same file header, trace headers copied verbatim from the input, samples in the
 input's format and byte order. Rank 0 renames the file when every rank is done and writes the
@@ -40,8 +43,8 @@ CONTEXT_BATCH = 1 << 14
 
 
 # Traces of a rank's gathers whose trace numbers are collected (and sorted) at once: one
-# streamed pass over the label column per group of gathers, ~50 B a trace while sorting.
-GROUP_TRACES = 1 << 21
+# streamed pass over the label column per group of gathers, ~26 B a trace while sorting.
+GROUP_TRACES = 1 << 22
 # Rows of the index's label column read at a time (the counting and collecting passes).
 LABEL_CHUNK = 1 << 16
 
