@@ -1,8 +1,11 @@
 """Gathers of a SEG-Y/SU file and the MPI driver that runs one flow step over them.
 
-The driver (:func:`run_step`) reads the input's trace index, groups the traces into shot
-(``source_id``), CMP (``cmp``) or whole-line gathers, hands whole gathers to ranks (static
-longest-first assignment; a step never knows how many ranks there are), and each rank writes
+The driver (:func:`run_step`) groups the input's traces into shot (``source_id``), CMP
+(``cmp``) or whole-line gathers and hands whole gathers to ranks (static longest-first
+assignment by their numbers of traces; a step never knows how many ranks there are). No
+rank holds the survey's gathers: the traces of each gather label are counted in one pass
+over the index's label column, streamed, and each rank then collects only its own gathers
+(:func:`rank_gathers`, :class:`RankGathers`). Each rank writes
 its output traces into one preallocated temporary SEG-Y at their own byte positions
 (``os.pwrite``): same file header, trace headers copied verbatim from the input, samples in the
 input's format and byte order. Rank 0 renames the file when every rank is done and writes the
@@ -24,7 +27,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seis_hpc.engine import faults
-from seis_hpc.engine.decomposition import assign_longest_first
 from seis_hpc.errors import SeisError
 from seis_hpc.io.segy import TRACE_HEADER_BYTES, decode_samples, preallocate, pwrite_traces
 
@@ -40,8 +42,28 @@ KEYS = ("shot", "cmp", "line")
 CONTEXT_BATCH = 1 << 14
 
 
+# Traces of a rank's gathers whose trace numbers are collected (and sorted) at once: one
+# streamed pass over the label column per group of gathers, ~26 B a trace while sorting.
+GROUP_TRACES = 1 << 22
+# Rows of the index's label column read at a time (the counting and collecting passes).
+LABEL_CHUNK = 1 << 16
+
+
+def _key_columns(key: str) -> tuple[str, str]:
+    """(label column, order column) of a gather key other than ``"line"``."""
+    if key == "shot":
+        return "source_id", "channel"
+    if key == "cmp":
+        return "cmp", "offset"
+    raise SeisError(f"unknown gather key {key!r} (choose from {', '.join(KEYS)})")
+
+
 def group_traces(index: TraceIndex, key: str) -> list[np.ndarray]:
-    """Trace numbers of every gather, each sorted for processing.
+    """Trace numbers of every gather of the survey, each sorted for processing, in memory.
+
+    The driver does not use it (it holds every trace, ~50 B a trace while sorting, on every
+    rank): :func:`rank_gathers` gives a rank its own gathers, the same arrays, in bounded
+    memory. Kept for tools and tests that want the whole survey's gathers of a small file.
 
     Parameters
     ----------
@@ -54,15 +76,234 @@ def group_traces(index: TraceIndex, key: str) -> list[np.ndarray]:
     n = index.n_traces
     if key == "line":
         return [np.arange(n)]
-    if key == "shot":
-        label, order = np.asarray(index["source_id"]), np.asarray(index["channel"])
-    elif key == "cmp":
-        label, order = np.asarray(index["cmp"]), np.asarray(index["offset"])
-    else:
-        raise SeisError(f"unknown gather key {key!r} (choose from {', '.join(KEYS)})")
+    name, order_name = _key_columns(key)
+    label, order = np.asarray(index[name]), np.asarray(index[order_name])
     srt = np.lexsort((np.arange(n), order, label))
     cuts = np.flatnonzero(np.diff(label[srt])) + 1
     return np.split(srt, cuts)
+
+
+def gather_counts(index: TraceIndex, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The gathers' labels (increasing) and their numbers of traces, from one pass over the
+    label column read :data:`LABEL_CHUNK` rows at a time: memory per gather, not per trace.
+
+    Parameters
+    ----------
+    index : TraceIndex
+        The input's index (with survey bins for ``key="cmp"``).
+    key : {"shot", "cmp"}
+        Shot gathers (label ``source_id``) or CMP gathers (label ``cmp``).
+
+    Returns
+    -------
+    labels, counts : numpy.ndarray
+        Every gather's label, increasing, and its traces (int64).
+    """
+    from seis_hpc.engine.stream_plan import column_chunks
+
+    name, _ = _key_columns(key)
+    labels = counts = None
+    pend_u: list[np.ndarray] = []
+    pend_c: list[np.ndarray] = []
+    pending = 0
+
+    def merge():
+        nonlocal labels, counts, pend_u, pend_c, pending
+        u = np.concatenate(([labels] if labels is not None else []) + pend_u)
+        c = np.concatenate(([counts] if counts is not None else []) + pend_c)
+        labels, inv = np.unique(u, return_inverse=True)
+        counts = np.zeros(labels.size, np.int64)
+        np.add.at(counts, inv.ravel(), c)
+        pend_u, pend_c, pending = [], [], 0
+
+    for _, cols in column_chunks(index, [name], LABEL_CHUNK):
+        u, c = np.unique(np.asarray(cols[name]), return_counts=True)
+        pend_u.append(u)
+        pend_c.append(c.astype(np.int64))
+        pending += u.size
+        # merged when the chunks' labels outgrow those known: amortised, memory per gather
+        if pending > max(LABEL_CHUNK, labels.size if labels is not None else 0):
+            merge()
+    if pend_u or labels is None:
+        if not pend_u:
+            pend_u, pend_c = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        merge()
+    return labels, counts
+
+
+def rank_gathers(index: TraceIndex, key: str, rank: int = 0, size: int = 1
+                 ) -> tuple[RankGathers | list[np.ndarray], int]:
+    """This rank's gathers, each sorted for processing, and the number of gathers of the
+    survey, without holding the survey's trace numbers.
+
+    The gathers are those of the label order (shots by ``source_id``, CMPs by ``cmp``),
+    assigned to ranks longest first by their numbers of traces
+    (:func:`~seis_hpc.engine.decomposition.assign_longest_first`); the rank's are in label
+    order, each with its traces ordered by channel (shots) or offset (CMPs), ties by trace
+    number. Memory: the gathers' labels and counts (one streamed pass), then the rank's own
+    gathers (:class:`RankGathers`), collected :data:`GROUP_TRACES` traces at a time.
+
+    Parameters
+    ----------
+    index : TraceIndex
+        The input's index (with survey bins for ``key="cmp"``).
+    key : {"shot", "cmp", "line"}
+        Shot gathers, CMP gathers or the whole line (file order, one gather, rank 0).
+    rank, size : int
+        This rank and the number of ranks.
+    """
+    if key == "line":
+        return ([np.arange(index.n_traces)] if rank == 0 else []), 1
+    labels, counts = gather_counts(index, key)
+    mine = assigned_gathers(counts, size, rank)
+    return RankGathers(index, key, labels, counts, mine), int(labels.size)
+
+
+def assigned_gathers(counts: np.ndarray, size: int, rank: int) -> np.ndarray:
+    """Positions (increasing) of the gathers that
+    :func:`~seis_hpc.engine.decomposition.assign_longest_first` gives ``rank`` for these
+    numbers of traces, the same ones, in memory per gather of a few bytes (not Python
+    objects per gather, ~150 B each: 0.4 GB for the 2.7e6 CMPs of a 1.6e8-trace survey).
+
+    The largest gather goes to the least loaded rank (ties: the lowest rank), equal sizes in
+    gather order; loads are summed in float64 in that order, as there.
+    """
+    import heapq
+
+    counts = np.asarray(counts, np.int64)
+    n = counts.size
+    if size == 1:
+        return np.arange(n, dtype=np.int64)
+    order = np.lexsort((np.arange(n), -counts))  # largest first, ties in gather order
+    heap = [(0.0, r) for r in range(size)]
+    mine: list[np.ndarray] = []
+    for a in range(0, n, LABEL_CHUNK):
+        pos = order[a:a + LABEL_CHUNK]
+        got = np.zeros(pos.size, bool)
+        for j, w in enumerate(counts[pos].tolist()):
+            load, r = heap[0]
+            heapq.heapreplace(heap, (load + w, r))
+            got[j] = r == rank
+        mine.append(pos[got])
+    return np.sort(np.concatenate(mine)) if mine else np.zeros(0, np.int64)
+
+
+def _joined(parts: list[np.ndarray], empty) -> np.ndarray:
+    """The pieces joined, the list emptied (so that they are freed as soon as joined)."""
+    out = np.concatenate(parts) if parts else np.zeros(0, empty)
+    parts.clear()
+    return out
+
+
+class RankGathers:
+    """A rank's gathers (trace numbers, each in processing order), in label order, as a
+    sequence collected from the index on demand.
+
+    The gathers are taken in groups of consecutive ones holding at most
+    :data:`GROUP_TRACES` traces (a larger gather alone); each group is one streamed pass
+    over the label column (:data:`LABEL_CHUNK` rows at a time) that reads the order column
+    of the matching rows only, then a sort of the group's traces. When every gather fits one
+    group it is kept after the first pass (the rank's share: 8 B a trace); otherwise each
+    iteration collects the groups again, so memory stays one group.
+
+    Parameters
+    ----------
+    index : TraceIndex
+        The input's index.
+    key : {"shot", "cmp"}
+        The gathers' key.
+    labels, counts : numpy.ndarray
+        Every gather's label (increasing) and traces (:func:`gather_counts`).
+    mine : numpy.ndarray
+        Positions in ``labels`` of this rank's gathers, increasing.
+    """
+
+    def __init__(self, index: TraceIndex, key: str, labels: np.ndarray, counts: np.ndarray,
+                 mine: np.ndarray):
+        self.index, self.key = index, key
+        self.labels = labels
+        self.mine = np.asarray(mine, np.int64)
+        self.sizes = np.asarray(counts, np.int64)[self.mine]
+        self.bounds = self._group_bounds(self.sizes, GROUP_TRACES)
+        self._kept: list[np.ndarray] | None = None
+
+    @staticmethod
+    def _group_bounds(sizes: np.ndarray, budget: int) -> list[int]:
+        """Where consecutive gathers are cut into groups of at most ``budget`` traces."""
+        bounds, total = [0], 0
+        for i, s in enumerate(sizes.tolist()):
+            if total and total + s > budget:
+                bounds.append(i)
+                total = 0
+            total += s
+        if bounds[-1] != len(sizes):
+            bounds.append(len(sizes))
+        return bounds
+
+    def __len__(self) -> int:
+        return int(self.mine.size)
+
+    def __iter__(self):
+        for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True):
+            yield from self._group(a, b)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        k = int(np.searchsorted(self.bounds, i, side="right")) - 1
+        a, b = self.bounds[k], self.bounds[k + 1]
+        return self._group(a, b)[i - a]
+
+    def _group(self, a: int, b: int) -> list[np.ndarray]:
+        """Gathers ``a:b`` of this rank (one streamed pass)."""
+        if self._kept is not None:
+            return self._kept[a:b]
+        got = self._collect(a, b)
+        if len(self.bounds) == 2:  # one group: the rank's whole share, kept
+            self._kept = got
+        return got
+
+    def _collect(self, a: int, b: int) -> list[np.ndarray]:
+        from seis_hpc.engine.stream_plan import column_chunks, take_rows
+
+        name, order_name = _key_columns(self.key)
+        want = self.mine[a:b]
+        if not want.size:
+            return []
+        # position in the group of each gather (-1: not in it); memory per gather
+        where = np.full(self.labels.size, -1, np.int32 if want.size < 2**31 else np.int64)
+        where[want] = np.arange(want.size)
+        ids_parts, ord_parts, pos_parts = [], [], []
+        for start, cols in column_chunks(self.index, [name], LABEL_CHUNK):
+            lab = np.asarray(cols[name])
+            pos = where[np.searchsorted(self.labels, lab)]
+            hit = np.flatnonzero(pos >= 0)
+            if not hit.size:
+                continue
+            ids = hit.astype(np.int64) + start
+            ids_parts.append(ids)
+            pos_parts.append(pos[hit])
+            ord_parts.append(np.asarray(take_rows(self.index, [order_name], ids)[order_name]))
+        # each list freed once joined: ~20 B a trace of the group at most, then the sort's
+        ids = _joined(ids_parts, np.int64)
+        pos = _joined(pos_parts, np.int64)
+        order = _joined(ord_parts, np.float64)
+        sizes = self.sizes[a:b]
+        if not np.array_equal(np.bincount(pos, minlength=want.size), sizes):
+            raise SeisError("the index changed while its gathers were collected",
+                            getattr(self.index, "path", None))
+        # by gather, then the order key, then trace number (increasing along the stream):
+        # each gather exactly as the in-memory lexsort of (label, order, trace) orders it
+        srt = np.lexsort((ids, order, pos))
+        del order, pos
+        ids = ids[srt]
+        del srt
+        return np.split(ids, np.cumsum(sizes)[:-1])
 
 
 def _history_header(head: bytes, line: str) -> bytes:
@@ -158,8 +399,9 @@ def run_step(step: StepSpec, params: dict, input_path: str | os.PathLike,
             comm.Barrier()
         with abort_on_error(comm):
             reader = open_traces(input_path, bin_cmps=step.gather_key(params) == "cmp")
-            groups = group_traces(reader.index, step.gather_key(params))
-            mine = sorted(assign_longest_first([len(g) for g in groups], size)[rank])
+            # This rank's gathers only (counted in one streamed pass, collected a group at a
+            # time): no rank holds every trace's gather.
+            mine, _ = rank_gathers(reader.index, step.gather_key(params), rank, size)
             impl = step.build(params)
             # Steps that select or reorder traces (select, sort) give the input trace of every
             # output position; the output then has len(order) traces.
@@ -188,7 +430,7 @@ def run_step(step: StepSpec, params: dict, input_path: str | os.PathLike,
         with abort_on_error(comm):
             try:
                 if order is None:
-                    qc = _process(step, impl, reader, groups, mine, fd, comm, scratch)
+                    qc = _process(step, impl, reader, mine, fd, comm, scratch)
                 else:
                     qc = _copy_ordered(step, impl, reader, order, fd, comm)
                 os.fsync(fd)
@@ -201,23 +443,24 @@ def run_step(step: StepSpec, params: dict, input_path: str | os.PathLike,
             return summary
 
 
-def _process(step: StepSpec, impl: GatherStep, reader: TraceReader, groups: list[np.ndarray],
-             mine: list[int], fd: int, comm: MPI.Comm | None, scratch: str) -> dict:
-    """Every gather of this rank: read, apply, write; returns this rank's QC sums
-    (``scratch``: a file name beside the output for a two-pass step's own use)."""
+def _process(step: StepSpec, impl: GatherStep, reader: TraceReader,
+             mine: RankGathers | list[np.ndarray], fd: int, comm: MPI.Comm | None,
+             scratch: str) -> dict:
+    """Every gather of this rank (``mine``: their trace numbers, :func:`rank_gathers`):
+    read, apply, write; returns this rank's QC sums (``scratch``: a file name beside the
+    output for a two-pass step's own use)."""
     lay = reader.layout
     qc = {"traces": 0, "gathers": 0, "sumsq_in": 0.0, "sumsq_out": 0.0}
     if impl.two_pass:
         # Two passes (editing): the step's line-wide pass over every rank's gathers, its
         # per-trace results kept in the scratch file (shared by the ranks), not in memory.
-        impl.survey_pass(reader, [groups[g] for g in mine], comm, scratch)
-    impl.prepare(reader, [groups[g] for g in mine])
+        impl.survey_pass(reader, mine, comm, scratch)
+    impl.prepare(reader, mine)
     from seis_hpc.progress import track
 
     # Rank 0 reports its own share: with balanced gathers that is the job's pace.
-    for g, cols in track(_gather_columns(reader, groups, mine), step.name, "gather",
-                         total=len(mine), rank=comm.Get_rank() if comm else 0):
-        ids = groups[g]
+    for ids, cols in track(_gather_columns(reader, mine), step.name, "gather",
+                           total=len(mine), rank=comm.Get_rank() if comm else 0):
         data = reader.read(ids, allow_bad=step.allow_bad)
         out = impl.apply(data, {"dt": reader.dt, "t_start": reader.t_start, "ids": ids, **cols})
         if out.shape != data.shape:
@@ -258,29 +501,33 @@ def _copy_ordered(step: StepSpec, impl: GatherStep, reader: TraceReader, order: 
     return qc
 
 
-def _gather_columns(reader: TraceReader, groups: list[np.ndarray], mine: list[int],
-                    batch: int | None = None):
-    """``(gather, its index columns)`` for each of this rank's gathers. The columns are the
-    gathers' rows only (never whole columns: they would grow with the survey on every rank),
-    read for up to ``batch`` traces of gathers at once (one read of the index per gather
-    costs more than a light step's work on it)."""
+def _gather_columns(reader: TraceReader, gathers, batch: int | None = None):
+    """``(trace numbers, index columns)`` for each gather of ``gathers`` (an iterable of
+    trace numbers). The columns are the gathers' rows only (never whole columns: they would
+    grow with the survey on every rank), read for up to ``batch`` traces of gathers at once
+    (one read of the index per gather costs more than a light step's work on it)."""
     from seis_hpc.io.traces import COLUMNS
 
     batch = batch or CONTEXT_BATCH
-    k = 0
-    while k < len(mine):
-        j, total = k, 0
-        while j < len(mine) and (j == k or total + len(groups[mine[j]]) <= batch):
-            total += len(groups[mine[j]])
-            j += 1
-        part = mine[k:j]
-        cols = reader.index.take(COLUMNS, np.concatenate([groups[g] for g in part]))
+    part: list[np.ndarray] = []
+    total = 0
+
+    def flush():
+        cols = reader.index.take(COLUMNS, np.concatenate(part))
         a = 0
-        for g in part:
-            b = a + len(groups[g])
-            yield g, {c: v[a:b] for c, v in cols.items()}
+        for ids in part:
+            b = a + len(ids)
+            yield ids, {c: v[a:b] for c, v in cols.items()}
             a = b
-        k = j
+
+    for ids in gathers:
+        if part and total + len(ids) > batch:
+            yield from flush()
+            part, total = [], 0
+        part.append(ids)
+        total += len(ids)
+    if part:
+        yield from flush()
 
 
 def _finish(step: StepSpec, impl: GatherStep, qc: dict, entry: dict, reader: TraceReader,
