@@ -58,21 +58,133 @@ def bin_blocks(grid: BinGrid, ns: int, block_bytes: int = BLOCK_BYTES
     return [(i, i + 1, j, min(nj, j + per)) for i in range(ni) for j in range(0, nj, per)]
 
 
-def iter_stack_blocks(source: TraceIndex, bins: np.ndarray, grid: BinGrid,
+SCAN_CHUNK = 1 << 16  # rows of the index read at a time by the passes over its columns
+GROUP_BYTES = 64 << 20  # trace lists of a group of blocks: 24 B a trace (number, bin, offset)
+
+
+def _row_chunks(source, bins, grid: BinGrid, names: Sequence[str], starts, chunk: int
+                ) -> Iterator[tuple[int, np.ndarray, dict[str, np.ndarray]]]:
+    """``(first row, bins, columns)`` of the chunks of rows starting at ``starts``.
+
+    An index file whose columns are not in memory is read slice by slice (memory: one
+    chunk); columns in memory are sliced. Without ``bins`` each row's bin is that of its
+    ``inline``/``crossline`` columns in ``grid`` (-1 outside).
+    """
+    from seis_hpc.engine.stream_plan import columns_on_file, n_rows
+    from seis_hpc.survey import _bin_serial
+
+    n = len(bins) if bins is not None else n_rows(source)
+    need = list(names) + ([] if bins is not None else ["inline", "crossline"])
+
+    def emit(a, cols):
+        b = min(n, a + chunk)
+        if bins is not None:
+            bb = np.asarray(bins[a:b], dtype=np.int64)
+        else:
+            bb = _bin_serial(grid, cols.pop("inline"), cols.pop("crossline"))
+        return a, bb, cols
+
+    if columns_on_file(source, need):
+        import h5py
+
+        with h5py.File(source.path, "r") as f:
+            for a in starts:
+                yield emit(a, {k: f[k][a:min(n, a + chunk)] for k in need})
+        return
+    full = {k: source[k] for k in need}
+    for a in starts:
+        yield emit(a, {k: v[a:a + chunk] for k, v in full.items()})
+
+
+def plan_stack_groups(source, bins, grid: BinGrid, blocks, *, chunk: int = SCAN_CHUNK,
+                      group_bytes: int = GROUP_BYTES):
+    """One streamed pass over the bins: the traces of each block, each chunk's bin range,
+    and groups of consecutive blocks whose trace lists fit ``group_bytes``.
+
+    Parameters
+    ----------
+    source, bins, grid
+        As :func:`iter_stack_blocks`.
+    blocks : list of (i0, i1, j0, j1)
+        :func:`bin_blocks`.
+    chunk : int
+        Rows read at a time.
+    group_bytes : int
+        Most bytes of a group's trace lists (24 B a trace); a block with more traces is
+        a group of its own.
+
+    Returns
+    -------
+    counts : numpy.ndarray
+        Traces of each block (int64).
+    chunk_lo, chunk_hi : numpy.ndarray
+        Smallest and largest bin of the traces inside the grid of each chunk (an empty
+        range, lo > hi, for a chunk without any).
+    groups : list of (int, int)
+        Blocks ``k0:k1`` of each group.
+    """
+    from seis_hpc.engine.stream_plan import n_rows
+
+    nj = grid.n_crossline
+    first = np.array([i0 * nj + j0 for i0, _, j0, _ in blocks], dtype=np.int64)
+    n = len(bins) if bins is not None else n_rows(source)
+    starts = range(0, n, chunk)
+    counts = np.zeros(len(blocks), dtype=np.int64)
+    lo = np.full(len(starts), np.iinfo(np.int64).max, dtype=np.int64)
+    hi = np.full(len(starts), -1, dtype=np.int64)
+    for c, (_, b, _) in enumerate(_row_chunks(source, bins, grid, [], starts, chunk)):
+        b = b[b >= 0]
+        if b.size:
+            lo[c], hi[c] = b.min(), b.max()
+            counts += np.bincount(np.searchsorted(first, b, side="right") - 1,
+                                  minlength=len(blocks))
+    cap = max(1, int(group_bytes) // 24)
+    groups, k0, held = [], 0, 0
+    for k, m in enumerate(counts):
+        if k > k0 and held + m > cap:
+            groups.append((k0, k))
+            k0, held = k, 0
+        held += int(m)
+    if len(blocks):
+        groups.append((k0, len(blocks)))
+    return counts, lo, hi, groups
+
+
+def iter_stack_blocks(source: TraceIndex, bins: np.ndarray | None, grid: BinGrid,
                       velocity: VrmsVolume | VrmsFunction, *, stretch_mute: float | None = 0.3,
                       interp: str = "linear", block_bytes: int = BLOCK_BYTES,
-                      progress: Callable[[int, int], None] | None = None
+                      progress: Callable[[int, int], None] | None = None,
+                      chunk: int = SCAN_CHUNK, group_bytes: int = GROUP_BYTES
                       ) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]]:
     """NMO stack of a survey, one block of consecutive bins at a time (:func:`bin_blocks`).
 
-    Only one block's sum and live fold are held, and only its traces are read, so the
-    memory does not grow with the survey beyond one 8-byte sort key per trace. Each bin
-    sums its traces in file order whatever the blocks, so the stack is the same bit for bit
-    for any ``block_bytes``.
+    Nothing is held per trace of the survey. One streamed pass over the bins (``chunk``
+    rows at a time: the ``inline`` and ``crossline`` columns of an index file, 8 B a trace
+    read) counts each block's traces and notes each chunk's range of bins
+    (:func:`plan_stack_groups`); consecutive blocks are grouped so that a group's trace
+    lists (trace number, bin, offset: 24 B a trace) fit ``group_bytes``. Each group then
+    takes one more pass over the bins and offsets (12 B a trace read, 4 B offsets), reading
+    only the chunks whose range of bins meets the group's: with an index in bin order
+    (a spatially blocked one, a CMP-sorted file) the groups' passes together read each
+    chunk about once, with a shot-ordered 3D survey the chunks of the sail lines that
+    reach the group's inlines. Next to the samples read (4 B a sample, thousands of bytes a
+    trace) these passes are cheap. Memory: one block's sum, live fold and result, one
+    group's trace lists (at most ``group_bytes``, or one block's traces when they are
+    more), one chunk of rows, 16 B per chunk of rows and 8 B per block.
+
+    Each bin sums its traces in file order whatever the blocks, groups and chunks, so the
+    stack is the same bit for bit for any ``block_bytes``, ``chunk`` and ``group_bytes``.
 
     Parameters are those of :func:`nmo_stack_survey`, with
+    bins : numpy.ndarray of int or None
+        None: each trace's bin is that of its ``inline``/``crossline`` columns in ``grid``
+        (as ``Survey.bin_serial()`` gives), read chunk by chunk.
     block_bytes : int
         Memory of one block's sum, live fold and result (20 bytes per bin and sample).
+    chunk : int
+        Rows of the index read at a time by the passes.
+    group_bytes : int
+        Most memory of a group's trace lists (24 B a trace).
 
     Yields
     ------
@@ -82,57 +194,86 @@ def iter_stack_blocks(source: TraceIndex, bins: np.ndarray, grid: BinGrid,
         fold (int64, shape ``(i1 - i0, j1 - j0)``: the largest live fold over each bin's
         samples).
     """
+    from seis_hpc.engine.stream_plan import n_rows
     from seis_hpc.velocity.nmo import nmo_correct
 
-    b = np.asarray(bins, dtype=np.int64)
-    offset = np.asarray(source["offset"], dtype=np.float64)
-    if b.shape != offset.shape:
-        raise SeisError(f"bins: need one bin per trace ({offset.size}), got {b.shape}")
+    chunk = max(1, int(chunk))
+    if bins is not None:
+        bins = np.asarray(bins)
+        if bins.shape != (n_rows(source),):
+            raise SeisError(f"bins: need one bin per trace ({n_rows(source)}), got "
+                            f"{bins.shape}")
     ns, dt, t0 = int(source.ns), float(source.dt), float(source.t_start)
     nj = grid.n_crossline
-    # Traces by bin (stable: file order within a bin), so a block's traces are one range.
-    order = np.argsort(b, kind="stable")
-    b_sorted = b[order]
     blocks = bin_blocks(grid, ns, block_bytes)
-    for n, (i0, i1, j0, j1) in enumerate(blocks):
-        ri, rj = i1 - i0, j1 - j0
-        total = np.zeros((ri * rj, ns))
-        fold = np.zeros((ri * rj, ns), dtype=np.int64)
-        # Whole inlines: one range of bins; a piece of an inline: likewise.
-        lo, hi = np.searchsorted(b_sorted, [i0 * nj + j0, (i1 - 1) * nj + j1])
-        ids = np.sort(order[lo:hi])  # file order, as the whole-survey stack took them
-        if ids.size:
-            v_blk = np.asarray(velocity.window(i0, i1, j0, j1), dtype=np.float64)
-            if v_blk.shape != (ri * rj, ns):
-                raise SeisError(f"velocity model gives shape {v_blk.shape} for inlines "
-                                f"{grid.inline0 + i0}..{grid.inline0 + i1 - 1}, expected "
-                                f"({ri * rj}, {ns})")
-            bb = b[ids]
-            local = (bb // nj - i0) * rj + (bb % nj - j0)
-            # Many gathers per kernel call (one velocity row per trace): the kernel's threads
-            # pay off on thousands of traces, not on the 24 of one CMP.
-            per = max(64, min(TRACE_BLOCK, TRACE_BYTES // (8 * ns)))
-            for a in range(0, ids.size, per):
-                blk, col = ids[a:a + per], local[a:a + per]
-                out = nmo_correct(source.read_traces(blk), offset[blk], dt, v_blk[col],
-                                  t_start=t0, stretch_mute=stretch_mute, interp=interp)
-                # float32 into the float64 sum and bool into the int64 fold convert each
-                # value exactly, as the copies (astype) that are not made would
-                np.add.at(total, col, out)
-                np.add.at(fold, col, out != 0.0)
-        # Normalised by the live fold of each sample (as nmo_stack and SU sustack count it).
-        stack = np.where(fold > 0, total / np.maximum(fold, 1), 0.0).astype(np.float32)
-        yield ((i0, i1, j0, j1), stack.reshape(ri, rj, ns),
-               fold.max(axis=1).reshape(ri, rj))
-        if progress is not None:
-            progress(n + 1, len(blocks))
+    first = np.array([i0 * nj + j0 for i0, _, j0, _ in blocks], dtype=np.int64)
+    counts, c_lo, c_hi, groups = plan_stack_groups(source, bins, grid, blocks, chunk=chunk,
+                                                   group_bytes=group_bytes)
+    n = 0
+    for k0, k1 in groups:
+        s0 = int(first[k0])
+        s1 = int(first[k1]) if k1 < len(blocks) else grid.n_bins
+        # The group's traces in file order: their numbers, bins and offsets.
+        ids_g = np.zeros(0, np.int64)
+        bin_g = np.zeros(0, np.int64)
+        off_g = np.zeros(0, np.float64)
+        if counts[k0:k1].sum():
+            hit = np.flatnonzero((c_hi >= s0) & (c_lo < s1))
+            parts = []
+            for a, b, cols in _row_chunks(source, bins, grid, ["offset"], hit * chunk,
+                                          chunk):
+                sel = np.flatnonzero((b >= s0) & (b < s1))
+                if sel.size:
+                    parts.append((a + sel, b[sel],
+                                  np.asarray(cols["offset"][sel], dtype=np.float64)))
+            if parts:
+                ids_g, bin_g, off_g = (np.concatenate(p) for p in zip(*parts, strict=True))
+            # by block, file order within each block (stable)
+            srt = np.argsort(np.searchsorted(first, bin_g, side="right") - 1, kind="stable")
+            ids_g, bin_g, off_g = ids_g[srt], bin_g[srt], off_g[srt]
+        ends = np.cumsum(counts[k0:k1])
+        for k in range(k0, k1):
+            i0, i1, j0, j1 = blocks[k]
+            ri, rj = i1 - i0, j1 - j0
+            total = np.zeros((ri * rj, ns))
+            fold = np.zeros((ri * rj, ns), dtype=np.int64)
+            e = int(ends[k - k0])
+            a0 = e - int(counts[k])
+            ids, bb, offset = ids_g[a0:e], bin_g[a0:e], off_g[a0:e]
+            if ids.size:
+                v_blk = np.asarray(velocity.window(i0, i1, j0, j1), dtype=np.float64)
+                if v_blk.shape != (ri * rj, ns):
+                    raise SeisError(f"velocity model gives shape {v_blk.shape} for inlines "
+                                    f"{grid.inline0 + i0}..{grid.inline0 + i1 - 1}, expected "
+                                    f"({ri * rj}, {ns})")
+                local = (bb // nj - i0) * rj + (bb % nj - j0)
+                # Many gathers per kernel call (one velocity row per trace): the kernel's
+                # threads pay off on thousands of traces, not on the 24 of one CMP.
+                per = max(64, min(TRACE_BLOCK, TRACE_BYTES // (8 * ns)))
+                for a in range(0, ids.size, per):
+                    blk, col = ids[a:a + per], local[a:a + per]
+                    out = nmo_correct(source.read_traces(blk), offset[a:a + per], dt,
+                                      v_blk[col], t_start=t0, stretch_mute=stretch_mute,
+                                      interp=interp)
+                    # float32 into the float64 sum and bool into the int64 fold convert
+                    # each value exactly, as the copies (astype) that are not made would
+                    np.add.at(total, col, out)
+                    np.add.at(fold, col, out != 0.0)
+            # Normalised by the live fold of each sample (as nmo_stack and SU sustack count).
+            stack = np.where(fold > 0, total / np.maximum(fold, 1), 0.0).astype(np.float32)
+            yield ((i0, i1, j0, j1), stack.reshape(ri, rj, ns),
+                   fold.max(axis=1).reshape(ri, rj))
+            n += 1
+            if progress is not None:
+                progress(n, len(blocks))
 
 
-def nmo_stack_survey(source: TraceIndex, bins: np.ndarray, grid: BinGrid,
+def nmo_stack_survey(source: TraceIndex, bins: np.ndarray | None, grid: BinGrid,
                      velocity: VrmsVolume | VrmsFunction, *, stretch_mute: float | None = 0.3,
                      interp: str = "linear",
                      progress: Callable[[int, int], None] | None = None,
-                     return_fold: bool = False, block_bytes: int = BLOCK_BYTES) -> np.ndarray:
+                     return_fold: bool = False, block_bytes: int = BLOCK_BYTES,
+                     chunk: int = SCAN_CHUNK, group_bytes: int = GROUP_BYTES) -> np.ndarray:
     """NMO stack of every bin of a survey, in memory (blocks of :func:`iter_stack_blocks`).
 
     With ``return_fold`` also return the fold of each bin, shape ``grid.shape`` (int64): the
@@ -144,9 +285,10 @@ def nmo_stack_survey(source: TraceIndex, bins: np.ndarray, grid: BinGrid,
     source : object
         Trace source: ``read_traces(ids)``, ``dt`` (s), ``t_start`` (s), ``ns`` and
         ``["offset"]`` (m) -- a :class:`~seis_hpc.io.index.TraceIndex` or an in-memory source.
-    bins : numpy.ndarray of int
+    bins : numpy.ndarray of int or None
         Each trace's bin as a flat index into ``grid.shape`` (``Survey.bin_serial()``); -1
-        for traces outside the grid (ignored).
+        for traces outside the grid (ignored). None: read from the source's ``inline`` and
+        ``crossline`` columns chunk by chunk (nothing held per trace).
     grid : BinGrid
         Output grid.
     velocity : object
@@ -163,6 +305,9 @@ def nmo_stack_survey(source: TraceIndex, bins: np.ndarray, grid: BinGrid,
     block_bytes : int
         Memory of one block's sum and live fold (:func:`bin_blocks`); the result is the
         same for any value.
+    chunk, group_bytes : int
+        Rows read at a time, and most memory of a group's trace lists
+        (:func:`iter_stack_blocks`); the result is the same for any values.
 
     Returns
     -------
@@ -176,7 +321,8 @@ def nmo_stack_survey(source: TraceIndex, bins: np.ndarray, grid: BinGrid,
         grid.n_inline, grid.n_crossline)
     for (i0, i1, j0, j1), blk, fb in iter_stack_blocks(
             source, bins, grid, velocity, stretch_mute=stretch_mute, interp=interp,
-            block_bytes=block_bytes, progress=progress):
+            block_bytes=block_bytes, progress=progress, chunk=chunk,
+            group_bytes=group_bytes):
         st3[i0:i1, j0:j1], fo3[i0:i1, j0:j1] = blk, fb
     if return_fold:
         return stack, fold
@@ -325,7 +471,7 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
                              attrs=attrs, shotpoint=None if sp is None else sp.values,
                              shotpoint_attrs=None if sp is None else sp.attrs())
             for (i0, i1, j0, j1), blk, fb in iter_stack_blocks(
-                    idx, sv.bin_serial(), grid, vel, stretch_mute=stretch_mute or None,
+                    idx, None, grid, vel, stretch_mute=stretch_mute or None,
                     interp=interp, block_bytes=block_bytes,
                     progress=lambda done, total: (setattr(prog, "total", total),
                                                   prog.set(done))):
