@@ -58,7 +58,6 @@ def bin_blocks(grid: BinGrid, ns: int, block_bytes: int = BLOCK_BYTES
     return [(i, i + 1, j, min(nj, j + per)) for i in range(ni) for j in range(0, nj, per)]
 
 
-SCAN_CHUNK = 1 << 16  # rows of the index read at a time by the passes over its columns
 GROUP_BYTES = 64 << 20  # trace lists of a group of blocks: 24 B a trace (number, bin, offset)
 
 
@@ -96,8 +95,8 @@ def _row_chunks(source, bins, grid: BinGrid, names: Sequence[str], starts, chunk
         yield emit(a, {k: v[a:a + chunk] for k, v in full.items()})
 
 
-def plan_stack_groups(source, bins, grid: BinGrid, blocks, *, chunk: int = SCAN_CHUNK,
-                      group_bytes: int = GROUP_BYTES):
+def plan_stack_groups(source, bins, grid: BinGrid, blocks, *, chunk: int | None = None,
+                      group_bytes: int | None = None):
     """One streamed pass over the bins: the traces of each block, each chunk's bin range,
     and groups of consecutive blocks whose trace lists fit ``group_bytes``.
 
@@ -107,11 +106,11 @@ def plan_stack_groups(source, bins, grid: BinGrid, blocks, *, chunk: int = SCAN_
         As :func:`iter_stack_blocks`.
     blocks : list of (i0, i1, j0, j1)
         :func:`bin_blocks`.
-    chunk : int
-        Rows read at a time.
-    group_bytes : int
-        Most bytes of a group's trace lists (24 B a trace); a block with more traces is
-        a group of its own.
+    chunk : int, optional
+        Rows read at a time (default ``stream_plan.PLAN_CHUNK``, 65,536).
+    group_bytes : int, optional
+        Most bytes of a group's trace lists (24 B a trace; default :data:`GROUP_BYTES`,
+        64 MB); a block with more traces is a group of its own.
 
     Returns
     -------
@@ -123,8 +122,10 @@ def plan_stack_groups(source, bins, grid: BinGrid, blocks, *, chunk: int = SCAN_
     groups : list of (int, int)
         Blocks ``k0:k1`` of each group.
     """
+    from seis_hpc.engine import stream_plan
     from seis_hpc.engine.stream_plan import n_rows
 
+    chunk = max(1, int(chunk or stream_plan.PLAN_CHUNK))
     nj = grid.n_crossline
     first = np.array([i0 * nj + j0 for i0, _, j0, _ in blocks], dtype=np.int64)
     n = len(bins) if bins is not None else n_rows(source)
@@ -138,7 +139,7 @@ def plan_stack_groups(source, bins, grid: BinGrid, blocks, *, chunk: int = SCAN_
             lo[c], hi[c] = b.min(), b.max()
             counts += np.bincount(np.searchsorted(first, b, side="right") - 1,
                                   minlength=len(blocks))
-    cap = max(1, int(group_bytes) // 24)
+    cap = max(1, int(group_bytes or GROUP_BYTES) // 24)
     groups, k0, held = [], 0, 0
     for k, m in enumerate(counts):
         if k > k0 and held + m > cap:
@@ -154,7 +155,7 @@ def iter_stack_blocks(source: TraceIndex, bins: np.ndarray | None, grid: BinGrid
                       velocity: VrmsVolume | VrmsFunction, *, stretch_mute: float | None = 0.3,
                       interp: str = "linear", block_bytes: int = BLOCK_BYTES,
                       progress: Callable[[int, int], None] | None = None,
-                      chunk: int = SCAN_CHUNK, group_bytes: int = GROUP_BYTES
+                      chunk: int | None = None, group_bytes: int | None = None
                       ) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]]:
     """NMO stack of a survey, one block of consecutive bins at a time (:func:`bin_blocks`).
 
@@ -181,10 +182,11 @@ def iter_stack_blocks(source: TraceIndex, bins: np.ndarray | None, grid: BinGrid
         (as ``Survey.bin_serial()`` gives), read chunk by chunk.
     block_bytes : int
         Memory of one block's sum, live fold and result (20 bytes per bin and sample).
-    chunk : int
-        Rows of the index read at a time by the passes.
-    group_bytes : int
-        Most memory of a group's trace lists (24 B a trace).
+    chunk : int, optional
+        Rows of the index read at a time by the passes (default
+        ``stream_plan.PLAN_CHUNK``, 65,536).
+    group_bytes : int, optional
+        Most memory of a group's trace lists (24 B a trace; default :data:`GROUP_BYTES`).
 
     Yields
     ------
@@ -194,10 +196,11 @@ def iter_stack_blocks(source: TraceIndex, bins: np.ndarray | None, grid: BinGrid
         fold (int64, shape ``(i1 - i0, j1 - j0)``: the largest live fold over each bin's
         samples).
     """
+    from seis_hpc.engine import stream_plan
     from seis_hpc.engine.stream_plan import n_rows
     from seis_hpc.velocity.nmo import nmo_correct
 
-    chunk = max(1, int(chunk))
+    chunk = max(1, int(chunk or stream_plan.PLAN_CHUNK))
     if bins is not None:
         bins = np.asarray(bins)
         if bins.shape != (n_rows(source),):
@@ -273,7 +276,7 @@ def nmo_stack_survey(source: TraceIndex, bins: np.ndarray | None, grid: BinGrid,
                      interp: str = "linear",
                      progress: Callable[[int, int], None] | None = None,
                      return_fold: bool = False, block_bytes: int = BLOCK_BYTES,
-                     chunk: int = SCAN_CHUNK, group_bytes: int = GROUP_BYTES) -> np.ndarray:
+                     chunk: int | None = None, group_bytes: int | None = None) -> np.ndarray:
     """NMO stack of every bin of a survey, in memory (blocks of :func:`iter_stack_blocks`).
 
     With ``return_fold`` also return the fold of each bin, shape ``grid.shape`` (int64): the
