@@ -61,38 +61,45 @@ def bin_blocks(grid: BinGrid, ns: int, block_bytes: int = BLOCK_BYTES
 GROUP_BYTES = 64 << 20  # trace lists of a group of blocks: 24 B a trace (number, bin, offset)
 
 
-def _row_chunks(source, bins, grid: BinGrid, names: Sequence[str], starts, chunk: int
-                ) -> Iterator[tuple[int, np.ndarray, dict[str, np.ndarray]]]:
-    """``(first row, bins, columns)`` of the chunks of rows starting at ``starts``.
+def column_slices(source, names: Sequence[str], starts, chunk: int
+                  ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """``(first row, columns)`` of the chunks of ``chunk`` rows starting at ``starts``.
 
     An index file whose columns are not in memory is read slice by slice (memory: one
-    chunk); columns in memory are sliced. Without ``bins`` each row's bin is that of its
-    ``inline``/``crossline`` columns in ``grid`` (-1 outside).
+    chunk); columns in memory (or an in-memory source) are sliced.
     """
     from seis_hpc.engine.stream_plan import columns_on_file, n_rows
-    from seis_hpc.survey import _bin_serial
 
-    n = len(bins) if bins is not None else n_rows(source)
-    need = list(names) + ([] if bins is not None else ["inline", "crossline"])
-
-    def emit(a, cols):
-        b = min(n, a + chunk)
-        if bins is not None:
-            bb = np.asarray(bins[a:b], dtype=np.int64)
-        else:
-            bb = _bin_serial(grid, cols.pop("inline"), cols.pop("crossline"))
-        return a, bb, cols
-
-    if columns_on_file(source, need):
+    if columns_on_file(source, names):
         import h5py
 
+        n = n_rows(source)
         with h5py.File(source.path, "r") as f:
             for a in starts:
-                yield emit(a, {k: f[k][a:min(n, a + chunk)] for k in need})
+                yield int(a), {k: f[k][a:min(n, a + chunk)] for k in names}
         return
-    full = {k: source[k] for k in need}
+    full = {k: source[k] for k in names}
     for a in starts:
-        yield emit(a, {k: v[a:a + chunk] for k, v in full.items()})
+        yield int(a), {k: v[a:a + chunk] for k, v in full.items()}
+
+
+def _row_chunks(source, bins, grid: BinGrid, names: Sequence[str], starts, chunk: int
+                ) -> Iterator[tuple[int, np.ndarray, dict[str, np.ndarray]]]:
+    """``(first row, bins, columns)`` of the chunks of rows starting at ``starts``
+    (:func:`column_slices`). Without ``bins`` each row's bin is that of its
+    ``inline``/``crossline`` columns in ``grid`` (-1 outside)."""
+    from seis_hpc.survey import _bin_serial
+
+    if bins is not None:
+        if not names:  # nothing from the source: slices of the bins
+            for a in starts:
+                yield int(a), np.asarray(bins[a:a + chunk], dtype=np.int64), {}
+            return
+        for a, cols in column_slices(source, names, starts, chunk):
+            yield a, np.asarray(bins[a:a + chunk], dtype=np.int64), cols
+        return
+    for a, cols in column_slices(source, [*names, "inline", "crossline"], starts, chunk):
+        yield a, _bin_serial(grid, cols.pop("inline"), cols.pop("crossline")), cols
 
 
 def plan_stack_groups(source, bins, grid: BinGrid, blocks, *, chunk: int | None = None,
