@@ -58,7 +58,7 @@ def bin_blocks(grid: BinGrid, ns: int, block_bytes: int = BLOCK_BYTES
     return [(i, i + 1, j, min(nj, j + per)) for i in range(ni) for j in range(0, nj, per)]
 
 
-GROUP_BYTES = 64 << 20  # trace lists of a group of blocks: 24 B a trace (number, bin, offset)
+GROUP_BYTES = 64 << 20  # trace lists of a group of blocks: 28 B a trace (see iter_stack_blocks)
 
 
 def column_slices(source, names: Sequence[str], starts, chunk: int
@@ -83,23 +83,54 @@ def column_slices(source, names: Sequence[str], starts, chunk: int
         yield int(a), {k: v[a:a + chunk] for k, v in full.items()}
 
 
-def _row_chunks(source, bins, grid: BinGrid, names: Sequence[str], starts, chunk: int
-                ) -> Iterator[tuple[int, np.ndarray, dict[str, np.ndarray]]]:
-    """``(first row, bins, columns)`` of the chunks of rows starting at ``starts``
-    (:func:`column_slices`). Without ``bins`` each row's bin is that of its
-    ``inline``/``crossline`` columns in ``grid`` (-1 outside)."""
-    from seis_hpc.survey import _bin_serial
+def _serial(grid: BinGrid, inline: np.ndarray, crossline: np.ndarray, own: bool
+            ) -> np.ndarray:
+    """``Survey.bin_serial`` of a chunk's bin numbers (int64, -1 outside the grid), computed
+    in place in ``inline`` when the arrays are this chunk's own (read from file): 8 B a row
+    and three flags, not the four 8 B temporaries of the plain expression."""
+    il = np.array(inline, dtype=np.int64, copy=not own or None)
+    xl = np.array(crossline, dtype=np.int64, copy=not own or None)
+    il -= grid.inline0
+    xl -= grid.crossline0
+    ok = (il >= 0) & (il < grid.n_inline)
+    ok &= xl >= 0
+    ok &= xl < grid.n_crossline
+    il *= grid.n_crossline
+    il += xl
+    il[~ok] = -1
+    return il
 
-    if bins is not None:
-        if not names:  # nothing from the source: slices of the bins
+
+def _bin_chunks(source, bins, grid: BinGrid, starts, chunk: int, extra: Sequence[str] = ()
+                ) -> Iterator[tuple[int, np.ndarray, Callable[[str], np.ndarray]]]:
+    """``(first row, bins, column)`` of the chunks of ``chunk`` rows starting at ``starts``:
+    each row's bin (``bins``, or that of its ``inline``/``crossline`` columns in ``grid``,
+    -1 outside) and a function reading the chunk's slice of a column ``extra`` when asked.
+
+    An index file whose columns are not in memory is read slice by slice (memory: one
+    chunk); columns in memory (or an in-memory source) are sliced.
+    """
+    from seis_hpc.engine.stream_plan import columns_on_file, n_rows
+
+    need = [*extra] + ([] if bins is not None else ["inline", "crossline"])
+    if need and columns_on_file(source, need):
+        import h5py
+
+        n = n_rows(source)
+        with h5py.File(source.path, "r") as f:
             for a in starts:
-                yield int(a), np.asarray(bins[a:a + chunk], dtype=np.int64), {}
-            return
-        for a, cols in column_slices(source, names, starts, chunk):
-            yield a, np.asarray(bins[a:a + chunk], dtype=np.int64), cols
+                a, b = int(a), min(n, int(a) + chunk)
+                bb = np.asarray(bins[a:b], dtype=np.int64) if bins is not None else \
+                    _serial(grid, f["inline"][a:b], f["crossline"][a:b], own=True)
+                yield a, bb, lambda k, a=a, b=b: f[k][a:b]
         return
-    for a, cols in column_slices(source, [*names, "inline", "crossline"], starts, chunk):
-        yield a, _bin_serial(grid, cols.pop("inline"), cols.pop("crossline")), cols
+    full = {k: source[k] for k in need}
+    for a in starts:
+        a = int(a)
+        bb = np.asarray(bins[a:a + chunk], dtype=np.int64) if bins is not None else \
+            _serial(grid, full["inline"][a:a + chunk], full["crossline"][a:a + chunk],
+                    own=False)
+        yield a, bb, lambda k, a=a: full[k][a:a + chunk]
 
 
 def plan_stack_groups(source, bins, grid: BinGrid, blocks, *, chunk: int | None = None,
@@ -116,7 +147,7 @@ def plan_stack_groups(source, bins, grid: BinGrid, blocks, *, chunk: int | None 
     chunk : int, optional
         Rows read at a time (default ``stream_plan.PLAN_CHUNK``, 65,536).
     group_bytes : int, optional
-        Most bytes of a group's trace lists (24 B a trace; default :data:`GROUP_BYTES`,
+        Most bytes of a group's trace lists (28 B a trace; default :data:`GROUP_BYTES`,
         64 MB); a block with more traces is a group of its own.
 
     Returns
@@ -140,13 +171,14 @@ def plan_stack_groups(source, bins, grid: BinGrid, blocks, *, chunk: int | None 
     counts = np.zeros(len(blocks), dtype=np.int64)
     lo = np.full(len(starts), np.iinfo(np.int64).max, dtype=np.int64)
     hi = np.full(len(starts), -1, dtype=np.int64)
-    for c, (_, b, _) in enumerate(_row_chunks(source, bins, grid, [], starts, chunk)):
+    for c, (_, b, _) in enumerate(_bin_chunks(source, bins, grid, starts, chunk)):
         b = b[b >= 0]
         if b.size:
             lo[c], hi[c] = b.min(), b.max()
             counts += np.bincount(np.searchsorted(first, b, side="right") - 1,
                                   minlength=len(blocks))
-    cap = max(1, int(group_bytes or GROUP_BYTES) // 24)
+        del b
+    cap = max(1, int(group_bytes or GROUP_BYTES) // 28)
     groups, k0, held = [], 0, 0
     for k, m in enumerate(counts):
         if k > k0 and held + m > cap:
@@ -170,7 +202,8 @@ def iter_stack_blocks(source: TraceIndex, bins: np.ndarray | None, grid: BinGrid
     rows at a time: the ``inline`` and ``crossline`` columns of an index file, 8 B a trace
     read) counts each block's traces and notes each chunk's range of bins
     (:func:`plan_stack_groups`); consecutive blocks are grouped so that a group's trace
-    lists (trace number, bin, offset: 24 B a trace) fit ``group_bytes``. Each group then
+    lists (trace number, bin, offset and their order by block: 28 B a trace) fit
+    ``group_bytes``. Each group then
     takes one more pass over the bins and offsets (12 B a trace read, 4 B offsets), reading
     only the chunks whose range of bins meets the group's: with an index in bin order
     (a spatially blocked one, a CMP-sorted file) the groups' passes together read each
@@ -178,7 +211,7 @@ def iter_stack_blocks(source: TraceIndex, bins: np.ndarray | None, grid: BinGrid
     reach the group's inlines. Next to the samples read (4 B a sample, thousands of bytes a
     trace) these passes are cheap. Memory: one block's sum, live fold and result, one
     group's trace lists (at most ``group_bytes``, or one block's traces when they are
-    more), one chunk of rows, 16 B per chunk of rows and 8 B per block.
+    more), one chunk of rows (about 30 B a row), 16 B per chunk of rows and 8 B per block.
 
     Each bin sums its traces in file order whatever the blocks, groups and chunks, so the
     stack is the same bit for bit for any ``block_bytes``, ``chunk`` and ``group_bytes``.
@@ -193,7 +226,7 @@ def iter_stack_blocks(source: TraceIndex, bins: np.ndarray | None, grid: BinGrid
         Rows of the index read at a time by the passes (default
         ``stream_plan.PLAN_CHUNK``, 65,536).
     group_bytes : int, optional
-        Most memory of a group's trace lists (24 B a trace; default :data:`GROUP_BYTES`).
+        Most memory of a group's trace lists (28 B a trace; default :data:`GROUP_BYTES`).
 
     Yields
     ------
@@ -223,24 +256,34 @@ def iter_stack_blocks(source: TraceIndex, bins: np.ndarray | None, grid: BinGrid
     for k0, k1 in groups:
         s0 = int(first[k0])
         s1 = int(first[k1]) if k1 < len(blocks) else grid.n_bins
-        # The group's traces in file order: their numbers, bins and offsets.
-        ids_g = np.zeros(0, np.int64)
-        bin_g = np.zeros(0, np.int64)
-        off_g = np.zeros(0, np.float64)
-        if counts[k0:k1].sum():
+        # The group's traces in file order: their numbers, bins and offsets (20 B a
+        # trace), filled chunk by chunk; then their order by block (8 B a trace).
+        m = int(counts[k0:k1].sum())
+        ids_g = np.zeros(m, np.int64)
+        bin_g = np.zeros(m, np.int32 if grid.n_bins < 2 ** 31 else np.int64)
+        off_g = np.zeros(0, np.float64)  # in the offset column's type, once it is read
+        order = None
+        if m:
             hit = np.flatnonzero((c_hi >= s0) & (c_lo < s1))
-            parts = []
-            for a, b, cols in _row_chunks(source, bins, grid, ["offset"], hit * chunk,
-                                          chunk):
+            at = 0
+            for a, b, column in _bin_chunks(source, bins, grid, hit * chunk, chunk,
+                                            ["offset"]):
                 sel = np.flatnonzero((b >= s0) & (b < s1))
                 if sel.size:
-                    parts.append((a + sel, b[sel],
-                                  np.asarray(cols["offset"][sel], dtype=np.float64)))
-            if parts:
-                ids_g, bin_g, off_g = (np.concatenate(p) for p in zip(*parts, strict=True))
-            # by block, file order within each block (stable)
-            srt = np.argsort(np.searchsorted(first, bin_g, side="right") - 1, kind="stable")
-            ids_g, bin_g, off_g = ids_g[srt], bin_g[srt], off_g[srt]
+                    off = column("offset")
+                    if at == 0:
+                        off_g = np.zeros(m, np.asarray(off).dtype)
+                    z = at + sel.size
+                    ids_g[at:z] = sel
+                    ids_g[at:z] += a
+                    bin_g[at:z] = b[sel]
+                    off_g[at:z] = off[sel]
+                    del off
+                    at = z
+                del b, sel
+            if k1 - k0 > 1:  # by block, file order within each block (stable)
+                order = np.argsort(np.searchsorted(first, bin_g, side="right") - 1,
+                                   kind="stable")
         ends = np.cumsum(counts[k0:k1])
         for k in range(k0, k1):
             i0, i1, j0, j1 = blocks[k]
@@ -249,7 +292,9 @@ def iter_stack_blocks(source: TraceIndex, bins: np.ndarray | None, grid: BinGrid
             fold = np.zeros((ri * rj, ns), dtype=np.int64)
             e = int(ends[k - k0])
             a0 = e - int(counts[k])
-            ids, bb, offset = ids_g[a0:e], bin_g[a0:e], off_g[a0:e]
+            rows = slice(a0, e) if order is None else order[a0:e]
+            ids, bb = ids_g[rows], bin_g[rows].astype(np.int64)
+            offset = np.asarray(off_g[rows], dtype=np.float64)
             if ids.size:
                 v_blk = np.asarray(velocity.window(i0, i1, j0, j1), dtype=np.float64)
                 if v_blk.shape != (ri * rj, ns):
@@ -398,7 +443,10 @@ def stack(survey: str | os.PathLike | Survey, velocity: str | os.PathLike,
 
     Both outputs or neither: each goes to a temporary name, renamed when both are written.
     The stack is computed and written one block of consecutive bins at a time
-    (:func:`iter_stack_blocks`), so its memory is that of one block, not of the survey.
+    (:func:`iter_stack_blocks`), so its memory is that of one block, not of the survey:
+    nothing is held per trace (the blocks' traces and a 2D line's shot points are found
+    by passes over the index in chunks of rows), 8 B per bin for the fold of the SEG-Y
+    headers (and, in 2D, the shot point of each CMP).
 
     Parameters
     ----------
