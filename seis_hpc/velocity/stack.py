@@ -199,19 +199,21 @@ def iter_stack_blocks(source: TraceIndex, bins: np.ndarray | None, grid: BinGrid
     """NMO stack of a survey, one block of consecutive bins at a time (:func:`bin_blocks`).
 
     Nothing is held per trace of the survey. One streamed pass over the bins (``chunk``
-    rows at a time: the ``inline`` and ``crossline`` columns of an index file, 8 B a trace
+    rows at a time: the ``inline`` and ``crossline`` columns of an index file, 16 B a trace
     read) counts each block's traces and notes each chunk's range of bins
     (:func:`plan_stack_groups`); consecutive blocks are grouped so that a group's trace
     lists (trace number, bin, offset and their order by block: 28 B a trace) fit
-    ``group_bytes``. Each group then
-    takes one more pass over the bins and offsets (12 B a trace read, 4 B offsets), reading
-    only the chunks whose range of bins meets the group's: with an index in bin order
-    (a spatially blocked one, a CMP-sorted file) the groups' passes together read each
-    chunk about once, with a shot-ordered 3D survey the chunks of the sail lines that
-    reach the group's inlines. Next to the samples read (4 B a sample, thousands of bytes a
-    trace) these passes are cheap. Memory: one block's sum, live fold and result, one
-    group's trace lists (at most ``group_bytes``, or one block's traces when they are
-    more), one chunk of rows (about 30 B a row), 16 B per chunk of rows and 8 B per block.
+    ``group_bytes``. Each group then takes one more pass over the bins and offsets (24 B a
+    trace read), reading only the chunks whose range of bins meets the group's: with an
+    index in bin order (a spatially blocked one, a CMP-sorted file) the groups' passes
+    together read each chunk about once; with a shot-ordered survey, the chunks of the
+    shots that reach the group's bins. On the spec's survey (1.6e8 traces of 1,000 or more
+    samples) the default 64 MB groups are ~2.4e6 traces, so a shot-ordered survey is read
+    at worst (1 + 1.6e8 / 2.4e6) x 24 B = 1.6 kB a trace in index columns, against the 4 kB
+    a trace of samples read once; in bin order, 40 B a trace. Memory: one block's sum,
+    live fold and result, one group's trace lists (at most ``group_bytes``, or one block's
+    traces when they are more), one chunk of rows (about 30 B a row), 16 B per chunk of
+    rows and 8 B per block.
 
     Each bin sums its traces in file order whatever the blocks, groups and chunks, so the
     stack is the same bit for bit for any ``block_bytes``, ``chunk`` and ``group_bytes``.
