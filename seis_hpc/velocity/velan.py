@@ -194,16 +194,17 @@ class StreamedSupergathers:
     """The super-gathers of analysis locations, taken in order, from an index whose columns
     are streamed in chunks of rows: nothing is held per trace of the survey (issue 19).
 
-    One pass over the ``inline`` and ``crossline`` columns (``chunk`` rows at a time, 16 B a
-    trace read; 8 B in 2D, crosslines only) counts the traces of each bin near the locations and notes each chunk's
-    range of bin numbers. Consecutive locations are grouped so that their super-gathers'
-    traces fit ``group_bytes`` (56 B a trace: number, bin numbers, offset and a
-    :class:`Supergathers` of them); the first location of a group asked for reads, in one
-    more pass, the rows of the chunks whose range meets the group's, keeping those in its
-    super-gathers (8 B more a trace read, the offsets). Passes: one, plus one per group
-    (with the default 64 MB, 1.2e6 traces of super-gathers a group). Memory: one group's traces, one
-    chunk, 8 B per bin of the locations' area and 32 B per chunk. A super-gather is the
-    same traces, in the same order, as :meth:`Supergathers.ids` over every trace gives.
+    One pass over the ``inline`` and ``crossline`` columns (``chunk`` rows at a time, 16 B
+    a trace read; 8 B in 2D, crosslines only) counts the traces of each bin near the
+    locations and notes each chunk's range of bin numbers. Consecutive locations are
+    grouped so that their super-gathers' traces fit ``group_bytes`` (56 B a trace: number,
+    bin numbers, offset and a :class:`Supergathers` of them); the first location of a group
+    asked for reads, in one more pass, the rows of the chunks whose range meets the
+    group's, keeping those in its super-gathers (8 B more a trace read, the offsets).
+    Passes: one, plus one per group (1.2e6 traces of super-gathers a group with the
+    default 64 MB). Memory: one group's traces, one chunk, 8 B per bin of the locations'
+    area and 32 B per chunk. A super-gather is the same traces, in the same order, as
+    :meth:`Supergathers.ids` over every trace gives.
 
     Parameters
     ----------
