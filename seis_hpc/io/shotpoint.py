@@ -70,14 +70,15 @@ class ShotPoints:
         return a
 
 
-def _file_shotpoints(idx, first: np.ndarray) -> np.ndarray | None:
-    """``ShotPoint`` (bytes 197-200) of traces ``first``, read from the SEG-Y file (None for
-    an SU file, an index without its file, or a file that cannot be read)."""
+def _file_shotpoints(idx, byte_offset: np.ndarray | None) -> np.ndarray | None:
+    """``ShotPoint`` (bytes 197-200) of the traces at ``byte_offset`` (each source's first
+    trace), read from the SEG-Y file (None for an SU file, an index without its file, or a
+    file that cannot be read)."""
     attrs = getattr(idx, "attrs", {})
     path = attrs.get("segy_path")
-    if attrs.get("kind") != "segy" or not path or "byte_offset" not in idx.keys():
+    if attrs.get("kind") != "segy" or not path or byte_offset is None:
         return None
-    pos = np.asarray(idx["byte_offset"], dtype=np.int64)[first] + (SHOTPOINT_BYTE - 1)
+    pos = np.asarray(byte_offset, dtype=np.int64) + (SHOTPOINT_BYTE - 1)
     # Four bytes per shot by pread: a map of the whole file put every page of it in this
     # process's RSS (a 720 MB line: 650 MB), though only one word per shot is read.
     try:
@@ -91,8 +92,62 @@ def _file_shotpoints(idx, first: np.ndarray) -> np.ndarray | None:
     return np.frombuffer(raw, dtype=f"{bo}i4").astype(np.int64)
 
 
+def _chunks(idx, names):
+    """``(first row, columns)`` of an index file's columns ``names``, streamed in chunks of
+    rows (:func:`~seis_hpc.engine.stream_plan.column_chunks`); columns in memory (or a plain
+    mapping of arrays) as one chunk."""
+    from seis_hpc.engine.stream_plan import column_chunks, columns_on_file
+
+    if columns_on_file(idx, names):
+        yield from column_chunks(idx, names)
+    else:
+        yield 0, {k: np.asarray(idx[k]) for k in names}
+
+
+def _first_rows(idx, names: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Each source's first trace and the columns ``names`` there, in ``source_id`` order,
+    from one pass over the index in chunks of rows (``PLAN_CHUNK``): memory of one chunk
+    and 8 B per source and column, nothing per trace (issue 19).
+
+    Source numbers from 0 (as the index numbers them) are kept in arrays indexed by the
+    number; any other numbering (an in-memory source) is found by ``numpy.unique`` over
+    the whole column, as before.
+    """
+    first = np.full(0, -1, dtype=np.int64)
+    vals: dict[str, np.ndarray] = {}
+    for a, cols in _chunks(idx, ["source_id", *names]):
+        sid = np.asarray(cols["source_id"])
+        if not sid.size:
+            continue
+        if not np.issubdtype(sid.dtype, np.integer) or sid.min() < 0:
+            sid_all = np.asarray(idx["source_id"])
+            _, f0 = np.unique(sid_all, return_index=True)
+            return f0, {k: np.asarray(idx[k])[f0] for k in names}
+        u, fi = np.unique(sid, return_index=True)
+        top = int(u[-1]) + 1
+        if top > first.size:  # grow (doubling: amortised O(sources))
+            size = max(top, 2 * first.size)
+            first = np.concatenate([first, np.full(size - first.size, -1, np.int64)])
+            for k in names:
+                grown = np.zeros(size, dtype=vals[k].dtype if k in vals
+                                 else np.asarray(cols[k]).dtype)
+                if k in vals:
+                    grown[:vals[k].size] = vals[k]
+                vals[k] = grown
+        new = first[u] < 0  # first seen in this chunk (rows come in increasing order)
+        first[u[new]] = a + fi[new]
+        for k in names:
+            vals[k][u[new]] = np.asarray(cols[k])[fi[new]]
+    seen = np.flatnonzero(first >= 0)
+    return first[seen], {k: vals[k][seen] if k in vals else np.zeros(0, np.int64)
+                         for k in names}
+
+
 def source_shotpoints(idx) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """Each source's first trace, position (m) and SP number, and which header gave it.
+
+    The index is read in one streamed pass (:func:`_first_rows`): memory of one chunk of
+    rows and 48 B per source, not the survey's columns.
 
     Parameters
     ----------
@@ -110,15 +165,16 @@ def source_shotpoints(idx) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     source : str
         A value of :data:`SOURCES` ("" with no SP).
     """
-    sid = np.asarray(idx["source_id"])
-    _, first = np.unique(sid, return_index=True)
-    xy = np.column_stack([np.asarray(idx["sx"], dtype=np.float64)[first],
-                          np.asarray(idx["sy"], dtype=np.float64)[first]])
-    candidates = [("shotpoint", lambda: _file_shotpoints(idx, first))]
-    if "energy_source_point" in idx.keys():
-        candidates.append(("energy_source_point",
-                           lambda: np.asarray(idx["energy_source_point"])[first]))
-    candidates.append(("ffid", lambda: np.asarray(idx["ffid"])[first]))
+    have = set(idx.keys())
+    names = ["sx", "sy", "ffid"] + [k for k in ("energy_source_point", "byte_offset")
+                                    if k in have]
+    first, at = _first_rows(idx, names)
+    xy = np.column_stack([np.asarray(at["sx"], dtype=np.float64),
+                          np.asarray(at["sy"], dtype=np.float64)])
+    candidates = [("shotpoint", lambda: _file_shotpoints(idx, at.get("byte_offset")))]
+    if "energy_source_point" in at:
+        candidates.append(("energy_source_point", lambda: at["energy_source_point"]))
+    candidates.append(("ffid", lambda: at["ffid"]))
     n_pos = len(np.unique(np.rint(xy), axis=0))
     for key, get in candidates:
         sp = get()
@@ -173,7 +229,7 @@ def line_shotpoints(idx, grid) -> ShotPoints | None:
     """
     have = set(idx.keys()) if hasattr(idx, "keys") else set()
     if not grid.is_2d or not {"source_id", "sx", "sy", "ffid"} <= have \
-            or len(idx["source_id"]) == 0:
+            or (idx.n_traces if hasattr(idx, "n_traces") else len(idx["source_id"])) == 0:
         return None  # 3D, or a source without shot headers (an in-memory array)
     _, xy, sp, source = source_shotpoints(idx)
     if sp is None:
@@ -185,8 +241,14 @@ def line_shotpoints(idx, grid) -> ShotPoints | None:
 
 def line_number(idx) -> int | None:
     """The 2D line's number: the one non-zero value of the input's inline header (bytes
-    189-192) over every trace, else None (no number, or several: not one line)."""
+    189-192) over every trace, else None (no number, or several: not one line). Streamed
+    in chunks of rows; stops at the second value."""
     if "header_inline" not in (set(idx.keys()) if hasattr(idx, "keys") else set()):
         return None
-    il = np.unique(np.asarray(idx["header_inline"]))
-    return int(il[0]) if il.size == 1 and il[0] != 0 else None
+    il = None
+    for _, cols in _chunks(idx, ["header_inline"]):
+        u = np.unique(np.asarray(cols["header_inline"]))
+        il = u if il is None else np.union1d(il, u)
+        if il.size > 1:
+            return None
+    return int(il[0]) if il is not None and il.size == 1 and il[0] != 0 else None

@@ -160,7 +160,7 @@ def velan(survey: str | os.PathLike | Survey, out: str | os.PathLike, *,
                   file=sys.stderr)
         with Progress(len(locs), "velan", "location",
                       mode="auto" if progress else "off") as prog:
-            found = velocity_analysis(idx, idx["inline"], idx["crossline"], grid, locs, params,
+            found = velocity_analysis(idx, None, None, grid, locs, params,
                                       reference=ref,
                                       progress=lambda done, total: prog.set(done),
                                       qc=picking_qc)

@@ -187,6 +187,150 @@ class Supergathers:
         return np.sort(np.concatenate(parts)).astype(np.int64)
 
 
+GATHER_BYTES = 64 << 20  # a group of locations' traces: 56 B a trace (see StreamedSupergathers)
+
+
+class StreamedSupergathers:
+    """The super-gathers of analysis locations, taken in order, from an index whose columns
+    are streamed in chunks of rows: nothing is held per trace of the survey (issue 19).
+
+    One pass over the ``inline`` and ``crossline`` columns (``chunk`` rows at a time, 16 B
+    a trace read; 8 B in 2D, crosslines only) counts the traces of each bin near the
+    locations and notes each chunk's range of bin numbers. Consecutive locations are
+    grouped so that their super-gathers' traces fit ``group_bytes`` (56 B a trace: number,
+    bin numbers, offset and a :class:`Supergathers` of them); the first location of a group
+    asked for reads, in one more pass, the rows of the chunks whose range meets the
+    group's, keeping those in its super-gathers (8 B more a trace read, the offsets).
+    Passes: one, plus one per group (1.2e6 traces of super-gathers a group with the
+    default 64 MB). Memory: one group's traces, one chunk, 8 B per bin of the locations'
+    area and 32 B per chunk. A super-gather is the same traces, in the same order, as
+    :meth:`Supergathers.ids` over every trace gives.
+
+    Parameters
+    ----------
+    source : TraceIndex
+        With ``inline``, ``crossline`` and ``offset`` columns (on file or in memory).
+    is_2d : bool
+        2D line (only crossline = CMP numbers are used).
+    locations : list of (inline, crossline)
+        The analysis locations, in the order they will be asked for.
+    size : int
+        Super-gather size (bins a side; CMPs in 2D).
+    chunk : int, optional
+        Rows read at a time (default ``stream_plan.PLAN_CHUNK``, 65,536).
+    group_bytes : int, optional
+        Most memory of a group's traces (default :data:`GATHER_BYTES`, 64 MB); a location
+        with more is a group of its own.
+    """
+
+    def __init__(self, source, is_2d: bool, locations, size: int, *,
+                 chunk: int | None = None, group_bytes: int | None = None):
+        from seis_hpc.engine import stream_plan
+
+        if int(size) != size or size < 1:
+            raise SeisError(f"supergather size must be a whole number >= 1 (got {size})")
+        self.source, self.is_2d, self.size = source, bool(is_2d), int(size)
+        self.half = (int(size) - 1) // 2
+        # half a super-gather across inlines and crosslines (2D: one inline, 0)
+        h = self.reach = np.array([0 if self.is_2d else self.half, self.half], np.int64)
+        self.chunk = c = max(1, int(chunk or stream_plan.PLAN_CHUNK))
+        locs = np.asarray(locations, dtype=np.int64).reshape(-1, 2).copy()
+        if self.is_2d:
+            locs[:, 0] = 0
+        self.locs = locs
+        n = stream_plan.n_rows(source)
+        self.starts = np.arange(0, n, c, dtype=np.int64)
+        nc = self.starts.size
+        # each chunk's range of inline and crossline numbers (empty: lo > hi)
+        self.lo = np.full((nc, 2), np.iinfo(np.int64).max, dtype=np.int64)
+        self.hi = np.full((nc, 2), np.iinfo(np.int64).min, dtype=np.int64)
+        self.group = np.zeros(len(locs), dtype=np.int64)
+        self.groups: list[tuple[int, int]] = []
+        self._loaded = -1
+        if not len(locs):
+            return
+        # traces per bin number in the locations' area, to size the groups
+        b0 = locs.min(axis=0) - h
+        shape = tuple(int(v) for v in locs.max(axis=0) + h - b0 + 1)
+        count = np.zeros(shape, dtype=np.int64)
+        for k, (il, xl) in enumerate(self._chunks([], self.starts)):
+            if xl.size:
+                self.lo[k] = il.min(), xl.min()
+                self.hi[k] = il.max(), xl.max()
+                r, q = il - b0[0], xl - b0[1]
+                ok = (r >= 0) & (r < shape[0]) & (q >= 0) & (q < shape[1])
+                count += np.bincount(r[ok] * shape[1] + q[ok],
+                                     minlength=count.size).reshape(shape)
+        # traces of each location's super-gather (a summed-area table of the counts)
+        sat = np.zeros((shape[0] + 1, shape[1] + 1), dtype=np.int64)
+        sat[1:, 1:] = count.cumsum(axis=0).cumsum(axis=1)
+        r0, q0 = (locs - h - b0).T
+        r1, q1 = (locs + h - b0 + 1).T
+        per = sat[r1, q1] - sat[r0, q1] - sat[r1, q0] + sat[r0, q0]
+        cap = max(1, int(group_bytes or GATHER_BYTES) // 56)
+        k0, held = 0, 0
+        for k, m in enumerate(per):
+            if k > k0 and held + m > cap:
+                self.groups.append((k0, k))
+                k0, held = k, 0
+            held += int(m)
+        self.groups.append((k0, len(locs)))
+        for g, (a, b) in enumerate(self.groups):
+            self.group[a:b] = g
+
+    def _chunks(self, names, starts):
+        """(inline numbers (0 in 2D), crossline numbers, columns ``names``) of chunks."""
+        from seis_hpc.velocity.stack import column_slices
+
+        need = [*names, "crossline"] + ([] if self.is_2d else ["inline"])
+        for _, cols in column_slices(self.source, need, starts, self.chunk):
+            xl = np.asarray(cols.pop("crossline"), dtype=np.int64)
+            il = np.zeros_like(xl) if self.is_2d else np.asarray(cols.pop("inline"),
+                                                                  dtype=np.int64)
+            yield (il, xl, cols) if names else (il, xl)
+
+    def _load(self, g: int) -> None:
+        a, b = self.groups[g]
+        h, locs = self.reach, self.locs[a:b]
+        b0 = locs.min(axis=0) - h
+        b1 = locs.max(axis=0) + h
+        shape = tuple(int(v) for v in b1 - b0 + 1)
+        want = np.zeros(shape, dtype=bool)
+        for il, xl in locs - b0:
+            want[il - h[0]:il + h[0] + 1, xl - h[1]:xl + h[1] + 1] = True
+        hit = np.flatnonzero(np.all(self.hi >= b0, axis=1) & np.all(self.lo <= b1, axis=1))
+        self._ids = self._il = self._xl = self._off = None  # the last group's, released
+        parts = []
+        for a0, (il, xl, cols) in zip(self.starts[hit], self._chunks(["offset"],
+                                                                     self.starts[hit]),
+                                      strict=True):
+            r, q = il - b0[0], xl - b0[1]
+            ok = (r >= 0) & (r < shape[0]) & (q >= 0) & (q < shape[1])
+            ok[ok] = want[r[ok], q[ok]]
+            sel = np.flatnonzero(ok)
+            if sel.size:
+                parts.append((a0 + sel, il[sel], xl[sel],
+                              np.asarray(cols["offset"][sel], dtype=np.float64)))
+        if parts:
+            self._ids, self._il, self._xl, self._off = (np.concatenate(p) for p in
+                                                        zip(*parts, strict=True))
+        else:
+            self._ids, self._il, self._xl = (np.zeros(0, np.int64) for _ in range(3))
+            self._off = np.zeros(0, np.float64)
+        self._finder = Supergathers(self._il, self._xl, self.is_2d)
+        self._loaded = g
+
+    def take(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Trace numbers (ascending) and offsets (m, float64) of location ``n``'s
+        super-gather."""
+        g = int(self.group[n])
+        if g != self._loaded:
+            self._load(g)
+        il, xl = self.locs[n]
+        pos = self._finder.ids(int(il), int(xl), self.size)
+        return self._ids[pos], self._off[pos]
+
+
 # ---------------------------------------------------------------------------------------------
 # Automatic picking
 
@@ -539,8 +683,10 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
     source : object
         Trace source with ``read_traces(ids)``, ``dt``, ``t_start``, ``ns`` and ``["offset"]``
         (a :class:`~seis_hpc.io.index.TraceIndex`, or an in-memory source).
-    inline, crossline : numpy.ndarray
-        Bin numbers of every trace.
+    inline, crossline : numpy.ndarray or None
+        Bin numbers of every trace; None (both) to stream the source's ``inline``,
+        ``crossline`` and ``offset`` columns in chunks of rows (:class:`StreamedSupergathers`:
+        nothing held per trace of the survey; the same picks).
     grid : BinGrid
         Survey grid (for CDP numbers and coordinates).
     locations : list of (inline, crossline)
@@ -563,7 +709,6 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
     from seis_hpc.velocity.semblance import semblance
 
     vel = params.velocities()
-    offset = np.asarray(source["offset"], dtype=np.float64)
     dt, t0, ns = float(source.dt), float(source.t_start), int(source.ns)
     time = t0 + dt * np.arange(ns)
     vw = params.water_velocity
@@ -571,22 +716,30 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
     # pass, so memory holds one panel, not one per location (issue 19)
     scans = []
     panels = _PanelStore()
-    gathers = Supergathers(inline, crossline, grid.is_2d)
+    if inline is None and crossline is None:
+        take = StreamedSupergathers(source, grid.is_2d, locations, params.supergather).take
+    else:
+        offset = np.asarray(source["offset"], dtype=np.float64)
+        gathers = Supergathers(inline, crossline, grid.is_2d)
+
+        def take(n):
+            ids = gathers.ids(*locations[n], params.supergather)
+            return ids, offset[ids]
     chosen = set() if qc is None else qc.choose(len(locations))
     if qc is not None:
         qc.time, qc.velocities, qc.water_velocity = time, vel, vw
     for n, (il, xl) in enumerate(locations):
-        ids = gathers.ids(il, xl, params.supergather)
+        ids, off = take(n)
         if ids.size >= 2:
             g = source.read_traces(ids)
-            panel = semblance(g, offset[ids], dt, vel, t_start=t0, window=params.window,
+            panel = semblance(g, off, dt, vel, t_start=t0, window=params.window,
                               method=params.method, stretch_mute=params.stretch_mute)
             # Coherence of a handful of traces means nothing: blank where too few are live.
-            panel[live_traces(offset[ids], time, vel, params.stretch_mute) < params.min_live] = 0
+            panel[live_traces(off, time, vel, params.stretch_mute) < params.min_live] = 0
             t_wb = None
             if vw:
                 t_wb = params.water_bottom if params.water_bottom is not None else \
-                    water_bottom_time(g, offset[ids], dt, t0, vw)
+                    water_bottom_time(g, off, dt, t0, vw)
                 if params.water_bottom is None and t_wb is not None:
                     # The sea floor has the water's moveout: the most coherent velocity
                     # there must be the water's, else it is no sea floor.
@@ -601,7 +754,7 @@ def velocity_analysis(source, inline, crossline, grid, locations, params: ScanPa
                 x, y = grid.grid_to_world(il, xl)
                 qc.locations[(il, xl)] = LocationQC(
                     il, xl, cdp_number(grid, il, xl), float(x), float(y), panel,
-                    g.astype(np.float32), offset[ids].copy())
+                    g.astype(np.float32), off.copy())
         if progress is not None:
             progress(n + 1, len(locations))
     if not scans:
