@@ -11,6 +11,7 @@ import pytest
 
 from seis_hpc import synth
 from seis_hpc.engine import stream_plan
+from seis_hpc.io.index import columns_on_file
 from seis_hpc.survey import Survey
 from seis_hpc.velocity import velan as velan_mod
 from seis_hpc.velocity.velan import (
@@ -47,7 +48,7 @@ def cube(tmp_path_factory):
 
 def _open(folder):
     sv = Survey.open(folder / "shots.sgy")
-    assert stream_plan.columns_on_file(sv.index, ["inline", "crossline", "offset"])
+    assert columns_on_file(sv.index, ["inline", "crossline", "offset"])
     return sv
 
 

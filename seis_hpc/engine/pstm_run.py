@@ -618,13 +618,12 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
     from seis_hpc.engine.job import distinct_traces
     from seis_hpc.engine.normalise import NORMALISE
     from seis_hpc.engine.stream_plan import (
-        columns_on_file,
         midpoint_chunks,
-        n_rows,
         plan_shard_streamed,
         plan_tiles_streamed,
     )
     from seis_hpc.errors import SeisError
+    from seis_hpc.io.index import columns_on_file, n_rows
 
     if normalise not in NORMALISE:
         raise SeisError(f"--normalise must be one of {', '.join(NORMALISE)} "

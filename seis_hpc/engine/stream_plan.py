@@ -47,6 +47,8 @@ from seis_hpc.engine.decomposition import (
 from seis_hpc.engine.job import CompactUnit, merge_runs, to_runs
 from seis_hpc.errors import SeisError
 from seis_hpc.geometry import BinGrid
+from seis_hpc.io.index import column_chunks as index_column_chunks
+from seis_hpc.io.index import n_rows
 
 # Rows of the index read at a time while planning (2 x 8 B + 8 B of trace numbers a row).
 PLAN_CHUNK = 1 << 16
@@ -66,45 +68,11 @@ def take_columns(source, names, ids: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.asarray(cols[k], dtype=np.float64) for k in names}
 
 
-def n_rows(source) -> int:
-    """Traces of a source (a :class:`~seis_hpc.io.index.TraceIndex` says so without
-    loading a column)."""
-    n = getattr(source, "n_traces", None)
-    return int(n) if n is not None else len(source["mx"])
-
-
-def columns_on_file(source, names) -> bool:
-    """True when ``source`` is an index file whose columns ``names`` are not in memory."""
-    loaded = getattr(source, "_columns", None)
-    return (getattr(source, "path", None) is not None and loaded is not None
-            and hasattr(source, "take") and not all(k in loaded for k in names))
-
-
 def column_chunks(source, names, chunk: int | None = None
                   ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-    """The columns ``names`` of every trace of ``source``, ``chunk`` rows at a time.
-
-    An index file whose columns are not in memory is read slice by slice (memory: one
-    chunk); columns already in memory (or an in-memory source) are sliced.
-
-    Yields
-    ------
-    (int, dict)
-        The first trace number of the chunk and its columns.
-    """
-    size = int(chunk or PLAN_CHUNK)
-    n = n_rows(source)
-    if columns_on_file(source, names):
-        import h5py
-
-        with h5py.File(source.path, "r") as f:
-            for a in range(0, n, size):
-                b = min(n, a + size)
-                yield a, {k: f[k][a:b] for k in names}
-        return
-    full = {k: source[k] for k in names}
-    for a in range(0, n, size):
-        yield a, {k: v[a:a + size] for k, v in full.items()}
+    """:func:`seis_hpc.io.index.column_chunks` in chunks of :data:`PLAN_CHUNK` rows by
+    default (the planner's chunk, which tests lower to cut plans into many chunks)."""
+    return index_column_chunks(source, names, chunk or PLAN_CHUNK)
 
 
 def column_abs_max(source, name: str, traces: np.ndarray | None = None) -> float:

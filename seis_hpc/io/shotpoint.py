@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seis_hpc.io.index import column_chunks
+
 SHOTPOINT_BYTE = 197  # 1-based, int32: SEG-Y rev 1 "shotpoint number" (2D post-stack)
 END_SHOTS = 5  # shots whose chord gives the SP slope beyond either end of the line
 
@@ -92,21 +94,9 @@ def _file_shotpoints(idx, byte_offset: np.ndarray | None) -> np.ndarray | None:
     return np.frombuffer(raw, dtype=f"{bo}i4").astype(np.int64)
 
 
-def _chunks(idx, names):
-    """``(first row, columns)`` of an index file's columns ``names``, streamed in chunks of
-    rows (:func:`~seis_hpc.engine.stream_plan.column_chunks`); columns in memory (or a plain
-    mapping of arrays) as one chunk."""
-    from seis_hpc.engine.stream_plan import column_chunks, columns_on_file
-
-    if columns_on_file(idx, names):
-        yield from column_chunks(idx, names)
-    else:
-        yield 0, {k: np.asarray(idx[k]) for k in names}
-
-
 def _first_rows(idx, names: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Each source's first trace and the columns ``names`` there, in ``source_id`` order,
-    from one pass over the index in chunks of rows (``PLAN_CHUNK``): memory of one chunk
+    from one pass over the index in chunks of rows (``COLUMN_CHUNK``): memory of one chunk
     and 8 B per source and column, nothing per trace (issue 19).
 
     Source numbers from 0 (as the index numbers them) are kept in arrays indexed by the
@@ -115,7 +105,7 @@ def _first_rows(idx, names: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray
     """
     first = np.full(0, -1, dtype=np.int64)
     vals: dict[str, np.ndarray] = {}
-    for a, cols in _chunks(idx, ["source_id", *names]):
+    for a, cols in column_chunks(idx, ["source_id", *names]):
         sid = np.asarray(cols["source_id"])
         if not sid.size:
             continue
@@ -246,7 +236,7 @@ def line_number(idx) -> int | None:
     if "header_inline" not in (set(idx.keys()) if hasattr(idx, "keys") else set()):
         return None
     il = None
-    for _, cols in _chunks(idx, ["header_inline"]):
+    for _, cols in column_chunks(idx, ["header_inline"]):
         u = np.unique(np.asarray(cols["header_inline"]))
         il = u if il is None else np.union1d(il, u)
         if il.size > 1:

@@ -226,6 +226,7 @@ class StreamedSupergathers:
     def __init__(self, source, is_2d: bool, locations, size: int, *,
                  chunk: int | None = None, group_bytes: int | None = None):
         from seis_hpc.engine import stream_plan
+        from seis_hpc.io.index import n_rows
 
         if int(size) != size or size < 1:
             raise SeisError(f"supergather size must be a whole number >= 1 (got {size})")
@@ -238,7 +239,7 @@ class StreamedSupergathers:
         if self.is_2d:
             locs[:, 0] = 0
         self.locs = locs
-        n = stream_plan.n_rows(source)
+        n = n_rows(source)
         self.starts = np.arange(0, n, c, dtype=np.int64)
         nc = self.starts.size
         # each chunk's range of inline and crossline numbers (empty: lo > hi)
