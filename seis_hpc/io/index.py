@@ -298,7 +298,8 @@ def column_chunks(source, names, chunk: int | None = None):
         The first trace number of the chunk and its columns.
     """
     size = int(chunk or COLUMN_CHUNK)
-    n = n_rows(source)
+    n = getattr(source, "n_traces", None)  # else a mapping of arrays: its own columns say
+    n = int(n) if n is not None else len(source[list(names)[0]])
     if columns_on_file(source, names):
         with h5py.File(source.path, "r") as f:
             for a in range(0, n, size):
