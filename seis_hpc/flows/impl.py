@@ -428,10 +428,12 @@ class _Reorder(_Step):
     def apply(self, g, ctx):
         return g
 
-    def check(self, reader, chunk: int = 1 << 20):
+    def check(self, reader, chunk: int | None = None):
         # streamed (a chunk at a time, nothing kept): the order itself is made on disk by
         # ``order`` once the output's scratch file is registered
-        n = reader.index.n_traces
+        from seis_hpc.flows import orderfile
+
+        n, chunk = reader.index.n_traces, chunk or orderfile.CHUNK
         for a in range(0, n, chunk):
             if self._check_chunk(reader, np.arange(a, min(n, a + chunk))):
                 return
@@ -476,13 +478,13 @@ class Select(_Reorder):
     def _check_chunk(self, reader, ids) -> bool:
         return self._keep(reader, ids).size > 0
 
-    def order(self, reader, scratch=None, comm=None, chunk: int = 1 << 20):
+    def order(self, reader, scratch=None, comm=None, chunk: int | None = None):
         """The kept trace numbers in file order: on disk in ``scratch`` (an
         :class:`~seis_hpc.flows.orderfile.OrderFile`, made in a streamed pass on rank 0), or
         in memory without one."""
         from seis_hpc.flows import orderfile
 
-        n = reader.index.n_traces
+        n, chunk = reader.index.n_traces, chunk or orderfile.CHUNK
         if scratch is None:
             return np.concatenate([self._keep(reader, np.arange(a, min(n, a + chunk)))
                                    for a in range(0, n, chunk)] or [np.zeros(0, np.int64)])
@@ -524,20 +526,23 @@ class Sort(_Reorder):
         self._keys(reader, ids)  # the keys' errors before any output
         return True
 
-    def check(self, reader, chunk: int = 1 << 20):
-        n = reader.index.n_traces
+    def check(self, reader, chunk: int | None = None):
+        # the first chunk's keys (their errors before any output); the whole sort comes later
+        from seis_hpc.flows import orderfile
+
+        n, chunk = reader.index.n_traces, chunk or orderfile.CHUNK
         if n == 0:
             raise SeisError(f"no trace of the input matches {self.text!r}", reader.path)
         self._check_chunk(reader, np.arange(min(n, chunk)))
 
-    def order(self, reader, scratch=None, comm=None, chunk: int = 1 << 20):
+    def order(self, reader, scratch=None, comm=None, chunk: int | None = None):
         """The traces' stable order by the keys (ties in file order): an external sort
         into ``scratch`` (:func:`~seis_hpc.flows.orderfile.sort_order`: runs of
         :data:`~seis_hpc.flows.orderfile.RUN_ROWS` traces sorted by the ranks, merged by rank
         0), or in memory (8 B a trace and key) without one."""
         from seis_hpc.flows import orderfile
 
-        n = reader.index.n_traces
+        n, chunk = reader.index.n_traces, chunk or orderfile.CHUNK
         if scratch is None:
             cols = [orderfile.sortable(c) for c in self._keys(reader, np.arange(n), chunk)]
             return np.lexsort([np.arange(n)] + cols[::-1])

@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 
+# Traces whose keys (or condition) are evaluated at once.
+CHUNK = 1 << 20
 # Traces sorted in memory at once (a run): about (8 B per key + 16 B) a row.
 RUN_ROWS = 1 << 20
 # Rows of the runs buffered together while merging (shared by the runs, at least
@@ -133,12 +135,11 @@ def sort_order(path: str, n: int, n_keys: int, run_keys, comm=None,
     return OrderFile(path, order_at, n)
 
 
-def _count_le(cols: list[np.ndarray], bound: tuple) -> int:
+def _count_le(cols: list[np.ndarray], bound: np.ndarray) -> int:
     """Leading rows of the sorted columns ``cols`` (the row order's keys, first one first)
-    that are <= ``bound`` (one value per column), lexicographically."""
+    that are <= ``bound`` (uint64, one value per column), lexicographically."""
     lo, hi = 0, len(cols[0])
-    for c, v in zip(cols, bound, strict=True):
-        x = np.uint64(v)
+    for c, x in zip(cols, bound, strict=True):
         a = lo + int(np.searchsorted(c[lo:hi], x, "left"))
         b = lo + int(np.searchsorted(c[lo:hi], x, "right"))
         if a == b:
@@ -189,16 +190,16 @@ def _merge(fd: int, n: int, w: int, runs: list[tuple[int, int]], order_at: int,
             break
         pending = [r for r in live if nxt[r] < runs[r][1]]
         if pending:
-            bound = min(tuple(int(c[-1]) for c in buf[r]) for r in pending)
+            # the smallest last buffered row (numpy throughout: the same comparisons as the
+            # sorts')
+            last = np.array([[c[-1] for c in buf[r]] for r in pending], np.uint64).T
+            bound = last[:, np.lexsort(last[::-1])[0]]
         parts = []
         for r in live:
             cols = [c[head[r]:] for c in buf[r]]
-            if pending:
-                if tuple(int(c[0]) for c in cols) > bound:
-                    continue
-                k = _count_le(cols, bound)
-            else:
-                k = len(cols[0])
+            k = _count_le(cols, bound) if pending else len(cols[0])
+            if k == 0:
+                continue
             parts.append(np.stack([c[:k] for c in cols]))
             head[r] += k
         rows = np.concatenate(parts, axis=1)
