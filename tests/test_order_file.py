@@ -220,3 +220,57 @@ def test_reorder_on_two_ranks_is_byte_identical(tmp_path_factory, monkeypatch, n
         assert out_traces == [src_traces[i] for i in expect]
         assert not [q for q in root.iterdir() if ".tmp-" in q.name or q.name.endswith(".pass")]
     comm.Barrier()
+
+
+FAILING = """
+import sys
+from seis_hpc.flows import orderfile
+orderfile.RUN_ROWS = orderfile.CHUNK = 16
+RANK, WHERE = int(sys.argv[1]), sys.argv[2]
+real_sortable, real_merge = orderfile.sortable, orderfile._merge
+
+def rank():
+    from mpi4py import MPI
+    return MPI.COMM_WORLD.Get_rank()
+
+def sortable(v):
+    if WHERE == "run" and rank() == RANK:
+        raise OSError("disk full while sorting")
+    return real_sortable(v)
+
+def merge(*a, **k):
+    raise OSError("disk full while merging")
+
+orderfile.sortable = sortable
+if WHERE == "merge":
+    orderfile._merge = merge
+from seis_hpc.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize("rank, where", [(1, "run"), (0, "merge")])
+def test_failure_on_one_rank_leaves_nothing(lines, tmp_path, rank, where):
+    """Under mpiexec -n 2, a run failing on rank 1, or the merge on rank 0: one error line,
+    exit status 2, and neither the output, its temporary nor the scratch file stays."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not mpiexec.exists():
+        pytest.skip("no mpiexec beside python")
+    script = tmp_path / "failing.py"
+    script.write_text(FAILING)
+    work = tmp_path / "work"
+    work.mkdir()
+    out = work / "o.sgy"
+    r = subprocess.run([str(mpiexec), "-n", "2", sys.executable, str(script), str(rank), where,
+                        "sort", str(lines[0]), "-o", str(out), "--keys", "cdp,offset"],
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, OMP_NUM_THREADS="1", SEIS_HPC_PROGRESS="off"))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("seis-hpc: error") == 1 and "Traceback" not in r.stderr
+    assert f"disk full while {'sorting' if where == 'run' else 'merging'}" in r.stderr
+    assert list(work.iterdir()) == []
