@@ -399,13 +399,15 @@ def run_step(step: StepSpec, params: dict, input_path: str | os.PathLike,
             comm.Barrier()
         with abort_on_error(comm):
             reader = open_traces(input_path, bin_cmps=step.gather_key(params) == "cmp")
-            # This rank's gathers only (counted in one streamed pass, collected a group at a
-            # time): no rank holds every trace's gather.
-            mine, _ = rank_gathers(reader.index, step.gather_key(params), rank, size)
             impl = step.build(params)
             # Steps that select or reorder traces (select, sort) give the input trace of every
-            # output position; the output then has len(order) traces.
-            order = impl.order(reader)
+            # output position; the output then has len(order) traces. The order is made on
+            # disk in the scratch file (every rank calls it) and read a slice at a time.
+            order = impl.order(reader, scratch, comm)
+            # This rank's gathers only (counted in one streamed pass, collected a group at a
+            # time): no rank holds every trace's gather. A step with an order has none.
+            mine = [] if order is not None else \
+                rank_gathers(reader.index, step.gather_key(params), rank, size)[0]
             out_size = reader.layout.file_size if order is None else \
                 reader.layout.data_offset + len(order) * reader.layout.trace_bytes
             entry = {"step": step.name, "parameters": params, "input": input_path,
@@ -475,10 +477,11 @@ def _process(step: StepSpec, impl: GatherStep, reader: TraceReader,
     return qc
 
 
-def _copy_ordered(step: StepSpec, impl: GatherStep, reader: TraceReader, order: np.ndarray,
+def _copy_ordered(step: StepSpec, impl: GatherStep, reader: TraceReader, order,
                   fd: int, comm: MPI.Comm | None, block_bytes: int = 64 << 20) -> dict:
-    """Copy the input traces ``order`` to output positions 0, 1, ... in large blocks (the
-    blocks dealt to ranks in turn); headers through ``impl.headers`` when the step has it."""
+    """Copy the input traces ``order`` (an array, or an order file read a block's slice at a
+    time) to output positions 0, 1, ... in large blocks (the blocks dealt to ranks in turn);
+    headers through ``impl.headers`` when the step has it."""
     from seis_hpc.engine.comm import rank_size
     from seis_hpc.progress import track
 

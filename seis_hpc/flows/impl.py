@@ -428,9 +428,16 @@ class _Reorder(_Step):
     def apply(self, g, ctx):
         return g
 
-    def check(self, reader):
-        if len(self.order(reader)) == 0:
-            raise SeisError(f"no trace of the input matches {self.text!r}", reader.path)
+    def check(self, reader, chunk: int | None = None):
+        # streamed (a chunk at a time, nothing kept): the order itself is made on disk by
+        # ``order`` once the output's scratch file is registered
+        from seis_hpc.flows import orderfile
+
+        n, chunk = reader.index.n_traces, chunk or orderfile.CHUNK
+        for a in range(0, n, chunk):
+            if self._check_chunk(reader, np.arange(a, min(n, a + chunk))):
+                return
+        raise SeisError(f"no trace of the input matches {self.text!r}", reader.path)
 
     def finish(self, merged, reader, summary):
         summary["traces_in"] = int(reader.index.n_traces)
@@ -460,17 +467,29 @@ class Select(_Reorder):
         self.text = params["where"]
         self.expr = Expression(self.text, headers.known_names(), "--where", headers.HINT)
 
-    def order(self, reader, chunk: int = 1 << 20) -> np.ndarray:
-        n = reader.index.n_traces
-        keep = []
-        for a in range(0, n, chunk):
-            ids = np.arange(a, min(n, a + chunk))
-            v = self.expr.evaluate(_header_columns(reader, self.expr.names, ids))
-            if v.dtype != bool:
-                raise SeisError(f"--where: {self.text!r} is not a condition (use a comparison "
-                                "such as 'offset < 400')")
-            keep.append(ids[np.broadcast_to(v, ids.shape)])
-        return np.concatenate(keep)
+    def _keep(self, reader, ids) -> np.ndarray:
+        """The trace numbers of ``ids`` where the condition holds (in order)."""
+        v = self.expr.evaluate(_header_columns(reader, self.expr.names, ids))
+        if v.dtype != bool:
+            raise SeisError(f"--where: {self.text!r} is not a condition (use a comparison "
+                            "such as 'offset < 400')")
+        return ids[np.broadcast_to(v, ids.shape)]
+
+    def _check_chunk(self, reader, ids) -> bool:
+        return self._keep(reader, ids).size > 0
+
+    def order(self, reader, scratch=None, comm=None, chunk: int | None = None):
+        """The kept trace numbers in file order: on disk in ``scratch`` (an
+        :class:`~seis_hpc.flows.orderfile.OrderFile`, made in a streamed pass on rank 0), or
+        in memory without one."""
+        from seis_hpc.flows import orderfile
+
+        n, chunk = reader.index.n_traces, chunk or orderfile.CHUNK
+        if scratch is None:
+            return np.concatenate([self._keep(reader, np.arange(a, min(n, a + chunk)))
+                                   for a in range(0, n, chunk)] or [np.zeros(0, np.int64)])
+        return orderfile.select_order(scratch, n, lambda ids: self._keep(reader, ids), comm,
+                                      chunk)
 
 
 class Sort(_Reorder):
@@ -489,20 +508,46 @@ class Sort(_Reorder):
             e = Expression(k.lstrip("-") or "?", headers.known_names(), "--keys", headers.HINT)
             self.keys.append((e, desc))
 
-    def order(self, reader, chunk: int = 1 << 20) -> np.ndarray:
-        # The keys of every trace are held (an in-memory sort: 8 B a trace and key, plus the
-        # sort's own); the headers they come from are read a chunk at a time.
-        n = reader.index.n_traces
+    def _keys(self, reader, ids, chunk: int = 1 << 20) -> list[np.ndarray]:
+        """The float64 key columns of the traces ``ids`` (descending keys negated), read
+        ``chunk`` traces at a time."""
         cols = []
         for e, desc in self.keys:
             parts = []
-            for a in range(0, n, chunk):
-                ids = np.arange(a, min(n, a + chunk))
+            for a in range(0, ids.size, chunk):
+                sub = ids[a:a + chunk]
                 parts.append(np.broadcast_to(
-                    e.evaluate(_header_columns(reader, e.names, ids)), ids.shape))
-            v = np.concatenate(parts)
-            cols.append(-v.astype(np.float64) if desc else v)
-        return np.lexsort([np.arange(n)] + cols[::-1])
+                    e.evaluate(_header_columns(reader, e.names, sub)), sub.shape))
+            v = np.concatenate(parts).astype(np.float64)
+            cols.append(-v if desc else v)
+        return cols
+
+    def _check_chunk(self, reader, ids) -> bool:
+        self._keys(reader, ids)  # the keys' errors before any output
+        return True
+
+    def check(self, reader, chunk: int | None = None):
+        # the first chunk's keys (their errors before any output); the whole sort comes later
+        from seis_hpc.flows import orderfile
+
+        n, chunk = reader.index.n_traces, chunk or orderfile.CHUNK
+        if n == 0:
+            raise SeisError(f"no trace of the input matches {self.text!r}", reader.path)
+        self._check_chunk(reader, np.arange(min(n, chunk)))
+
+    def order(self, reader, scratch=None, comm=None, chunk: int | None = None):
+        """The traces' stable order by the keys (ties in file order): an external sort
+        into ``scratch`` (:func:`~seis_hpc.flows.orderfile.sort_order`: runs of
+        :data:`~seis_hpc.flows.orderfile.RUN_ROWS` traces sorted by the ranks, merged by rank
+        0), or in memory (8 B a trace and key) without one."""
+        from seis_hpc.flows import orderfile
+
+        n, chunk = reader.index.n_traces, chunk or orderfile.CHUNK
+        if scratch is None:
+            cols = [orderfile.sortable(c) for c in self._keys(reader, np.arange(n), chunk)]
+            return np.lexsort([np.arange(n)] + cols[::-1])
+        return orderfile.sort_order(scratch, n, len(self.keys),
+                                    lambda ids: self._keys(reader, ids, chunk), comm)
 
 
 class Headers(_Step):

@@ -71,9 +71,13 @@ class GatherStep(Protocol):
         any output is written; raises :class:`~seis_hpc.errors.SeisError`."""
         return None
 
-    def order(self, reader: TraceReader) -> np.ndarray | None:
+    def order(self, reader: TraceReader, scratch: str | None = None, comm: Any = None
+              ) -> np.ndarray | None:
         """Steps that select or reorder traces (select, sort): the input trace of every output
-        position, the output then having that many traces; None (default) keeps the file."""
+        position, the output then having that many traces; None (default) keeps the file.
+        Given ``scratch`` (a registered temporary file name beside the output; every rank
+        calls it, ``comm`` their communicator), the order is kept on disk there and read a
+        slice at a time (:class:`~seis_hpc.flows.orderfile.OrderFile`), not held."""
         return None
 
     def headers(self, hdr: np.ndarray, ids: np.ndarray) -> np.ndarray:
