@@ -10,12 +10,12 @@ file may stay behind, on success or on error.
 from __future__ import annotations
 
 import functools
-import tracemalloc
 
 import numpy as np
 import pytest
 import segyio
 from _conditioning_data import small_preset
+from test_flow_memory import step_peaks
 
 from seis_hpc.engine import gather_run
 from seis_hpc.engine.gather_run import run_step
@@ -173,21 +173,7 @@ def test_reorder_peak_does_not_follow_the_traces(lines, tmp_path, monkeypatch, n
     # copy blocks of 64 traces (the default 64 MB would hold the whole small line)
     monkeypatch.setattr(gather_run, "_copy_ordered",
                         functools.partial(gather_run._copy_ordered, block_bytes=64 * 840))
-    spec = STEPS[name]
-    p = spec.resolve(params, name)
-    # imports, and each file's caches of its first reads (h5py's chunk caches of the index:
-    # bounded per dataset, whatever the survey)
-    for k, path in enumerate(lines):
-        run_step(spec, p, path, tmp_path / f"warm{k}.sgy", quiet=True)
-    peaks = []
-    for k, path in enumerate(lines):
-        tracemalloc.start()
-        try:
-            run_step(spec, p, path, tmp_path / f"o{k}.sgy", quiet=True)
-            peaks.append(tracemalloc.get_traced_memory()[1])
-        finally:
-            tracemalloc.stop()
-    n0, n1 = (TraceIndex.for_file(q, save=False).n_traces for q in lines)
+    peaks, n0, n1 = step_peaks(name, params, lines, tmp_path)
     assert n1 == 2 * n0
     assert peaks[1] - peaks[0] < 8 * (n1 - n0), (peaks, n1 - n0)
 

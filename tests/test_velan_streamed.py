@@ -8,8 +8,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from test_stack_streamed import _write
 
-from seis_hpc import synth
 from seis_hpc.engine import stream_plan
 from seis_hpc.io.index import columns_on_file
 from seis_hpc.survey import Survey
@@ -21,14 +21,6 @@ from seis_hpc.velocity.velan import (
     analysis_locations,
     velocity_analysis,
 )
-
-
-def _write(tmp_path_factory, name, shots, record=None):
-    p = synth.configure(name, shots=shots, record_length=record)
-    out = tmp_path_factory.mktemp(f"{name}_{shots}")
-    synth.write_survey(p, out)
-    Survey.open(out / "shots.sgy")  # index and bins saved: later opens stream the columns
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +35,7 @@ def line_long(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cube(tmp_path_factory):
-    return _write(tmp_path_factory, "tiny3d", 16)
+    return _write(tmp_path_factory, "tiny3d", 16, record=None)
 
 
 def _open(folder):
