@@ -47,8 +47,6 @@ from seis_hpc.engine.decomposition import (
 from seis_hpc.engine.job import CompactUnit, merge_runs, to_runs
 from seis_hpc.errors import SeisError
 from seis_hpc.geometry import BinGrid
-from seis_hpc.io.index import column_chunks as index_column_chunks
-from seis_hpc.io.index import n_rows
 
 # Rows of the index read at a time while planning (2 x 8 B + 8 B of trace numbers a row).
 PLAN_CHUNK = 1 << 16
@@ -72,6 +70,9 @@ def column_chunks(source, names, chunk: int | None = None
                   ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """:func:`seis_hpc.io.index.column_chunks` in chunks of :data:`PLAN_CHUNK` rows by
     default (the planner's chunk, which tests lower to cut plans into many chunks)."""
+    # imported here: io.index needs segyio, which the parallel-HDF5 environment lacks
+    from seis_hpc.io.index import column_chunks as index_column_chunks
+
     return index_column_chunks(source, names, chunk or PLAN_CHUNK)
 
 
@@ -113,6 +114,8 @@ def midpoint_chunks(source, traces: np.ndarray | None = None, chunk: int | None 
     already in memory are sliced.
     """
     size = int(chunk or PLAN_CHUNK)
+    from seis_hpc.io.index import n_rows
+
     n = n_rows(source)
     path = getattr(source, "path", None)
     loaded = getattr(source, "_columns", None)
