@@ -17,7 +17,7 @@ from test_stack_blocked import _whole_survey
 
 from seis_hpc import synth
 from seis_hpc.engine import stream_plan
-from seis_hpc.io import index as index_module
+from seis_hpc.io import columns as columns_module
 from seis_hpc.io.shotpoint import interpolate_shotpoints, line_shotpoints
 from seis_hpc.io.volume import read_volume
 from seis_hpc.survey import Survey
@@ -58,7 +58,7 @@ def cube(tmp_path_factory):
 
 def _open(folder):
     sv = Survey.open(folder / "shots.sgy")
-    assert index_module.columns_on_file(sv.index, ["inline", "crossline", "offset"])
+    assert columns_module.columns_on_file(sv.index, ["inline", "crossline", "offset"])
     return sv
 
 
@@ -90,7 +90,7 @@ def test_shotpoints_streamed_equal_whole_columns(line, monkeypatch):
     traces straddle chunks) is what the whole columns give."""
     sv = _open(line)
     idx, grid = sv.index, sv.grid
-    monkeypatch.setattr(index_module, "COLUMN_CHUNK", 50)
+    monkeypatch.setattr(columns_module, "COLUMN_CHUNK", 50)
     got = line_shotpoints(idx, grid)
     assert not idx._columns
     _, first = np.unique(idx["source_id"], return_index=True)

@@ -11,7 +11,7 @@ import pytest
 from test_stack_streamed import _write
 
 from seis_hpc.engine import stream_plan
-from seis_hpc.io.index import columns_on_file
+from seis_hpc.io.columns import columns_on_file
 from seis_hpc.survey import Survey
 from seis_hpc.velocity import velan as velan_mod
 from seis_hpc.velocity.velan import (

@@ -307,7 +307,7 @@ def _block_table(source):
     """The block table of a spatially blocked index file whose coordinates are not in
     memory; None otherwise."""
     from seis_hpc.io.blocked import BlockTable, is_blocked
-    from seis_hpc.io.index import columns_on_file
+    from seis_hpc.io.columns import columns_on_file
 
     if not (columns_on_file(source, ("sx", "sy", "rx", "ry"))
             and is_blocked(getattr(source, "attrs", {}))):

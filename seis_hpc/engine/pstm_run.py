@@ -623,7 +623,7 @@ def make_job(source: TraceSource, grid: BinGrid, time: np.ndarray, out: str | os
         plan_tiles_streamed,
     )
     from seis_hpc.errors import SeisError
-    from seis_hpc.io.index import columns_on_file, n_rows
+    from seis_hpc.io.columns import columns_on_file, n_rows
 
     if normalise not in NORMALISE:
         raise SeisError(f"--normalise must be one of {', '.join(NORMALISE)} "

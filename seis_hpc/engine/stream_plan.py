@@ -70,8 +70,8 @@ def column_chunks(source, names, chunk: int | None = None
                   ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """:func:`seis_hpc.io.index.column_chunks` in chunks of :data:`PLAN_CHUNK` rows by
     default (the planner's chunk, which tests lower to cut plans into many chunks)."""
-    # imported here: io.index needs segyio, which the parallel-HDF5 environment lacks
-    from seis_hpc.io.index import column_chunks as index_column_chunks
+    # imported here, as everywhere in the engine, from a module without segyio
+    from seis_hpc.io.columns import column_chunks as index_column_chunks
 
     return index_column_chunks(source, names, chunk or PLAN_CHUNK)
 
@@ -114,7 +114,7 @@ def midpoint_chunks(source, traces: np.ndarray | None = None, chunk: int | None 
     already in memory are sliced.
     """
     size = int(chunk or PLAN_CHUNK)
-    from seis_hpc.io.index import n_rows
+    from seis_hpc.io.columns import n_rows
 
     n = n_rows(source)
     path = getattr(source, "path", None)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seis_hpc.io.index import column_chunks
+from seis_hpc.io.columns import column_chunks
 
 SHOTPOINT_BYTE = 197  # 1-based, int32: SEG-Y rev 1 "shotpoint number" (2D post-stack)
 END_SHOTS = 5  # shots whose chord gives the SP slope beyond either end of the line

@@ -68,7 +68,7 @@ def column_slices(source, names: Sequence[str], starts, chunk: int
     An index file whose columns are not in memory is read slice by slice (memory: one
     chunk); columns in memory (or an in-memory source) are sliced.
     """
-    from seis_hpc.io.index import columns_on_file, n_rows
+    from seis_hpc.io.columns import columns_on_file, n_rows
 
     if columns_on_file(source, names):
         import h5py
@@ -110,7 +110,7 @@ def _bin_chunks(source, bins, grid: BinGrid, starts, chunk: int, extra: Sequence
     An index file whose columns are not in memory is read slice by slice (memory: one
     chunk); columns in memory (or an in-memory source) are sliced.
     """
-    from seis_hpc.io.index import columns_on_file, n_rows
+    from seis_hpc.io.columns import columns_on_file, n_rows
 
     need = [*extra] + ([] if bins is not None else ["inline", "crossline"])
     if need and columns_on_file(source, need):
@@ -161,7 +161,7 @@ def plan_stack_groups(source, bins, grid: BinGrid, blocks, *, chunk: int | None 
         Blocks ``k0:k1`` of each group.
     """
     from seis_hpc.engine import stream_plan
-    from seis_hpc.io.index import n_rows
+    from seis_hpc.io.columns import n_rows
 
     chunk = max(1, int(chunk or stream_plan.PLAN_CHUNK))
     nj = grid.n_crossline
@@ -239,7 +239,7 @@ def iter_stack_blocks(source: TraceIndex, bins: np.ndarray | None, grid: BinGrid
         samples).
     """
     from seis_hpc.engine import stream_plan
-    from seis_hpc.io.index import n_rows
+    from seis_hpc.io.columns import n_rows
     from seis_hpc.velocity.nmo import nmo_correct
 
     chunk = max(1, int(chunk or stream_plan.PLAN_CHUNK))

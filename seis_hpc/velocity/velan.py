@@ -226,7 +226,7 @@ class StreamedSupergathers:
     def __init__(self, source, is_2d: bool, locations, size: int, *,
                  chunk: int | None = None, group_bytes: int | None = None):
         from seis_hpc.engine import stream_plan
-        from seis_hpc.io.index import n_rows
+        from seis_hpc.io.columns import n_rows
 
         if int(size) != size or size < 1:
             raise SeisError(f"supergather size must be a whole number >= 1 (got {size})")
